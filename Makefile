@@ -1,0 +1,30 @@
+# The README's commands. `make gate` and `make test` install what is missing first.
+.PHONY: install gate test up lint typecheck check bench clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+
+install:
+	@bash scripts/install.sh
+
+gate: install
+	$(BIN)/harness gate
+
+test: install
+	$(BIN)/pytest
+
+up: install
+	$(BIN)/harness up --ready-file reports/runs/endpoints.json
+
+lint: install
+	$(BIN)/ruff check harness stack scenarios tests
+	$(BIN)/ruff format --check harness stack scenarios tests
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/llm_user_overhead.py
+
+clean:
+	rm -rf reports/runs .pytest_cache .mypy_cache .ruff_cache

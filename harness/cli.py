@@ -1,0 +1,192 @@
+"""The `harness` command: parse, build the spec, call the pipeline, map the outcome to an exit code.
+
+Exit codes: 0 pass / success, 1 gate failed, 2 could not run (bad configuration, missing tool,
+stack did not start), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from harness import __version__
+from harness.errors import ConfigError, HarnessError, StackError, ToolMissingError
+from harness.spec.loader import load_yaml_model
+from harness.spec.stack import StackSpec
+
+EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(
+    name="harness",
+    help="Deploy gate for LLM serving stacks: bring the stack up, load it, break it, judge it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_STACK = Path("stack/stack.yaml")
+
+StackOption = Annotated[
+    Path | None,
+    typer.Option("--stack", help="Stack spec (YAML). Default: the embedded reference stack."),
+]
+ProviderOption = Annotated[
+    str | None, typer.Option("--provider", help="local (processes) or docker (containers).")
+]
+
+
+def err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def load_stack_spec(path: Path | None) -> StackSpec:
+    """The stack spec from a file, or the reference stack (stack/stack.yaml when present)."""
+    if path is not None:
+        return load_yaml_model(StackSpec, path)
+    from harness.paths import PROJECT_ROOT
+
+    default = PROJECT_ROOT / DEFAULT_STACK
+    return load_yaml_model(StackSpec, default) if default.is_file() else StackSpec()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so every `finally` (teardown) runs."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    install_signal_handlers()
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+) -> None:
+    """Check spec files without starting anything; exit 2 with file, field and reason if wrong."""
+    from harness.spec.kinds import validate_file
+
+    bad = 0
+    for f in files:
+        try:
+            kind = validate_file(f)
+        except ConfigError as exc:
+            err(str(exc))
+            bad += 1
+            continue
+        typer.echo(f"{f}: valid {kind} spec")
+    if bad:
+        raise typer.Exit(EXIT_CANNOT_RUN)
+
+
+@app.command()
+def up(
+    stack: StackOption = None,
+    ready_file: Annotated[
+        Path | None, typer.Option("--ready-file", help="Write the endpoints here as JSON once ready.")
+    ] = None,
+    provider: ProviderOption = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Folder for logs and configs.")
+    ] = None,
+) -> None:
+    """Bring the stack up, print its endpoints, and keep it up until Ctrl-C or SIGTERM."""
+    from harness.stack import start_stack
+
+    spec = load_stack_spec(stack)
+    serving = False
+    try:
+        with start_stack(spec, run_dir=run_dir, provider=provider, progress=typer.echo) as running:
+            ep = running.endpoints
+            typer.echo(f"\nstack up in {running.startup_seconds:.1f}s (run folder {ep.run_dir})")
+            typer.echo(f"  nginx        {ep.nginx}   (API key: {ep.api_key})")
+            typer.echo(f"  gateways     {', '.join(ep.gateways)}")
+            for pool, urls in ep.model_pools.items():
+                typer.echo(f"  {pool:<12} {', '.join(urls)}")
+            typer.echo(f"  prometheus   {ep.prometheus}")
+            typer.echo(f"  alertmanager {ep.alertmanager}")
+            typer.echo(f"  toxiproxy    {ep.toxiproxy}   proxies: {', '.join(ep.proxies)}")
+            typer.echo(f"  redis        {ep.redis}")
+            if ready_file is not None:
+                ep.write(ready_file)
+                typer.echo(f"endpoints written to {ready_file}")
+            typer.echo("Ctrl-C or SIGTERM stops the stack.")
+            serving = True
+            _watch(running)
+    except KeyboardInterrupt:
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
+        if not serving:
+            err("interrupted during start-up; stack torn down")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        typer.echo("stack stopped")
+
+
+def _watch(running: object) -> None:
+    """Block until a signal; report a service that dies meanwhile (but keep the rest up)."""
+    from harness.stack.provider import RunningStack
+
+    assert isinstance(running, RunningStack)
+    reported: set[str] = set()
+    while True:
+        for name, svc in running.services.items():
+            if name not in reported and not svc.alive():
+                reported.add(name)
+                err(f"warning: {name} exited (code {svc.exit_code()}); log: {svc.log_tail(5)}")
+        time.sleep(1.0)
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)
+    except ConfigError as exc:
+        err(str(exc))
+        sys.exit(EXIT_CANNOT_RUN)
+    except ToolMissingError as exc:
+        err(f"error: {exc}")
+        sys.exit(EXIT_CANNOT_RUN)
+    except StackError as exc:
+        err(f"error: {exc}")
+        sys.exit(EXIT_CANNOT_RUN)
+    except HarnessError as exc:
+        err(f"error: {exc}")
+        sys.exit(EXIT_CANNOT_RUN)
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors from typer's click arrive here in non-standalone mode.
+        if type(exc).__name__ == "Abort":
+            err("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+            sys.exit(EXIT_CANNOT_RUN)
+        raise
+    sys.exit(rc if isinstance(rc, int) else EXIT_OK)

@@ -1,0 +1,1 @@
+"""Faults the harness injects: Toxiproxy toxics, process/container faults, HTTP error faults."""

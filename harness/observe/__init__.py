@@ -1,0 +1,1 @@
+"""Watching the stack: Prometheus queries, Alertmanager webhooks, resource samples."""

@@ -1,0 +1,184 @@
+"""Bring a stack up tier by tier, prove it ready, and tear it down whatever happens."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from harness.errors import ConfigError, ConfigProblem, ServiceStartError, StackError
+from harness.faults.toxiproxy import ToxiproxyClient
+from harness.observe.webhook import AlertReceiver
+from harness.paths import runs_dir
+from harness.spec.stack import StackSpec
+from harness.stack.plan import ServiceDef, ServicePlan
+from harness.stack.planner import build_plan
+from harness.stack.ports import port_is_listening
+from harness.stack.provider import Endpoints, Launcher, RunningStack, ServiceHandle
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def make_launcher(provider: str) -> Launcher:
+    """Registry of providers by kind; an unknown kind lists the valid ones."""
+    if provider == "local":
+        from harness.stack.process import ProcessLauncher
+
+        return ProcessLauncher()
+    if provider == "docker":
+        from harness.stack.docker import ContainerLauncher  # type: ignore[import-not-found,unused-ignore]
+
+        launcher: Launcher = ContainerLauncher()
+        return launcher
+    raise ConfigError("--provider", [ConfigProblem("provider", f"unknown provider {provider!r}; "
+                                                   "valid: local, docker")])  # fmt: skip
+
+
+def new_run_dir(label: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    path = runs_dir() / f"{stamp}-{label}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def _wait_ready(
+    started: list[ServiceHandle], progress: Progress, t0: float, poll_s: float = 0.1
+) -> None:
+    """Wait until every service of a tier passes its readiness check; fail fast on exit."""
+    pending = {s.name: s for s in started}
+    deadlines = {s.name: time.monotonic() + s.definition.ready_timeout_s for s in started}
+    last_reason: dict[str, str] = {}
+    while pending:
+        for name, svc in list(pending.items()):
+            code = svc.exit_code()
+            if code is not None:
+                raise ServiceStartError(
+                    name, f"exited with code {code} before it was ready",
+                    svc.log_tail(), svc.definition.hint,
+                )  # fmt: skip
+            reason = svc.definition.ready.probe()
+            if reason is None:
+                del pending[name]
+                continue
+            last_reason[name] = reason
+            if time.monotonic() > deadlines[name]:
+                d = svc.definition
+                raise ServiceStartError(
+                    name,
+                    f"not ready after {d.ready_timeout_s:g}s ({d.ready.describe()}: {reason})",
+                    svc.log_tail(),
+                    d.hint or f"check that {name} listens on 127.0.0.1:{d.port}",
+                )
+        if pending:
+            time.sleep(poll_s)
+    progress(f"[{time.monotonic() - t0:5.1f}s] ready: {', '.join(s.name for s in started)}")
+
+
+def _create_proxies(plan: ServicePlan, toxiproxy_url: str) -> None:
+    with ToxiproxyClient(toxiproxy_url) as toxi:
+        for p in plan.proxies:
+            toxi.create_proxy(p.name, p.listen, p.upstream)
+
+
+def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[dict[str, object]]:
+    """Wait until Prometheus has scraped every target successfully; return the targets."""
+    deadline = time.monotonic() + timeout_s
+    down: list[str] = []
+    while True:
+        try:
+            r = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=2.0)
+            targets: list[dict[str, object]] = r.json()["data"]["activeTargets"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            targets = []
+        down = [
+            f"{t.get('scrapePool')} {t.get('scrapeUrl')} ({t.get('health')}: {t.get('lastError')})"
+            for t in targets
+            if t.get("health") != "up"
+        ]
+        if targets and not down:
+            return targets
+        if time.monotonic() > deadline:
+            raise StackError(
+                "Prometheus did not see every target up within "
+                f"{timeout_s:g}s; down: " + ("; ".join(down) or "no targets yet")
+            )
+        time.sleep(0.25)
+
+
+def _teardown(
+    services: list[ServiceHandle], progress: Progress, receiver: AlertReceiver | None
+) -> list[str]:
+    """Stop in reverse start order; return the names of ports still listening afterwards."""
+    for svc in reversed(services):
+        try:
+            svc.stop()
+        except Exception as exc:  # keep stopping the others
+            progress(f"warning: stopping {svc.name} failed: {exc}")
+    if receiver is not None:
+        receiver.close()
+    leftovers = []
+    for svc in services:
+        if port_is_listening(svc.definition.port):
+            leftovers.append(f"{svc.name} (127.0.0.1:{svc.definition.port})")
+    return leftovers
+
+
+@contextlib.contextmanager
+def start_stack(
+    spec: StackSpec,
+    *,
+    run_dir: Path | None = None,
+    provider: str | None = None,
+    progress: Progress = _quiet,
+    wait_for_scrapes: bool = True,
+) -> Iterator[RunningStack]:
+    """Bring the stack up; yield it once every service is ready; always tear it down."""
+    provider = provider or spec.provider
+    run_dir = run_dir or new_run_dir("stack")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    t0 = time.monotonic()
+    plan = build_plan(spec, run_dir)
+    plan.write_files()
+    launcher = make_launcher(provider)
+    started: list[ServiceHandle] = []
+    receiver: AlertReceiver | None = None
+    try:
+        receiver = AlertReceiver(plan.webhook_port, journal=run_dir / "alerts.jsonl").start()
+        toxiproxy_url = str(plan.endpoints["toxiproxy"])
+        for tier in plan.tiers():
+            handles = [_launch(launcher, d, run_dir) for d in tier]
+            started += handles
+            progress(f"[{time.monotonic() - t0:5.1f}s] starting: {', '.join(d.name for d in tier)}")
+            _wait_ready(handles, progress, t0)
+            if any(d.role == "toxiproxy" for d in tier):
+                _create_proxies(plan, toxiproxy_url)
+        endpoints = Endpoints.model_validate(plan.endpoints)
+        if wait_for_scrapes:
+            wait_targets_up(endpoints.prometheus)
+            progress(f"[{time.monotonic() - t0:5.1f}s] Prometheus sees every target up")
+        endpoints.write(run_dir / "endpoints.json")
+        stack = RunningStack(
+            spec=spec, endpoints=endpoints, run_dir=run_dir,
+            services={s.name: s for s in started}, alerts=receiver,
+            startup_seconds=time.monotonic() - t0,
+        )  # fmt: skip
+        yield stack
+    finally:
+        progress(f"stopping {len(started)} services")
+        leftovers = _teardown(started, progress, receiver)
+        launcher.close()
+        if leftovers:
+            progress("warning: still listening after teardown: " + ", ".join(leftovers))
+
+
+def _launch(launcher: Launcher, definition: ServiceDef, run_dir: Path) -> ServiceHandle:
+    return launcher.launch(definition, run_dir / "logs" / f"{definition.name}.log")

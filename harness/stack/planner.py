@@ -1,0 +1,279 @@
+"""Turn a StackSpec into a ServicePlan: ports, command lines, readiness checks, config files."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.paths import PROJECT_ROOT, STACK_DIR
+from harness.spec.gateway import GatewayRuntimeConfig
+from harness.spec.stack import (
+    LlamaCppServer,
+    ModelPool,
+    SimulatorServer,
+    StackSpec,
+    VllmServer,
+)
+from harness.stack import render
+from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan
+from harness.stack.ports import free_ports
+from harness.stack.readiness import HttpReady, TcpReady, redis_ready
+from harness.tools import default_model_path, find_binary
+
+TIER_BACKENDS, TIER_GATEWAYS, TIER_EDGE, TIER_OBSERVERS = 0, 1, 2, 3
+
+
+class _Ports:
+    """Hands out pre-allocated free ports one at a time."""
+
+    def __init__(self, count: int) -> None:
+        self._ports = free_ports(count)
+
+    def take(self) -> int:
+        return self._ports.pop()
+
+
+@dataclass(frozen=True)
+class ModelServerSlot:
+    name: str
+    pool: str
+    port: int
+
+
+def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> ServiceDef:
+    server = pool.server
+    url = f"http://127.0.0.1:{slot.port}"
+    if isinstance(server, LlamaCppServer):
+        model = Path(server.model_path) if server.model_path else default_model_path()
+        argv = [
+            str(find_binary("llama-server")),
+            "-m", str(model),
+            "--host", "127.0.0.1",
+            "--port", str(slot.port),
+            "-np", str(server.slots),
+            "-c", str(server.context),
+            "-t", str(server.threads),
+            "-n", str(server.n_predict),
+            "--alias", server.served_name,
+            "--metrics",
+        ]  # fmt: skip
+        return ServiceDef(
+            name=slot.name, role="model_server", argv=argv, port=slot.port,
+            ready=HttpReady(f"{url}/health"), image="llama_cpp", tier=TIER_BACKENDS,
+            pool=slot.pool, mounts=[model], ready_timeout_s=60,
+            hint="llama-server loads the GGUF model at start; check the model path and memory",
+        )  # fmt: skip
+    if isinstance(server, SimulatorServer):
+        argv = [
+            str(find_binary("llm-d-inference-sim")),
+            "--model", server.served_name,
+            "--port", str(slot.port),
+            "--mode", server.mode,
+            "--time-to-first-token", f"{server.time_to_first_token_ms}ms",
+            "--inter-token-latency", f"{server.inter_token_latency_ms}ms",
+            "--max-num-seqs", str(server.max_num_seqs),
+            "--max-model-len", str(server.max_model_len),
+            "--seed", str(server.seed),
+        ]  # fmt: skip
+        if server.failure_injection_rate:
+            argv += ["--failure-injection-rate", str(server.failure_injection_rate)]
+        return ServiceDef(
+            name=slot.name, role="model_server", argv=argv, port=slot.port,
+            ready=HttpReady(f"{url}/health"), image="simulator", tier=TIER_BACKENDS,
+            pool=slot.pool,
+        )  # fmt: skip
+    assert isinstance(server, VllmServer)
+    argv = [
+        "vllm", "serve", server.model,
+        "--host", "127.0.0.1",
+        "--port", str(slot.port),
+        "--served-model-name", server.served_name,
+        "--gpu-memory-utilization", f"{server.gpu_memory_utilization:g}",
+        "--max-model-len", str(server.max_model_len),
+        *server.extra_args,
+    ]  # fmt: skip
+    return ServiceDef(
+        name=slot.name, role="model_server", argv=argv, port=slot.port,
+        ready=HttpReady(f"{url}/health"), image="vllm", tier=TIER_BACKENDS, pool=slot.pool,
+        ready_timeout_s=900, hint="vLLM downloads and loads the model at first start",
+    )  # fmt: skip
+
+
+def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) -> ServicePlan:
+    run_dir = run_dir.resolve()
+    pools = spec.pools()
+    n_models = sum(p.replicas for p in pools.values())
+    n_gw = spec.gateway.replicas
+    # toxiproxy api, redis, redis proxy, model servers + their proxies, gateways,
+    # nginx + status, two exporters, prometheus, alertmanager, webhook.
+    ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3)
+
+    toxi_port, redis_port = ports.take(), ports.take()
+    slots = [
+        ModelServerSlot(f"{pool_name}-{i}", pool_name, ports.take())
+        for pool_name, pool in pools.items()
+        for i in range(pool.replicas)
+    ]
+    fronted = set(spec.toxiproxy.front)
+    proxies = [ProxyDef(s.name, ports.take(), s.port) for s in slots if s.pool in fronted]
+    redis_proxy = ProxyDef("redis", ports.take(), redis_port) if "redis" in fronted else None
+    if redis_proxy:
+        proxies.append(redis_proxy)
+    proxy_port = {p.name: p.listen_port for p in proxies}
+
+    def dial(slot: ModelServerSlot) -> str:
+        return f"http://127.0.0.1:{proxy_port.get(slot.name, slot.port)}"
+
+    gw_ports = [ports.take() for _ in range(n_gw)]
+    nginx_port, nginx_status_port = ports.take(), ports.take()
+    nginx_exp_port, redis_exp_port = ports.take(), ports.take()
+    prom_port, am_port, webhook_port = ports.take(), ports.take(), ports.take()
+
+    log_dir = run_dir / "logs"
+    files: dict[Path, str] = {}
+    services: list[ServiceDef] = []
+
+    services.append(ServiceDef(
+        name="toxiproxy", role="toxiproxy",
+        argv=[str(find_binary("toxiproxy-server")), "-host", "127.0.0.1",
+              "-port", str(toxi_port), "-proxy-metrics", "-runtime-metrics"],
+        port=toxi_port, ready=HttpReady(f"http://127.0.0.1:{toxi_port}/version"),
+        image="toxiproxy", tier=TIER_BACKENDS,
+    ))  # fmt: skip
+    services.append(ServiceDef(
+        name="redis", role="redis",
+        argv=[str(find_binary("redis-server")), "--bind", "127.0.0.1", "--port", str(redis_port),
+              "--save", "", "--appendonly", "no", "--dir", str(run_dir),
+              "--protected-mode", "yes"],
+        port=redis_port, ready=redis_ready(redis_port), image="redis", tier=TIER_BACKENDS,
+        mounts=[run_dir],
+    ))  # fmt: skip
+    services += [_model_server_def(s, pools[s.pool], run_dir) for s in slots]
+
+    key = api_key or spec.gateway.settings.auth.api_keys[0]
+    redis_dial = redis_proxy.listen_port if redis_proxy else redis_port
+    served = {name: pool.server.served_name for name, pool in pools.items()}
+    for i, gw_port in enumerate(gw_ports):
+        cfg = GatewayRuntimeConfig(
+            replica=f"gateway-{i}",
+            primary_urls=tuple(dial(s) for s in slots if s.pool == "primary"),
+            fallback_urls=tuple(dial(s) for s in slots if s.pool == "fallback"),
+            redis_url=f"redis://127.0.0.1:{redis_dial}/0",
+            primary_model=served["primary"],
+            fallback_model=served["fallback"],
+            settings=spec.gateway.settings,
+        )
+        cfg_path = run_dir / "config" / f"gateway-{i}.json"
+        files[cfg_path] = cfg.model_dump_json(indent=2)
+        services.append(ServiceDef(
+            name=f"gateway-{i}", role="gateway",
+            argv=[sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+                  "--app-dir", str(STACK_DIR), "--host", "127.0.0.1", "--port", str(gw_port),
+                  "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
+            port=gw_port, ready=HttpReady(f"http://127.0.0.1:{gw_port}/healthz"),
+            image="gateway", tier=TIER_GATEWAYS, env={"GATEWAY_CONFIG": str(cfg_path)},
+            mounts=[run_dir, PROJECT_ROOT],
+        ))  # fmt: skip
+    services.append(ServiceDef(
+        name="redis-exporter", role="exporter",
+        argv=[str(find_binary("prometheus-redis-exporter")),
+              "-redis.addr", f"redis://127.0.0.1:{redis_port}",
+              "-web.listen-address", f"127.0.0.1:{redis_exp_port}"],
+        port=redis_exp_port, ready=HttpReady(f"http://127.0.0.1:{redis_exp_port}/metrics"),
+        image="redis_exporter", tier=TIER_GATEWAYS,
+    ))  # fmt: skip
+
+    nginx_conf = run_dir / "config" / "nginx.conf"
+    files[nginx_conf] = render.render_nginx(
+        run_dir=run_dir, port=nginx_port, status_port=nginx_status_port, gateway_ports=gw_ports
+    )
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
+    services.append(ServiceDef(
+        name="nginx", role="nginx",
+        argv=[str(find_binary("nginx")), "-p", str(run_dir), "-c", str(nginx_conf),
+              "-e", str(log_dir / "nginx-error.log")],
+        port=nginx_port, ready=HttpReady(f"http://127.0.0.1:{nginx_port}/nginx-health"),
+        image="nginx", tier=TIER_EDGE, mounts=[run_dir],
+    ))  # fmt: skip
+    services.append(ServiceDef(
+        name="nginx-exporter", role="exporter",
+        argv=[str(find_binary("prometheus-nginx-exporter")),
+              "-nginx.scrape-uri", f"http://127.0.0.1:{nginx_status_port}/stub_status",
+              "-web.listen-address", f"127.0.0.1:{nginx_exp_port}"],
+        port=nginx_exp_port, ready=HttpReady(f"http://127.0.0.1:{nginx_exp_port}/metrics"),
+        image="nginx_exporter", tier=TIER_OBSERVERS,
+    ))  # fmt: skip
+
+    am_conf = run_dir / "config" / "alertmanager.yml"
+    files[am_conf] = render.to_yaml(render.alertmanager_config(
+        spec.alertmanager, webhook_url=f"http://127.0.0.1:{webhook_port}/alerts"
+    ))  # fmt: skip
+    services.append(ServiceDef(
+        name="alertmanager", role="alertmanager",
+        argv=[str(find_binary("prometheus-alertmanager")), "--config.file", str(am_conf),
+              "--storage.path", str(run_dir / "alertmanager-data"),
+              "--web.listen-address", f"127.0.0.1:{am_port}", "--cluster.listen-address="],
+        port=am_port, ready=HttpReady(f"http://127.0.0.1:{am_port}/-/ready"),
+        image="alertmanager", tier=TIER_BACKENDS, mounts=[run_dir],
+    ))  # fmt: skip
+
+    targets = [
+        render.ScrapeTarget("gateway", f"127.0.0.1:{p}", {"replica": f"gateway-{i}"})
+        for i, p in enumerate(gw_ports)
+    ]
+    targets += [
+        render.ScrapeTarget(f"model-{s.pool}", f"127.0.0.1:{s.port}",
+                            {"pool": s.pool, "replica": s.name})
+        for s in slots
+    ]  # fmt: skip
+    targets += [
+        render.ScrapeTarget("nginx", f"127.0.0.1:{nginx_exp_port}", {}),
+        render.ScrapeTarget("redis", f"127.0.0.1:{redis_exp_port}", {}),
+        render.ScrapeTarget("toxiproxy", f"127.0.0.1:{toxi_port}", {}),
+        render.ScrapeTarget("alertmanager", f"127.0.0.1:{am_port}", {}),
+        render.ScrapeTarget("prometheus", f"127.0.0.1:{prom_port}", {}),
+    ]
+    rules = run_dir / "config" / "alerts.yml"
+    files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
+    prom_conf = run_dir / "config" / "prometheus.yml"
+    files[prom_conf] = render.to_yaml(render.prometheus_config(
+        spec.prometheus, rules_file=rules, alertmanager_address=f"127.0.0.1:{am_port}",
+        targets=targets,
+    ))  # fmt: skip
+    services.append(ServiceDef(
+        name="prometheus", role="prometheus",
+        argv=[str(find_binary("prometheus")), "--config.file", str(prom_conf),
+              "--storage.tsdb.path", str(run_dir / "prometheus-data"),
+              "--web.listen-address", f"127.0.0.1:{prom_port}", "--web.enable-lifecycle"],
+        port=prom_port, ready=HttpReady(f"http://127.0.0.1:{prom_port}/-/ready"),
+        image="prometheus", tier=TIER_OBSERVERS, mounts=[run_dir],
+    ))  # fmt: skip
+
+    def url(p: int) -> str:
+        return f"http://127.0.0.1:{p}"
+
+    endpoints: dict[str, object] = {
+        "nginx": url(nginx_port),
+        "prometheus": url(prom_port),
+        "alertmanager": url(am_port),
+        "toxiproxy": url(toxi_port),
+        "redis": f"redis://127.0.0.1:{redis_port}/0",
+        "gateways": [url(p) for p in gw_ports],
+        "model_servers": [url(s.port) for s in slots],
+        "model_pools": {
+            name: [url(s.port) for s in slots if s.pool == name] for name in pools
+        },
+        "proxies": {p.name: p.listen for p in proxies},
+        "webhook": f"{url(webhook_port)}/alerts",
+        "exporters": {"nginx": url(nginx_exp_port), "redis": url(redis_exp_port)},
+        "api_key": key,
+        "run_dir": str(run_dir),
+        "provider": spec.provider,
+        "served_models": served,
+    }
+    return ServicePlan(
+        run_dir=run_dir, services=services, proxies=proxies, files=files,
+        webhook_port=webhook_port, endpoints=endpoints,
+    )  # fmt: skip

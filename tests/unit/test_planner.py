@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from harness.spec.stack import SimulatorServer, StackSpec, ModelPool
+from harness.stack.planner import build_plan
+from harness.spec.gateway import GatewayRuntimeConfig
+
+
+@pytest.fixture
+def plan(tmp_path: Path):  # type: ignore[no-untyped-def]
+    sim = ModelPool(replicas=2, server=SimulatorServer())
+    return build_plan(StackSpec(primary=sim, fallback=ModelPool(server=SimulatorServer())), tmp_path)
+
+
+def test_every_port_is_distinct_and_on_loopback(plan) -> None:  # type: ignore[no-untyped-def]
+    ports = [s.port for s in plan.services] + [p.listen_port for p in plan.proxies]
+    ports.append(plan.webhook_port)
+    assert len(ports) == len(set(ports))
+    for s in plan.services:
+        joined = " ".join(s.argv)
+        assert "0.0.0.0" not in joined
+
+
+def test_proxies_are_named_after_pool_and_replica(plan) -> None:  # type: ignore[no-untyped-def]
+    assert [p.name for p in plan.proxies] == ["primary-0", "primary-1", "fallback-0", "redis"]
+    by_name = {s.name: s for s in plan.services}
+    assert plan.proxies[0].upstream_port == by_name["primary-0"].port
+
+
+def test_gateways_dial_model_servers_and_redis_through_toxiproxy(plan) -> None:  # type: ignore[no-untyped-def]
+    proxy_ports = {p.name: p.listen_port for p in plan.proxies}
+    gw = next(s for s in plan.services if s.name == "gateway-0")
+    cfg = GatewayRuntimeConfig.model_validate_json(plan.files[Path(gw.env["GATEWAY_CONFIG"])])
+    assert cfg.primary_urls == (
+        f"http://127.0.0.1:{proxy_ports['primary-0']}",
+        f"http://127.0.0.1:{proxy_ports['primary-1']}",
+    )
+    assert cfg.fallback_urls == (f"http://127.0.0.1:{proxy_ports['fallback-0']}",)
+    assert cfg.redis_url == f"redis://127.0.0.1:{proxy_ports['redis']}/0"
+
+
+def test_unfronted_services_are_dialled_directly(tmp_path: Path) -> None:
+    spec = StackSpec.model_validate(
+        {"primary": {"server": {"kind": "simulator"}}, "fallback": {"server": {"kind": "simulator"}},
+         "toxiproxy": {"front": ["primary"]}}
+    )  # fmt: skip
+    plan = build_plan(spec, tmp_path)
+    assert [p.name for p in plan.proxies] == ["primary-0"]
+    gw = next(s for s in plan.services if s.role == "gateway")
+    cfg = GatewayRuntimeConfig.model_validate_json(plan.files[Path(gw.env["GATEWAY_CONFIG"])])
+    fallback = next(s for s in plan.services if s.name == "fallback-0")
+    assert cfg.fallback_urls == (f"http://127.0.0.1:{fallback.port}",)
+
+
+def test_tiers_put_backends_before_gateways_before_nginx(plan) -> None:  # type: ignore[no-untyped-def]
+    order = {s.name: i for i, tier in enumerate(plan.tiers()) for s in tier}
+    assert order["toxiproxy"] < order["gateway-0"] < order["nginx"] <= order["prometheus"]
+    assert order["primary-0"] < order["gateway-0"]
+
+
+def test_prometheus_scrapes_every_service_but_itself_twice(plan) -> None:  # type: ignore[no-untyped-def]
+    prom_cfg = next(t for p, t in plan.files.items() if p.name == "prometheus.yml")
+    for name in ("primary-0", "primary-1", "fallback-0", "gateway-0", "gateway-1"):
+        port = next(s.port for s in plan.services if s.name == name)
+        assert f"127.0.0.1:{port}" in prom_cfg
+
+
+def test_endpoints_have_the_documented_keys(plan) -> None:  # type: ignore[no-untyped-def]
+    for key in ("nginx", "prometheus", "alertmanager", "toxiproxy", "redis", "gateways",
+                "model_servers", "api_key"):  # fmt: skip
+        assert key in plan.endpoints
+    assert len(plan.endpoints["model_servers"]) == 3

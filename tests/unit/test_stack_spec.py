@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.paths import PROJECT_ROOT
+from harness.spec.kinds import validate_file
+from harness.spec.loader import load_yaml_model
+from harness.spec.stack import SimulatorServer, StackSpec
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "stack.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_reference_stack_file_is_valid() -> None:
+    spec = load_yaml_model(StackSpec, PROJECT_ROOT / "stack" / "stack.yaml")
+    assert spec.primary.replicas == 2
+    assert spec.fallback.replicas == 1
+    assert spec.gateway.replicas == 2
+    assert set(spec.toxiproxy.front) == {"primary", "fallback", "redis"}
+
+
+def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_yaml_model(StackSpec, write(tmp_path, "")) == StackSpec()
+
+
+def test_every_problem_is_reported_with_file_and_field(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        "primary:\n  replicas: two\n  sever: {}\ngateway:\n  settings:\n"
+        "    rate_limit: {requests_per_minute: 0}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(StackSpec, p)
+    text = str(info.value)
+    assert str(p) in text
+    assert "primary.replicas" in text and "'two'" in text
+    assert "primary.sever: unknown field" in text
+    assert "gateway.settings.rate_limit.requests_per_minute" in text
+    assert len(info.value.problems) == 3
+
+
+def test_unknown_server_kind_lists_the_valid_ones(tmp_path: Path) -> None:
+    p = write(tmp_path, "primary:\n  server: {kind: tgi}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(StackSpec, p)
+    assert "llama_cpp" in str(info.value) and "simulator" in str(info.value)
+
+
+def test_field_errors_inside_a_server_name_the_field_not_the_tag(tmp_path: Path) -> None:
+    p = write(tmp_path, "primary:\n  server: {kind: simulator, seeed: 3}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(StackSpec, p)
+    assert "primary.server.seeed: unknown field" in str(info.value)
+
+
+def test_vllm_requires_the_docker_provider(tmp_path: Path) -> None:
+    p = write(tmp_path, "primary:\n  server: {kind: vllm}\n")
+    with pytest.raises(ConfigError, match="needs provider 'docker'"):
+        load_yaml_model(StackSpec, p)
+    ok = write(tmp_path, "provider: docker\nprimary:\n  server: {kind: vllm}\n")
+    assert load_yaml_model(StackSpec, ok).primary.server.kind == "vllm"
+
+
+def test_simulator_pool(tmp_path: Path) -> None:
+    p = write(tmp_path, "primary:\n  server: {kind: simulator, time_to_first_token_ms: 5}\n")
+    server = load_yaml_model(StackSpec, p).primary.server
+    assert isinstance(server, SimulatorServer) and server.time_to_first_token_ms == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", "expected a mapping"),
+        ("primary: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_yaml_model(StackSpec, write(tmp_path, text))
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_yaml_model(StackSpec, "/nonexistent/stack.yaml")
+
+
+def test_validate_file_rejects_an_unknown_kind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown kind 'stak'"):
+        validate_file(write(tmp_path, "kind: stak\n"))
