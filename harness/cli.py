@@ -106,7 +106,8 @@ def validate(
 def up(
     stack: StackOption = None,
     ready_file: Annotated[
-        Path | None, typer.Option("--ready-file", help="Write the endpoints here as JSON once ready.")
+        Path | None,
+        typer.Option("--ready-file", help="Write the endpoints here as JSON once ready."),
     ] = None,
     provider: ProviderOption = None,
     run_dir: Annotated[
@@ -143,6 +144,52 @@ def up(
             err("interrupted during start-up; stack torn down")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         typer.echo("stack stopped")
+
+
+@app.command()
+def gate(
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", help="Gate profile (YAML). Default: reports/profiles/default.yaml."),
+    ] = None,
+    stack: StackOption = None,
+    provider: ProviderOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report folder. Default: reports/runs/<time>-gate.")
+    ] = None,
+) -> None:
+    """Bring the stack up, run the gate's checks, write the reports; exit 0 pass, 1 fail, 2 error."""
+    from harness.paths import PROJECT_ROOT
+    from harness.pipeline import EXIT_CODES, run_gate
+    from harness.spec.gate import GateSpec
+    from harness.stack.orchestrator import new_run_dir
+
+    default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
+    profile_path = profile or (default_profile if default_profile.is_file() else None)
+    gate_spec = load_yaml_model(GateSpec, profile_path) if profile_path else GateSpec()
+    stack_path = stack
+    if stack_path is None and gate_spec.stack and profile_path is not None:
+        stack_path = (profile_path.parent / gate_spec.stack).resolve()
+    stack_spec = load_stack_spec(stack_path)
+    out_dir = out or new_run_dir("gate")
+    command = "harness " + " ".join(sys.argv[1:])
+    try:
+        run = run_gate(gate_spec, stack_spec, out_dir=out_dir, provider=provider,
+                       command=command, progress=typer.echo)  # fmt: skip
+    except KeyboardInterrupt:
+        err(f"interrupted; partial report in {out_dir}")
+        raise typer.Exit(EXIT_CODES["interrupted"]) from None
+    report = run.report
+    typer.echo("")
+    typer.echo(f"gate {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
+        f"{n} {k}" for k, n in sorted(report.counts().items())))  # fmt: skip
+    for c in report.checks:
+        if c.outcome in ("fail", "error", "warn"):
+            typer.echo(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
+    for e in report.errors:
+        typer.echo(f"  ERROR {e}")
+    typer.echo(f"reports: {run.paths['html']} (also report.json, junit.xml, summary.md)")
+    raise typer.Exit(run.exit_code)
 
 
 def _watch(running: object) -> None:

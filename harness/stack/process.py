@@ -64,7 +64,8 @@ class ProcessService:
             env=env,
             start_new_session=True,
             # PDEATHSIG follows the starting *thread*: only tie it to the main thread.
-            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread()
+            preexec_fn=_die_with_parent
+            if threading.current_thread() is threading.main_thread()
             else None,
         )
 

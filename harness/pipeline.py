@@ -1,0 +1,133 @@
+"""The one place the steps are chained: spec -> stack -> probes -> load -> verdict -> report.
+
+The CLI and the pytest plugin are thin callers of `run_gate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
+from harness.probes.practices import probe_cache, probe_security, probe_streaming
+from harness.report.model import RunReport, now_iso
+from harness.report.write import write_reports
+from harness.spec.gate import GateSpec
+from harness.spec.stack import StackSpec
+from harness.stack import RunningStack, start_stack
+from harness.verdict.checks import CheckResult, overall_outcome
+
+Progress = Callable[[str], None]
+
+EXIT_CODES = {"passed": 0, "failed": 1, "error": 2, "interrupted": 130, "running": 2}
+
+
+@dataclass
+class GateRun:
+    report: RunReport
+    out_dir: Path
+    paths: dict[str, Path]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.report.outcome]
+
+
+def _guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckResult:
+    """A probe that raises is an `error` check with the reason, not a crashed gate."""
+    t0 = time.monotonic()
+    try:
+        return fn()
+    except Exception as exc:  # any failure of a probe is evidence, keep going
+        return CheckResult(
+            name=name, category=category, outcome="error",
+            reasons=[f"{type(exc).__name__}: {exc}"], duration_s=round(time.monotonic() - t0, 3),
+        )  # fmt: skip
+
+
+def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[CheckResult]:
+    ep = stack.endpoints
+    max_chars = stack.spec.gateway.settings.validation.max_prompt_chars
+    plan: list[tuple[bool, str, str, Callable[[], CheckResult]]] = [
+        (gate.probes.streaming, "streamed completion", "stack",
+         lambda: probe_streaming(ep.nginx, ep.api_key)),
+        (gate.probes.security, "authentication and input validation", "security",
+         lambda: probe_security(ep.nginx, ep.api_key, max_chars)),
+        (gate.probes.cache, "response cache", "cache", lambda: probe_cache(ep.nginx, ep.api_key)),
+        (gate.probes.monitoring, "metrics and alert rules", "monitoring",
+         lambda: probe_monitoring(ep.prometheus)),
+        (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
+         probe_alert_rule_tests),
+    ]  # fmt: skip
+    results = []
+    for enabled, name, category, fn in plan:
+        if not enabled:
+            results.append(CheckResult(name=name, category=category, outcome="skipped",
+                                       reasons=["disabled in the gate profile"]))  # fmt: skip
+            continue
+        result = _guarded(name, category, fn)
+        progress(f"  {result.outcome.upper():5} {name}" + (f": {'; '.join(result.reasons)}"
+                                                          if result.reasons else ""))  # fmt: skip
+        results.append(result)
+    return results
+
+
+def run_gate(
+    gate: GateSpec,
+    stack_spec: StackSpec,
+    *,
+    out_dir: Path,
+    provider: str | None = None,
+    command: str = "harness gate",
+    progress: Progress = print,
+) -> GateRun:
+    """Run the gate; the report is written whatever happens (partial and marked if interrupted)."""
+    t0 = time.monotonic()
+    report = RunReport(
+        command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
+        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+    )  # fmt: skip
+    paths = write_reports(report, out_dir)  # a report exists from the first second
+    interrupted: BaseException | None = None
+    try:
+        progress(f"bringing the stack up ({provider or stack_spec.provider} provider)")
+        with start_stack(
+            stack_spec, run_dir=out_dir / "stack", provider=provider, progress=progress
+        ) as stack:
+            report.endpoints = stack.endpoints.model_dump()
+            report.startup_seconds = round(stack.startup_seconds, 2)
+            report.checks.append(CheckResult(
+                name="stack starts and every target is scraped", category="stack", outcome="pass",
+                reasons=[f"up in {stack.startup_seconds:.1f} s"],
+                measured={"startup_s": round(stack.startup_seconds, 2)},
+            ))  # fmt: skip
+            progress("probes:")
+            report.checks += _probes(gate, stack, progress)
+            write_reports(report, out_dir)
+            if gate.load is not None:
+                from harness.gate_load import run_gate_load
+
+                checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
+                report.load = load_report
+                report.checks += checks
+            if stack.alerts is not None:
+                report.alerts = [n.payload for n in stack.alerts.notifications]
+        report.outcome = "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
+    except KeyboardInterrupt as exc:
+        report.outcome = "interrupted"
+        report.errors.append("interrupted (Ctrl-C or SIGTERM); the report holds what ran before")
+        interrupted = exc
+    except HarnessError as exc:
+        report.outcome = "error"
+        report.errors.append(str(exc))
+    finally:
+        report.finished_at = now_iso()
+        report.duration_s = round(time.monotonic() - t0, 2)
+        report.exit_code = EXIT_CODES[report.outcome]
+        paths = write_reports(report, out_dir)
+    if interrupted is not None:
+        raise interrupted
+    return GateRun(report=report, out_dir=out_dir, paths=paths)

@@ -1,0 +1,77 @@
+"""Small helpers for probing an OpenAI-compatible endpoint with exact requests."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def chat_body(prompt: str, *, max_tokens: int = 16, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+        **extra,
+    }
+
+
+def unique_prompt(text: str) -> str:
+    """A prompt no earlier request used, so caches cannot answer it."""
+    return f"{text} (probe {uuid.uuid4().hex[:8]})"
+
+
+@dataclass
+class StreamResult:
+    status: int
+    headers: dict[str, str]
+    text: str = ""
+    content_chunks: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    error_body: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def stream_chat(
+    base_url: str, api_key: str | None, body: dict[str, Any], timeout_s: float = 60.0
+) -> StreamResult:
+    """POST a streamed chat completion; collect the text, chunk count and time to first token."""
+    t0 = time.perf_counter()
+    with httpx.stream(
+        "POST",
+        f"{base_url}/v1/chat/completions",
+        json={**body, "stream": True},
+        headers=auth_headers(api_key),
+        timeout=timeout_s,
+    ) as r:
+        result = StreamResult(status=r.status_code, headers={k.lower(): v for k, v in r.headers.items()})
+        if r.status_code != 200:
+            result.error_body = r.read().decode(errors="replace")[:500]
+            result.total_s = time.perf_counter() - t0
+            return result
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line.strip() == "data: [DONE]":
+                continue
+            try:
+                event = json.loads(line[6:])
+            except ValueError:
+                continue
+            result.events.append(event)
+            for choice in event.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content") or ""
+                if piece:
+                    if result.ttft_s is None:
+                        result.ttft_s = time.perf_counter() - t0
+                    result.text += piece
+                    result.content_chunks += 1
+    result.total_s = time.perf_counter() - t0
+    return result

@@ -1,0 +1,116 @@
+"""Probes of the gateway's practices through the load balancer: streaming, security, cache."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
+from harness.verdict.checks import CheckResult
+
+TIMEOUT_S = 60.0
+
+
+def _timed(check: CheckResult, t0: float) -> CheckResult:
+    check.duration_s = round(time.monotonic() - t0, 3)
+    return check
+
+
+def probe_streaming(base_url: str, api_key: str) -> CheckResult:
+    """A streamed chat completion returns generated tokens, chunk by chunk, with a request id."""
+    t0 = time.monotonic()
+    failures: list[str] = []
+    r = stream_chat(base_url, api_key, chat_body(unique_prompt("Name three colours."), max_tokens=24))
+    if r.status != 200:
+        failures.append(f"status {r.status}, want 200: {r.error_body}")
+    else:
+        if r.content_chunks < 2:
+            failures.append(f"{r.content_chunks} content chunks streamed, want at least 2")
+        if not r.text.strip():
+            failures.append("no generated text")
+        if not r.headers.get("x-request-id"):
+            failures.append("no X-Request-Id header")
+    measured: dict[str, float | int | str | None] = {
+        "status": r.status,
+        "content_chunks": r.content_chunks,
+        "ttft_ms": round(r.ttft_s * 1000, 1) if r.ttft_s is not None else None,
+        "served_by": r.headers.get("x-served-by"),
+    }
+    return _timed(
+        CheckResult.from_reasons(
+            "streamed completion", "stack", failures, measured,
+            f"{r.content_chunks} chunks, first after {measured['ttft_ms']} ms",
+        ),
+        t0,
+    )  # fmt: skip
+
+
+def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) -> CheckResult:
+    """No key: 401; unknown key: 403; oversized prompt: 400/413; malformed JSON: 4xx, never 5xx."""
+    t0 = time.monotonic()
+    url = f"{base_url}/v1/chat/completions"
+    body = chat_body("hello", max_tokens=4)
+    failures: list[str] = []
+    measured: dict[str, float | int | str | None] = {}
+    with httpx.Client(timeout=TIMEOUT_S) as http:
+        cases: list[tuple[str, httpx.Response, set[int]]] = [
+            ("no key", http.post(url, json=body), {401}),
+            ("unknown key", http.post(url, json=body, headers=auth_headers("sk-not-a-key")), {403}),
+            (
+                "oversized prompt",
+                http.post(url, json=chat_body("x" * (max_prompt_chars + 1), max_tokens=4),
+                          headers=auth_headers(api_key)),
+                {400, 413},
+            ),
+            (
+                "malformed JSON",
+                http.post(url, content=b"{not json", headers={**auth_headers(api_key),
+                          "Content-Type": "application/json"}),
+                {400, 422},
+            ),
+        ]  # fmt: skip
+    for label, resp, want in cases:
+        measured[label.replace(" ", "_") + "_status"] = resp.status_code
+        if resp.status_code not in want:
+            failures.append(f"{label}: status {resp.status_code}, want {sorted(want)}")
+            continue
+        try:
+            resp.json()
+        except ValueError:
+            failures.append(f"{label}: error body is not JSON")
+    return _timed(
+        CheckResult.from_reasons("authentication and input validation", "security", failures,
+                                 measured, "401 / 403 / 4xx as specified, JSON errors"),
+        t0,
+    )  # fmt: skip
+
+
+def probe_cache(base_url: str, api_key: str) -> CheckResult:
+    """The same deterministic request twice: X-Cache miss then hit, and the hit is faster."""
+    t0 = time.monotonic()
+    body = chat_body(unique_prompt("Say one word."), max_tokens=16, temperature=0)
+    failures: list[str] = []
+    times: list[float] = []
+    caches: list[str] = []
+    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+        for _ in range(2):
+            s = time.perf_counter()
+            r = http.post(f"{base_url}/v1/chat/completions", json=body)
+            times.append(time.perf_counter() - s)
+            caches.append(r.headers.get("x-cache", ""))
+            if r.status_code != 200:
+                failures.append(f"status {r.status_code}: {r.text[:200]}")
+    if caches != ["miss", "hit"]:
+        failures.append(f"X-Cache was {caches}, want ['miss', 'hit']")
+    speedup = times[0] / times[1] if len(times) == 2 and times[1] > 0 else None
+    measured: dict[str, float | int | str | None] = {
+        "miss_ms": round(times[0] * 1000, 1),
+        "hit_ms": round(times[1] * 1000, 1) if len(times) > 1 else None,
+        "speedup": round(speedup, 1) if speedup else None,
+    }
+    return _timed(
+        CheckResult.from_reasons("response cache", "cache", failures, measured,
+                                 f"miss then hit, {measured['speedup']}x faster"),
+        t0,
+    )  # fmt: skip

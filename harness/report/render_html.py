@@ -1,0 +1,135 @@
+"""A self-contained HTML report (no external assets): outcome, checks, load figures, SVG plots."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from harness.report.model import RunReport
+
+_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df",
+            "skipped": "#6e7781"}  # fmt: skip
+_OUTCOME_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#8250df",
+                    "interrupted": "#9a6700", "running": "#6e7781"}  # fmt: skip
+
+
+def svg_line_chart(
+    title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = "",
+    width: int = 560, height: int = 200,
+) -> str:  # fmt: skip
+    """One chart, one or more lines over a shared x axis (seconds into the run)."""
+    pad_l, pad_r, pad_t, pad_b = 52, 12, 24, 28
+    values = [v for ys in series.values() for v in ys if v is not None]
+    if not xs or not values:
+        return ""
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y1 = max(values) * 1.1 or 1.0
+    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def px(x: float) -> float:
+        return pad_l + (x - x0) / (x1 - x0) * w
+
+    def py(y: float) -> float:
+        return pad_t + h - (y / y1) * h
+
+    palette = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{pad_l}" y="15" font-size="13" font-weight="600">{html.escape(title)}</text>',
+        f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{pad_l + w}" y2="{pad_t + h}" stroke="#999"/>',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + h}" stroke="#999"/>',
+    ]
+    for frac in (0.0, 0.5, 1.0):
+        yv = y1 * frac
+        parts.append(
+            f'<text x="{pad_l - 4}" y="{py(yv) + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{yv:.3g}{html.escape(unit)}</text>"
+        )
+    parts.append(
+        f'<text x="{pad_l + w}" y="{height - 6}" font-size="10" text-anchor="end">'
+        f"{x1:.0f} s</text><text x=\"{pad_l}\" y=\"{height - 6}\" font-size=\"10\">{x0:.0f} s</text>"
+    )
+    for i, (name, ys) in enumerate(series.items()):
+        colour = palette[i % len(palette)]
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False) if y is not None)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
+        parts.append(
+            f'<text x="{pad_l + 8 + i * 120}" y="{pad_t + 12}" font-size="11" fill="{colour}">'
+            f"{html.escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _charts(load: dict[str, Any] | None) -> list[str]:
+    """Plots of the per-second time series of the load run, when there is one."""
+    if not load:
+        return []
+    rows = load.get("timeseries") or []
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+        return []
+    xkey = next((k for k in ("t_s", "second", "t") if k in rows[0]), None)
+    if xkey is None:
+        return []
+    xs = [float(r[xkey]) for r in rows]
+
+    def col(key: str) -> list[float | None]:
+        return [float(r[key]) if isinstance(r.get(key), (int, float)) else None for r in rows]
+
+    groups = [
+        ("Throughput", "/s", [k for k in rows[0] if k.endswith("_per_second") or k.endswith("_rps")]),
+        ("Time to first token", " ms", [k for k in rows[0] if k.startswith("ttft") and k.endswith("_ms")]),
+        ("End-to-end latency", " ms", [k for k in rows[0] if k.startswith("e2e") and k.endswith("_ms")]),
+        ("Errors", "", [k for k in rows[0] if k.startswith("error")]),
+    ]
+    out = []
+    for title, unit, keys in groups:
+        if keys:
+            out.append(svg_line_chart(title, xs, {k: col(k) for k in keys[:4]}, unit))
+    return [c for c in out if c]
+
+
+def render_html(report: RunReport) -> str:
+    e = html.escape
+    colour = _OUTCOME_COLOURS.get(report.outcome, "#333")
+    rows = "".join(
+        f'<tr><td style="color:{_COLOURS[c.outcome]};font-weight:600">{c.outcome.upper()}</td>'
+        f"<td>{e(c.name)}</td><td>{e(c.category)}</td><td>{'<br>'.join(e(r) for r in c.reasons)}</td>"
+        f"<td><code>{e(', '.join(f'{k}={v}' for k, v in c.measured.items()))}</code></td></tr>"
+        for c in report.checks
+    )
+    summary = (report.load or {}).get("summary")
+    load_rows = ""
+    if isinstance(summary, dict):
+        load_rows = "".join(
+            f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>"
+            for k, v in summary.items()
+            if not isinstance(v, (dict, list))
+        )
+    charts = "".join(f"<div class=chart>{c}</div>" for c in _charts(report.load))
+    errors = "".join(f"<li><pre>{e(x)}</pre></li>" for x in report.errors)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Deploy gate: {e(report.outcome)}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1f2328; max-width: 1200px; }}
+h1 span {{ color: {colour}; }}
+table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
+td, th {{ border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }}
+code, pre {{ font-size: 12px; white-space: pre-wrap; }}
+.meta {{ color: #59636e; }}
+.chart {{ display: inline-block; margin: 0 1rem 1rem 0; }}
+</style></head><body>
+<h1>Deploy gate: <span>{e(report.outcome.upper())}</span></h1>
+<p class=meta>{e(report.name)} &middot; started {e(report.started_at)} &middot;
+{report.duration_s or 0:.1f} s &middot; harness {e(report.harness_version)} &middot;
+commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("hostname", "")))}
+{f"&middot; stack up in {report.startup_seconds:.1f} s" if report.startup_seconds else ""}</p>
+{f"<h2>Errors</h2><ul>{errors}</ul>" if errors else ""}
+<h2>Checks</h2>
+<table><tr><th>outcome</th><th>check</th><th>category</th><th>details</th><th>measured</th></tr>
+{rows}</table>
+{f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}
+</body></html>
+"""

@@ -1,0 +1,65 @@
+"""Markdown summary and JUnit XML renderings of a RunReport."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from harness.report.model import RunReport
+
+_ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+def render_markdown(report: RunReport) -> str:
+    counts = report.counts()
+    lines = [
+        f"# Deploy gate: {report.outcome.upper()}",
+        "",
+        f"- run: `{report.name}` started {report.started_at}, {report.duration_s or 0:.1f} s",
+        f"- harness {report.harness_version}, commit `{(report.git_sha or 'unknown')[:12]}`"
+        + (" (uncommitted changes)" if report.git_dirty else ""),
+        f"- checks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+    ]
+    if report.startup_seconds is not None:
+        lines.append(f"- stack up in {report.startup_seconds:.1f} s")
+    if report.errors:
+        lines += ["", "## Errors", ""] + [f"- {e}" for e in report.errors]
+    lines += ["", "## Checks", "", "| outcome | check | category | details |", "|---|---|---|---|"]
+    for c in report.checks:
+        details = "; ".join(c.reasons).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {_ICON[c.outcome]} | {c.name} | {c.category} | {details} |")
+    summary = (report.load or {}).get("summary")
+    if isinstance(summary, dict):
+        lines += ["", "## Load", ""]
+        lines += [f"- {k}: {v}" for k, v in summary.items() if not isinstance(v, (dict, list))]
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(report: RunReport) -> str:
+    suite = ET.Element(
+        "testsuite",
+        name=f"deploy-gate.{report.name}",
+        tests=str(len(report.checks)),
+        failures=str(sum(c.outcome == "fail" for c in report.checks)),
+        errors=str(sum(c.outcome == "error" for c in report.checks) + len(report.errors)),
+        skipped=str(sum(c.outcome == "skipped" for c in report.checks)),
+        time=f"{report.duration_s or 0:.3f}",
+        timestamp=report.started_at,
+    )
+    for c in report.checks:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"gate.{c.category}", name=c.name, time=f"{c.duration_s:.3f}"
+        )
+        text = "\n".join(c.reasons)
+        if c.outcome == "fail":
+            ET.SubElement(case, "failure", message=(c.reasons or ["failed"])[0]).text = text
+        elif c.outcome == "error":
+            ET.SubElement(case, "error", message=(c.reasons or ["error"])[0]).text = text
+        elif c.outcome == "skipped":
+            ET.SubElement(case, "skipped", message=text)
+        elif c.outcome == "warn":
+            ET.SubElement(case, "system-out").text = "WARN: " + text
+    for e in report.errors:
+        case = ET.SubElement(suite, "testcase", classname="gate.run", name="run")
+        ET.SubElement(case, "error", message=e.splitlines()[0] if e else "error").text = e
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

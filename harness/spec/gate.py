@@ -1,0 +1,53 @@
+"""The gate profile: which checks a deployment must pass, and the load and SLOs it is judged by."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from harness.spec.base import Strict
+from harness.spec.load import LoadSpec, OpenLoop, Workload
+
+
+class GateProbes(Strict):
+    """Functional probes run before the load (each proves one practice with exact requests)."""
+
+    streaming: bool = True
+    security: bool = True
+    cache: bool = True
+    monitoring: bool = True
+    alert_rule_tests: bool = True
+
+
+def _default_load() -> LoadSpec:
+    # Short and light: a gate runs on every deployment, on a 2-core CI runner too.
+    return LoadSpec(
+        name="gate-smoke-load",
+        workload=Workload(max_tokens=32, prompt_words=24),
+        load=OpenLoop(rate_rps=2.0, arrival="poisson", max_send_lag_ms=250.0),
+        duration_s=20.0,
+        drain_timeout_s=30.0,
+    )
+
+
+class GateSpec(Strict):
+    kind: Literal["gate"] = "gate"
+    name: str = "default"
+    # Stack spec file (relative to this file); None: the reference stack.
+    stack: str | None = None
+    probes: GateProbes = GateProbes()
+    load: LoadSpec | None = Field(default_factory=_default_load)
+    # Judged against the load run's summary (aggregate) or each request (goodput).
+    slos: tuple[str, ...] = ("ttft_p95_ms<=2000", "e2e_p95_ms<=15000", "error_rate<=0.01")
+    # A run whose generator fell behind its schedule is invalid: fail the gate (or only warn).
+    invalid_load_is: Literal["fail", "warn"] = "fail"
+
+    @field_validator("slos")
+    @classmethod
+    def _slos_parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from harness.measure.slo import parse_slo
+
+        for expr in v:
+            parse_slo(expr)
+        return v

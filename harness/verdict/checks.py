@@ -1,0 +1,49 @@
+"""The result of one gate check, and how results combine into the gate's outcome."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Outcome = Literal["pass", "warn", "fail", "error", "skipped"]
+
+# Worst first: the gate's outcome is its worst check's.
+_SEVERITY: dict[str, int] = {"error": 4, "fail": 3, "warn": 2, "pass": 1, "skipped": 0}
+
+
+class CheckResult(BaseModel):
+    """One check: what was measured against what, and every reason it did not pass."""
+
+    model_config = ConfigDict(extra="ignore")  # stored output: lenient
+
+    name: str
+    category: str  # "stack", "security", "cache", "slo", "resilience", "monitoring", ...
+    outcome: Outcome
+    reasons: list[str] = Field(default_factory=list)
+    measured: dict[str, float | int | str | None] = Field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @classmethod
+    def from_reasons(
+        cls,
+        name: str,
+        category: str,
+        failures: list[str],
+        measured: dict[str, float | int | str | None] | None = None,
+        passed_note: str = "",
+    ) -> CheckResult:
+        return cls(
+            name=name,
+            category=category,
+            outcome="fail" if failures else "pass",
+            reasons=failures or ([passed_note] if passed_note else []),
+            measured=measured or {},
+        )
+
+
+def overall_outcome(results: list[CheckResult]) -> Outcome:
+    if not results:
+        return "error"
+    worst = max(results, key=lambda r: _SEVERITY[r.outcome])
+    return "pass" if worst.outcome in ("pass", "skipped") else worst.outcome
