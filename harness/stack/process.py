@@ -146,3 +146,34 @@ class ProcessLauncher:
 
     def close(self) -> None:
         """Nothing shared to release: each ProcessService stops itself."""
+
+
+def descendants(pid: int) -> set[int]:
+    """Every descendant PID of `pid`, read from /proc (never matched by name)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            except OSError:
+                continue
+            for k in map(int, kids):
+                if k not in found:
+                    found.add(k)
+                    todo.append(k)
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """True for a running (not zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,41 +14,13 @@ import pytest
 import toxiproxy
 
 from harness.stack.ports import port_is_listening
+from harness.stack.process import descendants as children_of
+from harness.stack.process import pid_alive
 from harness.stack.provider import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HARNESS = [sys.executable, "-m", "harness"]
-
-
-def children_of(pid: int) -> set[int]:
-    """Every descendant PID, read from /proc (no pkill-style matching by name)."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
-            except OSError:
-                continue
-            for k in map(int, kids):
-                if k not in found:
-                    found.add(k)
-                    todo.append(k)
-    return found
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def stream_chat(nginx: str, key: str, prompt: str) -> tuple[str, int, httpx.Headers]:
@@ -90,7 +61,9 @@ def harness_up(tmp_path: Path):  # type: ignore[no-untyped-def]
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("harness up did not get ready:\n" + (tmp_path / "harness-up.log").read_text())
+            pytest.fail(
+                "harness up did not get ready:\n" + (tmp_path / "harness-up.log").read_text()
+            )
         time.sleep(0.2)
     startup = time.monotonic() - t0
     yield proc, Endpoints.read(ready), startup, ready
@@ -113,7 +86,9 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
 
     # Prometheus scrapes every service and sees each one up.
     r = httpx.get(f"{ep.prometheus}/api/v1/query", params={"query": "up"}, timeout=10).json()
-    ups = {(s["metric"]["job"], s["metric"]["instance"]): s["value"][1] for s in r["data"]["result"]}
+    ups = {
+        (s["metric"]["job"], s["metric"]["instance"]): s["value"][1] for s in r["data"]["result"]
+    }
     jobs = {job for job, _ in ups}
     assert {"gateway", "model-primary", "model-fallback", "nginx", "redis", "toxiproxy",
             "alertmanager", "prometheus"} <= jobs  # fmt: skip

@@ -1,0 +1,93 @@
+"""`harness gate` end to end on the simulated stack: exit codes, reports, interruption."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.stack.process import descendants, pid_alive
+
+pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
+
+HARNESS = [sys.executable, "-m", "harness"]
+SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
+
+
+def gate(tmp_path: Path, profile: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    p = tmp_path / "profile.yaml"
+    p.write_text(profile)
+    return subprocess.run(
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out",
+         str(tmp_path / "out"), *extra],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
+    r = gate(tmp_path, "kind: gate\nname: probes-only\nload: null\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "out"
+    for name in ("report.json", "junit.xml", "summary.md", "report.html"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["outcome"] == "passed" and report["exit_code"] == 0
+    assert {c["outcome"] for c in report["checks"]} == {"pass"}
+    assert report["stack_spec"]["name"] == "simulated"
+    assert "gate PASSED" in r.stdout
+
+
+def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
+    # A gateway that accepts no key at all fails the security probe: the gate must say so.
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(SIM_STACK.read_text() + "gateway:\n  settings:\n    auth: {enabled: false}\n")
+    p = tmp_path / "profile.yaml"
+    p.write_text("kind: gate\nload: null\n")
+    r = subprocess.run(
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack),
+         "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    sec = next(c for c in report["checks"] if c["category"] == "security")
+    assert sec["outcome"] == "fail" and any("no key" in reason for reason in sec["reasons"])
+
+
+def test_bad_profile_exits_2_before_starting_anything(tmp_path: Path) -> None:
+    r = gate(tmp_path, "kind: gate\nslos: ['ttft_p95 <= fast']\n")
+    assert r.returncode == 2
+    assert "profile.yaml" in r.stderr and "slos" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: Path) -> None:
+    p = tmp_path / "profile.yaml"
+    p.write_text("kind: gate\nload: {duration_s: 120s, load: {kind: open, rate_rps: 2}}\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        seen.append(line)
+        if "probes:" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)
+    pids = descendants(proc.pid)
+    assert pids, "the stack's services should be children of the gate"
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    report = json.loads((out / "report.json").read_text())
+    assert report["outcome"] == "interrupted"
+    assert report["checks"], "checks that ran before the interruption are kept"
+    assert not [p for p in pids if pid_alive(p)]
