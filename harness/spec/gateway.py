@@ -31,6 +31,8 @@ class ValidationSettings(Strict):
     max_prompt_chars: int = Field(10_000, ge=1)
     injection_patterns: tuple[str, ...] = DEFAULT_INJECTION_PATTERNS
     injection_policy: Literal["log", "reject"] = "log"
+    # Bodies above this are refused (413) before JSON parsing.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
 
 
 class PiiSettings(Strict):
@@ -55,6 +57,8 @@ class FallbackSettings(Strict):
     primary_timeout_s: float = Field(5.0, gt=0)
     fallback_timeout_s: float = Field(5.0, gt=0)
     fallback_max_tokens: int = Field(50, ge=1)
+    # Once a stream has started it cannot move to another pool; a silence this long ends it.
+    stream_idle_timeout_s: float = Field(30.0, gt=0)
 
 
 class BreakerSettings(Strict):
@@ -94,7 +98,7 @@ class GatewaySettings(Strict):
 
 
 class GatewayRuntimeConfig(Strict):
-    """What one gateway replica needs at start: settings plus the addresses allocated for this run."""
+    """What one gateway replica needs at start: settings plus the addresses allocated for a run."""
 
     replica: str
     primary_urls: tuple[str, ...]

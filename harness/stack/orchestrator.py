@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -82,6 +83,29 @@ def _wait_ready(
     progress(f"[{time.monotonic() - t0:5.1f}s] ready: {', '.join(s.name for s in started)}")
 
 
+def _warm_up(services: list[ServiceHandle]) -> None:
+    """Send each service's warm-up request (in parallel); a failure is a start failure."""
+    todo = [s for s in services if s.definition.warmup is not None]
+    if not todo:
+        return
+
+    def one(svc: ServiceHandle) -> None:
+        w = svc.definition.warmup
+        assert w is not None
+        try:
+            r = httpx.post(w.url, json=w.body, timeout=w.timeout_s)
+        except httpx.HTTPError as exc:
+            raise ServiceStartError(svc.name, f"warm-up request failed: {exc}", svc.log_tail())
+        if r.status_code >= 400:
+            raise ServiceStartError(
+                svc.name, f"warm-up request answered {r.status_code}: {r.text[:200]}", svc.log_tail()
+            )
+
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        for future in [pool.submit(one, s) for s in todo]:
+            future.result()
+
+
 def _create_proxies(plan: ServicePlan, toxiproxy_url: str) -> None:
     with ToxiproxyClient(toxiproxy_url) as toxi:
         for p in plan.proxies:
@@ -159,6 +183,7 @@ def start_stack(
             started += handles
             progress(f"[{time.monotonic() - t0:5.1f}s] starting: {', '.join(d.name for d in tier)}")
             _wait_ready(handles, progress, t0)
+            _warm_up(handles)
             if any(d.role == "toxiproxy" for d in tier):
                 _create_proxies(plan, toxiproxy_url)
         endpoints = Endpoints.model_validate(plan.endpoints)

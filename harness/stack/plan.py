@@ -29,6 +29,16 @@ class ServiceDef:
     # Host paths the service reads or writes (bind-mounted by the container provider).
     mounts: list[Path] = field(default_factory=list)
     hint: str = ""
+    # Sent once after the service is ready and before the stack is declared ready (for example
+    # one token from a model server, so the first real request does not pay for a cold start).
+    warmup: Warmup | None = None
+
+
+@dataclass(frozen=True)
+class Warmup:
+    url: str
+    body: dict[str, object]
+    timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from harness.spec.stack import (
     VllmServer,
 )
 from harness.stack import render
-from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan
+from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan, Warmup
 from harness.stack.ports import free_ports
 from harness.stack.readiness import HttpReady, redis_ready
 from harness.tools import default_model_path, find_binary
@@ -63,6 +63,7 @@ def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> 
             ready=HttpReady(f"{url}/health"), image="llama_cpp", tier=TIER_BACKENDS,
             pool=slot.pool, mounts=[model], ready_timeout_s=60,
             hint="llama-server loads the GGUF model at start; check the model path and memory",
+            warmup=Warmup(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 1}),
         )  # fmt: skip
     if isinstance(server, SimulatorServer):
         argv = [

@@ -1,0 +1,434 @@
+"""The docker provider's launcher: each ServiceDef runs as a container (testcontainers-python).
+
+Containers use host networking, so the plan's 127.0.0.1 ports and rendered configs work
+unchanged and no bridge address is ever involved. The service's argv runs with argv[0] replaced
+by the image's program (ImageRef.executable, else argv[0]'s basename on the image's PATH); the
+image's own entrypoint is overridden. `definition.mounts` are bind-mounted at the same paths.
+
+Ryuk (testcontainers' reaper) is off, since its image cannot be pulled on machines with no
+registry: the launcher records every container it creates and removes them all in `close()`,
+including one whose start failed. Readiness stays with the orchestrator (same probes as local).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ServiceStartError, StackError
+from harness.images.catalog import TAG_PREFIX
+from harness.spec.images import ImageMap, ImageRef, resolve_image_map
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+    from testcontainers.core.container import DockerContainer
+
+    from harness.stack.plan import ServiceDef
+
+RUN_LABEL = "io.llm-deploy-gate.run"
+SERVICE_LABEL = "io.llm-deploy-gate.service"
+# Host variables that only make sense on the host: the image's own PATH and paths must win.
+_HOST_ONLY_ENV = frozenset({"PATH", "VIRTUAL_ENV", "PYTHONHOME", "LD_LIBRARY_PATH", "HOME"})
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """How one service runs as a container; pure data, so it is testable with no engine."""
+
+    image: str
+    name: str
+    entrypoint: list[str]
+    command: list[str]
+    env: dict[str, str]
+    volumes: list[tuple[str, str, str]]  # (host path, container path, mode)
+    kwargs: dict[str, Any]  # docker-py create() arguments testcontainers passes through
+
+
+def container_settings(definition: ServiceDef, image: ImageRef, run_id: str) -> ContainerSettings:
+    argv = list(definition.argv)
+    if not argv:
+        raise StackError(f"service {definition.name!r} has an empty command line")
+    env = {k: v for k, v in definition.env.items() if k not in _HOST_ONLY_ENV}
+    env.update({k: os.environ[k] for k in image.pass_env if k in os.environ})
+    volumes = []
+    for path in definition.mounts:
+        if not path.exists():
+            # Docker would create a root-owned empty directory in its place: fail clearly instead.
+            raise StackError(f"service {definition.name!r}: mount {path} does not exist")
+        volumes.append((str(path), str(path), "rw"))
+    kwargs: dict[str, Any] = {
+        "network_mode": "host",  # same 127.0.0.1 ports as the local provider; no bridge at all
+        # Present (and empty) so testcontainers does not pick a network itself: with no
+        # DOCKER_HOST and a /.dockerenv file it joins "its own" container's network, and
+        # docker-py then replaces network_mode with it.
+        "network": None,
+        "init": True,  # tini as PID 1: Go binaries as PID 1 would ignore SIGTERM
+        "labels": {RUN_LABEL: run_id, SERVICE_LABEL: definition.name},
+    }
+    if image.as_host_user:
+        kwargs["user"] = f"{os.getuid()}:{os.getgid()}"
+    if image.gpu:
+        from docker.types import DeviceRequest
+
+        kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        kwargs["ipc_mode"] = "host"  # vLLM's workers share tensors through /dev/shm
+    return ContainerSettings(
+        image=image.ref,
+        name=f"gate-{run_id}-{definition.name}",
+        entrypoint=[image.executable or PurePosixPath(argv[0]).name],
+        command=argv[1:],
+        env=env,
+        volumes=volumes,
+        kwargs=kwargs,
+    )
+
+
+def container_for(settings: ContainerSettings) -> DockerContainer:
+    """The (not yet started) testcontainers container; creating it connects to the engine."""
+    from testcontainers.core.container import DockerContainer
+
+    c = DockerContainer(settings.image)
+    c.with_name(settings.name)
+    c.with_command(settings.command)
+    for key, value in settings.env.items():
+        c.with_env(key, value)
+    for host, inside, mode in settings.volumes:
+        c.with_volume_mapping(host, inside, mode)
+    c.with_kwargs(entrypoint=settings.entrypoint, **settings.kwargs)
+    return c
+
+
+class ContainerHandle:
+    """One running container; what faults act on (docker pause/unpause/kill/restart)."""
+
+    def __init__(self, definition: ServiceDef, container: DockerContainer, log_path: Path) -> None:
+        self.name = definition.name
+        self.definition = definition
+        self._tc = container
+        self._c: Container = container.get_wrapped_container()
+        self.container_id: str = str(self._c.id)
+        mode = self._c.attrs.get("HostConfig", {}).get("NetworkMode")
+        if mode != "host":
+            # Never let a service sit on a bridge: all traffic must stay on 127.0.0.1.
+            raise StackError(f"container for {self.name!r} got network mode {mode!r}, not host")
+        self._log_path = log_path
+        self._pump = _LogPump(self._c, log_path)
+        self._pump.start()
+
+    def _state(self) -> dict[str, Any]:
+        import docker.errors
+
+        try:
+            self._c.reload()
+        except docker.errors.NotFound:
+            return {}
+        state: dict[str, Any] = self._c.attrs.get("State", {})
+        return state
+
+    @property
+    def pid(self) -> int | None:
+        pid = int(self._state().get("Pid") or 0)
+        return pid or None
+
+    def alive(self) -> bool:
+        # A paused container is alive, as a SIGSTOPped process is for the local provider.
+        return bool(self._state().get("Running"))
+
+    def exit_code(self) -> int | None:
+        state = self._state()
+        if not state:
+            return None
+        return None if state.get("Running") else int(state.get("ExitCode", 0))
+
+    def paused(self) -> bool:
+        return bool(self._state().get("Paused"))
+
+    def pause(self) -> None:
+        self._c.pause()
+
+    def resume(self) -> None:
+        self._c.unpause()
+
+    def kill(self) -> None:
+        self._c.kill()
+        if self.paused():
+            self._c.unpause()  # so the pending SIGKILL lands and the container exits
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.paused():
+            self._c.unpause()  # a frozen process cannot act on SIGTERM
+        self._c.stop(timeout=max(1, round(timeout_s)))
+
+    def restart(self) -> None:
+        if self.paused():
+            self._c.unpause()
+        self._c.restart(timeout=5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        import docker.errors
+
+        try:
+            return bytes(self._c.logs(tail=lines)).decode(errors="replace")
+        except docker.errors.NotFound:
+            return _file_tail(self._log_path, lines)
+
+    def remove(self) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self._c.remove(force=True, v=True)
+        self._pump.finish()
+        self._tc.get_docker_client().client.close()
+
+
+class _LogPump(threading.Thread):
+    """Copies the container's output into log_path as it comes, across restarts.
+
+    A followed log stream ends when the container stops; after a restart (a new StartedAt) it
+    reattaches from that start time, so each line is written once.
+    """
+
+    def __init__(self, container: Container, log_path: Path) -> None:
+        super().__init__(name=f"logs-{container.name}", daemon=True)
+        self._c = container
+        self._path = log_path
+        self._done = threading.Event()
+
+    def finish(self, timeout_s: float = 2.0) -> None:
+        self._done.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout_s)
+
+    def run(self) -> None:
+        import docker.errors
+
+        # Its own model object (same client): reload() here must not race the handle's.
+        client = self._c.client
+        watched: Container = client.containers.get(str(self._c.id)) if client else self._c
+        attached_start: str | None = None
+        errors = 0
+        with self._path.open("ab") as out:
+            while not self._done.is_set() and errors < 20:
+                try:
+                    watched.reload()
+                    started = str(watched.attrs["State"].get("StartedAt", ""))
+                    if started != attached_start and not started.startswith("0001"):
+                        since = _epoch(started) if attached_start is not None else None
+                        attached_start = started
+                        for chunk in watched.logs(stream=True, follow=True, since=since):
+                            out.write(chunk)
+                            out.flush()
+                    errors = 0
+                except docker.errors.NotFound:
+                    return
+                except Exception:  # engine hiccup or shutdown: retry a bounded number of times
+                    errors += 1
+                self._done.wait(0.25)
+
+
+def _epoch(started_at: str) -> float:
+    # Docker writes nanoseconds ("2024-05-01T10:00:00.123456789Z"); Python parses microseconds.
+    head, _, frac = started_at.rstrip("Z").partition(".")
+    stamp = f"{head}.{(frac or '0')[:6]}+00:00"
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def _file_tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class ContainerLauncher:
+    """Starts ServiceDefs as containers and removes every one of them on close()."""
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        images: ImageMap | None = None,
+        run_id: str | None = None,
+        docker_host: str | None = None,
+    ) -> None:
+        from testcontainers.core.config import testcontainers_config
+
+        from harness.images.dockerd import resolve_docker_host
+
+        # Ryuk's image cannot be pulled without a registry; close() does its job instead.
+        testcontainers_config.ryuk_disabled = True
+        # Default: the built image-map file if present (`harness images build`), else upstream.
+        self.images = images if images is not None else resolve_image_map()
+        self.run_id = run_id or secrets.token_hex(4)
+        self.docker_host = docker_host or resolve_docker_host()
+        if self.docker_host and os.environ.get("DOCKER_HOST") != self.docker_host:
+            # testcontainers finds the engine only through DOCKER_HOST or this property.
+            testcontainers_config.tc_properties["tc.host"] = self.docker_host
+        self._lock = threading.Lock()
+        self._created: list[DockerContainer] = []
+        self._handles: list[ContainerHandle] = []
+
+    def missing_images(self, definitions: Iterable[ServiceDef]) -> list[str]:
+        """Image refs the plan needs that the engine does not have (they would be pulled)."""
+        import docker
+        import docker.errors
+
+        refs = sorted({self.images.get(d.image).ref for d in definitions})
+        client = (
+            docker.DockerClient(base_url=self.docker_host)
+            if self.docker_host
+            else docker.from_env()
+        )
+        try:
+            missing = []
+            for ref in refs:
+                try:
+                    client.images.get(ref)
+                except docker.errors.ImageNotFound:
+                    missing.append(ref)
+            return missing
+        finally:
+            client.close()
+
+    def launch(self, definition: ServiceDef, log_path: Path) -> ContainerHandle:
+        import docker.errors
+
+        try:
+            image = self.images.get(definition.image)
+        except KeyError as exc:
+            raise ServiceStartError(
+                definition.name, str(exc.args[0]), hint=definition.hint
+            ) from None
+        container = container_for(container_settings(definition, image, self.run_id))
+        with self._lock:
+            self._created.append(container)
+        try:
+            _ensure_image(container, image.ref, definition)
+            container.start()
+            handle = ContainerHandle(definition, container, log_path)
+        except ServiceStartError:
+            self._discard(container)
+            raise
+        except docker.errors.APIError as exc:
+            tail = _container_logs(container)
+            self._discard(container)
+            raise ServiceStartError(
+                definition.name,
+                f"docker could not start {image.ref}: {exc.explanation or exc}",
+                log_tail=tail,
+                hint=_start_hint(definition, image, str(exc.explanation or exc)),
+            ) from None
+        except BaseException:
+            self._discard(container)
+            raise
+        with self._lock:
+            self._handles.append(handle)
+        return handle
+
+    def container_ids(self) -> list[str]:
+        with self._lock:
+            return [h.container_id for h in self._handles]
+
+    def _discard(self, container: DockerContainer) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.DockerException):
+            container.stop(force=True, delete_volume=True)  # testcontainers' stop removes
+        with self._lock, contextlib.suppress(ValueError):
+            self._created.remove(container)
+
+    def close(self) -> None:
+        """Remove every container this launcher created (running, paused or exited)."""
+        import docker.errors
+
+        with self._lock:
+            handles, self._handles = self._handles, []
+            created, self._created = self._created, []
+        by_container = {id(h._tc): h for h in handles}
+        for container in created:
+            handle = by_container.get(id(container))
+            with contextlib.suppress(docker.errors.DockerException):
+                if handle is not None:
+                    handle.remove()
+                else:
+                    container.stop(force=True, delete_volume=True)
+
+
+def _start_hint(definition: ServiceDef, image: ImageRef, why: str) -> str:
+    if image.gpu and ("device driver" in why or "gpu" in why.lower()):
+        return (
+            "the engine cannot hand out GPUs: install the NVIDIA Container Toolkit and "
+            "configure it as a docker runtime (nvidia-ctk runtime configure --runtime=docker)"
+        )
+    return (
+        f"check images.{definition.image}: the image must provide "
+        f"{image.executable or PurePosixPath(definition.argv[0]).name!r} (set `executable` to "
+        "its path in the image when the name differs)"
+    )
+
+
+def _ensure_image(container: DockerContainer, ref: str, definition: ServiceDef) -> None:
+    """Pull `ref` if the engine lacks it, failing with a remedy rather than a registry error."""
+    import docker.errors
+
+    client = container.get_docker_client().client
+    try:
+        client.images.get(ref)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    if ref.startswith(f"{TAG_PREFIX}/"):
+        # Built here, never published: asking a registry would only fail slowly.
+        raise ServiceStartError(
+            definition.name,
+            f"local image {ref} is not in the engine",
+            hint="run `harness images build` (it builds every local image)",
+        )
+    try:
+        client.images.pull(ref)
+    except docker.errors.APIError as exc:
+        raise ServiceStartError(
+            definition.name,
+            f"image {ref} is not in the engine and could not be pulled: {exc.explanation or exc}",
+            hint="on a machine with no registry run `harness images build`; otherwise point "
+            f"images.{definition.image} at an image you can pull",
+        ) from None
+
+
+def remove_labelled(run_id: str | None = None, docker_host: str | None = None) -> int:
+    """Remove containers this harness created (of one run, or all): a crash's leftovers."""
+    import docker
+    import docker.errors
+
+    from harness.images.dockerd import resolve_docker_host
+
+    host = docker_host or resolve_docker_host()
+    client = docker.DockerClient(base_url=host) if host else docker.from_env()
+    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    removed = 0
+    try:
+        for c in client.containers.list(all=True, filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True, v=True)
+                removed += 1
+    finally:
+        client.close()
+    return removed
+
+
+def _container_logs(container: DockerContainer) -> str:
+    import docker.errors
+
+    wrapped = container.get_wrapped_container()  # set once created, even if start() failed
+    if wrapped is None:
+        return ""
+    with contextlib.suppress(docker.errors.DockerException):
+        return bytes(wrapped.logs(tail=30)).decode(errors="replace")
+    return ""

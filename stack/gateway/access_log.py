@@ -1,0 +1,68 @@
+"""Structured JSON log lines: one per request, on stderr.
+
+Carries the request id, replica, status, who served it, cache outcome, latency and tokens; never
+the API key or any prompt or answer text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+LOGGER_NAME = "gateway.access"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        return json.dumps(line, separators=(",", ":"), default=str)
+
+
+def get_logger(name: str = LOGGER_NAME) -> logging.Logger:
+    """A logger writing JSON lines to stderr, configured once per process."""
+    logger = logging.getLogger(name)
+    if not any(getattr(h, "_gateway_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._gateway_json = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+class RequestLog:
+    """Fields of one request's log line, filled in as the request moves through the gateway."""
+
+    def __init__(self, request_id: str, replica: str, method: str, path: str) -> None:
+        self.started = time.perf_counter()
+        self.fields: dict[str, Any] = {
+            "event": "request",
+            "request_id": request_id,
+            "replica": replica,
+            "method": method,
+            "path": path,
+        }
+
+    def set(self, **fields: Any) -> None:
+        self.fields.update({k: v for k, v in fields.items() if v is not None})
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def emit(self, logger: logging.Logger) -> None:
+        self.fields["latency_ms"] = round(self.elapsed_s() * 1000, 2)
+        status = int(self.fields.get("status", 0))
+        level = logging.ERROR if status >= 500 else logging.INFO
+        logger.log(level, "request", extra={"fields": self.fields})

@@ -1,0 +1,74 @@
+"""Per-principal rate limit shared by every replica through Redis (PRACTICES.md section 5).
+
+Sliding-window counter: the count of the current minute plus the previous minute's count weighted
+by how much of it still overlaps the window. One Lua script reads both and increments atomically,
+so concurrent replicas never over-admit. Rejected requests are not counted: a client that keeps
+retrying is let back in as soon as its rate falls under the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.redis_store import RedisStore
+
+WINDOW_S = 60
+
+_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local weight = tonumber(ARGV[2])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current + previous * weight >= limit then
+  return {0, current, previous}
+end
+current = redis.call('INCR', KEYS[1])
+if current == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return {1, current, previous}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after_s: int = 0
+
+
+def retry_after(limit: int, current: int, previous: int, elapsed_s: float) -> int:
+    """Whole seconds until the weighted count drops under the limit (at least 1)."""
+    # In this window the count is current + previous * (1 - t/W) for t >= elapsed.
+    if current < limit and previous > 0:
+        t = WINDOW_S * (1 - (limit - current) / previous)
+        return max(1, math.ceil(t - elapsed_s))
+    # Not before the next window, where `current` becomes the weighted previous.
+    t_next = WINDOW_S * (1 - limit / current) if current > 0 else 0.0
+    return max(1, math.ceil(WINDOW_S - elapsed_s + max(0.0, t_next)))
+
+
+class RateLimiter:
+    def __init__(
+        self, store: RedisStore, per_minute: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._limit = per_minute
+        self._clock = clock
+
+    async def check(self, identity: str) -> Decision:
+        """Admit or reject; RedisUnavailable propagates so the caller applies fail_open."""
+        now = self._clock()
+        window = int(now // WINDOW_S)
+        elapsed = now - window * WINDOW_S
+        weight = 1 - elapsed / WINDOW_S
+        keys = [f"ratelimit:{identity}:{window}", f"ratelimit:{identity}:{window - 1}"]
+        args = [self._limit, f"{weight:.6f}", 2 * WINDOW_S]
+        allowed, current, previous = await self._store.run(
+            lambda r: r.eval(_SCRIPT, 2, *keys, *args)  # type: ignore[arg-type]
+        )
+        if allowed:
+            return Decision(True)
+        return Decision(False, retry_after(self._limit, int(current), int(previous), elapsed))
