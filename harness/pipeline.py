@@ -115,7 +115,9 @@ def run_gate(
                 report.checks += checks
             if stack.alerts is not None:
                 report.alerts = [n.payload for n in stack.alerts.notifications]
-        report.outcome = "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
+        report.outcome = (
+            "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
+        )
     except KeyboardInterrupt as exc:
         report.outcome = "interrupted"
         report.errors.append("interrupted (Ctrl-C or SIGTERM); the report holds what ran before")

@@ -31,7 +31,9 @@ MARKERS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "LLM deploy gate")
-    group.addoption("--harness-stack", default=None, help="stack spec for the harness_stack fixture")
+    group.addoption(
+        "--harness-stack", default=None, help="stack spec for the harness_stack fixture"
+    )
     group.addoption(
         "--harness-provider", default=None, help="provider for harness_stack (local | docker)"
     )

@@ -1,4 +1,4 @@
-"""Find the binaries and model files the stack runs, with an actionable error when one is missing."""
+"""Find the binaries and model files the stack runs; a missing one gets an actionable error."""
 
 from __future__ import annotations
 

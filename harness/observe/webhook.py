@@ -90,9 +90,9 @@ class AlertReceiver:
         with self._lock:
             return list(self._received)
 
-    def wait_for(self, alertname: str, status: str = "firing", timeout_s: float = 60.0) -> (
-        AlertNotification | None
-    ):
+    def wait_for(
+        self, alertname: str, status: str = "firing", timeout_s: float = 60.0
+    ) -> AlertNotification | None:
         """The first notification carrying `alertname` in `status`, waiting up to timeout_s."""
         deadline = time.monotonic() + timeout_s
         with self._cond:

@@ -15,7 +15,9 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def chat_body(prompt: str, *, max_tokens: int = 16, stream: bool = False, **extra: Any) -> dict[str, Any]:
+def chat_body(
+    prompt: str, *, max_tokens: int = 16, stream: bool = False, **extra: Any
+) -> dict[str, Any]:
     return {
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
@@ -53,7 +55,9 @@ def stream_chat(
         headers=auth_headers(api_key),
         timeout=timeout_s,
     ) as r:
-        result = StreamResult(status=r.status_code, headers={k.lower(): v for k, v in r.headers.items()})
+        result = StreamResult(
+            status=r.status_code, headers={k.lower(): v for k, v in r.headers.items()}
+        )
         if r.status_code != 200:
             result.error_body = r.read().decode(errors="replace")[:500]
             result.total_s = time.perf_counter() - t0

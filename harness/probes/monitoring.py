@@ -1,4 +1,4 @@
-"""Probes of the monitoring: every target scraped, PRACTICES.md metrics present, alert rules sound."""
+"""Probes of the monitoring: targets scraped, PRACTICES.md metrics present, alert rules sound."""
 
 from __future__ import annotations
 
@@ -31,11 +31,17 @@ def _query(prom: str, expr: str) -> list[dict[str, object]]:
 
 
 def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
-    """Prometheus sees every target up, has the gateway's PRACTICES.md metrics and the alert rules."""
+    """Every target up; the gateway exports PRACTICES.md's metrics; the alert rules are loaded."""
     t0 = time.monotonic()
     failures: list[str] = []
-    targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
-    down = [f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}" for t in targets if t["health"] != "up"]
+    targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()["data"][
+        "activeTargets"
+    ]
+    down = [
+        f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}"
+        for t in targets
+        if t["health"] != "up"
+    ]
     failures += [f"target down: {d}" for d in down]
 
     # The gateway's counters appear after the first requests; allow a scrape or two.
@@ -43,7 +49,9 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
     while True:
         present = {
             str(s["metric"]["__name__"])  # type: ignore[index]
-            for s in _query(prometheus_url, 'count by (__name__) ({__name__=~"llm_.*", job="gateway"})')
+            for s in _query(
+                prometheus_url, 'count by (__name__) ({__name__=~"llm_.*", job="gateway"})'
+            )
         }
         missing = [m for m in PRACTICES_METRICS if m not in present]
         if not missing or time.monotonic() > deadline:
@@ -54,7 +62,12 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
     rules = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {r["name"] for g in rules for r in g["rules"]}
     failures += [f"alert rule {a} not loaded" for a in PRACTICES_ALERTS if a not in loaded]
-    broken = [f"{r['name']}: {r.get('lastError')}" for g in rules for r in g["rules"] if r.get("health") == "err"]
+    broken = [
+        f"{r['name']}: {r.get('lastError')}"
+        for g in rules
+        for r in g["rules"]
+        if r.get("health") == "err"
+    ]
     failures += [f"alert rule fails to evaluate: {b}" for b in broken]
     measured: dict[str, float | int | str | None] = {
         "targets": len(targets),
@@ -79,7 +92,9 @@ def probe_alert_rule_tests(rules_dir: Path = STACK_DIR / "prometheus") -> CheckR
         cwd=rules_dir, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     out = (run.stdout + run.stderr).strip()
-    failures = [] if run.returncode == 0 else [line for line in out.splitlines() if line.strip()][-10:]
+    failures = (
+        [] if run.returncode == 0 else [line for line in out.splitlines() if line.strip()][-10:]
+    )
     check = CheckResult.from_reasons(
         "alert rule unit tests (promtool)", "monitoring", failures, {"exit_code": run.returncode},
         "every alert fires and stays silent as specified",

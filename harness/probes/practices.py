@@ -21,7 +21,9 @@ def probe_streaming(base_url: str, api_key: str) -> CheckResult:
     """A streamed chat completion returns generated tokens, chunk by chunk, with a request id."""
     t0 = time.monotonic()
     failures: list[str] = []
-    r = stream_chat(base_url, api_key, chat_body(unique_prompt("Name three colours."), max_tokens=24))
+    r = stream_chat(
+        base_url, api_key, chat_body(unique_prompt("Name three colours."), max_tokens=24)
+    )
     if r.status != 200:
         failures.append(f"status {r.status}, want 200: {r.error_body}")
     else:

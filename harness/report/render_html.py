@@ -49,11 +49,13 @@ def svg_line_chart(
         )
     parts.append(
         f'<text x="{pad_l + w}" y="{height - 6}" font-size="10" text-anchor="end">'
-        f"{x1:.0f} s</text><text x=\"{pad_l}\" y=\"{height - 6}\" font-size=\"10\">{x0:.0f} s</text>"
+        f'{x1:.0f} s</text><text x="{pad_l}" y="{height - 6}" font-size="10">{x0:.0f} s</text>'
     )
     for i, (name, ys) in enumerate(series.items()):
         colour = palette[i % len(palette)]
-        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False) if y is not None)
+        pts = " ".join(
+            f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False) if y is not None
+        )
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
         parts.append(
             f'<text x="{pad_l + 8 + i * 120}" y="{pad_t + 12}" font-size="11" fill="{colour}">'
@@ -79,9 +81,21 @@ def _charts(load: dict[str, Any] | None) -> list[str]:
         return [float(r[key]) if isinstance(r.get(key), (int, float)) else None for r in rows]
 
     groups = [
-        ("Throughput", "/s", [k for k in rows[0] if k.endswith("_per_second") or k.endswith("_rps")]),
-        ("Time to first token", " ms", [k for k in rows[0] if k.startswith("ttft") and k.endswith("_ms")]),
-        ("End-to-end latency", " ms", [k for k in rows[0] if k.startswith("e2e") and k.endswith("_ms")]),
+        (
+            "Throughput",
+            "/s",
+            [k for k in rows[0] if k.endswith("_per_second") or k.endswith("_rps")],
+        ),
+        (
+            "Time to first token",
+            " ms",
+            [k for k in rows[0] if k.startswith("ttft") and k.endswith("_ms")],
+        ),
+        (
+            "End-to-end latency",
+            " ms",
+            [k for k in rows[0] if k.startswith("e2e") and k.endswith("_ms")],
+        ),
         ("Errors", "", [k for k in rows[0] if k.startswith("error")]),
     ]
     out = []
@@ -96,7 +110,8 @@ def render_html(report: RunReport) -> str:
     colour = _OUTCOME_COLOURS.get(report.outcome, "#333")
     rows = "".join(
         f'<tr><td style="color:{_COLOURS[c.outcome]};font-weight:600">{c.outcome.upper()}</td>'
-        f"<td>{e(c.name)}</td><td>{e(c.category)}</td><td>{'<br>'.join(e(r) for r in c.reasons)}</td>"
+        f"<td>{e(c.name)}</td><td>{e(c.category)}</td>"
+        f"<td>{'<br>'.join(e(r) for r in c.reasons)}</td>"
         f"<td><code>{e(', '.join(f'{k}={v}' for k, v in c.measured.items()))}</code></td></tr>"
         for c in report.checks
     )
@@ -116,7 +131,8 @@ def render_html(report: RunReport) -> str:
 body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1f2328; max-width: 1200px; }}
 h1 span {{ color: {colour}; }}
 table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
-td, th {{ border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }}
+td, th {{ border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left;
+         vertical-align: top; }}
 code, pre {{ font-size: 12px; white-space: pre-wrap; }}
 .meta {{ color: #59636e; }}
 .chart {{ display: inline-block; margin: 0 1rem 1rem 0; }}

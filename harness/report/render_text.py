@@ -17,7 +17,7 @@ def render_markdown(report: RunReport) -> str:
         f"- run: `{report.name}` started {report.started_at}, {report.duration_s or 0:.1f} s",
         f"- harness {report.harness_version}, commit `{(report.git_sha or 'unknown')[:12]}`"
         + (" (uncommitted changes)" if report.git_dirty else ""),
-        f"- checks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+        "- checks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
     ]
     if report.startup_seconds is not None:
         lines.append(f"- stack up in {report.startup_seconds:.1f} s")
@@ -47,7 +47,11 @@ def render_junit(report: RunReport) -> str:
     )
     for c in report.checks:
         case = ET.SubElement(
-            suite, "testcase", classname=f"gate.{c.category}", name=c.name, time=f"{c.duration_s:.3f}"
+            suite,
+            "testcase",
+            classname=f"gate.{c.category}",
+            name=c.name,
+            time=f"{c.duration_s:.3f}",
         )
         text = "\n".join(c.reasons)
         if c.outcome == "fail":
@@ -62,4 +66,6 @@ def render_junit(report: RunReport) -> str:
         case = ET.SubElement(suite, "testcase", classname="gate.run", name="run")
         ET.SubElement(case, "error", message=e.splitlines()[0] if e else "error").text = e
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )

@@ -1,4 +1,4 @@
-"""Pydantic models of everything a user writes: stack, gateway settings (and later load, faults, gate)."""
+"""Pydantic models of what a user writes: stack, gateway settings (later load, faults, gate)."""
 
 from harness.spec.gateway import GatewayRuntimeConfig, GatewaySettings
 from harness.spec.loader import load_yaml_model, parse_model

@@ -8,9 +8,9 @@ import yaml
 from pydantic import BaseModel
 
 from harness.errors import ConfigError, ConfigProblem
-from harness.spec.loader import load_yaml_model
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec
+from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 
 SPEC_KINDS: dict[str, type[BaseModel]] = {"stack": StackSpec, "load": LoadSpec, "gate": GateSpec}

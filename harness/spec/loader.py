@@ -1,4 +1,4 @@
-"""Read YAML spec files into models, turning every problem into a ConfigError with file and field."""
+"""Read YAML spec files into models; every problem becomes a ConfigError with file and field."""
 
 from __future__ import annotations
 

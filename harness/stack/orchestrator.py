@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -95,10 +95,14 @@ def _warm_up(services: list[ServiceHandle]) -> None:
         try:
             r = httpx.post(w.url, json=w.body, timeout=w.timeout_s)
         except httpx.HTTPError as exc:
-            raise ServiceStartError(svc.name, f"warm-up request failed: {exc}", svc.log_tail())
+            raise ServiceStartError(
+                svc.name, f"warm-up request failed: {exc}", svc.log_tail()
+            ) from exc
         if r.status_code >= 400:
             raise ServiceStartError(
-                svc.name, f"warm-up request answered {r.status_code}: {r.text[:200]}", svc.log_tail()
+                svc.name,
+                f"warm-up request answered {r.status_code}: {r.text[:200]}",
+                svc.log_tail(),
             )
 
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:

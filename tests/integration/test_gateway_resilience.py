@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from gateway.errors import DEGRADED_MESSAGE
 from gateway_fixtures import *  # noqa: F403
 from gateway_fixtures import FakeUpstreamServer, GatewayProcess, Toxiproxy
+
+from gateway.errors import DEGRADED_MESSAGE
 
 pytestmark = [pytest.mark.integration]
 

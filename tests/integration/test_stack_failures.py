@@ -26,8 +26,9 @@ def test_a_service_that_cannot_start_is_named_with_its_log_tail(tmp_path: Path) 
         StackSpec, {"primary": {"replicas": 1, "server": {"model_path": str(bogus)}}}, "test"
     )
     seen: list[str] = []
-    with pytest.raises(ServiceStartError) as info, start_stack(
-        spec, run_dir=tmp_path / "run", progress=seen.append
+    with (
+        pytest.raises(ServiceStartError) as info,
+        start_stack(spec, run_dir=tmp_path / "run", progress=seen.append),
     ):
         pytest.fail("the stack must not come up")
     err = info.value

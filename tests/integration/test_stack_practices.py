@@ -33,7 +33,10 @@ RECOVERY_S = 4.0
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     base = load_yaml_model(StackSpec, STACK_DIR / "stack.yaml").model_dump(mode="json")
     base["gateway"]["settings"]["auth"] = {"api_keys": list(KEYS)}
-    base["gateway"]["settings"]["breaker"] = {"failure_threshold": 5, "recovery_timeout_s": RECOVERY_S}
+    base["gateway"]["settings"]["breaker"] = {
+        "failure_threshold": 5,
+        "recovery_timeout_s": RECOVERY_S,
+    }
     spec = parse_model(StackSpec, base, "test_stack_practices")
     with start_stack(spec, run_dir=tmp_path_factory.mktemp("practices")) as running:
         yield running
@@ -47,7 +50,9 @@ def toxi(stack: RunningStack) -> Iterator[ToxiproxyClient]:
         client.reset()
 
 
-def post(stack: RunningStack, key: str | None, body: dict[str, object], **headers: str) -> httpx.Response:
+def post(
+    stack: RunningStack, key: str | None, body: dict[str, object], **headers: str
+) -> httpx.Response:
     return httpx.post(
         f"{stack.endpoints.nginx}/v1/chat/completions",
         json=body, headers={**auth_headers(key), **headers}, timeout=60,
@@ -122,7 +127,9 @@ def test_primary_down_falls_back_then_the_breaker_opens(
         assert r.status_code == 200, r.text
         served.append(r.headers["x-served-by"])
     assert set(served) == {"fallback"}, served
-    states = [metric(gw, "llm_circuit_breaker_state", pool="primary") for gw in stack.endpoints.gateways]
+    states = [
+        metric(gw, "llm_circuit_breaker_state", pool="primary") for gw in stack.endpoints.gateways
+    ]
     assert 2.0 in states, f"breaker state per replica: {states} (2 = open)"
 
     # Primary back: after the recovery timeout a half-open probe succeeds and closes the breaker.
@@ -161,7 +168,9 @@ def test_gateway_added_latency_is_reported(stack: RunningStack) -> None:
     def timed(url: str, key: str | None) -> float:
         body = chat_body(unique_prompt("Reply with yes."), max_tokens=4)
         t0 = time.perf_counter()
-        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth_headers(key), timeout=60)
+        r = httpx.post(
+            f"{url}/v1/chat/completions", json=body, headers=auth_headers(key), timeout=60
+        )
         assert r.status_code == 200
         return time.perf_counter() - t0
 

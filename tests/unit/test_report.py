@@ -12,7 +12,9 @@ def checks() -> list[CheckResult]:
     return [
         CheckResult(name="streamed completion", category="stack", outcome="pass", reasons=["ok"]),
         CheckResult.from_reasons(
-            "slo", "slo", ["ttft_p95_ms = 812 violates <= 500", "error_rate = 0.02 violates <= 0.01"]
+            "slo",
+            "slo",
+            ["ttft_p95_ms = 812 violates <= 500", "error_rate = 0.02 violates <= 0.01"],
         ),
         CheckResult(name="cache", category="cache", outcome="skipped", reasons=["disabled"]),
     ]
@@ -43,7 +45,9 @@ def test_every_rendering_is_written_and_consistent(tmp_path: Path) -> None:
     assert RunReport.model_validate(data).checks[1].reasons == checks()[1].reasons
 
     suite = ET.parse(paths["junit"]).getroot()
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    assert (
+        suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    )
     failure = suite.find("testcase[@name='slo']/failure")
     assert failure is not None and "error_rate" in (failure.text or "")
 

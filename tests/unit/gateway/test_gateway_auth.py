@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.auth import authenticate, extract_key, key_identity
 from gateway.config import api_keys
 from gateway.errors import GatewayError
-
 from harness.spec.gateway import AuthSettings, GatewayRuntimeConfig, GatewaySettings
 
 KEYS = ("sk-one", "sk-two")

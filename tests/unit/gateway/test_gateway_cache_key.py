@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from gateway.cache import answer_from_stream, bypass_reason, cache_key, stream_from_answer
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gateway.cache import answer_from_stream, bypass_reason, cache_key, stream_from_answer
 
 _json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8), st.floats(0, 2)

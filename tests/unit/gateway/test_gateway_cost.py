@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.cost import Usage, price_per_1k, request_cost, usage_from_body
 from gateway.postprocess import filter_answer
 

@@ -10,8 +10,9 @@ import types
 from types import SimpleNamespace
 
 import pytest
-from gateway.gpu import GpuCollector, process_rss_bytes
 from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway.gpu import GpuCollector, process_rss_bytes
 
 GPU_SERIES = ("llm_gpu_utilization_percent", "llm_gpu_memory_used", "llm_gpu_memory_total")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gateway.pii import StreamRedactor, redact
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gateway.pii import StreamRedactor, redact
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.ratelimit import WINDOW_S, retry_after
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gateway.ratelimit import WINDOW_S, retry_after
 
 
 def weighted(current: int, previous: int, t: float) -> float:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway.errors import GatewayError
-from gateway.validation import check_prompt_length, find_injections, parse_request
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gateway.errors import GatewayError
+from gateway.validation import check_prompt_length, find_injections, parse_request
 
 LIMIT = 1_048_576
 
