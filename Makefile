@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test up lint typecheck check bench clean
+.PHONY: install gate test up images lint typecheck check bench clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,6 +15,9 @@ test: install
 
 up: install
 	$(BIN)/harness up --ready-file reports/runs/endpoints.json
+
+images: install
+	$(BIN)/harness images build
 
 lint: install
 	$(BIN)/ruff check harness stack scenarios tests

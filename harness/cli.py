@@ -206,6 +206,15 @@ def _watch(running: object) -> None:
         time.sleep(1.0)
 
 
+def _register_subcommands() -> None:
+    from harness.images.cli import register as register_images
+
+    register_images(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)

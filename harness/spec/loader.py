@@ -27,10 +27,14 @@ def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
     problems = []
     for e in err.errors():
         # Drop discriminator tags pydantic inserts ("server.llama_cpp.threads" -> "server.threads").
-        loc = tuple(p for p in e["loc"] if p not in ("llama_cpp", "simulator", "vllm"))
+        loc = tuple(
+            p
+            for i, p in enumerate(e["loc"])
+            if not (i > 0 and e["loc"][i - 1] == "server" and p in ("llama_cpp", "simulator", "vllm"))
+        )
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see the reference spec in stack/stack.yaml)"
+            msg = "unknown field (check the spelling)"
         elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
             msg = f"{msg}, got {e['input']!r}"
         problems.append(ConfigProblem(_location(loc), msg))

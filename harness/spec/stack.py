@@ -11,6 +11,7 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from harness.spec.base import Strict
 from harness.spec.gateway import GatewaySettings
+from harness.spec.images import ImageMap
 
 
 class LlamaCppServer(Strict):
@@ -121,6 +122,8 @@ class StackSpec(Strict):
     prometheus: PrometheusSpec = PrometheusSpec()
     alertmanager: AlertmanagerSpec = AlertmanagerSpec()
     toxiproxy: ToxiproxySpec = ToxiproxySpec()
+    # Container images by service (docker provider); unset entries keep their defaults.
+    images: ImageMap = ImageMap()
 
     @model_validator(mode="after")
     def _vllm_needs_docker(self) -> StackSpec:

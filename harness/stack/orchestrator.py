@@ -28,16 +28,17 @@ def _quiet(_: str) -> None:
     return None
 
 
-def make_launcher(provider: str) -> Launcher:
+def make_launcher(provider: str, spec: StackSpec, run_dir: Path) -> Launcher:
     """Registry of providers by kind; an unknown kind lists the valid ones."""
     if provider == "local":
         from harness.stack.process import ProcessLauncher
 
         return ProcessLauncher()
     if provider == "docker":
-        from harness.stack.docker import ContainerLauncher  # type: ignore[import-not-found,unused-ignore]
+        from harness.spec.images import resolve_image_map
+        from harness.stack.docker import ContainerLauncher
 
-        launcher: Launcher = ContainerLauncher()
+        launcher: Launcher = ContainerLauncher(resolve_image_map(spec.images), run_id=run_dir.name)
         return launcher
     raise ConfigError("--provider", [ConfigProblem("provider", f"unknown provider {provider!r}; "
                                                    "valid: local, docker")])  # fmt: skip
@@ -176,7 +177,7 @@ def start_stack(
     t0 = time.monotonic()
     plan = build_plan(spec, run_dir)
     plan.write_files()
-    launcher = make_launcher(provider)
+    launcher = make_launcher(provider, spec, run_dir)
     started: list[ServiceHandle] = []
     receiver: AlertReceiver | None = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +95,13 @@ def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> 
         "--max-model-len", str(server.max_model_len),
         *server.extra_args,
     ]  # fmt: skip
+    # Weights persist in the host's model-hub cache between runs instead of downloading again.
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    hf_home.mkdir(parents=True, exist_ok=True)
     return ServiceDef(
         name=slot.name, role="model_server", argv=argv, port=slot.port,
         ready=HttpReady(f"{url}/health"), image="vllm", tier=TIER_BACKENDS, pool=slot.pool,
+        env={"HF_HOME": str(hf_home)}, mounts=[hf_home],
         ready_timeout_s=900, hint="vLLM downloads and loads the model at first start",
     )  # fmt: skip
 
@@ -173,14 +178,14 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
                   "--app-dir", str(STACK_DIR), "--host", "127.0.0.1", "--port", str(gw_port),
                   "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
             port=gw_port, ready=HttpReady(f"http://127.0.0.1:{gw_port}/healthz"),
-            image="gateway", tier=TIER_GATEWAYS, env={"GATEWAY_CONFIG": str(cfg_path)},
+            image="gateway", tier=TIER_GATEWAYS, env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
             mounts=[run_dir, PROJECT_ROOT],
         ))  # fmt: skip
     services.append(ServiceDef(
         name="redis-exporter", role="exporter",
         argv=[str(find_binary("prometheus-redis-exporter")),
-              "-redis.addr", f"redis://127.0.0.1:{redis_port}",
-              "-web.listen-address", f"127.0.0.1:{redis_exp_port}"],
+              f"--redis.addr=redis://127.0.0.1:{redis_port}",
+              f"--web.listen-address=127.0.0.1:{redis_exp_port}"],
         port=redis_exp_port, ready=HttpReady(f"http://127.0.0.1:{redis_exp_port}/metrics"),
         image="redis_exporter", tier=TIER_GATEWAYS,
     ))  # fmt: skip
@@ -201,8 +206,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     services.append(ServiceDef(
         name="nginx-exporter", role="exporter",
         argv=[str(find_binary("prometheus-nginx-exporter")),
-              "-nginx.scrape-uri", f"http://127.0.0.1:{nginx_status_port}/stub_status",
-              "-web.listen-address", f"127.0.0.1:{nginx_exp_port}"],
+              f"--nginx.scrape-uri=http://127.0.0.1:{nginx_status_port}/stub_status",
+              f"--web.listen-address=127.0.0.1:{nginx_exp_port}"],
         port=nginx_exp_port, ready=HttpReady(f"http://127.0.0.1:{nginx_exp_port}/metrics"),
         image="nginx_exporter", tier=TIER_OBSERVERS,
     ))  # fmt: skip

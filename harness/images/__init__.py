@@ -1,0 +1,1 @@
+"""Container images for the docker provider: local builds (no registry) and a private dockerd."""

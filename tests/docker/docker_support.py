@@ -1,0 +1,51 @@
+"""Shared by the docker tests: the engine handle the session fixture yields, and waits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import docker
+import pytest
+
+from harness.images import dockerd
+from harness.images.build import BuildResult
+from harness.spec.images import ImageMap
+from harness.stack.docker import RUN_LABEL
+from harness.stack.readiness import ReadyCheck
+
+
+@dataclass
+class Engine:
+    paths: dockerd.DockerdPaths
+    client: docker.DockerClient
+    builds: list[BuildResult]
+    images: ImageMap
+
+    def require(self, *keys: str) -> None:
+        """Skip the test when an image it needs could not be built here (with the reason)."""
+        for r in self.builds:
+            if r.name in keys and r.outcome in ("skipped", "failed"):
+                pytest.skip(f"image {r.name} {r.outcome}: {r.detail.splitlines()[0]}")
+
+    def labelled(self, run_id: str) -> list[str]:
+        """Names of the containers one launcher run left in the engine."""
+        found = self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        return [str(c.name) for c in found]
+
+
+def wait_ready(check: ReadyCheck, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    reason = check.probe()
+    while reason is not None:
+        assert time.monotonic() < deadline, f"not ready after {timeout_s}s: {reason}"
+        time.sleep(0.1)
+        reason = check.probe()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
