@@ -150,7 +150,9 @@ def up(
 def gate(
     profile: Annotated[
         Path | None,
-        typer.Option("--profile", help="Gate profile (YAML). Default: reports/profiles/default.yaml."),
+        typer.Option(
+            "--profile", help="Gate profile (YAML). Default: reports/profiles/default.yaml."
+        ),
     ] = None,
     stack: StackOption = None,
     provider: ProviderOption = None,
@@ -158,7 +160,7 @@ def gate(
         Path | None, typer.Option("--out", help="Report folder. Default: reports/runs/<time>-gate.")
     ] = None,
 ) -> None:
-    """Bring the stack up, run the gate's checks, write the reports; exit 0 pass, 1 fail, 2 error."""
+    """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT
     from harness.pipeline import EXIT_CODES, run_gate
     from harness.spec.gate import GateSpec

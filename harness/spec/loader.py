@@ -30,7 +30,9 @@ def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
         loc = tuple(
             p
             for i, p in enumerate(e["loc"])
-            if not (i > 0 and e["loc"][i - 1] == "server" and p in ("llama_cpp", "simulator", "vllm"))
+            if not (
+                i > 0 and e["loc"][i - 1] == "server" and p in ("llama_cpp", "simulator", "vllm")
+            )
         )
         msg = e["msg"]
         if e["type"] == "extra_forbidden":

@@ -178,7 +178,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
                   "--app-dir", str(STACK_DIR), "--host", "127.0.0.1", "--port", str(gw_port),
                   "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
             port=gw_port, ready=HttpReady(f"http://127.0.0.1:{gw_port}/healthz"),
-            image="gateway", tier=TIER_GATEWAYS, env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
+            image="gateway", tier=TIER_GATEWAYS,
+            env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
             mounts=[run_dir, PROJECT_ROOT],
         ))  # fmt: skip
     services.append(ServiceDef(
