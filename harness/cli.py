@@ -210,7 +210,9 @@ def _watch(running: object) -> None:
 
 def _register_subcommands() -> None:
     from harness.images.cli import register as register_images
+    from harness.load.cli import register as register_load
 
+    register_load(app)
     register_images(app)
 
 

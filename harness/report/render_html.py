@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
 
 _COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df",
@@ -65,43 +66,31 @@ def svg_line_chart(
     return "".join(parts)
 
 
+# Charts of the per-second series: (title, unit, keys of each row to plot).
+_CHARTS = (
+    ("Requests per second", "", ("sent", "completed", "errors")),
+    ("Time to first token", " ms", ("ttft_p50_ms", "ttft_p95_ms")),
+    ("End-to-end latency", " ms", ("e2e_p50_ms", "e2e_p95_ms", "e2e_from_intended_p95_ms")),
+    ("Output tokens per second", "", ("output_tokens",)),
+    ("Requests in flight", "", ("in_flight",)),
+)
+
+
 def _charts(load: dict[str, Any] | None) -> list[str]:
     """Plots of the per-second time series of the load run, when there is one."""
-    if not load:
+    rows = load_timeseries(load)
+    if not rows:
         return []
-    rows = load.get("timeseries") or []
-    if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
-        return []
-    xkey = next((k for k in ("t_s", "second", "t") if k in rows[0]), None)
-    if xkey is None:
-        return []
-    xs = [float(r[xkey]) for r in rows]
+    xs = [float(r.get("t_s", i)) for i, r in enumerate(rows)]
 
     def col(key: str) -> list[float | None]:
         return [float(r[key]) if isinstance(r.get(key), (int, float)) else None for r in rows]
 
-    groups = [
-        (
-            "Throughput",
-            "/s",
-            [k for k in rows[0] if k.endswith("_per_second") or k.endswith("_rps")],
-        ),
-        (
-            "Time to first token",
-            " ms",
-            [k for k in rows[0] if k.startswith("ttft") and k.endswith("_ms")],
-        ),
-        (
-            "End-to-end latency",
-            " ms",
-            [k for k in rows[0] if k.startswith("e2e") and k.endswith("_ms")],
-        ),
-        ("Errors", "", [k for k in rows[0] if k.startswith("error")]),
-    ]
     out = []
-    for title, unit, keys in groups:
-        if keys:
-            out.append(svg_line_chart(title, xs, {k: col(k) for k in keys[:4]}, unit))
+    for title, unit, keys in _CHARTS:
+        present = [k for k in keys if any(isinstance(r.get(k), (int, float)) for r in rows)]
+        if present:
+            out.append(svg_line_chart(title, xs, {k: col(k) for k in present}, unit))
     return [c for c in out if c]
 
 
@@ -115,14 +104,9 @@ def render_html(report: RunReport) -> str:
         f"<td><code>{e(', '.join(f'{k}={v}' for k, v in c.measured.items()))}</code></td></tr>"
         for c in report.checks
     )
-    summary = (report.load or {}).get("summary")
-    load_rows = ""
-    if isinstance(summary, dict):
-        load_rows = "".join(
-            f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>"
-            for k, v in summary.items()
-            if not isinstance(v, (dict, list))
-        )
+    load_rows = "".join(
+        f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in load_highlights(report.load)
+    )
     charts = "".join(f"<div class=chart>{c}</div>" for c in _charts(report.load))
     errors = "".join(f"<li><pre>{e(x)}</pre></li>" for x in report.errors)
     return f"""<!doctype html>

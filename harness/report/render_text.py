@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
 
 _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
@@ -27,10 +28,10 @@ def render_markdown(report: RunReport) -> str:
     for c in report.checks:
         details = "; ".join(c.reasons).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {_ICON[c.outcome]} | {c.name} | {c.category} | {details} |")
-    summary = (report.load or {}).get("summary")
-    if isinstance(summary, dict):
-        lines += ["", "## Load", ""]
-        lines += [f"- {k}: {v}" for k, v in summary.items() if not isinstance(v, (dict, list))]
+    figures = load_highlights(report.load)
+    if figures:
+        lines += ["", "## Load", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in figures]
     return "\n".join(lines) + "\n"
 
 

@@ -23,17 +23,26 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
+# Tags pydantic inserts into error locations of tagged unions, by the field that holds the union.
+_UNION_TAGS = {"server": {"llama_cpp", "simulator", "vllm"}, "load": {"open", "closed"}}
+
+
+def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """`primary.server.simulator.seed` -> `primary.server.seed`, `load.open.rate_rps` -> ..."""
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        parent = loc[i - 1] if i else None
+        if isinstance(parent, str) and part in _UNION_TAGS.get(parent, ()):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
     problems = []
     for e in err.errors():
         # Drop discriminator tags pydantic inserts ("server.llama_cpp.threads" -> "server.threads").
-        loc = tuple(
-            p
-            for i, p in enumerate(e["loc"])
-            if not (
-                i > 0 and e["loc"][i - 1] == "server" and p in ("llama_cpp", "simulator", "vllm")
-            )
-        )
+        loc = _without_union_tags(tuple(e["loc"]))
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"

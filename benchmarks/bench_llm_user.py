@@ -1,0 +1,157 @@
+"""Benchmark (not a test): requests/s of one Locust process with the instrumented LLM user, beside
+Locust's plain FastHttpUser, against one trivial endpoint (nginx answering a canned SSE stream).
+
+    .venv/bin/python benchmarks/bench_llm_user.py [--users 32] [--duration 10]
+
+Both run closed loop, no think time, one process each, one after the other; the printed ratio is
+instrumented / plain. It asserts nothing: the numbers depend on the machine and what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.load.runner import run_load  # noqa: E402
+from harness.load.target import Target  # noqa: E402
+from harness.load.workload import WorkloadGenerator  # noqa: E402
+from harness.measure.summary import summarize  # noqa: E402
+from harness.spec.load import ClosedLoop, LoadSpec, Workload  # noqa: E402
+from harness.tools import find_binary  # noqa: E402
+
+# One role chunk, three one-token chunks, finish, usage, [DONE]: a small but complete stream.
+_CHUNKS = [{"role": "assistant"}, {"content": "a"}, {"content": "b"}, {"content": "c"}]
+CANNED = "".join(
+    "data: " + json.dumps({"choices": [{"index": 0, "delta": d, "finish_reason": None}]}) + "\n\n"
+    for d in _CHUNKS
+) + (
+    "data: "
+    + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    + "\n\n"
+    "data: "
+    + json.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3}})
+    + "\n\n"
+    "data: [DONE]\n\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_conf(d: Path, port: int) -> Path:
+    body = CANNED.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    conf = d / "nginx.conf"
+    conf.write_text(
+        f"""
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      default_type text/event-stream;
+      return 200 '{body}';
+    }}
+  }}
+}}
+"""
+    )
+    return conf
+
+
+def start_nginx(d: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    conf = nginx_conf(d, port)
+    proc = subprocess.Popen(
+        [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.post(f"{url}/v1/chat/completions", timeout=1).raise_for_status()
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError(f"nginx did not start: {(d / 'error.log').read_text()}")
+
+
+def instrumented_rps(url: str, users: int, duration: float, d: Path) -> float:
+    spec = LoadSpec(
+        duration_s=duration, load=ClosedLoop(users=users), model="bench",
+        workload=Workload(max_tokens=3), drain_timeout_s=5,
+    )  # fmt: skip
+    run = run_load(spec, Target(url=url, api_key="sk-bench"), d / "instrumented")
+    summary = summarize(run.samples, run.context)
+    if summary.counts.errors:
+        raise RuntimeError(f"instrumented run had errors: {summary.counts.by_kind}")
+    return summary.counts.total / duration
+
+
+def plain_rps(url: str, users: int, duration: float, d: Path) -> float:
+    plan = WorkloadGenerator(Workload(max_tokens=3), "bench", "sk-bench", seed=1, worker=0).next()
+    env = {**os.environ, "BENCH_PATH": plan.path, "BENCH_BODY": plan.body.decode()}
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "plain_locustfile.py"),
+        "--headless", "--only-summary", "--json", "-u", str(users), "-r", str(users * 100),
+        "-t", f"{duration:g}s", "--host", url, "--stop-timeout", "1",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60, cwd=d)
+    stats = json.loads(out.stdout[out.stdout.index("[") :])
+    total = int(sum(e["num_requests"] for e in stats))
+    failures = sum(e["num_failures"] for e in stats)
+    if failures:
+        raise RuntimeError(f"plain run had {failures} failures")
+    return total / duration
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=10.0)
+    args = ap.parse_args()
+    d = Path(tempfile.mkdtemp(prefix="bench-llm-user-"))
+    proc, url = start_nginx(d)
+    try:
+        inst = instrumented_rps(url, args.users, args.duration, d)
+        plain = plain_rps(url, args.users, args.duration, d)
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        proc.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
+    print(
+        f"endpoint: nginx return 200 (canned SSE, {len(CANNED)} bytes), {args.users} users, "
+        f"{args.duration:g}s, 1 process"
+    )
+    print(f"  instrumented LLM user : {inst:9.0f} req/s")
+    print(f"  plain FastHttpUser    : {plain:9.0f} req/s")
+    print(f"  ratio instrumented/plain: {inst / plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()

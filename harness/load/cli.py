@@ -1,0 +1,288 @@
+"""`harness load` and `harness capacity`: thin commands over `measure_load` and `capacity.search`.
+
+Target, in order: --target URL (any OpenAI-compatible server), --ready-file F (a stack started by
+`harness up`), else a stack this command brings up itself (--stack spec, default reference stack)
+and tears down at the end. Exit codes: 0 passed, 1 an SLO failed, 2 could not run or the run is
+invalid (the generator fell behind: the numbers would describe the client, not the server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.errors import ConfigError, ConfigProblem
+from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_scenario
+from harness.load.target import Target, check_url, from_ready_file
+from harness.spec.load import LoadSpec
+
+EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
+
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target", help="Base URL of any OpenAI-compatible server (no stack is started)."
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", help="API key for --target.", envvar="HARNESS_API_KEY")
+]
+ReadyOpt = Annotated[
+    Path | None,
+    typer.Option("--ready-file", help="Endpoints JSON written by `harness up --ready-file`."),
+]
+StackOpt = Annotated[
+    Path | None, typer.Option("--stack", help="Stack spec to bring up when no target is given.")
+]
+PromOpt = Annotated[
+    str | None,
+    typer.Option("--prometheus", help="Prometheus URL for the server-side view (with --target)."),
+]
+ScenarioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scenario",
+        help="Scenario: chat, long-prompt, cache-mix, burst, tenants, or a load spec file.",
+    ),
+]
+RateOpt = Annotated[float | None, typer.Option("--rate", help="Open loop: requests per second.")]
+UsersOpt = Annotated[int | None, typer.Option("--users", help="Closed loop: concurrent users.")]
+ArrivalOpt = Annotated[
+    str | None, typer.Option("--arrival", help="Open loop: constant, poisson or burst.")
+]
+ShapeOpt = Annotated[str | None, typer.Option("--shape", help="steady, ramp, step or spike.")]
+DurationOpt = Annotated[str | None, typer.Option("--duration", help="Run length, e.g. 30s, 2m.")]
+ProcessesOpt = Annotated[int | None, typer.Option("--processes", help="Locust worker processes.")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="max_tokens of every request.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model name (default: the target's first /v1/models).")
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Seed of prompts and Poisson arrivals.")
+]
+SloOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slo",
+        help="Repeatable. Aggregate 'ttft_p95_ms<=500', or per request 'ttft_ms<=500' (goodput).",
+    ),
+]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report (JSON) here too.")]
+RunDirOpt = Annotated[
+    Path | None, typer.Option("--run-dir", help="Folder for samples, logs and reports.")
+]
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _run_dir(given: Path | None, prefix: str) -> Path:
+    if given is not None:
+        return given
+    from harness.paths import runs_dir
+
+    return runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@contextlib.contextmanager
+def resolve_target(
+    target: str | None,
+    api_key: str | None,
+    ready_file: Path | None,
+    stack: Path | None,
+    prometheus: str | None,
+    run_dir: Path,
+    progress: Callable[[str], None],
+) -> Iterator[Target]:
+    """Yield the target; a stack started here is torn down when the block ends."""
+    if target is not None and ready_file is not None:
+        raise ConfigError(
+            CLI_SOURCE, [ConfigProblem("--target/--ready-file", "give one of them, not both")]
+        )
+    if target is not None:
+        url = check_url(target, "--target")
+        prom = check_url(prometheus, "--prometheus") if prometheus else None
+        yield Target(url=url, api_key=api_key or "", prometheus=prom, source="--target")
+        return
+    if ready_file is not None:
+        t = from_ready_file(ready_file)
+        yield dataclasses.replace(t, api_key=api_key or t.api_key)
+        return
+    from harness.load.target import from_endpoints
+    from harness.paths import PROJECT_ROOT
+    from harness.spec.loader import load_yaml_model
+    from harness.spec.stack import StackSpec
+    from harness.stack import start_stack
+
+    default = PROJECT_ROOT / "stack" / "stack.yaml"
+    spec_path = stack if stack is not None else (default if default.is_file() else None)
+    stack_spec = load_yaml_model(StackSpec, spec_path) if spec_path else StackSpec()
+    progress(
+        f"no --target or --ready-file: bringing up the stack ({spec_path or 'reference stack'})"
+    )
+    with start_stack(stack_spec, run_dir=run_dir / "stack", progress=progress) as running:
+        yield from_endpoints(running.endpoints, source="stack started by harness load")
+
+
+def _build_spec(scenario: str | None, o: Overrides) -> LoadSpec:
+    return apply_overrides(load_scenario(scenario), o)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("load")(load_command)
+    app.command("capacity")(capacity_command)
+
+
+def load_command(
+    target: TargetOpt = None,
+    api_key: ApiKeyOpt = None,
+    ready_file: ReadyOpt = None,
+    stack: StackOpt = None,
+    prometheus: PromOpt = None,
+    scenario: ScenarioOpt = None,
+    rate: RateOpt = None,
+    users: UsersOpt = None,
+    arrival: ArrivalOpt = None,
+    shape: ShapeOpt = None,
+    duration: DurationOpt = None,
+    processes: ProcessesOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = None,
+    slo: SloOpt = None,
+    json_path: JsonOpt = None,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
+    from harness.load.execute import measure_load
+    from harness.load.report import render
+
+    spec = _build_spec(
+        scenario,
+        Overrides(
+            rate,
+            users,
+            arrival,
+            shape,
+            duration,
+            processes,
+            max_tokens,
+            model,
+            seed,
+            list(slo or []),
+        ),
+    )
+    rd = _run_dir(run_dir, "load")
+    with resolve_target(target, api_key, ready_file, stack, prometheus, rd, _echo_err) as tgt:
+        report = measure_load(spec, tgt, rd, progress=_echo_err)
+    typer.echo(render(report))
+    if json_path is not None:
+        report.write(json_path)
+    typer.echo(f"report: {json_path or rd / 'report.json'}")
+    code = {"passed": EXIT_OK, "failed": EXIT_FAIL, "invalid": EXIT_CANNOT_RUN}[report.outcome]
+    if code:
+        raise typer.Exit(code)
+
+
+def capacity_command(
+    slo: SloOpt = None,
+    target: TargetOpt = None,
+    api_key: ApiKeyOpt = None,
+    ready_file: ReadyOpt = None,
+    stack: StackOpt = None,
+    prometheus: PromOpt = None,
+    scenario: ScenarioOpt = None,
+    arrival: ArrivalOpt = None,
+    start_rate: Annotated[
+        float, typer.Option("--start-rate", help="First rate tried (req/s).")
+    ] = 1.0,
+    max_rate: Annotated[
+        float, typer.Option("--max-rate", help="Never try above this (req/s).")
+    ] = 1000.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Load runs at most.")] = 8,
+    precision: Annotated[
+        float, typer.Option("--precision", help="Stop when fail/pass rates are this close.")
+    ] = 0.1,
+    step_duration: Annotated[
+        str, typer.Option("--step-duration", help="Length of each run.")
+    ] = "30s",
+    processes: ProcessesOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = None,
+    json_path: JsonOpt = None,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """Find the highest open-loop rate meeting every --slo (doubling, then bisection)."""
+    from harness.load.capacity import CapacityStep, SearchPlan, search, step_from_report
+    from harness.load.execute import measure_load
+
+    slos = list(slo or [])
+    problems = []
+    if not [s for s in slos if not s.startswith("error_rate")]:
+        problems.append(
+            ConfigProblem(
+                "--slo",
+                "capacity needs at least one latency or throughput SLO, e.g. 'ttft_p95_ms<=500'",
+            )
+        )
+    if not 0 < start_rate <= max_rate:
+        problems.append(
+            ConfigProblem("--start-rate", f"must be > 0 and <= --max-rate, got {start_rate:g}")
+        )
+    if max_steps < 1:
+        problems.append(ConfigProblem("--max-steps", "must be at least 1"))
+    if precision <= 0:
+        problems.append(ConfigProblem("--precision", "must be > 0"))
+    if problems:
+        raise ConfigError(CLI_SOURCE, problems)
+    if not any(s.startswith("error_rate") for s in slos):
+        slos.append("error_rate<=0.01")  # a server that errors fast is not "fast"
+    base = _build_spec(
+        scenario,
+        Overrides(
+            start_rate, None, arrival, None, step_duration, processes, max_tokens, model, seed, slos
+        ),
+    )
+    rd = _run_dir(run_dir, "capacity")
+    with resolve_target(target, api_key, ready_file, stack, prometheus, rd, _echo_err) as tgt:
+
+        def run_at(rate: float) -> CapacityStep:
+            spec = apply_overrides(base, Overrides(rate_rps=rate))
+            step_dir = rd / f"step-{len(list(rd.glob('step-*'))) + 1:02d}-{rate:.4g}rps"
+            report = measure_load(spec, tgt, step_dir, progress=_echo_err, server_view=False)
+            step = step_from_report(rate, report, str(step_dir / "report.json"))
+            _echo_err(
+                f"capacity: {rate:.4g} req/s -> {step.outcome}"
+                + (f" ({step.reasons[0]})" if step.reasons else "")
+            )
+            return step
+
+        result = search(
+            run_at, SearchPlan(start_rate, max_rate, max_steps=max_steps, precision=precision), slos
+        )
+    result.config = base.model_dump(mode="json")
+    rd.mkdir(parents=True, exist_ok=True)
+    out = result.model_dump_json(indent=2) + "\n"
+    (rd / "capacity.json").write_text(out)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(out)
+    typer.echo(result.explanation)
+    for s in result.steps:
+        typer.echo(
+            f"  {s.rate_rps:>9.4g} req/s  {s.outcome:<7}  ttft p95 {s.ttft_p95_ms or 0:.0f} ms  "
+            f"achieved {s.achieved_rate_rps or 0:.3g} req/s"
+        )
+    typer.echo(f"report: {json_path or rd / 'capacity.json'}")
+    if result.capacity_rps is None:
+        raise typer.Exit(EXIT_FAIL)

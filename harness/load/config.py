@@ -1,0 +1,53 @@
+"""What the harness hands each Locust process: the spec plus the resolved target, as one JSON file.
+
+The file's path travels in the HARNESS_LOAD_CONFIG environment variable (Locust forks its workers
+after importing the locustfile, so every worker reads the same file once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.spec.load import LoadSpec, OpenLoop
+
+CONFIG_ENV = "HARNESS_LOAD_CONFIG"
+
+
+class WorkerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: LoadSpec
+    target_url: str
+    api_key: str
+    model: str
+    sample_dir: str
+    run_tag: str
+    # Seconds the shape keeps users alive at most; the harness normally stops Locust earlier,
+    # as soon as every worker has written its done file.
+    hard_stop_s: float
+
+    @property
+    def open_loop(self) -> bool:
+        return isinstance(self.spec.load, OpenLoop)
+
+    @property
+    def user_class(self) -> Literal["LLMUser", "OpenLoopUser"]:
+        return "OpenLoopUser" if self.open_loop else "LLMUser"
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2))
+
+
+def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
+    env = dict(os.environ) if env is None else env
+    path = env.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(
+            f"{CONFIG_ENV} is not set: this locustfile is run by `harness load`, which writes the "
+            "worker config (target, workload, schedule) and points this variable at it"
+        )
+    return WorkerConfig.model_validate_json(Path(path).read_text())

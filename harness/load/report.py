@@ -1,0 +1,195 @@
+"""The JSON a load run leaves behind, and its console summary.
+
+The report describes itself well enough to rerun it: schema and harness version, git commit,
+host, the full load spec, the (redacted) target. Reading is lenient (extra fields ignored) so older
+reports still load; the outcome has fixed names: passed, failed (an SLO), invalid (the run itself).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from harness import __version__
+from harness.measure.server import ServerView
+from harness.measure.stats import Distribution
+from harness.measure.summary import LoadSummary
+from harness.paths import PROJECT_ROOT
+
+SCHEMA_VERSION = 1
+Outcome = Literal["passed", "failed", "invalid"]
+
+
+class HostInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hostname: str
+    platform: str
+    python: str
+    cpus: int
+
+
+class LoadReport(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["load"] = "load"
+    harness_version: str = __version__
+    git_sha: str | None = None
+    created_at: str
+    host: HostInfo
+    config: dict[str, Any]  # the LoadSpec that produced this run
+    target: dict[str, Any]
+    model: str
+    outcome: Outcome
+    summary: LoadSummary
+    server: ServerView | None = None
+    samples_dir: str
+    locust_log: str
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> LoadReport:
+        return cls.model_validate_json(path.read_text())
+
+
+def git_sha() -> str | None:
+    try:
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def host_info() -> HostInfo:
+    return HostInfo(
+        hostname=socket.gethostname(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        cpus=os.cpu_count() or 0,
+    )
+
+
+def outcome_of(summary: LoadSummary) -> Outcome:
+    if not summary.validity.valid:
+        return "invalid"
+    return "passed" if all(c.passed for c in summary.slo_checks) else "failed"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- console -----------------------------------------------------------------------------------
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f}s" if v >= 10_000 else f"{v:.1f}"
+
+
+def _row(name: str, d: Distribution | None) -> str:
+    if d is None or d.count == 0:
+        return f"  {name:<24} (no data)"
+    cells = " ".join(f"{_ms(v):>9}" for v in (d.p50, d.p90, d.p95, d.p99, d.max))
+    return f"  {name:<24}{cells}   n={d.count}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def render(report: LoadReport) -> str:
+    s = report.summary
+    g = s.generator
+    lines = [
+        f"load {report.config.get('name', '')}: {report.outcome.upper()}  "
+        f"({s.counts.total} requests in {s.window.duration_s:g}s, model {report.model}, "
+        f"target {report.target.get('url')})",
+        f"  {'latency (ms)':<24}{'p50':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'max':>9}",
+        _row("time to first token", s.latency.ttft_ms),
+        _row("inter-token latency", s.latency.itl_ms),
+        _row("time per output token", s.latency.tpot_ms),
+        _row("end to end", s.latency.e2e_ms),
+    ]
+    if s.latency.ttft_from_intended_ms is not None:
+        lines.append(_row("ttft from intended", s.latency.ttft_from_intended_ms))
+    if s.latency.e2e_from_intended_ms is not None:
+        lines.append(_row("e2e from intended", s.latency.e2e_from_intended_ms))
+    t = s.throughput
+    lines.append(
+        f"  throughput: {t.requests_per_second:.2f} req/s, "
+        f"{t.output_tokens_per_second:.1f} output tokens/s, "
+        f"goodput {t.goodput_requests_per_second:.2f} req/s ({_pct(s.goodput.share)}"
+        + (f" meeting {', '.join(s.goodput.slos)})" if s.goodput.slos else " successful)")
+    )
+    c = s.counts
+    err = f"  errors: {c.errors} ({_pct(c.error_rate)})"
+    if c.errors:
+        err += "  by status " + ", ".join(f"{k}: {v}" for k, v in c.by_status.items())
+        err += "  by kind " + ", ".join(f"{k}: {v}" for k, v in c.by_kind.items())
+    lines.append(err)
+    served = ", ".join(f"{k} {v / max(c.ok, 1):.1%}" for k, v in s.served.counts.items())
+    cache = s.cache
+    lines.append(
+        f"  served by: {served or '-'};  cache hit rate {_pct(cache.hit_rate)} "
+        f"({cache.hits} hits, {cache.misses} misses, {cache.bypass} not cacheable)"
+    )
+    if g.mode == "open":
+        lag = g.send_lag_ms
+        lag_txt = (
+            f"p50 {_ms(lag.p50)} p99 {_ms(lag.p99)} max {_ms(lag.max)} ms"
+            if lag and lag.count
+            else "-"
+        )
+        lines.append(
+            f"  generator: open loop ({g.arrival}), offered {g.offered_rate_rps or 0:.2f} req/s, "
+            f"sent {g.sent_rate_rps:.2f} req/s, achieved {g.achieved_rate_rps:.2f} req/s; "
+            f"send lag {lag_txt}"
+        )
+    else:
+        lines.append(
+            f"  generator: closed loop, sent {g.sent_rate_rps:.2f} req/s, "
+            f"achieved {g.achieved_rate_rps:.2f} req/s"
+        )
+    for check in s.slo_checks:
+        lines.append(f"  SLO {'PASS' if check.passed else 'FAIL'}  {check.reason}")
+    for r in s.validity.reasons:
+        lines.append(f"  INVALID: {r}")
+    for w in s.validity.warnings:
+        lines.append(f"  warning: {w}")
+    if report.server is not None:
+        lines += _render_server(report.server)
+    return "\n".join(lines)
+
+
+def _render_server(view: ServerView) -> list[str]:
+    out = [f"  server side (Prometheus, window {view.window}):"]
+    for p in view.profiles:
+        vals = [
+            f"{k} {v:.3g}"
+            for k, v in p.values.items()
+            if v is not None and not k.startswith(("e2e_p99", "itl_p99"))
+        ]
+        out.append(f"    {p.profile}: " + (", ".join(vals) or "no data"))
+    for e in view.errors[:3]:
+        out.append(f"    error: {e}")
+    if not view.profiles and not view.errors:
+        out.append("    no known metrics (gateway llm_*, vllm:*, llamacpp:*) found")
+    return out

@@ -1,0 +1,299 @@
+"""Run Locust as a subprocess (one process, or a master plus N workers) and collect the samples.
+
+The harness never imports Locust (it monkey-patches the interpreter). It writes the worker config,
+starts `python -m locust` in its own session, prints progress from the sample files as they grow,
+and ends the run when every worker has written its done file (or a hard deadline passes), by
+signalling the process group it created. Nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.load.arrivals import expected_arrivals
+from harness.load.config import CONFIG_ENV, WorkerConfig
+from harness.load.profile import build_profile
+from harness.load.samples import DONE_GLOB, Sample, SampleTail, read_samples
+from harness.load.target import Target, discover_model
+from harness.measure.stats import percentile
+from harness.measure.summary import RunContext, WorkerAccount
+from harness.paths import PROJECT_ROOT
+from harness.spec.load import LoadSpec, OpenLoop
+
+LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
+# Locust's import, fork and worker handshake; generous for a loaded 2-core machine.
+STARTUP_ALLOWANCE_S = 30.0
+PROGRESS_EVERY_S = 2.0
+
+Progress = Callable[[str], None]
+
+
+class LoadRunError(HarnessError):
+    """Locust could not run the load (it exited early); carries the tail of its log."""
+
+
+@dataclass
+class LoadRun:
+    spec: LoadSpec
+    target: Target
+    model: str
+    run_dir: Path
+    samples: list[Sample]
+    context: RunContext
+    locust_exit: int | None
+    locust_log: Path
+    wall_s: float
+    started_at: float = field(default_factory=time.time)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(LOCUSTFILE),
+        "--headless", "--only-summary",
+        "--exit-code-on-error", "0",
+        "--stop-timeout", f"{stop_timeout_s:g}",
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    if cfg.spec.processes > 1:
+        port = _free_port()
+        cmd += [
+            "--processes", str(cfg.spec.processes),
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--master-host", "127.0.0.1", "--master-port", str(port),
+        ]  # fmt: skip
+    cmd.append(cfg.user_class)
+    return cmd
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
+    """SIGTERM the session we started (Locust quits cleanly on it), then SIGKILL after a grace."""
+    if proc.poll() is not None:
+        return proc.returncode
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
+def _read_accounts(sample_dir: Path) -> list[WorkerAccount]:
+    out = []
+    for p in sorted(sample_dir.glob(DONE_GLOB)):
+        d = json.loads(p.read_text())
+        out.append(
+            WorkerAccount(
+                worker=int(d["worker"]),
+                t0_s=float(d["t0_s"]),
+                deadline_s=float(d["deadline_s"]),
+                scheduled=int(d.get("scheduled", 0)),
+                not_sent=int(d.get("not_sent", 0)),
+                cap_waits=int(d.get("cap_waits", 0)),
+                unfinished=int(d.get("unfinished", 0)),
+                cpu_s=float(d.get("cpu_s", 0.0)),
+                wall_s=float(d.get("wall_s", 0.0)),
+            )
+        )
+    return out
+
+
+class _ProgressPrinter:
+    def __init__(self, sample_dir: Path, duration_s: float, emit: Progress) -> None:
+        self.tail = SampleTail(sample_dir)
+        self.duration_s = duration_s
+        self.emit = emit
+        self.first_s: float | None = None
+        self.total = self.errors = 0
+        self.last = time.monotonic()
+
+    def tick(self) -> None:
+        new = self.tail.new_samples()
+        now = time.monotonic()
+        interval, self.last = now - self.last, now
+        if not new and self.first_s is None:
+            return
+        if self.first_s is None:
+            self.first_s = min(s.sent_s for s in new)
+        self.total += len(new)
+        self.errors += sum(1 for s in new if not s.ok)
+        ttft = [s.ttft_ms for s in new if s.ok and s.ttft_ms is not None]
+        p50, p95 = percentile(ttft, 50), percentile(ttft, 95)
+        elapsed = time.time() - self.first_s
+        lat = (
+            f"ttft p50 {p50:.0f} ms p95 {p95:.0f} ms"
+            if p50 is not None and p95 is not None
+            else "ttft -"
+        )
+        self.emit(
+            f"load {min(elapsed, self.duration_s):5.0f}s/{self.duration_s:.0f}s  "
+            f"done {self.total} ({len(new) / max(interval, 1e-6):.1f}/s)  "
+            f"errors {self.errors}  {lat}"
+        )
+
+
+def run_load(
+    spec: LoadSpec,
+    target: Target,
+    run_dir: Path,
+    progress: Progress | None = None,
+) -> LoadRun:
+    """Run one load test to the end and return its samples; never leaves a process behind."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sample_dir = run_dir / "samples"
+    sample_dir.mkdir(exist_ok=True)
+    for old in [*sample_dir.glob("*.jsonl"), *sample_dir.glob(DONE_GLOB)]:
+        old.unlink()
+    model = spec.model or _model_for(target)
+    hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
+    cfg = WorkerConfig(
+        spec=spec,
+        target_url=target.url,
+        api_key=target.api_key,
+        model=model,
+        sample_dir=str(sample_dir),
+        run_tag=run_dir.name[:24] or "run",
+        hard_stop_s=hard_stop,
+    )
+    cfg_path = run_dir / "load-config.json"
+    cfg.write(cfg_path)
+    log_path = run_dir / "locust.log"
+    cmd = locust_command(cfg, stop_timeout_s=1.0)
+    env = {**os.environ, CONFIG_ENV: str(cfg_path), "PYTHONUNBUFFERED": "1"}
+    emit = progress or (lambda _m: None)
+    emit(
+        f"load: {spec.name} -> {target.url} model {model}, {_describe(spec)} "
+        f"for {spec.duration_s:g}s, "
+        f"{spec.processes} process(es)"
+    )
+    printer = _ProgressPrinter(sample_dir, spec.duration_s, emit)
+    t_start = time.monotonic()
+    hard_deadline = t_start + STARTUP_ALLOWANCE_S + hard_stop
+    problems: list[str] = []
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            next_progress = t_start + PROGRESS_EVERY_S
+            while True:
+                done = len(list(sample_dir.glob(DONE_GLOB)))
+                if done >= spec.processes:
+                    break
+                if proc.poll() is not None:
+                    if done == 0 and not any(sample_dir.glob("*.jsonl")):
+                        raise LoadRunError(
+                            f"locust exited with code {proc.returncode} before sending load\n"
+                            f"--- last lines of {log_path} ---\n{_tail(log_path)}"
+                        )
+                    problems.append(f"locust exited early with code {proc.returncode}")
+                    break
+                if time.monotonic() > hard_deadline:
+                    problems.append("the run passed its hard deadline and was stopped")
+                    break
+                if time.monotonic() > t_start + STARTUP_ALLOWANCE_S and not any(
+                    sample_dir.glob("*.jsonl")
+                ):
+                    raise LoadRunError(
+                        f"no load worker started within {STARTUP_ALLOWANCE_S:g}s\n"
+                        f"--- last lines of {log_path} ---\n{_tail(log_path)}"
+                    )
+                if time.monotonic() >= next_progress:
+                    printer.tick()
+                    next_progress += PROGRESS_EVERY_S
+                time.sleep(0.2)
+        finally:
+            exit_code = _stop_group(proc)
+    printer.tick()
+    samples = read_samples(sample_dir)
+    accounts = _read_accounts(sample_dir)
+    ctx = _context(spec, samples, accounts, problems)
+    return LoadRun(
+        spec=spec,
+        target=target,
+        model=model,
+        run_dir=run_dir,
+        samples=samples,
+        context=ctx,
+        locust_exit=exit_code,
+        locust_log=log_path,
+        wall_s=time.monotonic() - t_start,
+    )
+
+
+def _model_for(target: Target) -> str:
+    try:
+        return discover_model(target)
+    except HarnessError:
+        if target.model:
+            return target.model
+        raise
+
+
+def _describe(spec: LoadSpec) -> str:
+    load = spec.load
+    shape = "" if spec.shape.kind == "steady" else f" ({spec.shape.kind})"
+    if isinstance(load, OpenLoop):
+        return f"open loop {load.arrival} {load.rate_rps:g} req/s{shape}"
+    return f"closed loop {load.users} users{shape}"
+
+
+def _context(
+    spec: LoadSpec, samples: list[Sample], accounts: list[WorkerAccount], problems: list[str]
+) -> RunContext:
+    load = spec.load
+    open_loop = isinstance(load, OpenLoop)
+    if accounts:
+        start = min(a.t0_s for a in accounts)
+    elif samples:
+        start = min(s.intended_s or s.sent_s for s in samples)
+    else:
+        start = time.time()
+    expected = None
+    if isinstance(load, OpenLoop):
+        expected = expected_arrivals(build_profile(spec.shape, load.rate_rps, spec.duration_s))
+    return RunContext(
+        start_s=start,
+        duration_s=spec.duration_s,
+        open_loop=open_loop,
+        arrival=load.arrival if isinstance(load, OpenLoop) else None,
+        expected_requests=expected,
+        max_send_lag_ms=load.max_send_lag_ms if isinstance(load, OpenLoop) else 50.0,
+        slos=spec.slos,
+        workers_expected=spec.processes,
+        workers=accounts,
+        problems=problems,
+    )

@@ -1,0 +1,154 @@
+"""One record per request, written by each Locust worker as a JSON line; read back by the harness.
+
+Times are epoch seconds (float, microsecond resolution) from a monotonic clock anchored once per
+process (see clock.py); durations are milliseconds. Reading is lenient: unknown fields are ignored
+and a torn last line (a worker killed mid-write) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any
+
+SAMPLE_GLOB = "samples-*.jsonl"
+DONE_GLOB = "done-*.json"
+
+# Error kinds, fixed names (the summary counts by them).
+ERROR_KINDS = (
+    "connect",  # could not open a connection
+    "timeout",  # request exceeded request_timeout_s (or a read stalled that long)
+    "http",  # status >= 400 (see `status`)
+    "stream_error",  # an error object inside a 200 stream
+    "incomplete",  # the stream ended before [DONE] / a finish reason
+    "protocol",  # unparseable response
+    "unfinished",  # still in flight when the run's drain time ran out
+)
+
+
+@dataclass
+class Sample:
+    worker: int
+    seq: int
+    kind: str  # "chat" | "completion"
+    tenant: str
+    prompt_id: str
+    repeated: bool
+    # Open loop: when the schedule meant to send it. Closed loop: None.
+    intended_s: float | None
+    sent_s: float
+    e2e_ms: float
+    status: int = 0  # 0: no HTTP status (connection failed)
+    error: str | None = None
+    error_detail: str | None = None
+    ttfb_ms: float | None = None  # response headers
+    ttft_ms: float | None = None  # first event carrying generated text
+    itl_ms: list[float] = field(default_factory=list)  # gaps between text-carrying events
+    output_tokens: int | None = None  # server `usage.completion_tokens`
+    prompt_tokens: int | None = None
+    output_chunks: int = 0  # text-carrying events counted by the client
+    finish_reason: str | None = None
+    x_cache: str | None = None
+    x_served_by: str | None = None
+    x_request_id: str | None = None
+    client_request_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def done_s(self) -> float:
+        return self.sent_s + self.e2e_ms / 1000.0
+
+    @property
+    def send_lag_ms(self) -> float | None:
+        return None if self.intended_s is None else (self.sent_s - self.intended_s) * 1000.0
+
+    @property
+    def tokens(self) -> int:
+        """Output tokens: the server's count when it gave one, else the events we counted."""
+        return self.output_tokens if self.output_tokens is not None else self.output_chunks
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """Time per output token after the first: (e2e - ttft) / (tokens - 1)."""
+        if self.ttft_ms is None or self.tokens < 2:
+            return None
+        return (self.e2e_ms - self.ttft_ms) / (self.tokens - 1)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sample:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class SampleWriter:
+    """Appends samples to one file; buffered, flushed by `flush()` (a greenlet calls it often)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._f: IO[str] = path.open("a", buffering=1 << 16)
+        self.count = 0
+
+    def write(self, sample: Sample) -> None:
+        self._f.write(sample.to_json() + "\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def iter_samples(path: Path) -> Iterator[Sample]:
+    with path.open() as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # torn last line
+            try:
+                yield Sample.from_dict(json.loads(line))
+            except (ValueError, TypeError):
+                continue
+
+
+def read_samples(directory: Path) -> list[Sample]:
+    """Every sample of every worker under `directory`, ordered by send time."""
+    out: list[Sample] = []
+    for p in sorted(directory.glob(SAMPLE_GLOB)):
+        out.extend(iter_samples(p))
+    out.sort(key=lambda s: s.sent_s)
+    return out
+
+
+class SampleTail:
+    """Reads the complete lines appended to the sample files since the last call (progress)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._offsets: dict[Path, int] = {}
+
+    def new_samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        for p in sorted(self.directory.glob(SAMPLE_GLOB)):
+            start = self._offsets.get(p, 0)
+            with p.open("rb") as f:
+                f.seek(start)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            self._offsets[p] = start + end
+            for line in data[:end].splitlines():
+                try:
+                    out.append(Sample.from_dict(json.loads(line)))
+                except (ValueError, TypeError):
+                    continue
+        return out

@@ -1,0 +1,119 @@
+"""Built-in scenarios (scenarios/*.yaml), and command-line overrides applied on top of a spec.
+
+Overrides are merged into the spec's data and the result validated again, so a bad option fails
+with the field it landed in, just like a bad file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError, ConfigProblem
+from harness.paths import PROJECT_ROOT
+from harness.spec.load import LoadSpec
+from harness.spec.loader import load_yaml_model, parse_model
+
+SCENARIO_DIR = PROJECT_ROOT / "scenarios"
+DEFAULT_SCENARIO = "chat"
+CLI_SOURCE = "command line"
+
+
+def _untag(err: ConfigError) -> ConfigError:
+    """Drop pydantic's union tags from locations ("load.open.rate_rps" -> "load.rate_rps")."""
+    fixed = [
+        ConfigProblem(
+            p.location.replace("load.open.", "load.").replace("load.closed.", "load."), p.message
+        )
+        for p in err.problems
+    ]
+    return ConfigError(err.source, fixed)
+
+
+def _load_file(path: Path) -> LoadSpec:
+    try:
+        return load_yaml_model(LoadSpec, path)
+    except ConfigError as err:
+        raise _untag(err) from None
+
+
+def builtin_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | None) -> LoadSpec:
+    """A built-in scenario by name (`chat`, `cache-mix`, ...) or a load spec file."""
+    value = name_or_path or DEFAULT_SCENARIO
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return _load_file(path)
+    builtin = SCENARIO_DIR / f"{value.replace('_', '-')}.yaml"
+    if builtin.is_file():
+        return _load_file(builtin)
+    raise ConfigError(
+        CLI_SOURCE,
+        [
+            ConfigProblem(
+                "--scenario",
+                f"no scenario {value!r}: use one of {', '.join(builtin_scenarios())} "
+                "or a load spec file (.yaml)",
+            )
+        ],
+    )
+
+
+@dataclass
+class Overrides:
+    """Command-line options that change a spec; None leaves the spec's value."""
+
+    rate_rps: float | None = None
+    users: int | None = None
+    arrival: str | None = None
+    shape: str | None = None
+    duration: str | None = None
+    processes: int | None = None
+    max_tokens: int | None = None
+    model: str | None = None
+    seed: int | None = None
+    slos: list[str] = field(default_factory=list)
+
+
+def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
+    problems = []
+    if o.rate_rps is not None and o.users is not None:
+        problems.append(
+            ConfigProblem("--rate/--users", "give one: --rate (open loop) or --users (closed loop)")
+        )
+    if o.arrival is not None and o.rate_rps is None and spec.load.kind != "open":
+        problems.append(ConfigProblem("--arrival", "applies to open-loop runs only: add --rate"))
+    if problems:
+        raise ConfigError(CLI_SOURCE, problems)
+    data: dict[str, Any] = spec.model_dump()
+    load: dict[str, Any] = data["load"]
+    if o.rate_rps is not None:
+        keep = load if load["kind"] == "open" else {}
+        data["load"] = {**keep, "kind": "open", "rate_rps": o.rate_rps}
+    if o.users is not None:
+        keep = load if load["kind"] == "closed" else {}
+        data["load"] = {**keep, "kind": "closed", "users": o.users}
+    if o.arrival is not None:
+        data["load"]["arrival"] = o.arrival
+    if o.shape is not None:
+        data["shape"] = {**data["shape"], "kind": o.shape}
+    for key, value in (
+        ("duration_s", o.duration),
+        ("processes", o.processes),
+        ("model", o.model),
+        ("seed", o.seed),
+    ):
+        if value is not None:
+            data[key] = value
+    if o.max_tokens is not None:
+        data["workload"]["max_tokens"] = o.max_tokens
+    if o.slos:
+        data["slos"] = [*data["slos"], *o.slos]
+    try:
+        return parse_model(LoadSpec, data, CLI_SOURCE)
+    except ConfigError as err:
+        raise _untag(err) from None

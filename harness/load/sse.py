@@ -1,0 +1,140 @@
+"""Interpret an OpenAI-style response as it arrives: SSE events, each stamped with its arrival time.
+
+An event "carries text" when any choice has non-empty `text` (completions), `delta.content`,
+`delta.reasoning_content` or `delta.tool_calls` (chat). Time to first token is the arrival of the
+first such event, not of the first byte: servers send a role-only chunk (and headers) early.
+Per SSE, an event is dispatched at the blank line that ends it; both arrive in one segment in
+practice, so the stamp is the time the bytes were received.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _has_text(choice: dict[str, Any]) -> bool:
+    if choice.get("text"):
+        return True
+    delta = choice.get("delta") or choice.get("message") or {}
+    if not isinstance(delta, dict):
+        return False
+    return bool(
+        delta.get("content")
+        or delta.get("reasoning_content")
+        or delta.get("reasoning")
+        or delta.get("tool_calls")
+    )
+
+
+class StreamInterpreter:
+    def __init__(self) -> None:
+        self.first_text_s: float | None = None
+        self.last_text_s: float | None = None
+        self.gaps_ms: list[float] = []
+        self.chunks = 0
+        self.output_tokens: int | None = None
+        self.prompt_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.error: str | None = None  # "stream_error" | "protocol"
+        self.error_detail: str | None = None
+        self._buf = b""
+        self._data: list[bytes] = []
+        self._event = b""
+
+    # --- SSE framing -------------------------------------------------------------------------
+    def feed(self, data: bytes, t: float) -> None:
+        buf = self._buf + data
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            line = buf[start:nl]
+            start = nl + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self._line(line, t)
+        self._buf = buf[start:]
+
+    def end(self, t: float) -> None:
+        """The body ended: a last event without its blank line still counts."""
+        if self._buf:
+            self._line(self._buf.rstrip(b"\r"), t)
+            self._buf = b""
+        if self._data:
+            self._dispatch(t)
+
+    def _line(self, line: bytes, t: float) -> None:
+        if not line:
+            if self._data:
+                self._dispatch(t)
+            self._event = b""
+            return
+        if line.startswith(b":"):
+            return  # comment / keep-alive
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+
+    def _dispatch(self, t: float) -> None:
+        payload = b"\n".join(self._data)
+        self._data = []
+        if payload.strip() == b"[DONE]":
+            self.done = True
+            return
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            self._fail("protocol", f"event is not JSON: {payload[:80]!r}")
+            return
+        if self._event == b"error":
+            self._fail("stream_error", str(obj)[:200])
+            return
+        self.message(obj, t)
+
+    # --- payloads ----------------------------------------------------------------------------
+    def message(self, obj: object, t: float) -> None:
+        """One chunk (streaming) or the whole response (non-streaming) arrived at t."""
+        if not isinstance(obj, dict):
+            self._fail("protocol", f"expected a JSON object, got {type(obj).__name__}")
+            return
+        if obj.get("error"):
+            err = obj["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            self._fail("stream_error", str(msg)[:200])
+            return
+        choices = obj.get("choices") or []
+        text = False
+        for ch in choices if isinstance(choices, list) else []:
+            if not isinstance(ch, dict):
+                continue
+            text = text or _has_text(ch)
+            if ch.get("finish_reason"):
+                self.finish_reason = str(ch["finish_reason"])
+        if text:
+            self.chunks += 1
+            if self.first_text_s is None:
+                self.first_text_s = t
+            elif self.last_text_s is not None:
+                self.gaps_ms.append((t - self.last_text_s) * 1000.0)
+            self.last_text_s = t
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            ct, pt = usage.get("completion_tokens"), usage.get("prompt_tokens")
+            if isinstance(ct, int):
+                self.output_tokens = ct
+            if isinstance(pt, int):
+                self.prompt_tokens = pt
+
+    def _fail(self, kind: str, detail: str) -> None:
+        if self.error is None:
+            self.error, self.error_detail = kind, detail
+
+    def complete(self) -> bool:
+        return self.done or self.finish_reason is not None

@@ -1,0 +1,88 @@
+"""Where load goes: a URL, its API key and model, and (when known) the Prometheus watching it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from harness.errors import ConfigError, ConfigProblem
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # base URL; requests go to {url}/v1/...
+    api_key: str = ""
+    model: str | None = None
+    prometheus: str | None = None
+    source: str = "--target"  # how it was chosen, for the report
+
+    def redacted(self) -> dict[str, object]:
+        key = self.api_key
+        shown = (key[:6] + "...") if len(key) > 8 else ("***" if key else "")
+        return {
+            "url": self.url,
+            "api_key": shown,
+            "model": self.model,
+            "prometheus": self.prometheus,
+            "source": self.source,
+        }
+
+
+def check_url(url: str, option: str) -> str:
+    u = urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ConfigError(option, [ConfigProblem(option, f"expected an http(s) URL, got {url!r}")])
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def from_ready_file(path: Path) -> Target:
+    """The front door (nginx) of a stack started by `harness up --ready-file`."""
+    from pydantic import ValidationError
+
+    from harness.stack.provider import Endpoints
+
+    try:
+        ep = Endpoints.read(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), [ConfigProblem("", "ready file not found (is `harness up` running?)")]
+        ) from None
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(
+            str(path), [ConfigProblem("", f"not a ready file of `harness up`: {exc}")]
+        ) from None
+    return from_endpoints(ep, source=f"ready file {path}")
+
+
+def from_endpoints(ep: object, source: str = "stack") -> Target:
+    from harness.stack.provider import Endpoints
+
+    assert isinstance(ep, Endpoints)
+    model = ep.served_models.get("primary") if ep.served_models else None
+    return Target(
+        url=ep.nginx.rstrip("/"),
+        api_key=ep.api_key,
+        model=model,
+        prometheus=ep.prometheus or None,
+        source=source,
+    )
+
+
+def discover_model(target: Target, timeout_s: float = 5.0) -> str:
+    """The first model the target lists at /v1/models; ConfigError with a hint when none."""
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    try:
+        r = httpx.get(f"{target.url}/v1/models", headers=headers, timeout=timeout_s)
+        r.raise_for_status()
+        data = r.json().get("data") or []
+        if data and isinstance(data[0], dict) and data[0].get("id"):
+            return str(data[0]["id"])
+        why = "it lists no models"
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        why = f"GET {target.url}/v1/models failed: {type(exc).__name__}: {exc}"
+    raise ConfigError(
+        "--model", [ConfigProblem("--model", f"no model given and {why}; pass --model NAME")]
+    )

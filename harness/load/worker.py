@@ -1,0 +1,223 @@
+"""Per-process run state inside a Locust worker: run clock, open-loop pacer, samples, done file.
+
+The Locust users call into one `WorkerRun` per process. It owns the deadline (so the schedule does
+not depend on when Locust decides to stop users), records every request, and once the schedule is
+over and in-flight requests drained (or the drain time ran out) writes `done-*.json`. The harness
+stops Locust when every worker is done, so no sample is lost to Locust's stop/quit timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import gevent.lock
+
+from harness.load import clock
+from harness.load.arrivals import arrival_offsets
+from harness.load.client import LLMClient
+from harness.load.config import WorkerConfig
+from harness.load.profile import Profile, build_profile
+from harness.load.samples import Sample, SampleWriter
+from harness.load.workload import RequestPlan, WorkloadGenerator
+from harness.spec.load import ClosedLoop, OpenLoop
+
+_FLUSH_EVERY_S = 0.5
+_IDLE_S = 3600.0
+
+
+@dataclass
+class _InFlight:
+    plan: RequestPlan
+    intended_s: float | None
+    sent_s: float
+
+
+class WorkerRun:
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        spec = cfg.spec
+        level = spec.load.rate_rps if isinstance(spec.load, OpenLoop) else float(spec.load.users)
+        self.profile: Profile = build_profile(spec.shape, level, spec.duration_s)
+        self.started = False
+        self.worker = 0
+        self.t0 = 0.0
+        self.deadline = 0.0
+        self.on_sample: Callable[[Sample], None] | None = None
+        self._in_flight: dict[int, _InFlight] = {}
+        self._abandoned: set[int] = set()
+        self._pacer_done = not cfg.open_loop
+        self._spawned = 0  # arrival greenlets spawned but not yet in flight
+        self.scheduled = 0
+        self.not_sent = 0
+        self.cap_waits = 0
+        self.unfinished = 0
+        self.done = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self, worker_index: int, on_sample: Callable[[Sample], None] | None = None) -> None:
+        """Called at Locust's test_start in each worker (never in the master)."""
+        if self.started:
+            return
+        self.started = True
+        self.worker = worker_index
+        self.on_sample = on_sample
+        self.t0 = clock.now()
+        self.deadline = self.t0 + self.cfg.spec.duration_s
+        self._cpu0 = time.process_time()
+        d = Path(self.cfg.sample_dir)
+        self.writer = SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
+        self.workload = WorkloadGenerator(
+            self.cfg.spec.workload,
+            self.cfg.model,
+            self.cfg.api_key,
+            self.cfg.spec.seed,
+            worker_index,
+        )
+        gevent.spawn(self._flusher)
+        gevent.spawn(self._finisher)
+
+    def client(self, max_idle: int = 1) -> LLMClient:
+        spec = self.cfg.spec
+        return LLMClient(
+            self.cfg.target_url,
+            connect_timeout_s=spec.connect_timeout_s,
+            request_timeout_s=spec.request_timeout_s,
+            run_tag=self.cfg.run_tag,
+            worker=self.worker,
+            max_idle=max_idle,
+        )
+
+    # --- requests ----------------------------------------------------------------------------
+    def execute(self, client: LLMClient, plan: RequestPlan, intended_s: float | None) -> None:
+        self._in_flight[plan.seq] = _InFlight(plan, intended_s, clock.now())
+        try:
+            sample = client.execute(plan, intended_s)
+        finally:
+            self._in_flight.pop(plan.seq, None)
+        if plan.seq in self._abandoned or self.done:
+            return  # already recorded as unfinished
+        self.writer.write(sample)
+        if self.on_sample is not None:
+            self.on_sample(sample)
+
+    def closed_loop_step(self, client: LLMClient) -> None:
+        """One iteration of a closed-loop user: a request, or idling once the run is over."""
+        if not self.started or clock.now() >= self.deadline:
+            gevent.sleep(_IDLE_S)
+            return
+        self.execute(client, self.workload.next(), None)
+
+    def think_time_s(self) -> float:
+        load = self.cfg.spec.load
+        return load.think_time_s if isinstance(load, ClosedLoop) else 0.0
+
+    def pace(self) -> None:
+        """The open-loop schedule of this worker: one greenlet per arrival, at its intended time.
+
+        An arrival that finds every slot taken waits for one; that wait is generator lag and is
+        reported (and invalidates the run when large), never silently absorbed.
+        """
+        load = self.cfg.spec.load
+        assert isinstance(load, OpenLoop)
+        n = self.cfg.spec.processes
+        slots = gevent.lock.BoundedSemaphore(max(1, load.max_in_flight // n))
+        client = self.client(max_idle=max(1, load.max_in_flight // n))
+        give_up = self.deadline + self.cfg.spec.drain_timeout_s
+        offsets = arrival_offsets(load, self.profile, self.worker, n, self.cfg.spec.seed)
+        try:
+            for off in offsets:
+                intended = self.t0 + off
+                delay = intended - clock.now()
+                if delay > 0:
+                    gevent.sleep(delay)
+                if slots.locked():
+                    self.cap_waits += 1
+                if not slots.acquire(timeout=max(0.0, give_up - clock.now())):
+                    self.not_sent += 1 + sum(1 for _ in offsets)
+                    break
+                self.scheduled += 1
+                # Counted before it runs, so the finisher cannot miss an arrival not yet started.
+                self._spawned += 1
+                gevent.spawn(self._arrival, client, self.workload.next(), intended, slots)
+        finally:
+            self._pacer_done = True
+
+    def _arrival(
+        self,
+        client: LLMClient,
+        plan: RequestPlan,
+        intended: float,
+        slots: gevent.lock.BoundedSemaphore,
+    ) -> None:
+        try:
+            self._in_flight[plan.seq] = _InFlight(plan, intended, clock.now())
+            self._spawned -= 1
+            self.execute(client, plan, intended)
+        finally:
+            slots.release()
+
+    # --- background --------------------------------------------------------------------------
+    def _flusher(self) -> None:
+        while not self.done:
+            gevent.sleep(_FLUSH_EVERY_S)
+            self.writer.flush()
+
+    def _finisher(self) -> None:
+        gevent.sleep(max(0.0, self.deadline - clock.now()))
+        give_up = self.deadline + self.cfg.spec.drain_timeout_s
+        while (not self._pacer_done or self._spawned or self._in_flight) and clock.now() < give_up:
+            gevent.sleep(0.05)
+        self._record_unfinished()
+        self.done = True
+        self.writer.close()
+        self._write_done()
+
+    def _record_unfinished(self) -> None:
+        now = clock.now()
+        for seq, f in list(self._in_flight.items()):
+            self._abandoned.add(seq)
+            self.unfinished += 1
+            self.writer.write(
+                Sample(
+                    worker=self.worker,
+                    seq=seq,
+                    kind=f.plan.kind,
+                    tenant=f.plan.tenant,
+                    prompt_id=f.plan.prompt_id,
+                    repeated=f.plan.repeated,
+                    intended_s=f.intended_s,
+                    sent_s=f.sent_s,
+                    e2e_ms=(now - f.sent_s) * 1000.0,
+                    error="unfinished",
+                    error_detail="in flight when the drain time ran out (latency is a lower bound)",
+                    client_request_id=f"{self.cfg.run_tag}-{self.worker}-{seq}",
+                )
+            )
+
+    def _write_done(self) -> None:
+        wall = clock.now() - self.t0
+        info = {
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "open_loop": self.cfg.open_loop,
+            "t0_s": self.t0,
+            "deadline_s": self.deadline,
+            "finished_s": clock.now(),
+            "samples": self.writer.count,
+            "scheduled": self.scheduled,
+            "not_sent": self.not_sent,
+            "cap_waits": self.cap_waits,
+            "unfinished": self.unfinished,
+            "cpu_s": time.process_time() - self._cpu0,
+            "wall_s": wall,
+        }
+        path = Path(self.cfg.sample_dir) / f"done-{self.worker:03d}-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(path)

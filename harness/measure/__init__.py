@@ -1,0 +1,1 @@
+"""Per-request samples -> numbers: exact percentiles, time series, windows, SLOs, server view."""

@@ -1,0 +1,224 @@
+"""The server-side view of a run: what the gateway and model servers told Prometheus, same window.
+
+Metric names differ by server and by version, so each figure is looked up through a profile
+(gateway `llm_*`, vLLM and the simulator `vllm:*`, llama.cpp `llamacpp:*`) that lists candidate
+queries in order; the first whose metric Prometheus has is used and recorded in the report.
+Histogram quantiles are Prometheus estimates from buckets, not exact: they sit beside the
+client's exact figures as a cross-check, never in place of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.observe.prometheus import PrometheusClient, PrometheusError
+
+# Templates use $w for the window ("37s"): str.format would trip over PromQL's braces.
+
+
+def _hq(q: float, bucket: str) -> str:
+    return f"1000 * histogram_quantile({q}, sum by (le) (rate({bucket}[$w])))"
+
+
+def _max_over(gauge_sum: str) -> str:
+    return f"max_over_time(({gauge_sum})[$w:1s])"
+
+
+@dataclass(frozen=True)
+class MetricProfile:
+    name: str
+    detect: tuple[str, ...]  # any of these metric names present -> the profile applies
+    # figure -> [(metric that must exist, PromQL template)], first match wins
+    figures: dict[str, list[tuple[str, str]]]
+
+
+def _latency(ttft: str, itl: list[str], e2e: str) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for q, tag in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        # Prometheus lists a histogram's series (_bucket, _sum, _count), not its own name.
+        out[f"ttft_{tag}_ms"] = [(f"{ttft}_bucket", _hq(q, f"{ttft}_bucket"))]
+        out[f"e2e_{tag}_ms"] = [(f"{e2e}_bucket", _hq(q, f"{e2e}_bucket"))]
+        if itl:
+            out[f"itl_{tag}_ms"] = [(f"{m}_bucket", _hq(q, f"{m}_bucket")) for m in itl]
+    return out
+
+
+GATEWAY = MetricProfile(
+    name="gateway",
+    detect=("llm_requests_total",),
+    figures={
+        "request_rate_rps": [("llm_requests_total", "sum(rate(llm_requests_total[$w]))")],
+        "error_share": [
+            (
+                "llm_requests_total",
+                'sum(rate(llm_requests_total{status="error"}[$w]))'
+                " / sum(rate(llm_requests_total[$w]))",
+            )
+        ],
+        "status_rate_rps": [
+            ("llm_requests_total", "sum by (status) (rate(llm_requests_total[$w]))")
+        ],
+        **_latency("llm_time_to_first_token_seconds", [], "llm_request_duration_seconds"),
+        "output_tokens_per_second": [
+            ("llm_tokens_generated_total", "sum(rate(llm_tokens_generated_total[$w]))")
+        ],
+        "running_max": [("llm_active_requests", _max_over("sum(llm_active_requests)"))],
+        "cache_hits_per_second": [("llm_cache_hits_total", "sum(rate(llm_cache_hits_total[$w]))")],
+        "cache_hit_rate": [
+            (
+                "llm_cache_misses_total",
+                "sum(increase(llm_cache_hits_total[$w])) / (sum(increase(llm_cache_hits_total[$w]))"
+                " + sum(increase(llm_cache_misses_total[$w])))",
+            )
+        ],
+    },
+)
+
+VLLM = MetricProfile(
+    name="vllm",
+    detect=("vllm:num_requests_running", "vllm:generation_tokens_total"),
+    figures={
+        "request_rate_rps": [
+            ("vllm:request_success_total", "sum(rate(vllm:request_success_total[$w]))")
+        ],
+        **_latency(
+            "vllm:time_to_first_token_seconds",
+            # renamed in vLLM 0.11: inter_token_latency replaced time_per_output_token
+            ["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"],
+            "vllm:e2e_request_latency_seconds",
+        ),
+        "output_tokens_per_second": [
+            ("vllm:generation_tokens_total", "sum(rate(vllm:generation_tokens_total[$w]))")
+        ],
+        "prompt_tokens_per_second": [
+            ("vllm:prompt_tokens_total", "sum(rate(vllm:prompt_tokens_total[$w]))")
+        ],
+        "queue_depth_max": [
+            ("vllm:num_requests_waiting", _max_over("sum(vllm:num_requests_waiting)"))
+        ],
+        "running_max": [("vllm:num_requests_running", _max_over("sum(vllm:num_requests_running)"))],
+        "kv_cache_usage_max": [
+            ("vllm:kv_cache_usage_perc", _max_over("max(vllm:kv_cache_usage_perc)")),
+            ("vllm:gpu_cache_usage_perc", _max_over("max(vllm:gpu_cache_usage_perc)")),
+        ],
+        "cache_hit_rate": [
+            (
+                "vllm:prefix_cache_queries_total",
+                "sum(increase(vllm:prefix_cache_hits_total[$w]))"
+                " / sum(increase(vllm:prefix_cache_queries_total[$w]))",
+            )
+        ],
+    },
+)
+
+LLAMACPP = MetricProfile(
+    name="llamacpp",
+    detect=("llamacpp:tokens_predicted_total",),
+    figures={
+        "output_tokens_per_second": [
+            ("llamacpp:tokens_predicted_total", "sum(rate(llamacpp:tokens_predicted_total[$w]))")
+        ],
+        "prompt_tokens_per_second": [
+            ("llamacpp:prompt_tokens_total", "sum(rate(llamacpp:prompt_tokens_total[$w]))")
+        ],
+        "queue_depth_max": [
+            ("llamacpp:requests_deferred", _max_over("sum(llamacpp:requests_deferred)"))
+        ],
+        "running_max": [
+            ("llamacpp:requests_processing", _max_over("sum(llamacpp:requests_processing)"))
+        ],
+        "kv_cache_usage_max": [
+            ("llamacpp:kv_cache_usage_ratio", _max_over("max(llamacpp:kv_cache_usage_ratio)"))
+        ],
+    },
+)
+
+PROFILES: dict[str, MetricProfile] = {p.name: p for p in (GATEWAY, VLLM, LLAMACPP)}
+
+
+class ServerFigures(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    profile: str
+    values: dict[str, float | None]
+    by_label: dict[str, dict[str, float]] = {}  # e.g. status_rate_rps by status
+    queries: dict[str, str]  # the PromQL each value came from (reproducible by hand)
+    unavailable: list[str]  # figures this server does not export
+
+
+class ServerView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prometheus: str
+    start_s: float
+    end_s: float
+    window: str
+    profiles: list[ServerFigures]
+    errors: list[str]
+
+
+def _window(start_s: float, end_s: float) -> str:
+    return f"{max(2, math.ceil(end_s - start_s))}s"
+
+
+def collect(
+    client: PrometheusClient,
+    start_s: float,
+    end_s: float,
+    profiles: list[str] | None = None,
+    budget_s: float = 30.0,
+) -> ServerView:
+    """Query every figure of every profile present; errors are recorded, never raised."""
+    w = _window(start_s, end_s)
+    view = ServerView(
+        prometheus=client.base_url, start_s=start_s, end_s=end_s, window=w, profiles=[], errors=[]
+    )
+    give_up = time.monotonic() + budget_s
+    try:
+        names = set(client.metric_names())
+    except PrometheusError as exc:
+        view.errors.append(str(exc))
+        return view
+    for prof in (PROFILES[p] for p in (profiles or list(PROFILES))):
+        if not any(d in names for d in prof.detect):
+            continue
+        figs = ServerFigures(profile=prof.name, values={}, queries={}, unavailable=[])
+        for figure, candidates in prof.figures.items():
+            chosen = next((tmpl for metric, tmpl in candidates if metric in names), None)
+            if chosen is None:
+                figs.unavailable.append(figure)
+                continue
+            if time.monotonic() > give_up:
+                view.errors.append(
+                    f"{prof.name}.{figure}: skipped, query budget of {budget_s:g}s spent"
+                )
+                continue
+            expr = chosen.replace("$w", w)
+            figs.queries[figure] = expr
+            try:
+                result = client.query(expr, time_s=end_s)
+            except PrometheusError as exc:
+                view.errors.append(f"{prof.name}.{figure}: {exc}")
+                continue
+            if figure == "status_rate_rps":
+                figs.by_label[figure] = {
+                    r.labels.get("status", ""): r.value for r in result if not math.isnan(r.value)
+                }
+                continue
+            value = result[0].value if result else math.nan
+            figs.values[figure] = None if math.isnan(value) or math.isinf(value) else value
+        view.profiles.append(figs)
+    return view
+
+
+def collect_view(
+    prometheus_url: str, start_s: float, end_s: float, settle_s: float = 2.0, timeout_s: float = 5.0
+) -> ServerView:
+    """Wait for the scrape that covers `end_s`, then query. `settle_s` > the scrape interval."""
+    wait = end_s + settle_s - time.time()
+    if wait > 0:
+        time.sleep(wait)
+    with PrometheusClient(prometheus_url, timeout_s=timeout_s) as client:
+        return collect(client, start_s, end_s)

@@ -1,0 +1,117 @@
+"""SLO expressions such as ``ttft_p95_ms<=500`` (aggregate) or ``ttft_ms<=500`` (per request).
+
+An aggregate SLO is checked once against the run's summary. A per-request SLO is checked against
+every request; the share of successful requests meeting all of them is the run's goodput.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+# Latency distributions in the summary, each with these statistics.
+DISTRIBUTIONS = (
+    "ttft",
+    "itl",
+    "tpot",
+    "e2e",
+    "ttft_from_intended",
+    "e2e_from_intended",
+    "send_lag",
+)
+STATS = ("p50", "p90", "p95", "p99", "mean", "min", "max")
+# Scalar figures of the summary (shares are 0..1).
+SCALARS = (
+    "error_rate",
+    "requests_per_second",
+    "output_tokens_per_second",
+    "goodput",
+    "goodput_requests_per_second",
+    "cache_hit_rate",
+    "primary_share",
+    "fallback_share",
+    "cache_share",
+    "degraded_share",
+)
+# Per-request figures a goodput SLO can name.
+PER_REQUEST = (
+    "ttft_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "itl_max_ms",
+    "ttft_from_intended_ms",
+    "e2e_from_intended_ms",
+)
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+_EXPR = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$")
+
+
+def aggregate_metric_names() -> list[str]:
+    return [f"{d}_{s}_ms" for d in DISTRIBUTIONS for s in STATS] + list(SCALARS)
+
+
+@dataclass(frozen=True)
+class SloResult:
+    expr: str
+    observed: float | None
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Slo:
+    metric: str
+    op: str
+    threshold: float
+    scope: Literal["aggregate", "request"]
+
+    @property
+    def expr(self) -> str:
+        return f"{self.metric}{self.op}{self.threshold:g}"
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+    def check(self, observed: float | None) -> SloResult:
+        if observed is None:
+            return SloResult(self.expr, None, False, f"{self.metric} was not measured (no samples)")
+        ok = self.holds(observed)
+        verdict = "meets" if ok else "violates"
+        return SloResult(
+            self.expr,
+            observed,
+            ok,
+            f"{self.metric} = {observed:.4g} {verdict} {self.op} {self.threshold:g}",
+        )
+
+
+def parse_slo(text: str) -> Slo:
+    """Parse one expression; ValueError says what is wrong and lists valid names."""
+    m = _EXPR.match(text)
+    if not m:
+        raise ValueError(
+            f"cannot parse SLO {text!r}: expected NAME OP NUMBER with OP one of <=, <, >=, >, "
+            "e.g. 'ttft_p95_ms<=500' or 'ttft_ms<=500'"
+        )
+    name, op, num = m.group(1), m.group(2), float(m.group(3))
+    if name in PER_REQUEST:
+        return Slo(name, op, num, "request")
+    if name in aggregate_metric_names():
+        return Slo(name, op, num, "aggregate")
+    raise ValueError(
+        f"unknown SLO metric {name!r}: per request {', '.join(PER_REQUEST)}; aggregate "
+        f"<{'|'.join(DISTRIBUTIONS)}>_<{'|'.join(STATS)}>_ms or {', '.join(SCALARS)}"
+    )
+
+
+def parse_slos(texts: tuple[str, ...] | list[str]) -> list[Slo]:
+    return [parse_slo(t) for t in texts]

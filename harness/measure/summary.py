@@ -1,0 +1,406 @@
+"""Samples -> the run's numbers: latency distributions, throughput, errors, goodput, how requests
+were served, the generator's own account, and whether the run is valid at all.
+
+Latency distributions cover successful requests; failures are counted by status and kind, and
+count against goodput. Throughput divides by the span from the window start to the later of the
+window end and the last completion, so a server that falls behind shows achieved < offered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harness.load.samples import Sample
+from harness.measure.slo import DISTRIBUTIONS, STATS, Slo, parse_slos
+from harness.measure.stats import Distribution, distribution
+from harness.measure.timeseries import SecondBucket, per_second
+
+_LENIENT = ConfigDict(extra="ignore")
+_AGG = re.compile(rf"^({'|'.join(DISTRIBUTIONS)})_({'|'.join(STATS)})_ms$")
+# A worker busier than this share of one core is itself adding latency.
+CPU_WARN_SHARE = 0.9
+
+
+@dataclass
+class WorkerAccount:
+    """What one worker's done file says about its run."""
+
+    worker: int
+    t0_s: float
+    deadline_s: float
+    scheduled: int = 0
+    not_sent: int = 0
+    cap_waits: int = 0
+    unfinished: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+
+@dataclass
+class RunContext:
+    """What the summary needs to know about how the samples were produced."""
+
+    start_s: float
+    duration_s: float
+    open_loop: bool
+    arrival: str | None = None  # constant | poisson | burst (open loop)
+    expected_requests: float | None = None  # open loop: arrivals the schedule offers
+    max_send_lag_ms: float = 50.0
+    slos: tuple[str, ...] = ()
+    workers_expected: int = 1
+    workers: list[WorkerAccount] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # from the runner (e.g. Locust died)
+
+
+class Window(BaseModel):
+    model_config = _LENIENT
+    start_s: float
+    end_s: float
+    duration_s: float
+    span_s: float
+
+
+class Counts(BaseModel):
+    model_config = _LENIENT
+    total: int
+    ok: int
+    errors: int
+    error_rate: float | None
+    by_status: dict[str, int]
+    by_kind: dict[str, int]
+    # tenant -> {"total", "ok", "errors", "rate_limited"} (per-key limits show up here)
+    by_tenant: dict[str, dict[str, int]]
+    output_tokens: int
+    usage_reported: int  # successful requests whose server sent `usage`
+    usage_chunk_mismatch: int  # ... where usage.completion_tokens != text events counted
+
+
+class Latency(BaseModel):
+    model_config = _LENIENT
+    ttft_ms: Distribution
+    itl_ms: Distribution
+    tpot_ms: Distribution
+    e2e_ms: Distribution
+    ttfb_ms: Distribution
+    ttft_from_intended_ms: Distribution | None = None
+    e2e_from_intended_ms: Distribution | None = None
+
+
+class Throughput(BaseModel):
+    model_config = _LENIENT
+    requests_per_second: float
+    output_tokens_per_second: float
+    goodput_requests_per_second: float
+
+
+class Goodput(BaseModel):
+    model_config = _LENIENT
+    slos: list[str]
+    meeting: int
+    share: float | None
+
+
+class Served(BaseModel):
+    """Who answered, by the X-Served-By header: a pool name, "cache" or "degraded"."""
+
+    model_config = _LENIENT
+    counts: dict[str, int]  # header value (or "unknown") -> successful requests
+    primary_share: float | None
+    fallback_share: float | None
+    cache_share: float | None
+    degraded_share: float | None
+    unknown_share: float | None
+
+
+class Cache(BaseModel):
+    """By the X-Cache header: hit, miss, or bypass (request not eligible for the cache)."""
+
+    model_config = _LENIENT
+    hits: int
+    misses: int
+    bypass: int
+    unknown: int
+    hit_rate: float | None  # hits / (hits + misses); None when no response said
+
+
+class Generator(BaseModel):
+    model_config = _LENIENT
+    mode: str  # "open" | "closed"
+    arrival: str | None
+    offered_rate_rps: float | None
+    expected_requests: float | None
+    sent: int
+    sent_rate_rps: float
+    achieved_rate_rps: float
+    not_sent: int
+    cap_waits: int
+    unfinished: int
+    send_lag_ms: Distribution | None
+    workers_expected: int
+    workers_done: int
+    cpu_share_max: float | None  # busiest worker: CPU seconds / wall seconds
+
+
+class Validity(BaseModel):
+    model_config = _LENIENT
+    valid: bool
+    reasons: list[str]
+    warnings: list[str]
+
+
+class SloCheck(BaseModel):
+    model_config = _LENIENT
+    expr: str
+    observed: float | None
+    passed: bool
+    reason: str
+
+
+class LoadSummary(BaseModel):
+    model_config = _LENIENT
+    window: Window
+    counts: Counts
+    latency: Latency
+    throughput: Throughput
+    goodput: Goodput
+    served: Served
+    cache: Cache
+    generator: Generator
+    validity: Validity
+    slo_checks: list[SloCheck]
+    timeseries: list[SecondBucket]
+
+    def metric(self, name: str) -> float | None:
+        """An aggregate figure by SLO name (`ttft_p95_ms`, `error_rate`, ...)."""
+        m = _AGG.match(name)
+        if m:
+            dist_name, stat = m.group(1), m.group(2)
+            dist = (
+                self.generator.send_lag_ms
+                if dist_name == "send_lag"
+                else getattr(self.latency, f"{dist_name}_ms", None)
+            )
+            return dist.stat(stat) if isinstance(dist, Distribution) else None
+        scalars: dict[str, float | None] = {
+            "error_rate": self.counts.error_rate,
+            "requests_per_second": self.throughput.requests_per_second,
+            "output_tokens_per_second": self.throughput.output_tokens_per_second,
+            "goodput": self.goodput.share,
+            "goodput_requests_per_second": self.throughput.goodput_requests_per_second,
+            "cache_hit_rate": self.cache.hit_rate,
+            "primary_share": self.served.primary_share,
+            "fallback_share": self.served.fallback_share,
+            "cache_share": self.served.cache_share,
+            "degraded_share": self.served.degraded_share,
+        }
+        if name not in scalars:
+            raise KeyError(f"unknown metric {name!r}")
+        return scalars[name]
+
+    @property
+    def passed(self) -> bool:
+        return self.validity.valid and all(c.passed for c in self.slo_checks)
+
+
+def _by_tenant(samples: Sequence[Sample]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for s in samples:
+        t = out.setdefault(s.tenant, {"total": 0, "ok": 0, "errors": 0, "rate_limited": 0})
+        t["total"] += 1
+        t["ok" if s.ok else "errors"] += 1
+        t["rate_limited"] += s.status == 429
+    return dict(sorted(out.items()))
+
+
+def _share(n: int, total: int) -> float | None:
+    return n / total if total else None
+
+
+def _request_value(s: Sample, metric: str) -> float | None:
+    if metric == "ttft_ms":
+        return s.ttft_ms
+    if metric == "e2e_ms":
+        return s.e2e_ms
+    if metric == "tpot_ms":
+        return s.tpot_ms
+    if metric == "itl_max_ms":
+        return max(s.itl_ms) if s.itl_ms else 0.0
+    lag = (s.send_lag_ms or 0.0) if s.intended_s is not None else 0.0
+    if metric == "ttft_from_intended_ms":
+        return None if s.ttft_ms is None else s.ttft_ms + lag
+    if metric == "e2e_from_intended_ms":
+        return s.e2e_ms + lag
+    raise KeyError(metric)
+
+
+def _meets(s: Sample, slos: list[Slo]) -> bool:
+    if not s.ok:
+        return False
+    for slo in slos:
+        v = _request_value(s, slo.metric)
+        if v is None or not slo.holds(v):
+            return False
+    return True
+
+
+def _latency(ok: list[Sample], open_loop: bool) -> Latency:
+    itl = np.fromiter((g for s in ok for g in s.itl_ms), dtype=np.float64)
+    lat = Latency(
+        ttft_ms=distribution([s.ttft_ms for s in ok if s.ttft_ms is not None]),
+        itl_ms=distribution(itl),
+        tpot_ms=distribution([t for s in ok if (t := s.tpot_ms) is not None]),
+        e2e_ms=distribution([s.e2e_ms for s in ok]),
+        ttfb_ms=distribution([s.ttfb_ms for s in ok if s.ttfb_ms is not None]),
+    )
+    if open_loop:
+        lat.ttft_from_intended_ms = distribution(
+            [v for s in ok if (v := _request_value(s, "ttft_from_intended_ms")) is not None]
+        )
+        lat.e2e_from_intended_ms = distribution([s.e2e_ms + (s.send_lag_ms or 0.0) for s in ok])
+    return lat
+
+
+def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Validity:
+    reasons = list(ctx.problems)
+    warnings: list[str] = []
+    if not samples:
+        reasons.append("no requests were recorded")
+    if gen.workers_done < ctx.workers_expected:
+        reasons.append(
+            f"only {gen.workers_done} of {ctx.workers_expected} load workers finished the schedule"
+        )
+    if ctx.open_loop:
+        lag = gen.send_lag_ms
+        if lag is not None and lag.p99 is not None and lag.p99 > ctx.max_send_lag_ms:
+            reasons.append(
+                f"generator fell behind its schedule: send lag p99 {lag.p99:.1f} ms > "
+                f"{ctx.max_send_lag_ms:g} ms (max {lag.max or 0:.1f} ms); "
+                "add --processes or lower the rate"
+            )
+        if gen.cap_waits:
+            reasons.append(
+                f"{gen.cap_waits} arrivals waited for a free slot (max_in_flight reached): "
+                "the offered rate was not sent on time"
+            )
+        if gen.not_sent:
+            reasons.append(f"{gen.not_sent} scheduled arrivals were never sent")
+        expected = ctx.expected_requests
+        if ctx.arrival in ("constant", "burst") and expected and gen.sent < 0.98 * expected - 1:
+            reasons.append(f"sent {gen.sent} of {expected:.0f} scheduled requests")
+    if gen.cpu_share_max is not None and gen.cpu_share_max > CPU_WARN_SHARE:
+        warnings.append(
+            f"a load worker used {gen.cpu_share_max:.0%} of a core: client-side delay may be "
+            "part of the measured latency; add --processes"
+        )
+    if gen.unfinished:
+        warnings.append(
+            f"{gen.unfinished} requests were still in flight when the drain time ran out"
+        )
+    return Validity(valid=not reasons, reasons=reasons, warnings=warnings)
+
+
+def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
+    ok = [s for s in samples if s.ok]
+    last_done = max((s.done_s for s in samples), default=ctx.start_s)
+    span = max(ctx.duration_s, last_done - ctx.start_s)
+    window = Window(
+        start_s=ctx.start_s,
+        end_s=ctx.start_s + ctx.duration_s,
+        duration_s=ctx.duration_s,
+        span_s=span,
+    )
+
+    statuses = Counter(str(s.status) for s in samples if not s.ok)
+    kinds = Counter(s.error or "" for s in samples if not s.ok)
+    tokens = sum(s.tokens for s in ok)
+    usage = [s for s in ok if s.output_tokens is not None]
+    counts = Counts(
+        total=len(samples),
+        ok=len(ok),
+        errors=len(samples) - len(ok),
+        error_rate=_share(len(samples) - len(ok), len(samples)),
+        by_status=dict(sorted(statuses.items())),
+        by_kind=dict(sorted(kinds.items())),
+        by_tenant=_by_tenant(samples),
+        output_tokens=tokens,
+        usage_reported=len(usage),
+        usage_chunk_mismatch=sum(1 for s in usage if s.output_tokens != s.output_chunks),
+    )
+
+    slos = parse_slos(ctx.slos)
+    per_request = [s for s in slos if s.scope == "request"]
+    meeting = sum(1 for s in samples if _meets(s, per_request))
+    goodput = Goodput(
+        slos=[s.expr for s in per_request], meeting=meeting, share=_share(meeting, len(samples))
+    )
+
+    served_counts = Counter((s.x_served_by or "unknown").lower() for s in ok)
+    served = Served(
+        counts=dict(sorted(served_counts.items())),
+        primary_share=_share(served_counts.get("primary", 0), len(ok)),
+        fallback_share=_share(served_counts.get("fallback", 0), len(ok)),
+        cache_share=_share(served_counts.get("cache", 0), len(ok)),
+        degraded_share=_share(served_counts.get("degraded", 0), len(ok)),
+        unknown_share=_share(served_counts.get("unknown", 0), len(ok)),
+    )
+    cache_vals = Counter((s.x_cache or "").lower() for s in ok)
+    hits, misses, bypass = (cache_vals.get(k, 0) for k in ("hit", "miss", "bypass"))
+    cache = Cache(
+        hits=hits,
+        misses=misses,
+        bypass=bypass,
+        unknown=len(ok) - hits - misses - bypass,
+        hit_rate=_share(hits, hits + misses),
+    )
+
+    lags = [lag for s in samples if (lag := s.send_lag_ms) is not None]
+    cpu = [w.cpu_s / w.wall_s for w in ctx.workers if w.wall_s > 0]
+    gen = Generator(
+        mode="open" if ctx.open_loop else "closed",
+        arrival=ctx.arrival,
+        offered_rate_rps=(ctx.expected_requests / ctx.duration_s)
+        if ctx.expected_requests
+        else None,
+        expected_requests=ctx.expected_requests,
+        sent=len(samples),
+        sent_rate_rps=len(samples) / ctx.duration_s,
+        achieved_rate_rps=len(ok) / span,
+        not_sent=sum(w.not_sent for w in ctx.workers),
+        cap_waits=sum(w.cap_waits for w in ctx.workers),
+        unfinished=sum(w.unfinished for w in ctx.workers),
+        send_lag_ms=distribution(lags) if ctx.open_loop else None,
+        workers_expected=ctx.workers_expected,
+        workers_done=len(ctx.workers),
+        cpu_share_max=max(cpu) if cpu else None,
+    )
+    summary = LoadSummary(
+        window=window,
+        counts=counts,
+        latency=_latency(ok, ctx.open_loop),
+        throughput=Throughput(
+            requests_per_second=len(ok) / span,
+            output_tokens_per_second=tokens / span,
+            goodput_requests_per_second=meeting / span,
+        ),
+        goodput=goodput,
+        served=served,
+        cache=cache,
+        generator=gen,
+        validity=_validity(ctx, samples, gen),
+        slo_checks=[],
+        timeseries=per_second(samples, ctx.start_s, span),
+    )
+    # Per-request SLOs define goodput (gate it with e.g. "goodput>=0.95"); aggregates are checked.
+    for slo in slos:
+        if slo.scope == "aggregate":
+            r = slo.check(summary.metric(slo.metric))
+            summary.slo_checks.append(
+                SloCheck(expr=r.expr, observed=r.observed, passed=r.passed, reason=r.reason)
+            )
+    return summary

@@ -1,0 +1,96 @@
+"""Per-second view of a run: what was sent, finished, failed and how long it took, second by second.
+
+Latency of a second is that of the requests *meant* for it (intended time in an open loop, send
+time otherwise), so a stall shows up at the second it hit, not when its victims finally finished.
+Completions, errors and tokens count in the second they finished.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harness.load.samples import Sample
+from harness.measure.stats import percentile
+
+
+class SecondBucket(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    t_s: int  # seconds since the window start
+    sent: int
+    completed: int
+    errors: int
+    in_flight: int  # requests sent and not finished at the end of this second
+    output_tokens: int
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    e2e_from_intended_p95_ms: float | None = None
+
+
+def _bucket(ts: np.ndarray, start: float, n: int) -> np.ndarray:
+    return np.clip(np.floor(ts - start), 0, n - 1).astype(np.int64)
+
+
+def per_second(samples: Sequence[Sample], start_s: float, span_s: float) -> list[SecondBucket]:
+    n = max(1, math.ceil(span_s - 1e-9))
+    if not samples:
+        return [
+            SecondBucket(t_s=i, sent=0, completed=0, errors=0, in_flight=0, output_tokens=0)
+            for i in range(n)
+        ]
+    sent = np.array([s.sent_s for s in samples])
+    done = np.array([s.done_s for s in samples])
+    meant = np.array([s.intended_s if s.intended_s is not None else s.sent_s for s in samples])
+    ok = np.array([s.ok for s in samples])
+    tokens = np.array([s.tokens if s.ok else 0 for s in samples])
+    b_sent, b_done, b_meant = (
+        _bucket(sent, start_s, n),
+        _bucket(done, start_s, n),
+        _bucket(meant, start_s, n),
+    )
+    sent_n = np.bincount(b_sent, minlength=n)
+    completed_n = np.bincount(b_done[ok], minlength=n)
+    errors_n = np.bincount(b_done[~ok], minlength=n)
+    tokens_n = np.bincount(b_done, weights=tokens, minlength=n)
+    ends = start_s + np.arange(1, n + 1)
+    sent_sorted, done_sorted = np.sort(sent), np.sort(done)
+    in_flight = np.searchsorted(sent_sorted, ends, side="right") - np.searchsorted(
+        done_sorted, ends, side="right"
+    )
+    nan = float("nan")
+    ttft = np.array([s.ttft_ms if s.ttft_ms is not None else nan for s in samples])
+    e2e = np.array([s.e2e_ms for s in samples])
+    from_int = np.array(
+        [(s.done_s - s.intended_s) * 1000.0 if s.intended_s is not None else nan for s in samples]
+    )
+    # Group the successful requests by the second they were meant for (one sort, then slices).
+    keep = np.nonzero(ok)[0]
+    order = keep[np.argsort(b_meant[keep], kind="stable")]
+    bounds = np.searchsorted(b_meant[order], np.arange(n + 1))
+    out: list[SecondBucket] = []
+    for i in range(n):
+        idx = order[bounds[i] : bounds[i + 1]]
+        t, e, f = ttft[idx], e2e[idx], from_int[idx]
+        t, f = t[~np.isnan(t)], f[~np.isnan(f)]
+        out.append(
+            SecondBucket(
+                t_s=i,
+                sent=int(sent_n[i]),
+                completed=int(completed_n[i]),
+                errors=int(errors_n[i]),
+                in_flight=int(in_flight[i]),
+                output_tokens=int(tokens_n[i]),
+                ttft_p50_ms=percentile(t, 50),
+                ttft_p95_ms=percentile(t, 95),
+                e2e_p50_ms=percentile(e, 50),
+                e2e_p95_ms=percentile(e, 95),
+                e2e_from_intended_p95_ms=percentile(f, 95),
+            )
+        )
+    return out

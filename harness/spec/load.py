@@ -1,0 +1,166 @@
+"""The load spec: what traffic to send (workload), how (closed or open loop, shape), for how long.
+
+Pure data (no I/O). Where to send it (target URL, keys of a running stack) is decided at run time.
+Durations accept seconds or strings such as "30s", "2m", "500ms".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from harness.spec.base import Strict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration_s(value: object) -> object:
+    """'30s' -> 30.0, '2m' -> 120.0, '500ms' -> 0.5, 12 -> 12.0; anything else goes to pydantic."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(
+                f"not a duration: {value!r} (use seconds, or e.g. '30s', '2m', '500ms')"
+            )
+        return float(m.group(1)) * _UNIT_S[m.group(2)]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
+
+
+class ClosedLoop(Strict):
+    """A fixed number of users, each sending its next request when the previous one finished.
+
+    Throughput falls when the server slows, so a stall delays few requests (coordinated omission):
+    use it to model interactive users, not to measure latency under a given arrival rate.
+    """
+
+    kind: Literal["closed"] = "closed"
+    users: int = Field(4, ge=1, le=10_000)
+    # Users started per second (Locust's spawn rate); None starts them all at once.
+    spawn_rate: float | None = Field(None, gt=0)
+    think_time_s: Seconds = Field(0.0, ge=0)
+
+
+class OpenLoop(Strict):
+    """Requests arrive on a schedule regardless of how fast earlier ones finish.
+
+    Every request has an intended send time; latency is reported from it too, and the run is
+    marked invalid when the generator fell behind its own schedule.
+    """
+
+    kind: Literal["open"] = "open"
+    rate_rps: float = Field(5.0, gt=0, le=100_000)
+    # constant: evenly spaced; poisson: exponential gaps (seeded); burst: `burst_size` requests at
+    # the same instant, groups spaced so the mean rate is `rate_rps` (rate-limit tests).
+    arrival: Literal["constant", "poisson", "burst"] = "poisson"
+    burst_size: int = Field(10, ge=1)
+    # Requests in flight at once per run; an arrival finding no free slot waits (and counts as lag).
+    max_in_flight: int = Field(1000, ge=1)
+    # The run is invalid when p99 of (actual - intended send time) exceeds this.
+    max_send_lag_ms: float = Field(50.0, gt=0)
+
+
+LoadModel = Annotated[ClosedLoop | OpenLoop, Field(discriminator="kind")]
+
+
+class Shape(Strict):
+    """How the load level (users, or arrival rate) changes over the run, relative to the level.
+
+    steady: the level throughout. ramp: from `start_fraction` of it up to it over `ramp_s` (default
+    the whole run), then held. step: `steps` equal steps up to it. spike: `base_fraction` of it,
+    `spike_multiplier` times it for `spike_s` from `spike_at_s` (default: the middle third).
+    """
+
+    kind: Literal["steady", "ramp", "step", "spike"] = "steady"
+    start_fraction: float = Field(0.1, ge=0, le=1)
+    ramp_s: Seconds | None = Field(None, gt=0)
+    steps: int = Field(4, ge=1, le=100)
+    base_fraction: float = Field(1.0, gt=0, le=1)
+    spike_multiplier: float = Field(3.0, ge=1, le=100)
+    spike_at_s: Seconds | None = Field(None, ge=0)
+    spike_s: Seconds | None = Field(None, gt=0)
+
+
+class Tenant(Strict):
+    """One API key the load is spread over (per-key rate limits, cost accounting)."""
+
+    name: str = Field(min_length=1)
+    api_key: str = Field(min_length=1)
+    weight: float = Field(1.0, gt=0)
+
+
+class Workload(Strict):
+    """What each request looks like. Prompts come from `seed`: same spec, same prompts."""
+
+    # Share of requests sent to /v1/completions; the rest go to /v1/chat/completions.
+    completion_share: float = Field(0.0, ge=0, le=1)
+    prompt_words: int = Field(24, ge=1, le=200_000)
+    # Prompt lengths vary by +/- this fraction around prompt_words.
+    prompt_words_jitter: float = Field(0.25, ge=0, lt=1)
+    max_tokens: int = Field(64, ge=1)
+    stream: bool = True
+    # vLLM / llama.cpp extension: generate exactly max_tokens (fixed work per request).
+    ignore_eos: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    # Cache mix: this share of requests repeats one of `repeated_pool` fixed prompts.
+    repeated_share: float = Field(0.0, ge=0, le=1)
+    repeated_pool: int = Field(8, ge=1)
+    tenants: tuple[Tenant, ...] = ()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, v: tuple[Tenant, ...]) -> tuple[Tenant, ...]:
+        names = [t.name for t in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tenant names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+
+class LoadSpec(Strict):
+    kind: Literal["load"] = "load"
+    name: str = "chat"
+    description: str = ""
+    workload: Workload = Workload()
+    load: LoadModel = ClosedLoop()
+    shape: Shape = Shape()
+    duration_s: Seconds = Field(30.0, gt=0, le=86_400)
+    # Locust worker processes on this machine (1: a single process, no master).
+    processes: int = Field(1, ge=1, le=64)
+    seed: int = 1
+    # Model name sent in requests; None asks the target's /v1/models.
+    model: str | None = None
+    request_timeout_s: Seconds = Field(60.0, gt=0)
+    connect_timeout_s: Seconds = Field(5.0, gt=0)
+    # After the schedule ends, how long in-flight requests may still finish before they are
+    # recorded as unfinished.
+    drain_timeout_s: Seconds = Field(30.0, ge=0)
+    # SLOs: "ttft_p95_ms<=500" (aggregate, checked) or "ttft_ms<=500" (per request: goodput).
+    slos: tuple[str, ...] = ()
+
+    @field_validator("slos")
+    @classmethod
+    def _slos_parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from harness.measure.slo import parse_slo
+
+        for expr in v:
+            parse_slo(expr)  # raises ValueError with the reason
+        return v
+
+    @model_validator(mode="after")
+    def _shape_fits(self) -> LoadSpec:
+        s = self.shape
+        if s.kind == "ramp" and s.ramp_s is not None and s.ramp_s > self.duration_s:
+            raise ValueError(f"shape.ramp_s ({s.ramp_s}s) is longer than duration_s")
+        if s.kind == "spike":
+            at = s.spike_at_s if s.spike_at_s is not None else self.duration_s / 3
+            if at >= self.duration_s:
+                raise ValueError(f"shape.spike_at_s ({at}s) is not inside the run")
+        if isinstance(self.load, OpenLoop) and self.load.rate_rps * self.duration_s > 10_000_000:
+            raise ValueError("rate_rps * duration_s exceeds 10 million requests")
+        return self

@@ -1,0 +1,158 @@
+"""Fixtures of the load tests: llm-d-inference-sim processes with known timings, a Prometheus.
+
+Import the fixtures into a test module (`from load_fixtures import simulator  # noqa: F401`).
+Every process is started here, reached on 127.0.0.1 only, and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.observe.prometheus import PrometheusClient
+from harness.tools import find_binary
+
+__all__ = ["prometheus", "simulator"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{url}: process exited {proc.returncode}:\n{log.read_text()[-2000:]}"
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready in {timeout_s}s:\n{log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Sim:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    ttft_ms: int
+    itl_ms: int
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+SimFactory = Callable[..., Sim]
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[SimFactory]:
+    """Start llm-d-inference-sim with given timings: simulator(ttft_ms=200, itl_ms=50, ...)."""
+    binary = find_binary("llm-d-inference-sim")
+    started: list[Sim] = []
+
+    def start(ttft_ms: int = 100, itl_ms: int = 20, max_num_seqs: int = 64, *extra: str) -> Sim:
+        port = free_port()
+        log = tmp_path / f"sim-{port}.log"
+        argv = [
+            str(binary), "--model", "sim-model", "--port", str(port), "--mode", "random",
+            "--time-to-first-token", f"{ttft_ms}ms", "--inter-token-latency", f"{itl_ms}ms",
+            "--max-num-seqs", str(max_num_seqs), "--max-model-len", "4096", "--seed", "1",
+            # its KV-event publisher defaults to tcp://127.0.0.1:5557; keep two sims apart
+            "--zmq-endpoint", f"tcp://127.0.0.1:{free_port()}",
+            *extra,
+        ]  # fmt: skip
+        with log.open("wb") as f:
+            proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)
+        sim = Sim(f"http://127.0.0.1:{port}", port, proc, ttft_ms, itl_ms)
+        started.append(sim)
+        wait_http(f"{sim.url}/health", proc, log)
+        return sim
+
+    try:
+        yield start
+    finally:
+        for sim in started:
+            stop(sim.proc)
+
+
+def _all_up(client: PrometheusClient, n: int) -> bool:
+    ts = client.targets()
+    return len(ts) == n and all(t.health == "up" for t in ts)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], str]]:
+    """Start Prometheus scraping the given host:port targets every second; returns its URL."""
+    binary = find_binary("prometheus")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(targets: list[str]) -> str:
+        port = free_port()
+        d = tmp_path / f"prom-{port}"
+        d.mkdir()
+        cfg = d / "prometheus.yml"
+        cfg.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: models\n    static_configs:\n"
+            f"      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+        )
+        log = d / "prometheus.log"
+        with log.open("wb") as f:
+            proc = subprocess.Popen(
+                [
+                    str(binary),
+                    f"--config.file={cfg}",
+                    f"--storage.tsdb.path={d / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/-/ready", proc, log)
+        # Target discovery hands over new targets every 5 s: wait for the first good scrape.
+        deadline = time.monotonic() + 30
+        with PrometheusClient(url) as client:
+            while not _all_up(client, len(targets)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"prometheus never scraped {targets}: {client.targets()}")
+                time.sleep(0.2)
+        return url
+
+    try:
+        yield start
+    finally:
+        for p in procs:
+            stop(p)

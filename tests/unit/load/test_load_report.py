@@ -1,0 +1,62 @@
+"""The load report: outcome names, JSON round trip (lenient on read), console rendering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.load.report import LoadReport, host_info, now_iso, outcome_of, render
+from harness.load.samples import Sample
+from harness.measure.summary import RunContext, WorkerAccount, summarize
+
+T0 = 1_000.0
+
+
+def report(slos: tuple[str, ...] = (), lag_s: float = 0.0) -> LoadReport:
+    samples = [
+        Sample(
+            worker=0, seq=i, kind="chat", tenant="default", prompt_id="p", repeated=False,
+            intended_s=T0 + i, sent_s=T0 + i + lag_s * i, e2e_ms=120.0, ttft_ms=30.0,
+            itl_ms=[10.0] * 9, output_tokens=10, output_chunks=10, status=200,
+            x_served_by="primary", x_cache="miss",
+        )
+        for i in range(10)
+    ]  # fmt: skip
+    ctx = RunContext(
+        start_s=T0, duration_s=10, open_loop=True, arrival="constant", expected_requests=10,
+        slos=slos, workers=[WorkerAccount(0, T0, T0 + 10)],
+    )  # fmt: skip
+    summary = summarize(samples, ctx)
+    return LoadReport(
+        created_at=now_iso(), host=host_info(), config={"name": "unit"}, target={"url": "http://x"},
+        model="m", outcome=outcome_of(summary), summary=summary, samples_dir="s", locust_log="l",
+    )  # fmt: skip
+
+
+def test_outcomes_have_fixed_names() -> None:
+    assert report().outcome == "passed"
+    assert report(slos=("ttft_p50_ms<=1",)).outcome == "failed"
+    assert report(lag_s=0.5).outcome == "invalid"
+
+
+def test_json_round_trip_ignores_unknown_fields(tmp_path: Path) -> None:
+    r = report()
+    p = tmp_path / "r.json"
+    r.write(p)
+    data = json.loads(p.read_text())
+    assert data["schema_version"] == 1 and data["kind"] == "load" and data["harness_version"]
+    data["added_in_a_later_version"] = {"x": 1}
+    data["summary"]["latency"]["new_metric_ms"] = 3
+    p.write_text(json.dumps(data))
+    back = LoadReport.read(p)
+    assert back.summary.latency.ttft_ms.p50 == r.summary.latency.ttft_ms.p50
+
+
+def test_render_shows_percentiles_rates_and_reasons() -> None:
+    text = render(report(slos=("ttft_p95_ms<=1", "ttft_ms<=100")))
+    assert "FAILED" in text and "time to first token" in text and "ttft from intended" in text
+    assert "SLO FAIL" in text and "meeting ttft_ms<=100" in text
+    assert "served by: primary 100.0%" in text and "offered 1.00 req/s" in text
+    assert "0 hits, 10 misses" in text
+    invalid = render(report(lag_s=0.5))
+    assert "INVALID: generator fell behind" in invalid

@@ -1,0 +1,162 @@
+"""Samples -> summary: counts, goodput, served-by, cache, validity, time series, windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.load.samples import Sample
+from harness.measure.summary import RunContext, WorkerAccount, summarize
+from harness.measure.window import in_window, phases
+
+T0 = 1_000_000.0
+
+
+def s(
+    sent: float,
+    e2e: float = 100.0,
+    ttft: float | None = 20.0,
+    intended: float | None = None,
+    **kw: object,
+) -> Sample:
+    fields: dict[str, object] = {
+        "worker": 0, "seq": 0, "kind": "chat", "tenant": "default", "prompt_id": "p",
+        "repeated": False, "intended_s": intended, "sent_s": T0 + sent, "e2e_ms": e2e,
+        "ttft_ms": ttft, "itl_ms": [10.0, 10.0], "output_tokens": 3, "output_chunks": 3,
+        "status": 200,
+    }  # fmt: skip
+    fields.update(kw)
+    return Sample(**fields)  # type: ignore[arg-type]
+
+
+def ctx(**kw: object) -> RunContext:
+    base: dict[str, object] = {
+        "start_s": T0,
+        "duration_s": 10.0,
+        "open_loop": False,
+        "workers": [WorkerAccount(0, T0, T0 + 10)],
+    }
+    base.update(kw)
+    return RunContext(**base)  # type: ignore[arg-type]
+
+
+def test_counts_errors_tokens_and_throughput() -> None:
+    samples = [s(i * 0.5) for i in range(18)] + [
+        s(9.0, error="http", status=429, ttft=None, tenant="b"),
+        s(9.5, error="timeout", status=0, ttft=None, tenant="b"),
+    ]
+    out = summarize(samples, ctx())
+    c = out.counts
+    assert (c.total, c.ok, c.errors) == (20, 18, 2) and c.error_rate == pytest.approx(0.1)
+    assert c.by_status == {"0": 1, "429": 1} and c.by_kind == {"http": 1, "timeout": 1}
+    assert c.by_tenant["b"] == {"total": 2, "ok": 0, "errors": 2, "rate_limited": 1}
+    assert c.output_tokens == 54
+    assert out.throughput.requests_per_second == pytest.approx(1.8)
+    assert out.throughput.output_tokens_per_second == pytest.approx(5.4)
+    assert out.latency.itl_ms.count == 36 and out.latency.tpot_ms.p50 == pytest.approx(40.0)
+    assert out.latency.ttft_from_intended_ms is None  # closed loop
+
+
+def test_goodput_uses_per_request_slos_and_aggregate_slos_are_checked() -> None:
+    samples = [
+        s(0, e2e=100, ttft=50),
+        s(1, e2e=100, ttft=300),
+        s(2, e2e=5000, ttft=60),
+        s(3, error="http", status=500),
+    ]
+    out = summarize(
+        samples, ctx(slos=("ttft_ms<=100", "e2e_ms<=1000", "ttft_p50_ms<=100", "error_rate<=0.1"))
+    )
+    assert out.goodput.meeting == 1 and out.goodput.share == pytest.approx(0.25)
+    assert out.goodput.slos == ["ttft_ms<=100", "e2e_ms<=1000"]
+    checks = {c.expr: c for c in out.slo_checks}
+    assert set(checks) == {"ttft_p50_ms<=100", "error_rate<=0.1"}
+    assert checks["ttft_p50_ms<=100"].passed and not checks["error_rate<=0.1"].passed
+    assert not out.passed
+    assert out.metric("ttft_p50_ms") == pytest.approx(60.0)
+    with pytest.raises(KeyError):
+        out.metric("nope")
+
+
+def test_served_by_and_cache_headers() -> None:
+    samples = [
+        s(0, x_served_by="primary", x_cache="miss"),
+        s(1, x_served_by="primary", x_cache="miss"),
+        s(2, x_served_by="cache", x_cache="hit"),
+        s(3, x_served_by="fallback", x_cache="bypass"),
+        s(4),
+    ]
+    out = summarize(samples, ctx())
+    assert out.served.counts == {"cache": 1, "fallback": 1, "primary": 2, "unknown": 1}
+    assert out.served.primary_share == pytest.approx(
+        0.4
+    ) and out.served.fallback_share == pytest.approx(0.2)
+    assert (out.cache.hits, out.cache.misses, out.cache.bypass, out.cache.unknown) == (1, 2, 1, 1)
+    assert out.cache.hit_rate == pytest.approx(1 / 3)
+
+
+def open_ctx(**kw: object) -> RunContext:
+    base: dict[str, object] = {"open_loop": True, "arrival": "constant", "expected_requests": 10.0}
+    return ctx(**{**base, **kw})
+
+
+def test_open_loop_reports_latency_from_intended_time() -> None:
+    samples = [s(i + 0.002, e2e=100, ttft=20, intended=T0 + i) for i in range(10)]
+    out = summarize(samples, open_ctx())
+    assert out.validity.valid, out.validity
+    lat = out.latency
+    assert lat.e2e_from_intended_ms is not None and lat.e2e_from_intended_ms.p50 == pytest.approx(
+        102.0
+    )
+    assert lat.ttft_from_intended_ms is not None and lat.ttft_from_intended_ms.p50 == pytest.approx(
+        22.0
+    )
+    assert out.generator.send_lag_ms is not None and out.generator.send_lag_ms.p50 == pytest.approx(
+        2.0
+    )
+    assert out.generator.offered_rate_rps == pytest.approx(1.0)
+
+
+def test_a_generator_that_fell_behind_makes_the_run_invalid() -> None:
+    samples = [s(i + 0.2 * i, intended=T0 + i) for i in range(10)]  # lag grows to 1.8 s
+    out = summarize(
+        samples, open_ctx(workers=[WorkerAccount(0, T0, T0 + 10, cap_waits=3, not_sent=2)])
+    )
+    assert not out.validity.valid
+    text = " ".join(out.validity.reasons)
+    assert "send lag p99" in text and "max_in_flight" in text and "never sent" in text
+    assert not out.passed
+
+
+def test_missing_workers_few_sends_and_busy_cpu() -> None:
+    samples = [s(i, intended=T0 + i) for i in range(5)]
+    out = summarize(
+        samples,
+        open_ctx(workers_expected=2, workers=[WorkerAccount(0, T0, T0 + 10, cpu_s=9.5, wall_s=10)]),
+    )
+    text = " ".join(out.validity.reasons)
+    assert "only 1 of 2" in text and "sent 5 of 10" in text
+    assert any("core" in w for w in out.validity.warnings)
+    assert not summarize([], ctx()).validity.valid
+
+
+def test_timeseries_buckets_by_intended_second() -> None:
+    samples = [
+        s(0.1, intended=T0 + 0.1),
+        s(0.5, intended=T0 + 0.5),
+        s(1.2, e2e=3000, intended=T0 + 1.2),
+    ]
+    out = summarize(samples, open_ctx(expected_requests=None, duration_s=3.0))
+    ts = out.timeseries
+    assert [b.sent for b in ts][:3] == [2, 1, 0]
+    assert ts[1].e2e_from_intended_p95_ms == pytest.approx(3000.0)
+    assert ts[1].in_flight == 1 and ts[0].completed == 2
+    assert sum(b.completed for b in ts) == 3 and len(ts) == 5  # span reaches the last completion
+
+
+def test_windows_select_by_meant_time_and_summarize_phases() -> None:
+    samples = [s(i, intended=T0 + i, e2e=(3000 if 3 <= i < 6 else 100)) for i in range(10)]
+    assert len(in_window(samples, T0 + 3, T0 + 6)) == 3
+    ph = phases(samples, open_ctx(), T0 + 3, T0 + 6)
+    assert set(ph) == {"before", "during", "after"}
+    assert ph["during"].latency.e2e_ms.p50 == pytest.approx(3000.0)
+    assert ph["before"].latency.e2e_ms.p50 == pytest.approx(100.0)
