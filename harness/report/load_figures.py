@@ -43,7 +43,8 @@ def load_highlights(load: dict[str, Any] | None) -> list[tuple[str, str]]:
     validity = summary.get("validity") or {}
     rows = [
         ("outcome", str(_get(load, "outcome"))),
-        ("requests (ok / errors)", f"{counts.get('total')} ({counts.get('ok')} / {counts.get('errors')})"),
+        ("requests (ok / errors)",
+         f"{counts.get('total')} ({counts.get('ok')} / {counts.get('errors')})"),
         ("error rate", _pct(counts.get("error_rate"))),
         ("errors by status", str(counts.get("by_status") or {})),
         ("requests/s achieved (offered)",
@@ -63,7 +64,8 @@ def load_highlights(load: dict[str, Any] | None) -> list[tuple[str, str]]:
                                           "degraded_share"))),
         ("cache hit rate", _pct(_get(summary, "cache", "hit_rate"))),
         ("goodput", _pct(_get(summary, "goodput", "share"))),
-        ("run valid", "yes" if validity.get("valid") else "NO: " + "; ".join(validity.get("reasons") or [])),
+        ("run valid",
+         "yes" if validity.get("valid") else "NO: " + "; ".join(validity.get("reasons") or [])),
     ]  # fmt: skip
     return rows
 
