@@ -11,14 +11,23 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness import __version__
-from harness.errors import ConfigError, HarnessError, StackError, ToolMissingError
+from harness.errors import (
+    ConfigError,
+    ConfigProblem,
+    HarnessError,
+    StackError,
+    ToolMissingError,
+)
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
+
+if TYPE_CHECKING:
+    from harness.pipeline import ExperimentFile, GateRun
 
 EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -173,17 +182,81 @@ def gate(
     if stack_path is None and gate_spec.stack and profile_path is not None:
         stack_path = (profile_path.parent / gate_spec.stack).resolve()
     stack_spec = load_stack_spec(stack_path)
+    base = profile_path.parent if profile_path is not None else Path.cwd()
+    experiments = load_experiments([base / p for p in gate_spec.experiments])
+    for exp in experiments:
+        if exp.spec.stack_overrides:
+            raise ConfigError(str(exp.path), [ConfigProblem(
+                "stack_overrides", "not allowed in a gate profile's experiments (they run on the "
+                "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
+            )])  # fmt: skip
+    check_experiment_targets(experiments, stack_spec)
     out_dir = out or new_run_dir("gate")
     command = "harness " + " ".join(sys.argv[1:])
     try:
         run = run_gate(gate_spec, stack_spec, out_dir=out_dir, provider=provider,
-                       command=command, progress=typer.echo)  # fmt: skip
+                       command=command, progress=typer.echo, experiments=experiments)  # fmt: skip
     except KeyboardInterrupt:
         err(f"interrupted; partial report in {out_dir}")
         raise typer.Exit(EXIT_CODES["interrupted"]) from None
+    _print_outcome(run, "gate")
+
+
+@app.command()
+def chaos(
+    files: Annotated[list[Path], typer.Argument(help="Experiment files (YAML, kind: experiment).")],
+    stack: StackOption = None,
+    provider: ProviderOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder. Default: reports/runs/<time>-chaos."),
+    ] = None,
+) -> None:
+    """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
+    from harness.pipeline import EXIT_CODES, run_chaos
+    from harness.spec.experiment import deep_merge
+    from harness.spec.loader import parse_model
+    from harness.stack.orchestrator import new_run_dir
+
+    experiments = load_experiments(files)
+    stack_spec = load_stack_spec(stack)
+    merged = stack_spec.model_dump(mode="json")
+    for exp in experiments:
+        merged = deep_merge(merged, exp.spec.stack_overrides)
+    stack_spec = parse_model(StackSpec, merged, f"stack_overrides of {', '.join(map(str, files))}")
+    check_experiment_targets(experiments, stack_spec)
+    out_dir = out or new_run_dir("chaos")
+    command = "harness " + " ".join(sys.argv[1:])
+    try:
+        run = run_chaos(experiments, stack_spec, out_dir=out_dir, provider=provider,
+                        command=command, progress=typer.echo)  # fmt: skip
+    except KeyboardInterrupt:
+        err(f"interrupted; partial report in {out_dir}")
+        raise typer.Exit(EXIT_CODES["interrupted"]) from None
+    _print_outcome(run, "chaos")
+
+
+def load_experiments(paths: list[Path]) -> list[ExperimentFile]:
+    from harness.pipeline import ExperimentFile
+    from harness.spec.experiment import ExperimentSpec
+
+    return [ExperimentFile(p, load_yaml_model(ExperimentSpec, p)) for p in paths]
+
+
+def check_experiment_targets(experiments: list[ExperimentFile], spec: StackSpec) -> None:
+    """Before anything starts: every fault names a proxy or service this stack will have."""
+    from harness.faults.inject import check_targets
+    from harness.stack.planner import stack_names
+
+    proxies, services = stack_names(spec)
+    for exp in experiments:
+        check_targets(exp.spec.fault, proxies, services, str(exp.path))
+
+
+def _print_outcome(run: GateRun, label: str) -> None:
     report = run.report
     typer.echo("")
-    typer.echo(f"gate {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
+    typer.echo(f"{label} {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
         f"{n} {k}" for k, n in sorted(report.counts().items())))  # fmt: skip
     for c in report.checks:
         if c.outcome in ("fail", "error", "warn"):

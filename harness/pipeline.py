@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.chaos import run_experiment
+from harness.errors import ConfigError, HarnessError
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import probe_cache, probe_security, probe_streaming
 from harness.report.model import RunReport, now_iso
 from harness.report.write import write_reports
+from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
@@ -75,21 +77,56 @@ def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[Che
     return results
 
 
-def run_gate(
-    gate: GateSpec,
-    stack_spec: StackSpec,
-    *,
-    out_dir: Path,
-    provider: str | None = None,
-    command: str = "harness gate",
-    progress: Progress = print,
-) -> GateRun:
-    """Run the gate; the report is written whatever happens (partial and marked if interrupted)."""
-    t0 = time.monotonic()
-    report = RunReport(
-        command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
-        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+@dataclass(frozen=True)
+class ExperimentFile:
+    path: Path
+    spec: ExperimentSpec
+
+
+def _stack_check(stack: RunningStack) -> CheckResult:
+    return CheckResult(
+        name="stack starts and every target is scraped", category="stack", outcome="pass",
+        reasons=[f"up in {stack.startup_seconds:.1f} s"],
+        measured={"startup_s": round(stack.startup_seconds, 2)},
     )  # fmt: skip
+
+
+def _experiments(
+    experiments: list[ExperimentFile], stack: RunningStack, out_dir: Path, report: RunReport,
+    progress: Progress,
+) -> None:  # fmt: skip
+    for i, exp in enumerate(experiments):
+        try:
+            result = run_experiment(
+                exp.spec, stack, out_dir / f"experiment-{i}", progress, source=str(exp.path)
+            )
+        except (RuntimeError, HarnessError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            report.checks.append(CheckResult(
+                name=f"{exp.spec.title}", category="chaos", outcome="error",
+                reasons=[f"{type(exc).__name__}: {exc}"],
+            ))  # fmt: skip
+            continue
+        report.checks += result.checks
+        report.experiments.append({"file": str(exp.path), **result.journal()})
+        write_reports(report, out_dir)
+
+
+def _run(
+    report: RunReport,
+    stack_spec: StackSpec,
+    out_dir: Path,
+    provider: str | None,
+    progress: Progress,
+    body: Callable[[RunningStack], None],
+) -> GateRun:
+    """Bring the stack up, run `body`, and write the report whatever happens.
+
+    Outcomes: passed / failed (a check failed) / error (could not run) / interrupted (the
+    partial report is written, then the interruption is raised again for the caller's exit code).
+    """
+    t0 = time.monotonic()
     paths = write_reports(report, out_dir)  # a report exists from the first second
     interrupted: BaseException | None = None
     try:
@@ -99,22 +136,12 @@ def run_gate(
         ) as stack:
             report.endpoints = stack.endpoints.model_dump()
             report.startup_seconds = round(stack.startup_seconds, 2)
-            report.checks.append(CheckResult(
-                name="stack starts and every target is scraped", category="stack", outcome="pass",
-                reasons=[f"up in {stack.startup_seconds:.1f} s"],
-                measured={"startup_s": round(stack.startup_seconds, 2)},
-            ))  # fmt: skip
-            progress("probes:")
-            report.checks += _probes(gate, stack, progress)
-            write_reports(report, out_dir)
-            if gate.load is not None:
-                from harness.gate_load import run_gate_load
-
-                checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
-                report.load = load_report
-                report.checks += checks
-            if stack.alerts is not None:
-                report.alerts = [n.payload for n in stack.alerts.notifications]
+            report.checks.append(_stack_check(stack))
+            try:
+                body(stack)
+            finally:
+                if stack.alerts is not None:
+                    report.alerts = [n.payload for n in stack.alerts.notifications]
         report.outcome = (
             "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
         )
@@ -133,3 +160,56 @@ def run_gate(
     if interrupted is not None:
         raise interrupted
     return GateRun(report=report, out_dir=out_dir, paths=paths)
+
+
+def run_gate(
+    gate: GateSpec,
+    stack_spec: StackSpec,
+    *,
+    out_dir: Path,
+    provider: str | None = None,
+    command: str = "harness gate",
+    progress: Progress = print,
+    experiments: list[ExperimentFile] | None = None,
+) -> GateRun:
+    """Run the gate: probes, load with SLOs, then the profile's experiments."""
+    report = RunReport(
+        command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
+        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+    )  # fmt: skip
+
+    def body(stack: RunningStack) -> None:
+        progress("probes:")
+        report.checks.extend(_probes(gate, stack, progress))
+        write_reports(report, out_dir)
+        if gate.load is not None:
+            from harness.gate_load import run_gate_load
+
+            checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
+            report.load = load_report
+            report.checks.extend(checks)
+            write_reports(report, out_dir)
+        _experiments(experiments or [], stack, out_dir, report, progress)
+
+    return _run(report, stack_spec, out_dir, provider, progress, body)
+
+
+def run_chaos(
+    experiments: list[ExperimentFile],
+    stack_spec: StackSpec,
+    *,
+    out_dir: Path,
+    provider: str | None = None,
+    command: str = "harness chaos",
+    progress: Progress = print,
+) -> GateRun:
+    """Run experiments on one stack (their stack_overrides merged into the stack spec)."""
+    report = RunReport(
+        command=command, name="chaos: " + ", ".join(e.spec.title for e in experiments),
+        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+    )  # fmt: skip
+
+    def body(stack: RunningStack) -> None:
+        _experiments(experiments, stack, out_dir, report, progress)
+
+    return _run(report, stack_spec, out_dir, provider, progress, body)

@@ -3,7 +3,9 @@
 Double the rate from `start_rps` until a step fails, then bisect between the last pass and the
 first fail until they are within `precision` of each other, in at most `max_steps` runs. A step
 whose generator could not keep up ends the search: beyond it the numbers would be about the
-client, not the stack, and the result says so (`bounded_by: generator`).
+client, not the stack, and the result says so (`bounded_by: generator`). A search stopped by
+Ctrl-C or SIGTERM returns the steps done so far (the last one marked interrupted) with
+`outcome: interrupted`, so the caller can still write them down.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from harness import __version__
 from harness.load.report import LoadReport
 
-StepOutcome = Literal["passed", "failed", "invalid"]
-Bound = Literal["slo", "generator", "max_rate", "min_rate", "steps"]
+StepOutcome = Literal["passed", "failed", "invalid", "interrupted"]
+Bound = Literal["slo", "generator", "max_rate", "min_rate", "steps", "interrupted"]
 
 
 class CapacityStep(BaseModel):
@@ -38,6 +40,7 @@ class CapacityResult(BaseModel):
     schema_version: int = 1
     kind: Literal["capacity"] = "capacity"
     harness_version: str = __version__
+    outcome: Literal["completed", "interrupted"] = "completed"
     slos: list[str]
     capacity_rps: float | None  # None: not even the lowest rate tried passed
     bounded_by: Bound
@@ -79,8 +82,15 @@ def search(
     rate = plan.start_rps
     bound: Bound = "steps"
     for _ in range(plan.max_steps):
-        step = run_at(rate)
+        try:
+            step = run_at(rate)
+        except KeyboardInterrupt:  # between or inside steps, without a partial report
+            bound = "interrupted"
+            break
         steps.append(step)
+        if step.outcome == "interrupted":
+            bound = "interrupted"
+            break
         if step.outcome == "invalid":
             bound = "generator"
             break
@@ -104,6 +114,7 @@ def search(
                 break
             rate = (best + worst) / 2
     return CapacityResult(
+        outcome="interrupted" if bound == "interrupted" else "completed",
         slos=slos,
         capacity_rps=best,
         bounded_by=bound,
@@ -128,5 +139,10 @@ def _explain(
         return f"capacity at least {b}: the SLOs still held at the --max-rate limit"
     if bound == "min_rate":
         return "no capacity: the SLOs fail even at the lowest rate tried"
+    if bound == "interrupted":
+        done = sum(1 for s in steps if s.outcome != "interrupted")
+        so_far = f"capacity at least {b} so far" if best is not None else "no rate passed so far"
+        upper = f", the SLOs fail at {worst:.3g} req/s" if worst is not None else ""
+        return f"search interrupted after {done} complete step(s): {so_far}{upper}"
     span = f"between {b} and {worst:.3g} req/s" if worst is not None else f"at least {b}"
     return f"capacity {span} (the step budget ran out before the search converged)"

@@ -1,9 +1,11 @@
 """`harness load` and `harness capacity`: thin commands over `measure_load` and `capacity.search`.
 
 Target, in order: --target URL (any OpenAI-compatible server), --ready-file F (a stack started by
-`harness up`), else a stack this command brings up itself (--stack spec, default reference stack)
-and tears down at the end. Exit codes: 0 passed, 1 an SLO failed, 2 could not run or the run is
-invalid (the generator fell behind: the numbers would describe the client, not the server).
+`harness up`), else a stack this command brings up itself (--stack spec, default reference stack;
+--provider local|docker) and tears down at the end. Exit codes: 0 passed, 1 an SLO failed, 2 could
+not run or the run is invalid (the generator fell behind: the numbers would describe the client,
+not the server), 130 interrupted (Ctrl-C or SIGTERM): the report of the part that ran is still
+written, with outcome "interrupted", and a stack the command brought up is torn down.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,7 +24,12 @@ from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_
 from harness.load.target import Target, check_url, from_ready_file
 from harness.spec.load import LoadSpec
 
-EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
+if TYPE_CHECKING:  # the report module pulls numpy in; `harness --help` should not wait for it
+    from harness.load.report import LoadReport
+
+EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The stack providers `start_stack` knows (harness.stack.orchestrator.make_launcher).
+PROVIDERS = ("local", "docker")
 
 TargetOpt = Annotated[
     str | None,
@@ -39,6 +46,13 @@ ReadyOpt = Annotated[
 ]
 StackOpt = Annotated[
     Path | None, typer.Option("--stack", help="Stack spec to bring up when no target is given.")
+]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="local (processes) or docker (containers), for the stack this command brings up.",
+    ),
 ]
 PromOpt = Annotated[
     str | None,
@@ -93,6 +107,32 @@ def _run_dir(given: Path | None, prefix: str) -> Path:
     return runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def target_problems(
+    target: str | None, ready_file: Path | None, stack: Path | None, provider: str | None
+) -> list[ConfigProblem]:
+    """Everything wrong with the target options together (checked before anything starts)."""
+    problems = []
+    if target is not None and ready_file is not None:
+        problems.append(ConfigProblem("--target/--ready-file", "give one of them, not both"))
+    given = "--target" if target is not None else "--ready-file" if ready_file else None
+    for name, value in (("--stack", stack), ("--provider", provider)):
+        if value is not None and given is not None:
+            problems.append(
+                ConfigProblem(
+                    name,
+                    f"applies only to a stack this command brings up; with {given} the stack "
+                    f"is already running: drop {name} or {given}",
+                )
+            )
+    if provider is not None and provider not in PROVIDERS:
+        problems.append(
+            ConfigProblem(
+                "--provider", f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}"
+            )
+        )
+    return problems
+
+
 @contextlib.contextmanager
 def resolve_target(
     target: str | None,
@@ -102,12 +142,13 @@ def resolve_target(
     prometheus: str | None,
     run_dir: Path,
     progress: Callable[[str], None],
+    provider: str | None = None,
 ) -> Iterator[Target]:
-    """Yield the target; a stack started here is torn down when the block ends."""
-    if target is not None and ready_file is not None:
-        raise ConfigError(
-            CLI_SOURCE, [ConfigProblem("--target/--ready-file", "give one of them, not both")]
-        )
+    """Yield the target; a stack started here is torn down when the block ends (also when an
+    interrupt or error propagates through it)."""
+    problems = target_problems(target, ready_file, stack, provider)
+    if problems:
+        raise ConfigError(CLI_SOURCE, problems)
     if target is not None:
         url = check_url(target, "--target")
         prom = check_url(prometheus, "--prometheus") if prometheus else None
@@ -129,12 +170,32 @@ def resolve_target(
     progress(
         f"no --target or --ready-file: bringing up the stack ({spec_path or 'reference stack'})"
     )
-    with start_stack(stack_spec, run_dir=run_dir / "stack", progress=progress) as running:
+    with start_stack(
+        stack_spec, run_dir=run_dir / "stack", provider=provider, progress=progress
+    ) as running:
         yield from_endpoints(running.endpoints, source="stack started by harness load")
 
 
 def _build_spec(scenario: str | None, o: Overrides) -> LoadSpec:
     return apply_overrides(load_scenario(scenario), o)
+
+
+def _check_target(
+    target: str | None, ready_file: Path | None, stack: Path | None, provider: str | None
+) -> None:
+    problems = target_problems(target, ready_file, stack, provider)
+    if problems:
+        raise ConfigError(CLI_SOURCE, problems)
+
+
+def _show(report: LoadReport, path: Path, json_path: Path | None) -> Path:
+    """Print the summary, write --json; return where the report is."""
+    from harness.load.report import render
+
+    typer.echo(render(report))
+    if json_path is not None:
+        report.write(json_path)
+    return json_path or path
 
 
 def register(app: typer.Typer) -> None:
@@ -147,6 +208,7 @@ def load_command(
     api_key: ApiKeyOpt = None,
     ready_file: ReadyOpt = None,
     stack: StackOpt = None,
+    provider: ProviderOpt = None,
     prometheus: PromOpt = None,
     scenario: ScenarioOpt = None,
     rate: RateOpt = None,
@@ -163,9 +225,9 @@ def load_command(
     run_dir: RunDirOpt = None,
 ) -> None:
     """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
-    from harness.load.execute import measure_load
-    from harness.load.report import render
+    from harness.load.execute import LoadInterrupted, measure_load
 
+    _check_target(target, ready_file, stack, provider)
     spec = _build_spec(
         scenario,
         Overrides(
@@ -182,13 +244,25 @@ def load_command(
         ),
     )
     rd = _run_dir(run_dir, "load")
-    with resolve_target(target, api_key, ready_file, stack, prometheus, rd, _echo_err) as tgt:
-        report = measure_load(spec, tgt, rd, progress=_echo_err)
-    typer.echo(render(report))
-    if json_path is not None:
-        report.write(json_path)
-    typer.echo(f"report: {json_path or rd / 'report.json'}")
-    code = {"passed": EXIT_OK, "failed": EXIT_FAIL, "invalid": EXIT_CANNOT_RUN}[report.outcome]
+    try:
+        with resolve_target(
+            target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
+        ) as tgt:
+            report = measure_load(spec, tgt, rd, progress=_echo_err)
+    except LoadInterrupted as stopped:
+        # Here the stack (if this command started one) is already down: the interrupt went
+        # through start_stack's teardown on its way out.
+        where = _show(stopped.report, stopped.path, json_path)
+        typer.echo(f"report: {where} (partial: interrupted)")
+        _echo_err(f"interrupted; partial report in {where}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    typer.echo(f"report: {_show(report, rd / 'report.json', json_path)}")
+    code = {
+        "passed": EXIT_OK,
+        "failed": EXIT_FAIL,
+        "invalid": EXIT_CANNOT_RUN,
+        "interrupted": EXIT_INTERRUPTED,
+    }[report.outcome]
     if code:
         raise typer.Exit(code)
 
@@ -199,6 +273,7 @@ def capacity_command(
     api_key: ApiKeyOpt = None,
     ready_file: ReadyOpt = None,
     stack: StackOpt = None,
+    provider: ProviderOpt = None,
     prometheus: PromOpt = None,
     scenario: ScenarioOpt = None,
     arrival: ArrivalOpt = None,
@@ -224,10 +299,10 @@ def capacity_command(
 ) -> None:
     """Find the highest open-loop rate meeting every --slo (doubling, then bisection)."""
     from harness.load.capacity import CapacityStep, SearchPlan, search, step_from_report
-    from harness.load.execute import measure_load
+    from harness.load.execute import LoadInterrupted, measure_load
 
     slos = list(slo or [])
-    problems = []
+    problems = target_problems(target, ready_file, stack, provider)
     if not [s for s in slos if not s.startswith("error_rate")]:
         problems.append(
             ConfigProblem(
@@ -254,12 +329,17 @@ def capacity_command(
         ),
     )
     rd = _run_dir(run_dir, "capacity")
-    with resolve_target(target, api_key, ready_file, stack, prometheus, rd, _echo_err) as tgt:
+    with resolve_target(
+        target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
+    ) as tgt:
 
         def run_at(rate: float) -> CapacityStep:
             spec = apply_overrides(base, Overrides(rate_rps=rate))
             step_dir = rd / f"step-{len(list(rd.glob('step-*'))) + 1:02d}-{rate:.4g}rps"
-            report = measure_load(spec, tgt, step_dir, progress=_echo_err, server_view=False)
+            try:
+                report = measure_load(spec, tgt, step_dir, progress=_echo_err, server_view=False)
+            except LoadInterrupted as stopped:
+                report = stopped.report  # the search ends on it, keeping the steps so far
             step = step_from_report(rate, report, str(step_dir / "report.json"))
             _echo_err(
                 f"capacity: {rate:.4g} req/s -> {step.outcome}"
@@ -283,6 +363,11 @@ def capacity_command(
             f"  {s.rate_rps:>9.4g} req/s  {s.outcome:<7}  ttft p95 {s.ttft_p95_ms or 0:.0f} ms  "
             f"achieved {s.achieved_rate_rps or 0:.3g} req/s"
         )
-    typer.echo(f"report: {json_path or rd / 'capacity.json'}")
+    where = json_path or rd / "capacity.json"
+    if result.outcome == "interrupted":
+        typer.echo(f"report: {where} (partial: interrupted)")
+        _echo_err(f"interrupted; partial capacity report in {where}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    typer.echo(f"report: {where}")
     if result.capacity_rps is None:
         raise typer.Exit(EXIT_FAIL)

@@ -1,5 +1,10 @@
 """One measured load run: Locust -> samples -> summary -> server view -> report. The CLI, the
-capacity search and (later) the gate pipeline all call `measure_load`."""
+capacity search and the gate pipeline all call `measure_load`.
+
+A run stopped by Ctrl-C or SIGTERM still leaves its report: the samples recorded so far are
+summarized, `report.json` is written with outcome "interrupted", and `LoadInterrupted` (a
+KeyboardInterrupt, so callers that know nothing of it still stop and clean up) carries it out.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,15 @@ from harness.measure.summary import summarize
 from harness.spec.load import LoadSpec
 
 
+class LoadInterrupted(KeyboardInterrupt):
+    """A load run stopped by Ctrl-C or SIGTERM; its partial report is already written at `path`."""
+
+    def __init__(self, report: LoadReport, path: Path) -> None:
+        super().__init__(f"load run interrupted; partial report in {path}")
+        self.report = report
+        self.path = path
+
+
 def measure_load(
     spec: LoadSpec,
     target: Target,
@@ -20,10 +34,13 @@ def measure_load(
     progress: Progress | None = None,
     server_view: bool = True,
 ) -> LoadReport:
+    """Run, summarize and write `run_dir/report.json`; raise LoadInterrupted after writing it
+    when the run was stopped early."""
     run = run_load(spec, target, run_dir, progress)
     summary = summarize(run.samples, run.context)
     view: ServerView | None = None
-    if server_view and target.prometheus:
+    # An interrupted run skips the Prometheus queries: whoever pressed Ctrl-C wants out now.
+    if server_view and target.prometheus and not run.interrupted:
         end = summary.window.start_s + summary.window.span_s
         view = collect_view(target.prometheus, summary.window.start_s, end)
     report = LoadReport(
@@ -33,11 +50,14 @@ def measure_load(
         config=spec.model_dump(mode="json"),
         target=target.redacted(),
         model=run.model,
-        outcome=outcome_of(summary),
+        outcome="interrupted" if run.interrupted else outcome_of(summary),
         summary=summary,
         server=view,
         samples_dir=str(run_dir / "samples"),
         locust_log=str(run.locust_log),
     )
-    report.write(run_dir / "report.json")
+    path = run_dir / "report.json"
+    report.write(path)
+    if run.interrupted:
+        raise LoadInterrupted(report, path)
     return report

@@ -2,7 +2,8 @@
 
 The report describes itself well enough to rerun it: schema and harness version, git commit,
 host, the full load spec, the (redacted) target. Reading is lenient (extra fields ignored) so older
-reports still load; the outcome has fixed names: passed, failed (an SLO), invalid (the run itself).
+reports still load; the outcome has fixed names: passed, failed (an SLO), invalid (the run itself),
+interrupted (stopped by Ctrl-C or SIGTERM: a partial report of the part that ran).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from harness.measure.summary import LoadSummary
 from harness.paths import PROJECT_ROOT
 
 SCHEMA_VERSION = 1
-Outcome = Literal["passed", "failed", "invalid"]
+Outcome = Literal["passed", "failed", "invalid", "interrupted"]
 
 
 class HostInfo(BaseModel):
@@ -170,8 +171,9 @@ def render(report: LoadReport) -> str:
         )
     for check in s.slo_checks:
         lines.append(f"  SLO {'PASS' if check.passed else 'FAIL'}  {check.reason}")
+    tag = "PARTIAL" if report.outcome == "interrupted" else "INVALID"
     for r in s.validity.reasons:
-        lines.append(f"  INVALID: {r}")
+        lines.append(f"  {tag}: {r}")
     for w in s.validity.warnings:
         lines.append(f"  warning: {w}")
     if report.server is not None:

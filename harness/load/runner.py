@@ -4,23 +4,30 @@ The harness never imports Locust (it monkey-patches the interpreter). It writes 
 starts `python -m locust` in its own session, prints progress from the sample files as they grow,
 and ends the run when every worker has written its done file (or a hard deadline passes), by
 signalling the process group it created. Nothing else is ever signalled.
+
+Ctrl-C or SIGTERM (a KeyboardInterrupt in the main thread) ends the run early: Locust's group is
+stopped as always, and the samples written so far come back as a run marked interrupted
+(`LoadRun.interrupted`), for the caller to summarize and report as partial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from harness.errors import HarnessError
-from harness.load.arrivals import expected_arrivals
+from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
 from harness.load.profile import build_profile
 from harness.load.samples import DONE_GLOB, Sample, SampleTail, read_samples
@@ -55,6 +62,11 @@ class LoadRun:
     wall_s: float
     started_at: float = field(default_factory=time.time)
 
+    @property
+    def interrupted(self) -> bool:
+        """Stopped early by Ctrl-C or SIGTERM: the samples cover only the part that ran."""
+        return self.context.interrupted_after_s is not None
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -87,6 +99,43 @@ def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
         ]  # fmt: skip
     cmd.append(cfg.user_class)
     return cmd
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _term_with_parent() -> None:
+    """Runs in Locust's process before exec: should the harness die (even by SIGKILL), the kernel
+    sends Locust SIGTERM, and Locust stops its workers. Only set from the main thread: the
+    signal follows the thread that started the child."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM while Locust's group is being stopped (a second Ctrl-C must not
+    leave it running); the signals that arrived meanwhile are listed for the caller, not lost."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held  # only the main thread receives signals (and may set handlers)
+        return
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, hold)
+    try:
+        yield held
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
@@ -165,7 +214,11 @@ def run_load(
     run_dir: Path,
     progress: Progress | None = None,
 ) -> LoadRun:
-    """Run one load test to the end and return its samples; never leaves a process behind."""
+    """Run one load test to the end and return its samples; never leaves a process behind.
+
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) during the run stops Locust and
+    returns what was recorded, with `interrupted` set; the caller decides what to do next.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     sample_dir = run_dir / "samples"
     sample_dir.mkdir(exist_ok=True)
@@ -197,6 +250,8 @@ def run_load(
     t_start = time.monotonic()
     hard_deadline = t_start + STARTUP_ALLOWANCE_S + hard_stop
     problems: list[str] = []
+    launched_s = clock.now()
+    interrupted_s: float | None = None
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -206,6 +261,9 @@ def run_load(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_term_with_parent
+            if threading.current_thread() is threading.main_thread()
+            else None,
         )
         try:
             next_progress = t_start + PROGRESS_EVERY_S
@@ -235,12 +293,18 @@ def run_load(
                     printer.tick()
                     next_progress += PROGRESS_EVERY_S
                 time.sleep(0.2)
+        except KeyboardInterrupt:
+            interrupted_s = clock.now()
+            emit("interrupted: stopping the load; the report will cover the part that ran")
         finally:
-            exit_code = _stop_group(proc)
+            with _signals_held() as held:
+                exit_code = _stop_group(proc)
+    if held and interrupted_s is None:
+        interrupted_s = clock.now()  # the signal came while Locust was being stopped
     printer.tick()
     samples = read_samples(sample_dir)
     accounts = _read_accounts(sample_dir)
-    ctx = _context(spec, samples, accounts, problems)
+    ctx = _context(spec, samples, accounts, problems, launched_s, interrupted_s)
     return LoadRun(
         spec=spec,
         target=target,
@@ -272,22 +336,36 @@ def _describe(spec: LoadSpec) -> str:
 
 
 def _context(
-    spec: LoadSpec, samples: list[Sample], accounts: list[WorkerAccount], problems: list[str]
+    spec: LoadSpec,
+    samples: list[Sample],
+    accounts: list[WorkerAccount],
+    problems: list[str],
+    launched_s: float | None = None,
+    interrupted_s: float | None = None,
 ) -> RunContext:
+    """How the samples came about. An interrupted run is summarized as a run of the length that
+    actually ran (its rates and expected arrivals over that span), never of the planned length."""
     load = spec.load
     open_loop = isinstance(load, OpenLoop)
     if accounts:
         start = min(a.t0_s for a in accounts)
     elif samples:
         start = min(s.intended_s or s.sent_s for s in samples)
+    elif interrupted_s is not None and launched_s is not None:
+        start = launched_s
     else:
         start = time.time()
+    duration = spec.duration_s
+    ran: float | None = None
+    if interrupted_s is not None:
+        # 1 ms at least: the rates divide by it.
+        ran = duration = min(max(interrupted_s - start, 1e-3), spec.duration_s)
     expected = None
     if isinstance(load, OpenLoop):
-        expected = expected_arrivals(build_profile(spec.shape, load.rate_rps, spec.duration_s))
+        expected = build_profile(spec.shape, load.rate_rps, spec.duration_s).cumulative(duration)
     return RunContext(
         start_s=start,
-        duration_s=spec.duration_s,
+        duration_s=duration,
         open_loop=open_loop,
         arrival=load.arrival if isinstance(load, OpenLoop) else None,
         expected_requests=expected,
@@ -296,4 +374,5 @@ def _context(
         workers_expected=spec.processes,
         workers=accounts,
         problems=problems,
+        interrupted_after_s=ran,
     )

@@ -1,7 +1,7 @@
 """Built-in scenarios (scenarios/*.yaml), and command-line overrides applied on top of a spec.
 
 Overrides are merged into the spec's data and the result validated again, so a bad option fails
-with the field it landed in, just like a bad file.
+with the option and the field it landed in ("--rate (load.rate_rps): ..."), just like a bad file.
 """
 
 from __future__ import annotations
@@ -20,14 +20,45 @@ DEFAULT_SCENARIO = "chat"
 CLI_SOURCE = "command line"
 
 
+# Spec field -> the option that sets it, to name the option in a problem it caused.
+_OPTION_OF_FIELD = {
+    "load.rate_rps": "--rate",
+    "load.users": "--users",
+    "load.arrival": "--arrival",
+    "shape.kind": "--shape",
+    "duration_s": "--duration",
+    "processes": "--processes",
+    "workload.max_tokens": "--max-tokens",
+    "model": "--model",
+    "seed": "--seed",
+    "slos": "--slo",
+}
+
+
+def _untag_location(location: str) -> str:
+    """Drop pydantic's union tags ("load.open.rate_rps" -> "load.rate_rps")."""
+    return location.replace("load.open.", "load.").replace("load.closed.", "load.")
+
+
 def _untag(err: ConfigError) -> ConfigError:
-    """Drop pydantic's union tags from locations ("load.open.rate_rps" -> "load.rate_rps")."""
-    fixed = [
-        ConfigProblem(
-            p.location.replace("load.open.", "load.").replace("load.closed.", "load."), p.message
+    fixed = [ConfigProblem(_untag_location(p.location), p.message) for p in err.problems]
+    return ConfigError(err.source, fixed)
+
+
+def _name_options(err: ConfigError, given: set[str]) -> ConfigError:
+    """Prefix each problem's location with the option (among those given) that set the field."""
+    fixed = []
+    for p in err.problems:
+        loc = _untag_location(p.location)
+        option = next(
+            (
+                opt
+                for fld, opt in _OPTION_OF_FIELD.items()
+                if opt in given and (loc == fld or loc.startswith(fld + "."))
+            ),
+            None,
         )
-        for p in err.problems
-    ]
+        fixed.append(ConfigProblem(f"{option} ({loc})" if option else loc, p.message))
     return ConfigError(err.source, fixed)
 
 
@@ -113,7 +144,23 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
         data["workload"]["max_tokens"] = o.max_tokens
     if o.slos:
         data["slos"] = [*data["slos"], *o.slos]
+    given = {
+        opt
+        for opt, value in (
+            ("--rate", o.rate_rps),
+            ("--users", o.users),
+            ("--arrival", o.arrival),
+            ("--shape", o.shape),
+            ("--duration", o.duration),
+            ("--processes", o.processes),
+            ("--max-tokens", o.max_tokens),
+            ("--model", o.model),
+            ("--seed", o.seed),
+            ("--slo", o.slos or None),
+        )
+        if value is not None
+    }
     try:
         return parse_model(LoadSpec, data, CLI_SOURCE)
     except ConfigError as err:
-        raise _untag(err) from None
+        raise _name_options(err, given) from None

@@ -82,6 +82,11 @@ class WorkerRun:
         gevent.spawn(self._flusher)
         gevent.spawn(self._finisher)
 
+    def flush(self) -> None:
+        """Write the buffered samples out now (Locust is quitting: the run was stopped early)."""
+        if self.started:
+            self.writer.flush()
+
     def client(self, max_idle: int = 1) -> LLMClient:
         spec = self.cfg.spec
         return LLMClient(

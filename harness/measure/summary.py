@@ -56,6 +56,9 @@ class RunContext:
     workers_expected: int = 1
     workers: list[WorkerAccount] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # from the runner (e.g. Locust died)
+    # Set when SIGINT/SIGTERM stopped the run: seconds of the schedule that ran. The summary then
+    # covers only that part (duration_s is that long); requests in flight at the stop are lost.
+    interrupted_after_s: float | None = None
 
 
 class Window(BaseModel):
@@ -269,9 +272,14 @@ def _latency(ok: list[Sample], open_loop: bool) -> Latency:
 def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Validity:
     reasons = list(ctx.problems)
     warnings: list[str] = []
+    if ctx.interrupted_after_s is not None:
+        reasons.append(
+            f"interrupted after {ctx.interrupted_after_s:.1f}s: a partial run, "
+            "its numbers cover only the part that ran"
+        )
     if not samples:
         reasons.append("no requests were recorded")
-    if gen.workers_done < ctx.workers_expected:
+    if ctx.interrupted_after_s is None and gen.workers_done < ctx.workers_expected:
         reasons.append(
             f"only {gen.workers_done} of {ctx.workers_expected} load workers finished the schedule"
         )
@@ -291,7 +299,14 @@ def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Val
         if gen.not_sent:
             reasons.append(f"{gen.not_sent} scheduled arrivals were never sent")
         expected = ctx.expected_requests
-        if ctx.arrival in ("constant", "burst") and expected and gen.sent < 0.98 * expected - 1:
+        # Not for a stopped run: the requests in flight at the stop were sent but not recorded.
+        complete = ctx.interrupted_after_s is None
+        if (
+            complete
+            and ctx.arrival in ("constant", "burst")
+            and expected
+            and gen.sent < 0.98 * expected - 1
+        ):
             reasons.append(f"sent {gen.sent} of {expected:.0f} scheduled requests")
     if gen.cpu_share_max is not None and gen.cpu_share_max > CPU_WARN_SHARE:
         warnings.append(

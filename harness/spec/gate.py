@@ -40,6 +40,8 @@ class GateSpec(Strict):
     load: LoadSpec | None = Field(default_factory=_default_load)
     # Judged against the load run's summary (aggregate) or each request (goodput).
     slos: tuple[str, ...] = ("ttft_p95_ms<=3000", "e2e_p95_ms<=10000", "error_rate<=0.01")
+    # Chaos experiment files (relative to this file) run on the gate's stack after the load.
+    experiments: tuple[str, ...] = ()
     # A run whose generator fell behind its schedule is invalid: fail the gate (or only warn).
     invalid_load_is: Literal["fail", "warn"] = "fail"
 

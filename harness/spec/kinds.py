@@ -8,12 +8,18 @@ import yaml
 from pydantic import BaseModel
 
 from harness.errors import ConfigError, ConfigProblem
+from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 
-SPEC_KINDS: dict[str, type[BaseModel]] = {"stack": StackSpec, "load": LoadSpec, "gate": GateSpec}
+SPEC_KINDS: dict[str, type[BaseModel]] = {
+    "stack": StackSpec,
+    "load": LoadSpec,
+    "gate": GateSpec,
+    "experiment": ExperimentSpec,
+}
 
 
 def register_kind(kind: str, model: type[BaseModel]) -> None:

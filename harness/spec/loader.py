@@ -24,7 +24,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 # Tags pydantic inserts into error locations of tagged unions, by the field that holds the union.
-_UNION_TAGS = {"server": {"llama_cpp", "simulator", "vllm"}, "load": {"open", "closed"}}
+_UNION_TAGS = {
+    "server": {"llama_cpp", "simulator", "vllm"},
+    "load": {"open", "closed"},
+    "fault": {"proxy_down", "latency", "pause", "kill"},
+}
 
 
 def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:

@@ -284,3 +284,12 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         run_dir=run_dir, services=services, proxies=proxies, files=files,
         webhook_port=webhook_port, endpoints=endpoints,
     )  # fmt: skip
+
+
+def stack_names(spec: StackSpec) -> tuple[set[str], set[str]]:
+    """(Toxiproxy proxy names, service names) the spec will have, without starting anything."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="harness-plan-") as tmp:
+        plan = build_plan(spec, Path(tmp))
+    return {p.name for p in plan.proxies}, {s.name for s in plan.services}

@@ -1,0 +1,197 @@
+"""Run a chaos experiment on a running stack: load in the background, a fault in the middle,
+expectations judged on the requests meant for before / during / after the fault."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.faults.inject import apply_fault, check_targets
+from harness.load.clock import now
+from harness.load.runner import LoadRun, run_load
+from harness.load.target import from_endpoints
+from harness.measure.slo import parse_slo
+from harness.measure.summary import LoadSummary
+from harness.measure.window import phases
+from harness.observe.webhook import AlertNotification
+from harness.spec.experiment import ExperimentSpec
+from harness.stack import RunningStack
+from harness.verdict.checks import CheckResult
+
+Progress = Callable[[str], None]
+FIRST_SAMPLE_TIMEOUT_S = 90.0
+
+
+@dataclass
+class ExperimentResult:
+    spec: ExperimentSpec
+    checks: list[CheckResult]
+    fault_start_s: float | None = None
+    fault_end_s: float | None = None
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def journal(self) -> dict[str, Any]:
+        return {
+            "title": self.spec.title,
+            "experiment": self.spec.model_dump(mode="json"),
+            "fault_start_s": self.fault_start_s,
+            "fault_end_s": self.fault_end_s,
+            "phases": self.phases,
+            "checks": [c.model_dump() for c in self.checks],
+        }
+
+
+class _BackgroundLoad(threading.Thread):
+    """run_load in a thread; the result or the exception is kept for the caller."""
+
+    def __init__(self, exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress):
+        super().__init__(name="experiment-load", daemon=True)
+        self.exp, self.stack, self.run_dir, self.progress = exp, stack, run_dir, progress
+        self.result: LoadRun | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            target = from_endpoints(self.stack.endpoints)
+            self.result = run_load(self.exp.load, target, self.run_dir, self.progress)
+        except BaseException as exc:  # handed to the main thread
+            self.error = exc
+
+    def first_request_sent(self) -> bool:
+        return any(p.stat().st_size > 0 for p in (self.run_dir / "samples").glob("*.jsonl"))
+
+
+def _wait_first_request(load: _BackgroundLoad) -> None:
+    deadline = time.monotonic() + FIRST_SAMPLE_TIMEOUT_S
+    while not load.first_request_sent():
+        if not load.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(
+                "the experiment's load never completed a request: " + str(load.error)
+            )
+        time.sleep(0.2)
+
+
+def _phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list[CheckResult]:
+    checks = []
+    for phase, exprs in (("before", exp.expect.before), ("during", exp.expect.during),
+                         ("after", exp.expect.after)):  # fmt: skip
+        summary = summaries.get(phase)
+        for expr in exprs:
+            slo = parse_slo(expr)
+            observed = summary.metric(slo.metric) if summary is not None else None
+            result = slo.check(observed)
+            n = summary.counts.total if summary is not None else 0
+            checks.append(CheckResult(
+                name=f"{exp.title}: {phase} the fault, {expr}", category="chaos",
+                outcome="pass" if result.passed else "fail",
+                reasons=[f"{result.reason} ({n} requests meant for this phase)"],
+                measured={"observed": observed, "requests": n},
+            ))  # fmt: skip
+    return checks
+
+
+def _first(
+    notes: list[AlertNotification], alert: str, status: str, after: float
+) -> AlertNotification | None:
+    return next(
+        (n for n in notes if n.received_at >= after and alert in n.alert_names(status)), None
+    )
+
+
+def _alert_checks(
+    exp: ExperimentSpec, stack: RunningStack, fault_start: float, fault_end: float
+) -> list[CheckResult]:
+    checks: list[CheckResult] = []
+    receiver = stack.alerts
+    for want in exp.expect.alerts:
+        name = f"{exp.title}: alert {want.alert} fires"
+        if receiver is None:
+            checks.append(CheckResult(name=name, category="alerts", outcome="error",
+                                      reasons=["no alert receiver on this stack"]))  # fmt: skip
+            continue
+        fire_deadline = fault_start + want.fires_within_s
+        receiver.wait_for(want.alert, "firing", timeout_s=max(0.0, fire_deadline - time.time()))
+        fired = _first(receiver.notifications, want.alert, "firing", fault_start)
+        if fired is not None and fired.received_at <= fire_deadline:
+            after = fired.received_at - fault_start
+            checks.append(CheckResult(
+                name=name, category="alerts", outcome="pass",
+                reasons=[f"firing notification {after:.1f}s after the fault started"],
+                measured={"fired_after_s": round(after, 1)},
+            ))  # fmt: skip
+        else:
+            checks.append(CheckResult(
+                name=name, category="alerts", outcome="fail",
+                reasons=[f"no firing notification within {want.fires_within_s:g}s of the fault"],
+            ))  # fmt: skip
+        if want.resolves_within_s is None:
+            continue
+        name = f"{exp.title}: alert {want.alert} resolves"
+        deadline = fault_end + want.resolves_within_s
+        while time.time() < deadline:
+            if _first(receiver.notifications, want.alert, "resolved", fault_end):
+                break
+            time.sleep(0.5)
+        resolved = _first(receiver.notifications, want.alert, "resolved", fault_end)
+        if resolved is not None and resolved.received_at <= deadline:
+            after = resolved.received_at - fault_end
+            checks.append(CheckResult(
+                name=name, category="alerts", outcome="pass",
+                reasons=[f"resolved notification {after:.1f}s after the fault ended"],
+                measured={"resolved_after_s": round(after, 1)},
+            ))  # fmt: skip
+        else:
+            checks.append(CheckResult(
+                name=name, category="alerts", outcome="fail",
+                reasons=[f"no resolved notification within {want.resolves_within_s:g}s "
+                         "of the fault's end"],
+            ))  # fmt: skip
+    return checks
+
+
+def run_experiment(
+    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress = print,
+    source: str = "experiment",
+) -> ExperimentResult:  # fmt: skip
+    """Run one experiment; the fault is always undone, whatever happens meanwhile."""
+    check_targets(exp.fault, set(stack.endpoints.proxies), set(stack.services), source)
+    progress(f"experiment: {exp.title}")
+    load = _BackgroundLoad(exp, stack, run_dir, progress)
+    load.start()
+    result = ExperimentResult(spec=exp, checks=[])
+    try:
+        _wait_first_request(load)
+        time.sleep(exp.fault_at_s)
+        progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
+                 f"for {exp.fault_for_s:g}s")  # fmt: skip
+        undo = apply_fault(exp.fault, stack)
+        result.fault_start_s = now()
+        wall_start = time.time()
+        try:
+            time.sleep(exp.fault_for_s)
+        finally:
+            undo()
+            result.fault_end_s = now()
+            wall_end = time.time()
+            progress("  fault undone")
+        load.join(timeout=exp.load.duration_s + exp.load.drain_timeout_s + 120)
+    finally:
+        if load.is_alive():
+            load.join(timeout=60)
+    if load.error is not None:
+        raise load.error
+    run = load.result
+    if run is None:
+        raise RuntimeError("the experiment's load did not finish")
+    summaries = phases(run.samples, run.context, result.fault_start_s, result.fault_end_s)
+    result.phases = {k: v.model_dump(mode="json", exclude={"timeseries"}) for k, v in
+                     summaries.items()}  # fmt: skip
+    result.checks = _phase_checks(exp, summaries)
+    result.checks += _alert_checks(exp, stack, wall_start, wall_end)
+    for c in result.checks:
+        progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
+    return result

@@ -1,0 +1,67 @@
+"""The chaos experiments of chaos/ run through `harness chaos` on the simulated stack.
+
+Each experiment is a fault story with its own expectations (see the YAML files); the test checks
+that the command judged them, exited 0 and left a report with the experiment's journal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+
+SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
+CHAOS = PROJECT_ROOT / "chaos"
+
+
+def run_chaos(tmp_path: Path, *experiments: str) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "chaos", *(str(CHAOS / e) for e in experiments),
+         "--stack", str(SIM_STACK), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    return r, report
+
+
+@pytest.mark.parametrize("experiment", ["primary-down-fallback.yaml", "primary-slow-timeout.yaml"])
+def test_fallback_experiments_pass(tmp_path: Path, experiment: str) -> None:
+    r, report = run_chaos(tmp_path, experiment)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert report["outcome"] == "passed"
+    journal = report["experiments"][0]
+    assert journal["fault_start_s"] < journal["fault_end_s"]
+    assert set(journal["phases"]) == {"before", "during", "after"}
+    assert journal["phases"]["during"]["served"]["counts"].get("fallback", 0) > 0
+
+
+def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> None:
+    r, report = run_chaos(tmp_path, "all-pools-down-alert.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    names = {c["name"].split(": ", 1)[1]: c for c in report["checks"] if ": " in c["name"]}
+    assert names["alert HighErrorRate fires"]["outcome"] == "pass"
+    assert names["alert HighErrorRate resolves"]["outcome"] == "pass"
+    statuses = {a["status"] for a in report["alerts"]}
+    assert {"firing", "resolved"} <= statuses
+
+
+def test_an_experiment_naming_an_unknown_proxy_is_a_config_error(tmp_path: Path) -> None:
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(
+        "kind: experiment\ntitle: typo\nfault: {kind: proxy_down, targets: [primary-9]}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "chaos", str(exp), "--stack", str(SIM_STACK),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "primary-9" in r.stderr and "fault.targets" in r.stderr
