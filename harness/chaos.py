@@ -17,7 +17,7 @@ from harness.load.target import from_endpoints
 from harness.measure.slo import parse_slo
 from harness.measure.summary import LoadSummary
 from harness.measure.window import phases
-from harness.observe.webhook import AlertNotification
+from harness.observe.webhook import AlertNotification, AlertReceiver
 from harness.spec.experiment import ExperimentSpec
 from harness.stack import RunningStack
 from harness.verdict.checks import CheckResult
@@ -94,12 +94,34 @@ def _phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> lis
     return checks
 
 
-def _first(
-    notes: list[AlertNotification], alert: str, status: str, after: float
-) -> AlertNotification | None:
-    return next(
-        (n for n in notes if n.received_at >= after and alert in n.alert_names(status)), None
-    )
+def _notified(
+    receiver: AlertReceiver, alert: str, status: str, since: float, within_s: float, name: str
+) -> CheckResult:
+    """Did Alertmanager notify `status` for `alert` within `within_s` of `since` (wall time)?"""
+    deadline = since + within_s
+    event = "started" if status == "firing" else "ended"
+
+    def first() -> AlertNotification | None:
+        return next(
+            (n for n in receiver.notifications
+             if since <= n.received_at <= deadline and alert in n.alert_names(status)),
+            None,
+        )  # fmt: skip
+
+    while first() is None and time.time() < deadline:
+        receiver.wait_for(alert, status, timeout_s=min(1.0, max(0.0, deadline - time.time())))
+    note = first()
+    if note is None:
+        return CheckResult(
+            name=name, category="alerts", outcome="fail",
+            reasons=[f"no {status} notification within {within_s:g}s after the fault {event}"],
+        )  # fmt: skip
+    after = note.received_at - since
+    return CheckResult(
+        name=name, category="alerts", outcome="pass",
+        reasons=[f"{status} notification {after:.1f}s after the fault {event}"],
+        measured={f"{status}_after_s": round(after, 1)},
+    )  # fmt: skip
 
 
 def _alert_checks(
@@ -108,47 +130,24 @@ def _alert_checks(
     checks: list[CheckResult] = []
     receiver = stack.alerts
     for want in exp.expect.alerts:
-        name = f"{exp.title}: alert {want.alert} fires"
         if receiver is None:
-            checks.append(CheckResult(name=name, category="alerts", outcome="error",
-                                      reasons=["no alert receiver on this stack"]))  # fmt: skip
+            checks.append(CheckResult(name=f"{exp.title}: alert {want.alert}", category="alerts",
+                                      outcome="error", reasons=["no alert receiver"]))  # fmt: skip
             continue
-        fire_deadline = fault_start + want.fires_within_s
-        receiver.wait_for(want.alert, "firing", timeout_s=max(0.0, fire_deadline - time.time()))
-        fired = _first(receiver.notifications, want.alert, "firing", fault_start)
-        if fired is not None and fired.received_at <= fire_deadline:
-            after = fired.received_at - fault_start
-            checks.append(CheckResult(
-                name=name, category="alerts", outcome="pass",
-                reasons=[f"firing notification {after:.1f}s after the fault started"],
-                measured={"fired_after_s": round(after, 1)},
-            ))  # fmt: skip
-        else:
-            checks.append(CheckResult(
-                name=name, category="alerts", outcome="fail",
-                reasons=[f"no firing notification within {want.fires_within_s:g}s of the fault"],
-            ))  # fmt: skip
-        if want.resolves_within_s is None:
-            continue
-        name = f"{exp.title}: alert {want.alert} resolves"
-        deadline = fault_end + want.resolves_within_s
-        while time.time() < deadline:
-            if _first(receiver.notifications, want.alert, "resolved", fault_end):
-                break
-            time.sleep(0.5)
-        resolved = _first(receiver.notifications, want.alert, "resolved", fault_end)
-        if resolved is not None and resolved.received_at <= deadline:
-            after = resolved.received_at - fault_end
-            checks.append(CheckResult(
-                name=name, category="alerts", outcome="pass",
-                reasons=[f"resolved notification {after:.1f}s after the fault ended"],
-                measured={"resolved_after_s": round(after, 1)},
-            ))  # fmt: skip
-        else:
-            checks.append(CheckResult(
-                name=name, category="alerts", outcome="fail",
-                reasons=[f"no resolved notification within {want.resolves_within_s:g}s "
-                         "of the fault's end"],
+        checks.append(
+            _notified(
+                receiver,
+                want.alert,
+                "firing",
+                fault_start,
+                want.fires_within_s,
+                f"{exp.title}: alert {want.alert} fires",
+            )
+        )
+        if want.resolves_within_s is not None:
+            checks.append(_notified(
+                receiver, want.alert, "resolved", fault_end, want.resolves_within_s,
+                f"{exp.title}: alert {want.alert} resolves",
             ))  # fmt: skip
     return checks
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness.spec.base import Strict
-from harness.spec.load import LoadSpec, OpenLoop, Seconds, Workload
+from harness.spec.load import LoadSpec, Seconds
 
 
 class ProxyDown(Strict):
@@ -72,12 +72,10 @@ class Expectations(Strict):
 
 
 def _default_load() -> LoadSpec:
-    return LoadSpec(
-        name="experiment-load",
-        workload=Workload(max_tokens=16, prompt_words=16),
-        load=OpenLoop(rate_rps=1.0, arrival="constant", max_send_lag_ms=250.0),
-        duration_s=30.0,
-        drain_timeout_s=30.0,
+    from harness.spec.gate import light_load
+
+    return light_load(
+        "experiment-load", duration_s=30.0, max_tokens=16, prompt_words=16, arrival="constant"
     )
 
 

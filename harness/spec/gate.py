@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from harness.spec.base import Strict
-from harness.spec.load import LoadSpec, OpenLoop, Workload
+from harness.spec.load import LoadSpec
 
 
 class GateProbes(Strict):
@@ -20,14 +20,22 @@ class GateProbes(Strict):
     alert_rule_tests: bool = True
 
 
+def light_load(
+    name: str, *, duration_s: float, max_tokens: int, prompt_words: int, arrival: str
+) -> LoadSpec:
+    """A short, light open-loop run: gates and experiments run on 2-core CI runners too."""
+    return LoadSpec.model_validate({
+        "name": name,
+        "workload": {"max_tokens": max_tokens, "prompt_words": prompt_words},
+        "load": {"kind": "open", "rate_rps": 1.0, "arrival": arrival, "max_send_lag_ms": 250.0},
+        "duration_s": duration_s,
+        "drain_timeout_s": 30.0,
+    })  # fmt: skip
+
+
 def _default_load() -> LoadSpec:
-    # Short and light: a gate runs on every deployment, on a 2-core CI runner too.
-    return LoadSpec(
-        name="gate-smoke-load",
-        workload=Workload(max_tokens=24, prompt_words=24),
-        load=OpenLoop(rate_rps=1.0, arrival="poisson", max_send_lag_ms=250.0),
-        duration_s=20.0,
-        drain_timeout_s=30.0,
+    return light_load(
+        "gate-smoke-load", duration_s=20.0, max_tokens=24, prompt_words=24, arrival="poisson"
     )
 
 

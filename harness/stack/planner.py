@@ -106,6 +106,17 @@ def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> 
     )  # fmt: skip
 
 
+def _exporter(what: str, source_flag: str, port: int, tier: int) -> ServiceDef:
+    """The Prometheus exporter of nginx or Redis (Debian's binaries; upstream flag spelling)."""
+    return ServiceDef(
+        name=f"{what}-exporter", role="exporter",
+        argv=[str(find_binary(f"prometheus-{what}-exporter")), source_flag,
+              f"--web.listen-address=127.0.0.1:{port}"],
+        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/metrics"),
+        image=f"{what}_exporter", tier=tier,
+    )  # fmt: skip
+
+
 def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) -> ServicePlan:
     run_dir = run_dir.resolve()
     pools = spec.pools()
@@ -182,13 +193,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
             mounts=[run_dir, PROJECT_ROOT],
         ))  # fmt: skip
-    services.append(ServiceDef(
-        name="redis-exporter", role="exporter",
-        argv=[str(find_binary("prometheus-redis-exporter")),
-              f"--redis.addr=redis://127.0.0.1:{redis_port}",
-              f"--web.listen-address=127.0.0.1:{redis_exp_port}"],
-        port=redis_exp_port, ready=HttpReady(f"http://127.0.0.1:{redis_exp_port}/metrics"),
-        image="redis_exporter", tier=TIER_GATEWAYS,
+    services.append(_exporter(
+        "redis", f"--redis.addr=redis://127.0.0.1:{redis_port}", redis_exp_port, TIER_GATEWAYS
     ))  # fmt: skip
 
     nginx_conf = run_dir / "config" / "nginx.conf"
@@ -204,13 +210,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         port=nginx_port, ready=HttpReady(f"http://127.0.0.1:{nginx_port}/nginx-health"),
         image="nginx", tier=TIER_EDGE, mounts=[run_dir],
     ))  # fmt: skip
-    services.append(ServiceDef(
-        name="nginx-exporter", role="exporter",
-        argv=[str(find_binary("prometheus-nginx-exporter")),
-              f"--nginx.scrape-uri=http://127.0.0.1:{nginx_status_port}/stub_status",
-              f"--web.listen-address=127.0.0.1:{nginx_exp_port}"],
-        port=nginx_exp_port, ready=HttpReady(f"http://127.0.0.1:{nginx_exp_port}/metrics"),
-        image="nginx_exporter", tier=TIER_OBSERVERS,
+    services.append(_exporter(
+        "nginx", f"--nginx.scrape-uri=http://127.0.0.1:{nginx_status_port}/stub_status",
+        nginx_exp_port, TIER_OBSERVERS,
     ))  # fmt: skip
 
     am_conf = run_dir / "config" / "alertmanager.yml"
