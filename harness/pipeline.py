@@ -13,7 +13,12 @@ from pathlib import Path
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
-from harness.probes.practices import probe_cache, probe_security, probe_streaming
+from harness.probes.practices import (
+    probe_cache,
+    probe_rate_limit,
+    probe_security,
+    probe_streaming,
+)
 from harness.report.model import RunReport, now_iso
 from harness.report.write import write_reports
 from harness.spec.experiment import ExperimentSpec
@@ -190,6 +195,17 @@ def run_gate(
             report.checks.extend(checks)
             write_reports(report, out_dir)
         _experiments(experiments or [], stack, out_dir, report, progress)
+        limits = stack.spec.gateway.settings.rate_limit
+        if gate.probes.rate_limit and limits.enabled:
+            check = _guarded(
+                "rate limit per API key",
+                "rate-limit",
+                lambda: probe_rate_limit(
+                    stack.endpoints.nginx, stack.endpoints.api_key, limits.requests_per_minute
+                ),
+            )
+            progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
+            report.checks.append(check)
 
     return _run(report, stack_spec, out_dir, provider, progress, body)
 

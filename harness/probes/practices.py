@@ -116,3 +116,42 @@ def probe_cache(base_url: str, api_key: str) -> CheckResult:
                                  f"miss then hit, {measured['speedup']}x faster"),
         t0,
     )  # fmt: skip
+
+
+def probe_rate_limit(base_url: str, api_key: str, per_minute: int) -> CheckResult:
+    """More than a minute's budget at once with one key: at most `per_minute` succeed, the rest
+    get 429 with Retry-After and a JSON error. Spends the key's budget: run it last."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.monotonic()
+    body = chat_body(unique_prompt("ok"), max_tokens=1, temperature=0)  # cached after the first
+    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+
+        def one(_: int) -> httpx.Response:
+            return http.post(f"{base_url}/v1/chat/completions", json=body)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(one, range(per_minute + 20)))
+    codes = [r.status_code for r in responses]
+    limited = [r for r in responses if r.status_code == 429]
+    failures: list[str] = []
+    if codes.count(200) > per_minute:
+        failures.append(f"{codes.count(200)} requests succeeded, limit is {per_minute}/minute")
+    if not limited:
+        failures.append(f"no 429 among {len(codes)} requests sent at once")
+    if any(not r.headers.get("retry-after", "").isdigit() for r in limited):
+        failures.append("a 429 without a Retry-After of whole seconds")
+    if any("json" not in r.headers.get("content-type", "") for r in limited):
+        failures.append("a 429 without a JSON error body")
+    other = sorted({c for c in codes if c not in (200, 429)})
+    if other:
+        failures.append(f"unexpected statuses {other}")
+    measured: dict[str, float | int | str | None] = {
+        "sent": len(codes), "ok": codes.count(200), "limited": len(limited),
+        "limit_per_minute": per_minute,
+    }  # fmt: skip
+    return _timed(
+        CheckResult.from_reasons("rate limit per API key", "rate-limit", failures, measured,
+                                 f"{len(limited)} of {len(codes)} refused with 429 + Retry-After"),
+        t0,
+    )  # fmt: skip

@@ -18,6 +18,8 @@ class GateProbes(Strict):
     cache: bool = True
     monitoring: bool = True
     alert_rule_tests: bool = True
+    # Spends the API key's budget for the current minute, so it runs after load and experiments.
+    rate_limit: bool = True
 
 
 def light_load(
