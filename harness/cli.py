@@ -168,6 +168,17 @@ def gate(
     out: Annotated[
         Path | None, typer.Option("--out", help="Report folder. Default: reports/runs/<time>-gate.")
     ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="History file (JSON lines) to compare with and append to. "
+            "Default: reports/runs/history/<profile name>.jsonl.",
+        ),
+    ] = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Neither compare with nor record history.")
+    ] = False,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT
@@ -192,10 +203,16 @@ def gate(
             )])  # fmt: skip
     check_experiment_targets(experiments, stack_spec)
     out_dir = out or new_run_dir("gate")
+    from harness.paths import runs_dir
+
+    history_file = None if no_history else (
+        history or runs_dir() / "history" / f"{gate_spec.name}.jsonl"
+    )  # fmt: skip
     command = "harness " + " ".join(sys.argv[1:])
     try:
         run = run_gate(gate_spec, stack_spec, out_dir=out_dir, provider=provider,
-                       command=command, progress=typer.echo, experiments=experiments)  # fmt: skip
+                       command=command, progress=typer.echo, experiments=experiments,
+                       history=history_file)  # fmt: skip
     except KeyboardInterrupt:
         err(f"interrupted; partial report in {out_dir}")
         raise typer.Exit(EXIT_CODES["interrupted"]) from None

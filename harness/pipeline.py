@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
@@ -25,6 +26,13 @@ from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
+from harness.verdict.baseline import (
+    HistoryRecord,
+    append_history,
+    compare_with_history,
+    key_metrics,
+    read_history,
+)
 from harness.verdict.checks import CheckResult, overall_outcome
 
 Progress = Callable[[str], None]
@@ -176,8 +184,12 @@ def run_gate(
     command: str = "harness gate",
     progress: Progress = print,
     experiments: list[ExperimentFile] | None = None,
+    history: Path | None = None,
 ) -> GateRun:
-    """Run the gate: probes, load with SLOs, then the profile's experiments."""
+    """Run the gate: probes, load with SLOs (and against the history), then the experiments.
+
+    With `history`, the run's key figures are compared with earlier runs there and appended.
+    """
     report = RunReport(
         command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
         stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
@@ -193,6 +205,10 @@ def run_gate(
             checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
             report.load = load_report
             report.checks.extend(checks)
+            if history is not None and gate.regression.enabled:
+                check = _regression_check(gate, history, load_report)
+                progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
+                report.checks.append(check)
             write_reports(report, out_dir)
         _experiments(experiments or [], stack, out_dir, report, progress)
         limits = stack.spec.gateway.settings.rate_limit
@@ -207,7 +223,21 @@ def run_gate(
             progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
             report.checks.append(check)
 
-    return _run(report, stack_spec, out_dir, provider, progress, body)
+    run = _run(report, stack_spec, out_dir, provider, progress, body)
+    if history is not None and report.outcome in ("passed", "failed") and report.load:
+        append_history(history, HistoryRecord(
+            name=gate.name, started_at=report.started_at, git_sha=report.git_sha,
+            outcome=report.outcome, metrics=key_metrics(report.load),
+        ))  # fmt: skip
+    return run
+
+
+def _regression_check(gate: GateSpec, history: Path, load_report: dict[str, Any]) -> CheckResult:
+    r = gate.regression
+    return compare_with_history(
+        key_metrics(load_report), read_history(history), window=r.window, min_runs=r.min_runs,
+        max_regression_pct=r.max_regression_pct, outcome_on_regression=r.outcome,
+    )  # fmt: skip
 
 
 def run_chaos(

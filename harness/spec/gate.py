@@ -41,6 +41,16 @@ def _default_load() -> LoadSpec:
     )
 
 
+class RegressionSpec(Strict):
+    """Comparison of this run's key figures with the median of earlier passing runs."""
+
+    enabled: bool = True
+    window: int = Field(7, ge=1)  # the last N passing runs form the baseline
+    min_runs: int = Field(3, ge=1)  # fewer earlier runs: the check is skipped
+    max_regression_pct: float = Field(20.0, ge=0)
+    outcome: Literal["warn", "fail"] = "warn"
+
+
 class GateSpec(Strict):
     kind: Literal["gate"] = "gate"
     name: str = "default"
@@ -50,6 +60,7 @@ class GateSpec(Strict):
     load: LoadSpec | None = Field(default_factory=_default_load)
     # Judged against the load run's summary (aggregate) or each request (goodput).
     slos: tuple[str, ...] = ("ttft_p95_ms<=3000", "e2e_p95_ms<=10000", "error_rate<=0.01")
+    regression: RegressionSpec = RegressionSpec()
     # Chaos experiment files (relative to this file) run on the gate's stack after the load.
     experiments: tuple[str, ...] = ()
     # A run whose generator fell behind its schedule is invalid: fail the gate (or only warn).

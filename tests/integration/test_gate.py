@@ -91,3 +91,27 @@ def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: 
     assert report["outcome"] == "interrupted"
     assert report["checks"], "checks that ran before the interruption are kept"
     assert not [p for p in pids if pid_alive(p)]
+
+
+def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    # Three earlier nights at an impossible 1 ms TTFT: tonight's run must read as a regression.
+    history.write_text(
+        "".join(
+            json.dumps({"name": "nightly", "started_at": f"2026-11-0{i}T02:00:00Z",
+                        "outcome": "passed", "metrics": {"ttft_p95_ms": 1.0}}) + "\n"
+            for i in range(1, 4)
+        )
+    )  # fmt: skip
+    profile = (
+        "kind: gate\nname: nightly\nprobes: {rate_limit: false}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 2}}\n"
+    )
+    r = gate(tmp_path, profile, "--history", str(history))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]  # regressions warn by default
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    check = next(c for c in report["checks"] if c["category"] == "regression")
+    assert check["outcome"] == "warn"
+    assert any("ttft_p95_ms" in reason and "median 1" in reason for reason in check["reasons"])
+    lines = history.read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["outcome"] == "passed"

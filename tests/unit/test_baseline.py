@@ -1,0 +1,66 @@
+from pathlib import Path
+
+from harness.verdict.baseline import (
+    HistoryRecord,
+    append_history,
+    compare_with_history,
+    key_metrics,
+    read_history,
+)
+
+
+def record(ttft: float, tps: float, outcome: str = "passed") -> HistoryRecord:
+    return HistoryRecord(
+        name="nightly", started_at="2026-11-01T00:00:00Z", outcome=outcome,
+        metrics={"ttft_p95_ms": ttft, "output_tokens_per_second": tps},
+    )  # fmt: skip
+
+
+def compare(current: dict[str, float | None], history: list[HistoryRecord]):  # type: ignore[no-untyped-def]
+    return compare_with_history(
+        current, history, window=7, min_runs=3, max_regression_pct=20, outcome_on_regression="fail"
+    )
+
+
+def test_too_little_history_skips() -> None:
+    check = compare({"ttft_p95_ms": 100.0}, [record(100, 50)] * 2)
+    assert check.outcome == "skipped" and "3 needed" in check.reasons[0]
+
+
+def test_every_regression_is_named_with_numbers() -> None:
+    history = [record(100, 50), record(110, 52), record(90, 48)]
+    check = compare({"ttft_p95_ms": 130.0, "output_tokens_per_second": 30.0}, history)
+    assert check.outcome == "fail"
+    assert len(check.reasons) == 2
+    assert "ttft_p95_ms = 130 vs median 100" in check.reasons[0] and "+30.0%" in check.reasons[0]
+    assert "output_tokens_per_second = 30 vs median 50" in check.reasons[1]
+
+
+def test_within_allowance_and_improvements_pass() -> None:
+    history = [record(100, 50), record(100, 50), record(100, 50)]
+    check = compare({"ttft_p95_ms": 115.0, "output_tokens_per_second": 80.0}, history)
+    assert check.outcome == "pass"
+
+
+def test_failed_runs_do_not_form_the_baseline() -> None:
+    history = [record(100, 50)] * 3 + [record(1000, 5, outcome="failed")] * 5
+    assert compare({"ttft_p95_ms": 500.0}, history).outcome == "fail"
+
+
+def test_history_file_round_trip_skips_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "h" / "nightly.jsonl"
+    append_history(path, record(100, 50))
+    with path.open("a") as f:
+        f.write("not json\n")
+    append_history(path, record(120, 40))
+    assert [r.metrics["ttft_p95_ms"] for r in read_history(path)] == [100, 120]
+    assert read_history(tmp_path / "missing.jsonl") == []
+
+
+def test_key_metrics_from_a_load_report() -> None:
+    load = {"summary": {"latency": {"ttft_ms": {"p95": 12.5, "p50": 10}, "e2e_ms": {}},
+                        "throughput": {"output_tokens_per_second": 99.0}}}  # fmt: skip
+    m = key_metrics(load)
+    assert m["ttft_p95_ms"] == 12.5 and m["ttft_p50_ms"] == 10
+    assert m["e2e_p95_ms"] is None and m["output_tokens_per_second"] == 99.0
+    assert key_metrics(None)["ttft_p95_ms"] is None
