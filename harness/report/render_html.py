@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report.load_figures import load_highlights, load_timeseries
@@ -15,12 +15,25 @@ _OUTCOME_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#8250df"
                     "interrupted": "#9a6700", "running": "#6e7781"}  # fmt: skip
 
 
+def _fmt(v: object) -> str:
+    """Numbers as a person reads them: no exponents, no 12-digit fractions."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _measured(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+
+
 def svg_line_chart(
     title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = "",
     width: int = 560, height: int = 200,
 ) -> str:  # fmt: skip
     """One chart, one or more lines over a shared x axis (seconds into the run)."""
-    pad_l, pad_r, pad_t, pad_b = 52, 12, 24, 28
+    pad_l, pad_r, pad_t, pad_b = 68, 12, 24, 28
     values = [v for ys in series.values() for v in ys if v is not None]
     if not xs or not values:
         return ""
@@ -46,7 +59,7 @@ def svg_line_chart(
         yv = y1 * frac
         parts.append(
             f'<text x="{pad_l - 4}" y="{py(yv) + 4:.1f}" font-size="10" text-anchor="end">'
-            f"{yv:.3g}{html.escape(unit)}</text>"
+            f"{_fmt(yv)}{html.escape(unit)}</text>"
         )
     parts.append(
         f'<text x="{pad_l + w}" y="{height - 6}" font-size="10" text-anchor="end">'
@@ -101,7 +114,7 @@ def render_html(report: RunReport) -> str:
         f'<tr><td style="color:{_COLOURS[c.outcome]};font-weight:600">{c.outcome.upper()}</td>'
         f"<td>{e(c.name)}</td><td>{e(c.category)}</td>"
         f"<td>{'<br>'.join(e(r) for r in c.reasons)}</td>"
-        f"<td><code>{e(', '.join(f'{k}={v}' for k, v in c.measured.items()))}</code></td></tr>"
+        f"<td><code>{e(_measured(c.measured))}</code></td></tr>"
         for c in report.checks
     )
     load_rows = "".join(
