@@ -27,7 +27,7 @@ typecheck: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python benchmarks/llm_user_overhead.py
+	$(BIN)/python benchmarks/bench_llm_user.py --users 32 --duration 10
 
 clean:
 	rm -rf reports/runs .pytest_cache .mypy_cache .ruff_cache

@@ -51,6 +51,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     RUN.start(index, on_sample=lambda s: _report_to_locust(environment, s))
 
 
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    # The harness stops Locust with SIGTERM; after an early stop (Ctrl-C on `harness load`)
+    # the samples still in this worker's buffer belong in the partial report.
+    RUN.flush()
+
+
 class LLMUser(User):
     def wait_time(self) -> float:
         return RUN.think_time_s()

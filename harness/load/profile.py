@@ -34,9 +34,9 @@ class Segment:
         slope = (self.end - self.start) / self.duration_s
         if slope == 0:
             return x / a if a > 0 else math.inf
-        disc = a * a + 2 * slope * x
-        if disc < 0:
-            return math.inf
+        # x is within the segment's area, so disc >= 0 but for rounding: a segment falling to 0
+        # has disc == 0 exactly at its end, which float arithmetic may put a hair below.
+        disc = max(0.0, a * a + 2 * slope * x)
         # 2x / (a + sqrt(.)) is the stable form of (-a + sqrt(.)) / slope.
         denom = a + math.sqrt(disc)
         return 2 * x / denom if denom > 0 else math.inf

@@ -112,6 +112,11 @@ def _row(name: str, d: Distribution | None) -> str:
     return f"  {name:<24}{cells}   n={d.count}"
 
 
+def _secs(v: float) -> str:
+    """30 -> '30s'; a run cut short shows a tenth: 4.52 -> '4.5s'."""
+    return f"{v:g}s" if v == round(v) else f"{v:.1f}s"
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
@@ -121,7 +126,7 @@ def render(report: LoadReport) -> str:
     g = s.generator
     lines = [
         f"load {report.config.get('name', '')}: {report.outcome.upper()}  "
-        f"({s.counts.total} requests in {s.window.duration_s:g}s, model {report.model}, "
+        f"({s.counts.total} requests in {_secs(s.window.duration_s)}, model {report.model}, "
         f"target {report.target.get('url')})",
         f"  {'latency (ms)':<24}{'p50':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'max':>9}",
         _row("time to first token", s.latency.ttft_ms),

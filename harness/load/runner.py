@@ -36,6 +36,7 @@ from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT
 from harness.spec.load import LoadSpec, OpenLoop
+from harness.stack.process import descendants, pid_alive
 
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
 # Locust's import, fork and worker handshake; generous for a loaded 2-core machine.
@@ -138,19 +139,26 @@ def _signals_held() -> Iterator[list[int]]:
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
+def _group_gone(proc: subprocess.Popen[bytes], family: set[int]) -> bool:
+    return proc.poll() is not None and not any(pid_alive(p) for p in family)
+
+
 def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
-    """SIGTERM the session we started (Locust quits cleanly on it), then SIGKILL after a grace."""
-    if proc.poll() is not None:
-        return proc.returncode
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+    """SIGTERM the session we started (Locust quits cleanly on it) and wait for all of it: the
+    master and the workers it forked, which outlive it by a moment. SIGKILL what is left after
+    the grace. Only this session's processes are ever signalled."""
+    family = descendants(proc.pid)  # Locust's forked workers, known while the master lives
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if _group_gone(proc, family):
             break
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+        with contextlib.suppress(ProcessLookupError):
+            # The group outlives its leader while a worker is in it (its id is not reused then).
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + wait_s
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait_s)
+        while not _group_gone(proc, family) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return proc.poll()
 
 

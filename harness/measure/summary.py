@@ -113,7 +113,9 @@ class Served(BaseModel):
     """Who answered, by the X-Served-By header: a pool name, "cache" or "degraded"."""
 
     model_config = _LENIENT
-    counts: dict[str, int]  # header value (or "unknown") -> successful requests
+    # Header value (or "unknown") -> requests answered with an HTTP status, errors included: a
+    # degraded answer is a 503, and the share of those is what a fault experiment looks at.
+    counts: dict[str, int]
     primary_share: float | None
     fallback_share: float | None
     cache_share: float | None
@@ -355,14 +357,15 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         slos=[s.expr for s in per_request], meeting=meeting, share=_share(meeting, len(samples))
     )
 
-    served_counts = Counter((s.x_served_by or "unknown").lower() for s in ok)
+    answered = [s for s in samples if s.status > 0]
+    served_counts = Counter((s.x_served_by or "unknown").lower() for s in answered)
     served = Served(
         counts=dict(sorted(served_counts.items())),
-        primary_share=_share(served_counts.get("primary", 0), len(ok)),
-        fallback_share=_share(served_counts.get("fallback", 0), len(ok)),
-        cache_share=_share(served_counts.get("cache", 0), len(ok)),
-        degraded_share=_share(served_counts.get("degraded", 0), len(ok)),
-        unknown_share=_share(served_counts.get("unknown", 0), len(ok)),
+        primary_share=_share(served_counts.get("primary", 0), len(answered)),
+        fallback_share=_share(served_counts.get("fallback", 0), len(answered)),
+        cache_share=_share(served_counts.get("cache", 0), len(answered)),
+        degraded_share=_share(served_counts.get("degraded", 0), len(answered)),
+        unknown_share=_share(served_counts.get("unknown", 0), len(answered)),
     )
     cache_vals = Counter((s.x_cache or "").lower() for s in ok)
     hits, misses, bypass = (cache_vals.get(k, 0) for k in ("hit", "miss", "bypass"))

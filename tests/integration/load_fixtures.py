@@ -1,4 +1,5 @@
-"""Fixtures of the load tests: llm-d-inference-sim processes with known timings, a Prometheus.
+"""Fixtures of the load tests: llm-d-inference-sim processes with known timings, a Prometheus,
+and the real `harness` command line as a child process.
 
 Import the fixtures into a test module (`from load_fixtures import simulator  # noqa: F401`).
 Every process is started here, reached on 127.0.0.1 only, and stopped by its PID.
@@ -10,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,48 @@ from harness.observe.prometheus import PrometheusClient
 from harness.tools import find_binary
 
 __all__ = ["prometheus", "simulator"]
+
+HARNESS = [sys.executable, "-m", "harness"]
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _default_sigint() -> None:
+    # A child started from a non-interactive shell's background job inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: give the harness the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_harness(*args: str | Path, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """`harness ARGS...` to the end, as a user runs it; stdout and stderr captured."""
+    return subprocess.run(
+        [*HARNESS, *map(str, args)], capture_output=True, text=True, timeout=timeout_s,
+        stdin=subprocess.DEVNULL, preexec_fn=_default_sigint,
+    )  # fmt: skip
+
+
+def start_harness(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
+    """`harness ARGS...` in the background, in its own session (stop_harness ends it by PID)."""
+    with log.open("wb") as f:
+        return subprocess.Popen(
+            [*HARNESS, *map(str, args)], stdout=f, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
+        )  # fmt: skip
+
+
+def stop_harness(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of a harness started by start_harness (its session only)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def wait_for_samples(run_dir: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until a Locust worker has flushed a sample under run_dir (any depth), or fail."""
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > 0 for p in run_dir.glob("**/samples/samples-*.jsonl")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"no samples under {run_dir}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -1,21 +1,34 @@
-"""`harness load` and `harness capacity` against the simulator, through the typer commands.
+"""`harness load` and `harness capacity` against the simulator.
 
-The commands are registered on a fresh Typer app here (harness/cli.py maps errors to exit codes).
+Through the real command line (`python -m harness ...` as a child process: exit codes, stdout,
+signals, a stack brought up and torn down) and, for the quick option checks and the capacity
+search, through the typer commands registered on a fresh app.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import typer
 from load_fixtures import *  # noqa: F403 (fixtures)
-from load_fixtures import SimFactory
+from load_fixtures import (
+    FIXTURES,
+    SimFactory,
+    run_harness,
+    start_harness,
+    stop_harness,
+    wait_for_samples,
+)
 from typer.testing import CliRunner
 
 from harness.errors import ConfigError
 from harness.load.cli import register
+from harness.stack.ports import port_is_listening
+from harness.stack.process import descendants, pid_alive
+from harness.stack.provider import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 
@@ -31,38 +44,171 @@ def invoke(*args: str) -> tuple[int, str, BaseException | None]:
     return r.exit_code, r.output, r.exception
 
 
-def test_load_command_writes_a_self_describing_report(
+PERCENTILES = {"count", "p50", "p90", "p95", "p99"}
+
+
+def test_harness_load_command_line_writes_the_documented_report(
     simulator: SimFactory, tmp_path: Path
 ) -> None:
     sim = simulator(ttft_ms=20, itl_ms=5)
     out = tmp_path / "out.json"
-    code, output, exc = invoke(
-        "load", "--target", sim.url, "--api-key", "sk-test-123456", "--users", "2",
-        "--duration", "3s", "--max-tokens", "8", "--slo", "ttft_p95_ms<=5000",
-        "--slo", "ttft_ms<=2000", "--json", str(out), "--run-dir", str(tmp_path / "run"),
+    r = run_harness(
+        "load", "--target", sim.url, "--api-key", "sk-test-123456", "--rate", "8",
+        "--arrival", "constant", "--duration", "3s", "--max-tokens", "8",
+        "--slo", "ttft_p95_ms<=5000", "--slo", "ttft_ms<=2000",
+        "--json", out, "--run-dir", tmp_path / "run",
     )  # fmt: skip
-    assert code == 0, (output, exc)
-    assert "time to first token" in output and "PASSED" in output
+    assert r.returncode == 0, r.stdout + r.stderr
+    for line in (
+        "load chat: PASSED  (24 requests in 3s, model sim-model",
+        "time to first token", "inter-token latency", "time per output token", "end to end",
+        "ttft from intended", "throughput: ", "goodput", "errors: 0 (0.0%)", "served by:",
+        "cache hit rate", "generator: open loop (constant), offered 8.00 req/s",
+        "SLO PASS  ttft_p95_ms", f"report: {out}",
+    ):  # fmt: skip
+        assert line in r.stdout, (line, r.stdout)
+    assert "load     " in r.stderr  # progress lines go to stderr
+
     report = json.loads(out.read_text())
     assert report["schema_version"] == 1 and report["kind"] == "load"
     assert report["harness_version"] and report["created_at"] and report["host"]["cpus"] >= 1
-    assert report["config"]["load"] == {
-        "kind": "closed",
-        "users": 2,
-        "spawn_rate": None,
-        "think_time_s": 0.0,
-    }
+    assert report["outcome"] == "passed" and report["model"] == "sim-model"  # from /v1/models
+    config = report["config"]
+    assert config["load"]["kind"] == "open" and config["load"]["rate_rps"] == 8
+    assert config["duration_s"] == 3 and config["workload"]["max_tokens"] == 8
+    assert report["target"]["url"] == sim.url
     assert report["target"]["api_key"] == "sk-tes..."  # redacted
-    assert report["model"] == "sim-model"  # discovered at /v1/models
+    assert "sk-test-123456" not in out.read_text()
+
     s = report["summary"]
     for dist in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
-        assert set(s["latency"][dist]) >= {"count", "p50", "p90", "p95", "p99"}
+        assert set(s["latency"][dist]) >= PERCENTILES and s["latency"][dist]["count"] > 0
     assert s["throughput"]["requests_per_second"] > 0
     assert s["throughput"]["output_tokens_per_second"] > 0
+    counts = s["counts"]
+    assert counts["total"] == 24 and counts["by_status"] == {} and counts["by_kind"] == {}
     assert s["goodput"]["slos"] == ["ttft_ms<=2000"] and s["goodput"]["share"] == 1.0
-    assert s["slo_checks"][0]["passed"] is True
-    assert len(s["timeseries"]) >= 3 and "ttft_p95_ms" in s["timeseries"][0]
-    assert (tmp_path / "run" / "report.json").is_file()
+    served = s["served"]
+    assert served["counts"] == {"unknown": 24}  # a bare simulator sends no X-Served-By
+    for share in ("primary_share", "fallback_share", "cache_share", "degraded_share"):
+        assert share in served
+    assert "hit_rate" in s["cache"]
+    g = s["generator"]
+    assert g["offered_rate_rps"] == pytest.approx(8.0) and g["achieved_rate_rps"] > 0
+    assert set(g["send_lag_ms"]) >= PERCENTILES and g["send_lag_ms"]["count"] == 24
+    assert s["validity"] == {"valid": True, "reasons": [], "warnings": s["validity"]["warnings"]}
+    assert [c["passed"] for c in s["slo_checks"]] == [True]
+    seconds = s["timeseries"]
+    assert [b["t_s"] for b in seconds][:3] == [0, 1, 2]
+    assert sum(b["sent"] for b in seconds) == 24 and "ttft_p95_ms" in seconds[0]
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["outcome"] == "passed"
+
+
+@pytest.mark.slow
+def test_harness_load_brings_up_the_simulated_stack_and_tears_it_down(tmp_path: Path) -> None:
+    out, run_dir = tmp_path / "out.json", tmp_path / "run"
+    r = run_harness(
+        "load", "--stack", FIXTURES / "sim-stack.yaml", "--provider", "local",
+        "--scenario", "cache-mix", "--rate", "4", "--duration", "4s", "--max-tokens", "8",
+        "--json", out, "--run-dir", run_dir, timeout_s=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "bringing up the stack" in r.stderr and "stopping" in r.stderr
+    report = json.loads(out.read_text())
+    assert report["target"]["source"] == "stack started by harness load"
+    s = report["summary"]
+    assert s["counts"]["ok"] > 0 and set(s["served"]["counts"]) <= {"primary", "cache"}
+    assert s["cache"]["hit_rate"] is not None  # temperature 0: every answer says hit or miss
+    server = report["server"]
+    assert server is not None and not server["errors"], server
+    (gateway,) = [p for p in server["profiles"] if p["profile"] == "gateway"]
+    assert gateway["values"]["request_rate_rps"] is not None, gateway
+    assert "server side (Prometheus" in r.stdout and "gateway: request_rate_rps" in r.stdout
+    # torn down: nothing listens where the stack did
+    ep = Endpoints.model_validate_json((run_dir / "stack" / "endpoints.json").read_text())
+    addresses = [ep.nginx, ep.prometheus, ep.redis, *ep.gateways, *ep.model_servers]
+    ports = [int(a.rsplit(":", 1)[1].split("/")[0]) for a in addresses]
+    assert [p for p in ports if port_is_listening(p)] == []
+
+
+def test_ctrl_c_leaves_a_partial_report_and_nothing_running(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(ttft_ms=20, itl_ms=5)
+    out, run_dir, log = tmp_path / "partial.json", tmp_path / "run", tmp_path / "harness.log"
+    proc = start_harness(
+        "load", "--target", sim.url, "--rate", "5", "--duration", "60s", "--processes", "2",
+        "--max-tokens", "8", "--json", out, "--run-dir", run_dir, log=log,
+    )  # fmt: skip
+    try:
+        wait_for_samples(run_dir, proc, log)
+        family = descendants(proc.pid)  # Locust's master and its two workers
+        assert len(family) >= 3, family
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        stop_harness(proc)
+    output = log.read_text()
+    assert code == 130, output
+    assert f"report: {out} (partial: interrupted)" in output
+    assert f"interrupted; partial report in {out}" in output
+    assert [p for p in family if pid_alive(p)] == []
+    report = json.loads(out.read_text())
+    assert report["outcome"] == "interrupted"
+    assert json.loads((run_dir / "report.json").read_text())["outcome"] == "interrupted"
+    s = report["summary"]
+    assert s["counts"]["total"] > 0 and s["counts"]["errors"] == 0
+    assert 0 < s["window"]["duration_s"] < 60  # the part that ran, not the planned minute
+    assert any(r.startswith("interrupted after") for r in s["validity"]["reasons"])
+    assert "INTERRUPTED" in output
+
+
+def test_sigterm_stops_capacity_with_the_steps_done_so_far(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(ttft_ms=20, itl_ms=5)
+    run_dir, log = tmp_path / "run", tmp_path / "harness.log"
+    proc = start_harness(
+        "capacity", "--target", sim.url, "--slo", "ttft_p95_ms<=5000", "--start-rate", "4",
+        "--step-duration", "60s", "--max-tokens", "8", "--run-dir", run_dir, log=log,
+    )  # fmt: skip
+    try:
+        wait_for_samples(run_dir, proc, log)
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        stop_harness(proc)
+    output = log.read_text()
+    assert code == 130, output
+    assert [p for p in family if pid_alive(p)] == []
+    result = json.loads((run_dir / "capacity.json").read_text())
+    assert result["outcome"] == "interrupted" and result["bounded_by"] == "interrupted"
+    (step,) = result["steps"]
+    assert step["rate_rps"] == 4 and step["outcome"] == "interrupted"
+    assert json.loads(Path(step["report"]).read_text())["outcome"] == "interrupted"
+    assert "search interrupted after 0 complete step(s)" in output
+    assert f"interrupted; partial capacity report in {run_dir / 'capacity.json'}" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--rate", "-1"], "--rate (load.rate_rps)"),
+        (["--scenario", "no-such-scenario"], "--scenario"),
+        (["--provider", "docker"], "--provider"),
+    ],
+)
+def test_harness_load_bad_option_exits_2_naming_it(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    r = run_harness(
+        "load", "--target", "http://127.0.0.1:9", *args, "--run-dir", run_dir, timeout_s=60
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "invalid configuration in command line" in r.stderr and option in r.stderr, r.stderr
+    assert not run_dir.exists()  # checked before anything started
 
 
 def test_load_command_open_loop_with_two_worker_processes(
@@ -101,6 +247,7 @@ def test_failed_slo_exits_1(simulator: SimFactory, tmp_path: Path) -> None:
         (["--rate", "5", "--users", "3"], "--rate/--users"),
         (["--scenario", "no-such-thing"], "--scenario"),
         (["--rate", "-2"], "load.rate_rps"),
+        (["--provider", "docker"], "--provider"),
         (["--slo", "ttft_p95<=5"], "slos"),
         (["--duration", "soon"], "duration_s"),
         (["--target", "localhost:8000"], "--target"),

@@ -60,3 +60,16 @@ def test_render_shows_percentiles_rates_and_reasons() -> None:
     assert "0 hits, 10 misses" in text
     invalid = render(report(lag_s=0.5))
     assert "INVALID: generator fell behind" in invalid
+
+
+def test_an_interrupted_report_says_so_and_reads_back(tmp_path: Path) -> None:
+    r = report()
+    r.outcome = "interrupted"
+    r.summary.validity.valid = False
+    r.summary.validity.reasons = ["interrupted after 4.0s: a partial run"]
+    text = render(r)
+    assert "INTERRUPTED" in text and "PARTIAL: interrupted after 4.0s" in text
+    assert "INVALID" not in text
+    p = tmp_path / "r.json"
+    r.write(p)
+    assert LoadReport.read(p).outcome == "interrupted"

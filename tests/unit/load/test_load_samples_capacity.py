@@ -98,3 +98,32 @@ def test_search_stops_when_the_generator_cannot_keep_up() -> None:
     r = search(run_at, SearchPlan(start_rps=2, max_steps=10), [])
     assert r.bounded_by == "generator" and r.capacity_rps == 8
     assert "at least 8" in r.explanation and "--processes" in r.explanation
+
+
+def test_an_interrupted_step_ends_the_search_with_the_steps_so_far() -> None:
+    run_at, _ = fake(capacity=11.0)
+
+    def stopped_at_8(rate: float) -> CapacityStep:
+        step = run_at(rate)
+        return step.model_copy(update={"outcome": "interrupted"}) if rate == 8 else step
+
+    r = search(stopped_at_8, SearchPlan(start_rps=1, max_steps=10), ["ttft_p95_ms<=1"])
+    assert r.outcome == "interrupted" and r.bounded_by == "interrupted"
+    assert [s.rate_rps for s in r.steps] == [1, 2, 4, 8] and r.steps[-1].outcome == "interrupted"
+    assert r.capacity_rps == 4 and "after 3 complete step(s)" in r.explanation
+    assert "at least 4 req/s so far" in r.explanation
+
+
+def test_an_interrupt_between_steps_also_ends_the_search() -> None:
+    calls: list[float] = []
+
+    def run_at(rate: float) -> CapacityStep:
+        calls.append(rate)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return CapacityStep(rate_rps=rate, outcome="failed", reasons=["too slow"])
+
+    r = search(run_at, SearchPlan(start_rps=4, max_steps=10), [])
+    assert r.outcome == "interrupted" and [s.rate_rps for s in r.steps] == [4]
+    assert r.capacity_rps is None and "no rate passed so far" in r.explanation
+    assert "fail at 4 req/s" in r.explanation

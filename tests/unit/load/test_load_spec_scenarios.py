@@ -79,11 +79,11 @@ def test_overrides_switch_between_open_and_closed_loop() -> None:
     [
         (Overrides(rate_rps=1, users=1), "--rate/--users"),
         (Overrides(arrival="poisson"), "--arrival"),
-        (Overrides(rate_rps=-1), "load.rate_rps"),
-        (Overrides(users=0), "load.users"),
-        (Overrides(shape="zigzag"), "shape.kind"),
-        (Overrides(slos=["nonsense"]), "slos"),
-        (Overrides(processes=0), "processes"),
+        (Overrides(rate_rps=-1), "--rate (load.rate_rps)"),
+        (Overrides(users=0), "--users (load.users)"),
+        (Overrides(shape="zigzag"), "--shape (shape.kind)"),
+        (Overrides(slos=["nonsense"]), "--slo (slos)"),
+        (Overrides(processes=0), "--processes (processes)"),
     ],
 )
 def test_bad_overrides_name_the_option(o: Overrides, where: str) -> None:

@@ -160,3 +160,18 @@ def test_windows_select_by_meant_time_and_summarize_phases() -> None:
     assert set(ph) == {"before", "during", "after"}
     assert ph["during"].latency.e2e_ms.p50 == pytest.approx(3000.0)
     assert ph["before"].latency.e2e_ms.p50 == pytest.approx(100.0)
+
+
+def test_an_interrupted_run_is_partial_and_not_blamed_on_the_generator() -> None:
+    # 4 s of a 10 s constant schedule ran: 4 arrivals were due, 3 recorded (one was in flight).
+    samples = [s(i, intended=T0 + i) for i in range(3)]
+    out = summarize(
+        samples,
+        open_ctx(duration_s=4.0, expected_requests=4.0, workers=[], interrupted_after_s=4.0),
+    )
+    assert not out.validity.valid
+    assert out.validity.reasons == [
+        "interrupted after 4.0s: a partial run, its numbers cover only the part that ran"
+    ]  # no "only 0 of 1 workers finished", no "sent 3 of 4"
+    assert out.window.duration_s == 4.0 and out.generator.offered_rate_rps == pytest.approx(1.0)
+    assert out.counts.total == 3 and len(out.timeseries) == 4
