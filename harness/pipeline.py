@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
+from harness.observe.resources import ResourceSampler, ServiceUsage
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import (
     probe_cache,
@@ -202,7 +203,15 @@ def run_gate(
         if gate.load is not None:
             from harness.gate_load import run_gate_load
 
-            checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
+            sampler = ResourceSampler(stack.services).start()
+            try:
+                checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
+            finally:
+                usage = sampler.stop()
+                report.resources = [u.model_dump() for u in usage]
+            resources = _resource_check(usage)
+            progress(f"  {resources.outcome.upper():5} {resources.name}: {resources.reasons[0]}")
+            report.checks.append(resources)
             report.load = load_report
             report.checks.extend(checks)
             if history is not None and gate.regression.enabled:
@@ -230,6 +239,26 @@ def run_gate(
             outcome=report.outcome, metrics=key_metrics(report.load),
         ))  # fmt: skip
     return run
+
+
+def _resource_check(usage: list[ServiceUsage]) -> CheckResult:
+    """Informational: what each service used during the load (PRACTICES.md's checklist)."""
+    measured = [u for u in usage if u.samples]
+    if not measured:
+        return CheckResult(
+            name="resource usage during load",
+            category="resources",
+            outcome="skipped",
+            reasons=["no host PIDs to sample (containers)"],
+        )
+    busiest = sorted(measured, key=lambda u: u.cpu_percent_mean or 0.0, reverse=True)[:3]
+    rss = sum(u.rss_mb_max or 0.0 for u in measured)
+    return CheckResult(
+        name="resource usage during load", category="resources", outcome="pass",
+        reasons=["busiest: " + ", ".join(f"{u.service} {u.cpu_percent_mean}% CPU" for u in busiest)
+                 + f"; peak memory of all services {rss:.0f} MB"],
+        measured={"rss_mb_total": round(rss, 1), "services": len(measured)},
+    )  # fmt: skip
 
 
 def _regression_check(gate: GateSpec, history: Path, load_report: dict[str, Any]) -> CheckResult:

@@ -69,6 +69,8 @@ class RunReport(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     load: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = Field(default_factory=list)
+    # CPU and peak memory of each service during the load step.
+    resources: list[dict[str, Any]] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None

@@ -121,6 +121,11 @@ def render_html(report: RunReport) -> str:
         f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in load_highlights(report.load)
     )
     charts = "".join(f"<div class=chart>{c}</div>" for c in _charts(report.load))
+    resources = "".join(
+        f"<tr><td>{e(str(r.get('service')))}</td><td>{_fmt(r.get('cpu_percent_mean'))}</td>"
+        f"<td>{_fmt(r.get('cpu_percent_max'))}</td><td>{_fmt(r.get('rss_mb_max'))}</td></tr>"
+        for r in report.resources
+    )
     errors = "".join(f"<li><pre>{e(x)}</pre></li>" for x in report.errors)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Deploy gate: {e(report.outcome)}</title>
@@ -144,5 +149,11 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("
 <table><tr><th>outcome</th><th>check</th><th>category</th><th>details</th><th>measured</th></tr>
 {rows}</table>
 {f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}
+{
+        f"<h2>Resources during the load</h2><table><tr><th>service</th><th>CPU % mean</th>"
+        f"<th>CPU % max</th><th>peak RSS MB</th></tr>{resources}</table>"
+        if resources
+        else ""
+    }
 </body></html>
 """

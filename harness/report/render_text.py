@@ -28,6 +28,16 @@ def render_markdown(report: RunReport) -> str:
     for c in report.checks:
         details = "; ".join(c.reasons).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {_ICON[c.outcome]} | {c.name} | {c.category} | {details} |")
+    if report.resources:
+        lines += [
+            "",
+            "## Resources during the load",
+            "",
+            "| service | CPU % mean | CPU % max | peak RSS MB |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {r.get('service')} | {r.get('cpu_percent_mean')} | {r.get('cpu_percent_max')}"
+                  f" | {r.get('rss_mb_max')} |" for r in report.resources]  # fmt: skip
     figures = load_highlights(report.load)
     if figures:
         lines += ["", "## Load", "", "| figure | value |", "|---|---|"]
