@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 RUN_LABEL = "io.llm-deploy-gate.run"
 SERVICE_LABEL = "io.llm-deploy-gate.service"
+OWNER_LABEL = "io.llm-deploy-gate.owner"  # "host:pid" of the harness that made it
 # Host variables that only make sense on the host: the image's own PATH and paths must win.
 _HOST_ONLY_ENV = frozenset({"PATH", "VIRTUAL_ENV", "PYTHONHOME", "LD_LIBRARY_PATH", "HOME"})
 
@@ -70,7 +72,8 @@ def container_settings(definition: ServiceDef, image: ImageRef, run_id: str) -> 
         # docker-py then replaces network_mode with it.
         "network": None,
         "init": True,  # tini as PID 1: Go binaries as PID 1 would ignore SIGTERM
-        "labels": {RUN_LABEL: run_id, SERVICE_LABEL: definition.name},
+        "labels": {RUN_LABEL: run_id, SERVICE_LABEL: definition.name,
+                   OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"},
     }
     if image.as_host_user:
         kwargs["user"] = f"{os.getuid()}:{os.getgid()}"
@@ -271,6 +274,8 @@ class ContainerLauncher:
         if self.docker_host and os.environ.get("DOCKER_HOST") != self.docker_host:
             # testcontainers finds the engine only through DOCKER_HOST or this property.
             testcontainers_config.tc_properties["tc.host"] = self.docker_host
+        # A harness killed outright (SIGKILL, power loss) could not remove its containers.
+        remove_orphans(self.docker_host)
         self._lock = threading.Lock()
         self._created: list[DockerContainer] = []
         self._handles: list[ContainerHandle] = []
@@ -418,6 +423,34 @@ def remove_labelled(run_id: str | None = None, docker_host: str | None = None) -
             with contextlib.suppress(docker.errors.NotFound):
                 c.remove(force=True, v=True)
                 removed += 1
+    finally:
+        client.close()
+    return removed
+
+
+def remove_orphans(docker_host: str | None = None) -> int:
+    """Remove containers whose owning harness process (on this host) no longer runs."""
+    import docker
+    import docker.errors
+
+    from harness.stack.process import pid_alive
+
+    host = docker_host
+    try:
+        client = docker.DockerClient(base_url=host) if host else docker.from_env()
+    except docker.errors.DockerException:
+        return 0  # no engine reachable: launch() reports that with its own words
+    removed = 0
+    me = socket.gethostname()
+    try:
+        for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+            owner_host, _, pid = c.labels.get(OWNER_LABEL, "").rpartition(":")
+            if owner_host == me and pid.isdigit() and not pid_alive(int(pid)):
+                with contextlib.suppress(docker.errors.NotFound):
+                    c.remove(force=True, v=True)
+                    removed += 1
+    except docker.errors.DockerException:
+        pass
     finally:
         client.close()
     return removed

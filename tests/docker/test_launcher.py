@@ -168,3 +168,40 @@ def test_missing_mount_is_an_error_before_anything_starts(
     d.mounts.append(tmp_path / "absent")
     with pytest.raises(StackError, match="does not exist"):
         launcher.launch(d, tmp_path / "redis.log")
+
+
+ORPHAN_MAKER = """
+import json, os, signal, sys
+from pathlib import Path
+from harness.spec.images import ImageMap
+from harness.stack.docker import ContainerLauncher
+sys.path.insert(0, {tests!r})
+from test_launcher import redis_def
+
+images = ImageMap.model_validate_json(Path({images!r}).read_text())
+launcher = ContainerLauncher(images, docker_host={host!r})
+launcher.launch(redis_def(Path({run_dir!r})), Path({run_dir!r}) / "redis.log")
+print(launcher.run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close(): the containers are orphaned
+"""
+
+
+def test_containers_of_a_killed_harness_are_removed_by_the_next_one(
+    docker_engine: Engine, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    docker_engine.require("redis")
+    images = tmp_path / "images.json"
+    images.write_text(docker_engine.images.model_dump_json())
+    script = ORPHAN_MAKER.format(
+        tests=str(Path(__file__).parent), images=str(images),
+        host=docker_engine.paths.host, run_dir=str(tmp_path),
+    )  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    run_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    assert run_id, r.stderr[-2000:]
+    assert docker_engine.labelled(run_id), "the killed harness should have left its container"
+    ContainerLauncher(docker_engine.images, docker_host=docker_engine.paths.host).close()
+    assert docker_engine.labelled(run_id) == []
