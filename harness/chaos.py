@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.faults.inject import apply_fault, check_targets
+from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, run_load
 from harness.load.target import from_endpoints
@@ -53,11 +53,14 @@ class _BackgroundLoad(threading.Thread):
         self.exp, self.stack, self.run_dir, self.progress = exp, stack, run_dir, progress
         self.result: LoadRun | None = None
         self.error: BaseException | None = None
+        self.stop = threading.Event()
 
     def run(self) -> None:
         try:
             target = from_endpoints(self.stack.endpoints)
-            self.result = run_load(self.exp.load, target, self.run_dir, self.progress)
+            self.result = run_load(
+                self.exp.load, target, self.run_dir, self.progress, stop=self.stop
+            )
         except BaseException as exc:  # handed to the main thread
             self.error = exc
 
@@ -165,19 +168,23 @@ def run_experiment(
     try:
         _wait_first_request(load)
         time.sleep(exp.fault_at_s)
-        progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
-                 f"for {exp.fault_for_s:g}s")  # fmt: skip
-        undo = apply_fault(exp.fault, stack)
-        result.fault_start_s = now()
-        wall_start = time.time()
+        action = FaultAction(exp.fault, stack)
         try:
+            action.apply()
+            progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
+                     f"for {exp.fault_for_s:g}s")  # fmt: skip
+            result.fault_start_s = now()
+            wall_start = time.time()
             time.sleep(exp.fault_for_s)
         finally:
-            undo()
+            action.undo()
             result.fault_end_s = now()
             wall_end = time.time()
             progress("  fault undone")
         load.join(timeout=exp.load.duration_s + exp.load.drain_timeout_s + 120)
+    except BaseException:
+        load.stop.set()  # interrupted or failed: end the background load now, not at its end
+        raise
     finally:
         if load.is_alive():
             load.join(timeout=60)

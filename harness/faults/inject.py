@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.spec.experiment import Fault, Kill, Latency, Pause, ProxyDown
 from harness.stack.provider import RunningStack, ServiceHandle
-
-Undo = Callable[[], None]
 
 
 def check_targets(fault: Fault, proxies: set[str], services: set[str], source: str) -> None:
@@ -26,60 +23,66 @@ def check_targets(fault: Fault, proxies: set[str], services: set[str], source: s
         )])  # fmt: skip
 
 
-def apply_fault(fault: Fault, stack: RunningStack) -> Undo:
-    """Inject the fault now; return the function that undoes it."""
-    if isinstance(fault, ProxyDown | Latency):
+class FaultAction:
+    """One fault on a running stack. `undo()` is safe at any time: before, during or after
+    `apply()`, and again (a fault interrupted half-applied is still undone in full)."""
+
+    def __init__(self, fault: Fault, stack: RunningStack) -> None:
+        self.fault = fault
+        self.stack = stack
+        self._toxics: list[tuple[str, str]] = []
+
+    def _toxiproxy(self) -> ToxiproxyClient:
         # Removing a latency toxic waits until the data it holds has drained (toxiproxy 2.12),
         # so undo may take a while: a longer bound than other control calls.
-        toxi = ToxiproxyClient(stack.endpoints.toxiproxy, timeout_s=60.0)
-        names: list[tuple[str, str]] = []
-        for proxy in fault.targets:
-            if isinstance(fault, ProxyDown):
-                toxi.set_enabled(proxy, False)
-            else:
-                names.append((proxy, toxi.add_toxic(
-                    proxy, "latency", {"latency": fault.latency_ms, "jitter": fault.jitter_ms},
-                    name="harness_latency",
-                )))  # fmt: skip
+        return ToxiproxyClient(self.stack.endpoints.toxiproxy, timeout_s=60.0)
 
-        def undo_toxiproxy() -> None:
-            try:
+    def apply(self) -> None:
+        fault = self.fault
+        if isinstance(fault, ProxyDown | Latency):
+            with self._toxiproxy() as toxi:
                 for proxy in fault.targets:
                     if isinstance(fault, ProxyDown):
+                        toxi.set_enabled(proxy, False)
+                    else:
+                        attrs: dict[str, float | int] = {
+                            "latency": fault.latency_ms,
+                            "jitter": fault.jitter_ms,
+                        }
+                        self._toxics.append((proxy, "harness_latency"))
+                        toxi.add_toxic(proxy, "latency", attrs, name="harness_latency")
+            return
+        for svc in (self.stack.service(t) for t in fault.targets):
+            if isinstance(fault, Pause):
+                svc.pause()
+            else:
+                svc.kill()
+
+    def undo(self) -> None:
+        fault = self.fault
+        if isinstance(fault, ProxyDown | Latency):
+            with self._toxiproxy() as toxi:
+                if isinstance(fault, ProxyDown):
+                    for proxy in fault.targets:
                         toxi.set_enabled(proxy, True)
-                for proxy, toxic in names:
+                for proxy, toxic in self._toxics:
                     try:
                         toxi.remove_toxic(proxy, toxic)
                     except ToxiproxyError:
-                        # Removing a toxic can stall while streams drain; reset() also clears it.
-                        time.sleep(1.0)
+                        # Already gone (never added), or stalled: reset() clears it for sure.
                         toxi.reset()
-            finally:
-                toxi.close()
-
-        return undo_toxiproxy
-
-    services = [stack.service(t) for t in fault.targets]
-    if isinstance(fault, Pause):
-        for svc in services:
-            svc.pause()
-
-        def undo_pause() -> None:
+                self._toxics.clear()
+            return
+        services = [self.stack.service(t) for t in fault.targets]
+        if isinstance(fault, Pause):
             for svc in services:
                 svc.resume()
-
-        return undo_pause
-    assert isinstance(fault, Kill)
-    for svc in services:
-        svc.kill()
-
-    def undo_kill() -> None:
+            return
+        assert isinstance(fault, Kill)
         for svc in services:
             if not svc.alive():
                 svc.restart()
         _wait_ready(services)
-
-    return undo_kill
 
 
 def _wait_ready(services: list[ServiceHandle], timeout_s: float = 60.0) -> None:

@@ -221,8 +221,12 @@ def run_load(
     target: Target,
     run_dir: Path,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadRun:
     """Run one load test to the end and return its samples; never leaves a process behind.
+
+    `stop` (set from another thread, e.g. when the run is driven from a background thread that
+    signals cannot reach) ends the run early exactly as an interruption does.
 
     A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) during the run stops Locust and
     returns what was recorded, with `interrupted` set; the caller decides what to do next.
@@ -297,6 +301,10 @@ def run_load(
                         f"no load worker started within {STARTUP_ALLOWANCE_S:g}s\n"
                         f"--- last lines of {log_path} ---\n{_tail(log_path)}"
                     )
+                if stop is not None and stop.is_set():
+                    interrupted_s = clock.now()
+                    emit("stop requested: stopping the load")
+                    break
                 if time.monotonic() >= next_progress:
                     printer.tick()
                     next_progress += PROGRESS_EVERY_S

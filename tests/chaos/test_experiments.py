@@ -65,3 +65,35 @@ def test_an_experiment_naming_an_unknown_proxy_is_a_config_error(tmp_path: Path)
     )  # fmt: skip
     assert r.returncode == 2, r.stdout + r.stderr
     assert "primary-9" in r.stderr and "fault.targets" in r.stderr
+
+
+def test_interrupted_experiment_undoes_the_fault_and_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from harness.stack.process import descendants, pid_alive
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "chaos", str(CHAOS / "primary-down-fallback.yaml"),
+         "--stack", str(SIM_STACK), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "fault:" in line:
+            break
+    pids = descendants(proc.pid)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    stopped_in = time.monotonic() - t0
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "fault undone" in rest
+    report = json.loads((out / "report.json").read_text())
+    assert report["outcome"] == "interrupted"
+    assert not [p for p in pids if pid_alive(p)]
+    # The background load is stopped with the run, not left to finish its 30 s.
+    assert stopped_in < 25, f"took {stopped_in:.1f}s to stop"
