@@ -72,8 +72,11 @@ def container_settings(definition: ServiceDef, image: ImageRef, run_id: str) -> 
         # docker-py then replaces network_mode with it.
         "network": None,
         "init": True,  # tini as PID 1: Go binaries as PID 1 would ignore SIGTERM
-        "labels": {RUN_LABEL: run_id, SERVICE_LABEL: definition.name,
-                   OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"},
+        "labels": {
+            RUN_LABEL: run_id,
+            SERVICE_LABEL: definition.name,
+            OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
+        },
     }
     if image.as_host_user:
         kwargs["user"] = f"{os.getuid()}:{os.getgid()}"
