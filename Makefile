@@ -10,7 +10,11 @@ install:
 gate: install
 	$(BIN)/harness gate
 
+# Lint and types first (seconds), then the whole suite: unit, integration, chaos, docker.
 test: install
+	$(BIN)/ruff check harness stack scenarios tests benchmarks
+	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 up: install
@@ -20,8 +24,8 @@ images: install
 	$(BIN)/harness images build
 
 lint: install
-	$(BIN)/ruff check harness stack scenarios tests
-	$(BIN)/ruff format --check harness stack scenarios tests
+	$(BIN)/ruff check harness stack scenarios tests benchmarks
+	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 
 typecheck: install
 	$(BIN)/mypy
