@@ -135,7 +135,9 @@ def probe_rate_limit(base_url: str, api_key: str, per_minute: int) -> CheckResul
     codes = [r.status_code for r in responses]
     limited = [r for r in responses if r.status_code == 429]
     failures: list[str] = []
-    if codes.count(200) > per_minute:
+    # The gateway's sliding-window counter may admit a few more when the burst straddles a
+    # minute boundary; more than 10% over the limit is a limit that does not hold.
+    if codes.count(200) > per_minute * 1.1:
         failures.append(f"{codes.count(200)} requests succeeded, limit is {per_minute}/minute")
     if not limited:
         failures.append(f"no 429 among {len(codes)} requests sent at once")
