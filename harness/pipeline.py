@@ -21,7 +21,8 @@ from harness.probes.practices import (
     probe_security,
     probe_streaming,
 )
-from harness.report.model import RunReport, now_iso
+from harness.provenance import now_iso
+from harness.report.model import RunReport
 from harness.report.write import write_reports
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec

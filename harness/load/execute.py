@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.load.report import LoadReport, git_sha, host_info, now_iso, outcome_of
+from harness.load.report import LoadReport, host_info, outcome_of
 from harness.load.runner import Progress, run_load
 from harness.load.target import Target
 from harness.measure.server import ServerView, collect_view
 from harness.measure.summary import summarize
+from harness.provenance import git_sha, now_iso
 from harness.spec.load import LoadSpec
 
 

@@ -8,21 +8,15 @@ interrupted (stopped by Ctrl-C or SIGTERM: a partial report of the part that ran
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
-import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness import __version__
+from harness import __version__, provenance
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
 from harness.measure.summary import LoadSummary
-from harness.paths import PROJECT_ROOT
 
 SCHEMA_VERSION = 1
 Outcome = Literal["passed", "failed", "invalid", "interrupted"]
@@ -65,37 +59,14 @@ class LoadReport(BaseModel):
         return cls.model_validate_json(path.read_text())
 
 
-def git_sha() -> str | None:
-    try:
-        r = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
-
-
 def host_info() -> HostInfo:
-    return HostInfo(
-        hostname=socket.gethostname(),
-        platform=platform.platform(),
-        python=platform.python_version(),
-        cpus=os.cpu_count() or 0,
-    )
+    return HostInfo.model_validate(provenance.host_info())
 
 
 def outcome_of(summary: LoadSummary) -> Outcome:
     if not summary.validity.valid:
         return "invalid"
     return "passed" if all(c.passed for c in summary.slo_checks) else "failed"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- console -----------------------------------------------------------------------------------

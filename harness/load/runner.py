@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,8 @@ from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT
 from harness.spec.load import LoadSpec, OpenLoop
-from harness.stack.process import descendants, pid_alive
+from harness.stack.ports import free_ports
+from harness.stack.process import descendants, pid_alive, tail_file
 
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
 # Locust's import, fork and worker handshake; generous for a loaded 2-core machine.
@@ -69,19 +69,6 @@ class LoadRun:
         return self.context.interrupted_after_s is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
     cmd = [
         sys.executable, "-m", "locust",
@@ -92,7 +79,7 @@ def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
         "--loglevel", "INFO",
     ]  # fmt: skip
     if cfg.spec.processes > 1:
-        port = _free_port()
+        port = free_ports(1)[0]
         cmd += [
             "--processes", str(cfg.spec.processes),
             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
@@ -287,7 +274,7 @@ def run_load(
                     if done == 0 and not any(sample_dir.glob("*.jsonl")):
                         raise LoadRunError(
                             f"locust exited with code {proc.returncode} before sending load\n"
-                            f"--- last lines of {log_path} ---\n{_tail(log_path)}"
+                            f"--- last lines of {log_path} ---\n{tail_file(log_path, 25)}"
                         )
                     problems.append(f"locust exited early with code {proc.returncode}")
                     break
@@ -299,7 +286,7 @@ def run_load(
                 ):
                     raise LoadRunError(
                         f"no load worker started within {STARTUP_ALLOWANCE_S:g}s\n"
-                        f"--- last lines of {log_path} ---\n{_tail(log_path)}"
+                        f"--- last lines of {log_path} ---\n{tail_file(log_path, 25)}"
                     )
                 if stop is not None and stop.is_set():
                     interrupted_s = clock.now()

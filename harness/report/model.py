@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import platform
-import socket
-import subprocess
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import __version__
-from harness.paths import PROJECT_ROOT
+from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.verdict.checks import CheckResult
 
 SCHEMA_VERSION = 1
 RunOutcome = Literal["passed", "failed", "error", "interrupted", "running"]
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def host_info() -> dict[str, str | int]:
-    import os
-
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count() or 0,
-    }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class RunReport(BaseModel):
@@ -49,10 +20,8 @@ class RunReport(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     harness_version: str = __version__
-    git_sha: str | None = Field(default_factory=lambda: _git("rev-parse", "HEAD"))
-    git_dirty: bool | None = Field(
-        default_factory=lambda: bool(_git("status", "--porcelain", "--untracked-files=no"))
-    )
+    git_sha: str | None = Field(default_factory=git_sha)
+    git_dirty: bool | None = Field(default_factory=git_dirty)
     host: dict[str, str | int] = Field(default_factory=host_info)
     command: str = ""
     name: str = "gate"

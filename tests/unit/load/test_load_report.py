@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.load.report import LoadReport, host_info, now_iso, outcome_of, render
+from harness.load.report import LoadReport, host_info, outcome_of, render
 from harness.load.samples import Sample
 from harness.measure.summary import RunContext, WorkerAccount, summarize
+from harness.provenance import now_iso
 
 T0 = 1_000.0
 
