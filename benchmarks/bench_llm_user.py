@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from harness.load.target import Target  # noqa: E402
 from harness.load.workload import WorkloadGenerator  # noqa: E402
 from harness.measure.summary import summarize  # noqa: E402
 from harness.spec.load import ClosedLoop, LoadSpec, Workload  # noqa: E402
+from harness.stack.ports import free_ports  # noqa: E402
 from harness.tools import find_binary  # noqa: E402
 
 # One role chunk, three one-token chunks, finish, usage, [DONE]: a small but complete stream.
@@ -50,9 +50,7 @@ CANNED = "".join(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def nginx_conf(d: Path, port: int) -> Path:

@@ -30,6 +30,7 @@ import pytest
 from harness.errors import ToolMissingError
 from harness.paths import PROJECT_ROOT
 from harness.spec.gateway import GatewayRuntimeConfig, GatewaySettings
+from harness.stack.ports import free_ports
 from harness.tools import default_model_path, find_binary
 
 __all__ = [
@@ -55,9 +56,7 @@ _FALLBACK_PATHS = {
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def binary(name: str) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from harness.observe.prometheus import PrometheusClient
+from harness.stack.ports import free_ports
 from harness.tools import find_binary
 
 __all__ = ["prometheus", "simulator"]
@@ -69,9 +69,7 @@ def wait_for_samples(run_dir: Path, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30.0) -> None:
