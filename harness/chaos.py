@@ -170,12 +170,13 @@ def run_experiment(
         time.sleep(exp.fault_at_s)
         action = FaultAction(exp.fault, stack)
         try:
+            # The fault may bite any time during apply(): it starts when apply() starts.
+            result.fault_start_s = now()
+            wall_start = time.time()
             action.apply()
             progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
                      f"for {exp.fault_for_s:g}s")  # fmt: skip
-            result.fault_start_s = now()
-            wall_start = time.time()
-            time.sleep(exp.fault_for_s)
+            time.sleep(max(0.0, exp.fault_for_s - (now() - result.fault_start_s)))
         finally:
             action.undo()
             result.fault_end_s = now()

@@ -2,6 +2,8 @@
 
 A request belongs to the window its intended send time (open loop) or send time (closed loop)
 falls in, so a fault window holds the requests that met the fault, however long they took.
+Fault phases go one step further: a request still in flight when the fault began met the fault
+too, so it counts in "during", not in "before".
 """
 
 from __future__ import annotations
@@ -24,24 +26,44 @@ def in_window(samples: Sequence[Sample], start_s: float, end_s: float) -> list[S
 def summarize_window(
     samples: Sequence[Sample], ctx: RunContext, start_s: float, end_s: float
 ) -> LoadSummary:
+    return summarize(in_window(samples, start_s, end_s), _window_context(ctx, start_s, end_s))
+
+
+def _window_context(ctx: RunContext, start_s: float, end_s: float) -> RunContext:
     if end_s <= start_s:
         raise ValueError(f"empty window: end {end_s} <= start {start_s}")
     # Run-wide generator counters cannot be split by window; lag per request still can.
     workers = [dataclasses.replace(w, not_sent=0, cap_waits=0, unfinished=0) for w in ctx.workers]
-    sub = dataclasses.replace(
+    return dataclasses.replace(
         ctx, start_s=start_s, duration_s=end_s - start_s, expected_requests=None, workers=workers
     )
-    return summarize(in_window(samples, start_s, end_s), sub)
 
 
 def phases(
     samples: Sequence[Sample], ctx: RunContext, fault_start_s: float, fault_end_s: float
 ) -> dict[str, LoadSummary]:
-    """before / during / after a fault, each summarized alone (a window may be empty)."""
+    """before / during / after a fault, each summarized alone (a phase may be empty).
+
+    before: meant before the fault and done before it began; during: every other request meant
+    before the fault ended (sent into it, or in flight when it began); after: meant after it.
+    """
     run_end = ctx.start_s + ctx.duration_s
+    split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
+    for s in samples:
+        meant = meant_s(s)
+        if meant >= fault_end_s:
+            split["after"].append(s)
+        elif meant < fault_start_s and s.done_s < fault_start_s:
+            split["before"].append(s)
+        elif meant >= ctx.start_s:
+            split["during"].append(s)
     bounds = {
         "before": (ctx.start_s, fault_start_s),
         "during": (fault_start_s, fault_end_s),
         "after": (fault_end_s, run_end),
     }
-    return {name: summarize_window(samples, ctx, a, b) for name, (a, b) in bounds.items() if b > a}
+    return {
+        name: summarize(split[name], _window_context(ctx, a, b))
+        for name, (a, b) in bounds.items()
+        if b > a
+    }

@@ -162,6 +162,17 @@ def test_windows_select_by_meant_time_and_summarize_phases() -> None:
     assert ph["before"].latency.e2e_ms.p50 == pytest.approx(100.0)
 
 
+def test_a_request_in_flight_when_the_fault_began_counts_as_during() -> None:
+    # Sent at 2.8 s, done at 3.3 s: it met a fault that began at 3 s, so it is not "before".
+    in_flight = s(2.8, intended=T0 + 2.8, e2e=500, status=0, error="connect")
+    samples = [s(i, intended=T0 + i) for i in (0, 1, 2)] + [in_flight, s(4, intended=T0 + 4)]
+    samples.append(s(6, intended=T0 + 6))
+    ph = phases(samples, open_ctx(), T0 + 3, T0 + 6)
+    assert (ph["before"].counts.total, ph["before"].counts.errors) == (3, 0)
+    assert (ph["during"].counts.total, ph["during"].counts.errors) == (2, 1)
+    assert ph["after"].counts.total == 1
+
+
 def test_an_interrupted_run_is_partial_and_not_blamed_on_the_generator() -> None:
     # 4 s of a 10 s constant schedule ran: 4 arrivals were due, 3 recorded (one was in flight).
     samples = [s(i, intended=T0 + i) for i in range(3)]
