@@ -231,16 +231,15 @@ def chaos(
 ) -> None:
     """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
     from harness.pipeline import EXIT_CODES, run_chaos
-    from harness.spec.experiment import deep_merge
-    from harness.spec.loader import parse_model
+    from harness.spec.experiment import apply_stack_overrides
     from harness.stack.orchestrator import new_run_dir
 
     experiments = load_experiments(files)
-    stack_spec = load_stack_spec(stack)
-    merged = stack_spec.model_dump(mode="json")
-    for exp in experiments:
-        merged = deep_merge(merged, exp.spec.stack_overrides)
-    stack_spec = parse_model(StackSpec, merged, f"stack_overrides of {', '.join(map(str, files))}")
+    stack_spec = apply_stack_overrides(
+        load_stack_spec(stack),
+        [exp.spec.stack_overrides for exp in experiments],
+        f"stack_overrides of {', '.join(map(str, files))}",
+    )
     check_experiment_targets(experiments, stack_spec)
     out_dir = out or new_run_dir("chaos")
     command = "harness " + " ".join(sys.argv[1:])

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.spec.base import Strict
 from harness.spec.load import LoadSpec, Seconds
+from harness.spec.stack import StackSpec
 
 
 class ProxyDown(Strict):
@@ -111,3 +112,19 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def apply_stack_overrides(
+    stack: StackSpec, overrides: list[dict[str, Any]], source: str
+) -> StackSpec:
+    """The stack spec with experiments' overrides deep-merged in, validated again.
+
+    Only fields the user set are merged: defaults come back on parsing, so an unset field (the
+    image map, say) still defers to what is resolved later (the built image-map file).
+    """
+    from harness.spec.loader import parse_model
+
+    merged = stack.model_dump(mode="json", exclude_unset=True)
+    for extra in overrides:
+        merged = deep_merge(merged, extra)
+    return parse_model(StackSpec, merged, source)

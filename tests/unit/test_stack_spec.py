@@ -91,3 +91,33 @@ def test_missing_file() -> None:
 def test_validate_file_rejects_an_unknown_kind(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown kind 'stak'"):
         validate_file(write(tmp_path, "kind: stak\n"))
+
+
+def test_experiment_overrides_merge_into_what_the_user_set_only(tmp_path: Path) -> None:
+    from harness.spec.experiment import apply_stack_overrides
+    from harness.spec.images import ImageMap, resolve_image_map
+
+    spec = load_yaml_model(StackSpec, PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml")
+    out = apply_stack_overrides(
+        spec,
+        [{"prometheus": {"error_rate_window": "15s"}},
+         {"gateway": {"settings": {"breaker": {"recovery_timeout_s": 3}}}}],
+        "exp.yaml",
+    )  # fmt: skip
+    assert out.prometheus.error_rate_window == "15s"
+    assert out.gateway.settings.breaker.recovery_timeout_s == 3
+    assert out.primary == spec.primary and out.fallback == spec.fallback
+    # Images the user never set still defer to an image-map file (a built one, say).
+    assert out.images.model_fields_set == set()
+    built = tmp_path / "images.yaml"
+    built.write_text("nginx: llm-deploy-gate/nginx:local\n")
+    assert resolve_image_map(out.images, built).nginx.ref == "llm-deploy-gate/nginx:local"
+    assert resolve_image_map(out.images, built).redis == ImageMap().redis
+
+
+def test_a_bad_experiment_override_names_its_source() -> None:
+    from harness.spec.experiment import apply_stack_overrides
+
+    with pytest.raises(ConfigError) as err:
+        apply_stack_overrides(StackSpec(), [{"gateway": {"replicas": "two"}}], "exp.yaml")
+    assert "exp.yaml" in str(err.value) and "gateway.replicas" in str(err.value)
