@@ -16,6 +16,7 @@ from harness.load.runner import LoadRun, run_load
 from harness.load.target import from_endpoints
 from harness.measure.slo import parse_slo
 from harness.measure.summary import LoadSummary
+from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
 from harness.observe.webhook import AlertNotification, AlertReceiver
 from harness.spec.experiment import ExperimentSpec
@@ -33,6 +34,8 @@ class ExperimentResult:
     fault_start_s: float | None = None
     fault_end_s: float | None = None
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Seconds since the load started: the fault window, alert notifications, outcomes per second.
+    timeline: dict[str, Any] = field(default_factory=dict)
 
     def journal(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class ExperimentResult:
             "fault_start_s": self.fault_start_s,
             "fault_end_s": self.fault_end_s,
             "phases": self.phases,
+            "timeline": self.timeline,
             "checks": [c.model_dump() for c in self.checks],
         }
 
@@ -123,7 +127,7 @@ def _notified(
     return CheckResult(
         name=name, category="alerts", outcome="pass",
         reasons=[f"{status} notification {after:.1f}s after the fault {event}"],
-        measured={f"{status}_after_s": round(after, 1)},
+        measured={"alert": alert, f"{status}_after_s": round(after, 1)},
     )  # fmt: skip
 
 
@@ -153,6 +157,25 @@ def _alert_checks(
                 f"{exp.title}: alert {want.alert} resolves",
             ))  # fmt: skip
     return checks
+
+
+def _timeline(run: LoadRun, result: ExperimentResult) -> dict[str, Any]:
+    """What a plot of the experiment needs, in seconds since the load started."""
+    ctx = run.context
+    start, end = result.fault_start_s or ctx.start_s, result.fault_end_s or ctx.start_s
+    span = max([ctx.duration_s, *(s.done_s - ctx.start_s for s in run.samples)])
+    marks = []
+    for c in result.checks:
+        for status, since in (("firing", start), ("resolved", end)):
+            after = c.measured.get(f"{status}_after_s")
+            if c.category == "alerts" and isinstance(after, (int, float)):
+                marks.append({"alert": c.measured.get("alert"), "status": status,
+                              "t_s": round(since - ctx.start_s + after, 2)})  # fmt: skip
+    return {
+        "fault_s": [round(start - ctx.start_s, 2), round(end - ctx.start_s, 2)],
+        "alerts": marks,
+        "seconds": outcomes_per_second(run.samples, ctx.start_s, span),
+    }
 
 
 def run_experiment(
@@ -199,6 +222,7 @@ def run_experiment(
                      summaries.items()}  # fmt: skip
     result.checks = _phase_checks(exp, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)
+    result.timeline = _timeline(run, result)
     for c in result.checks:
         progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
     return result

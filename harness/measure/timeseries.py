@@ -94,3 +94,31 @@ def per_second(samples: Sequence[Sample], start_s: float, span_s: float) -> list
             )
         )
     return out
+
+
+# How a request ended, for a timeline: who answered it, or that it failed.
+OUTCOMES = ("primary", "fallback", "cache", "degraded", "error")
+
+
+def outcome_of(s: Sample) -> str:
+    """'degraded' (the gateway's 503 apology), 'error' (any other failure), else who answered."""
+    served = (s.x_served_by or "").lower()
+    if served == "degraded":
+        return "degraded"
+    if not s.ok:
+        return "error"
+    return served if served in OUTCOMES else "other"
+
+
+def outcomes_per_second(
+    samples: Sequence[Sample], start_s: float, span_s: float
+) -> list[dict[str, int]]:
+    """Per second the requests were meant for: how many each outcome had (keys of OUTCOMES, and
+    'other' for an answer with no known X-Served-By)."""
+    n = max(1, math.ceil(span_s - 1e-9))
+    rows = [dict.fromkeys((*OUTCOMES, "other"), 0) for _ in range(n)]
+    for s in samples:
+        meant = s.intended_s if s.intended_s is not None else s.sent_s
+        i = min(max(math.floor(meant - start_s), 0), n - 1)
+        rows[i][outcome_of(s)] += 1
+    return rows

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
 from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
 
@@ -107,6 +108,25 @@ def _charts(load: dict[str, Any] | None) -> list[str]:
     return [c for c in out if c]
 
 
+def _experiments(report: RunReport) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in PHASE_COLUMNS)
+    out = []
+    for exp in report.experiments:
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>"
+            for row in phase_rows(exp)
+        )
+        figure = experiment_figure(exp)
+        out.append(
+            f"<h3>{e(str(exp.get('title', 'experiment')))}</h3>"
+            f"<p class=meta>{e(str(exp.get('file', '')))}</p>"
+            + (f"<div class=chart>{figure}</div>" if figure else "")
+            + (f"<table><tr>{head}</tr>{rows}</table>" if rows else "")
+        )
+    return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
+
+
 def render_html(report: RunReport) -> str:
     e = html.escape
     colour = _OUTCOME_COLOURS.get(report.outcome, "#333")
@@ -155,5 +175,6 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("
         if resources
         else ""
     }
+{_experiments(report)}
 </body></html>
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+from harness.report.experiment_figures import PHASE_COLUMNS, phase_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
 
@@ -42,6 +43,17 @@ def render_markdown(report: RunReport) -> str:
     if figures:
         lines += ["", "## Load", "", "| figure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in figures]
+    for exp in report.experiments:
+        rows = phase_rows(exp)
+        if rows:
+            lines += [
+                "",
+                f"## Experiment: {exp.get('title', 'experiment')}",
+                "",
+                "| " + " | ".join(PHASE_COLUMNS) + " |",
+                "|---" * len(PHASE_COLUMNS) + "|",
+            ]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -51,6 +51,18 @@ def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> N
     assert names["alert HighErrorRate resolves"]["outcome"] == "pass"
     statuses = {a["status"] for a in report["alerts"]}
     assert {"firing", "resolved"} <= statuses
+    # The journal's timeline: the fault window, both notifications after their causes, and
+    # every request of the run counted in the second it was meant for.
+    timeline = report["experiments"][0]["timeline"]
+    start, end = timeline["fault_s"]
+    marks = {m["status"]: m["t_s"] for m in timeline["alerts"]}
+    assert start < marks["firing"] and end < marks["resolved"]
+    per_second = timeline["seconds"]
+    phases = report["experiments"][0]["phases"]
+    assert sum(sum(row.values()) for row in per_second) == sum(
+        p["counts"]["total"] for p in phases.values()
+    )
+    assert sum(row["degraded"] for row in per_second) >= 0.9 * phases["during"]["counts"]["total"]
 
 
 def test_an_experiment_naming_an_unknown_proxy_is_a_config_error(tmp_path: Path) -> None:

@@ -84,3 +84,38 @@ def test_html_escapes_untrusted_text() -> None:
     r = RunReport(name="<script>", checks=[CheckResult(name="<b>", category="x", outcome="pass")])
     page = render_html(r)
     assert "<script>" not in page.split("<style>")[0] + page.split("</style>")[1]
+
+
+def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
+    from harness.report.experiment_figures import phase_rows
+
+    experiment = {
+        "title": "pools down",
+        "file": "chaos/x.yaml",
+        "phases": {
+            "before": {"counts": {"total": 4, "error_rate": 0.0},
+                       "served": {"primary_share": 1.0, "fallback_share": 0.0,
+                                  "degraded_share": 0.0},
+                       "latency": {"e2e_ms": {"p95": 150.0}}},
+            "during": {"counts": {"total": 2, "error_rate": 1.0},
+                       "served": {"primary_share": 0.0, "degraded_share": 1.0}},
+        },
+        "timeline": {
+            "fault_s": [2.0, 3.0],
+            "alerts": [{"alert": "HighErrorRate", "status": "firing", "t_s": 2.5}],
+            "seconds": [{"primary": 2}, {"primary": 2}, {"degraded": 2}, {}],
+        },
+    }  # fmt: skip
+    assert phase_rows(experiment) == [
+        ("before", "4", "0%", "100%", "0%", "0%", "150"),
+        ("during", "2", "100%", "0%", "-", "100%", "-"),
+    ]
+    page = render_html(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
+    assert "<h2>Chaos experiments</h2>" in page and "chaos/x.yaml" in page
+    assert "HighErrorRate firing at 2.5 s" in page and "fault 2.0-3.0 s" in page
+    assert page.count("<title>") == 1 + 3  # the page's, and one per non-empty bar segment
+    assert "<td>during</td><td>2</td><td>100%</td>" in page
+    from harness.report.render_text import render_markdown
+
+    md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
+    assert "## Experiment: pools down" in md and "| during | 2 | 100% | 0% | - | 100% | - |" in md

@@ -186,3 +186,20 @@ def test_an_interrupted_run_is_partial_and_not_blamed_on_the_generator() -> None
     ]  # no "only 0 of 1 workers finished", no "sent 3 of 4"
     assert out.window.duration_s == 4.0 and out.generator.offered_rate_rps == pytest.approx(1.0)
     assert out.counts.total == 3 and len(out.timeseries) == 4
+
+
+def test_outcomes_per_second_by_meant_time() -> None:
+    from harness.measure.timeseries import outcomes_per_second
+
+    samples = [
+        s(0.2, intended=T0 + 0.2, x_served_by="primary"),
+        s(0.9, intended=T0 + 0.5, x_served_by="fallback"),  # sent late: counts where meant
+        s(1.1, intended=T0 + 1.1, status=503, error="http", x_served_by="degraded"),
+        s(1.5, intended=T0 + 1.5, status=0, error="connect"),
+        s(2.5, intended=T0 + 2.5, x_served_by="cache"),
+        s(2.6, intended=T0 + 2.6),  # an answer without X-Served-By
+    ]
+    rows = outcomes_per_second(samples, T0, 3.0)
+    assert [(r["primary"], r["fallback"]) for r in rows] == [(1, 1), (0, 0), (0, 0)]
+    assert (rows[1]["degraded"], rows[1]["error"]) == (1, 1)
+    assert (rows[2]["cache"], rows[2]["other"]) == (1, 1)
