@@ -44,6 +44,11 @@ class RunReport(BaseModel):
     experiments: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None
 
+    @property
+    def kind_title(self) -> str:
+        """What the report's heading calls the run."""
+        return "Chaos run" if self.name.startswith("chaos") else "Deploy gate"
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for c in self.checks:

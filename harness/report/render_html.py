@@ -148,7 +148,7 @@ def render_html(report: RunReport) -> str:
     )
     errors = "".join(f"<li><pre>{e(x)}</pre></li>" for x in report.errors)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Deploy gate: {e(report.outcome)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{report.kind_title}: {e(report.outcome)}</title>
 <style>
 body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1f2328; max-width: 1200px; }}
 h1 span {{ color: {colour}; }}
@@ -159,7 +159,7 @@ code, pre {{ font-size: 12px; white-space: pre-wrap; }}
 .meta {{ color: #59636e; }}
 .chart {{ display: inline-block; margin: 0 1rem 1rem 0; }}
 </style></head><body>
-<h1>Deploy gate: <span>{e(report.outcome.upper())}</span></h1>
+<h1>{report.kind_title}: <span>{e(report.outcome.upper())}</span></h1>
 <p class=meta>{e(report.name)} &middot; started {e(report.started_at)} &middot;
 {report.duration_s or 0:.1f} s &middot; harness {e(report.harness_version)} &middot;
 commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("hostname", "")))}

@@ -14,7 +14,7 @@ _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skip
 def render_markdown(report: RunReport) -> str:
     counts = report.counts()
     lines = [
-        f"# Deploy gate: {report.outcome.upper()}",
+        f"# {report.kind_title}: {report.outcome.upper()}",
         "",
         f"- run: `{report.name}` started {report.started_at}, {report.duration_s or 0:.1f} s",
         f"- harness {report.harness_version}, commit `{(report.git_sha or 'unknown')[:12]}`"

@@ -118,4 +118,5 @@ def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
     from harness.report.render_text import render_markdown
 
     md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
-    assert "## Experiment: pools down" in md and "| during | 2 | 100% | 0% | - | 100% | - |" in md
+    assert md.startswith("# Chaos run: PASSED") and "## Experiment: pools down" in md
+    assert "| during | 2 | 100% | 0% | - | 100% | - |" in md
