@@ -14,6 +14,7 @@ from typing import Any
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.observe.resources import ResourceSampler, ServiceUsage
+from harness.probes.accounting import probe_cost, probe_injection
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import (
     probe_cache,
@@ -67,13 +68,20 @@ def _guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckRe
 
 def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[CheckResult]:
     ep = stack.endpoints
-    max_chars = stack.spec.gateway.settings.validation.max_prompt_chars
+    settings = stack.spec.gateway.settings
+    validation = settings.validation
     plan: list[tuple[bool, str, str, Callable[[], CheckResult]]] = [
         (gate.probes.streaming, "streamed completion", "stack",
          lambda: probe_streaming(ep.nginx, ep.api_key)),
         (gate.probes.security, "authentication and input validation", "security",
-         lambda: probe_security(ep.nginx, ep.api_key, max_chars)),
+         lambda: probe_security(ep.nginx, ep.api_key, validation.max_prompt_chars)),
+        (gate.probes.injection, "prompt-injection flagging", "security",
+         lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
+                                 validation.injection_patterns, validation.injection_policy)),
         (gate.probes.cache, "response cache", "cache", lambda: probe_cache(ep.nginx, ep.api_key)),
+        (gate.probes.cost, "cost accounting", "cost",
+         lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
+                            settings.cost.price_per_1k_tokens)),
         (gate.probes.monitoring, "metrics and alert rules", "monitoring",
          lambda: probe_monitoring(ep.prometheus)),
         (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
+from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
 
 SCHEMA_VERSION = 1
@@ -43,6 +44,12 @@ class RunReport(BaseModel):
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def checklist(self) -> list[ChecklistRow]:
+        """PRACTICES.md's deployment checklist, item by item, from this run's checks."""
+        return checklist(self.checks)
 
     @property
     def kind_title(self) -> str:

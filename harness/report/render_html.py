@@ -127,6 +127,24 @@ def _experiments(report: RunReport) -> str:
     return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
 
 
+_CHECKLIST_COLOURS = {"proven": "#1a7f37", "warning": "#9a6700", "failed": "#cf222e",
+                      "not checked": "#6e7781", "outside the gate": "#6e7781"}  # fmt: skip
+
+
+def _checklist(report: RunReport) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(r.stage)}</td><td>{e(r.item)}</td>"
+        f'<td style="color:{_CHECKLIST_COLOURS[r.status]};font-weight:600">{e(r.status)}</td>'
+        f"<td>{e(r.proven_by())}</td></tr>"
+        for r in report.checklist
+    )
+    return (
+        "<h2>Deployment checklist (PRACTICES.md)</h2><table><tr><th>stage</th><th>item</th>"
+        f"<th>status</th><th>proven by</th></tr>{rows}</table>"
+    )
+
+
 def render_html(report: RunReport) -> str:
     e = html.escape
     colour = _OUTCOME_COLOURS.get(report.outcome, "#333")
@@ -168,6 +186,7 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("
 <h2>Checks</h2>
 <table><tr><th>outcome</th><th>check</th><th>category</th><th>details</th><th>measured</th></tr>
 {rows}</table>
+{_checklist(report)}
 {f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}
 {
         f"<h2>Resources during the load</h2><table><tr><th>service</th><th>CPU % mean</th>"

@@ -29,6 +29,15 @@ def render_markdown(report: RunReport) -> str:
     for c in report.checks:
         details = "; ".join(c.reasons).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {_ICON[c.outcome]} | {c.name} | {c.category} | {details} |")
+    lines += [
+        "",
+        "## Deployment checklist (PRACTICES.md)",
+        "",
+        "| stage | item | status | proven by |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r.stage} | {r.item} | {r.status} | {r.proven_by()} |"
+              for r in report.checklist]  # fmt: skip
     if report.resources:
         lines += [
             "",

@@ -15,7 +15,9 @@ class GateProbes(Strict):
 
     streaming: bool = True
     security: bool = True
+    injection: bool = True
     cache: bool = True
+    cost: bool = True
     monitoring: bool = True
     alert_rule_tests: bool = True
     # Spends the API key's budget for the current minute, so it runs after load and experiments.

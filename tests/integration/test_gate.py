@@ -39,13 +39,24 @@ def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
     assert report["outcome"] == "passed" and report["exit_code"] == 0
     assert {c["outcome"] for c in report["checks"]} == {"pass"}
     assert report["stack_spec"]["name"] == "simulated"
+    checks = {c["name"]: c for c in report["checks"]}
+    cost = checks["cost accounting"]["measured"]
+    assert cost["model"] == "sim-model" and cost["completion_tokens"] > 0
+    assert cost["cost_usd"] == pytest.approx(
+        (cost["prompt_tokens"] + cost["completion_tokens"]) / 1000 * 0.0001
+    )
+    assert checks["prompt-injection flagging"]["measured"]["counted"] == 1
     assert "gate PASSED" in r.stdout
 
 
 def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     # A gateway that accepts no key at all fails the security probe: the gate must say so.
+    # (It also refuses injection patterns, which the injection probe must accept as right.)
     stack = tmp_path / "stack.yaml"
-    stack.write_text(SIM_STACK.read_text() + "gateway:\n  settings:\n    auth: {enabled: false}\n")
+    stack.write_text(
+        SIM_STACK.read_text() + "gateway:\n  settings:\n    auth: {enabled: false}\n"
+        "    validation: {injection_policy: reject}\n"
+    )
     p = tmp_path / "profile.yaml"
     p.write_text("kind: gate\nload: null\n")
     r = subprocess.run(
@@ -57,6 +68,8 @@ def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     sec = next(c for c in report["checks"] if c["category"] == "security")
     assert sec["outcome"] == "fail" and any("no key" in reason for reason in sec["reasons"])
+    injection = next(c for c in report["checks"] if c["name"] == "prompt-injection flagging")
+    assert injection["outcome"] == "pass" and injection["measured"]["status"] == 400
 
 
 def test_bad_profile_exits_2_before_starting_anything(tmp_path: Path) -> None:

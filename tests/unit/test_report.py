@@ -120,3 +120,34 @@ def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
     md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
     assert md.startswith("# Chaos run: PASSED") and "## Experiment: pools down" in md
     assert "| during | 2 | 100% | 0% | - | 100% | - |" in md
+
+
+def test_the_checklist_says_what_each_item_rests_on() -> None:
+    from harness.verdict.checklist import CHECKLIST, ChecklistRow, checklist
+
+    got = {
+        r.item: (r.status, r.checks)
+        for r in checklist([
+            CheckResult(name="SLO ttft_p95_ms<=500", category="slo", outcome="pass"),
+            CheckResult(name="SLO error_rate<=0.01", category="slo", outcome="fail"),
+            CheckResult(name="cost accounting", category="cost", outcome="pass"),
+            CheckResult(name="no regression", category="regression", outcome="warn"),
+            CheckResult(name="response cache", category="security", outcome="skipped"),
+        ])
+    }  # fmt: skip
+    assert len(got) == len(CHECKLIST)
+    assert got["Benchmark latency (p50, p95, p99)"] == ("proven", ["SLO ttft_p95_ms<=500"])
+    assert got["Monitor error rates"] == ("failed", ["SLO error_rate<=0.01"])
+    assert got["Cost tracking"] == ("proven", ["cost accounting"])
+    assert got["Compare latency to baseline"][0] == "warning"
+    assert got["Security audit (input validation, authentication)"] == (
+        "not checked",
+        ["response cache"],
+    )
+    assert got["Gradual rollout (canary 5% -> 50% -> 100%)"] == ("outside the gate", [])
+    row = ChecklistRow(stage="s", item="i", status="proven", checks=[
+        "pools down: before the fault, error_rate<=0.01", "pools down: alert X fires",
+        "rate limit per API key", "other: one"])  # fmt: skip
+    assert row.proven_by() == "pools down (2 checks), rate limit per API key, other: one"
+    page = render_html(RunReport(checks=[CheckResult(name="c", category="cost", outcome="pass")]))
+    assert "Deployment checklist" in page and "<td>Cost tracking</td>" in page
