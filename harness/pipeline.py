@@ -15,6 +15,7 @@ from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.observe.resources import ResourceSampler, ServiceUsage
 from harness.probes.accounting import probe_cost, probe_injection
+from harness.probes.breaker import BreakerConfig, probe_breaker
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import (
     probe_cache,
@@ -86,6 +87,14 @@ def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[Che
          lambda: probe_monitoring(ep.prometheus)),
         (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
          probe_alert_rule_tests),
+        (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
+         lambda: probe_breaker(
+             ep.gateways, ep.api_key, ep.toxiproxy,
+             sorted(p for p in ep.proxies if p.startswith("primary-")),
+             BreakerConfig(settings.breaker.failure_threshold,
+                           settings.breaker.recovery_timeout_s),
+             progress,
+         )),
     ]  # fmt: skip
     results = []
     for enabled, name, category, fn in plan:

@@ -18,6 +18,8 @@ class GateProbes(Strict):
     injection: bool = True
     cache: bool = True
     cost: bool = True
+    # Trips each replica's primary breaker and waits out its recovery timeout (60 s by default).
+    breaker: bool = True
     monitoring: bool = True
     alert_rule_tests: bool = True
     # Spends the API key's budget for the current minute, so it runs after load and experiments.

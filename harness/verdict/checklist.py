@@ -39,7 +39,7 @@ CHECKLIST: tuple[Item, ...] = (
     Item("pre-deployment", "Load testing (expected QPS)", _category("load")),
     Item("pre-deployment", "Benchmark latency (p50, p95, p99)", _latency),
     Item("pre-deployment", "Measure resource usage (GPU, RAM, CPU)", _category("resources")),
-    Item("pre-deployment", "Test error handling", _category("chaos", "rate-limit")),
+    Item("pre-deployment", "Test error handling", _category("chaos", "resilience", "rate-limit")),
     Item("pre-deployment", "Validate monitoring/alerts", _category("monitoring", "alerts")),
     Item(
         "pre-deployment", "Security audit (input validation, authentication)", _category("security")

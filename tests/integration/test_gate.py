@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
 from harness.stack.process import descendants, pid_alive
 
@@ -52,11 +54,12 @@ def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
 def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     # A gateway that accepts no key at all fails the security probe: the gate must say so.
     # (It also refuses injection patterns, which the injection probe must accept as right.)
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(
-        SIM_STACK.read_text() + "gateway:\n  settings:\n    auth: {enabled: false}\n"
-        "    validation: {injection_policy: reject}\n"
+    spec = yaml.safe_load(SIM_STACK.read_text())
+    spec["gateway"]["settings"].update(
+        auth={"enabled": False}, validation={"injection_policy": "reject"}
     )
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump(spec))
     p = tmp_path / "profile.yaml"
     p.write_text("kind: gate\nload: null\n")
     r = subprocess.run(
@@ -128,3 +131,32 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     assert any("ttft_p95_ms" in reason and "median 1" in reason for reason in check["reasons"])
     lines = history.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["outcome"] == "passed"
+
+
+def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_path: Path) -> None:
+    """The probe is told the breaker opens after 3 failures; the gateway's opens after 5."""
+    from harness.probes.breaker import BreakerConfig, breaker_state, probe_breaker
+    from harness.spec.loader import load_yaml_model
+    from harness.spec.stack import StackSpec
+    from harness.stack.orchestrator import start_stack
+
+    spec = load_yaml_model(StackSpec, SIM_STACK)
+    with start_stack(spec, run_dir=tmp_path / "run", wait_for_scrapes=False) as stack:
+        ep = stack.endpoints
+        check = probe_breaker(
+            ep.gateways, ep.api_key, ep.toxiproxy, ["primary-0", "primary-1"],
+            BreakerConfig(failure_threshold=3, recovery_timeout_s=4, slack_s=2),
+        )  # fmt: skip
+        assert check.outcome == "fail"
+        assert any("after 3 failures the breaker reads closed, want open" in r
+                   for r in check.reasons), check.reasons  # fmt: skip
+        assert any("X-Fallback-Reason is 'connect_error'" in r for r in check.reasons)
+        # Whatever failed, the proxies are back: the primary answers again.
+        r = httpx.post(
+            f"{ep.gateways[0]}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+                  "temperature": 0.7},
+            headers={"Authorization": f"Bearer {ep.api_key}"}, timeout=30,
+        )  # fmt: skip
+        assert r.status_code == 200 and r.headers["x-served-by"] == "primary"
+        assert breaker_state(ep.gateways[0]) == 0
