@@ -36,6 +36,8 @@ from harness.verdict.baseline import (
     compare_with_history,
     key_metrics,
     read_history,
+    same_stack,
+    trend,
 )
 from harness.verdict.checks import CheckResult, overall_outcome
 
@@ -213,6 +215,7 @@ def run_gate(
         command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
         stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
     )  # fmt: skip
+    stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
 
     def body(stack: RunningStack) -> None:
         progress("probes:")
@@ -233,9 +236,12 @@ def run_gate(
             report.load = load_report
             report.checks.extend(checks)
             if history is not None and gate.regression.enabled:
-                check = _regression_check(gate, history, load_report)
+                check = _regression_check(gate, history, stack_key, load_report)
                 progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
                 report.checks.append(check)
+            if history is not None:
+                current = _history_record(gate, report, stack_key)
+                report.history = trend(same_stack(read_history(history), stack_key), current)
             write_reports(report, out_dir)
         _experiments(experiments or [], stack, out_dir, report, progress)
         limits = stack.spec.gateway.settings.rate_limit
@@ -252,11 +258,15 @@ def run_gate(
 
     run = _run(report, stack_spec, out_dir, provider, progress, body)
     if history is not None and report.outcome in ("passed", "failed") and report.load:
-        append_history(history, HistoryRecord(
-            name=gate.name, started_at=report.started_at, git_sha=report.git_sha,
-            outcome=report.outcome, metrics=key_metrics(report.load),
-        ))  # fmt: skip
+        append_history(history, _history_record(gate, report, stack_key))
     return run
+
+
+def _history_record(gate: GateSpec, report: RunReport, stack: str) -> HistoryRecord:
+    return HistoryRecord(
+        name=gate.name, started_at=report.started_at, git_sha=report.git_sha,
+        outcome=report.outcome, metrics=key_metrics(report.load), stack=stack,
+    )  # fmt: skip
 
 
 def _resource_check(usage: list[ServiceUsage]) -> CheckResult:
@@ -279,11 +289,14 @@ def _resource_check(usage: list[ServiceUsage]) -> CheckResult:
     )  # fmt: skip
 
 
-def _regression_check(gate: GateSpec, history: Path, load_report: dict[str, Any]) -> CheckResult:
+def _regression_check(
+    gate: GateSpec, history: Path, stack: str, load_report: dict[str, Any]
+) -> CheckResult:
     r = gate.regression
     return compare_with_history(
-        key_metrics(load_report), read_history(history), window=r.window, min_runs=r.min_runs,
-        max_regression_pct=r.max_regression_pct, outcome_on_regression=r.outcome,
+        key_metrics(load_report), same_stack(read_history(history), stack), window=r.window,
+        min_runs=r.min_runs, max_regression_pct=r.max_regression_pct,
+        outcome_on_regression=r.outcome,
     )  # fmt: skip
 
 

@@ -43,6 +43,8 @@ class RunReport(BaseModel):
     resources: list[dict[str, Any]] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[dict[str, Any]] = Field(default_factory=list)
+    # Key figures of the last runs in the history file and this one (last, `current`).
+    history: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
+from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
 
@@ -31,9 +32,11 @@ def _measured(values: Mapping[str, object]) -> str:
 
 def svg_line_chart(
     title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = "",
-    width: int = 560, height: int = 200,
+    width: int = 560, height: int = 200, x_labels: tuple[str, str] | None = None,
+    dots: bool = False,
 ) -> str:  # fmt: skip
-    """One chart, one or more lines over a shared x axis (seconds into the run)."""
+    """One chart, one or more lines over a shared x axis (seconds into the run, unless
+    `x_labels` names its two ends); `dots` marks every point (a lone point shows too)."""
     pad_l, pad_r, pad_t, pad_b = 68, 12, 24, 28
     values = [v for ys in series.values() for v in ys if v is not None]
     if not xs or not values:
@@ -48,6 +51,7 @@ def svg_line_chart(
     def py(y: float) -> float:
         return pad_t + h - (y / y1) * h
 
+    ends = x_labels or (f"{x0:.0f} s", f"{x1:.0f} s")
     palette = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df"]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -64,7 +68,8 @@ def svg_line_chart(
         )
     parts.append(
         f'<text x="{pad_l + w}" y="{height - 6}" font-size="10" text-anchor="end">'
-        f'{x1:.0f} s</text><text x="{pad_l}" y="{height - 6}" font-size="10">{x0:.0f} s</text>'
+        f"{html.escape(ends[1])}</text>"
+        f'<text x="{pad_l}" y="{height - 6}" font-size="10">{html.escape(ends[0])}</text>'
     )
     for i, (name, ys) in enumerate(series.items()):
         colour = palette[i % len(palette)]
@@ -72,6 +77,12 @@ def svg_line_chart(
             f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False) if y is not None
         )
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
+        if dots:
+            parts += [
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>'
+                for x, y in zip(xs, ys, strict=False)
+                if y is not None
+            ]
         parts.append(
             f'<text x="{pad_l + 8 + i * 120}" y="{pad_t + 12}" font-size="11" fill="{colour}">'
             f"{html.escape(name)}</text>"
@@ -145,6 +156,28 @@ def _checklist(report: RunReport) -> str:
     )
 
 
+def _history(report: RunReport) -> str:
+    """Key figures over the last runs of the history, this run last."""
+    runs = report.history
+    if not runs:
+        return ""
+    e = html.escape
+    xs = [float(i) for i in range(len(runs))]
+    ends = (f"{len(runs) - 1} runs ago" if len(runs) > 1 else "", "this run")
+    charts = "".join(
+        f"<div class=chart>{chart}</div>"
+        for title, unit, figures in HISTORY_CHARTS
+        if (chart := svg_line_chart(title, xs, {f: series(runs, f) for f in figures}, unit,
+                                    x_labels=ends, dots=True))
+    )  # fmt: skip
+    head = "".join(f"<th>{e(c)}</th>" for c in HISTORY_COLUMNS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>"
+        for row in history_rows(runs)
+    )
+    return f"<h2>History</h2>{charts}<table><tr>{head}</tr>{rows}</table>"
+
+
 def render_html(report: RunReport) -> str:
     e = html.escape
     colour = _OUTCOME_COLOURS.get(report.outcome, "#333")
@@ -195,5 +228,6 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("
         else ""
     }
 {_experiments(report)}
+{_history(report)}
 </body></html>
 """

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from xml.etree import ElementTree as ET
 
 from harness.report.experiment_figures import PHASE_COLUMNS, phase_rows
+from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
 
 _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+def _section(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown section: a heading and a table (cells' pipes and newlines escaped)."""
+
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    return [
+        "",
+        f"## {title}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
+    ]
 
 
 def render_markdown(report: RunReport) -> str:
@@ -25,44 +43,29 @@ def render_markdown(report: RunReport) -> str:
         lines.append(f"- stack up in {report.startup_seconds:.1f} s")
     if report.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report.errors]
-    lines += ["", "## Checks", "", "| outcome | check | category | details |", "|---|---|---|---|"]
-    for c in report.checks:
-        details = "; ".join(c.reasons).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {_ICON[c.outcome]} | {c.name} | {c.category} | {details} |")
-    lines += [
-        "",
-        "## Deployment checklist (PRACTICES.md)",
-        "",
-        "| stage | item | status | proven by |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {r.stage} | {r.item} | {r.status} | {r.proven_by()} |"
-              for r in report.checklist]  # fmt: skip
+    lines += _section(
+        "Checks", ("outcome", "check", "category", "details"),
+        ((_ICON[c.outcome], c.name, c.category, "; ".join(c.reasons)) for c in report.checks),
+    )  # fmt: skip
+    lines += _section(
+        "Deployment checklist (PRACTICES.md)", ("stage", "item", "status", "proven by"),
+        ((r.stage, r.item, r.status, r.proven_by()) for r in report.checklist),
+    )  # fmt: skip
     if report.resources:
-        lines += [
-            "",
-            "## Resources during the load",
-            "",
-            "| service | CPU % mean | CPU % max | peak RSS MB |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {r.get('service')} | {r.get('cpu_percent_mean')} | {r.get('cpu_percent_max')}"
-                  f" | {r.get('rss_mb_max')} |" for r in report.resources]  # fmt: skip
+        lines += _section(
+            "Resources during the load", ("service", "CPU % mean", "CPU % max", "peak RSS MB"),
+            ((r.get("service"), r.get("cpu_percent_mean"), r.get("cpu_percent_max"),
+              r.get("rss_mb_max")) for r in report.resources),
+        )  # fmt: skip
     figures = load_highlights(report.load)
     if figures:
-        lines += ["", "## Load", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in figures]
+        lines += _section("Load", ("figure", "value"), figures)
     for exp in report.experiments:
         rows = phase_rows(exp)
         if rows:
-            lines += [
-                "",
-                f"## Experiment: {exp.get('title', 'experiment')}",
-                "",
-                "| " + " | ".join(PHASE_COLUMNS) + " |",
-                "|---" * len(PHASE_COLUMNS) + "|",
-            ]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]  # fmt: skip
+            lines += _section(f"Experiment: {exp.get('title', 'experiment')}", PHASE_COLUMNS, rows)
+    if report.history:
+        lines += _section("History (newest first)", HISTORY_COLUMNS, history_rows(report.history))
     return "\n".join(lines) + "\n"
 
 

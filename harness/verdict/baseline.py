@@ -34,6 +34,13 @@ class HistoryRecord(BaseModel):
     git_sha: str | None = None
     outcome: str
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    # Which stack the figures are of ("<stack name> (<provider>)"): only like is compared.
+    stack: str | None = None
+
+
+def same_stack(history: list[HistoryRecord], stack: str | None) -> list[HistoryRecord]:
+    """The records of runs on `stack` (records written before stacks were recorded count too)."""
+    return [r for r in history if r.stack is None or stack is None or r.stack == stack]
 
 
 def key_metrics(load_report: dict[str, Any] | None) -> dict[str, float | None]:
@@ -111,3 +118,13 @@ def compare_with_history(
                            reasons=regressions, measured=measured)  # fmt: skip
     return CheckResult(name=name, category="regression", outcome="pass",
                        reasons=notes or ["no comparable figures"], measured=measured)  # fmt: skip
+
+
+def trend(
+    history: list[HistoryRecord], current: HistoryRecord, last: int = 30
+) -> list[dict[str, Any]]:
+    """The last `last` runs of the history and this one (marked `current`), oldest first: what a
+    nightly report plots to show where the figures are going."""
+    rows = [r.model_dump() for r in history[-last:]]
+    # Its outcome is not known yet while the run goes on.
+    return [*rows, {**current.model_dump(), "outcome": "this run", "current": True}]

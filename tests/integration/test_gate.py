@@ -112,11 +112,15 @@ def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: 
 def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     history = tmp_path / "history.jsonl"
     # Three earlier nights at an impossible 1 ms TTFT: tonight's run must read as a regression.
+    # Five nights of another stack at 100 s must not be mixed in (their median would hide it).
     history.write_text(
         "".join(
             json.dumps({"name": "nightly", "started_at": f"2026-11-0{i}T02:00:00Z",
-                        "outcome": "passed", "metrics": {"ttft_p95_ms": 1.0}}) + "\n"
-            for i in range(1, 4)
+                        "outcome": "passed", "metrics": {"ttft_p95_ms": ttft}, "stack": stack})
+            + "\n"
+            for i, (ttft, stack) in enumerate(
+                [(1.0, "simulated (local)")] * 3 + [(100_000.0, "reference (docker)")] * 5
+            )
         )
     )  # fmt: skip
     profile = (
@@ -130,7 +134,11 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     assert check["outcome"] == "warn"
     assert any("ttft_p95_ms" in reason and "median 1" in reason for reason in check["reasons"])
     lines = history.read_text().splitlines()
-    assert len(lines) == 4 and json.loads(lines[-1])["outcome"] == "passed"
+    assert len(lines) == 9 and json.loads(lines[-1])["outcome"] == "passed"
+    assert json.loads(lines[-1])["stack"] == "simulated (local)"
+    # The report plots the same stack's nights and this run.
+    assert [h.get("current", False) for h in report["history"]] == [False] * 3 + [True]
+    assert "<h2>History</h2>" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_path: Path) -> None:

@@ -64,3 +64,37 @@ def test_key_metrics_from_a_load_report() -> None:
     assert m["ttft_p95_ms"] == 12.5 and m["ttft_p50_ms"] == 10
     assert m["e2e_p95_ms"] is None and m["output_tokens_per_second"] == 99.0
     assert key_metrics(None)["ttft_p95_ms"] is None
+
+
+def test_trend_is_the_last_runs_then_this_one_and_renders() -> None:
+    from harness.report.history_figures import history_rows, series
+    from harness.report.model import RunReport
+    from harness.report.render_html import render_html
+    from harness.report.render_text import render_markdown
+    from harness.verdict.baseline import trend
+
+    history = [record(100 + i, 50, outcome="failed" if i == 3 else "passed") for i in range(40)]
+    runs = trend(history, record(180, 40), last=30)
+    assert len(runs) == 31 and runs[0]["metrics"]["ttft_p95_ms"] == 110
+    assert runs[-1]["current"] is True and runs[-1]["outcome"] == "this run"
+    assert series(runs, "ttft_p95_ms")[-2:] == [139.0, 180.0]
+    assert series(runs, "e2e_p95_ms") == [None] * 31
+    rows = history_rows(runs, last=3)
+    assert [r[2] for r in rows] == ["this run", "passed", "passed"]
+    assert rows[0][4] == "180.0" and rows[0][3] == "-"  # ttft_p95_ms known, ttft_p50_ms not
+    report = RunReport(name="nightly", history=runs)
+    page = render_html(report)
+    assert "<h2>History</h2>" in page and "30 runs ago" in page and "this run" in page
+    assert page.count("<circle") == 31 + 31  # ttft_p95 and tokens/s points; unknown ones skipped
+    md = render_markdown(report)
+    assert "## History (newest first)" in md and md.count("| this run |") == 1
+
+
+def test_only_runs_on_the_same_stack_are_compared() -> None:
+    from harness.verdict.baseline import same_stack
+
+    sim, ref, legacy = record(40, 12), record(900, 26), record(950, 25)
+    sim.stack, ref.stack = "simulated (local)", "reference (local)"
+    assert same_stack([sim, ref, legacy], "reference (local)") == [ref, legacy]
+    check = compare({"ttft_p95_ms": 1000.0}, same_stack([sim] * 5 + [ref] * 3, "reference (local)"))
+    assert check.outcome == "pass" and check.measured["baseline_runs"] == 3
