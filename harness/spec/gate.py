@@ -63,7 +63,12 @@ class GateSpec(Strict):
     probes: GateProbes = GateProbes()
     load: LoadSpec | None = Field(default_factory=_default_load)
     # Judged against the load run's summary (aggregate) or each request (goodput).
-    slos: tuple[str, ...] = ("ttft_p95_ms<=3000", "e2e_p95_ms<=10000", "error_rate<=0.01")
+    slos: tuple[str, ...] = (
+        "ttft_p95_ms<=3000",
+        "itl_p95_ms<=500",
+        "e2e_p95_ms<=10000",
+        "error_rate<=0.01",
+    )
     regression: RegressionSpec = RegressionSpec()
     # Chaos experiment files (relative to this file) run on the gate's stack after the load.
     experiments: tuple[str, ...] = ()
