@@ -165,7 +165,8 @@ def _render_server(view: ServerView) -> list[str]:
             for k, v in p.values.items()
             if v is not None and not k.startswith(("e2e_p99", "itl_p99"))
         ]
-        out.append(f"    {p.profile}: " + (", ".join(vals) or "no data"))
+        name = f"{p.profile} [{p.pool}]" if p.pool else p.profile
+        out.append(f"    {name}: " + (", ".join(vals) or "no data"))
     for e in view.errors[:3]:
         out.append(f"    error: {e}")
     if not view.profiles and not view.errors:

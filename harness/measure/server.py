@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.observe.prometheus import PrometheusClient, PrometheusError
 
-# Templates use $w for the window ("37s"): str.format would trip over PromQL's braces.
+# Templates use $w for the window ("37s") and $sel for a label selector after each metric name
+# ('{pool="primary"}' or nothing): str.format would trip over PromQL's braces.
 
 
 def _hq(q: float, bucket: str) -> str:
-    return f"1000 * histogram_quantile({q}, sum by (le) (rate({bucket}[$w])))"
+    return f"1000 * histogram_quantile({q}, sum by (le) (rate({bucket}$sel[$w])))"
 
 
 def _max_over(gauge_sum: str) -> str:
@@ -34,6 +35,8 @@ class MetricProfile:
     detect: tuple[str, ...]  # any of these metric names present -> the profile applies
     # figure -> [(metric that must exist, PromQL template)], first match wins
     figures: dict[str, list[tuple[str, str]]]
+    # Model servers: one set of figures per `pool` label (primary, fallback) when targets have it.
+    per_pool: bool = False
 
 
 def _latency(ttft: str, itl: list[str], e2e: str) -> dict[str, list[tuple[str, str]]]:
@@ -81,9 +84,10 @@ GATEWAY = MetricProfile(
 VLLM = MetricProfile(
     name="vllm",
     detect=("vllm:num_requests_running", "vllm:generation_tokens_total"),
+    per_pool=True,
     figures={
         "request_rate_rps": [
-            ("vllm:request_success_total", "sum(rate(vllm:request_success_total[$w]))")
+            ("vllm:request_success_total", "sum(rate(vllm:request_success_total$sel[$w]))")
         ],
         **_latency(
             "vllm:time_to_first_token_seconds",
@@ -92,24 +96,26 @@ VLLM = MetricProfile(
             "vllm:e2e_request_latency_seconds",
         ),
         "output_tokens_per_second": [
-            ("vllm:generation_tokens_total", "sum(rate(vllm:generation_tokens_total[$w]))")
+            ("vllm:generation_tokens_total", "sum(rate(vllm:generation_tokens_total$sel[$w]))")
         ],
         "prompt_tokens_per_second": [
-            ("vllm:prompt_tokens_total", "sum(rate(vllm:prompt_tokens_total[$w]))")
+            ("vllm:prompt_tokens_total", "sum(rate(vllm:prompt_tokens_total$sel[$w]))")
         ],
         "queue_depth_max": [
-            ("vllm:num_requests_waiting", _max_over("sum(vllm:num_requests_waiting)"))
+            ("vllm:num_requests_waiting", _max_over("sum(vllm:num_requests_waiting$sel)"))
         ],
-        "running_max": [("vllm:num_requests_running", _max_over("sum(vllm:num_requests_running)"))],
+        "running_max": [
+            ("vllm:num_requests_running", _max_over("sum(vllm:num_requests_running$sel)"))
+        ],
         "kv_cache_usage_max": [
-            ("vllm:kv_cache_usage_perc", _max_over("max(vllm:kv_cache_usage_perc)")),
-            ("vllm:gpu_cache_usage_perc", _max_over("max(vllm:gpu_cache_usage_perc)")),
+            ("vllm:kv_cache_usage_perc", _max_over("max(vllm:kv_cache_usage_perc$sel)")),
+            ("vllm:gpu_cache_usage_perc", _max_over("max(vllm:gpu_cache_usage_perc$sel)")),
         ],
         "cache_hit_rate": [
             (
                 "vllm:prefix_cache_queries_total",
-                "sum(increase(vllm:prefix_cache_hits_total[$w]))"
-                " / sum(increase(vllm:prefix_cache_queries_total[$w]))",
+                "sum(increase(vllm:prefix_cache_hits_total$sel[$w]))"
+                " / sum(increase(vllm:prefix_cache_queries_total$sel[$w]))",
             )
         ],
     },
@@ -118,21 +124,25 @@ VLLM = MetricProfile(
 LLAMACPP = MetricProfile(
     name="llamacpp",
     detect=("llamacpp:tokens_predicted_total",),
+    per_pool=True,
     figures={
         "output_tokens_per_second": [
-            ("llamacpp:tokens_predicted_total", "sum(rate(llamacpp:tokens_predicted_total[$w]))")
+            (
+                "llamacpp:tokens_predicted_total",
+                "sum(rate(llamacpp:tokens_predicted_total$sel[$w]))",
+            )
         ],
         "prompt_tokens_per_second": [
-            ("llamacpp:prompt_tokens_total", "sum(rate(llamacpp:prompt_tokens_total[$w]))")
+            ("llamacpp:prompt_tokens_total", "sum(rate(llamacpp:prompt_tokens_total$sel[$w]))")
         ],
         "queue_depth_max": [
-            ("llamacpp:requests_deferred", _max_over("sum(llamacpp:requests_deferred)"))
+            ("llamacpp:requests_deferred", _max_over("sum(llamacpp:requests_deferred$sel)"))
         ],
         "running_max": [
-            ("llamacpp:requests_processing", _max_over("sum(llamacpp:requests_processing)"))
+            ("llamacpp:requests_processing", _max_over("sum(llamacpp:requests_processing$sel)"))
         ],
         "kv_cache_usage_max": [
-            ("llamacpp:kv_cache_usage_ratio", _max_over("max(llamacpp:kv_cache_usage_ratio)"))
+            ("llamacpp:kv_cache_usage_ratio", _max_over("max(llamacpp:kv_cache_usage_ratio$sel)"))
         ],
     },
 )
@@ -143,6 +153,7 @@ PROFILES: dict[str, MetricProfile] = {p.name: p for p in (GATEWAY, VLLM, LLAMACP
 class ServerFigures(BaseModel):
     model_config = ConfigDict(extra="ignore")
     profile: str
+    pool: str | None = None  # the pool these figures are of; None: every instance together
     values: dict[str, float | None]
     by_label: dict[str, dict[str, float]] = {}  # e.g. status_rate_rps by status
     queries: dict[str, str]  # the PromQL each value came from (reproducible by hand)
@@ -182,35 +193,56 @@ def collect(
         view.errors.append(str(exc))
         return view
     for prof in (PROFILES[p] for p in (profiles or list(PROFILES))):
-        if not any(d in names for d in prof.detect):
+        present = [d for d in prof.detect if d in names]
+        if not present:
             continue
-        figs = ServerFigures(profile=prof.name, values={}, queries={}, unavailable=[])
-        for figure, candidates in prof.figures.items():
-            chosen = next((tmpl for metric, tmpl in candidates if metric in names), None)
-            if chosen is None:
-                figs.unavailable.append(figure)
-                continue
-            if time.monotonic() > give_up:
-                view.errors.append(
-                    f"{prof.name}.{figure}: skipped, query budget of {budget_s:g}s spent"
-                )
-                continue
-            expr = chosen.replace("$w", w)
-            figs.queries[figure] = expr
-            try:
-                result = client.query(expr, time_s=end_s)
-            except PrometheusError as exc:
-                view.errors.append(f"{prof.name}.{figure}: {exc}")
-                continue
-            if figure == "status_rate_rps":
-                figs.by_label[figure] = {
-                    r.labels.get("status", ""): r.value for r in result if not math.isnan(r.value)
-                }
-                continue
-            value = result[0].value if result else math.nan
-            figs.values[figure] = None if math.isnan(value) or math.isinf(value) else value
-        view.profiles.append(figs)
+        pools = _pools(client, present[0], end_s, view) if prof.per_pool else []
+        each: list[str | None] = [*pools] or [None]
+        for pool in each:
+            sel = "" if pool is None else '{pool="' + pool + '"}'
+            view.profiles.append(_figures(client, prof, names, w, sel, pool, end_s, give_up, view))
     return view
+
+
+def _pools(client: PrometheusClient, metric: str, end_s: float, view: ServerView) -> list[str]:
+    """The `pool` labels the stack's scrape config puts on model-server targets (none: [])."""
+    try:
+        result = client.query(f'count by (pool) ({metric}{{pool!=""}})', time_s=end_s)
+    except PrometheusError as exc:
+        view.errors.append(f"pools of {metric}: {exc}")
+        return []
+    return sorted({r.labels["pool"] for r in result if r.labels.get("pool")})
+
+
+def _figures(
+    client: PrometheusClient, prof: MetricProfile, names: set[str], w: str, sel: str,
+    pool: str | None, end_s: float, give_up: float, view: ServerView,
+) -> ServerFigures:  # fmt: skip
+    where = prof.name + (f"[{pool}]" if pool else "")
+    figs = ServerFigures(profile=prof.name, pool=pool, values={}, queries={}, unavailable=[])
+    for figure, candidates in prof.figures.items():
+        chosen = next((tmpl for metric, tmpl in candidates if metric in names), None)
+        if chosen is None:
+            figs.unavailable.append(figure)
+            continue
+        if time.monotonic() > give_up:
+            view.errors.append(f"{where}.{figure}: skipped, query budget spent")
+            continue
+        expr = chosen.replace("$w", w).replace("$sel", sel)
+        figs.queries[figure] = expr
+        try:
+            result = client.query(expr, time_s=end_s)
+        except PrometheusError as exc:
+            view.errors.append(f"{where}.{figure}: {exc}")
+            continue
+        if figure == "status_rate_rps":
+            figs.by_label[figure] = {
+                r.labels.get("status", ""): r.value for r in result if not math.isnan(r.value)
+            }
+            continue
+        value = result[0].value if result else math.nan
+        figs.values[figure] = None if math.isnan(value) or math.isinf(value) else value
+    return figs
 
 
 def collect_view(

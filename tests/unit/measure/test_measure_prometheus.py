@@ -175,3 +175,35 @@ def test_view_records_errors_instead_of_raising() -> None:
     with client(down) as c:
         view = collect(c, 0.0, 10.0)
     assert view.profiles == [] and "refused" in view.errors[0]
+
+
+def test_model_servers_are_viewed_pool_by_pool_when_targets_carry_the_pool_label() -> None:
+    names = ["llamacpp:tokens_predicted_total", "llamacpp:requests_processing"]
+    queries: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path.endswith("/label/__name__/values"):
+            return ok(names)
+        q = req.url.params["query"]
+        queries.append(q)
+        if q.startswith("count by (pool)"):
+            return ok({"resultType": "vector", "result": [
+                {"metric": {"pool": "primary"}, "value": [0, "2"]},
+                {"metric": {"pool": "fallback"}, "value": [0, "1"]}]})  # fmt: skip
+        rate = 40.0 if 'pool="primary"' in q else 10.0
+        return ok({"resultType": "vector", "result": [{"metric": {}, "value": [0, str(rate)]}]})
+
+    with client(handler) as c:
+        view = collect(c, 100.0, 130.0)
+    assert not view.errors
+    by_pool = {p.pool: p for p in view.profiles}
+    assert set(by_pool) == {"fallback", "primary"}
+    assert by_pool["primary"].values["output_tokens_per_second"] == 40.0
+    assert by_pool["fallback"].values["output_tokens_per_second"] == 10.0
+    assert by_pool["primary"].queries["output_tokens_per_second"] == (
+        'sum(rate(llamacpp:tokens_predicted_total{pool="primary"}[30s]))'
+    )
+    assert (
+        'sum(llamacpp:requests_processing{pool="fallback"})'
+        in (by_pool["fallback"].queries["running_max"])
+    )
