@@ -252,6 +252,45 @@ def chaos(
     _print_outcome(run, "chaos")
 
 
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A run folder or its report.json.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write every rendering here (default: beside report.json)."),
+    ] = None,
+) -> None:
+    """Render a stored report again (summary.md, junit.xml, report.html with this version's
+    plots), print its summary, and exit with its exit code."""
+    from pydantic import ValidationError
+
+    from harness.pipeline import EXIT_CODES
+    from harness.report.model import RunReport
+    from harness.report.render_text import render_markdown
+    from harness.report.write import render_files, write_reports
+
+    source = path / "report.json" if path.is_dir() else path
+    try:
+        stored = RunReport.model_validate_json(source.read_text())
+    except OSError as exc:
+        raise ConfigError(
+            str(source), [ConfigProblem("", f"cannot read: {exc.strerror}")]
+        ) from None
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(".".join(str(x) for x in e["loc"]), f"not a harness report: {e['msg']}")
+            for e in exc.errors()[:5]
+        ]
+        raise ConfigError(str(source), problems) from None
+    if out is None:
+        written = render_files(stored, source.parent)
+    else:
+        written = list(write_reports(stored, out).values())
+    typer.echo(render_markdown(stored))
+    typer.echo("written: " + ", ".join(str(p) for p in written))
+    raise typer.Exit(EXIT_CODES.get(stored.outcome, EXIT_CANNOT_RUN))
+
+
 def load_experiments(paths: list[Path]) -> list[ExperimentFile]:
     from harness.pipeline import ExperimentFile
     from harness.spec.experiment import ExperimentSpec

@@ -15,16 +15,26 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def render_files(report: RunReport, out_dir: Path) -> list[Path]:
+    """junit.xml, summary.md and report.html of a report (its report.json is left as it is)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        out_dir / "junit.xml": render_junit(report),
+        out_dir / "summary.md": render_markdown(report),
+        out_dir / "report.html": render_html(report),
+    }
+    for path, text in files.items():
+        _write(path, text)
+    return list(files)
+
+
 def write_reports(report: RunReport, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
+    _write(out_dir / "report.json", report.model_dump_json(indent=2) + "\n")
+    render_files(report, out_dir)
+    return {
         "json": out_dir / "report.json",
         "junit": out_dir / "junit.xml",
         "markdown": out_dir / "summary.md",
         "html": out_dir / "report.html",
     }
-    _write(paths["json"], report.model_dump_json(indent=2) + "\n")
-    _write(paths["junit"], render_junit(report))
-    _write(paths["markdown"], render_markdown(report))
-    _write(paths["html"], render_html(report))
-    return paths

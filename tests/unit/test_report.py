@@ -151,3 +151,25 @@ def test_the_checklist_says_what_each_item_rests_on() -> None:
     assert row.proven_by() == "pools down (2 checks), rate limit per API key, other: one"
     page = render_html(RunReport(checks=[CheckResult(name="c", category="cost", outcome="pass")]))
     assert "Deployment checklist" in page and "<td>Cost tracking</td>" in page
+
+
+def test_harness_report_renders_a_stored_report_again_with_its_exit_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    write_reports(RunReport(name="t", outcome="failed", checks=checks(), duration_s=1.5), run)
+    for name in ("summary.md", "report.html", "junit.xml"):
+        (run / name).unlink()
+    r = subprocess.run([sys.executable, "-m", "harness", "report", str(run)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.startswith("# Deploy gate: FAILED") and "ttft_p95_ms = 812" in r.stdout
+    assert all((run / n).is_file() for n in ("summary.md", "report.html", "junit.xml"))
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"checks": [{"name": "x", "category": "slo"}]}')
+    r = subprocess.run([sys.executable, "-m", "harness", "report", str(bad)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    assert "bad.json" in r.stderr and "checks.0.outcome" in r.stderr
