@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.observe.resources import ResourceSampler, ServiceUsage
 from harness.probes.accounting import probe_cost, probe_injection
-from harness.probes.breaker import BreakerConfig, probe_breaker
+from harness.probes.breaker import BreakerConfig, breaker_state, probe_breaker
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import (
     probe_cache,
@@ -220,6 +222,11 @@ def run_gate(
     def body(stack: RunningStack) -> None:
         progress("probes:")
         report.checks.extend(_probes(gate, stack, progress))
+        # The rate-limit probe spends a key's budget for the minute: with a key nothing else of
+        # the gate uses it runs now, otherwise last, once the experiments' faults have healed.
+        spare_key = _spare_key(stack)
+        if spare_key is not None:
+            _rate_limit(gate, stack, spare_key, report, progress)
         write_reports(report, out_dir)
         if gate.load is not None:
             from harness.gate_load import run_gate_load
@@ -244,17 +251,10 @@ def run_gate(
                 report.history = trend(same_stack(read_history(history), stack_key), current)
             write_reports(report, out_dir)
         _experiments(experiments or [], stack, out_dir, report, progress)
-        limits = stack.spec.gateway.settings.rate_limit
-        if gate.probes.rate_limit and limits.enabled:
-            check = _guarded(
-                "rate limit per API key",
-                "rate-limit",
-                lambda: probe_rate_limit(
-                    stack.endpoints.nginx, stack.endpoints.api_key, limits.requests_per_minute
-                ),
-            )
-            progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
-            report.checks.append(check)
+        if spare_key is None:
+            if experiments:
+                _wait_breakers_healed(stack, progress)
+            _rate_limit(gate, stack, stack.endpoints.api_key, report, progress)
 
     run = _run(report, stack_spec, out_dir, provider, progress, body)
     if history is not None and report.outcome in ("passed", "failed") and report.load:
@@ -267,6 +267,48 @@ def _history_record(gate: GateSpec, report: RunReport, stack: str) -> HistoryRec
         name=gate.name, started_at=report.started_at, git_sha=report.git_sha,
         outcome=report.outcome, metrics=key_metrics(report.load), stack=stack,
     )  # fmt: skip
+
+
+def _spare_key(stack: RunningStack) -> str | None:
+    """An API key of the stack other than the one the gate sends its traffic with."""
+    auth = stack.spec.gateway.settings.auth
+    others = [k for k in auth.api_keys if k != stack.endpoints.api_key] if auth.enabled else []
+    return others[-1] if others else None
+
+
+def _rate_limit(
+    gate: GateSpec, stack: RunningStack, key: str, report: RunReport, progress: Progress
+) -> None:
+    limits = stack.spec.gateway.settings.rate_limit
+    if not (gate.probes.rate_limit and limits.enabled):
+        return
+    check = _guarded(
+        "rate limit per API key", "rate-limit",
+        lambda: probe_rate_limit(stack.endpoints.nginx, key, limits.requests_per_minute),
+    )  # fmt: skip
+    progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
+    report.checks.append(check)
+
+
+def _wait_breakers_healed(stack: RunningStack, progress: Progress) -> None:
+    """Until no replica's primary breaker reads open (bounded by its recovery timeout): a fault
+    that opened it must not leave the next step to the fallback pool alone."""
+    recovery = stack.spec.gateway.settings.breaker.recovery_timeout_s
+    deadline = time.monotonic() + recovery + 15.0
+
+    def open_ones() -> list[str]:
+        try:
+            return [gw for gw in stack.endpoints.gateways if breaker_state(gw) == 2]
+        except httpx.HTTPError:  # a replica that does not answer: nothing to wait for here
+            return []
+
+    waiting = open_ones()
+    if waiting:
+        progress(f"  waiting for {len(waiting)} open breaker(s) to reach their recovery timeout "
+                 f"(up to {recovery:g}s)")  # fmt: skip
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.5)
+        waiting = open_ones()
 
 
 def _resource_check(usage: list[ServiceUsage]) -> CheckResult:

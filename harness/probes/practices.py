@@ -124,14 +124,17 @@ def probe_rate_limit(base_url: str, api_key: str, per_minute: int) -> CheckResul
     from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.monotonic()
-    body = chat_body(unique_prompt("ok"), max_tokens=1, temperature=0)  # cached after the first
+    body = chat_body(unique_prompt("ok"), max_tokens=1, temperature=0)
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
 
         def one(_: int) -> httpx.Response:
             return http.post(f"{base_url}/v1/chat/completions", json=body)
 
+        # One request first, so the burst is answered from the cache: the probe tests the
+        # limiter, not how many concurrent requests the model servers take.
+        responses = [one(0)]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            responses = list(pool.map(one, range(per_minute + 20)))
+            responses += pool.map(one, range(per_minute + 19))
     codes = [r.status_code for r in responses]
     limited = [r for r in responses if r.status_code == 429]
     failures: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -168,3 +169,55 @@ def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_pat
         )  # fmt: skip
         assert r.status_code == 200 and r.headers["x-served-by"] == "primary"
         assert breaker_state(ep.gateways[0]) == 0
+
+
+def test_rate_limit_probe_spends_a_spare_key_before_the_load(tmp_path: Path) -> None:
+    """With a second API key the rate-limit probe runs right after the probes on that key, and
+    the load that follows (on the first key) meets no 429."""
+    spec = yaml.safe_load(SIM_STACK.read_text())
+    spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-gate", "sk-spare"]}
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump(spec))
+    p = tmp_path / "profile.yaml"
+    p.write_text(
+        "kind: gate\nprobes: {breaker: false}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n"
+    )
+    r = subprocess.run(
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
+         str(tmp_path / "out"), "--no-history"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    names = [c["name"] for c in report["checks"]]
+    assert names.index("rate limit per API key") < names.index("load generator kept its schedule")
+    counts = report["load"]["summary"]["counts"]
+    assert counts["errors"] == 0 and counts["total"] >= 12
+
+
+def test_with_one_key_the_rate_limit_probe_waits_for_the_experiment_to_heal(
+    tmp_path: Path,
+) -> None:
+    """The experiment opens the primary breakers (30 s recovery here); the rate-limit probe, last
+    on the only key, must wait for them instead of flooding the fallback pool."""
+    spec = yaml.safe_load(SIM_STACK.read_text())
+    spec["gateway"]["settings"]["breaker"] = {"recovery_timeout_s": 30}
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump(spec))
+    p = tmp_path / "profile.yaml"
+    experiment = Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml"
+    p.write_text(
+        f"kind: gate\nprobes: {{breaker: false}}\nload: null\nexperiments: [{experiment}]\n"
+    )
+    r = subprocess.run(
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
+         str(tmp_path / "out"), "--no-history"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    # 10 requests in the fault over 2 replicas: at least one breaker (threshold 5) opened.
+    assert re.search(r"waiting for [12] open breaker\(s\)", r.stdout), r.stdout[-3000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (limit,) = [c for c in report["checks"] if c["name"] == "rate limit per API key"]
+    assert limit["outcome"] == "pass" and limit["measured"]["ok"] <= 100
