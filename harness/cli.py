@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -182,7 +183,7 @@ def gate(
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT
-    from harness.pipeline import EXIT_CODES, run_gate
+    from harness.pipeline import run_gate
     from harness.spec.gate import GateSpec
     from harness.stack.orchestrator import new_run_dir
 
@@ -209,14 +210,10 @@ def gate(
         history or runs_dir() / "history" / f"{gate_spec.name}.jsonl"
     )  # fmt: skip
     command = "harness " + " ".join(sys.argv[1:])
-    try:
-        run = run_gate(gate_spec, stack_spec, out_dir=out_dir, provider=provider,
-                       command=command, progress=typer.echo, experiments=experiments,
-                       history=history_file)  # fmt: skip
-    except KeyboardInterrupt:
-        err(f"interrupted; partial report in {out_dir}")
-        raise typer.Exit(EXIT_CODES["interrupted"]) from None
-    _print_outcome(run, "gate")
+    _run_and_print("gate", out_dir, lambda: run_gate(
+        gate_spec, stack_spec, out_dir=out_dir, provider=provider, command=command,
+        progress=typer.echo, experiments=experiments, history=history_file,
+    ))  # fmt: skip
 
 
 @app.command()
@@ -230,7 +227,7 @@ def chaos(
     ] = None,
 ) -> None:
     """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
-    from harness.pipeline import EXIT_CODES, run_chaos
+    from harness.pipeline import run_chaos
     from harness.spec.experiment import apply_stack_overrides
     from harness.stack.orchestrator import new_run_dir
 
@@ -243,13 +240,10 @@ def chaos(
     check_experiment_targets(experiments, stack_spec)
     out_dir = out or new_run_dir("chaos")
     command = "harness " + " ".join(sys.argv[1:])
-    try:
-        run = run_chaos(experiments, stack_spec, out_dir=out_dir, provider=provider,
-                        command=command, progress=typer.echo)  # fmt: skip
-    except KeyboardInterrupt:
-        err(f"interrupted; partial report in {out_dir}")
-        raise typer.Exit(EXIT_CODES["interrupted"]) from None
-    _print_outcome(run, "chaos")
+    _run_and_print("chaos", out_dir, lambda: run_chaos(
+        experiments, stack_spec, out_dir=out_dir, provider=provider, command=command,
+        progress=typer.echo,
+    ))  # fmt: skip
 
 
 @app.command()
@@ -306,6 +300,16 @@ def check_experiment_targets(experiments: list[ExperimentFile], spec: StackSpec)
     proxies, services = stack_names(spec)
     for exp in experiments:
         check_targets(exp.spec.fault, proxies, services, str(exp.path))
+
+
+def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> None:
+    """Run a gate or chaos pipeline; an interrupt still leaves its partial report (exit 130)."""
+    try:
+        result = run()
+    except KeyboardInterrupt:
+        err(f"interrupted; partial report in {out_dir}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _print_outcome(result, label)
 
 
 def _print_outcome(run: GateRun, label: str) -> None:

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.observe.resources import ResourceSampler, ServiceUsage
 from harness.probes.accounting import probe_cost, probe_injection
-from harness.probes.breaker import BreakerConfig, breaker_state, probe_breaker
+from harness.probes.breaker import BreakerConfig, probe_breaker, wait_breakers_healed
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.practices import (
     probe_cache,
@@ -253,7 +251,11 @@ def run_gate(
         _experiments(experiments or [], stack, out_dir, report, progress)
         if spare_key is None:
             if experiments:
-                _wait_breakers_healed(stack, progress)
+                wait_breakers_healed(
+                    stack.endpoints.gateways,
+                    stack.spec.gateway.settings.breaker.recovery_timeout_s,
+                    progress,
+                )
             _rate_limit(gate, stack, stack.endpoints.api_key, report, progress)
 
     run = _run(report, stack_spec, out_dir, provider, progress, body)
@@ -288,27 +290,6 @@ def _rate_limit(
     )  # fmt: skip
     progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
     report.checks.append(check)
-
-
-def _wait_breakers_healed(stack: RunningStack, progress: Progress) -> None:
-    """Until no replica's primary breaker reads open (bounded by its recovery timeout): a fault
-    that opened it must not leave the next step to the fallback pool alone."""
-    recovery = stack.spec.gateway.settings.breaker.recovery_timeout_s
-    deadline = time.monotonic() + recovery + 15.0
-
-    def open_ones() -> list[str]:
-        try:
-            return [gw for gw in stack.endpoints.gateways if breaker_state(gw) == 2]
-        except httpx.HTTPError:  # a replica that does not answer: nothing to wait for here
-            return []
-
-    waiting = open_ones()
-    if waiting:
-        progress(f"  waiting for {len(waiting)} open breaker(s) to reach their recovery timeout "
-                 f"(up to {recovery:g}s)")  # fmt: skip
-    while waiting and time.monotonic() < deadline:
-        time.sleep(0.5)
-        waiting = open_ones()
 
 
 def _resource_check(usage: list[ServiceUsage]) -> CheckResult:

@@ -353,7 +353,7 @@ def _context(
     if accounts:
         start = min(a.t0_s for a in accounts)
     elif samples:
-        start = min(s.intended_s or s.sent_s for s in samples)
+        start = min(s.meant_s for s in samples)
     elif interrupted_s is not None and launched_s is not None:
         start = launched_s
     else:

@@ -60,6 +60,11 @@ class Sample:
         return self.error is None
 
     @property
+    def meant_s(self) -> float:
+        """When the request was meant to go: its intended time (open loop), else its send time."""
+        return self.intended_s if self.intended_s is not None else self.sent_s
+
+    @property
     def done_s(self) -> float:
         return self.sent_s + self.e2e_ms / 1000.0
 

@@ -46,7 +46,7 @@ def per_second(samples: Sequence[Sample], start_s: float, span_s: float) -> list
         ]
     sent = np.array([s.sent_s for s in samples])
     done = np.array([s.done_s for s in samples])
-    meant = np.array([s.intended_s if s.intended_s is not None else s.sent_s for s in samples])
+    meant = np.array([s.meant_s for s in samples])
     ok = np.array([s.ok for s in samples])
     tokens = np.array([s.tokens if s.ok else 0 for s in samples])
     b_sent, b_done, b_meant = (
@@ -118,7 +118,6 @@ def outcomes_per_second(
     n = max(1, math.ceil(span_s - 1e-9))
     rows = [dict.fromkeys((*OUTCOMES, "other"), 0) for _ in range(n)]
     for s in samples:
-        meant = s.intended_s if s.intended_s is not None else s.sent_s
-        i = min(max(math.floor(meant - start_s), 0), n - 1)
+        i = min(max(math.floor(s.meant_s - start_s), 0), n - 1)
         rows[i][outcome_of(s)] += 1
     return rows

@@ -15,12 +15,8 @@ from harness.load.samples import Sample
 from harness.measure.summary import LoadSummary, RunContext, summarize
 
 
-def meant_s(s: Sample) -> float:
-    return s.intended_s if s.intended_s is not None else s.sent_s
-
-
 def in_window(samples: Sequence[Sample], start_s: float, end_s: float) -> list[Sample]:
-    return [s for s in samples if start_s <= meant_s(s) < end_s]
+    return [s for s in samples if start_s <= s.meant_s < end_s]
 
 
 def summarize_window(
@@ -50,7 +46,7 @@ def phases(
     run_end = ctx.start_s + ctx.duration_s
     split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
     for s in samples:
-        meant = meant_s(s)
+        meant = s.meant_s
         if meant >= fault_end_s:
             split["after"].append(s)
         elif meant < fault_start_s and s.done_s < fault_start_s:

@@ -3,8 +3,8 @@ request's `usage.cost_usd` and `llm_cost_usd_total` agree with the tokens and th
 prompt-injection flagging (`llm_prompt_injection_detected_total` counts the pattern; the reject
 policy answers 400).
 
-Counters are read from every gateway replica's /metrics and summed, so it does not matter which
-replica nginx picked. The judging is pure (`judge_*`) and unit-tested on its own.
+Counters are read from every gateway replica's /metrics and summed (gateway_metrics.py), so it
+does not matter which replica nginx picked. The judging is pure (`judge_*`) and unit-tested.
 """
 
 from __future__ import annotations
@@ -14,51 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.verdict.checks import CheckResult
 
 TIMEOUT_S = 60.0
-Counters = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 Measured = dict[str, float | int | str | None]
-
-
-def parse_counters(texts: Sequence[str], names: Sequence[str]) -> Counters:
-    """Sum of each (sample name, labels) over several /metrics pages, for the given names."""
-    out: Counters = {}
-    for text in texts:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in names:
-                    key = (sample.name, tuple(sorted(sample.labels.items())))
-                    out[key] = out.get(key, 0.0) + float(sample.value)
-    return out
-
-
-def deltas(
-    before: Counters, after: Counters, name: str, label: str | None = None
-) -> dict[str, float]:
-    """How much `name` grew between two readings, by the value of `label` ("" without one)."""
-    out: dict[str, float] = {}
-    for key, value in after.items():
-        if key[0] != name:
-            continue
-        grew = value - before.get(key, 0.0)
-        if grew:
-            which = dict(key[1]).get(label, "") if label else ""
-            out[which] = out.get(which, 0.0) + grew
-    return out
-
-
-def read_counters(gateways: Sequence[str], names: Sequence[str]) -> Counters:
-    with httpx.Client(timeout=10.0) as http:
-        pages = []
-        for url in gateways:
-            r = http.get(f"{url}/metrics")
-            r.raise_for_status()
-            pages.append(r.text)
-    return parse_counters(pages, names)
 
 
 def _close(a: float, b: float) -> bool:

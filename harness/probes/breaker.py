@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.faults.toxiproxy import ToxiproxyClient
+from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.verdict.checks import CheckResult
 
@@ -37,12 +37,35 @@ class BreakerConfig:
 
 def breaker_state(gateway: str, pool: str = POOL) -> int | None:
     """The replica's breaker state for `pool` from its /metrics (None: no such gauge)."""
-    text = httpx.get(f"{gateway}/metrics", timeout=10.0).text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "llm_circuit_breaker_state" and s.labels.get("pool") == pool:
-                return int(s.value)
-    return None
+    name = "llm_circuit_breaker_state"
+    value = read_counters([gateway], (name,)).get((name, (("pool", pool),)))
+    return None if value is None else int(value)
+
+
+def _while_open(gateways: Sequence[str], deadline: float) -> list[str]:
+    """Poll /metrics (no request is spent) until no replica's breaker reads open, or the
+    deadline; returns the replicas still open."""
+    still = [gw for gw in gateways if breaker_state(gw) == 2]
+    while still and time.monotonic() < deadline:
+        time.sleep(0.25)
+        still = [gw for gw in still if breaker_state(gw) == 2]
+    return still
+
+
+def wait_breakers_healed(
+    gateways: Sequence[str], recovery_timeout_s: float, progress: Progress
+) -> None:
+    """Until no replica's primary breaker reads open (bounded by its recovery timeout): a fault
+    that opened it must not leave the next step to the fallback pool alone."""
+    deadline = time.monotonic() + recovery_timeout_s + 15.0
+    try:
+        open_now = [gw for gw in gateways if breaker_state(gw) == 2]
+        if open_now:
+            progress(f"  waiting for {len(open_now)} open breaker(s) to reach their recovery "
+                     f"timeout (up to {recovery_timeout_s:g}s)")  # fmt: skip
+            _while_open(open_now, deadline)
+    except httpx.HTTPError:  # a replica that does not answer: nothing to wait for there
+        return
 
 
 def _ask(http: httpx.Client, gateway: str) -> httpx.Response:
@@ -83,11 +106,8 @@ def _recover(
 ) -> float | None:
     """Wait (reading /metrics only) until the breaker reads half-open; one request must then be
     answered by the primary and close it. Returns seconds from open to half-open."""
-    deadline = opened + cfg.recovery_timeout_s + cfg.slack_s
+    _while_open([gateway], opened + cfg.recovery_timeout_s + cfg.slack_s)
     state = breaker_state(gateway)
-    while state == 2 and time.monotonic() < deadline:
-        time.sleep(0.25)
-        state = breaker_state(gateway)
     half_open_after = time.monotonic() - opened
     if state != 1:
         failures.append(f"{gateway}: {half_open_after:.1f}s after opening (recovery timeout "

@@ -119,21 +119,26 @@ def _charts(load: dict[str, Any] | None) -> list[str]:
     return [c for c in out if c]
 
 
+def _table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain table of escaped text cells ("" without rows)."""
+    e = html.escape
+    if not rows:
+        return ""
+    head = "".join(f"<th>{e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _experiments(report: RunReport) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(c)}</th>" for c in PHASE_COLUMNS)
     out = []
     for exp in report.experiments:
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>"
-            for row in phase_rows(exp)
-        )
         figure = experiment_figure(exp)
         out.append(
             f"<h3>{e(str(exp.get('title', 'experiment')))}</h3>"
             f"<p class=meta>{e(str(exp.get('file', '')))}</p>"
             + (f"<div class=chart>{figure}</div>" if figure else "")
-            + (f"<table><tr>{head}</tr>{rows}</table>" if rows else "")
+            + _table(PHASE_COLUMNS, phase_rows(exp))
         )
     return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
 
@@ -161,7 +166,6 @@ def _history(report: RunReport) -> str:
     runs = report.history
     if not runs:
         return ""
-    e = html.escape
     xs = [float(i) for i in range(len(runs))]
     ends = (f"{len(runs) - 1} runs ago" if len(runs) > 1 else "", "this run")
     charts = "".join(
@@ -170,12 +174,7 @@ def _history(report: RunReport) -> str:
         if (chart := svg_line_chart(title, xs, {f: series(runs, f) for f in figures}, unit,
                                     x_labels=ends, dots=True))
     )  # fmt: skip
-    head = "".join(f"<th>{e(c)}</th>" for c in HISTORY_COLUMNS)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>"
-        for row in history_rows(runs)
-    )
-    return f"<h2>History</h2>{charts}<table><tr>{head}</tr>{rows}</table>"
+    return f"<h2>History</h2>{charts}{_table(HISTORY_COLUMNS, history_rows(runs))}"
 
 
 def render_html(report: RunReport) -> str:

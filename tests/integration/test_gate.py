@@ -22,11 +22,21 @@ HARNESS = [sys.executable, "-m", "harness"]
 SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 
 
-def gate(tmp_path: Path, profile: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def gate(
+    tmp_path: Path, profile: str, *extra: str, gateway_settings: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`harness gate` on the simulated stack (its gateway settings updated with
+    `gateway_settings`), reports in tmp_path/out."""
     p = tmp_path / "profile.yaml"
     p.write_text(profile)
+    stack = SIM_STACK
+    if gateway_settings:
+        spec = yaml.safe_load(SIM_STACK.read_text())
+        spec["gateway"]["settings"].update(gateway_settings)
+        stack = tmp_path / "stack.yaml"
+        stack.write_text(yaml.safe_dump(spec))
     return subprocess.run(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out",
+        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
          str(tmp_path / "out"), *extra],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -55,21 +65,13 @@ def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
 def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     # A gateway that accepts no key at all fails the security probe: the gate must say so.
     # (It also refuses injection patterns, which the injection probe must accept as right.)
-    spec = yaml.safe_load(SIM_STACK.read_text())
-    spec["gateway"]["settings"].update(
-        auth={"enabled": False}, validation={"injection_policy": "reject"}
-    )
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(yaml.safe_dump(spec))
-    p = tmp_path / "profile.yaml"
-    p.write_text("kind: gate\nload: null\n")
-    r = subprocess.run(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack),
-         "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=300,
+    r = gate(
+        tmp_path, "kind: gate\nload: null\n",
+        gateway_settings={"auth": {"enabled": False},
+                          "validation": {"injection_policy": "reject"}},
     )  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
-    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
     sec = next(c for c in report["checks"] if c["category"] == "security")
     assert sec["outcome"] == "fail" and any("no key" in reason for reason in sec["reasons"])
     injection = next(c for c in report["checks"] if c["name"] == "prompt-injection flagging")
@@ -174,20 +176,13 @@ def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_pat
 def test_rate_limit_probe_spends_a_spare_key_before_the_load(tmp_path: Path) -> None:
     """With a second API key the rate-limit probe runs right after the probes on that key, and
     the load that follows (on the first key) meets no 429."""
-    spec = yaml.safe_load(SIM_STACK.read_text())
-    spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-gate", "sk-spare"]}
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(yaml.safe_dump(spec))
-    p = tmp_path / "profile.yaml"
-    p.write_text(
+    r = gate(
+        tmp_path,
         "kind: gate\nprobes: {breaker: false}\n"
-        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n",
+        "--no-history",
+        gateway_settings={"auth": {"api_keys": ["sk-gate", "sk-spare"]}},
     )
-    r = subprocess.run(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
-         str(tmp_path / "out"), "--no-history"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     names = [c["name"] for c in report["checks"]]
@@ -201,20 +196,13 @@ def test_with_one_key_the_rate_limit_probe_waits_for_the_experiment_to_heal(
 ) -> None:
     """The experiment opens the primary breakers (30 s recovery here); the rate-limit probe, last
     on the only key, must wait for them instead of flooding the fallback pool."""
-    spec = yaml.safe_load(SIM_STACK.read_text())
-    spec["gateway"]["settings"]["breaker"] = {"recovery_timeout_s": 30}
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(yaml.safe_dump(spec))
-    p = tmp_path / "profile.yaml"
     experiment = Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml"
-    p.write_text(
-        f"kind: gate\nprobes: {{breaker: false}}\nload: null\nexperiments: [{experiment}]\n"
+    r = gate(
+        tmp_path,
+        f"kind: gate\nprobes: {{breaker: false}}\nload: null\nexperiments: [{experiment}]\n",
+        "--no-history",
+        gateway_settings={"breaker": {"recovery_timeout_s": 30}},
     )
-    r = subprocess.run(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
-         str(tmp_path / "out"), "--no-history"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     # 10 requests in the fault over 2 replicas: at least one breaker (threshold 5) opened.
     assert re.search(r"waiting for [12] open breaker\(s\)", r.stdout), r.stdout[-3000:]
