@@ -29,6 +29,7 @@ from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
     from harness.pipeline import ExperimentFile, GateRun
+    from harness.spec.gate import GateSpec
 
 EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -203,6 +204,7 @@ def gate(
                 "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
             )])  # fmt: skip
     check_experiment_targets(experiments, stack_spec)
+    gate_spec = resolve_rule_tests(gate_spec, base, profile_path)
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
 
@@ -283,6 +285,21 @@ def report(
     typer.echo(render_markdown(stored))
     typer.echo("written: " + ", ".join(str(p) for p in written))
     raise typer.Exit(EXIT_CODES.get(stored.outcome, EXIT_CANNOT_RUN))
+
+
+def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) -> GateSpec:
+    """The policy's promtool tests, relative to the profile; a missing file is a config error."""
+    name = gate_spec.policy.alerts.rule_tests
+    if not name:
+        return gate_spec
+    path = (base / name).resolve()
+    if not path.is_file():
+        raise ConfigError(str(profile or "gate profile"), [ConfigProblem(
+            "policy.alerts.rule_tests", f"file not found: {path} (relative to the profile)",
+        )])  # fmt: skip
+    alerts = gate_spec.policy.alerts.model_copy(update={"rule_tests": str(path)})
+    policy = gate_spec.policy.model_copy(update={"alerts": alerts})
+    return gate_spec.model_copy(update={"policy": policy})
 
 
 def load_experiments(paths: list[Path]) -> list[ExperimentFile]:
@@ -380,5 +397,10 @@ def main() -> None:
         if callable(show):
             show()
             sys.exit(EXIT_CANNOT_RUN)
-        raise
+        # A crash of the harness itself is "could not run" (2), never a verdict (1).
+        import traceback
+
+        traceback.print_exc()
+        err(f"error: the harness crashed ({type(exc).__name__}: {exc}); this is a bug")
+        sys.exit(EXIT_CANNOT_RUN)
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)

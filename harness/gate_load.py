@@ -1,57 +1,220 @@
-"""The gate's load step: one measured run against the stack's front door, judged by the SLOs."""
+"""The gate's load step: open-loop load at the stack's front door, looked at until every SLO is
+decided. Each look runs the profile's load once more and judges the pooled samples of every look
+so far; the sequential plan gives each look its share of the error rate, so looking several
+times does not make a wrong verdict more likely than the profile's confidence level allows.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.load.execute import measure_load
+from harness.load.report import LoadReport
+from harness.load.samples import Sample, read_samples
 from harness.load.target import from_endpoints
+from harness.measure.slo import Slo, parse_slos
+from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.spec.gate import GateSpec
+from harness.spec.load import LoadSpec, OpenLoop
 from harness.stack import RunningStack
-from harness.verdict.checks import CheckResult
+from harness.verdict.checks import CheckResult, Outcome
+from harness.verdict.confidence import Decision, judge_proportion
+from harness.verdict.sequential import SequentialPlan
+from harness.verdict.slo import SloJudgement, judge_slo
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Look:
+    """One look at the load step: how long it has run, how many samples, what is decided."""
+
+    look: int
+    duration_s: float
+    requests: int
+    alpha: float
+    undecided: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GateLoad:
+    checks: list[CheckResult]
+    report: dict[str, Any]
+    looks: list[Look]
+
+
+def _pooled_summary(
+    spec: LoadSpec, reports: list[LoadReport], samples: list[Sample]
+) -> LoadSummary:
+    """The summary of every look's samples together, as if they were one run."""
+    first = reports[0].summary
+    gens = [r.summary.generator for r in reports]
+    expected = [g.expected_requests for g in gens if g.expected_requests is not None]
+    ctx = RunContext(
+        start_s=first.window.start_s,
+        duration_s=sum(r.summary.window.duration_s for r in reports),
+        open_loop=isinstance(spec.load, OpenLoop),
+        arrival=first.generator.arrival,
+        expected_requests=sum(expected) if expected else None,
+        max_send_lag_ms=spec.load.max_send_lag_ms if isinstance(spec.load, OpenLoop) else 50.0,
+        slos=spec.slos,
+        workers_expected=0,  # each look's workers were accounted for in its own validity
+    )
+    return summarize(samples, ctx)
+
+
+def _share_judgement(
+    name: str, k: int, n: int, op: str, threshold: float, alpha: float
+) -> SloJudgement:
+    j = judge_proportion(k, n, op, threshold, alpha)  # type: ignore[arg-type]
+    i = j.interval
+    return SloJudgement(
+        name, j.decision, j.reason, i.n, i.estimate, i.lower, i.upper, j.samples_needed
+    )
+
+
+def _judge_all(
+    gate: GateSpec,
+    slos: list[Slo],
+    samples: list[Sample],
+    summary: LoadSummary,
+    alpha: float,
+) -> dict[str, SloJudgement]:
+    out: dict[str, SloJudgement] = {}
+    for slo in slos:
+        if slo.scope == "aggregate":
+            out[f"SLO {slo.expr}"] = judge_slo(slo, samples, summary, alpha)
+    per_request = [s.expr for s in slos if s.scope == "request"]
+    policy = gate.policy
+    if per_request:
+        out["goodput: " + ", ".join(per_request)] = _share_judgement(
+            f"goodput>={policy.min_goodput:g}", summary.goodput.meeting, summary.counts.total,
+            ">=", policy.min_goodput, alpha,
+        )  # fmt: skip
+    answered = [s for s in samples if s.status > 0]
+    primary = sum(1 for s in answered if (s.x_served_by or "").lower() == "primary")
+    out["served by the primary pool"] = _share_judgement(
+        f"primary_share>={policy.min_primary_share:g}", primary, len(answered), ">=",
+        policy.min_primary_share, alpha,
+    )  # fmt: skip
+    return out
+
+
+def _decided(d: Decision) -> bool:
+    return d != "inconclusive"
+
+
+def _check(name: str, j: SloJudgement, gate: GateSpec, looks: int) -> CheckResult:
+    outcome: Outcome
+    reasons = [j.reason]
+    if j.decision == "inconclusive":
+        warn_only = name.removeprefix("SLO ") in gate.confidence.warn_only
+        outcome = "warn" if warn_only else gate.confidence.inconclusive_is
+        reasons.append(
+            f"inconclusive after {looks} look(s) ({j.n} samples)"
+            + (f"; about {j.samples_needed} would decide" if j.samples_needed else "")
+        )
+    else:
+        outcome = j.decision
+    category = "slo" if name.startswith(("SLO ", "goodput")) else "load"
+    return CheckResult(
+        name=name,
+        category=category,
+        outcome=outcome,
+        reasons=reasons,
+        measured={
+            "decision": j.decision, "n": j.n, "estimate": j.estimate, "lower": j.lower,
+            "upper": j.upper, "looks": looks,
+        },
+    )  # fmt: skip
+
+
+def _validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
+    total = sum(r.summary.counts.total for r in reports)
+    last = reports[-1].summary.generator
+    measured: dict[str, float | int | str | None] = {
+        "requests": total,
+        "looks": len(reports),
+        "offered_rate_rps": last.offered_rate_rps,
+        "achieved_rate_rps": last.achieved_rate_rps,
+        "send_lag_p99_ms": max(
+            (p99 for r in reports if (lag := r.summary.generator.send_lag_ms) and
+             (p99 := lag.p99) is not None), default=None,
+        ),
+    }  # fmt: skip
+    invalid = [
+        (i, r.summary.validity) for i, r in enumerate(reports, 1) if not r.summary.validity.valid
+    ]
+    if not invalid:
+        warnings = [w for r in reports for w in r.summary.validity.warnings]
+        return CheckResult(
+            name="load generator kept its schedule", category="load", outcome="pass",
+            reasons=[f"{total} requests in {len(reports)} look(s), {last.achieved_rate_rps:.2f} "
+                     f"req/s achieved of {last.offered_rate_rps} offered", *warnings],
+            measured=measured,
+        )  # fmt: skip
+    return CheckResult(
+        name="load generator kept its schedule", category="load",
+        outcome="fail" if gate.invalid_load_is == "fail" else "warn",
+        reasons=["the run is invalid, its latencies cannot be trusted",
+                 *(f"look {i}: {reason}" for i, v in invalid for reason in v.reasons)],
+        measured=measured,
+    )  # fmt: skip
+
+
+def max_looks(gate: GateSpec) -> int:
+    assert gate.load is not None
+    extra = gate.confidence.max_duration_s / gate.load.duration_s
+    return max(1, math.floor(extra + 1e-9))
 
 
 def run_gate_load(
-    gate: GateSpec, stack: RunningStack, run_dir: Path, progress: Callable[[str], None]
-) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Run the profile's load with the gate's SLOs; one check for validity, one per SLO."""
+    gate: GateSpec, stack: RunningStack, run_dir: Path, progress: Progress
+) -> GateLoad:
+    """Run the profile's load, look after look, until every SLO is decided or time is up."""
     assert gate.load is not None
-    slos = tuple(dict.fromkeys((*gate.load.slos, *gate.slos)))  # keep order, drop repeats
-    spec = gate.load.model_copy(update={"slos": slos})
-    report = measure_load(spec, from_endpoints(stack.endpoints), run_dir, progress)
-    summary = report.summary
-    checks: list[CheckResult] = []
-
-    validity = summary.validity
-    gen = summary.generator
-    measured: dict[str, float | int | str | None] = {
-        "requests": summary.counts.total,
-        "offered_rate_rps": gen.offered_rate_rps,
-        "achieved_rate_rps": gen.achieved_rate_rps,
-        "send_lag_p99_ms": gen.send_lag_ms.p99 if gen.send_lag_ms else None,
-    }
-    if validity.valid:
-        checks.append(CheckResult(
-            name="load generator kept its schedule", category="load", outcome="pass",
-            reasons=[f"{summary.counts.total} requests, {gen.achieved_rate_rps} req/s achieved "
-                     f"of {gen.offered_rate_rps} offered", *validity.warnings],
-            measured=measured,
-        ))  # fmt: skip
-    else:
-        checks.append(CheckResult(
-            name="load generator kept its schedule", category="load",
-            outcome="fail" if gate.invalid_load_is == "fail" else "warn",
-            reasons=["the run is invalid, its latencies cannot be trusted", *validity.reasons],
-            measured=measured,
-        ))  # fmt: skip
-    for slo in summary.slo_checks:
-        checks.append(CheckResult(
-            name=f"SLO {slo.expr}", category="slo", outcome="pass" if slo.passed else "fail",
-            reasons=[slo.reason], measured={"observed": slo.observed},
-        ))  # fmt: skip
+    exprs = tuple(dict.fromkeys((*gate.load.slos, *gate.slos)))  # keep order, drop repeats
+    spec = gate.load.model_copy(update={"slos": exprs})
+    slos = parse_slos(exprs)
+    plan = SequentialPlan(alpha=1 - gate.confidence.level, max_looks=max_looks(gate))
+    target = from_endpoints(stack.endpoints)
+    reports: list[LoadReport] = []
+    samples: list[Sample] = []
+    decided: dict[str, SloJudgement] = {}
+    latest: dict[str, SloJudgement] = {}
+    looks: list[Look] = []
+    summary: LoadSummary | None = None
+    for k in range(1, plan.max_looks + 1):
+        look_dir = run_dir if plan.max_looks == 1 else run_dir / f"look-{k}"
+        report = measure_load(spec, target, look_dir, progress)
+        reports.append(report)
+        samples += read_samples(Path(report.samples_dir))
+        summary = _pooled_summary(spec, reports, samples)
+        alpha = plan.alpha_at(k)
+        for name, j in _judge_all(gate, slos, samples, summary, alpha).items():
+            latest[name] = j
+            if name not in decided and _decided(j.decision):
+                decided[name] = j
+        undecided = [n for n in latest if n not in decided]
+        looks.append(Look(k, round(summary.window.duration_s, 2), len(samples), alpha, undecided))
+        if not report.summary.validity.valid or not undecided or k == plan.max_looks:
+            break
+        progress(
+            f"look {k}: {len(samples)} requests; undecided: {', '.join(undecided)}; "
+            f"running the load again ({spec.duration_s:g} s, look {k + 1} of at most "
+            f"{plan.max_looks})"
+        )
+    assert summary is not None
+    checks = [_validity_check(gate, reports)]
+    checks += [_check(name, decided.get(name, j), gate, len(looks)) for name, j in latest.items()]
     progress("load checks:")
     for c in checks:
         progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
-    return checks, report.model_dump(mode="json")
+    pooled = reports[-1].model_copy(update={"summary": summary, "samples_dir": str(run_dir)})
+    dumped = pooled.model_dump(mode="json")
+    dumped["looks"] = [vars(look) for look in looks]
+    return GateLoad(checks, dumped, looks)

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
-from harness.observe.resources import ResourceSampler, ServiceUsage
+from harness.observe.resources import ResourceSampler
+from harness.paths import STACK_DIR
 from harness.probes.accounting import probe_cost, probe_injection
 from harness.probes.breaker import BreakerConfig, probe_breaker, wait_breakers_healed
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
@@ -39,7 +40,9 @@ from harness.verdict.baseline import (
     same_stack,
     trend,
 )
-from harness.verdict.checks import CheckResult, overall_outcome
+from harness.verdict.checks import CheckResult, coverage_check, overall_outcome
+from harness.verdict.policy import judge_policy
+from harness.verdict.resources import judge_resources
 
 Progress = Callable[[str], None]
 
@@ -70,45 +73,60 @@ def _guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckRe
 
 
 def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[CheckResult]:
+    """The probes' expectations come from the policy; the candidate's settings only say what to
+    send (its keys, its injection patterns, its prices) and how long to wait for it to heal."""
     ep = stack.endpoints
+    policy = gate.policy
     settings = stack.spec.gateway.settings
     validation = settings.validation
     plan: list[tuple[bool, str, str, Callable[[], CheckResult]]] = [
         (gate.probes.streaming, "streamed completion", "stack",
-         lambda: probe_streaming(ep.nginx, ep.api_key)),
+         lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming)),
         (gate.probes.security, "authentication and input validation", "security",
-         lambda: probe_security(ep.nginx, ep.api_key, validation.max_prompt_chars)),
+         lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
         (gate.probes.injection, "prompt-injection flagging", "security",
          lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
                                  validation.injection_patterns, validation.injection_policy)),
-        (gate.probes.cache, "response cache", "cache", lambda: probe_cache(ep.nginx, ep.api_key)),
+        (gate.probes.cache, "response cache", "cache",
+         lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
         (gate.probes.cost, "cost accounting", "cost",
          lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
                             settings.cost.price_per_1k_tokens)),
         (gate.probes.monitoring, "metrics and alert rules", "monitoring",
-         lambda: probe_monitoring(ep.prometheus)),
+         lambda: probe_monitoring(ep.prometheus, policy, stack.spec.gateway.replicas)),
         (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
-         probe_alert_rule_tests),
+         lambda: probe_alert_rule_tests(stack.run_dir / "config" / "alerts.yml",
+                                        gate_rule_tests(gate))),
         (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
          lambda: probe_breaker(
              ep.gateways, ep.api_key, ep.toxiproxy,
              sorted(p for p in ep.proxies if p.startswith("primary-")),
-             BreakerConfig(settings.breaker.failure_threshold,
-                           settings.breaker.recovery_timeout_s),
+             BreakerConfig(policy.breaker.failure_threshold,
+                           policy.breaker.recovery_timeout_s),
              progress,
          )),
     ]  # fmt: skip
     results = []
     for enabled, name, category, fn in plan:
         if not enabled:
-            results.append(CheckResult(name=name, category=category, outcome="skipped",
-                                       reasons=["disabled in the gate profile"]))  # fmt: skip
+            results.append(_disabled(name, category))
             continue
         result = _guarded(name, category, fn)
         progress(f"  {result.outcome.upper():5} {name}" + (f": {'; '.join(result.reasons)}"
                                                           if result.reasons else ""))  # fmt: skip
         results.append(result)
     return results
+
+
+def gate_rule_tests(gate: GateSpec) -> Path:
+    """The policy's promtool tests (a profile's path, resolved by the CLI); else the project's."""
+    name = gate.policy.alerts.rule_tests
+    return Path(name) if name else STACK_DIR / "prometheus" / "alerts_test.yml"
+
+
+def _disabled(name: str, category: str) -> CheckResult:
+    return CheckResult(name=name, category=category, outcome="skipped",
+                       reasons=["disabled in the gate profile"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,7 @@ def _run(
     provider: str | None,
     progress: Progress,
     body: Callable[[RunningStack], None],
+    key_checks: tuple[str, ...] = (),
 ) -> GateRun:
     """Bring the stack up, run `body`, and write the report whatever happens.
 
@@ -163,6 +182,7 @@ def _run(
     t0 = time.monotonic()
     paths = write_reports(report, out_dir)  # a report exists from the first second
     interrupted: BaseException | None = None
+    crashed: Exception | None = None
     try:
         progress(f"bringing the stack up ({provider or stack_spec.provider} provider)")
         with start_stack(
@@ -176,6 +196,11 @@ def _run(
             finally:
                 if stack.alerts is not None:
                     report.alerts = [n.payload for n in stack.alerts.notifications]
+        coverage = coverage_check(report.checks, key_checks)
+        if coverage.outcome != "pass":
+            progress(f"  {coverage.outcome.upper():5} {coverage.name}: "
+                     f"{'; '.join(coverage.reasons)}")  # fmt: skip
+        report.checks.append(coverage)
         report.outcome = (
             "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
         )
@@ -186,6 +211,10 @@ def _run(
     except HarnessError as exc:
         report.outcome = "error"
         report.errors.append(str(exc))
+    except Exception as exc:  # a crash of the harness: could not run, never a verdict
+        report.outcome = "error"
+        report.errors.append(f"the harness crashed: {type(exc).__name__}: {exc}")
+        crashed = exc
     finally:
         report.finished_at = now_iso()
         report.duration_s = round(time.monotonic() - t0, 2)
@@ -193,6 +222,8 @@ def _run(
         paths = write_reports(report, out_dir)
     if interrupted is not None:
         raise interrupted
+    if crashed is not None:
+        raise crashed  # after the report is written: the CLI prints it and exits 2
     return GateRun(report=report, out_dir=out_dir, paths=paths)
 
 
@@ -218,24 +249,28 @@ def run_gate(
     stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
 
     def body(stack: RunningStack) -> None:
+        policy = judge_policy(gate.policy, stack.spec)
+        progress(f"  {policy.outcome.upper():5} {policy.name}: {'; '.join(policy.reasons)}")
+        report.checks.append(policy)
         progress("probes:")
         report.checks.extend(_probes(gate, stack, progress))
         # The rate-limit probe spends a key's budget for the minute: with a key nothing else of
         # the gate uses it runs now, otherwise last, once the experiments' faults have healed.
         spare_key = _spare_key(stack)
         if spare_key is not None:
-            _rate_limit(gate, stack, spare_key, report, progress)
+            _rate_limit(gate, stack, spare_key, report, progress, fresh_key=True)
         write_reports(report, out_dir)
         if gate.load is not None:
             from harness.gate_load import run_gate_load
 
             sampler = ResourceSampler(stack.services).start()
             try:
-                checks, load_report = run_gate_load(gate, stack, out_dir / "load", progress)
+                gate_load = run_gate_load(gate, stack, out_dir / "load", progress)
             finally:
                 usage = sampler.stop()
                 report.resources = [u.model_dump() for u in usage]
-            resources = _resource_check(usage)
+            checks, load_report = gate_load.checks, gate_load.report
+            resources = judge_resources(usage, gate.policy.resources)
             progress(f"  {resources.outcome.upper():5} {resources.name}: {resources.reasons[0]}")
             report.checks.append(resources)
             report.load = load_report
@@ -256,9 +291,9 @@ def run_gate(
                     stack.spec.gateway.settings.breaker.recovery_timeout_s,
                     progress,
                 )
-            _rate_limit(gate, stack, stack.endpoints.api_key, report, progress)
+            _rate_limit(gate, stack, stack.endpoints.api_key, report, progress, fresh_key=False)
 
-    run = _run(report, stack_spec, out_dir, provider, progress, body)
+    run = _run(report, stack_spec, out_dir, provider, progress, body, gate.key_checks)
     if history is not None and report.outcome in ("passed", "failed") and report.load:
         append_history(history, _history_record(gate, report, stack_key))
     return run
@@ -279,37 +314,23 @@ def _spare_key(stack: RunningStack) -> str | None:
 
 
 def _rate_limit(
-    gate: GateSpec, stack: RunningStack, key: str, report: RunReport, progress: Progress
-) -> None:
-    limits = stack.spec.gateway.settings.rate_limit
-    if not (gate.probes.rate_limit and limits.enabled):
+    gate: GateSpec, stack: RunningStack, key: str, report: RunReport, progress: Progress,
+    *, fresh_key: bool,
+) -> None:  # fmt: skip
+    """The policy's budget is probed whatever the candidate declares: a candidate with its
+    limiter off fails here, not skips."""
+    if not gate.probes.rate_limit:
+        report.checks.append(_disabled("rate limit per API key", "rate-limit"))
         return
+    limits = stack.spec.gateway.settings.rate_limit
+    declared = limits.requests_per_minute if limits.enabled else None
     check = _guarded(
         "rate limit per API key", "rate-limit",
-        lambda: probe_rate_limit(stack.endpoints.nginx, key, limits.requests_per_minute),
+        lambda: probe_rate_limit(stack.endpoints.nginx, key, gate.policy.rate_limit_per_minute,
+                                 declared=declared, fresh_key=fresh_key),
     )  # fmt: skip
     progress(f"  {check.outcome.upper():5} {check.name}: {'; '.join(check.reasons)}")
     report.checks.append(check)
-
-
-def _resource_check(usage: list[ServiceUsage]) -> CheckResult:
-    """Informational: what each service used during the load (PRACTICES.md's checklist)."""
-    measured = [u for u in usage if u.samples]
-    if not measured:
-        return CheckResult(
-            name="resource usage during load",
-            category="resources",
-            outcome="skipped",
-            reasons=["no host PIDs to sample (containers)"],
-        )
-    busiest = sorted(measured, key=lambda u: u.cpu_percent_mean or 0.0, reverse=True)[:3]
-    rss = sum(u.rss_mb_max or 0.0 for u in measured)
-    return CheckResult(
-        name="resource usage during load", category="resources", outcome="pass",
-        reasons=["busiest: " + ", ".join(f"{u.service} {u.cpu_percent_mean}% CPU" for u in busiest)
-                 + f"; peak memory of all services {rss:.0f} MB"],
-        measured={"rss_mb_total": round(rss, 1), "services": len(measured)},
-    )  # fmt: skip
 
 
 def _regression_check(

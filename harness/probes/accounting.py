@@ -67,6 +67,13 @@ def judge_cost(
             )
         if not _close(counted, expected):
             failures.append(f"llm_cost_usd_total grew by {counted:.10g}, want {expected:.10g}")
+    # A request that used tokens and cost nothing is accounting that does not account.
+    if prompt + completion > 0:
+        if isinstance(cost, (int, float)) and cost <= 0:
+            failures.append(f"usage.cost_usd = {cost} for {prompt + completion} tokens: a zero "
+                            "cost (zero prices, or accounting off)")  # fmt: skip
+        if counted <= 0:
+            failures.append("llm_cost_usd_total did not grow")
     if completion_delta != completion:
         failures.append(
             f"llm_tokens_generated_total grew by {completion_delta:g}, want {completion}"

@@ -41,6 +41,8 @@ class StreamResult:
     total_s: float = 0.0
     error_body: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
+    # When each content chunk arrived, in seconds from the request's start.
+    chunk_times_s: list[float] = field(default_factory=list)
 
 
 def stream_chat(
@@ -73,8 +75,10 @@ def stream_chat(
             for choice in event.get("choices") or []:
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:
+                    now = time.perf_counter() - t0
+                    result.chunk_times_s.append(now)
                     if result.ttft_s is None:
-                        result.ttft_s = time.perf_counter() - t0
+                        result.ttft_s = now
                     result.text += piece
                     result.content_chunks += 1
     result.total_s = time.perf_counter() - t0

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 from harness.paths import STACK_DIR
+from harness.spec.policy import Policy
 from harness.tools import find_binary
 from harness.verdict.checks import CheckResult
-
-PRACTICES_METRICS = (
-    "llm_requests_total",
-    "llm_request_duration_seconds_bucket",
-    "llm_active_requests",
-    "llm_tokens_generated_total",
-    "llm_cache_hits_total",
-    "llm_memory_used_bytes",
-)
-PRACTICES_ALERTS = ("HighErrorRate", "SlowResponse", "GPUMemoryHigh")
 
 
 def _query(prom: str, expr: str) -> list[dict[str, object]]:
@@ -30,8 +23,14 @@ def _query(prom: str, expr: str) -> list[dict[str, object]]:
     return result
 
 
-def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
-    """Every target up; the gateway exports PRACTICES.md's metrics; the alert rules are loaded."""
+def probe_monitoring(
+    prometheus_url: str, policy: Policy | None = None, gateway_replicas: int | None = None,
+    settle_s: float = 5.0,
+) -> CheckResult:  # fmt: skip
+    """Every target up; every target the policy expects is there (one per gateway replica); the
+    gateways export the policy's metrics; the policy's alert rules are loaded and evaluate."""
+    policy = policy or Policy()
+    metrics, alerts = policy.monitoring.gateway_metrics, policy.alerts.required
     t0 = time.monotonic()
     failures: list[str] = []
     targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()["data"][
@@ -43,6 +42,15 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
         if t["health"] != "up"
     ]
     failures += [f"target down: {d}" for d in down]
+    jobs: dict[str, int] = {}
+    for t in targets:
+        job = str(t.get("labels", {}).get("job", t.get("scrapePool", "")))
+        jobs[job] = jobs.get(job, 0) + 1
+    failures += [f"no scrape target for job {j!r}" for j in policy.monitoring.jobs if j not in jobs]
+    if gateway_replicas is not None and jobs.get("gateway", 0) < gateway_replicas:
+        failures.append(
+            f"{jobs.get('gateway', 0)} gateway targets scraped, the stack runs {gateway_replicas}"
+        )
 
     # The gateway's counters appear after the first requests; allow a scrape or two.
     deadline = time.monotonic() + settle_s
@@ -53,7 +61,7 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
                 prometheus_url, 'count by (__name__) ({__name__=~"llm_.*", job="gateway"})'
             )
         }
-        missing = [m for m in PRACTICES_METRICS if m not in present]
+        missing = [m for m in metrics if m not in present]
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -61,7 +69,7 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
 
     rules = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {r["name"] for g in rules for r in g["rules"]}
-    failures += [f"alert rule {a} not loaded" for a in PRACTICES_ALERTS if a not in loaded]
+    failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]
     broken = [
         f"{r['name']}: {r.get('lastError')}"
         for g in rules
@@ -72,7 +80,8 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
     measured: dict[str, float | int | str | None] = {
         "targets": len(targets),
         "targets_down": len(down),
-        "practices_metrics_present": len(PRACTICES_METRICS) - len(missing),
+        "jobs": len(jobs),
+        "practices_metrics_present": len(metrics) - len(missing),
         "alert_rules_loaded": len(loaded),
     }
     check = CheckResult.from_reasons(
@@ -83,21 +92,30 @@ def probe_monitoring(prometheus_url: str, settle_s: float = 5.0) -> CheckResult:
     return check
 
 
-def probe_alert_rule_tests(rules_dir: Path = STACK_DIR / "prometheus") -> CheckResult:
-    """promtool's rule unit tests: each alert fires when it should and stays silent otherwise."""
+def probe_alert_rule_tests(
+    deployed_rules: Path, tests_file: Path = STACK_DIR / "prometheus" / "alerts_test.yml"
+) -> CheckResult:
+    """The policy's promtool unit tests, run against the rules the candidate deployed: each alert
+    fires when it should and stays silent otherwise."""
     t0 = time.monotonic()
     promtool = str(find_binary("promtool"))
-    run = subprocess.run(
-        [promtool, "test", "rules", "alerts_test.yml"],
-        cwd=rules_dir, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="harness-promtool-") as tmp:
+        tests = yaml.safe_load(tests_file.read_text(encoding="utf-8"))
+        tests["rule_files"] = [str(deployed_rules.resolve())]
+        copy = Path(tmp) / tests_file.name
+        copy.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
+        run = subprocess.run(
+            [promtool, "test", "rules", copy.name],
+            cwd=tmp, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
     out = (run.stdout + run.stderr).strip()
     failures = (
         [] if run.returncode == 0 else [line for line in out.splitlines() if line.strip()][-10:]
     )
     check = CheckResult.from_reasons(
-        "alert rule unit tests (promtool)", "monitoring", failures, {"exit_code": run.returncode},
-        "every alert fires and stays silent as specified",
+        "alert rule unit tests (promtool)", "monitoring", failures,
+        {"exit_code": run.returncode, "rules": str(deployed_rules), "tests": str(tests_file)},
+        f"the policy's tests ({tests_file.name}) pass on the deployed rules",
     )  # fmt: skip
     check.duration_s = round(time.monotonic() - t0, 3)
     return check

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import httpx
 
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
+from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
 
 TIMEOUT_S = 60.0
@@ -17,32 +19,64 @@ def _timed(check: CheckResult, t0: float) -> CheckResult:
     return check
 
 
-def probe_streaming(base_url: str, api_key: str) -> CheckResult:
-    """A streamed chat completion returns generated tokens, chunk by chunk, with a request id."""
+def judge_streaming(
+    chunk_times_s: list[float], total_s: float, policy: StreamingPolicy
+) -> tuple[list[str], dict[str, float | int | str | None]]:
+    """A stream streams when its chunks arrive spread over the answer, not all at once: the span
+    from the first content chunk to the last must be at least `min_spread` of the whole request
+    (a buffering proxy delivers everything at the end: a span near 0)."""
+    failures: list[str] = []
+    n = len(chunk_times_s)
+    gaps = [b - a for a, b in itertools.pairwise(chunk_times_s)]
+    span = chunk_times_s[-1] - chunk_times_s[0] if n >= 2 else 0.0
+    spread = span / total_s if total_s > 0 else 0.0
+    measured: dict[str, float | int | str | None] = {
+        "content_chunks": n,
+        "first_chunk_ms": round(chunk_times_s[0] * 1000, 1) if n else None,
+        "last_chunk_ms": round(chunk_times_s[-1] * 1000, 1) if n else None,
+        "spread": round(spread, 3),
+        "gap_p50_ms": round(sorted(gaps)[len(gaps) // 2] * 1000, 2) if gaps else None,
+        "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
+    }
+    if n < policy.min_chunks:
+        failures.append(f"{n} content chunks streamed, want at least {policy.min_chunks}")
+    elif spread < policy.min_spread:
+        failures.append(
+            f"chunks arrived together: first at {measured['first_chunk_ms']} ms, last at "
+            f"{measured['last_chunk_ms']} ms of {total_s * 1000:.0f} ms "
+            f"(spread {spread:.2f}, policy at least {policy.min_spread:g}): the stream is buffered"
+        )
+    return failures, measured
+
+
+def probe_streaming(
+    base_url: str, api_key: str, policy: StreamingPolicy | None = None
+) -> CheckResult:
+    """A streamed chat completion returns generated tokens chunk by chunk, spread over time."""
+    policy = policy or StreamingPolicy()
     t0 = time.monotonic()
     failures: list[str] = []
     r = stream_chat(
         base_url, api_key, chat_body(unique_prompt("Name three colours."), max_tokens=24)
     )
+    measured: dict[str, float | int | str | None] = {"status": r.status}
     if r.status != 200:
         failures.append(f"status {r.status}, want 200: {r.error_body}")
     else:
-        if r.content_chunks < 2:
-            failures.append(f"{r.content_chunks} content chunks streamed, want at least 2")
         if not r.text.strip():
             failures.append("no generated text")
         if not r.headers.get("x-request-id"):
             failures.append("no X-Request-Id header")
-    measured: dict[str, float | int | str | None] = {
-        "status": r.status,
-        "content_chunks": r.content_chunks,
-        "ttft_ms": round(r.ttft_s * 1000, 1) if r.ttft_s is not None else None,
-        "served_by": r.headers.get("x-served-by"),
-    }
+        found, figures = judge_streaming(r.chunk_times_s, r.total_s, policy)
+        failures += found
+        measured |= figures
+    measured["served_by"] = r.headers.get("x-served-by")
     return _timed(
         CheckResult.from_reasons(
             "streamed completion", "stack", failures, measured,
-            f"{r.content_chunks} chunks, first after {measured['ttft_ms']} ms",
+            f"{r.content_chunks} chunks from {measured.get('first_chunk_ms')} to "
+            f"{measured.get('last_chunk_ms')} ms (spread {measured.get('spread')}), "
+            f"gaps p50 {measured.get('gap_p50_ms')} ms",
         ),
         t0,
     )  # fmt: skip
@@ -88,8 +122,9 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
     )  # fmt: skip
 
 
-def probe_cache(base_url: str, api_key: str) -> CheckResult:
-    """The same deterministic request twice: X-Cache miss then hit, and the hit is faster."""
+def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> CheckResult:
+    """The same deterministic request twice: X-Cache miss then hit, and the hit at least
+    `hit_speedup` times faster than the miss (a label alone proves nothing)."""
     t0 = time.monotonic()
     body = chat_body(unique_prompt("Say one word."), max_tokens=16, temperature=0)
     failures: list[str] = []
@@ -106,25 +141,67 @@ def probe_cache(base_url: str, api_key: str) -> CheckResult:
     if caches != ["miss", "hit"]:
         failures.append(f"X-Cache was {caches}, want ['miss', 'hit']")
     speedup = times[0] / times[1] if len(times) == 2 and times[1] > 0 else None
+    if speedup is not None and speedup < hit_speedup:
+        failures.append(
+            f"the hit took {times[1] * 1000:.1f} ms, the miss {times[0] * 1000:.1f} ms: "
+            f"{speedup:.1f}x faster, policy at least {hit_speedup:g}x"
+        )
     measured: dict[str, float | int | str | None] = {
         "miss_ms": round(times[0] * 1000, 1),
         "hit_ms": round(times[1] * 1000, 1) if len(times) > 1 else None,
         "speedup": round(speedup, 1) if speedup else None,
+        "speedup_wanted": hit_speedup,
     }
     return _timed(
         CheckResult.from_reasons("response cache", "cache", failures, measured,
-                                 f"miss then hit, {measured['speedup']}x faster"),
+                                 f"miss then hit, {measured['speedup']}x faster "
+                                 f"(policy {hit_speedup:g}x)"),
         t0,
     )  # fmt: skip
 
 
-def probe_rate_limit(base_url: str, api_key: str, per_minute: int) -> CheckResult:
-    """More than a minute's budget at once with one key: at most `per_minute` succeed, the rest
-    get 429 with Retry-After and a JSON error. Spends the key's budget: run it last."""
+def judge_rate_limit(
+    codes: list[int], budget: int, declared: int | None, fresh_key: bool
+) -> list[str]:
+    """The limiter admits at most the policy's budget, and on a key nothing has used yet exactly
+    what the candidate declares (when that is within the policy): one request more or less is a
+    limiter that does not do what it says."""
+    ok, limited = codes.count(200), codes.count(429)
+    failures: list[str] = []
+    if ok > budget:
+        failures.append(f"{ok} of {len(codes)} requests admitted at once, policy {budget}/minute")
+    elif fresh_key and declared is not None and declared <= budget and ok != declared:
+        failures.append(f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
+                        f"declares {declared}/minute")  # fmt: skip
+    if not limited:
+        failures.append(f"no 429 among {len(codes)} requests sent at once")
+    other = sorted({c for c in codes if c not in (200, 429)})
+    if other:
+        failures.append(f"unexpected statuses {other}")
+    return failures
+
+
+def _clear_of_minute_boundary(margin_s: float = 15.0) -> None:
+    """Limiters count per clock minute (a sliding window over two of them): a burst that straddles
+    a boundary is counted in both, so start it with `margin_s` left in the minute."""
+    into = time.time() % 60
+    if into > 60 - margin_s:
+        time.sleep(60 - into + 0.5)
+
+
+def probe_rate_limit(
+    base_url: str, api_key: str, per_minute: int, *, declared: int | None = None,
+    fresh_key: bool = False,
+) -> CheckResult:  # fmt: skip
+    """More than a minute's budget at once with one key: exactly the budget succeeds (at most the
+    policy's `per_minute`), the rest get 429 with Retry-After and a JSON error. Spends the key's
+    budget for the minute."""
     from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.monotonic()
     body = chat_body(unique_prompt("ok"), max_tokens=1, temperature=0)
+    if fresh_key:
+        _clear_of_minute_boundary()
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
 
         def one(_: int) -> httpx.Response:
@@ -137,26 +214,19 @@ def probe_rate_limit(base_url: str, api_key: str, per_minute: int) -> CheckResul
             responses += pool.map(one, range(per_minute + 19))
     codes = [r.status_code for r in responses]
     limited = [r for r in responses if r.status_code == 429]
-    failures: list[str] = []
-    # The gateway's sliding-window counter may admit a few more when the burst straddles a
-    # minute boundary; more than 10% over the limit is a limit that does not hold.
-    if codes.count(200) > per_minute * 1.1:
-        failures.append(f"{codes.count(200)} requests succeeded, limit is {per_minute}/minute")
-    if not limited:
-        failures.append(f"no 429 among {len(codes)} requests sent at once")
+    failures = judge_rate_limit(codes, per_minute, declared, fresh_key)
     if any(not r.headers.get("retry-after", "").isdigit() for r in limited):
         failures.append("a 429 without a Retry-After of whole seconds")
     if any("json" not in r.headers.get("content-type", "") for r in limited):
         failures.append("a 429 without a JSON error body")
-    other = sorted({c for c in codes if c not in (200, 429)})
-    if other:
-        failures.append(f"unexpected statuses {other}")
     measured: dict[str, float | int | str | None] = {
         "sent": len(codes), "ok": codes.count(200), "limited": len(limited),
-        "limit_per_minute": per_minute,
+        "limit_per_minute": per_minute, "declared_per_minute": declared,
+        "fresh_key": str(fresh_key).lower(),
     }  # fmt: skip
     return _timed(
         CheckResult.from_reasons("rate limit per API key", "rate-limit", failures, measured,
-                                 f"{len(limited)} of {len(codes)} refused with 429 + Retry-After"),
+                                 f"{codes.count(200)} admitted, {len(limited)} of {len(codes)} "
+                                 "refused with 429 + Retry-After"),
         t0,
     )  # fmt: skip

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from harness.spec.base import Strict
-from harness.spec.load import LoadSpec
+from harness.spec.load import LoadSpec, Seconds
+from harness.spec.policy import Policy
 
 
 class GateProbes(Strict):
@@ -55,6 +56,33 @@ class RegressionSpec(Strict):
     outcome: Literal["warn", "fail"] = "warn"
 
 
+class ConfidenceSpec(Strict):
+    """How sure a verdict must be. Percentile SLOs, shares and error rates are judged with
+    distribution-free confidence bounds; an undecided load step runs on, look after look."""
+
+    # Chance of a wrong pass (and, apart, of a wrong fail) over all looks together.
+    level: float = Field(0.95, gt=0.5, lt=1)
+    # The load step runs again (another `load.duration_s` each look) while an SLO is undecided,
+    # up to this long in all; 0: one look only.
+    max_duration_s: Seconds = Field(120.0, ge=0, le=86_400)
+    # What an SLO still undecided at the end means for the gate ...
+    inconclusive_is: Literal["warn", "fail"] = "fail"
+    # ... except these SLOs (as written in `slos`), which only warn: a p99 needs about 300
+    # requests for a bound at all, more than a short gate sends.
+    warn_only: tuple[str, ...] = ()
+
+    @field_validator("warn_only")
+    @classmethod
+    def _normalise(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from harness.measure.slo import parse_slo
+
+        return tuple(parse_slo(expr).expr for expr in v)
+
+
+# Checks a profile may name as key: skipped or missing, they make the gate unable to pass.
+DEFAULT_KEY_CHECKS = ("candidate's practices meet the policy",)
+
+
 class GateSpec(Strict):
     kind: Literal["gate"] = "gate"
     name: str = "default"
@@ -70,6 +98,11 @@ class GateSpec(Strict):
         "error_rate<=0.01",
     )
     regression: RegressionSpec = RegressionSpec()
+    # The practice values the candidate is judged against (PRACTICES.md by default).
+    policy: Policy = Policy()
+    confidence: ConfidenceSpec = ConfidenceSpec()
+    # Check names (or categories) that must run and pass: skipped, the gate cannot pass.
+    key_checks: tuple[str, ...] = DEFAULT_KEY_CHECKS
     # Chaos experiment files (relative to this file) run on the gate's stack after the load.
     experiments: tuple[str, ...] = ()
     # A run whose generator fell behind its schedule is invalid: fail the gate (or only warn).

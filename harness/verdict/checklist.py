@@ -21,6 +21,8 @@ class Item:
     stage: str
     text: str
     proves: Callable[[CheckResult], bool] | None  # None: not something a gate run can prove
+    # What the item needs beyond any one check (None: nothing); returns what is missing.
+    missing: Callable[[Sequence[CheckResult]], str | None] | None = None
 
 
 def _category(*names: str) -> Callable[[CheckResult], bool]:
@@ -31,13 +33,20 @@ def _latency(c: CheckResult) -> bool:
     return c.category == "slo" and "error_rate" not in c.name
 
 
+def _percentiles_judged(checks: Sequence[CheckResult]) -> str | None:
+    """p50, p95 and p99 must each be judged by a latency SLO that ran."""
+    names = [c.name for c in checks if _latency(c) and c.outcome != "skipped"]
+    absent = [p for p in ("p50", "p95", "p99") if not any(f"_{p}_" in n for n in names)]
+    return f"no latency SLO on {', '.join(absent)}" if absent else None
+
+
 def _error_rates(c: CheckResult) -> bool:
     return "error_rate" in c.name or (c.category == "alerts" and "HighErrorRate" in c.name)
 
 
 CHECKLIST: tuple[Item, ...] = (
     Item("pre-deployment", "Load testing (expected QPS)", _category("load")),
-    Item("pre-deployment", "Benchmark latency (p50, p95, p99)", _latency),
+    Item("pre-deployment", "Benchmark latency (p50, p95, p99)", _latency, _percentiles_judged),
     Item("pre-deployment", "Measure resource usage (GPU, RAM, CPU)", _category("resources")),
     Item("pre-deployment", "Test error handling", _category("chaos", "resilience", "rate-limit")),
     Item("pre-deployment", "Validate monitoring/alerts", _category("monitoring", "alerts")),
@@ -60,6 +69,7 @@ class ChecklistRow(BaseModel):
     item: str
     status: Status
     checks: list[str]  # names of the checks that bear on it, skipped ones included
+    note: str = ""  # why an item with passing checks is still not proven
 
     def proven_by(self) -> str:
         """The check names for a person: an experiment's checks ("title: expectation") become
@@ -67,10 +77,11 @@ class ChecklistRow(BaseModel):
         groups: dict[str, list[str]] = {}
         for name in self.checks:
             groups.setdefault(name.split(": ", 1)[0] if ": " in name else name, []).append(name)
-        return ", ".join(
+        text = ", ".join(
             names[0] if len(names) == 1 else f"{key} ({len(names)} checks)"
             for key, names in groups.items()
         )
+        return f"{text} ({self.note})" if self.note else text
 
 
 def checklist(checks: Sequence[CheckResult]) -> list[ChecklistRow]:
@@ -83,14 +94,15 @@ def checklist(checks: Sequence[CheckResult]) -> list[ChecklistRow]:
         mine = [c for c in checks if item.proves(c)]
         ran = [c for c in mine if c.outcome != "skipped"]
         status: Status
+        gap = item.missing(ran) if item.missing and ran else None
         if any(c.outcome in ("fail", "error") for c in ran):
             status = "failed"
         elif any(c.outcome == "warn" for c in ran):
             status = "warning"
-        elif ran:
+        elif ran and gap is None:
             status = "proven"
         else:
             status = "not checked"
         rows.append(ChecklistRow(stage=item.stage, item=item.text, status=status,
-                                 checks=[c.name for c in mine]))  # fmt: skip
+                                 checks=[c.name for c in mine], note=gap or ""))  # fmt: skip
     return rows

@@ -47,3 +47,25 @@ def overall_outcome(results: list[CheckResult]) -> Outcome:
         return "error"
     worst = max(results, key=lambda r: _SEVERITY[r.outcome])
     return "pass" if worst.outcome in ("pass", "skipped") else worst.outcome
+
+
+def coverage_check(results: list[CheckResult], key_checks: tuple[str, ...]) -> CheckResult:
+    """A gate in which nothing was judged, or a key check was skipped or missing, cannot pass."""
+    judged = [r for r in results if r.outcome != "skipped" and r.category != "stack"]
+    failures: list[str] = []
+    if not judged:
+        failures.append("nothing was judged: every check was skipped or disabled")
+    for key in key_checks:
+        mine = [r for r in results if key in (r.name, r.category)]
+        if not mine:
+            failures.append(f"key check {key!r} did not run")
+        elif all(r.outcome == "skipped" for r in mine):
+            why = "; ".join(dict.fromkeys(reason for r in mine for reason in r.reasons))
+            failures.append(f"key check {key!r} was skipped" + (f": {why}" if why else ""))
+    return CheckResult.from_reasons(
+        "key checks ran",
+        "verdict",
+        failures,
+        {"judged": len(judged), "key_checks": len(key_checks)},
+        f"{len(judged)} checks judged; key checks: {', '.join(key_checks) or 'none'}",
+    )

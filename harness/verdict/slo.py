@@ -1,0 +1,123 @@
+"""SLOs judged as claims from a sample: each percentile or share gets its sample size, the
+estimate and a distribution-free confidence bound, and the decision is pass, fail or inconclusive.
+
+Percentiles use order-statistic (binomial) bounds, shares and error rates Clopper-Pearson bounds
+(`confidence.py`). Figures with no such bound (means, maxima, rates per second) are judged on the
+estimate and say so. The load step looks at a growing sample several times; `alpha` is the error
+rate allowed at this look (the sequential plan splits the overall rate across the looks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.load.samples import Sample
+from harness.measure.slo import Slo
+from harness.measure.summary import LoadSummary
+from harness.verdict.confidence import Decision, judge_proportion, judge_quantile
+
+_PERCENTILE = re.compile(r"^(?P<dist>[a-z_]+)_p(?P<q>\d{2})_ms$")
+
+
+@dataclass(frozen=True)
+class SloJudgement:
+    expr: str
+    decision: Decision
+    reason: str
+    n: int
+    estimate: float | None
+    lower: float | None = None
+    upper: float | None = None
+    samples_needed: int | None = None
+
+
+def _from_intended(s: Sample, value: float | None) -> float | None:
+    lag = s.send_lag_ms or 0.0  # None in closed loop: no intended time
+    return None if value is None else value + lag
+
+
+def request_itl_ms(s: Sample) -> float | None:
+    """Inter-token latency of one request as guidellm and vLLM's bench define it: the time from
+    the first token to the last over the tokens after the first."""
+    if s.ttft_ms is None or s.tokens < 2:
+        return None
+    return (s.e2e_ms - s.ttft_ms) / (s.tokens - 1)
+
+
+# Per-request values behind each latency distribution the summary reports.
+_VALUES: dict[str, Callable[[Sample], Sequence[float | None]]] = {
+    "ttft": lambda s: [s.ttft_ms],
+    "e2e": lambda s: [s.e2e_ms],
+    "tpot": lambda s: [s.tpot_ms],
+    "itl": lambda s: [request_itl_ms(s)],
+    "token_gap": lambda s: s.itl_ms,
+    "ttft_from_intended": lambda s: [_from_intended(s, s.ttft_ms)],
+    "e2e_from_intended": lambda s: [_from_intended(s, s.e2e_ms)],
+}
+
+
+def distribution_values(dist: str, samples: Sequence[Sample]) -> list[float] | None:
+    """Every value of a distribution over the successful requests; None: not a per-request one."""
+    get = _VALUES.get(dist)
+    if get is None:
+        return None
+    return [v for s in samples if s.ok for v in get(s) if v is not None]
+
+
+def _proportion(
+    name: str, samples: Sequence[Sample], summary: LoadSummary
+) -> tuple[int, int] | None:
+    """(successes, n) behind a share the summary reports."""
+    answered = [s for s in samples if s.status > 0]
+    served = {"primary_share": "primary", "fallback_share": "fallback", "cache_share": "cache",
+              "degraded_share": "degraded"}  # fmt: skip
+    if name == "error_rate":
+        return sum(1 for s in samples if not s.ok), len(samples)
+    if name in served:
+        want = served[name]
+        return sum(1 for s in answered if (s.x_served_by or "").lower() == want), len(answered)
+    if name == "goodput":
+        return summary.goodput.meeting, summary.counts.total
+    if name == "cache_hit_rate":
+        c = summary.cache
+        return c.hits, c.hits + c.misses
+    return None
+
+
+def judge_slo(
+    slo: Slo, samples: Sequence[Sample], summary: LoadSummary, alpha: float
+) -> SloJudgement:
+    """One aggregate SLO against the pooled samples of the load step."""
+    m = _PERCENTILE.match(slo.metric)
+    if m:
+        values = distribution_values(m.group("dist"), samples)
+        if values is not None:
+            q = int(m.group("q")) / 100
+            j = judge_quantile(values, q, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
+            return SloJudgement(
+                slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
+                j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
+            )  # fmt: skip
+    prop = _proportion(slo.metric, samples, summary)
+    if prop is not None:
+        k, n = prop
+        j = judge_proportion(k, n, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
+        return SloJudgement(
+            slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
+            j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
+        )  # fmt: skip
+    observed = summary.metric(slo.metric)
+    n = summary.counts.total
+    if observed is None:
+        return SloJudgement(slo.expr, "inconclusive", f"{slo.metric} was not measured", n, None)
+    ok = slo.holds(observed)
+    return SloJudgement(
+        slo.expr,
+        "pass" if ok else "fail",
+        f"{slo.metric} = {observed:.4g} {'meets' if ok else 'violates'} {slo.op} "
+        f"{slo.threshold:g} (n={n}; a point estimate, no confidence bound for this figure)",
+        n,
+        observed,
+    )

@@ -1,0 +1,207 @@
+"""The gate's judging on exact numbers: policy against candidate, key checks, streaming spread,
+the rate limit's exact budget, zero cost, resource ceilings, the checklist's percentiles and
+SLOs judged with confidence bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.load.samples import Sample
+from harness.measure.slo import parse_slo
+from harness.measure.summary import RunContext, summarize
+from harness.observe.resources import ServiceUsage
+from harness.probes.accounting import judge_cost
+from harness.probes.practices import judge_rate_limit, judge_streaming
+from harness.spec.gate import GateSpec
+from harness.spec.policy import Policy, ResourcePolicy, StreamingPolicy
+from harness.spec.stack import StackSpec
+from harness.verdict.checklist import checklist
+from harness.verdict.checks import CheckResult, coverage_check
+from harness.verdict.policy import duration_s, judge_policy, policy_differences
+from harness.verdict.resources import judge_resources
+from harness.verdict.slo import judge_slo
+
+
+def candidate(**settings: object) -> StackSpec:
+    return StackSpec.model_validate({"gateway": {"settings": settings}})
+
+
+# --- policy against candidate -------------------------------------------------------------------
+
+
+def test_the_reference_stack_meets_the_default_policy() -> None:
+    check = judge_policy(Policy(), StackSpec())
+    assert check.outcome == "pass", check.reasons
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"rate_limit": {"requests_per_minute": 1000}},
+         "rate limit: candidate allows 1000/min per key, policy 100/min"),
+        ({"rate_limit": {"enabled": False}}, "rate limit: candidate disabled"),
+        ({"breaker": {"failure_threshold": 50}}, "circuit breaker: candidate opens after 50"),
+        ({"breaker": {"recovery_timeout_s": 5}}, "retries the pool after 5 s"),
+        ({"fallback": {"enabled": False}}, "fallback: candidate disabled"),
+        ({"fallback": {"fallback_max_tokens": 500}}, "fallback budget: candidate 500 tokens"),
+        ({"validation": {"max_prompt_chars": 100000}}, "maximum prompt length"),
+        ({"pii": {"enabled": False}}, "PII filtering: candidate disabled"),
+        ({"cache": {"enabled": False}}, "response cache: candidate disabled"),
+        ({"cache": {"ttl_s": 86400}}, "cache TTL: candidate 86400 s, policy at most 3600 s"),
+        ({"auth": {"enabled": False}}, "authentication: candidate off"),
+    ],
+)  # fmt: skip
+def test_a_weakened_practice_fails_with_the_difference_named(
+    settings: dict[str, object], named: str
+) -> None:
+    check = judge_policy(Policy(), candidate(**settings))
+    assert check.outcome == "fail"
+    assert any(named in r for r in check.reasons), check.reasons
+
+
+def test_a_stricter_candidate_passes_and_the_candidate_cannot_lower_the_bar() -> None:
+    strict = candidate(rate_limit={"requests_per_minute": 10}, breaker={"failure_threshold": 2})
+    assert policy_differences(Policy(), strict) == []
+    # The same generous limit passes only a policy that allows it: the profile decides.
+    generous = candidate(rate_limit={"requests_per_minute": 1000})
+    assert policy_differences(Policy(rate_limit_per_minute=1000), generous) == []
+
+
+def test_alert_rules_looser_than_the_policy_are_named() -> None:
+    stack = StackSpec.model_validate(
+        {"prometheus": {"error_rate_threshold": 0.5, "error_rate_for": "10m"}}
+    )
+    diffs = policy_differences(Policy(), stack)
+    assert "HighErrorRate threshold: candidate 0.5, policy at most 0.05" in diffs
+    assert "HighErrorRate `for`: candidate 10m, policy at most 2m" in diffs
+    assert duration_s("1h30m") == 5400 and duration_s("15s") == 15
+    with pytest.raises(ValueError):
+        duration_s("5 minutes")
+
+
+# --- a gate that can say no ------------------------------------------------------------------
+
+
+def check(name: str, outcome: str, category: str = "x") -> CheckResult:
+    return CheckResult(name=name, category=category, outcome=outcome, reasons=["why"])  # type: ignore[arg-type]
+
+
+def test_a_gate_in_which_nothing_was_judged_cannot_pass() -> None:
+    c = coverage_check([check("stack", "pass", "stack"), check("a", "skipped")], ())
+    assert c.outcome == "fail" and "nothing was judged" in c.reasons[0]
+
+
+def test_a_skipped_or_missing_key_check_fails_the_gate() -> None:
+    results = [check("a", "pass"), check("response cache", "skipped", "cache")]
+    c = coverage_check(results, ("response cache", "slo"))
+    assert c.outcome == "fail"
+    assert "key check 'response cache' was skipped: why" in c.reasons
+    assert "key check 'slo' did not run" in c.reasons
+    ok = coverage_check([check("a", "pass"), check("SLO x", "pass", "slo")], ("a", "slo"))
+    assert ok.outcome == "pass"
+
+
+def test_the_default_profile_names_its_key_checks() -> None:
+    from harness.paths import PROJECT_ROOT
+    from harness.spec.loader import load_yaml_model
+
+    gate = load_yaml_model(GateSpec, PROJECT_ROOT / "reports" / "profiles" / "default.yaml")
+    assert "rate limit per API key" in gate.key_checks and "slo" in gate.key_checks
+    assert gate.confidence.warn_only == ("ttft_p99_ms<=5000",)
+
+
+# --- evidence, not labels ---------------------------------------------------------------------
+
+
+def test_a_buffered_stream_fails_and_a_real_one_passes() -> None:
+    policy = StreamingPolicy()
+    streamed = [0.2 + 0.02 * i for i in range(24)]  # first chunk at 200 ms, then every 20 ms
+    assert judge_streaming(streamed, 0.7, policy)[0] == []
+    buffered = [0.69 + 0.0001 * i for i in range(24)]  # everything at the end
+    failures, measured = judge_streaming(buffered, 0.7, policy)
+    assert failures and "the stream is buffered" in failures[0]
+    assert measured["spread"] is not None and float(measured["spread"]) < 0.01
+    assert "content chunks streamed" in judge_streaming([0.1], 0.2, policy)[0][0]
+
+
+def test_the_rate_limit_admits_exactly_its_budget() -> None:
+    def codes(ok: int, total: int = 120) -> list[int]:
+        return [200] * ok + [429] * (total - ok)
+
+    assert judge_rate_limit(codes(100), 100, 100, fresh_key=True) == []
+    assert "101 of 120 requests admitted at once, policy 100/minute" in judge_rate_limit(
+        codes(101), 100, 100, fresh_key=True
+    )
+    # A key used earlier this minute has less left: fewer is fine, more never.
+    assert judge_rate_limit(codes(60), 100, 100, fresh_key=False) == []
+    assert "declares 100/minute" in judge_rate_limit(codes(99), 100, 100, fresh_key=True)[0]
+    # A candidate declaring 1000/min is held to the policy's 100.
+    assert judge_rate_limit(codes(120, 120), 100, 1000, fresh_key=True)[0].startswith("120 of")
+    assert "no 429" in judge_rate_limit(codes(120, 120), 100, 1000, fresh_key=True)[1]
+
+
+def test_a_zero_cost_fails_the_cost_check() -> None:
+    usage = {"prompt_tokens": 40, "completion_tokens": 8, "cost_usd": 0.0}
+    failures, _ = judge_cost(200, usage, {"m": 0.0}, 8, 40, {"default": 0.0})
+    assert any("a zero cost" in f for f in failures)
+    assert "llm_cost_usd_total did not grow" in failures
+
+
+def test_resource_ceilings_fail_by_service() -> None:
+    usage = [ServiceUsage(service="primary-0", samples=5, cpu_percent_mean=95, rss_mb_max=400),
+             ServiceUsage(service="nginx", samples=5, cpu_percent_mean=2, rss_mb_max=10)]  # fmt: skip
+    assert judge_resources(usage, ResourcePolicy()).outcome == "pass"
+    c = judge_resources(usage, ResourcePolicy(cpu_percent_max=80, rss_mb_max=300))
+    assert c.outcome == "fail"
+    assert c.reasons == ["primary-0: mean CPU 95% over the policy's 80%",
+                         "primary-0: peak memory 400 MB over the policy's 300 MB"]  # fmt: skip
+
+
+def test_the_latency_item_is_proven_only_when_p50_p95_and_p99_are_judged() -> None:
+    def latency(names: list[str]) -> str:
+        rows = checklist([check(f"SLO {n}", "pass", "slo") for n in names])
+        return next(r.status for r in rows if r.item.startswith("Benchmark latency"))
+
+    assert latency(["ttft_p95_ms<=1"]) == "not checked"
+    assert latency(["ttft_p50_ms<=1", "ttft_p95_ms<=1", "e2e_p99_ms<=1"]) == "proven"
+
+
+# --- SLOs judged with confidence -------------------------------------------------------------
+
+
+def samples_with_ttft(values: np.ndarray) -> list[Sample]:
+    return [
+        Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
+               intended_s=float(i), sent_s=float(i), e2e_ms=float(v) + 100, status=200,
+               ttft_ms=float(v), output_tokens=8, output_chunks=8, x_served_by="primary")
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+
+
+def judged(values: np.ndarray, expr: str) -> str:
+    samples = samples_with_ttft(values)
+    summary = summarize(samples, RunContext(start_s=0, duration_s=len(values), open_loop=True))
+    return judge_slo(parse_slo(expr), samples, summary, alpha=0.05).decision
+
+
+def test_a_p95_from_22_requests_is_not_a_pass() -> None:
+    rng = np.random.default_rng(1)
+    few = rng.lognormal(np.log(200), 0.3, 22)  # true p95 ~330 ms, far under 1000
+    assert judged(few, "ttft_p95_ms<=1000") == "inconclusive"  # 59 are needed for a bound
+    many = rng.lognormal(np.log(200), 0.3, 400)
+    assert judged(many, "ttft_p95_ms<=1000") == "pass"
+    assert judged(many, "ttft_p95_ms<=150") == "fail"
+
+
+def test_an_error_rate_and_a_share_are_judged_with_binomial_bounds() -> None:
+    samples = samples_with_ttft(np.full(200, 100.0))
+    for s in samples[:2]:
+        s.error, s.status = "status", 500
+    summary = summarize(samples, RunContext(start_s=0, duration_s=200, open_loop=True))
+    j = judge_slo(parse_slo("error_rate<=0.05"), samples, summary, alpha=0.05)
+    assert j.decision == "pass" and j.n == 200 and j.upper is not None and j.upper < 0.05
+    j = judge_slo(parse_slo("error_rate<=0.001"), samples, summary, alpha=0.05)
+    assert j.decision == "fail"
+    j = judge_slo(parse_slo("primary_share>=0.9"), samples, summary, alpha=0.05)
+    assert j.decision == "pass"
