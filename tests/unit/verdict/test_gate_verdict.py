@@ -149,8 +149,10 @@ def test_a_zero_cost_fails_the_cost_check() -> None:
 
 
 def test_resource_ceilings_fail_by_service() -> None:
-    usage = [ServiceUsage(service="primary-0", samples=5, cpu_percent_mean=95, rss_mb_max=400),
-             ServiceUsage(service="nginx", samples=5, cpu_percent_mean=2, rss_mb_max=10)]  # fmt: skip
+    usage = [
+        ServiceUsage(service="primary-0", samples=5, cpu_percent_mean=95, rss_mb_max=400),
+        ServiceUsage(service="nginx", samples=5, cpu_percent_mean=2, rss_mb_max=10),
+    ]
     assert judge_resources(usage, ResourcePolicy()).outcome == "pass"
     c = judge_resources(usage, ResourcePolicy(cpu_percent_max=80, rss_mb_max=300))
     assert c.outcome == "fail"
