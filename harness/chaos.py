@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,15 @@ from harness.load.clock import now
 from harness.load.runner import LoadRun, run_load
 from harness.load.target import from_endpoints
 from harness.measure.slo import parse_slo
-from harness.measure.summary import LoadSummary
+from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
+from harness.observe.live_rules import live_rules
 from harness.observe.webhook import AlertNotification, AlertReceiver
 from harness.spec.experiment import ExperimentSpec
 from harness.stack import RunningStack
 from harness.verdict.checks import CheckResult
+from harness.verdict.slo import judge_share
 
 Progress = Callable[[str], None]
 FIRST_SAMPLE_TIMEOUT_S = 90.0
@@ -82,23 +85,66 @@ def _wait_first_request(load: _BackgroundLoad) -> None:
         time.sleep(0.2)
 
 
+# Fewer requests than this meant for a phase prove nothing about it.
+MIN_PHASE_REQUESTS = 5
+# Phase expectations are one look each: a share is judged at this one-sided error rate.
+PHASE_ALPHA = 0.05
+
+
 def _phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list[CheckResult]:
+    """Each phase's expectations on its own requests: shares and error rates with binomial
+    bounds (a phase too short to decide warns with how many requests would), other figures on
+    the estimate; a phase with too few requests fails."""
     checks = []
     for phase, exprs in (("before", exp.expect.before), ("during", exp.expect.during),
                          ("after", exp.expect.after)):  # fmt: skip
         summary = summaries.get(phase)
+        n = summary.counts.total if summary is not None else 0
         for expr in exprs:
+            name = f"{exp.title}: {phase} the fault, {expr}"
+            if summary is None or n < MIN_PHASE_REQUESTS:
+                checks.append(CheckResult(
+                    name=name, category="chaos", outcome="fail",
+                    reasons=[f"{n} requests meant for this phase, at least {MIN_PHASE_REQUESTS} "
+                             "are needed to judge it"],
+                    measured={"requests": n},
+                ))  # fmt: skip
+                continue
             slo = parse_slo(expr)
-            observed = summary.metric(slo.metric) if summary is not None else None
-            result = slo.check(observed)
-            n = summary.counts.total if summary is not None else 0
+            judged = judge_share(slo, summary, PHASE_ALPHA)
+            if judged is None:
+                result = slo.check(summary.metric(slo.metric))
+                checks.append(CheckResult(
+                    name=name, category="chaos", outcome="pass" if result.passed else "fail",
+                    reasons=[f"{result.reason} ({n} requests meant for this phase)"],
+                    measured={"observed": result.observed, "requests": n},
+                ))  # fmt: skip
+                continue
+            reasons = [f"{judged.reason} ({n} requests meant for this phase)"]
+            if judged.decision == "inconclusive":
+                reasons.append("too few requests to decide at 95% confidence"
+                               + (f"; about {judged.samples_needed} would"
+                                  if judged.samples_needed else ""))  # fmt: skip
             checks.append(CheckResult(
-                name=f"{exp.title}: {phase} the fault, {expr}", category="chaos",
-                outcome="pass" if result.passed else "fail",
-                reasons=[f"{result.reason} ({n} requests meant for this phase)"],
-                measured={"observed": observed, "requests": n},
+                name=name, category="chaos",
+                outcome="warn" if judged.decision == "inconclusive" else judged.decision,
+                reasons=reasons,
+                measured={"observed": judged.estimate, "requests": n, "lower": judged.lower,
+                          "upper": judged.upper, "decision": judged.decision},
             ))  # fmt: skip
     return checks
+
+
+def _load_check(exp: ExperimentSpec, summary: LoadSummary) -> CheckResult:
+    """An experiment whose own load fell behind its schedule measured the client, not the stack."""
+    v = summary.validity
+    return CheckResult(
+        name=f"{exp.title}: load kept its schedule", category="chaos",
+        outcome="pass" if v.valid else "fail",
+        reasons=[f"{summary.counts.total} requests as scheduled", *v.warnings] if v.valid
+        else ["the experiment's load is invalid, its phases cannot be trusted", *v.reasons],
+        measured={"requests": summary.counts.total},
+    )  # fmt: skip
 
 
 def _notified(
@@ -185,6 +231,20 @@ def run_experiment(
     """Run one experiment; the fault is always undone, whatever happens meanwhile."""
     check_targets(exp.fault, set(stack.endpoints.proxies), set(stack.services), source)
     progress(f"experiment: {exp.title}")
+    with ExitStack() as live:
+        if exp.live_rules is not None:
+            names = live.enter_context(live_rules(
+                stack.endpoints.prometheus, stack.run_dir / "config" / "alerts.yml",
+                exp.live_rules.window, exp.live_rules.hold,
+            ))  # fmt: skip
+            progress(f"  live rules: {', '.join(names)} with {exp.live_rules.window} windows, "
+                     f"held {exp.live_rules.hold}")  # fmt: skip
+        return _run_experiment(exp, stack, run_dir, progress)
+
+
+def _run_experiment(
+    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress
+) -> ExperimentResult:
     load = _BackgroundLoad(exp, stack, run_dir, progress)
     load.start()
     result = ExperimentResult(spec=exp, checks=[])
@@ -220,7 +280,8 @@ def run_experiment(
     summaries = phases(run.samples, run.context, result.fault_start_s, result.fault_end_s)
     result.phases = {k: v.model_dump(mode="json", exclude={"timeseries"}) for k, v in
                      summaries.items()}  # fmt: skip
-    result.checks = _phase_checks(exp, summaries)
+    result.checks = [_load_check(exp, summarize(run.samples, run.context))]
+    result.checks += _phase_checks(exp, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)
     result.timeline = _timeline(run, result)
     for c in result.checks:

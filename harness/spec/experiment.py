@@ -80,6 +80,14 @@ def _default_load() -> LoadSpec:
     )
 
 
+class LiveRules(Strict):
+    """Load a short-window copy of the stack's deployed alert rules while the experiment runs, so
+    production-timed alerts can be proven to fire and resolve in minutes."""
+
+    window: str = Field("15s", pattern=r"^\d+(ms|s|m)$")  # every range selector, e.g. [5m]
+    hold: str = Field("5s", pattern=r"^\d+(ms|s|m)$")  # every `for:`
+
+
 class ExperimentSpec(Strict):
     kind: Literal["experiment"] = "experiment"
     title: str = Field(min_length=1)
@@ -92,6 +100,7 @@ class ExperimentSpec(Strict):
     fault_at_s: Seconds = Field(8.0, ge=0)
     fault_for_s: Seconds = Field(10.0, gt=0)
     expect: Expectations = Expectations()
+    live_rules: LiveRules | None = None
 
     @model_validator(mode="after")
     def _fault_inside_the_run(self) -> ExperimentSpec:

@@ -104,6 +104,12 @@ class AlertmanagerSpec(Strict):
     repeat_interval: str = "1h"
 
 
+class NginxSpec(Strict):
+    # Streams pass through unbuffered; `true` buffers them (and ignores X-Accel-Buffering), the
+    # misconfiguration that makes every token arrive at once.
+    buffering: bool = False
+
+
 ProxyTarget = Literal["primary", "fallback", "redis"]
 
 
@@ -119,6 +125,7 @@ class StackSpec(Strict):
     primary: ModelPool = ModelPool(replicas=2)
     fallback: ModelPool = ModelPool(replicas=1, server=LlamaCppServer(n_predict=50))
     gateway: GatewaySpec = GatewaySpec()
+    nginx: NginxSpec = NginxSpec()
     prometheus: PrometheusSpec = PrometheusSpec()
     alertmanager: AlertmanagerSpec = AlertmanagerSpec()
     toxiproxy: ToxiproxySpec = ToxiproxySpec()

@@ -199,7 +199,11 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
 
     nginx_conf = run_dir / "config" / "nginx.conf"
     files[nginx_conf] = render.render_nginx(
-        run_dir=run_dir, port=nginx_port, status_port=nginx_status_port, gateway_ports=gw_ports
+        run_dir=run_dir,
+        port=nginx_port,
+        status_port=nginx_status_port,
+        gateway_ports=gw_ports,
+        buffering=spec.nginx.buffering,
     )
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""

@@ -66,24 +66,34 @@ def distribution_values(dist: str, samples: Sequence[Sample]) -> list[float] | N
     return [v for s in samples if s.ok for v in get(s) if v is not None]
 
 
-def _proportion(
-    name: str, samples: Sequence[Sample], summary: LoadSummary
-) -> tuple[int, int] | None:
-    """(successes, n) behind a share the summary reports."""
-    answered = [s for s in samples if s.status > 0]
-    served = {"primary_share": "primary", "fallback_share": "fallback", "cache_share": "cache",
+def proportion(name: str, summary: LoadSummary) -> tuple[int, int] | None:
+    """(successes, n) behind a share or rate the summary reports; None: not a proportion."""
+    served = summary.served.counts
+    answered = sum(served.values())
+    shares = {"primary_share": "primary", "fallback_share": "fallback", "cache_share": "cache",
               "degraded_share": "degraded"}  # fmt: skip
     if name == "error_rate":
-        return sum(1 for s in samples if not s.ok), len(samples)
-    if name in served:
-        want = served[name]
-        return sum(1 for s in answered if (s.x_served_by or "").lower() == want), len(answered)
+        return summary.counts.errors, summary.counts.total
+    if name in shares:
+        return served.get(shares[name], 0), answered
     if name == "goodput":
         return summary.goodput.meeting, summary.counts.total
     if name == "cache_hit_rate":
-        c = summary.cache
-        return c.hits, c.hits + c.misses
+        return summary.cache.hits, summary.cache.hits + summary.cache.misses
     return None
+
+
+def judge_share(slo: Slo, summary: LoadSummary, alpha: float) -> SloJudgement | None:
+    """A share or rate SLO with Clopper-Pearson bounds; None when the metric is not one."""
+    prop = proportion(slo.metric, summary)
+    if prop is None:
+        return None
+    k, n = prop
+    j = judge_proportion(k, n, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
+    return SloJudgement(
+        slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
+        j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
+    )  # fmt: skip
 
 
 def judge_slo(
@@ -100,14 +110,9 @@ def judge_slo(
                 slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
                 j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
             )  # fmt: skip
-    prop = _proportion(slo.metric, samples, summary)
-    if prop is not None:
-        k, n = prop
-        j = judge_proportion(k, n, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
-        return SloJudgement(
-            slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
-            j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
-        )  # fmt: skip
+    share = judge_share(slo, summary, alpha)
+    if share is not None:
+        return share
     observed = summary.metric(slo.metric)
     n = summary.counts.total
     if observed is None:

@@ -207,3 +207,23 @@ def test_an_error_rate_and_a_share_are_judged_with_binomial_bounds() -> None:
     assert j.decision == "fail"
     j = judge_slo(parse_slo("primary_share>=0.9"), samples, summary, alpha=0.05)
     assert j.decision == "pass"
+
+
+# --- alerts proven live ----------------------------------------------------------------------
+
+
+def test_the_live_copy_of_the_rules_changes_only_windows_and_holds() -> None:
+    from harness.observe.live_rules import short_window_rules
+    from harness.spec.stack import PrometheusSpec
+    from harness.stack.render import alert_rules
+
+    deployed = alert_rules(PrometheusSpec())
+    short = short_window_rules(deployed, "15s", "5s")
+    (group,) = short["groups"]
+    assert group["name"] == "llm_alerts_gate_live"
+    for before, after in zip(deployed["groups"][0]["rules"], group["rules"], strict=True):
+        assert after["alert"] == before["alert"] and after["labels"] == before["labels"]
+        assert after["for"] == "5s"
+        assert "[5m]" not in after["expr"]
+        assert after["expr"] == before["expr"].replace("[5m]", "[15s]")
+    assert "> 0.05" in group["rules"][0]["expr"]  # thresholds untouched
