@@ -16,6 +16,7 @@ from harness.load.execute import measure_load
 from harness.load.report import LoadReport
 from harness.load.samples import Sample, read_samples
 from harness.load.target import from_endpoints
+from harness.measure.calibration import Calibration, resolve
 from harness.measure.slo import Slo, parse_slos
 from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.spec.gate import GateSpec
@@ -108,11 +109,17 @@ def _decided(d: Decision) -> bool:
     return d != "inconclusive"
 
 
-def _check(name: str, j: SloJudgement, gate: GateSpec, looks: int) -> CheckResult:
+def _check(
+    name: str, j: SloJudgement, gate: GateSpec, looks: int, written: dict[str, str]
+) -> CheckResult:
     outcome: Outcome
+    expr = name.removeprefix("SLO ")
     reasons = [j.reason]
+    if written.get(expr, expr) != expr:  # relative to the calibration
+        name = f"SLO {written[expr]}"
+        reasons.append(f"{written[expr]} of the calibration is {expr}")
     if j.decision == "inconclusive":
-        warn_only = name.removeprefix("SLO ") in gate.confidence.warn_only
+        warn_only = written.get(expr, expr).replace(" ", "") in gate.confidence.warn_only
         outcome = "warn" if warn_only else gate.confidence.inconclusive_is
         reasons.append(
             f"inconclusive after {looks} look(s) ({j.n} samples)"
@@ -173,11 +180,18 @@ def max_looks(gate: GateSpec) -> int:
 
 
 def run_gate_load(
-    gate: GateSpec, stack: RunningStack, run_dir: Path, progress: Progress
+    gate: GateSpec,
+    stack: RunningStack,
+    run_dir: Path,
+    progress: Progress,
+    calibration: Calibration | None = None,
 ) -> GateLoad:
-    """Run the profile's load, look after look, until every SLO is decided or time is up."""
+    """Run the profile's load, look after look, until every SLO is decided or time is up.
+    SLOs relative to the calibration are made absolute first (both forms are in the reasons)."""
     assert gate.load is not None
-    exprs = tuple(dict.fromkeys((*gate.load.slos, *gate.slos)))  # keep order, drop repeats
+    written = tuple(dict.fromkeys((*gate.load.slos, *gate.slos)))  # keep order, drop repeats
+    absolute = {resolve(e, calibration): e for e in written}
+    exprs = tuple(absolute)
     spec = gate.load.model_copy(update={"slos": exprs})
     slos = parse_slos(exprs)
     plan = SequentialPlan(alpha=1 - gate.confidence.level, max_looks=max_looks(gate))
@@ -210,7 +224,9 @@ def run_gate_load(
         )
     assert summary is not None
     checks = [_validity_check(gate, reports)]
-    checks += [_check(name, decided.get(name, j), gate, len(looks)) for name, j in latest.items()]
+    checks += [
+        _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
+    ]
     progress("load checks:")
     for c in checks:
         progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")

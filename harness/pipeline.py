@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.calibrate import calibrate
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.observe.resources import ResourceSampler
@@ -29,6 +30,7 @@ from harness.report.model import RunReport
 from harness.report.write import write_reports
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec
+from harness.spec.load import LoadSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
 from harness.verdict.baseline import (
@@ -249,6 +251,9 @@ def run_gate(
     stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
 
     def body(stack: RunningStack) -> None:
+        if gate.relative_slos():
+            report.calibration = calibrate(gate.load or LoadSpec(), out_dir / "calibration",
+                                           progress)  # fmt: skip
         policy = judge_policy(gate.policy, stack.spec)
         progress(f"  {policy.outcome.upper():5} {policy.name}: {'; '.join(policy.reasons)}")
         report.checks.append(policy)
@@ -265,7 +270,9 @@ def run_gate(
 
             sampler = ResourceSampler(stack.services).start()
             try:
-                gate_load = run_gate_load(gate, stack, out_dir / "load", progress)
+                gate_load = run_gate_load(
+                    gate, stack, out_dir / "load", progress, report.calibration
+                )
             finally:
                 usage = sampler.stop()
                 report.resources = [u.model_dump() for u in usage]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
+from harness.measure.calibration import Calibration
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
@@ -36,6 +37,8 @@ class RunReport(BaseModel):
     gate_spec: dict[str, Any] = Field(default_factory=dict)
     endpoints: dict[str, Any] | None = None
     startup_seconds: float | None = None
+    # This machine's speed with the pinned llama.cpp build, when the profile's SLOs are relative.
+    calibration: Calibration | None = None
     checks: list[CheckResult] = Field(default_factory=list)
     load: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, 
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
+from harness.report.verdict_figures import CONFIDENCE_COLUMNS, calibration_line, confidence_rows
 
 _COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df",
             "skipped": "#6e7781"}  # fmt: skip
@@ -147,6 +148,13 @@ _CHECKLIST_COLOURS = {"proven": "#1a7f37", "warning": "#9a6700", "failed": "#cf2
                       "not checked": "#6e7781", "outside the gate": "#6e7781"}  # fmt: skip
 
 
+def _confidence(report: RunReport) -> str:
+    rows = confidence_rows(report)
+    if not rows:
+        return ""
+    return f"<h2>How sure (95% confidence bounds)</h2>{_table(CONFIDENCE_COLUMNS, rows)}"
+
+
 def _checklist(report: RunReport) -> str:
     e = html.escape
     rows = "".join(
@@ -214,10 +222,12 @@ code, pre {{ font-size: 12px; white-space: pre-wrap; }}
 {report.duration_s or 0:.1f} s &middot; harness {e(report.harness_version)} &middot;
 commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("hostname", "")))}
 {f"&middot; stack up in {report.startup_seconds:.1f} s" if report.startup_seconds else ""}</p>
+{f"<p class=meta>{e(cal)}</p>" if (cal := calibration_line(report)) else ""}
 {f"<h2>Errors</h2><ul>{errors}</ul>" if errors else ""}
 <h2>Checks</h2>
 <table><tr><th>outcome</th><th>check</th><th>category</th><th>details</th><th>measured</th></tr>
 {rows}</table>
+{_confidence(report)}
 {_checklist(report)}
 {f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}
 {

@@ -9,6 +9,7 @@ from harness.report.experiment_figures import PHASE_COLUMNS, phase_rows
 from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
+from harness.report.verdict_figures import CONFIDENCE_COLUMNS, calibration_line, confidence_rows
 
 _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
@@ -41,12 +42,16 @@ def render_markdown(report: RunReport) -> str:
     ]
     if report.startup_seconds is not None:
         lines.append(f"- stack up in {report.startup_seconds:.1f} s")
+    if (cal := calibration_line(report)) is not None:
+        lines.append(f"- {cal}")
     if report.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report.errors]
     lines += _section(
         "Checks", ("outcome", "check", "category", "details"),
         ((_ICON[c.outcome], c.name, c.category, "; ".join(c.reasons)) for c in report.checks),
     )  # fmt: skip
+    if rows := confidence_rows(report):
+        lines += _section("How sure (95% confidence bounds)", CONFIDENCE_COLUMNS, rows)
     lines += _section(
         "Deployment checklist (PRACTICES.md)", ("stage", "item", "status", "proven by"),
         ((r.stage, r.item, r.status, r.proven_by()) for r in report.checklist),

@@ -74,9 +74,7 @@ class ConfidenceSpec(Strict):
     @field_validator("warn_only")
     @classmethod
     def _normalise(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from harness.measure.slo import parse_slo
-
-        return tuple(parse_slo(expr).expr for expr in v)
+        return tuple(expr.replace(" ", "") for expr in v)
 
 
 # Checks a profile may name as key: skipped or missing, they make the gate unable to pass.
@@ -111,8 +109,15 @@ class GateSpec(Strict):
     @field_validator("slos")
     @classmethod
     def _slos_parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from harness.measure.calibration import is_relative
         from harness.measure.slo import parse_slo
 
         for expr in v:
-            parse_slo(expr)
+            if not is_relative(expr):  # `ttft_p95_ms<=6x`: relative to the calibration
+                parse_slo(expr)
         return v
+
+    def relative_slos(self) -> bool:
+        from harness.measure.calibration import is_relative
+
+        return any(is_relative(e) for e in self.slos)
