@@ -28,7 +28,10 @@ def gate(
     """`harness gate` on the simulated stack (its gateway settings updated with
     `gateway_settings`), reports in tmp_path/out."""
     p = tmp_path / "profile.yaml"
-    p.write_text(profile)
+    # The policy is told the simulated stack's quick breaker recovery (4 s unless set here).
+    breaker = (gateway_settings or {}).get("breaker", {})
+    recovery = breaker.get("recovery_timeout_s", 4) if isinstance(breaker, dict) else 4
+    p.write_text(profile + f"policy: {{breaker: {{recovery_timeout_s: {recovery}}}}}\n")
     stack = SIM_STACK
     if gateway_settings:
         spec = yaml.safe_load(SIM_STACK.read_text())
@@ -129,6 +132,7 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     profile = (
         "kind: gate\nname: nightly\nprobes: {rate_limit: false}\n"
         "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 2}}\n"
+        "confidence: {max_duration_s: 0s, inconclusive_is: warn}\n"
     )
     r = gate(tmp_path, profile, "--history", str(history))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]  # regressions warn by default
@@ -179,7 +183,8 @@ def test_rate_limit_probe_spends_a_spare_key_before_the_load(tmp_path: Path) -> 
     r = gate(
         tmp_path,
         "kind: gate\nprobes: {breaker: false}\n"
-        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n",
+        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n"
+        "confidence: {max_duration_s: 0s, inconclusive_is: warn}\n",
         "--no-history",
         gateway_settings={"auth": {"api_keys": ["sk-gate", "sk-spare"]}},
     )
