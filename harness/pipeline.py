@@ -275,7 +275,7 @@ def run_gate(
                 )
             finally:
                 usage = sampler.stop()
-                report.resources = [u.model_dump() for u in usage]
+                report.resources = usage
             checks, load_report = gate_load.checks, gate_load.report
             resources = judge_resources(usage, gate.policy.resources)
             progress(f"  {resources.outcome.upper():5} {resources.name}: {resources.reasons[0]}")

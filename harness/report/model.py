@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
 from harness.measure.calibration import Calibration
+from harness.observe.resources import ServiceUsage
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
@@ -43,7 +44,7 @@ class RunReport(BaseModel):
     load: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = Field(default_factory=list)
     # CPU and peak memory of each service during the load step.
-    resources: list[dict[str, Any]] = Field(default_factory=list)
+    resources: list[ServiceUsage] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[dict[str, Any]] = Field(default_factory=list)
     # Key figures of the last runs in the history file and this one (last, `current`).

@@ -200,8 +200,8 @@ def render_html(report: RunReport) -> str:
     )
     charts = "".join(f"<div class=chart>{c}</div>" for c in _charts(report.load))
     resources = "".join(
-        f"<tr><td>{e(str(r.get('service')))}</td><td>{_fmt(r.get('cpu_percent_mean'))}</td>"
-        f"<td>{_fmt(r.get('cpu_percent_max'))}</td><td>{_fmt(r.get('rss_mb_max'))}</td></tr>"
+        f"<tr><td>{e(r.service)}</td><td>{_fmt(r.cpu_percent_mean)}</td>"
+        f"<td>{_fmt(r.cpu_percent_max)}</td><td>{_fmt(r.rss_mb_max)}</td></tr>"
         for r in report.resources
     )
     errors = "".join(f"<li><pre>{e(x)}</pre></li>" for x in report.errors)

@@ -59,8 +59,8 @@ def render_markdown(report: RunReport) -> str:
     if report.resources:
         lines += _section(
             "Resources during the load", ("service", "CPU % mean", "CPU % max", "peak RSS MB"),
-            ((r.get("service"), r.get("cpu_percent_mean"), r.get("cpu_percent_max"),
-              r.get("rss_mb_max")) for r in report.resources),
+            ((r.service, r.cpu_percent_mean, r.cpu_percent_max, r.rss_mb_max)
+             for r in report.resources),
         )  # fmt: skip
     figures = load_highlights(report.load)
     if figures:
