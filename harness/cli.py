@@ -24,14 +24,13 @@ from harness.errors import (
     StackError,
     ToolMissingError,
 )
+from harness.exit_codes import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, exit_code
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
     from harness.pipeline import ExperimentFile, GateRun
     from harness.spec.gate import GateSpec
-
-EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     name="harness",
@@ -260,7 +259,6 @@ def report(
     plots), print its summary, and exit with its exit code."""
     from pydantic import ValidationError
 
-    from harness.pipeline import EXIT_CODES
     from harness.report.model import RunReport
     from harness.report.render_text import render_markdown
     from harness.report.write import render_files, write_reports
@@ -284,7 +282,7 @@ def report(
         written = list(write_reports(stored, out).values())
     typer.echo(render_markdown(stored))
     typer.echo("written: " + ", ".join(str(p) for p in written))
-    raise typer.Exit(EXIT_CODES.get(stored.outcome, EXIT_CANNOT_RUN))
+    raise typer.Exit(exit_code(stored.outcome))
 
 
 def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) -> GateSpec:

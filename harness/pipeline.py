@@ -14,11 +14,13 @@ from typing import Any
 from harness.calibrate import calibrate
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
+from harness.exit_codes import exit_code
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
 from harness.probes.accounting import probe_cost, probe_injection
 from harness.probes.breaker import BreakerConfig, probe_breaker, wait_breakers_healed
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
+from harness.probes.pii import probe_pii
 from harness.probes.practices import (
     probe_cache,
     probe_rate_limit,
@@ -48,8 +50,6 @@ from harness.verdict.resources import judge_resources
 
 Progress = Callable[[str], None]
 
-EXIT_CODES = {"passed": 0, "failed": 1, "error": 2, "interrupted": 130, "running": 2}
-
 
 @dataclass
 class GateRun:
@@ -59,7 +59,7 @@ class GateRun:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.report.outcome]
+        return exit_code(self.report.outcome)
 
 
 def _guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckResult:
@@ -89,6 +89,8 @@ def _probes(gate: GateSpec, stack: RunningStack, progress: Progress) -> list[Che
         (gate.probes.injection, "prompt-injection flagging", "security",
          lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
                                  validation.injection_patterns, validation.injection_policy)),
+        (gate.probes.pii, "PII filtered from answers", "security",
+         lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
         (gate.probes.cache, "response cache", "cache",
          lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
         (gate.probes.cost, "cost accounting", "cost",
@@ -220,7 +222,7 @@ def _run(
     finally:
         report.finished_at = now_iso()
         report.duration_s = round(time.monotonic() - t0, 2)
-        report.exit_code = EXIT_CODES[report.outcome]
+        report.exit_code = exit_code(report.outcome)
         paths = write_reports(report, out_dir)
     if interrupted is not None:
         raise interrupted

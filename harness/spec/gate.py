@@ -17,6 +17,8 @@ class GateProbes(Strict):
     streaming: bool = True
     security: bool = True
     injection: bool = True
+    # Planted PII asked back from the model: placeholders must come back, never the values.
+    pii: bool = True
     cache: bool = True
     cost: bool = True
     # Trips each replica's primary breaker and waits out its recovery timeout (60 s by default).

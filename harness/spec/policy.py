@@ -7,6 +7,8 @@ settings, so nothing the candidate says can lower its own bar.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from harness.spec.base import Strict
@@ -82,7 +84,7 @@ class Policy(Strict):
     fallback: FallbackPolicy = FallbackPolicy()
     max_prompt_chars: int = Field(10_000, ge=1)
     # Output PII that must be filtered (the gateway's kinds: email, phone, ssn).
-    pii_kinds: tuple[str, ...] = ("email", "phone", "ssn")
+    pii_kinds: tuple[Literal["email", "phone", "ssn"], ...] = ("email", "phone", "ssn")
     cache: CachePolicy = CachePolicy()
     streaming: StreamingPolicy = StreamingPolicy()
     alerts: AlertPolicy = AlertPolicy()

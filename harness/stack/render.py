@@ -33,9 +33,17 @@ def fill_template(text: str, values: Mapping[str, object]) -> str:
 
 
 _BUFFERING_OFF = "            proxy_buffering off;"
-# A misconfigured edge for the gate's tests: buffers streams even when the gateway says not to.
-_BUFFERING_ON = (
-    "            proxy_buffering on;\n            proxy_ignore_headers X-Accel-Buffering;"
+# A misconfigured edge for the gate's tests: buffers and compresses streams even when the
+# gateway says not to (with buffering on, nothing flushes gzip until the answer ends).
+_BUFFERING_ON = "\n".join(
+    "            " + line
+    for line in (
+        "proxy_buffering on;",
+        "proxy_ignore_headers X-Accel-Buffering;",
+        "gzip on;",
+        "gzip_min_length 0;",
+        "gzip_types text/event-stream application/json;",
+    )
 )
 
 

@@ -143,3 +143,19 @@ def test_a_slowed_model_pool_fails_the_latency_slo_with_its_bound(tmp_path: Path
     assert rc == 0, out[-3000:]
     check = next(c for c in report["checks"] if c["name"] == "SLO ttft_p95_ms<=200")
     assert check["measured"]["decision"] == "pass" and check["measured"]["upper"] <= 200
+
+
+def test_pii_filtering_is_proven_on_an_echoing_model_and_a_leak_fails(tmp_path: Path) -> None:
+    echo = {"primary": {"server": {"mode": "echo"}}, "fallback": {"server": {"mode": "echo"}}}
+    profile = {**PROBES_ONLY, "probes": {"breaker": False, "rate_limit": False}}
+    rc, report, out = run_gate(tmp_path, profile, echo)
+    assert rc == 0, out[-3000:]
+    pii = next(c for c in report["checks"] if c["name"] == "PII filtered from answers")
+    assert pii["outcome"] == "pass", pii
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    rc, report, out = run_gate(
+        leaky, profile, {**echo, "gateway": {"settings": {"pii": {"enabled": False}}}}
+    )
+    assert rc == 1, out[-3000:]
+    assert any("leaks the planted email" in r for r in failed(report, "PII filtered from answers"))

@@ -1,0 +1,45 @@
+"""Exactly what `make gate` runs: `harness gate` with the default profile on the reference
+llama.cpp stack (breaker probe, calibration, looks, both experiments, the rate limit): it passes,
+and every part of the verdict is in the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
+
+
+def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # As `make gate` (= `harness gate`), with the history kept out of the project's runs folder.
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "gate", "--out", str(out),
+         "--history", str(tmp_path / "history.jsonl")],
+        capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stack_spec"]["name"] == "reference"
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in (
+        "candidate's practices meet the policy",
+        "streamed completion",
+        "response cache",
+        "circuit breaker opens and recovers",
+        "rate limit per API key",
+        "alert rule unit tests (promtool)",
+        "key checks ran",
+    ):
+        assert checks[name]["outcome"] == "pass", checks[name]  # fmt: skip
+    assert report["calibration"]["ttft_ms"] > 0
+    slos = [c for c in report["checks"] if c["category"] == "slo"]
+    assert slos and all(c["measured"]["n"] >= 20 for c in slos)
+    assert any(c["measured"]["decision"] == "pass" for c in slos)
+    fired = [c for c in report["checks"] if c["category"] == "alerts"]
+    assert {c["outcome"] for c in fired} == {"pass"} and len(fired) == 2, fired
+    assert report["load"]["looks"], "the load step records its looks"
