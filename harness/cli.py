@@ -29,7 +29,8 @@ from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
-    from harness.pipeline import ExperimentFile, GateRun
+    from harness.gate_steps import ExperimentFile
+    from harness.pipeline import GateRun
     from harness.spec.gate import GateSpec
 
 app = typer.Typer(
@@ -301,7 +302,7 @@ def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) ->
 
 
 def load_experiments(paths: list[Path]) -> list[ExperimentFile]:
-    from harness.pipeline import ExperimentFile
+    from harness.gate_steps import ExperimentFile
     from harness.spec.experiment import ExperimentSpec
 
     return [ExperimentFile(p, load_yaml_model(ExperimentSpec, p)) for p in paths]

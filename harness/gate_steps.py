@@ -1,0 +1,286 @@
+"""The gate as declared steps. Each step runs against one context and adds its checks to the
+report; `plan_gate` lists them in order, with each ordering constraint stated where it is decided
+(the rate limit on a key nothing else uses runs right after the probes; on the gate's own key it
+runs last, after any breaker an experiment opened has healed).
+
+Probes and the load step measure; every pass/fail decision is made in `harness/verdict/`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.calibrate import calibrate
+from harness.chaos import run_experiment
+from harness.errors import ConfigError, HarnessError
+from harness.gate_load import run_gate_load
+from harness.observe.resources import ResourceSampler
+from harness.paths import STACK_DIR
+from harness.probes.accounting import probe_cost, probe_injection
+from harness.probes.breaker import BreakerConfig, probe_breaker, wait_breakers_healed
+from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
+from harness.probes.pii import probe_pii
+from harness.probes.practices import probe_cache, probe_rate_limit, probe_security, probe_streaming
+from harness.report.model import RunReport
+from harness.report.write import write_reports
+from harness.spec.experiment import ExperimentSpec
+from harness.spec.gate import GateSpec
+from harness.stack import RunningStack
+from harness.verdict.baseline import (
+    HistoryRecord,
+    compare_with_history,
+    key_metrics,
+    read_history,
+    same_stack,
+    trend,
+)
+from harness.verdict.checks import CheckResult
+from harness.verdict.policy import judge_policy
+from harness.verdict.resources import judge_resources
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExperimentFile:
+    path: Path
+    spec: ExperimentSpec
+
+
+@dataclass
+class GateContext:
+    """What every step may read, and the report they all write into."""
+
+    gate: GateSpec
+    stack: RunningStack
+    report: RunReport
+    out_dir: Path
+    progress: Progress
+    experiments: list[ExperimentFile] = field(default_factory=list)
+    history: Path | None = None
+    stack_key: str = ""
+
+    def add(self, check: CheckResult) -> None:
+        self.progress(f"  {check.outcome.upper():5} {check.name}"
+                      + (f": {'; '.join(check.reasons)}" if check.reasons else ""))  # fmt: skip
+        self.report.checks.append(check)
+
+
+class Step:
+    """One part of the gate. `run` measures and adds checks to the context's report."""
+
+    title = ""
+
+    def run(self, ctx: GateContext) -> None:
+        raise NotImplementedError
+
+
+def guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckResult:
+    """A probe that raises is an `error` check with the reason, not a crashed gate."""
+    t0 = time.monotonic()
+    try:
+        return fn()
+    except Exception as exc:  # any failure of a probe is evidence, keep going
+        return CheckResult(
+            name=name, category=category, outcome="error",
+            reasons=[f"{type(exc).__name__}: {exc}"], duration_s=round(time.monotonic() - t0, 3),
+        )  # fmt: skip
+
+
+def disabled(name: str, category: str) -> CheckResult:
+    return CheckResult(name=name, category=category, outcome="skipped",
+                       reasons=["disabled in the gate profile"])  # fmt: skip
+
+
+def gate_rule_tests(gate: GateSpec) -> Path:
+    """The policy's promtool tests (a profile's path, resolved by the CLI); else the project's."""
+    name = gate.policy.alerts.rule_tests
+    return Path(name) if name else STACK_DIR / "prometheus" / "alerts_test.yml"
+
+
+class Calibrate(Step):
+    title = "calibration"
+
+    def run(self, ctx: GateContext) -> None:
+        assert ctx.gate.load is not None
+        ctx.report.calibration = calibrate(ctx.gate.load, ctx.out_dir / "calibration",
+                                           ctx.progress)  # fmt: skip
+
+
+class JudgePolicy(Step):
+    title = "policy"
+
+    def run(self, ctx: GateContext) -> None:
+        ctx.add(judge_policy(ctx.gate.policy, ctx.stack.spec))
+
+
+class Probes(Step):
+    """The probes' expectations come from the policy; the candidate's settings only say what to
+    send (its keys, its injection patterns, its prices)."""
+
+    title = "probes"
+
+    def run(self, ctx: GateContext) -> None:
+        gate, stack = ctx.gate, ctx.stack
+        ep, policy = stack.endpoints, gate.policy
+        settings = stack.spec.gateway.settings
+        validation = settings.validation
+        plan: list[tuple[bool, str, str, Callable[[], CheckResult]]] = [
+            (gate.probes.streaming, "streamed completion", "stack",
+             lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming)),
+            (gate.probes.security, "authentication and input validation", "security",
+             lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
+            (gate.probes.injection, "prompt-injection flagging", "security",
+             lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
+                                     validation.injection_patterns, validation.injection_policy)),
+            (gate.probes.pii, "PII filtered from answers", "security",
+             lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
+            (gate.probes.cache, "response cache", "cache",
+             lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
+            (gate.probes.cost, "cost accounting", "cost",
+             lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
+                                settings.cost.price_per_1k_tokens)),
+            (gate.probes.monitoring, "metrics and alert rules", "monitoring",
+             lambda: probe_monitoring(ep.prometheus, policy, stack.spec.gateway.replicas)),
+            (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
+             lambda: probe_alert_rule_tests(stack.run_dir / "config" / "alerts.yml",
+                                            gate_rule_tests(gate))),
+            (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
+             lambda: probe_breaker(
+                 ep.gateways, ep.api_key, ep.toxiproxy,
+                 sorted(p for p in ep.proxies if p.startswith("primary-")),
+                 BreakerConfig(policy.breaker.failure_threshold,
+                               policy.breaker.recovery_timeout_s),
+                 ctx.progress,
+             )),
+        ]  # fmt: skip
+        for enabled, name, category, fn in plan:
+            if enabled:
+                ctx.add(guarded(name, category, fn))
+            else:
+                ctx.report.checks.append(disabled(name, category))
+
+
+@dataclass
+class RateLimit(Step):
+    """The policy's budget probed on `key`, whatever the candidate declares: a candidate with its
+    limiter off fails here, not skips. It spends the key's budget for the minute."""
+
+    key: str
+    fresh_key: bool
+    heal_first: bool = False
+    title: str = "rate limit"
+
+    def run(self, ctx: GateContext) -> None:
+        if not ctx.gate.probes.rate_limit:
+            ctx.report.checks.append(disabled("rate limit per API key", "rate-limit"))
+            return
+        stack = ctx.stack
+        if self.heal_first:  # an open breaker would leave the burst to the fallback pool alone
+            wait_breakers_healed(stack.endpoints.gateways,
+                                 stack.spec.gateway.settings.breaker.recovery_timeout_s,
+                                 ctx.progress)  # fmt: skip
+        limits = stack.spec.gateway.settings.rate_limit
+        declared = limits.requests_per_minute if limits.enabled else None
+        ctx.add(guarded(
+            "rate limit per API key", "rate-limit",
+            lambda: probe_rate_limit(stack.endpoints.nginx, self.key,
+                                     ctx.gate.policy.rate_limit_per_minute,
+                                     declared=declared, fresh_key=self.fresh_key),
+        ))  # fmt: skip
+
+
+class Load(Step):
+    """Open-loop looks at the front door with resource sampling; then the regression check
+    against the history of the same stack."""
+
+    title = "load"
+
+    def run(self, ctx: GateContext) -> None:
+        gate, report = ctx.gate, ctx.report
+        sampler = ResourceSampler(ctx.stack.services).start()
+        try:
+            load = run_gate_load(gate, ctx.stack, ctx.out_dir / "load", ctx.progress,
+                                 report.calibration)  # fmt: skip
+        finally:
+            report.resources = sampler.stop()
+        report.load = load.report
+        report.checks.extend(load.checks)
+        ctx.add(judge_resources(report.resources, gate.policy.resources))
+        if ctx.history is None:
+            return
+        history = same_stack(read_history(ctx.history), ctx.stack_key)
+        if gate.regression.enabled:
+            r = gate.regression
+            ctx.add(compare_with_history(
+                key_metrics(load.report), history, window=r.window, min_runs=r.min_runs,
+                max_regression_pct=r.max_regression_pct, outcome_on_regression=r.outcome,
+            ))  # fmt: skip
+        report.history = trend(history, history_record(ctx))
+
+
+def history_record(ctx: GateContext) -> HistoryRecord:
+    r = ctx.report
+    return HistoryRecord(
+        name=ctx.gate.name, started_at=r.started_at, git_sha=r.git_sha, outcome=r.outcome,
+        metrics=key_metrics(r.load), stack=ctx.stack_key,
+    )  # fmt: skip
+
+
+class Experiments(Step):
+    title = "experiments"
+
+    def run(self, ctx: GateContext) -> None:
+        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.progress)
+
+
+def run_experiments(
+    experiments: list[ExperimentFile], stack: RunningStack, out_dir: Path, report: RunReport,
+    progress: Progress,
+) -> None:  # fmt: skip
+    for i, exp in enumerate(experiments):
+        try:
+            result = run_experiment(
+                exp.spec, stack, out_dir / f"experiment-{i}", progress, source=str(exp.path)
+            )
+        except (RuntimeError, HarnessError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            report.checks.append(CheckResult(
+                name=f"{exp.spec.title}", category="chaos", outcome="error",
+                reasons=[f"{type(exc).__name__}: {exc}"],
+            ))  # fmt: skip
+            continue
+        report.checks += result.checks
+        report.experiments.append({"file": str(exp.path), **result.journal()})
+        write_reports(report, out_dir)
+
+
+def spare_key(stack: RunningStack) -> str | None:
+    """An API key of the stack other than the one the gate sends its traffic with."""
+    auth = stack.spec.gateway.settings.auth
+    others = [k for k in auth.api_keys if k != stack.endpoints.api_key] if auth.enabled else []
+    return others[-1] if others else None
+
+
+def plan_gate(ctx: GateContext) -> list[Step]:
+    """The gate's steps in order."""
+    gate = ctx.gate
+    steps: list[Step] = []
+    if gate.load is not None and gate.relative_slos():
+        steps.append(Calibrate())  # first: the machine's speed, before anything loads it
+    steps += [JudgePolicy(), Probes()]
+    spare = spare_key(ctx.stack)
+    if spare is not None:  # a key nothing else of the gate uses: its budget is free now
+        steps.append(RateLimit(spare, fresh_key=True))
+    if gate.load is not None:
+        steps.append(Load())
+    if ctx.experiments:
+        steps.append(Experiments())
+    if spare is None:  # the gate's own key: last, once the experiments' faults have healed
+        steps.append(RateLimit(ctx.stack.endpoints.api_key, fresh_key=False,
+                               heal_first=bool(ctx.experiments)))  # fmt: skip
+    return steps
