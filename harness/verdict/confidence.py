@@ -200,6 +200,14 @@ def _fmt(x: float | None) -> str:
     return "none" if x is None else f"{x:.4g}"
 
 
+def _pct(confidence: float) -> str:
+    """95%, 98.6%, 99.999997%: enough digits that a tiny sequential alpha does not read as 100%."""
+    if confidence >= 1.0:
+        return "100%"
+    digits = max(2, math.ceil(-math.log10(1.0 - confidence))) + 1
+    return f"{100 * confidence:.{digits}g}%"
+
+
 def _reason(
     label: str,
     unit: str,
@@ -213,7 +221,7 @@ def _reason(
     if n == 0:
         return f"{label}: no samples"
     u = f" {unit}" if unit else ""
-    conf = f"{100 * interval.confidence:.4g}%"
+    conf = _pct(interval.confidence)
     head = f"{label} = {_fmt(interval.estimate)}{u}"
     upper_side = op in ("<=", "<")
     side, bound = ("upper", interval.upper) if upper_side else ("lower", interval.lower)
