@@ -212,7 +212,7 @@ def test_the_replay_is_run_sequential() -> None:
 
 @pytest.mark.parametrize(("op", "threshold"), [("<=", 0.05), (">=", 0.05)])
 def test_the_proportion_replay_is_run_sequential_proportion(op: Op, threshold: float) -> None:
-    reps, n_max = 80, 8_000
+    reps, n_max = 60, 8_000
     p = np.linspace(0.04, 0.06, reps)
     rng = np.random.default_rng(9)
     chunks: list[NDArray[np.int_]] = []
