@@ -34,6 +34,8 @@ class Segment:
         slope = (self.end - self.start) / self.duration_s
         if slope == 0:
             return x / a if a > 0 else math.inf
+        if slope > 0:  # sqrt(a^2 + 2 slope x) without underflow for a tiny a or x
+            return 2 * x / (a + math.hypot(a, math.sqrt(2 * slope) * math.sqrt(x)))
         # x is within the segment's area, so disc >= 0 but for rounding: a segment falling to 0
         # has disc == 0 exactly at its end, which float arithmetic may put a hair below.
         disc = max(0.0, a * a + 2 * slope * x)
