@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 
 import httpx
@@ -12,6 +13,7 @@ from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
 
 TIMEOUT_S = 60.0
+HITS = 3  # the cache probe's repeats of the request that filled the cache
 
 
 def _timed(check: CheckResult, t0: float) -> CheckResult:
@@ -123,32 +125,35 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
 
 
 def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> CheckResult:
-    """The same deterministic request twice: X-Cache miss then hit, and the hit at least
-    `hit_speedup` times faster than the miss (a label alone proves nothing)."""
+    """The same deterministic request again and again: X-Cache miss, then hits, and the hits at
+    least `hit_speedup` times faster than the miss (a label alone proves nothing)."""
     t0 = time.monotonic()
     body = chat_body(unique_prompt("Say one word."), max_tokens=16, temperature=0)
     failures: list[str] = []
     times: list[float] = []
     caches: list[str] = []
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
-        for _ in range(2):
+        for _ in range(1 + HITS):
             s = time.perf_counter()
             r = http.post(f"{base_url}/v1/chat/completions", json=body)
             times.append(time.perf_counter() - s)
             caches.append(r.headers.get("x-cache", ""))
             if r.status_code != 200:
                 failures.append(f"status {r.status_code}: {r.text[:200]}")
-    if caches != ["miss", "hit"]:
-        failures.append(f"X-Cache was {caches}, want ['miss', 'hit']")
-    speedup = times[0] / times[1] if len(times) == 2 and times[1] > 0 else None
+    want = ["miss"] + ["hit"] * HITS
+    if caches != want:
+        failures.append(f"X-Cache was {caches}, want {want}")
+    # The median of the hits: one hit slowed by a busy machine does not decide the speed-up.
+    hit = statistics.median(times[1:])
+    speedup = times[0] / hit if hit > 0 else None
     if speedup is not None and speedup < hit_speedup:
         failures.append(
-            f"the hit took {times[1] * 1000:.1f} ms, the miss {times[0] * 1000:.1f} ms: "
-            f"{speedup:.1f}x faster, policy at least {hit_speedup:g}x"
+            f"the hits took {hit * 1000:.1f} ms (median of {HITS}), the miss "
+            f"{times[0] * 1000:.1f} ms: {speedup:.1f}x faster, policy at least {hit_speedup:g}x"
         )
     measured: dict[str, float | int | str | None] = {
         "miss_ms": round(times[0] * 1000, 1),
-        "hit_ms": round(times[1] * 1000, 1) if len(times) > 1 else None,
+        "hit_ms": round(hit * 1000, 1),
         "speedup": round(speedup, 1) if speedup else None,
         "speedup_wanted": hit_speedup,
     }

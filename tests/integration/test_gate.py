@@ -28,10 +28,14 @@ def gate(
     """`harness gate` on the simulated stack (its gateway settings updated with
     `gateway_settings`), reports in tmp_path/out."""
     p = tmp_path / "profile.yaml"
-    # The policy is told the simulated stack's quick breaker recovery (4 s unless set here).
+    # The policy is told the simulated stack's quick breaker recovery (4 s unless set here) and
+    # its quick misses (a hit can be only a few times faster than a 50 ms miss).
     breaker = (gateway_settings or {}).get("breaker", {})
     recovery = breaker.get("recovery_timeout_s", 4) if isinstance(breaker, dict) else 4
-    p.write_text(profile + f"policy: {{breaker: {{recovery_timeout_s: {recovery}}}}}\n")
+    p.write_text(
+        profile + f"policy: {{breaker: {{recovery_timeout_s: {recovery}}}, "
+        "cache: {hit_speedup: 4}}\n"
+    )
     stack = SIM_STACK
     if gateway_settings:
         spec = yaml.safe_load(SIM_STACK.read_text())
