@@ -284,6 +284,4 @@ def _run_experiment(
     result.checks += _phase_checks(exp, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)
     result.timeline = _timeline(run, result)
-    for c in result.checks:
-        progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
     return result

@@ -227,9 +227,6 @@ def run_gate_load(
     checks += [
         _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
     ]
-    progress("load checks:")
-    for c in checks:
-        progress(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
     pooled = reports[-1].model_copy(update={"summary": summary, "samples_dir": str(run_dir)})
     dumped = pooled.model_dump(mode="json")
     dumped["looks"] = [vars(look) for look in looks]

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.calibrate import calibrate
 from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
+from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
@@ -52,21 +53,25 @@ class ExperimentFile:
 
 @dataclass
 class GateContext:
-    """What every step may read, and the report they all write into."""
+    """What every step may read, the report they all write into, and the events they emit."""
 
     gate: GateSpec
     stack: RunningStack
     report: RunReport
     out_dir: Path
-    progress: Progress
+    bus: EventBus
     experiments: list[ExperimentFile] = field(default_factory=list)
     history: Path | None = None
     stack_key: str = ""
 
+    @property
+    def progress(self) -> Progress:
+        """For the lower layers, which report progress as lines."""
+        return self.bus.note
+
     def add(self, check: CheckResult) -> None:
-        self.progress(f"  {check.outcome.upper():5} {check.name}"
-                      + (f": {'; '.join(check.reasons)}" if check.reasons else ""))  # fmt: skip
         self.report.checks.append(check)
+        self.bus.emit(CheckDecided(check))
 
 
 class Step:
@@ -158,10 +163,7 @@ class Probes(Step):
              )),
         ]  # fmt: skip
         for enabled, name, category, fn in plan:
-            if enabled:
-                ctx.add(guarded(name, category, fn))
-            else:
-                ctx.report.checks.append(disabled(name, category))
+            ctx.add(guarded(name, category, fn) if enabled else disabled(name, category))
 
 
 @dataclass
@@ -176,7 +178,7 @@ class RateLimit(Step):
 
     def run(self, ctx: GateContext) -> None:
         if not ctx.gate.probes.rate_limit:
-            ctx.report.checks.append(disabled("rate limit per API key", "rate-limit"))
+            ctx.add(disabled("rate limit per API key", "rate-limit"))
             return
         stack = ctx.stack
         if self.heal_first:  # an open breaker would leave the burst to the fallback pool alone
@@ -208,7 +210,8 @@ class Load(Step):
         finally:
             report.resources = sampler.stop()
         report.load = load.report
-        report.checks.extend(load.checks)
+        for check in load.checks:
+            ctx.add(check)
         ctx.add(judge_resources(report.resources, gate.policy.resources))
         if ctx.history is None:
             return
@@ -234,27 +237,31 @@ class Experiments(Step):
     title = "experiments"
 
     def run(self, ctx: GateContext) -> None:
-        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.progress)
+        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.bus)
 
 
 def run_experiments(
     experiments: list[ExperimentFile], stack: RunningStack, out_dir: Path, report: RunReport,
-    progress: Progress,
+    bus: EventBus,
 ) -> None:  # fmt: skip
     for i, exp in enumerate(experiments):
         try:
             result = run_experiment(
-                exp.spec, stack, out_dir / f"experiment-{i}", progress, source=str(exp.path)
+                exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path)
             )
         except (RuntimeError, HarnessError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            report.checks.append(CheckResult(
+            check = CheckResult(
                 name=f"{exp.spec.title}", category="chaos", outcome="error",
                 reasons=[f"{type(exc).__name__}: {exc}"],
-            ))  # fmt: skip
+            )  # fmt: skip
+            report.checks.append(check)
+            bus.emit(CheckDecided(check))
             continue
-        report.checks += result.checks
+        for check in result.checks:
+            report.checks.append(check)
+            bus.emit(CheckDecided(check))
         report.experiments.append({"file": str(exp.path), **result.journal()})
         write_reports(report, out_dir)
 

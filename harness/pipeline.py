@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.events import CheckDecided, EventBus, Recorder, StepStarted, console
 from harness.exit_codes import exit_code
 from harness.gate_steps import (
     ExperimentFile,
@@ -53,12 +54,22 @@ def _stack_check(stack: RunningStack) -> CheckResult:
     )  # fmt: skip
 
 
+def _bus(report: RunReport, progress: Progress) -> EventBus:
+    """The run's events, printed by `progress` and kept in the report's event log."""
+    bus = EventBus()
+    bus.subscribe(console(progress))
+    recorder = Recorder()
+    report.events = recorder.records
+    bus.subscribe(recorder.record)
+    return bus
+
+
 def _run(
     report: RunReport,
     stack_spec: StackSpec,
     out_dir: Path,
     provider: str | None,
-    progress: Progress,
+    bus: EventBus,
     body: Callable[[RunningStack], None],
     key_checks: tuple[str, ...] = (),
 ) -> GateRun:
@@ -72,9 +83,9 @@ def _run(
     interrupted: BaseException | None = None
     crashed: Exception | None = None
     try:
-        progress(f"bringing the stack up ({provider or stack_spec.provider} provider)")
+        bus.note(f"bringing the stack up ({provider or stack_spec.provider} provider)")
         with start_stack(
-            stack_spec, run_dir=out_dir / "stack", provider=provider, progress=progress
+            stack_spec, run_dir=out_dir / "stack", provider=provider, progress=bus.note
         ) as stack:
             report.endpoints = stack.endpoints.model_dump()
             report.startup_seconds = round(stack.startup_seconds, 2)
@@ -85,10 +96,8 @@ def _run(
                 if stack.alerts is not None:
                     report.alerts = [n.payload for n in stack.alerts.notifications]
         coverage = coverage_check(report.checks, key_checks)
-        if coverage.outcome != "pass":
-            progress(f"  {coverage.outcome.upper():5} {coverage.name}: "
-                     f"{'; '.join(coverage.reasons)}")  # fmt: skip
         report.checks.append(coverage)
+        bus.emit(CheckDecided(coverage))
         report.outcome = (
             "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
         )
@@ -136,17 +145,18 @@ def run_gate(
     )  # fmt: skip
     stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
     contexts: list[GateContext] = []
+    bus = _bus(report, progress)
 
     def body(stack: RunningStack) -> None:
-        ctx = GateContext(gate, stack, report, out_dir, progress, experiments or [], history,
+        ctx = GateContext(gate, stack, report, out_dir, bus, experiments or [], history,
                           stack_key)  # fmt: skip
         contexts.append(ctx)
         for step in plan_gate(ctx):
-            progress(f"{step.title}:")
+            bus.emit(StepStarted(step.title))
             step.run(ctx)
             write_reports(report, out_dir)
 
-    run = _run(report, stack_spec, out_dir, provider, progress, body, gate.key_checks)
+    run = _run(report, stack_spec, out_dir, provider, bus, body, gate.key_checks)
     if history is not None and report.outcome in ("passed", "failed") and report.load:
         append_history(history, history_record(contexts[0]))
     return run
@@ -167,7 +177,9 @@ def run_chaos(
         stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
     )  # fmt: skip
 
-    def body(stack: RunningStack) -> None:
-        run_experiments(experiments, stack, out_dir, report, progress)
+    bus = _bus(report, progress)
 
-    return _run(report, stack_spec, out_dir, provider, progress, body)
+    def body(stack: RunningStack) -> None:
+        run_experiments(experiments, stack, out_dir, report, bus)
+
+    return _run(report, stack_spec, out_dir, provider, bus, body)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
+from harness.events import EventRecord
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
@@ -50,6 +51,8 @@ class RunReport(BaseModel):
     # Key figures of the last runs in the history file and this one (last, `current`).
     history: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None
+    # Every step started and check decided, with seconds since the run began.
+    events: list[EventRecord] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
