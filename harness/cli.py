@@ -25,6 +25,7 @@ from harness.errors import (
     ToolMissingError,
 )
 from harness.exit_codes import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, exit_code
+from harness.spec.files import load_stack_spec
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 
@@ -41,8 +42,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_STACK = Path("stack/stack.yaml")
-
 StackOption = Annotated[
     Path | None,
     typer.Option("--stack", help="Stack spec (YAML). Default: the embedded reference stack."),
@@ -54,16 +53,6 @@ ProviderOption = Annotated[
 
 def err(msg: str) -> None:
     typer.echo(msg, err=True)
-
-
-def load_stack_spec(path: Path | None) -> StackSpec:
-    """The stack spec from a file, or the reference stack (stack/stack.yaml when present)."""
-    if path is not None:
-        return load_yaml_model(StackSpec, path)
-    from harness.paths import PROJECT_ROOT
-
-    default = PROJECT_ROOT / DEFAULT_STACK
-    return load_yaml_model(StackSpec, default) if default.is_file() else StackSpec()
 
 
 class _Terminated(KeyboardInterrupt):
@@ -183,10 +172,9 @@ def gate(
     ] = False,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
-    from harness.paths import PROJECT_ROOT
+    from harness.paths import PROJECT_ROOT, new_run_dir
     from harness.pipeline import run_gate
     from harness.spec.gate import GateSpec
-    from harness.stack.orchestrator import new_run_dir
 
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
     profile_path = profile or (default_profile if default_profile.is_file() else None)
@@ -229,9 +217,9 @@ def chaos(
     ] = None,
 ) -> None:
     """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
+    from harness.paths import new_run_dir
     from harness.pipeline import run_chaos
     from harness.spec.experiment import apply_stack_overrides
-    from harness.stack.orchestrator import new_run_dir
 
     experiments = load_experiments(files)
     stack_spec = apply_stack_overrides(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -20,3 +21,11 @@ def runs_dir() -> Path:
 
 def venv_bin() -> Path:
     return Path(sys.executable).parent
+
+
+def new_run_dir(label: str) -> Path:
+    """The one naming scheme of run folders: reports/runs/<date>-<time>-<ms>-<label>."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    path = runs_dir() / f"{stamp}-{label}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path

@@ -46,15 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def harness_stack_spec(pytestconfig: pytest.Config) -> StackSpec:
-    from harness.spec.loader import load_yaml_model
-    from harness.spec.stack import StackSpec
+    from harness.spec.files import load_stack_spec
 
     path = pytestconfig.getoption("--harness-stack")
-    if path:
-        return load_yaml_model(StackSpec, Path(path))
-    from harness.paths import STACK_DIR
-
-    return load_yaml_model(StackSpec, STACK_DIR / "stack.yaml")
+    return load_stack_spec(Path(path) if path else None)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import httpx
 from harness.errors import ConfigError, ConfigProblem, ServiceStartError, StackError
 from harness.faults.toxiproxy import ToxiproxyClient
 from harness.observe.webhook import AlertReceiver
-from harness.paths import runs_dir
+from harness.paths import new_run_dir
 from harness.spec.stack import StackSpec
 from harness.stack.plan import ServiceDef, ServicePlan
 from harness.stack.planner import build_plan
@@ -42,13 +41,6 @@ def make_launcher(provider: str, spec: StackSpec, run_dir: Path) -> Launcher:
         return launcher
     raise ConfigError("--provider", [ConfigProblem("provider", f"unknown provider {provider!r}; "
                                                    "valid: local, docker")])  # fmt: skip
-
-
-def new_run_dir(label: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
-    path = runs_dir() / f"{stamp}-{label}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
 
 
 def _wait_ready(
