@@ -18,7 +18,7 @@ from harness.measure.slo import Slo
 from harness.measure.summary import LoadSummary
 from harness.verdict.confidence import Decision, judge_proportion, judge_quantile
 
-_PERCENTILE = re.compile(r"^(?P<dist>[a-z_]+)_p(?P<q>\d{2})_ms$")
+_PERCENTILE = re.compile(r"^(?P<dist>[a-z0-9_]+?)_p(?P<q>\d{2})_ms$")
 
 
 @dataclass(frozen=True)

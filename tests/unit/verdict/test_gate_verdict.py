@@ -240,3 +240,12 @@ def test_pii_is_proven_only_by_placeholders_in_the_answer() -> None:
     outcome, reasons = judge_pii(["Sure! Here you go.", "I cannot do that."], kinds)
     assert outcome == "skipped" and "did not repeat" in reasons[0]
     assert judge_pii(["[EMAIL] and more", "[EMAIL]"], kinds)[0] == "warn"
+
+
+def test_every_latency_percentile_gets_a_bound_e2e_included() -> None:
+    rng = np.random.default_rng(3)
+    samples = samples_with_ttft(rng.lognormal(np.log(200), 0.3, 300))
+    summary = summarize(samples, RunContext(start_s=0, duration_s=300, open_loop=True))
+    for expr in ("e2e_p95_ms<=5000", "ttft_p50_ms<=5000", "tpot_p95_ms<=5000"):
+        j = judge_slo(parse_slo(expr), samples, summary, alpha=0.05)
+        assert j.upper is not None and "point estimate" not in j.reason, (expr, j.reason)
