@@ -48,9 +48,11 @@ class CachePolicy(Strict):
 
 
 class StreamingPolicy(Strict):
-    # The span from the first content chunk to the last, as a share of the whole request's time:
-    # a proxy that buffers the stream delivers every chunk at once (a share near 0).
-    min_spread: float = Field(0.25, ge=0, le=1)
+    # A proxy that buffers a stream delivers its chunks at once, or in a few bursts: the span
+    # from the first content chunk to the last, as a share of the whole request, is near 0, and
+    # so is the median gap between chunks (a model server's inter-token time is milliseconds).
+    min_spread: float = Field(0.05, ge=0, le=1)
+    min_gap_p50_ms: float = Field(0.5, ge=0)
     min_chunks: int = Field(4, ge=2)
 
 

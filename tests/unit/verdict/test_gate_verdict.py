@@ -249,3 +249,11 @@ def test_every_latency_percentile_gets_a_bound_e2e_included() -> None:
     for expr in ("e2e_p95_ms<=5000", "ttft_p50_ms<=5000", "tpot_p95_ms<=5000"):
         j = judge_slo(parse_slo(expr), samples, summary, alpha=0.05)
         assert j.upper is not None and "point estimate" not in j.reason, (expr, j.reason)
+
+
+def test_a_stream_delivered_in_two_bursts_is_buffered_and_a_fast_model_is_not() -> None:
+    policy = StreamingPolicy()
+    bursts = [0.2] * 12 + [0.6] * 12  # a buffer flushed halfway: wide span, no gaps
+    assert "the stream is buffered" in judge_streaming(bursts, 0.61, policy)[0][0]
+    fast = [0.122 + 0.005 * i for i in range(8)]  # slow first token, then 5 ms a token
+    assert judge_streaming(fast, 0.157, policy)[0] == []
