@@ -9,7 +9,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
@@ -21,6 +20,7 @@ from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
 from harness.observe.live_rules import live_rules
 from harness.observe.webhook import AlertNotification, AlertReceiver
+from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
 from harness.spec.experiment import ExperimentSpec
 from harness.stack import RunningStack
 from harness.verdict.checks import CheckResult
@@ -36,20 +36,16 @@ class ExperimentResult:
     checks: list[CheckResult]
     fault_start_s: float | None = None
     fault_end_s: float | None = None
-    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    phases: dict[str, LoadSummary] = field(default_factory=dict)
     # Seconds since the load started: the fault window, alert notifications, outcomes per second.
-    timeline: dict[str, Any] = field(default_factory=dict)
+    timeline: Timeline = field(default_factory=Timeline)
 
-    def journal(self) -> dict[str, Any]:
-        return {
-            "title": self.spec.title,
-            "experiment": self.spec.model_dump(mode="json"),
-            "fault_start_s": self.fault_start_s,
-            "fault_end_s": self.fault_end_s,
-            "phases": self.phases,
-            "timeline": self.timeline,
-            "checks": [c.model_dump() for c in self.checks],
-        }
+    def journal(self, file: str = "") -> ExperimentJournal:
+        return ExperimentJournal(
+            file=file, title=self.spec.title, experiment=self.spec.model_dump(mode="json"),
+            fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s, phases=self.phases,
+            timeline=self.timeline, checks=self.checks,
+        )  # fmt: skip
 
 
 class _BackgroundLoad(threading.Thread):
@@ -205,7 +201,7 @@ def _alert_checks(
     return checks
 
 
-def _timeline(run: LoadRun, result: ExperimentResult) -> dict[str, Any]:
+def _timeline(run: LoadRun, result: ExperimentResult) -> Timeline:
     """What a plot of the experiment needs, in seconds since the load started."""
     ctx = run.context
     start, end = result.fault_start_s or ctx.start_s, result.fault_end_s or ctx.start_s
@@ -215,13 +211,15 @@ def _timeline(run: LoadRun, result: ExperimentResult) -> dict[str, Any]:
         for status, since in (("firing", start), ("resolved", end)):
             after = c.measured.get(f"{status}_after_s")
             if c.category == "alerts" and isinstance(after, (int, float)):
-                marks.append({"alert": c.measured.get("alert"), "status": status,
-                              "t_s": round(since - ctx.start_s + after, 2)})  # fmt: skip
-    return {
-        "fault_s": [round(start - ctx.start_s, 2), round(end - ctx.start_s, 2)],
-        "alerts": marks,
-        "seconds": outcomes_per_second(run.samples, ctx.start_s, span),
-    }
+                alert = c.measured.get("alert")
+                marks.append(AlertMark(alert=None if alert is None else str(alert),
+                                       status=status,
+                                       t_s=round(since - ctx.start_s + after, 2)))  # fmt: skip
+    return Timeline(
+        fault_s=[round(start - ctx.start_s, 2), round(end - ctx.start_s, 2)],
+        alerts=marks,
+        seconds=outcomes_per_second(run.samples, ctx.start_s, span),
+    )
 
 
 def run_experiment(
@@ -278,8 +276,8 @@ def _run_experiment(
     if run is None:
         raise RuntimeError("the experiment's load did not finish")
     summaries = phases(run.samples, run.context, result.fault_start_s, result.fault_end_s)
-    result.phases = {k: v.model_dump(mode="json", exclude={"timeseries"}) for k, v in
-                     summaries.items()}  # fmt: skip
+    # A phase's per-second series is the timeline's, already: not kept twice.
+    result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}
     result.checks = [_load_check(exp, summarize(run.samples, run.context))]
     result.checks += _phase_checks(exp, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)

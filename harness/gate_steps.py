@@ -262,7 +262,7 @@ def run_experiments(
         for check in result.checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
-        report.experiments.append({"file": str(exp.path), **result.journal()})
+        report.experiments.append(result.journal(str(exp.path)))
         write_reports(report, out_dir)
 
 

@@ -179,7 +179,7 @@ class LoadSummary(BaseModel):
     generator: Generator
     validity: Validity
     slo_checks: list[SloCheck]
-    timeseries: list[SecondBucket]
+    timeseries: list[SecondBucket] = []  # empty in chaos phases (the timeline has it)
 
     def metric(self, name: str) -> float | None:
         """An aggregate figure by SLO name (`ttft_p95_ms`, `error_rate`, ...)."""

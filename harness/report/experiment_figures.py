@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from harness.report.experiment_journal import AlertMark, ExperimentJournal
+
 # Outcome -> colour; the order is the stacking order, bottom up.
 OUTCOME_COLOURS = {
     "primary": "#0969da",
@@ -23,7 +25,7 @@ def svg_outcome_timeline(
     title: str,
     seconds: Sequence[dict[str, int]],
     fault_s: Sequence[float] | None = None,
-    alerts: Sequence[dict[str, Any]] = (),
+    alerts: Sequence[AlertMark] = (),
     width: int = 1000,
     height: int = 240,
 ) -> str:
@@ -34,7 +36,7 @@ def svg_outcome_timeline(
     pad_l, pad_r, pad_t, pad_b = 40, 12, 54, 30
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     # The axis reaches the last alert notification too: a resolve often comes after the load.
-    n = max([len(seconds), *(math.ceil(float(m.get("t_s", 0.0))) + 1 for m in alerts)])
+    n = max([len(seconds), *(math.ceil(m.t_s) + 1 for m in alerts)])
     top = max(1, max(sum(row.values()) for row in seconds))
     bar = w / n
 
@@ -71,8 +73,8 @@ def svg_outcome_timeline(
             f'text-anchor="middle">fault {fault_s[0]:.1f}-{fault_s[1]:.1f} s</text>'
         )
     for mark in alerts:
-        x = px(float(mark.get("t_s", 0.0)))
-        label = f"{mark.get('alert')} {mark.get('status')} at {float(mark.get('t_s', 0.0)):.1f} s"
+        x = px(mark.t_s)
+        label = f"{mark.alert} {mark.status} at {mark.t_s:.1f} s"
         anchor, dx = ("end", -3) if x > pad_l + 0.7 * w else ("start", 3)
         parts.append(
             f'<line x1="{x:.1f}" y1="{pad_t - 4}" x2="{x:.1f}" y2="{pad_t + h}" stroke="#1f2328" '
@@ -108,30 +110,26 @@ PHASE_COLUMNS = ("phase", "requests", "error rate", "primary", "fallback", "degr
                  "e2e p95 ms")  # fmt: skip
 
 
-def phase_rows(experiment: dict[str, Any]) -> list[tuple[str, ...]]:
+def phase_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
     """One row per phase (before / during / after the fault), cells as PHASE_COLUMNS."""
     rows: list[tuple[str, ...]] = []
     for phase in ("before", "during", "after"):
-        summary = (experiment.get("phases") or {}).get(phase)
-        if not isinstance(summary, dict):
+        summary = experiment.phases.get(phase)
+        if summary is None:
             continue
-        counts = summary.get("counts") or {}
-        served = summary.get("served") or {}
-        e2e = (summary.get("latency") or {}).get("e2e_ms") or {}
+        counts, served = summary.counts, summary.served
+        e2e = summary.latency.e2e_ms
         rows.append((
-            phase, str(counts.get("total", 0)), _share(counts.get("error_rate")),
-            _share(served.get("primary_share")), _share(served.get("fallback_share")),
-            _share(served.get("degraded_share")), _ms(e2e.get("p95")),
+            phase, str(counts.total), _share(counts.error_rate), _share(served.primary_share),
+            _share(served.fallback_share), _share(served.degraded_share), _ms(e2e.p95),
         ))  # fmt: skip
     return rows
 
 
-def experiment_figure(experiment: dict[str, Any]) -> str:
+def experiment_figure(experiment: ExperimentJournal) -> str:
     """The timeline chart of one experiment journal, or "" when it has none."""
-    timeline = experiment.get("timeline") or {}
+    t = experiment.timeline
     return svg_outcome_timeline(
-        f"{experiment.get('title', 'experiment')}: requests per second by outcome",
-        timeline.get("seconds") or [],
-        timeline.get("fault_s"),
-        timeline.get("alerts") or [],
-    )
+        f"{experiment.title}: requests per second by outcome", t.seconds,
+        t.fault_s or None, t.alerts,
+    )  # fmt: skip

@@ -11,6 +11,7 @@ from harness.events import EventRecord
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
+from harness.report.experiment_journal import ExperimentJournal
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
 
@@ -47,7 +48,7 @@ class RunReport(BaseModel):
     # CPU and peak memory of each service during the load step.
     resources: list[ServiceUsage] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
-    experiments: list[dict[str, Any]] = Field(default_factory=list)
+    experiments: list[ExperimentJournal] = Field(default_factory=list)
     # Key figures of the last runs in the history file and this one (last, `current`).
     history: list[dict[str, Any]] = Field(default_factory=list)
     run_dir: str | None = None

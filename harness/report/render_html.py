@@ -136,8 +136,8 @@ def _experiments(report: RunReport) -> str:
     for exp in report.experiments:
         figure = experiment_figure(exp)
         out.append(
-            f"<h3>{e(str(exp.get('title', 'experiment')))}</h3>"
-            f"<p class=meta>{e(str(exp.get('file', '')))}</p>"
+            f"<h3>{e(exp.title)}</h3>"
+            f"<p class=meta>{e(exp.file)}</p>"
             + (f"<div class=chart>{figure}</div>" if figure else "")
             + _table(PHASE_COLUMNS, phase_rows(exp))
         )

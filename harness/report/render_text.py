@@ -68,7 +68,7 @@ def render_markdown(report: RunReport) -> str:
     for exp in report.experiments:
         rows = phase_rows(exp)
         if rows:
-            lines += _section(f"Experiment: {exp.get('title', 'experiment')}", PHASE_COLUMNS, rows)
+            lines += _section(f"Experiment: {exp.title}", PHASE_COLUMNS, rows)
     if report.history:
         lines += _section("History (newest first)", HISTORY_COLUMNS, history_rows(report.history))
     return "\n".join(lines) + "\n"

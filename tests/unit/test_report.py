@@ -87,28 +87,36 @@ def test_html_escapes_untrusted_text() -> None:
 
 
 def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
+    from harness.load.samples import Sample
+    from harness.measure.summary import RunContext, summarize
     from harness.report.experiment_figures import phase_rows
+    from harness.report.experiment_journal import ExperimentJournal
 
-    experiment = {
+    def sample(i: int, status: int, served: str) -> Sample:
+        return Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
+                      intended_s=float(i), sent_s=float(i), e2e_ms=150.0, status=status,
+                      error=None if status == 200 else "status", ttft_ms=50.0, output_tokens=4,
+                      output_chunks=4, x_served_by=served)  # fmt: skip
+
+    def phase(samples: list[Sample]) -> object:
+        return summarize(samples, RunContext(start_s=0, duration_s=4, open_loop=True))
+
+    experiment = ExperimentJournal.model_validate({
         "title": "pools down",
         "file": "chaos/x.yaml",
         "phases": {
-            "before": {"counts": {"total": 4, "error_rate": 0.0},
-                       "served": {"primary_share": 1.0, "fallback_share": 0.0,
-                                  "degraded_share": 0.0},
-                       "latency": {"e2e_ms": {"p95": 150.0}}},
-            "during": {"counts": {"total": 2, "error_rate": 1.0},
-                       "served": {"primary_share": 0.0, "degraded_share": 1.0}},
+            "before": phase([sample(i, 200, "primary") for i in range(4)]),
+            "during": phase([sample(i, 503, "degraded") for i in range(2)]),
         },
         "timeline": {
             "fault_s": [2.0, 3.0],
             "alerts": [{"alert": "HighErrorRate", "status": "firing", "t_s": 2.5}],
             "seconds": [{"primary": 2}, {"primary": 2}, {"degraded": 2}, {}],
         },
-    }  # fmt: skip
+    })  # fmt: skip
     assert phase_rows(experiment) == [
         ("before", "4", "0%", "100%", "0%", "0%", "150"),
-        ("during", "2", "100%", "0%", "-", "100%", "-"),
+        ("during", "2", "100%", "0%", "0%", "100%", "-"),
     ]
     page = render_html(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
     assert "<h2>Chaos experiments</h2>" in page and "chaos/x.yaml" in page
@@ -119,7 +127,7 @@ def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
 
     md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
     assert md.startswith("# Chaos run: PASSED") and "## Experiment: pools down" in md
-    assert "| during | 2 | 100% | 0% | - | 100% | - |" in md
+    assert "| during | 2 | 100% | 0% | 0% | 100% | - |" in md
 
 
 def test_the_checklist_says_what_each_item_rests_on() -> None:
