@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness.verdict.baseline import KEY_METRICS
+from harness.verdict.baseline import KEY_METRICS, HistoryRecord
 
 # (title, unit, figures on one chart)
 HISTORY_CHARTS = (
@@ -16,24 +14,16 @@ HISTORY_CHARTS = (
 HISTORY_COLUMNS = ("run", "commit", "outcome", *KEY_METRICS)
 
 
-def series(history: list[dict[str, Any]], figure: str) -> list[float | None]:
-    out: list[float | None] = []
-    for row in history:
-        value = (row.get("metrics") or {}).get(figure)
-        out.append(float(value) if isinstance(value, (int, float)) else None)
-    return out
+def series(history: list[HistoryRecord], figure: str) -> list[float | None]:
+    return [row.metrics.get(figure) for row in history]
 
 
-def history_rows(history: list[dict[str, Any]], last: int = 10) -> list[tuple[str, ...]]:
+def history_rows(history: list[HistoryRecord], last: int = 10) -> list[tuple[str, ...]]:
     """The newest `last` runs, newest first, cells as HISTORY_COLUMNS."""
     rows = []
     for row in reversed(history[-last:]):
-        metrics = row.get("metrics") or {}
         rows.append((
-            str(row.get("started_at", ""))[:19],
-            str(row.get("git_sha") or "")[:10],
-            str(row.get("outcome", "")),
-            *(f"{v:,.1f}" if isinstance(v := metrics.get(k), (int, float)) else "-"
-              for k in KEY_METRICS),
+            row.started_at[:19], (row.git_sha or "")[:10], row.outcome,
+            *(f"{v:,.1f}" if (v := row.metrics.get(k)) is not None else "-" for k in KEY_METRICS),
         ))  # fmt: skip
     return rows

@@ -12,6 +12,7 @@ from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
+from harness.verdict.baseline import HistoryRecord
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
 
@@ -50,7 +51,7 @@ class RunReport(BaseModel):
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[ExperimentJournal] = Field(default_factory=list)
     # Key figures of the last runs in the history file and this one (last, `current`).
-    history: list[dict[str, Any]] = Field(default_factory=list)
+    history: list[HistoryRecord] = Field(default_factory=list)
     run_dir: str | None = None
     # Every step started and check decided, with seconds since the run began.
     events: list[EventRecord] = Field(default_factory=list)

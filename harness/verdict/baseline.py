@@ -36,6 +36,8 @@ class HistoryRecord(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     # Which stack the figures are of ("<stack name> (<provider>)"): only like is compared.
     stack: str | None = None
+    # In a report's trend: the run the report is of (not stored in the history file).
+    current: bool = False
 
 
 def same_stack(history: list[HistoryRecord], stack: str | None) -> list[HistoryRecord]:
@@ -74,7 +76,7 @@ def read_history(path: Path) -> list[HistoryRecord]:
 def append_history(path: Path, record: HistoryRecord) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
-        f.write(record.model_dump_json() + "\n")
+        f.write(record.model_dump_json(exclude={"current"}) + "\n")
 
 
 def compare_with_history(
@@ -122,9 +124,8 @@ def compare_with_history(
 
 def trend(
     history: list[HistoryRecord], current: HistoryRecord, last: int = 30
-) -> list[dict[str, Any]]:
+) -> list[HistoryRecord]:
     """The last `last` runs of the history and this one (marked `current`), oldest first: what a
     nightly report plots to show where the figures are going."""
-    rows = [r.model_dump() for r in history[-last:]]
     # Its outcome is not known yet while the run goes on.
-    return [*rows, {**current.model_dump(), "outcome": "this run", "current": True}]
+    return [*history[-last:], current.model_copy(update={"outcome": "this run", "current": True})]

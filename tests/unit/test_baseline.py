@@ -75,8 +75,8 @@ def test_trend_is_the_last_runs_then_this_one_and_renders() -> None:
 
     history = [record(100 + i, 50, outcome="failed" if i == 3 else "passed") for i in range(40)]
     runs = trend(history, record(180, 40), last=30)
-    assert len(runs) == 31 and runs[0]["metrics"]["ttft_p95_ms"] == 110
-    assert runs[-1]["current"] is True and runs[-1]["outcome"] == "this run"
+    assert len(runs) == 31 and runs[0].metrics["ttft_p95_ms"] == 110
+    assert runs[-1].current is True and runs[-1].outcome == "this run"
     assert series(runs, "ttft_p95_ms")[-2:] == [139.0, 180.0]
     assert series(runs, "e2e_p95_ms") == [None] * 31
     rows = history_rows(runs, last=3)
