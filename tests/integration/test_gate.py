@@ -151,7 +151,7 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     assert len(lines) == 9 and json.loads(lines[-1])["outcome"] == "passed"
     assert json.loads(lines[-1])["stack"] == "simulated (local)"
     # The report plots the same stack's nights and this run.
-    assert [h.get("current", False) for h in report["history"]] == [False] * 3 + [True]
+    assert [h["current"] for h in report["history"]] == [False] * 3 + [True]
     assert "<h2>History</h2>" in (tmp_path / "out" / "report.html").read_text()
 
 
