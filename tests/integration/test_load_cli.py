@@ -280,3 +280,29 @@ def test_capacity_finds_the_knee_of_a_two_slot_server(
     rates = [s["rate_rps"] for s in result["steps"]]
     assert rates[:3] == [2, 4, 8]  # doubling first
     assert any(s["outcome"] == "failed" for s in result["steps"])
+
+
+def test_fresh_seed_per_run_a_relative_run_dir_and_a_warning_on_repeated_prompts(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(ttft_ms=20, itl_ms=5)
+    env = {"HARNESS_RUNS_DIR": str(tmp_path / "runs")}
+    base = ["load", "--target", sim.url, "--rate", "4", "--duration", "2s", "--max-tokens", "4"]
+
+    def run(name: str, *extra: str) -> tuple[dict[str, object], str]:
+        # A relative --run-dir, from a folder that is not the project's: Locust must still
+        # find the run's config there.
+        r = run_harness(*base, "--run-dir", name, *extra, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return json.loads((tmp_path / name / "report.json").read_text()), r.stderr
+
+    first, _ = run("one")
+    second, err = run("two")
+    seeds = [first["config"]["seed"], second["config"]["seed"]]  # type: ignore[index]
+    assert None not in seeds and seeds[0] != seeds[1], seeds
+    assert "repeats the prompts" not in err
+    again, err = run("three", "--seed", str(seeds[0]))
+    assert again["config"]["seed"] == seeds[0]  # type: ignore[index]
+    assert "warning: this run repeats the prompts" in err and str(tmp_path / "one") in err
+    warnings = again["summary"]["validity"]["warnings"]  # type: ignore[index]
+    assert any("repeats the prompts" in w for w in warnings)
