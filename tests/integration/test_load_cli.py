@@ -62,9 +62,11 @@ def test_harness_load_command_line_writes_the_documented_report(
     for line in (
         "load chat: PASSED  (24 requests in 3s, model sim-model",
         "time to first token", "inter-token latency", "time per output token", "end to end",
-        "ttft from intended", "throughput: ", "goodput", "errors: 0 (0.0%)", "served by:",
-        "cache hit rate", "generator: open loop (constant), offered 8.00 req/s",
-        "SLO PASS  ttft_p95_ms", f"report: {out}",
+        "ttft from intended", "throughput (over the 3s window): ", "goodput",
+        "errors: 0 (0.0%)", "served by:", "cache hit rate", "token gap (pooled)",
+        "generator: open loop (constant), offered 8.00 req/s", "drain: ", "seed ",
+        "SLO PASS  ttft_p95_ms", "CHECK PASS  error_rate = 0", "CHECK PASS  achieved_ratio = 1",
+        f"report: {out}",
     ):  # fmt: skip
         assert line in r.stdout, (line, r.stdout)
     assert "load     " in r.stderr  # progress lines go to stderr
@@ -81,7 +83,7 @@ def test_harness_load_command_line_writes_the_documented_report(
     assert "sk-test-123456" not in out.read_text()
 
     s = report["summary"]
-    for dist in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
+    for dist in ("ttft_ms", "itl_ms", "token_gap_ms", "tpot_ms", "e2e_ms"):
         assert set(s["latency"][dist]) >= PERCENTILES and s["latency"][dist]["count"] > 0
     assert s["throughput"]["requests_per_second"] > 0
     assert s["throughput"]["output_tokens_per_second"] > 0
@@ -98,6 +100,10 @@ def test_harness_load_command_line_writes_the_documented_report(
     assert set(g["send_lag_ms"]) >= PERCENTILES and g["send_lag_ms"]["count"] == 24
     assert s["validity"] == {"valid": True, "reasons": [], "warnings": s["validity"]["warnings"]}
     assert [c["passed"] for c in s["slo_checks"]] == [True]
+    assert [(c["expr"], c["passed"], c["default"]) for c in s["default_checks"]] == [
+        ("error_rate<=0.01", True, True), ("achieved_ratio>=0.9", True, True),
+    ]  # fmt: skip
+    assert isinstance(config["seed"], int)
     seconds = s["timeseries"]
     assert [b["t_s"] for b in seconds][:3] == [0, 1, 2]
     assert sum(b["sent"] for b in seconds) == 24 and "ttft_p95_ms" in seconds[0]
