@@ -34,7 +34,7 @@ from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
 from harness.load.profile import build_profile
 from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
-from harness.load.samples import DONE_GLOB, Sample, SampleTail, read_samples
+from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.load.target import Target, discover_model
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
@@ -175,6 +175,13 @@ def _read_accounts(sample_dir: Path) -> list[WorkerAccount]:
     return out
 
 
+def _t0_of(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["t0_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def fresh_seed() -> int:
     return random.SystemRandom().randrange(1, 2**31)
 
@@ -182,6 +189,8 @@ def fresh_seed() -> int:
 class _ProgressPrinter:
     def __init__(self, sample_dir: Path, duration_s: float, emit: Progress) -> None:
         self.tail = SampleTail(sample_dir)
+        self.sample_dir = sample_dir
+        self.t0_s: float | None = None  # when the schedule began, from the workers' start files
         self.duration_s = duration_s
         self.emit = emit
         self.first_s: float | None = None
@@ -190,12 +199,15 @@ class _ProgressPrinter:
 
     def tick(self) -> None:
         new = self.tail.new_samples()
+        if self.t0_s is None:
+            starts = [_t0_of(p) for p in self.sample_dir.glob(START_GLOB)]
+            self.t0_s = min((t for t in starts if t is not None), default=None)
         now = time.monotonic()
         interval, self.last = now - self.last, now
         if not new and self.first_s is None:
             return
         if self.first_s is None:
-            self.first_s = min(s.sent_s for s in new)
+            self.first_s = self.t0_s or min(s.sent_s for s in new)
         self.total += len(new)
         self.errors += sum(1 for s in new if not s.ok)
         ttft = [s.ttft_ms for s in new if s.ok and s.ttft_ms is not None]
@@ -244,7 +256,7 @@ def run_load(
     run_dir.mkdir(parents=True, exist_ok=True)
     sample_dir = run_dir / "samples"
     sample_dir.mkdir(exist_ok=True)
-    for old in [*sample_dir.glob("*.jsonl"), *sample_dir.glob(DONE_GLOB)]:
+    for old in [*sample_dir.glob("*.jsonl"), *sample_dir.glob("*.json")]:
         old.unlink()
     model = spec.model or _model_for(target)
     emit = progress or (lambda _m: None)

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 SAMPLE_GLOB = "samples-*.jsonl"
 DONE_GLOB = "done-*.json"
+START_GLOB = "start-*.json"  # {"t0_s": ...}: when a worker's schedule began (for progress)
 
 # Error kinds, fixed names (the summary counts by them).
 ERROR_KINDS = (

@@ -79,6 +79,8 @@ class WorkerRun:
             self.cfg.seed,
             worker_index,
         )
+        start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
+        start.write_text(json.dumps({"t0_s": self.t0}))
         gevent.spawn(self._flusher)
         gevent.spawn(self._finisher)
 

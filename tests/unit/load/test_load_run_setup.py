@@ -109,8 +109,10 @@ def test_progress_says_the_run_is_draining_after_its_schedule(tmp_path: Path) ->
     now = time.time()
     sample = Sample(
         worker=0, seq=0, kind="chat", tenant="d", prompt_id="p", repeated=False,
-        intended_s=None, sent_s=now - 8.0, e2e_ms=100.0, ttft_ms=20.0, status=200,
+        intended_s=None, sent_s=now - 1.0, e2e_ms=100.0, ttft_ms=20.0, status=200,
     )  # fmt: skip
+    # The schedule began 8 s ago (the worker's start file), its first request went 1 s ago.
+    (tmp_path / "start-000-1.json").write_text(json.dumps({"t0_s": now - 8.0}))
     (tmp_path / "samples-000-1.jsonl").write_text(sample.to_json() + "\n")
     printer.tick()
     assert "draining 3s after the 5s schedule" in lines[-1], lines
