@@ -312,3 +312,32 @@ def test_fresh_seed_per_run_a_relative_run_dir_and_a_warning_on_repeated_prompts
     assert "warning: this run repeats the prompts" in err and str(tmp_path / "one") in err
     warnings = again["summary"]["validity"]["warnings"]  # type: ignore[index]
     assert any("repeats the prompts" in w for w in warnings)
+
+
+def test_default_checks_fail_a_run_with_errors_unless_turned_off(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(20, 5, 64, "--failure-injection-rate", "30", "--failure-types", "server_error")
+    base = ["load", "--target", sim.url, "--users", "2", "--duration", "2s", "--max-tokens", "4"]
+    code, output, _ = invoke(*base, "--run-dir", str(tmp_path / "checked"))
+    assert code == 1, output
+    assert "FAILED" in output and "CHECK FAIL  error_rate = 0." in output
+    code, output, _ = invoke(*base, "--no-default-checks", "--run-dir", str(tmp_path / "off"))
+    assert code == 0 and "PASSED" in output and "CHECK " not in output, output
+
+
+def test_default_checks_fail_a_run_whose_server_fell_behind(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    # One slot, 20 tokens in ~0.24 s a request: about 4 req/s at most, 12 offered.
+    sim = simulator(50, 10, 1)
+    out = tmp_path / "out.json"
+    code, output, _ = invoke(
+        "load", "--target", sim.url, "--rate", "12", "--arrival", "constant", "--duration", "3s",
+        "--max-tokens", "20", "--ignore-eos", "--json", str(out),
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code == 1, output
+    assert "CHECK FAIL  achieved_ratio = 0." in output, output
+    g = json.loads(out.read_text())["summary"]["generator"]
+    assert g["achieved_rate_rps"] < 0.9 * g["sent_rate_rps"] and g["drain_s"] > 1.0, g
