@@ -149,7 +149,8 @@ def render(report: LoadReport) -> str:
             f"achieved {g.achieved_rate_rps:.2f} req/s"
         )
     lines.append(
-        f"  drain: {g.completed_after_window} requests finished {g.drain_s:.1f}s after the window"
+        f"  drain: {g.completed_after_window} request{'' if g.completed_after_window == 1 else 's'}"
+        f" finished {g.drain_s:.1f}s after the window"
         + (f"; {g.retries} resent on a new connection (pooled one closed)" if g.retries else "")
     )
     seed = report.config.get("seed")
