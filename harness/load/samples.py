@@ -90,8 +90,9 @@ class Sample:
 
     @property
     def itl_ms(self) -> float | None:
-        """Inter-token latency of this request as guidellm and vLLM's bench TPOT count it:
-        (last token time - first token time) / (output tokens - 1)."""
+        """Inter-token latency of this request as guidellm counts it: (last token time - first
+        token time) / (output tokens - 1) (vLLM bench's TPOT differs only in ending at the last
+        chunk, usage included)."""
         if self.ttft_ms is None or self.tokens < 2:
             return None
         return sum(self.token_gaps_ms) / (self.tokens - 1)
