@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,22 @@ class GateLoad:
     looks: list[Look]
 
 
+def _contiguous(reports: list[LoadReport], looks: list[list[Sample]]) -> list[Sample]:
+    """Every look's samples on one clock, each look moved back to where the previous one's
+    schedule ended: the pause between looks (Locust starting again) is not the stack's time."""
+    out: list[Sample] = []
+    t = reports[0].summary.window.start_s
+    for report, samples in zip(reports, looks, strict=True):
+        shift = report.summary.window.start_s - t
+        out += [
+            replace(s, sent_s=s.sent_s - shift,
+                    intended_s=None if s.intended_s is None else s.intended_s - shift)
+            for s in samples
+        ]  # fmt: skip
+        t += report.summary.window.duration_s
+    return out
+
+
 def _pooled_summary(
     spec: LoadSpec, reports: list[LoadReport], samples: list[Sample]
 ) -> LoadSummary:
@@ -64,6 +80,8 @@ def _pooled_summary(
         max_send_lag_ms=spec.load.max_send_lag_ms if isinstance(spec.load, OpenLoop) else 50.0,
         slos=spec.slos,
         workers_expected=0,  # each look's workers were accounted for in its own validity
+        # The achieved/sent check is read from here; the error rate is the SLOs' to judge.
+        default_checks=True,
     )
     return summarize(samples, ctx)
 
@@ -173,6 +191,21 @@ def _validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
     )  # fmt: skip
 
 
+def _kept_up_check(summary: LoadSummary) -> CheckResult:
+    """The stack answered what was sent within the schedule (the load summary's default check of
+    achieved against sent, over all looks on one clock): a stack that falls behind builds a
+    backlog that the drain after the schedule shows."""
+    name = "stack kept up with the offered rate"
+    check = next((c for c in summary.default_checks if c.expr.startswith("achieved_ratio")), None)
+    if check is None or "not judged" in check.reason:
+        why = check.reason if check else "closed loop: no offered rate"
+        return CheckResult(name=name, category="load", outcome="skipped", reasons=[why])
+    return CheckResult(
+        name=name, category="load", outcome="pass" if check.passed else "fail",
+        reasons=[check.reason], measured={"achieved_ratio": check.observed},
+    )  # fmt: skip
+
+
 def max_looks(gate: GateSpec) -> int:
     assert gate.load is not None
     extra = gate.confidence.max_duration_s / gate.load.duration_s
@@ -197,6 +230,7 @@ def run_gate_load(
     plan = SequentialPlan(alpha=1 - gate.confidence.level, max_looks=max_looks(gate))
     target = from_endpoints(stack.endpoints)
     reports: list[LoadReport] = []
+    per_look: list[list[Sample]] = []
     samples: list[Sample] = []
     decided: dict[str, SloJudgement] = {}
     latest: dict[str, SloJudgement] = {}
@@ -206,7 +240,8 @@ def run_gate_load(
         look_dir = run_dir if plan.max_looks == 1 else run_dir / f"look-{k}"
         report = measure_load(spec, target, look_dir, progress)
         reports.append(report)
-        samples += read_samples(Path(report.samples_dir))
+        per_look.append(read_samples(Path(report.samples_dir)))
+        samples = _contiguous(reports, per_look)
         summary = _pooled_summary(spec, reports, samples)
         alpha = plan.alpha_at(k)
         for name, j in _judge_all(gate, slos, samples, summary, alpha).items():
@@ -223,7 +258,7 @@ def run_gate_load(
             f"{plan.max_looks})"
         )
     assert summary is not None
-    checks = [_validity_check(gate, reports)]
+    checks = [_validity_check(gate, reports), _kept_up_check(summary)]
     checks += [
         _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
     ]

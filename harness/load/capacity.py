@@ -60,7 +60,7 @@ class SearchPlan:
 
 def step_from_report(rate: float, report: LoadReport, path: str | None = None) -> CapacityStep:
     s = report.summary
-    reasons = [c.reason for c in s.slo_checks if not c.passed] + list(s.validity.reasons)
+    reasons = [c.reason for c in s.checks if not c.passed] + list(s.validity.reasons)
     return CapacityStep(
         rate_rps=rate,
         outcome=report.outcome,

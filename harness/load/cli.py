@@ -2,7 +2,8 @@
 
 Target, in order: --target URL (any OpenAI-compatible server), --ready-file F (a stack started by
 `harness up`), else a stack this command brings up itself (--stack spec, default reference stack;
---provider local|docker) and tears down at the end. Exit codes: 0 passed, 1 an SLO failed, 2 could
+--provider local|docker) and tears down at the end. Exit codes: 0 passed, 1 an SLO or a default
+check failed (error rate, achieved vs offered; --no-default-checks leaves them out), 2 could
 not run or the run is invalid (the generator fell behind: the numbers would describe the client,
 not the server), 130 interrupted (Ctrl-C or SIGTERM): the report of the part that ran is still
 written, with outcome "interrupted", and a stack the command brought up is torn down.
@@ -65,7 +66,14 @@ ScenarioOpt = Annotated[
         help="Scenario: chat, long-prompt, cache-mix, burst, tenants, or a load spec file.",
     ),
 ]
-RateOpt = Annotated[float | None, typer.Option("--rate", help="Open loop: requests per second.")]
+RateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        help="Open loop: mean requests per second, Poisson arrivals unless --arrival (or the "
+        "scenario) says constant or burst.",
+    ),
+]
 UsersOpt = Annotated[int | None, typer.Option("--users", help="Closed loop: concurrent users.")]
 ArrivalOpt = Annotated[
     str | None, typer.Option("--arrival", help="Open loop: constant, poisson or burst.")
@@ -80,7 +88,43 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model name (default: the target's first /v1/models).")
 ]
 SeedOpt = Annotated[
-    int | None, typer.Option("--seed", help="Seed of prompts and Poisson arrivals.")
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed of prompts and Poisson arrivals; default a fresh one per run (printed and in "
+        "the report: pass it here to repeat a run exactly).",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions)."
+    ),
+]
+PromptWordsOpt = Annotated[
+    int | None, typer.Option("--prompt-words", help="Prompt length in words (+/- the jitter).")
+]
+IgnoreEosOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--ignore-eos/--no-ignore-eos",
+        help="Ask for exactly --max-tokens tokens (vLLM / llama.cpp ignore_eos): fixed work.",
+    ),
+]
+PrefixShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--prefix-share",
+        help="Share (0-1) of every prompt that is one prefix common to the run (prefix caching).",
+    ),
+]
+NoDefaultChecksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-default-checks",
+        help="Do not judge the run by the default checks (error_rate<=0.01; open loop: "
+        "achieved_ratio>=0.9); only the --slo given and the run's validity decide.",
+    ),
 ]
 SloOpt = Annotated[
     list[str] | None,
@@ -100,11 +144,12 @@ def _echo_err(msg: str) -> None:
 
 
 def _run_dir(given: Path | None, prefix: str) -> Path:
+    """Absolute: Locust and the stack's services run from other folders."""
     if given is not None:
-        return given
+        return given.resolve()
     from harness.paths import runs_dir
 
-    return runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return (runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
 
 
 def target_problems(
@@ -223,6 +268,11 @@ def load_command(
     slo: SloOpt = None,
     json_path: JsonOpt = None,
     run_dir: RunDirOpt = None,
+    endpoint: EndpointOpt = None,
+    prompt_words: PromptWordsOpt = None,
+    ignore_eos: IgnoreEosOpt = None,
+    prefix_share: PrefixShareOpt = None,
+    no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
     """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
     from harness.load.execute import LoadInterrupted, measure_load
@@ -231,16 +281,20 @@ def load_command(
     spec = _build_spec(
         scenario,
         Overrides(
-            rate,
-            users,
-            arrival,
-            shape,
-            duration,
-            processes,
-            max_tokens,
-            model,
-            seed,
-            list(slo or []),
+            rate_rps=rate,
+            users=users,
+            arrival=arrival,
+            shape=shape,
+            duration=duration,
+            processes=processes,
+            max_tokens=max_tokens,
+            model=model,
+            seed=seed,
+            slos=list(slo or []),
+            endpoint=endpoint,
+            prompt_words=prompt_words,
+            ignore_eos=ignore_eos,
+            prefix_share=prefix_share,
         ),
     )
     rd = _run_dir(run_dir, "load")
@@ -248,7 +302,9 @@ def load_command(
         with resolve_target(
             target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
         ) as tgt:
-            report = measure_load(spec, tgt, rd, progress=_echo_err)
+            report = measure_load(
+                spec, tgt, rd, progress=_echo_err, default_checks=not no_default_checks
+            )
     except LoadInterrupted as stopped:
         # Here the stack (if this command started one) is already down: the interrupt went
         # through start_stack's teardown on its way out.
@@ -296,6 +352,10 @@ def capacity_command(
     seed: SeedOpt = None,
     json_path: JsonOpt = None,
     run_dir: RunDirOpt = None,
+    endpoint: EndpointOpt = None,
+    prompt_words: PromptWordsOpt = None,
+    ignore_eos: IgnoreEosOpt = None,
+    prefix_share: PrefixShareOpt = None,
 ) -> None:
     """Find the highest open-loop rate meeting every --slo (doubling, then bisection)."""
     from harness.load.capacity import CapacityStep, SearchPlan, search, step_from_report
@@ -325,7 +385,18 @@ def capacity_command(
     base = _build_spec(
         scenario,
         Overrides(
-            start_rate, None, arrival, None, step_duration, processes, max_tokens, model, seed, slos
+            rate_rps=start_rate,
+            arrival=arrival,
+            duration=step_duration,
+            processes=processes,
+            max_tokens=max_tokens,
+            model=model,
+            seed=seed,
+            slos=slos,
+            endpoint=endpoint,
+            prompt_words=prompt_words,
+            ignore_eos=ignore_eos,
+            prefix_share=prefix_share,
         ),
     )
     rd = _run_dir(run_dir, "capacity")

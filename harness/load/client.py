@@ -146,20 +146,26 @@ class LLMClient:
         error: _Failed | None = None
         sock: gevent.socket.socket | None = None
         keep = False
+        retries = 0
         sent = clock.now()
         timer = gevent.Timeout(self.request_timeout_s)
         timer.start()
         try:
-            for attempt in (0, 1):
-                sock, reused = self._checkout()
-                sock.settimeout(self.request_timeout_s)
-                got = self._exchange(sock, data, resp)
-                if got or not reused or attempt == 1:
-                    break
-                # A reused keep-alive connection the server had closed: nothing was answered,
-                # so sending again on a fresh one is safe (what every HTTP client does).
+            sock, reused = self._checkout()
+            sock.settimeout(self.request_timeout_s)
+            if not self._exchange(sock, data, resp) and reused:
+                # A pooled keep-alive connection the server had already closed: nothing came
+                # back, so the request is sent again, once, on a NEW connection. Another pooled
+                # one may be just as stale (servers close idle connections in batches). The
+                # clock restarts: the lost attempt is the client's delay (send lag), not the
+                # server's latency.
                 sock.close()
                 sock = None
+                retries = 1
+                sent = clock.now()
+                sock = self._connect()
+                sock.settimeout(self.request_timeout_s)
+                self._exchange(sock, data, resp)
             if not resp.message_complete:
                 raise _Failed("incomplete", "connection closed before the response ended")
             keep = resp.should_keep_alive()
@@ -183,7 +189,9 @@ class LLMClient:
                 else:
                     sock.close()
         end = clock.now()
-        return self._sample(plan, intended_s, sent, end, resp, interp, error, request_id)
+        sample = self._sample(plan, intended_s, sent, end, resp, interp, error, request_id)
+        sample.retries = retries
+        return sample
 
     @staticmethod
     def _exchange(sock: gevent.socket.socket, data: bytes, resp: _Response) -> bool:
@@ -259,7 +267,7 @@ class LLMClient:
             s.error, s.error_detail = "incomplete", "stream ended without [DONE] or a finish reason"
         if interp.first_text_s is not None:
             s.ttft_ms = (interp.first_text_s - sent) * 1000.0
-        s.itl_ms = [round(g, 3) for g in interp.gaps_ms]
+        s.token_gaps_ms = [round(g, 3) for g in interp.gaps_ms]
         s.output_tokens = interp.output_tokens
         s.prompt_tokens = interp.prompt_tokens
         s.output_chunks = interp.chunks

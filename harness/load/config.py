@@ -26,6 +26,8 @@ class WorkerConfig(BaseModel):
     model: str
     sample_dir: str
     run_tag: str
+    # The run's seed (the spec's, or the fresh one drawn for this run).
+    seed: int
     # Seconds the shape keeps users alive at most; the harness normally stops Locust earlier,
     # as soon as every worker has written its done file.
     hard_stop_s: float

@@ -34,10 +34,13 @@ def measure_load(
     run_dir: Path,
     progress: Progress | None = None,
     server_view: bool = True,
+    default_checks: bool = True,
 ) -> LoadReport:
     """Run, summarize and write `run_dir/report.json`; raise LoadInterrupted after writing it
-    when the run was stopped early."""
-    run = run_load(spec, target, run_dir, progress)
+    when the run was stopped early. The report's config is the spec as run: with the seed drawn
+    for it when the spec had none. `default_checks=False` leaves out the default checks (error
+    rate, achieved vs offered) that otherwise decide the outcome beside the SLOs."""
+    run = run_load(spec, target, run_dir, progress, default_checks=default_checks)
     summary = summarize(run.samples, run.context)
     view: ServerView | None = None
     # An interrupted run skips the Prometheus queries: whoever pressed Ctrl-C wants out now.
@@ -48,16 +51,16 @@ def measure_load(
         git_sha=git_sha(),
         created_at=now_iso(),
         host=host_info(),
-        config=spec.model_dump(mode="json"),
+        config=run.spec.model_dump(mode="json"),
         target=target.redacted(),
         model=run.model,
         outcome="interrupted" if run.interrupted else outcome_of(summary),
         summary=summary,
         server=view,
-        samples_dir=str(run_dir / "samples"),
+        samples_dir=str(run.run_dir / "samples"),
         locust_log=str(run.locust_log),
     )
-    path = run_dir / "report.json"
+    path = run.run_dir / "report.json"
     report.write(path)
     if run.interrupted:
         raise LoadInterrupted(report, path)

@@ -64,9 +64,10 @@ def host_info() -> HostInfo:
 
 
 def outcome_of(summary: LoadSummary) -> Outcome:
+    """invalid (the run itself), else failed when an SLO or a default check failed."""
     if not summary.validity.valid:
         return "invalid"
-    return "passed" if all(c.passed for c in summary.slo_checks) else "failed"
+    return "passed" if all(c.passed for c in summary.checks) else "failed"
 
 
 # --- console -----------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ def render(report: LoadReport) -> str:
         f"  {'latency (ms)':<24}{'p50':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'max':>9}",
         _row("time to first token", s.latency.ttft_ms),
         _row("inter-token latency", s.latency.itl_ms),
+        _row("token gap (pooled)", s.latency.token_gap_ms),
         _row("time per output token", s.latency.tpot_ms),
         _row("end to end", s.latency.e2e_ms),
     ]
@@ -111,7 +113,8 @@ def render(report: LoadReport) -> str:
         lines.append(_row("e2e from intended", s.latency.e2e_from_intended_ms))
     t = s.throughput
     lines.append(
-        f"  throughput: {t.requests_per_second:.2f} req/s, "
+        f"  throughput (over the {_secs(s.window.duration_s)} window): "
+        f"{t.requests_per_second:.2f} req/s, "
         f"{t.output_tokens_per_second:.1f} output tokens/s, "
         f"goodput {t.goodput_requests_per_second:.2f} req/s ({_pct(s.goodput.share)}"
         + (f" meeting {', '.join(s.goodput.slos)})" if s.goodput.slos else " successful)")
@@ -145,8 +148,18 @@ def render(report: LoadReport) -> str:
             f"  generator: closed loop, sent {g.sent_rate_rps:.2f} req/s, "
             f"achieved {g.achieved_rate_rps:.2f} req/s"
         )
+    lines.append(
+        f"  drain: {g.completed_after_window} request{'' if g.completed_after_window == 1 else 's'}"
+        f" finished {g.drain_s:.1f}s after the window"
+        + (f"; {g.retries} resent on a new connection (pooled one closed)" if g.retries else "")
+    )
+    seed = report.config.get("seed")
+    if seed is not None:
+        lines.append(f"  seed {seed} (--seed {seed} sends these prompts and arrivals again)")
     for check in s.slo_checks:
         lines.append(f"  SLO {'PASS' if check.passed else 'FAIL'}  {check.reason}")
+    for check in s.default_checks:
+        lines.append(f"  CHECK {'PASS' if check.passed else 'FAIL'}  {check.reason}")
     tag = "PARTIAL" if report.outcome == "interrupted" else "INVALID"
     for r in s.validity.reasons:
         lines.append(f"  {tag}: {r}")

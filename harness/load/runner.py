@@ -5,6 +5,9 @@ starts `python -m locust` in its own session, prints progress from the sample fi
 and ends the run when every worker has written its done file (or a hard deadline passes), by
 signalling the process group it created. Nothing else is ever signalled.
 
+A spec without a seed gets a fresh one here (the spec the run returns carries it), and a run
+that repeats an earlier run's prompts against the same target is warned about (repeats.py).
+
 Ctrl-C or SIGTERM (a KeyboardInterrupt in the main thread) ends the run early: Locust's group is
 stopped as always, and the samples written so far come back as a run marked interrupted
 (`LoadRun.interrupted`), for the caller to summarize and report as partial.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -29,11 +33,13 @@ from harness.errors import HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
 from harness.load.profile import build_profile
-from harness.load.samples import DONE_GLOB, Sample, SampleTail, read_samples
+from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
+from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.load.target import Target, discover_model
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
-from harness.paths import PROJECT_ROOT
+from harness.paths import PROJECT_ROOT, runs_dir
+from harness.provenance import now_iso
 from harness.spec.load import LoadSpec, OpenLoop
 from harness.stack.ports import free_ports
 from harness.stack.process import descendants, pid_alive, tail_file
@@ -169,9 +175,22 @@ def _read_accounts(sample_dir: Path) -> list[WorkerAccount]:
     return out
 
 
+def _t0_of(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["t0_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fresh_seed() -> int:
+    return random.SystemRandom().randrange(1, 2**31)
+
+
 class _ProgressPrinter:
     def __init__(self, sample_dir: Path, duration_s: float, emit: Progress) -> None:
         self.tail = SampleTail(sample_dir)
+        self.sample_dir = sample_dir
+        self.t0_s: float | None = None  # when the schedule began, from the workers' start files
         self.duration_s = duration_s
         self.emit = emit
         self.first_s: float | None = None
@@ -180,12 +199,15 @@ class _ProgressPrinter:
 
     def tick(self) -> None:
         new = self.tail.new_samples()
+        if self.t0_s is None:
+            starts = [_t0_of(p) for p in self.sample_dir.glob(START_GLOB)]
+            self.t0_s = min((t for t in starts if t is not None), default=None)
         now = time.monotonic()
         interval, self.last = now - self.last, now
         if not new and self.first_s is None:
             return
         if self.first_s is None:
-            self.first_s = min(s.sent_s for s in new)
+            self.first_s = self.t0_s or min(s.sent_s for s in new)
         self.total += len(new)
         self.errors += sum(1 for s in new if not s.ok)
         ttft = [s.ttft_ms for s in new if s.ok and s.ttft_ms is not None]
@@ -196,9 +218,15 @@ class _ProgressPrinter:
             if p50 is not None and p95 is not None
             else "ttft -"
         )
+        # Past the schedule nothing new is sent: say so, or "20s/20s done 4 (0.0/s)" reads odd.
+        where = (
+            f"{elapsed:5.0f}s/{self.duration_s:.0f}s"
+            if elapsed <= self.duration_s
+            else f"draining {elapsed - self.duration_s:.0f}s after the {self.duration_s:.0f}s "
+            "schedule"
+        )
         self.emit(
-            f"load {min(elapsed, self.duration_s):5.0f}s/{self.duration_s:.0f}s  "
-            f"done {self.total} ({len(new) / max(interval, 1e-6):.1f}/s)  "
+            f"load {where}  done {self.total} ({len(new) / max(interval, 1e-6):.1f}/s)  "
             f"errors {self.errors}  {lat}"
         )
 
@@ -209,6 +237,7 @@ def run_load(
     run_dir: Path,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    default_checks: bool = True,
 ) -> LoadRun:
     """Run one load test to the end and return its samples; never leaves a process behind.
 
@@ -218,12 +247,25 @@ def run_load(
     A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) during the run stops Locust and
     returns what was recorded, with `interrupted` set; the caller decides what to do next.
     """
+    # Locust runs from the project root: a relative folder would point elsewhere there.
+    run_dir = run_dir.resolve()
+    if spec.seed is None:
+        spec = spec.model_copy(update={"seed": fresh_seed()})
+    seed = spec.seed
+    assert seed is not None
     run_dir.mkdir(parents=True, exist_ok=True)
     sample_dir = run_dir / "samples"
     sample_dir.mkdir(exist_ok=True)
-    for old in [*sample_dir.glob("*.jsonl"), *sample_dir.glob(DONE_GLOB)]:
+    for old in [*sample_dir.glob("*.jsonl"), *sample_dir.glob("*.json")]:
         old.unlink()
     model = spec.model or _model_for(target)
+    emit = progress or (lambda _m: None)
+    repeat = check_and_record(
+        runs_dir() / RECORD_NAME, target.url, fingerprint(spec.workload, seed), seed, run_dir,
+        now_iso(),
+    )  # fmt: skip
+    if repeat:
+        emit(f"warning: {repeat}")
     hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
     cfg = WorkerConfig(
         spec=spec,
@@ -232,6 +274,7 @@ def run_load(
         model=model,
         sample_dir=str(sample_dir),
         run_tag=run_dir.name[:24] or "run",
+        seed=seed,
         hard_stop_s=hard_stop,
     )
     cfg_path = run_dir / "load-config.json"
@@ -239,11 +282,10 @@ def run_load(
     log_path = run_dir / "locust.log"
     cmd = locust_command(cfg, stop_timeout_s=1.0)
     env = {**os.environ, CONFIG_ENV: str(cfg_path), "PYTHONUNBUFFERED": "1"}
-    emit = progress or (lambda _m: None)
     emit(
         f"load: {spec.name} -> {target.url} model {model}, {_describe(spec)} "
         f"for {spec.duration_s:g}s, "
-        f"{spec.processes} process(es)"
+        f"{spec.processes} process(es), seed {seed}"
     )
     printer = _ProgressPrinter(sample_dir, spec.duration_s, emit)
     t_start = time.monotonic()
@@ -308,6 +350,8 @@ def run_load(
     samples = read_samples(sample_dir)
     accounts = _read_accounts(sample_dir)
     ctx = _context(spec, samples, accounts, problems, launched_s, interrupted_s)
+    ctx.default_checks = default_checks
+    ctx.warnings = [repeat] if repeat else []
     return LoadRun(
         spec=spec,
         target=target,

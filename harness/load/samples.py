@@ -15,6 +15,7 @@ from typing import IO, Any
 
 SAMPLE_GLOB = "samples-*.jsonl"
 DONE_GLOB = "done-*.json"
+START_GLOB = "start-*.json"  # {"t0_s": ...}: when a worker's schedule began (for progress)
 
 # Error kinds, fixed names (the summary counts by them).
 ERROR_KINDS = (
@@ -45,7 +46,8 @@ class Sample:
     error_detail: str | None = None
     ttfb_ms: float | None = None  # response headers
     ttft_ms: float | None = None  # first event carrying generated text
-    itl_ms: list[float] = field(default_factory=list)  # gaps between text-carrying events
+    # Every gap between consecutive text-carrying events (the pooled `token_gap` distribution).
+    token_gaps_ms: list[float] = field(default_factory=list)
     output_tokens: int | None = None  # server `usage.completion_tokens`
     prompt_tokens: int | None = None
     output_chunks: int = 0  # text-carrying events counted by the client
@@ -54,6 +56,8 @@ class Sample:
     x_served_by: str | None = None
     x_request_id: str | None = None
     client_request_id: str = ""
+    # 1 when a pooled connection turned out closed and the request went again on a new one.
+    retries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -84,12 +88,28 @@ class Sample:
             return None
         return (self.e2e_ms - self.ttft_ms) / (self.tokens - 1)
 
+    @property
+    def itl_ms(self) -> float | None:
+        """Inter-token latency of this request as guidellm counts it: (last token time - first
+        token time) / (output tokens - 1) (vLLM bench's TPOT differs only in ending at the last
+        chunk, usage included)."""
+        if self.ttft_ms is None or self.tokens < 2:
+            return None
+        return sum(self.token_gaps_ms) / (self.tokens - 1)
+
+    @property
+    def token_gap_max_ms(self) -> float:
+        """The longest wait between two streamed chunks of this request (0 with fewer than two)."""
+        return max(self.token_gaps_ms, default=0.0)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Sample:
         known = {f.name for f in fields(cls)}
+        if "itl_ms" in d and "token_gaps_ms" not in d:  # samples written before the rename
+            d = {**d, "token_gaps_ms": d["itl_ms"]}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 

@@ -29,6 +29,10 @@ _OPTION_OF_FIELD = {
     "duration_s": "--duration",
     "processes": "--processes",
     "workload.max_tokens": "--max-tokens",
+    "workload.completion_share": "--endpoint",
+    "workload.prompt_words": "--prompt-words",
+    "workload.ignore_eos": "--ignore-eos",
+    "workload.prefix_share": "--prefix-share",
     "model": "--model",
     "seed": "--seed",
     "slos": "--slo",
@@ -108,6 +112,13 @@ class Overrides:
     model: str | None = None
     seed: int | None = None
     slos: list[str] = field(default_factory=list)
+    endpoint: str | None = None  # chat | completions
+    prompt_words: int | None = None
+    ignore_eos: bool | None = None
+    prefix_share: float | None = None
+
+
+ENDPOINTS = {"chat": 0.0, "completions": 1.0}  # --endpoint -> workload.completion_share
 
 
 def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
@@ -118,6 +129,12 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
         )
     if o.arrival is not None and o.rate_rps is None and spec.load.kind != "open":
         problems.append(ConfigProblem("--arrival", "applies to open-loop runs only: add --rate"))
+    if o.endpoint is not None and o.endpoint not in ENDPOINTS:
+        problems.append(
+            ConfigProblem(
+                "--endpoint", f"unknown endpoint {o.endpoint!r}; valid: {', '.join(ENDPOINTS)}"
+            )
+        )
     if problems:
         raise ConfigError(CLI_SOURCE, problems)
     data: dict[str, Any] = spec.model_dump()
@@ -140,8 +157,17 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
     ):
         if value is not None:
             data[key] = value
-    if o.max_tokens is not None:
-        data["workload"]["max_tokens"] = o.max_tokens
+    workload: dict[str, Any] = data["workload"]
+    knobs: tuple[tuple[str, object], ...] = (
+        ("max_tokens", o.max_tokens),
+        ("prompt_words", o.prompt_words),
+        ("ignore_eos", o.ignore_eos),
+        ("prefix_share", o.prefix_share),
+        ("completion_share", ENDPOINTS.get(o.endpoint or "")),
+    )
+    for knob, setting in knobs:
+        if setting is not None:
+            workload[knob] = setting
     if o.slos:
         data["slos"] = [*data["slos"], *o.slos]
     given = {
@@ -157,6 +183,10 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
             ("--model", o.model),
             ("--seed", o.seed),
             ("--slo", o.slos or None),
+            ("--endpoint", o.endpoint),
+            ("--prompt-words", o.prompt_words),
+            ("--ignore-eos", o.ignore_eos),
+            ("--prefix-share", o.prefix_share),
         )
         if value is not None
     }

@@ -76,9 +76,11 @@ class WorkerRun:
             self.cfg.spec.workload,
             self.cfg.model,
             self.cfg.api_key,
-            self.cfg.spec.seed,
+            self.cfg.seed,
             worker_index,
         )
+        start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
+        start.write_text(json.dumps({"t0_s": self.t0}))
         gevent.spawn(self._flusher)
         gevent.spawn(self._finisher)
 
@@ -134,7 +136,7 @@ class WorkerRun:
         slots = gevent.lock.BoundedSemaphore(max(1, load.max_in_flight // n))
         client = self.client(max_idle=max(1, load.max_in_flight // n))
         give_up = self.deadline + self.cfg.spec.drain_timeout_s
-        offsets = arrival_offsets(load, self.profile, self.worker, n, self.cfg.spec.seed)
+        offsets = arrival_offsets(load, self.profile, self.worker, n, self.cfg.seed)
         try:
             for off in offsets:
                 intended = self.t0 + off

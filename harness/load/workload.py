@@ -51,6 +51,7 @@ class RequestPlan:
     prompt_id: str
     repeated: bool
     stream: bool = True
+    prompt: str = ""
 
 
 def make_prompt(rng: random.Random, words: int) -> str:
@@ -69,6 +70,11 @@ class WorkloadGenerator:
         self._hot = [
             make_prompt(hot_rng, workload.prompt_words) for _ in range(workload.repeated_pool)
         ]
+        # One prefix for every fresh prompt of the run (a shared system prompt: what a server's
+        # prefix cache reuses); it comes from the seed, so a fresh seed means a fresh prefix.
+        words = round(workload.prompt_words * workload.prefix_share)
+        prefix_rng = random.Random(f"{seed}:prefix")
+        self._prefix = " ".join(prefix_rng.choices(_VOCAB, k=words)) if words else ""
         self._tenants = list(workload.tenants) or [
             Tenant(name="default", api_key=default_api_key or "none")
         ]
@@ -81,6 +87,13 @@ class WorkloadGenerator:
         hi = max(lo, round(self.w.prompt_words * (1 + j)))
         return self._rng.randint(lo, hi)
 
+    def _fresh_prompt(self) -> str:
+        n = self._prompt_words()
+        if not self._prefix:
+            return make_prompt(self._rng, n)
+        rest = max(1, n - len(self._prefix.split()))
+        return f"{INSTRUCTION} {self._prefix} {' '.join(self._rng.choices(_VOCAB, k=rest))}"
+
     def next(self) -> RequestPlan:
         seq = self._seq
         self._seq += 1
@@ -90,7 +103,7 @@ class WorkloadGenerator:
             idx = rng.randrange(len(self._hot))
             prompt, prompt_id = self._hot[idx], f"hot-{idx}"
         else:
-            prompt, prompt_id = make_prompt(rng, self._prompt_words()), f"w{self.worker}-{seq}"
+            prompt, prompt_id = self._fresh_prompt(), f"w{self.worker}-{seq}"
         kind: Literal["chat", "completion"] = (
             "completion"
             if self.w.completion_share > 0 and rng.random() < self.w.completion_share
@@ -125,4 +138,5 @@ class WorkloadGenerator:
             prompt_id=prompt_id,
             repeated=repeated,
             stream=self.w.stream,
+            prompt=prompt,
         )

@@ -2,8 +2,12 @@
 were served, the generator's own account, and whether the run is valid at all.
 
 Latency distributions cover successful requests; failures are counted by status and kind, and
-count against goodput. Throughput divides by the span from the window start to the later of the
-window end and the last completion, so a server that falls behind shows achieved < offered.
+count against goodput. Rates (throughput, achieved) count the requests completed within the
+scheduled window and divide by its length, as guidellm does, so a server that falls behind shows
+achieved < offered; the time spent draining the backlog after the window is reported apart.
+
+Default checks (error rate, and in open loop achieved vs offered) judge every run unless turned
+off; they sit in `default_checks`, the same shape as `slo_checks`, each marked `default`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.load.samples import Sample
-from harness.measure.slo import DISTRIBUTIONS, STATS, Slo, parse_slos
+from harness.measure.slo import (
+    DEFAULT_CHECKS,
+    DISTRIBUTIONS,
+    MIN_SENT_FOR_ACHIEVED_CHECK,
+    STATS,
+    Slo,
+    parse_slo,
+    parse_slos,
+)
 from harness.measure.stats import Distribution, distribution
 from harness.measure.timeseries import SecondBucket, per_second
 
@@ -59,6 +71,10 @@ class RunContext:
     # Set when SIGINT/SIGTERM stopped the run: seconds of the schedule that ran. The summary then
     # covers only that part (duration_s is that long); requests in flight at the stop are lost.
     interrupted_after_s: float | None = None
+    # Apply DEFAULT_CHECKS (a user's SLO on the same figure replaces its default).
+    default_checks: bool = True
+    # Said before the run (e.g. it repeats an earlier run's prompts); kept with the run's warnings.
+    warnings: list[str] = field(default_factory=list)
 
 
 class Window(BaseModel):
@@ -85,9 +101,14 @@ class Counts(BaseModel):
 
 
 class Latency(BaseModel):
+    """Where each clock starts and stops: see the README's "Latency definitions"."""
+
     model_config = _LENIENT
     ttft_ms: Distribution
+    # Per request (last token - first token) / (tokens - 1), percentiles across requests.
     itl_ms: Distribution
+    # Every gap between consecutive streamed chunks of every request, pooled.
+    token_gap_ms: Distribution = Distribution()
     tpot_ms: Distribution
     e2e_ms: Distribution
     ttfb_ms: Distribution
@@ -142,7 +163,15 @@ class Generator(BaseModel):
     expected_requests: float | None
     sent: int
     sent_rate_rps: float
+    # Successful requests completed within the scheduled window, per second of it.
     achieved_rate_rps: float
+    # achieved / sent rate (open loop: sent is what the schedule drew, e.g. 9 of 10 expected).
+    achieved_ratio: float | None = None
+    # After the window: how long the last requests took to finish, and how many finished then.
+    drain_s: float = 0.0
+    completed_after_window: int = 0
+    # Requests sent again on a new connection after a pooled one turned out closed.
+    retries: int = 0
     not_sent: int
     cap_waits: int
     unfinished: int
@@ -165,6 +194,7 @@ class SloCheck(BaseModel):
     observed: float | None
     passed: bool
     reason: str
+    default: bool = False  # a default check of every run, not an SLO the user gave
 
 
 class LoadSummary(BaseModel):
@@ -180,6 +210,7 @@ class LoadSummary(BaseModel):
     validity: Validity
     slo_checks: list[SloCheck]
     timeseries: list[SecondBucket] = []  # empty in chaos phases (the timeline has it)
+    default_checks: list[SloCheck] = []
 
     def metric(self, name: str) -> float | None:
         """An aggregate figure by SLO name (`ttft_p95_ms`, `error_rate`, ...)."""
@@ -194,6 +225,7 @@ class LoadSummary(BaseModel):
             return dist.stat(stat) if isinstance(dist, Distribution) else None
         scalars: dict[str, float | None] = {
             "error_rate": self.counts.error_rate,
+            "achieved_ratio": self.generator.achieved_ratio,
             "requests_per_second": self.throughput.requests_per_second,
             "output_tokens_per_second": self.throughput.output_tokens_per_second,
             "goodput": self.goodput.share,
@@ -209,8 +241,13 @@ class LoadSummary(BaseModel):
         return scalars[name]
 
     @property
+    def checks(self) -> list[SloCheck]:
+        """Every check that decides the outcome: the user's SLOs, then the default checks."""
+        return [*self.slo_checks, *self.default_checks]
+
+    @property
     def passed(self) -> bool:
-        return self.validity.valid and all(c.passed for c in self.slo_checks)
+        return self.validity.valid and all(c.passed for c in self.checks)
 
 
 def _by_tenant(samples: Sequence[Sample]) -> dict[str, dict[str, int]]:
@@ -234,8 +271,10 @@ def _request_value(s: Sample, metric: str) -> float | None:
         return s.e2e_ms
     if metric == "tpot_ms":
         return s.tpot_ms
-    if metric == "itl_max_ms":
-        return max(s.itl_ms) if s.itl_ms else 0.0
+    if metric == "itl_ms":
+        return s.itl_ms
+    if metric == "token_gap_max_ms":
+        return s.token_gap_max_ms
     lag = (s.send_lag_ms or 0.0) if s.intended_s is not None else 0.0
     if metric == "ttft_from_intended_ms":
         return None if s.ttft_ms is None else s.ttft_ms + lag
@@ -255,10 +294,11 @@ def _meets(s: Sample, slos: list[Slo]) -> bool:
 
 
 def _latency(ok: list[Sample], open_loop: bool) -> Latency:
-    itl = np.fromiter((g for s in ok for g in s.itl_ms), dtype=np.float64)
+    gaps = np.fromiter((g for s in ok for g in s.token_gaps_ms), dtype=np.float64)
     lat = Latency(
         ttft_ms=distribution([s.ttft_ms for s in ok if s.ttft_ms is not None]),
-        itl_ms=distribution(itl),
+        itl_ms=distribution([v for s in ok if (v := s.itl_ms) is not None]),
+        token_gap_ms=distribution(gaps),
         tpot_ms=distribution([t for s in ok if (t := s.tpot_ms) is not None]),
         e2e_ms=distribution([s.e2e_ms for s in ok]),
         ttfb_ms=distribution([s.ttfb_ms for s in ok if s.ttfb_ms is not None]),
@@ -273,7 +313,7 @@ def _latency(ok: list[Sample], open_loop: bool) -> Latency:
 
 def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Validity:
     reasons = list(ctx.problems)
-    warnings: list[str] = []
+    warnings: list[str] = list(ctx.warnings)
     if ctx.interrupted_after_s is not None:
         reasons.append(
             f"interrupted after {ctx.interrupted_after_s:.1f}s: a partial run, "
@@ -322,10 +362,46 @@ def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Val
     return Validity(valid=not reasons, reasons=reasons, warnings=warnings)
 
 
+def _default_checks(summary: LoadSummary, ctx: RunContext, user: list[Slo]) -> list[SloCheck]:
+    taken = {s.metric for s in user}
+    out: list[SloCheck] = []
+    for expr, why in DEFAULT_CHECKS:
+        slo = parse_slo(expr)
+        if slo.metric in taken:
+            continue
+        observed = summary.metric(slo.metric)
+        if slo.metric == "achieved_ratio":
+            if not ctx.open_loop or ctx.interrupted_after_s is not None:
+                continue  # no schedule to compare with, or only part of one
+            sent = summary.generator.sent
+            if sent < MIN_SENT_FOR_ACHIEVED_CHECK and observed is not None:
+                out.append(
+                    SloCheck(
+                        expr=slo.expr, observed=observed, passed=True, default=True,
+                        reason=f"achieved_ratio = {observed:.3g} not judged: {sent} requests "
+                        f"sent, fewer than {MIN_SENT_FOR_ACHIEVED_CHECK} (one request finishing "
+                        "after the window would move it by more than the 10% allowed)",
+                    )
+                )  # fmt: skip
+                continue
+        r = slo.check(observed)
+        out.append(
+            SloCheck(
+                expr=r.expr, observed=r.observed, passed=r.passed, default=True,
+                reason=f"{r.reason} (default check: {why})",
+            )
+        )  # fmt: skip
+    return out
+
+
 def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
     ok = [s for s in samples if s.ok]
     last_done = max((s.done_s for s in samples), default=ctx.start_s)
     span = max(ctx.duration_s, last_done - ctx.start_s)
+    window_end = ctx.start_s + ctx.duration_s
+    # Rates count what completed within the scheduled window (guidellm's benchmark window);
+    # what finished while the backlog drained afterwards is reported apart.
+    ok_in_window = [s for s in ok if s.done_s <= window_end]
     window = Window(
         start_s=ctx.start_s,
         end_s=ctx.start_s + ctx.duration_s,
@@ -378,6 +454,8 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
     )
 
     lags = [lag for s in samples if (lag := s.send_lag_ms) is not None]
+    sent_rate = len(samples) / ctx.duration_s
+    achieved = len(ok_in_window) / ctx.duration_s
     cpu = [w.cpu_s / w.wall_s for w in ctx.workers if w.wall_s > 0]
     gen = Generator(
         mode="open" if ctx.open_loop else "closed",
@@ -387,11 +465,15 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         else None,
         expected_requests=ctx.expected_requests,
         sent=len(samples),
-        sent_rate_rps=len(samples) / ctx.duration_s,
-        achieved_rate_rps=len(ok) / span,
+        sent_rate_rps=sent_rate,
+        achieved_rate_rps=achieved,
         not_sent=sum(w.not_sent for w in ctx.workers),
         cap_waits=sum(w.cap_waits for w in ctx.workers),
         unfinished=sum(w.unfinished for w in ctx.workers),
+        achieved_ratio=achieved / sent_rate if ctx.open_loop and sent_rate > 0 else None,
+        drain_s=max(0.0, last_done - window_end),
+        completed_after_window=sum(1 for s in samples if s.done_s > window_end),
+        retries=sum(s.retries for s in samples),
         send_lag_ms=distribution(lags) if ctx.open_loop else None,
         workers_expected=ctx.workers_expected,
         workers_done=len(ctx.workers),
@@ -402,9 +484,10 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         counts=counts,
         latency=_latency(ok, ctx.open_loop),
         throughput=Throughput(
-            requests_per_second=len(ok) / span,
-            output_tokens_per_second=tokens / span,
-            goodput_requests_per_second=meeting / span,
+            requests_per_second=achieved,
+            output_tokens_per_second=sum(s.tokens for s in ok_in_window) / ctx.duration_s,
+            goodput_requests_per_second=sum(1 for s in ok_in_window if _meets(s, per_request))
+            / ctx.duration_s,
         ),
         goodput=goodput,
         served=served,
@@ -421,4 +504,6 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
             summary.slo_checks.append(
                 SloCheck(expr=r.expr, observed=r.observed, passed=r.passed, reason=r.reason)
             )
+    if ctx.default_checks:
+        summary.default_checks = _default_checks(summary, ctx, slos)
     return summary

@@ -95,7 +95,7 @@ class Tenant(Strict):
 
 
 class Workload(Strict):
-    """What each request looks like. Prompts come from `seed`: same spec, same prompts."""
+    """What each request looks like. Prompts come from the run's seed: same seed, same prompts."""
 
     # Share of requests sent to /v1/completions; the rest go to /v1/chat/completions.
     completion_share: float = Field(0.0, ge=0, le=1)
@@ -107,6 +107,9 @@ class Workload(Strict):
     # vLLM / llama.cpp extension: generate exactly max_tokens (fixed work per request).
     ignore_eos: bool = False
     temperature: float | None = Field(None, ge=0, le=2)
+    # This share of every fresh prompt's words is one prefix common to the whole run (a shared
+    # system prompt; exercises prefix caching). 0: every prompt is new from its first word.
+    prefix_share: float = Field(0.0, ge=0, lt=1)
     # Cache mix: this share of requests repeats one of `repeated_pool` fixed prompts.
     repeated_share: float = Field(0.0, ge=0, le=1)
     repeated_pool: int = Field(8, ge=1)
@@ -132,7 +135,9 @@ class LoadSpec(Strict):
     duration_s: Seconds = Field(30.0, gt=0, le=86_400)
     # Locust worker processes on this machine (1: a single process, no master).
     processes: int = Field(1, ge=1, le=64)
-    seed: int = 1
+    # Seed of prompts and Poisson arrivals; None: a fresh one per run (printed and stored in the
+    # report), so a run never measures the server's prompt cache by accident.
+    seed: int | None = None
     # Model name sent in requests; None asks the target's /v1/models.
     model: str | None = None
     request_timeout_s: Seconds = Field(60.0, gt=0)

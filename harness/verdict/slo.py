@@ -38,21 +38,13 @@ def _from_intended(s: Sample, value: float | None) -> float | None:
     return None if value is None else value + lag
 
 
-def request_itl_ms(s: Sample) -> float | None:
-    """Inter-token latency of one request as guidellm and vLLM's bench define it: the time from
-    the first token to the last over the tokens after the first."""
-    if s.ttft_ms is None or s.tokens < 2:
-        return None
-    return (s.e2e_ms - s.ttft_ms) / (s.tokens - 1)
-
-
 # Per-request values behind each latency distribution the summary reports.
 _VALUES: dict[str, Callable[[Sample], Sequence[float | None]]] = {
     "ttft": lambda s: [s.ttft_ms],
     "e2e": lambda s: [s.e2e_ms],
     "tpot": lambda s: [s.tpot_ms],
-    "itl": lambda s: [request_itl_ms(s)],
-    "token_gap": lambda s: s.itl_ms,
+    "itl": lambda s: [s.itl_ms],
+    "token_gap": lambda s: s.token_gaps_ms,
     "ttft_from_intended": lambda s: [_from_intended(s, s.ttft_ms)],
     "e2e_from_intended": lambda s: [_from_intended(s, s.e2e_ms)],
 }

@@ -23,7 +23,7 @@ from harness.observe.prometheus import PrometheusClient
 from harness.stack.ports import free_ports
 from harness.tools import find_binary
 
-__all__ = ["prometheus", "simulator"]
+__all__ = ["idle_closing_nginx", "prometheus", "simulator"]
 
 HARNESS = [sys.executable, "-m", "harness"]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -35,11 +35,18 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_harness(*args: str | Path, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """`harness ARGS...` to the end, as a user runs it; stdout and stderr captured."""
+def run_harness(
+    *args: str | Path,
+    timeout_s: float = 120.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`harness ARGS...` to the end, as a user runs it (from `cwd`, with `env` added to the
+    environment); stdout and stderr captured."""
     return subprocess.run(
         [*HARNESS, *map(str, args)], capture_output=True, text=True, timeout=timeout_s,
-        stdin=subprocess.DEVNULL, preexec_fn=_default_sigint,
+        stdin=subprocess.DEVNULL, preexec_fn=_default_sigint, cwd=cwd,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -146,6 +153,65 @@ def simulator(tmp_path: Path) -> Iterator[SimFactory]:
     finally:
         for sim in started:
             stop(sim.proc)
+
+
+# One streamed completion, canned: nginx answers every POST with it.
+_SSE_ANSWER = (
+    'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"hi"}}]}\\n\\n'
+    'data: {"choices":[{"index":0,"delta":{"content":" there"},"finish_reason":"length"}]}\\n\\n'
+    "data: [DONE]\\n\\n"
+)
+
+
+@pytest.fixture
+def idle_closing_nginx(tmp_path: Path) -> Iterator[Callable[[int], str]]:
+    """A real nginx that closes keep-alive connections idle longer than `keepalive_ms` (as
+    llama-server does), answering every completion with a canned stream; returns its URL."""
+    binary = find_binary("nginx")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(keepalive_ms: int) -> str:
+        port = free_port()
+        d = tmp_path / f"nginx-{port}"
+        d.mkdir()
+        conf = d / "nginx.conf"
+        conf.write_text(
+            f"""daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    keepalive_timeout {keepalive_ms}ms;
+    server {{
+        listen 127.0.0.1:{port};
+        location /v1/ {{
+            default_type text/event-stream;
+            return 200 '{_SSE_ANSWER}';
+        }}
+        location = /health {{ return 200 'ok'; }}
+    }}
+}}
+"""
+        )
+        log = d / "stdout.log"
+        with log.open("wb") as f:
+            proc = subprocess.Popen(
+                [str(binary), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
+                stdout=f, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        procs.append(proc)
+        wait_http(f"http://127.0.0.1:{port}/health", proc, log)
+        return f"http://127.0.0.1:{port}"
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            stop(proc)
 
 
 def _all_up(client: PrometheusClient, n: int) -> bool:

@@ -47,7 +47,10 @@ def test_closed_loop_medians_match_simulator_timings(simulator: SimFactory, tmp_
     assert s.counts.usage_reported == s.counts.ok
     assert s.counts.usage_chunk_mismatch == 0
     assert s.counts.output_tokens == TOKENS * s.counts.ok
-    assert s.latency.itl_ms.count == (TOKENS - 1) * s.counts.ok
+    # itl: one figure per request; token_gap: every gap of every request
+    assert s.latency.itl_ms.count == s.counts.ok
+    assert s.latency.token_gap_ms.count == (TOKENS - 1) * s.counts.ok
+    assert within(s.latency.token_gap_ms.p50, ITL_MS), s.latency.token_gap_ms
     assert s.validity.valid, s.validity
 
 

@@ -62,9 +62,11 @@ def test_harness_load_command_line_writes_the_documented_report(
     for line in (
         "load chat: PASSED  (24 requests in 3s, model sim-model",
         "time to first token", "inter-token latency", "time per output token", "end to end",
-        "ttft from intended", "throughput: ", "goodput", "errors: 0 (0.0%)", "served by:",
-        "cache hit rate", "generator: open loop (constant), offered 8.00 req/s",
-        "SLO PASS  ttft_p95_ms", f"report: {out}",
+        "ttft from intended", "throughput (over the 3s window): ", "goodput",
+        "errors: 0 (0.0%)", "served by:", "cache hit rate", "token gap (pooled)",
+        "generator: open loop (constant), offered 8.00 req/s", "drain: ", "seed ",
+        "SLO PASS  ttft_p95_ms", "CHECK PASS  error_rate = 0", "CHECK PASS  achieved_ratio = 1",
+        f"report: {out}",
     ):  # fmt: skip
         assert line in r.stdout, (line, r.stdout)
     assert "load     " in r.stderr  # progress lines go to stderr
@@ -81,7 +83,7 @@ def test_harness_load_command_line_writes_the_documented_report(
     assert "sk-test-123456" not in out.read_text()
 
     s = report["summary"]
-    for dist in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
+    for dist in ("ttft_ms", "itl_ms", "token_gap_ms", "tpot_ms", "e2e_ms"):
         assert set(s["latency"][dist]) >= PERCENTILES and s["latency"][dist]["count"] > 0
     assert s["throughput"]["requests_per_second"] > 0
     assert s["throughput"]["output_tokens_per_second"] > 0
@@ -98,6 +100,10 @@ def test_harness_load_command_line_writes_the_documented_report(
     assert set(g["send_lag_ms"]) >= PERCENTILES and g["send_lag_ms"]["count"] == 24
     assert s["validity"] == {"valid": True, "reasons": [], "warnings": s["validity"]["warnings"]}
     assert [c["passed"] for c in s["slo_checks"]] == [True]
+    assert [(c["expr"], c["passed"], c["default"]) for c in s["default_checks"]] == [
+        ("error_rate<=0.01", True, True), ("achieved_ratio>=0.9", True, True),
+    ]  # fmt: skip
+    assert isinstance(config["seed"], int)
     seconds = s["timeseries"]
     assert [b["t_s"] for b in seconds][:3] == [0, 1, 2]
     assert sum(b["sent"] for b in seconds) == 24 and "ttft_p95_ms" in seconds[0]
@@ -280,3 +286,58 @@ def test_capacity_finds_the_knee_of_a_two_slot_server(
     rates = [s["rate_rps"] for s in result["steps"]]
     assert rates[:3] == [2, 4, 8]  # doubling first
     assert any(s["outcome"] == "failed" for s in result["steps"])
+
+
+def test_fresh_seed_per_run_a_relative_run_dir_and_a_warning_on_repeated_prompts(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(ttft_ms=20, itl_ms=5)
+    env = {"HARNESS_RUNS_DIR": str(tmp_path / "runs")}
+    base = ["load", "--target", sim.url, "--rate", "4", "--duration", "2s", "--max-tokens", "4"]
+
+    def run(name: str, *extra: str) -> tuple[dict[str, object], str]:
+        # A relative --run-dir, from a folder that is not the project's: Locust must still
+        # find the run's config there.
+        r = run_harness(*base, "--run-dir", name, *extra, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return json.loads((tmp_path / name / "report.json").read_text()), r.stderr
+
+    first, _ = run("one")
+    second, err = run("two")
+    seeds = [first["config"]["seed"], second["config"]["seed"]]  # type: ignore[index]
+    assert None not in seeds and seeds[0] != seeds[1], seeds
+    assert "repeats the prompts" not in err
+    again, err = run("three", "--seed", str(seeds[0]))
+    assert again["config"]["seed"] == seeds[0]  # type: ignore[index]
+    assert "warning: this run repeats the prompts" in err and str(tmp_path / "one") in err
+    warnings = again["summary"]["validity"]["warnings"]  # type: ignore[index]
+    assert any("repeats the prompts" in w for w in warnings)
+
+
+def test_default_checks_fail_a_run_with_errors_unless_turned_off(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(20, 5, 64, "--failure-injection-rate", "30", "--failure-types", "server_error")
+    base = ["load", "--target", sim.url, "--users", "2", "--duration", "2s", "--max-tokens", "4"]
+    code, output, _ = invoke(*base, "--run-dir", str(tmp_path / "checked"))
+    assert code == 1, output
+    assert "FAILED" in output and "CHECK FAIL  error_rate = 0." in output
+    code, output, _ = invoke(*base, "--no-default-checks", "--run-dir", str(tmp_path / "off"))
+    assert code == 0 and "PASSED" in output and "CHECK " not in output, output
+
+
+def test_default_checks_fail_a_run_whose_server_fell_behind(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    # One slot, 20 tokens in ~0.24 s a request: about 4 req/s at most, 12 offered.
+    sim = simulator(50, 10, 1)
+    out = tmp_path / "out.json"
+    code, output, _ = invoke(
+        "load", "--target", sim.url, "--rate", "12", "--arrival", "constant", "--duration", "3s",
+        "--max-tokens", "20", "--ignore-eos", "--json", str(out),
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code == 1, output
+    assert "CHECK FAIL  achieved_ratio = 0." in output, output
+    g = json.loads(out.read_text())["summary"]["generator"]
+    assert g["achieved_rate_rps"] < 0.9 * g["sent_rate_rps"] and g["drain_s"] > 1.0, g

@@ -131,7 +131,8 @@ def test_scripted_stream_timings_are_stamped_when_bytes_arrive(scripted) -> None
     s = LLMClient(srv.url, run_tag="t", worker=2).execute(plan(), intended_s=None)
     assert s.ok, s
     assert s.status == 200 and near(s.ttfb_ms, 0) and near(s.ttft_ms, 150)
-    assert len(s.itl_ms) == 2 and near(s.itl_ms[0], 50) and near(s.itl_ms[1], 100)
+    assert len(s.token_gaps_ms) == 2 and near(s.token_gaps_ms[0], 50)
+    assert near(s.token_gaps_ms[1], 100) and near(s.itl_ms, 75)
     assert near(s.e2e_ms, 300)
     assert s.output_tokens == 3 and s.output_chunks == 3 and s.prompt_tokens == 4
     assert (s.x_cache, s.x_served_by, s.x_request_id) == ("miss", "primary", "srv-1")
@@ -224,3 +225,20 @@ def test_keep_alive_is_reused_and_a_stale_connection_is_retried_once(scripted) -
     second = client2.execute(plan())
     assert second.ok, second
     assert srv2.connections == 2
+
+
+def test_scripted_stale_pooled_connections_are_retried_on_a_new_one(scripted) -> None:  # type: ignore[no-untyped-def]
+    # Two requests at once leave two pooled connections, both closed by the server afterwards
+    # (as llama-server closes idle ones). The next request must not retry on the other stale
+    # pooled connection: it goes again, once, on a new one, and is counted once.
+    ok = SSE_HEAD + chunked(sse("a", finish="stop")) + DONE + END
+    srv = scripted([[(0.05, ok), (0.0, None)], [(0.05, ok), (0.0, None)], [(0.0, ok)], [(0.0, ok)]])
+    client = LLMClient(srv.url, max_idle=4)
+    first = [gevent.spawn(client.execute, plan()) for _ in range(2)]
+    gevent.joinall(first, raise_error=True)
+    assert all(g.value.ok for g in first) and srv.connections == 2
+    gevent.sleep(0.05)
+    again = [client.execute(plan()) for _ in range(2)]
+    assert [s.error for s in again] == [None, None], [s.error_detail for s in again]
+    assert [s.retries for s in again] == [1, 0] and srv.connections == 3
+    assert len(srv.requests) == 4  # the lost attempts never reached a live connection

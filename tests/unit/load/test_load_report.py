@@ -18,7 +18,7 @@ def report(slos: tuple[str, ...] = (), lag_s: float = 0.0) -> LoadReport:
         Sample(
             worker=0, seq=i, kind="chat", tenant="default", prompt_id="p", repeated=False,
             intended_s=T0 + i, sent_s=T0 + i + lag_s * i, e2e_ms=120.0, ttft_ms=30.0,
-            itl_ms=[10.0] * 9, output_tokens=10, output_chunks=10, status=200,
+            token_gaps_ms=[10.0] * 9, output_tokens=10, output_chunks=10, status=200,
             x_served_by="primary", x_cache="miss",
         )
         for i in range(10)
@@ -74,3 +74,20 @@ def test_an_interrupted_report_says_so_and_reads_back(tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     r.write(p)
     assert LoadReport.read(p).outcome == "interrupted"
+
+
+def test_render_names_both_inter_token_figures_the_drain_seed_and_default_checks() -> None:
+    r = report()
+    r.config = {"name": "unit", "seed": 4242}
+    text = render(r)
+    assert "inter-token latency" in text and "token gap (pooled)" in text
+    assert "drain: 0 requests finished 0.0s after the window" in text
+    assert "seed 4242 (--seed 4242" in text
+    assert "CHECK PASS  error_rate = 0 meets <= 0.01 (default check" in text
+
+
+def test_a_failed_default_check_fails_the_run() -> None:
+    r = report()
+    failing = r.summary.default_checks[0].model_copy(update={"passed": False})
+    r.summary.default_checks = [failing]
+    assert outcome_of(r.summary) == "failed"

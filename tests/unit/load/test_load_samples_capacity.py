@@ -17,14 +17,14 @@ def sample(seq: int, sent: float, **kw: object) -> Sample:
 
 def test_samples_round_trip_and_torn_lines_are_skipped(tmp_path: Path) -> None:
     w = SampleWriter(tmp_path / "samples-000-1.jsonl")
-    w.write(sample(1, 2.0, itl_ms=[1.5, 2.5], output_tokens=3))
+    w.write(sample(1, 2.0, token_gaps_ms=[1.5, 2.5], output_tokens=3))
     w.write(sample(0, 1.0, error="http", status=500))
     w.close()
     with (tmp_path / "samples-001-2.jsonl").open("w") as f:
         f.write(sample(2, 1.5).to_json() + "\n" + '{"worker": 1, "seq": 3, "extra_field": 1')
     got = read_samples(tmp_path)
     assert [s.seq for s in got] == [0, 2, 1]  # ordered by send time, torn line dropped
-    assert got[2].itl_ms == [1.5, 2.5] and got[2].tokens == 3 and got[0].ok is False
+    assert got[2].token_gaps_ms == [1.5, 2.5] and got[2].tokens == 3 and got[0].ok is False
 
 
 def test_unknown_fields_are_ignored(tmp_path: Path) -> None:

@@ -55,3 +55,13 @@ def test_check_reports_number_and_threshold() -> None:
     r = parse_slo("ttft_p95_ms<=500").check(612.34)
     assert not r.passed and "612.3" in r.reason and "<= 500" in r.reason
     assert not parse_slo("ttft_p95_ms<=500").check(None).passed
+
+
+def test_both_inter_token_figures_and_the_default_check_figures_parse() -> None:
+    assert parse_slo("itl_p95_ms<=500").scope == "aggregate"
+    assert parse_slo("token_gap_p95_ms<=500").scope == "aggregate"
+    assert parse_slo("achieved_ratio>=0.9").scope == "aggregate"
+    assert parse_slo("itl_ms<=50").scope == "request"
+    per_request_gap = parse_slo("token_gap_max_ms<=200")
+    assert per_request_gap.scope == "request"
+    assert parse_slo("itl_max_ms<=200") == per_request_gap  # the older name, same meaning

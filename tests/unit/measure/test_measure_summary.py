@@ -21,7 +21,7 @@ def s(
     fields: dict[str, object] = {
         "worker": 0, "seq": 0, "kind": "chat", "tenant": "default", "prompt_id": "p",
         "repeated": False, "intended_s": intended, "sent_s": T0 + sent, "e2e_ms": e2e,
-        "ttft_ms": ttft, "itl_ms": [10.0, 10.0], "output_tokens": 3, "output_chunks": 3,
+        "ttft_ms": ttft, "token_gaps_ms": [10.0, 10.0], "output_tokens": 3, "output_chunks": 3,
         "status": 200,
     }  # fmt: skip
     fields.update(kw)
@@ -52,7 +52,8 @@ def test_counts_errors_tokens_and_throughput() -> None:
     assert c.output_tokens == 54
     assert out.throughput.requests_per_second == pytest.approx(1.8)
     assert out.throughput.output_tokens_per_second == pytest.approx(5.4)
-    assert out.latency.itl_ms.count == 36 and out.latency.tpot_ms.p50 == pytest.approx(40.0)
+    assert out.latency.token_gap_ms.count == 36 and out.latency.itl_ms.count == 18
+    assert out.latency.itl_ms.p50 == pytest.approx(10.0) and out.latency.tpot_ms.p50 == 40.0
     assert out.latency.ttft_from_intended_ms is None  # closed loop
 
 
@@ -203,3 +204,71 @@ def test_outcomes_per_second_by_meant_time() -> None:
     assert [(r["primary"], r["fallback"]) for r in rows] == [(1, 1), (0, 0), (0, 0)]
     assert (rows[1]["degraded"], rows[1]["error"]) == (1, 1)
     assert (rows[2]["cache"], rows[2]["other"]) == (1, 1)
+
+
+def test_itl_is_per_request_over_tokens_and_token_gaps_are_pooled() -> None:
+    # Nine requests stream one token per chunk, 10 ms apart. One server sends its 11 tokens in
+    # two chunks 100 ms apart: its ITL is 100 / 10 = 10 ms (guidellm's definition: tokens from
+    # `usage`), while its one gap between chunks is 100 ms.
+    even = [s(i, token_gaps_ms=[10.0] * 10, output_tokens=11) for i in range(9)]
+    bunched = s(9, token_gaps_ms=[100.0], output_tokens=11, output_chunks=2)
+    out = summarize([*even, bunched], ctx(slos=("itl_ms<=20", "token_gap_max_ms<=50")))
+    lat = out.latency
+    assert lat.itl_ms.count == 10 and lat.itl_ms.max == pytest.approx(10.0)
+    assert lat.token_gap_ms.count == 91 and lat.token_gap_ms.max == pytest.approx(100.0)
+    assert out.metric("itl_p95_ms") == pytest.approx(10.0)
+    assert out.metric("token_gap_max_ms") == pytest.approx(100.0)
+    # Per request: every ITL meets 20 ms; the bunched request's 100 ms gap misses 50 ms.
+    assert out.goodput.meeting == 9
+    assert bunched.itl_ms == pytest.approx(10.0) and bunched.token_gap_max_ms == 100.0
+
+
+def behind(n: int, send_every_s: float, done_every_s: float) -> list[Sample]:
+    """Request i is meant and sent at i * send_every_s and done at i * done_every_s + 0.1 s."""
+    return [
+        s(i * send_every_s, e2e=(i * (done_every_s - send_every_s) + 0.1) * 1000.0,
+          intended=T0 + i * send_every_s)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_rates_count_the_scheduled_window_and_the_drain_is_apart() -> None:
+    # 4 req/s offered for 10 s; the server finishes one every 0.375 s (2.67/s): it falls behind.
+    out = summarize(behind(40, 0.25, 0.375), open_ctx(expected_requests=40.0))
+    g = out.generator
+    assert g.sent_rate_rps == pytest.approx(4.0)
+    assert g.achieved_rate_rps == pytest.approx(2.7)  # 27 done within the 10 s window
+    assert out.throughput.requests_per_second == pytest.approx(2.7)
+    assert g.achieved_ratio == pytest.approx(2.7 / 4.0)
+    assert g.completed_after_window == 13 and g.drain_s == pytest.approx(39 * 0.375 + 0.1 - 10)
+    checks = {c.expr: c for c in out.default_checks}
+    assert set(checks) == {"error_rate<=0.01", "achieved_ratio>=0.9"}
+    assert all(c.default for c in out.default_checks)
+    assert not checks["achieved_ratio>=0.9"].passed and checks["error_rate<=0.01"].passed
+    assert "kept up" in checks["achieved_ratio>=0.9"].reason
+    assert out.validity.valid and not out.passed  # a failed check, not an invalid run
+
+
+def test_a_server_that_keeps_up_passes_the_default_checks() -> None:
+    out = summarize(behind(40, 0.25, 0.25), open_ctx(expected_requests=40.0))
+    assert out.generator.achieved_ratio == pytest.approx(1.0) and out.generator.drain_s == 0.0
+    assert [c.passed for c in out.default_checks] == [True, True] and out.passed
+
+
+def test_default_checks_judge_errors_unless_replaced_or_turned_off() -> None:
+    samples = [s(i) for i in range(8)] + [s(8, error="incomplete", status=0)] * 2
+    out = summarize(samples, ctx())
+    assert [c.expr for c in out.default_checks] == ["error_rate<=0.01"]  # closed loop: no rate
+    assert not out.default_checks[0].passed and not out.passed
+    assert "error_rate = 0.2 violates" in out.default_checks[0].reason
+    mine = summarize(samples, ctx(slos=("error_rate<=0.5",)))
+    assert mine.default_checks == [] and mine.passed  # the user's own threshold replaces it
+    off = summarize(samples, ctx(default_checks=False))
+    assert off.default_checks == [] and off.passed
+
+
+def test_achieved_ratio_is_not_judged_on_a_handful_of_requests() -> None:
+    # 10 requests, the last two finish after the window: 0.8, but that is two requests.
+    out = summarize(behind(10, 1.0, 1.0)[:8] + behind(10, 1.0, 1.25)[8:], open_ctx())
+    check = next(c for c in out.default_checks if c.expr == "achieved_ratio>=0.9")
+    assert check.passed and "not judged" in check.reason and check.observed == pytest.approx(0.8)
