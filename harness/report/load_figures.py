@@ -51,7 +51,8 @@ def load_highlights(load: dict[str, Any] | None) -> list[tuple[str, str]]:
          f"{_num(gen.get('achieved_rate_rps'))} ({_num(gen.get('offered_rate_rps'))})"),
         ("output tokens/s", _num(tp.get("output_tokens_per_second"), ".1f")),
         ("TTFT ms p50/p90/p95/p99", _ms(lat.get("ttft_ms"))),
-        ("inter-token ms p50/p90/p95/p99", _ms(lat.get("itl_ms"))),
+        ("inter-token ms per request p50/p90/p95/p99", _ms(lat.get("itl_ms"))),
+        ("token gaps ms, pooled, p50/p90/p95/p99", _ms(lat.get("token_gap_ms"))),
         ("time per output token ms p50/p90/p95/p99", _ms(lat.get("tpot_ms"))),
         ("end-to-end ms p50/p90/p95/p99", _ms(lat.get("e2e_ms"))),
     ]  # fmt: skip
