@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from harness.errors import ConfigError, ConfigProblem
+from harness.exit_codes import EXIT_FAIL, EXIT_INTERRUPTED, exit_code
 from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_scenario
 from harness.load.target import Target, check_url, from_ready_file
 from harness.spec.load import LoadSpec
@@ -28,7 +28,6 @@ from harness.spec.load import LoadSpec
 if TYPE_CHECKING:  # the report module pulls numpy in; `harness --help` should not wait for it
     from harness.load.report import LoadReport
 
-EXIT_OK, EXIT_FAIL, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 # The stack providers `start_stack` knows (harness.stack.orchestrator.make_launcher).
 PROVIDERS = ("local", "docker")
 
@@ -147,9 +146,9 @@ def _run_dir(given: Path | None, prefix: str) -> Path:
     """Absolute: Locust and the stack's services run from other folders."""
     if given is not None:
         return given.resolve()
-    from harness.paths import runs_dir
+    from harness.paths import new_run_dir
 
-    return (runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    return new_run_dir(prefix).resolve()
 
 
 def target_problems(
@@ -204,17 +203,11 @@ def resolve_target(
         yield dataclasses.replace(t, api_key=api_key or t.api_key)
         return
     from harness.load.target import from_endpoints
-    from harness.paths import PROJECT_ROOT
-    from harness.spec.loader import load_yaml_model
-    from harness.spec.stack import StackSpec
+    from harness.spec.files import load_stack_spec
     from harness.stack import start_stack
 
-    default = PROJECT_ROOT / "stack" / "stack.yaml"
-    spec_path = stack if stack is not None else (default if default.is_file() else None)
-    stack_spec = load_yaml_model(StackSpec, spec_path) if spec_path else StackSpec()
-    progress(
-        f"no --target or --ready-file: bringing up the stack ({spec_path or 'reference stack'})"
-    )
+    stack_spec = load_stack_spec(stack)
+    progress(f"no --target or --ready-file: bringing up the stack ({stack or 'reference stack'})")
     with start_stack(
         stack_spec, run_dir=run_dir / "stack", provider=provider, progress=progress
     ) as running:
@@ -313,12 +306,7 @@ def load_command(
         _echo_err(f"interrupted; partial report in {where}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(f"report: {_show(report, rd / 'report.json', json_path)}")
-    code = {
-        "passed": EXIT_OK,
-        "failed": EXIT_FAIL,
-        "invalid": EXIT_CANNOT_RUN,
-        "interrupted": EXIT_INTERRUPTED,
-    }[report.outcome]
+    code = exit_code(report.outcome)
     if code:
         raise typer.Exit(code)
 
