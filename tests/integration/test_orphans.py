@@ -143,13 +143,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 before_cleanup: list[int] = []
 
 GATE_MOMENTS = {
-    "start-up": r"\] starting: ",
+    "start-up": r"\] starting: .*nginx",
     "probes": r"^probes:",
     "load": r"^load: orphan-load",
     "experiment": r"^  fault: proxy_down",
     "teardown": r"^stopping \d+ services",
 }
-LOAD_MOMENTS = {"start-up": r"\] starting: ", "load": r"^load: "}
+# "load  2s/20s done 3": Locust has been running and sending for a while.
+LOAD_MOMENTS = {"start-up": r"\] ready: .*nginx", "load": r"^load +[1-9]\d*s/20s +done [1-9]"}
 
 
 def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> None:
