@@ -72,7 +72,7 @@ def _hostile_requests(
     big = json.dumps(chat_body("x" * (max_prompt_chars + 1), max_tokens=4)).encode()
     return [
         ("no key", "POST", url, js, ok),
-        ("no key", "POST", url, {**js, "Authorization": "Bearer "}, ok),
+        ("no key", "POST", url, {**js, "Authorization": "Bearer"}, ok),
         ("unknown key", "POST", url, {**js, **auth_headers("sk-not-a-key")}, ok),
         ("unknown key", "POST", url, {**js, "X-API-Key": "sk-not-a-key"}, ok),
         ("oversized key", "POST", url, {**js, **auth_headers("sk-" + "k" * 6000)}, ok),

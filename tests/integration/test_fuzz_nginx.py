@@ -46,7 +46,7 @@ def hostile_text(max_size: int = 40) -> st.SearchStrategy[str]:
 
 def header_value() -> st.SearchStrategy[str]:
     # What a client can put on the wire: latin-1 without CR/LF (httpx refuses the rest).
-    return st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)
+    return st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60).map(str.strip)
 
 
 def key_header(valid: str) -> st.SearchStrategy[tuple[str, dict[str, str]]]:
@@ -104,6 +104,13 @@ paths = st.one_of(
     st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters="?#"),
             max_size=30).map(lambda t: "/v1/" + t),
 )  # fmt: skip
+# Well-formed requests an API key decides: a hostile key must not get them answered.
+WELL_FORMED = [
+    ("POST", "/v1/chat/completions",
+     b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}'),
+    ("POST", "/v1/completions", b'{"prompt": "hi", "max_tokens": 2}'),
+    ("GET", "/v1/models", b""),
+]  # fmt: skip
 extra_headers = st.dictionaries(
     st.sampled_from(["Content-Type", "Accept", "X-Request-Id", "X-Forwarded-For",
                      "Content-Encoding", "X-Real-IP", "Cookie", "Origin"]),
@@ -123,15 +130,21 @@ def test_hostile_requests_through_nginx(stack: RunningStack) -> None:
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    @given(method=methods, path=paths, key=key_header(valid), headers=extra_headers, body=bodies)
-    def one(method: str, path: str, key: tuple[str, dict[str, str]], headers: dict[str, str],
-            body: bytes) -> None:  # fmt: skip
-        kind, auth = key
+    @given(
+        request=st.sampled_from(WELL_FORMED) | st.tuples(methods, paths, bodies),
+        key=key_header(valid),
+        headers=extra_headers,
+    )
+    def one(
+        request: tuple[str, str, bytes], key: tuple[str, dict[str, str]], headers: dict[str, str]
+    ) -> None:
+        (method, path, body), (kind, auth) = request, key
         with httpx.Client(timeout=30.0) as http:
             try:
-                r = http.request(method, base + path, headers={**headers, **auth},
-                                 content=body or None)  # fmt: skip
-            except httpx.InvalidURL:
+                # Bytes: non-ASCII header values go on the wire as they are (latin-1).
+                wire = {k: v.encode("latin-1") for k, v in {**headers, **auth}.items()}
+                r = http.request(method, base + path, headers=wire, content=body or None)
+            except (httpx.InvalidURL, httpx.LocalProtocolError):
                 seen["refused by the client"] += 1
                 return
         seen[f"{r.status_code // 100}xx"] += 1
