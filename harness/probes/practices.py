@@ -110,7 +110,9 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
                 resp.json()
             except ValueError:
                 failures.append(f"{label}: {method} {resp.status_code} error body is not JSON")
-    measured: dict[str, float | int | str | None] = {"sent": sum(map(sum, answers.values()))}
+    measured: dict[str, float | int | str | None] = {
+        "sent": sum(sum(c.values()) for c in answers.values())
+    }
     described = []
     for label, counts in answers.items():
         slug = label.replace(" ", "_").lower()

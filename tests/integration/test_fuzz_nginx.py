@@ -160,3 +160,19 @@ def test_hostile_requests_through_nginx(stack: RunningStack) -> None:
     print(f"{total} hostile requests through nginx: {dict(sorted(seen.items()))}")
     assert not bad, "\n".join(bad[:20])
     assert total >= 300
+
+
+def test_security_probe_reports_counts_by_class(stack: RunningStack) -> None:
+    from harness.probes.practices import probe_security
+
+    limit = stack.spec.gateway.settings.validation.max_prompt_chars
+    check = probe_security(stack.endpoints.nginx, stack.endpoints.api_key, limit)
+    print(check.reasons)
+    assert check.outcome == "pass", check.reasons
+    m = check.measured
+    assert m["sent"] == 13
+    assert (m["no_key_sent"], m["no_key_answers"]) == (2, "2x401")
+    assert (m["unknown_key_sent"], m["unknown_key_answers"]) == (2, "2x403")
+    assert m["malformed_json_sent"] == 4 and m["wrong_method_sent"] == 2
+    assert m["unknown_path_answers"] == "1x404"
+    assert "malformed JSON: 4 sent, answered 4x400" in check.reasons
