@@ -192,3 +192,43 @@ def test_the_rounds_saw_leftovers_before_the_cleanup() -> None:
     if not before_cleanup:
         pytest.skip("run with the rounds above")
     assert sum(before_cleanup) > 0, before_cleanup
+
+
+def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Toxiproxy the record names that still answers (started outside the harness's sessions
+    here, as one in a container would be) gets every proxy enabled and every toxic removed."""
+    from harness.faults.toxiproxy import ToxiproxyClient
+    from harness.stack.ownership import _boot_id, reap_dead_owners
+    from harness.stack.ports import free_ports
+    from harness.tools import find_binary
+
+    api, listen, upstream = free_ports(3)
+    url = f"http://127.0.0.1:{api}"
+    proc = subprocess.Popen([str(find_binary("toxiproxy-server")), "-host", "127.0.0.1",
+                             "-port", str(api)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not port_is_listening(api):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        with ToxiproxyClient(url) as toxi:
+            toxi.create_proxy("primary-0", f"127.0.0.1:{listen}", f"127.0.0.1:{upstream}")
+            toxi.create_proxy("primary-1", f"127.0.0.1:{upstream}", f"127.0.0.1:{listen}")
+            toxi.set_enabled("primary-0", False)
+            toxi.add_toxic("primary-1", "latency", {"latency": 500}, name="harness_latency")
+        rec = Record(2**22 + 1, 1, _boot_id())  # an owner that is gone
+        rec.toxiproxy["run"] = url
+        left = Leftovers(rec)
+        assert sorted(left.faults()) == ["primary-0 disabled", "primary-1 toxic harness_latency"]
+        (tmp_path / "owned").mkdir()
+        (tmp_path / "owned" / f"{rec.owner_pid}.json").write_text(json.dumps(rec.to_json()))
+        monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path))
+        lines = reap_dead_owners()
+        assert any("every toxic removed, proxies enabled" in line for line in lines), lines
+        assert left.faults() == []
+    finally:
+        proc.kill()
+        proc.wait()

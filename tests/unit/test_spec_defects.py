@@ -182,3 +182,24 @@ def test_shipped_experiments_name_only_what_the_reference_stack_has() -> None:
         exp = load_yaml_model(ExperimentSpec, path)
         merged = apply_stack_overrides(stack, [exp.stack_overrides], str(path))
         assert experiment_problems(exp, merged) == [], path
+
+
+def test_run_experiment_refuses_an_unknown_alert_before_any_load(tmp_path: Path) -> None:
+    """Experiments run from Python (pytest -m chaos) get the same check as the CLI's."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from harness.chaos import run_experiment
+    from harness.stack import RunningStack
+
+    p = tmp_path / "e.yaml"
+    p.write_text(EXPERIMENT)
+    exp = load_yaml_model(ExperimentSpec, p)
+    stack = SimpleNamespace(
+        spec=load_yaml_model(StackSpec, SIM_STACK),
+        endpoints=SimpleNamespace(proxies={"primary-0": "x"}),
+        services={},
+    )
+    with pytest.raises(ConfigError, match="no alert rule named NoSuchAlert"):
+        run_experiment(exp, cast(RunningStack, stack), tmp_path, source=str(p))
+    assert not (tmp_path / "samples").exists()
