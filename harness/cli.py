@@ -321,7 +321,7 @@ def report(
 
     source = path / "report.json" if path.is_dir() else path
     try:
-        stored = RunReport.model_validate_json(source.read_text())
+        stored = RunReport.model_validate_json(source.read_bytes())  # bytes: bad UTF-8 is a 2
     except OSError as exc:
         raise ConfigError(
             str(source), [ConfigProblem("", f"cannot read: {exc.strerror}")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,13 @@ def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(out)
 
 
+# A value quoted in a message: long strings and deep or long structures are cut short.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 120
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
+_SHORT.maxlevel = 2
+
+
 def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
     problems = []
     for e in err.errors():
@@ -51,7 +59,7 @@ def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
         if e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-            msg = f"{msg}, got {e['input']!r}"
+            msg = f"{msg}, got {_SHORT.repr(e['input'])}"
         problems.append(ConfigProblem(_location(loc), msg))
     return problems
 
@@ -63,8 +71,22 @@ def parse_model(model: type[M], data: object, source: str) -> M:
         raise ConfigError(source, problems_from_validation(err)) from None
 
 
+MAX_ALIASES = 200
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (it would silently win)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (it would silently win) and
+    more aliases than a spec file needs (nested aliases expand exponentially)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases; expected a plain spec file",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )  # fmt: skip
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_line: dict[Any, int] = {}
@@ -143,7 +165,7 @@ def read_yaml_mapping(path: Path | str, *, allow_empty: bool = False) -> dict[st
             return {}
         raise ConfigError(str(path), [ConfigProblem(
             "", "the file is empty (no settings); expected a mapping of fields "
-            "(pass --allow-empty if all defaults are meant)",
+            "(harness validate, up, gate and chaos take --allow-empty when all defaults are meant)",
         )])  # fmt: skip
     if not isinstance(data, dict):
         raise ConfigError(

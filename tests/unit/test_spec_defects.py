@@ -203,3 +203,13 @@ def test_run_experiment_refuses_an_unknown_alert_before_any_load(tmp_path: Path)
     with pytest.raises(ConfigError, match="no alert rule named NoSuchAlert"):
         run_experiment(exp, cast(RunningStack, stack), tmp_path, source=str(p))
     assert not (tmp_path / "samples").exists()
+
+
+def test_alias_bombs_are_refused_and_quoted_values_cut_short(tmp_path: Path) -> None:
+    p = tmp_path / "g.yaml"
+    p.write_text("a: &a [1]\n" + "".join(f"k{i}: *a\n" for i in range(201)))
+    assert "line 202, column 7: not valid YAML: more than 200 aliases" in _error(p)
+    p.write_text("kind: gate\nslos: [" + ", ".join(["[" * 5 + "1" + "]" * 5] * 50) + "]\n")
+    with pytest.raises(ConfigError) as info:
+        validate_file(p)
+    assert all(len(line) < 300 for line in str(info.value).splitlines())
