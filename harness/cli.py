@@ -149,8 +149,11 @@ def _check_references(path: Path, kind: str, stack: Path | None, allow_empty: bo
         gate_spec = load_yaml_model(GateSpec, path, allow_empty=allow_empty)
         stack_spec, experiments = gate_inputs(gate_spec, path, stack, allow_empty)
     elif kind == "experiment":
+        from harness.spec.experiment import apply_stack_overrides
+
         experiments = load_experiments([path], allow_empty)
-        stack_spec = load_stack_spec(stack)
+        overrides = [experiments[0].spec.stack_overrides]
+        stack_spec = apply_stack_overrides(load_stack_spec(stack), overrides, str(path))
     else:
         return ""
     try:

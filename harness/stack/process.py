@@ -4,6 +4,7 @@ file."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from harness.stack.plan import ServiceDef
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Runs in the child before exec: if the harness dies (even by SIGKILL), the kernel sends
     the service SIGKILL. Its own children get no such signal: the ownership record covers them."""
     try:
@@ -28,6 +29,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+    if os.getppid() != parent:  # the harness died before the signal was armed: never start
+        os._exit(1)
 
 
 def tail_file(path: Path, lines: int = 30) -> str:
@@ -68,7 +71,7 @@ class ProcessService:
             env=env,
             start_new_session=True,
             # PDEATHSIG follows the starting *thread*: only tie it to the main thread.
-            preexec_fn=_die_with_parent
+            preexec_fn=functools.partial(_die_with_parent, os.getpid())
             if threading.current_thread() is threading.main_thread()
             else None,
         )

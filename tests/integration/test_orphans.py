@@ -232,3 +232,33 @@ def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_stack_records_its_sessions_and_removes_them_on_teardown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx's workers live in nginx's session and process group (so stopping or reaping the
+    session takes them); a normal teardown leaves no process of any session and no record."""
+    from harness.spec.loader import load_yaml_model
+    from harness.spec.stack import StackSpec
+    from harness.stack import start_stack
+    from harness.stack.ownership import proc_stat
+    from harness.stack.process import descendants
+
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path))
+    record = tmp_path / "owned" / f"{os.getpid()}.json"
+    spec = load_yaml_model(StackSpec, SIM_STACK)
+    with start_stack(spec, run_dir=tmp_path / "run", wait_for_scrapes=False) as stack:
+        rec = Record.from_json(json.loads(record.read_text()))
+        assert {s["name"] for s in rec.sessions.values()} == set(stack.services)
+        nginx = stack.services["nginx"].pid
+        assert nginx is not None
+        workers = descendants(nginx)
+        assert workers, "nginx has no worker"
+        for w in workers:
+            st = proc_stat(w)
+            assert st is not None and st.session == nginx and os.getpgid(w) == nginx
+        assert set(workers) < set(session_members(nginx, int(rec.sessions[nginx]["start"])))
+    assert not record.exists()
+    assert all(session_members(pid, int(s["start"])) == [] for pid, s in rec.sessions.items())
+    assert Leftovers(rec).ports() == []
