@@ -148,6 +148,7 @@ def _check_references(path: Path, kind: str, stack: Path | None, allow_empty: bo
     if kind == "gate":
         gate_spec = load_yaml_model(GateSpec, path, allow_empty=allow_empty)
         stack_spec, experiments = gate_inputs(gate_spec, path, stack, allow_empty)
+        check_gate_load(gate_spec, stack_spec, path)
     elif kind == "experiment":
         from harness.spec.experiment import apply_stack_overrides
 
@@ -255,12 +256,7 @@ def gate(
                 "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
             )])  # fmt: skip
     check_experiment_names(experiments, stack_spec)
-    if gate_spec.load is not None:
-        from harness.stack.names import load_problems
-
-        problems = load_problems(gate_spec.load, stack_spec)
-        if problems:
-            raise ConfigError(str(profile_path or "the default gate profile"), problems)
+    check_gate_load(gate_spec, stack_spec, profile_path)
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
 
@@ -371,6 +367,14 @@ def gate_inputs(
             for i, p in enumerate(gate_spec.experiments)
         ]
     return load_stack_spec(stack_path, allow_empty), load_experiments(experiment_paths, allow_empty)
+
+
+def check_gate_load(gate_spec: GateSpec, stack_spec: StackSpec, profile: Path | None) -> None:
+    """The gate's own load may name a model: one of the stack's pools must serve it."""
+    from harness.stack.names import load_problems
+
+    if gate_spec.load is not None and (problems := load_problems(gate_spec.load, stack_spec)):
+        raise ConfigError(str(profile or "the default gate profile"), problems)
 
 
 def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -> None:

@@ -213,3 +213,11 @@ def test_alias_bombs_are_refused_and_quoted_values_cut_short(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as info:
         validate_file(p)
     assert all(len(line) < 300 for line in str(info.value).splitlines())
+
+
+def test_gate_load_naming_a_model_no_pool_serves(tmp_path: Path) -> None:
+    p = tmp_path / "gate.yaml"
+    p.write_text(f"kind: gate\nstack: {SIM_STACK}\nload: {{kind: load, model: nope}}\n")
+    r = _validate(str(p))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "load.model: unknown 'nope'; expected one of the stack's served models" in r.stderr
