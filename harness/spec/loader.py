@@ -148,7 +148,8 @@ def parse_yaml(text: str, source: str) -> object:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(source, [ConfigProblem(where, f"not valid YAML: {exc}")]) from None
+        text = str(exc).replace('"<unicode string>"', source)  # PyYAML's name for a str stream
+        raise ConfigError(source, [ConfigProblem(where, f"not valid YAML: {text}")]) from None
     except yaml.YAMLError as exc:  # the reader's errors: characters YAML does not allow
         raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}")]) from None
     except RecursionError:
