@@ -251,6 +251,9 @@ def reap_dead_owners(progress: Callable[[str], None] | None = None) -> list[str]
         head = f"cleaned up after harness process {rec.owner_pid}, which is gone"
         report.append(head + (":" if lines else ": nothing of it was still running"))
         report += [f"  {line}" for line in lines]
+    for tmp in folder.glob("*.tmp"):  # a record being written when its owner was killed
+        if tmp.stem.isdigit() and start_time(int(tmp.stem)) is None:
+            tmp.unlink(missing_ok=True)
     if progress is not None:
         for line in report:
             progress(line)

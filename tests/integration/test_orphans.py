@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import re
 import signal
 import subprocess
@@ -98,7 +99,9 @@ def _reader(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
 
 
 def _kill_at(argv: list[str], marker: str, env: dict[str, str], timeout_s: float = 150.0) -> int:
-    """Start the command, SIGKILL it right after a progress line matching `marker`."""
+    """Start the command, SIGKILL it right after a progress line matching `marker`, or at
+    `@SECONDS` after it started."""
+    kill_at = time.monotonic() + float(marker[1:]) if marker.startswith("@") else None
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -108,13 +111,15 @@ def _kill_at(argv: list[str], marker: str, env: dict[str, str], timeout_s: float
     try:
         while time.monotonic() < deadline:
             try:
-                line = lines.get(timeout=0.5)
+                line = lines.get(timeout=0.05)
             except queue.Empty:
                 if proc.poll() is not None:
                     break
-                continue
+                line = ""
             seen.append(line)
-            if re.search(marker, line):
+            if (kill_at is not None and time.monotonic() >= kill_at) or (
+                kill_at is None and line and re.search(marker, line)
+            ):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=10)
                 return proc.pid
@@ -176,6 +181,31 @@ def test_gate_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], mome
     argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
             "--out", str(root / f"out-{moment}"), "--no-history"]  # fmt: skip
     _round(root, env, argv, GATE_MOMENTS[moment])
+
+
+# Two rounds each at random moments too (the seed is printed with the round).
+SEED = int(os.environ.get("HARNESS_ORPHAN_SEED", time.time()))
+_rng = random.Random(SEED)
+RANDOM_GATE = [f"@{_rng.uniform(2, 24):.1f}" for _ in range(2)]
+RANDOM_LOAD = [f"@{_rng.uniform(2, 16):.1f}" for _ in range(2)]
+
+
+@pytest.mark.parametrize("after", RANDOM_GATE)
+def test_gate_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
+    root, env = workspace
+    print(f"HARNESS_ORPHAN_SEED={SEED}")
+    argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
+            "--out", str(root / f"out-random{after}"), "--no-history"]  # fmt: skip
+    _round(root, env, argv, after)
+
+
+@pytest.mark.parametrize("after", RANDOM_LOAD)
+def test_load_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
+    root, env = workspace
+    print(f"HARNESS_ORPHAN_SEED={SEED}")
+    argv = [*HARNESS, "load", "--stack", str(SIM_STACK), "--rate", "2", "--duration", "20s",
+            "--max-tokens", "8"]  # fmt: skip
+    _round(root, env, argv, after)
 
 
 @pytest.mark.parametrize("moment", list(LOAD_MOMENTS))
