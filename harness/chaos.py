@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import ConfigError, ConfigProblem
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, run_load
@@ -23,6 +24,7 @@ from harness.observe.webhook import AlertNotification, AlertReceiver
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
 from harness.spec.experiment import ExperimentSpec
 from harness.stack import RunningStack
+from harness.stack.names import alert_names
 from harness.verdict.checks import CheckResult
 from harness.verdict.slo import judge_share
 
@@ -228,6 +230,12 @@ def run_experiment(
 ) -> ExperimentResult:  # fmt: skip
     """Run one experiment; the fault is always undone, whatever happens meanwhile."""
     check_targets(exp.fault, set(stack.endpoints.proxies), set(stack.services), source)
+    unknown_alerts = [a.alert for a in exp.expect.alerts if a.alert not in alert_names(stack.spec)]
+    if unknown_alerts:  # checked before the load starts, not minutes into the run
+        raise ConfigError(source, [ConfigProblem(
+            "expect.alerts", f"no alert rule named {', '.join(unknown_alerts)}; the stack's "
+            f"rules: {', '.join(sorted(alert_names(stack.spec)))}",
+        )])  # fmt: skip
     progress(f"experiment: {exp.title}")
     with ExitStack() as live:
         if exp.live_rules is not None:

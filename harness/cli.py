@@ -46,6 +46,12 @@ StackOption = Annotated[
     Path | None,
     typer.Option("--stack", help="Stack spec (YAML). Default: the embedded reference stack."),
 ]
+AllowEmptyOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty", help="Take an empty spec file as all defaults (otherwise it is an error)."
+    ),
+]
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", help="local (processes) or docker (containers).")
 ]
@@ -73,33 +79,78 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+# Commands that start processes: each first removes what a dead harness left behind.
+STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "load", "capacity"})
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=version_callback, is_eager=True)
     ] = False,
 ) -> None:
     install_signal_handlers()
+    if ctx.invoked_subcommand in STARTING_COMMANDS:
+        from harness.stack.ownership import reap_dead_owners
+
+        reap_dead_owners(progress=err)
 
 
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+    stack: Annotated[
+        Path | None,
+        typer.Option(
+            "--stack",
+            help="Check experiments' names against this stack spec (default: the reference stack).",
+        ),
+    ] = None,
+    allow_empty: AllowEmptyOption = False,
 ) -> None:
-    """Check spec files without starting anything; exit 2 with file, field and reason if wrong."""
+    """Check spec files without starting anything; exit 2 with file, field and reason if wrong.
+
+    A gate profile's files (stack, experiments) must exist, and the names its experiments use
+    (proxies, services, alert rules, models) must exist in its stack; an experiment's names
+    are checked against --stack."""
     from harness.spec.kinds import validate_file
 
     bad = 0
     for f in files:
         try:
-            kind = validate_file(f)
+            kind = validate_file(f, allow_empty=allow_empty)
+            note = _check_references(f, kind, stack, allow_empty)
         except ConfigError as exc:
             err(str(exc))
             bad += 1
             continue
-        typer.echo(f"{f}: valid {kind} spec")
+        typer.echo(f"{f}: valid {kind} spec{note}")
     if bad:
         raise typer.Exit(EXIT_CANNOT_RUN)
+
+
+def _check_references(path: Path, kind: str, stack: Path | None, allow_empty: bool) -> str:
+    """The files and stack names a gate profile or experiment refers to; '' or a note."""
+    from harness.spec.gate import GateSpec
+
+    if kind == "gate":
+        gate_spec = load_yaml_model(GateSpec, path, allow_empty=allow_empty)
+        stack_spec, experiments = gate_inputs(gate_spec, path, stack, allow_empty)
+        check_gate_load(gate_spec, stack_spec, path)
+    elif kind == "experiment":
+        from harness.spec.experiment import apply_stack_overrides
+
+        experiments = load_experiments([path], allow_empty)
+        overrides = [experiments[0].spec.stack_overrides]
+        stack_spec = apply_stack_overrides(load_stack_spec(stack), overrides, str(path))
+    else:
+        return ""
+    try:
+        check_experiment_names(experiments, stack_spec)
+    except ToolMissingError as exc:
+        return f" (names in the stack not checked: {exc})"
+    return ""
 
 
 @app.command()
@@ -113,11 +164,12 @@ def up(
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Folder for logs and configs.")
     ] = None,
+    allow_empty: AllowEmptyOption = False,
 ) -> None:
     """Bring the stack up, print its endpoints, and keep it up until Ctrl-C or SIGTERM."""
     from harness.stack import start_stack
 
-    spec = load_stack_spec(stack)
+    spec = load_stack_spec(stack, allow_empty)
     serving = False
     try:
         with start_stack(spec, run_dir=run_dir, provider=provider, progress=typer.echo) as running:
@@ -170,6 +222,7 @@ def gate(
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Neither compare with nor record history.")
     ] = False,
+    allow_empty: AllowEmptyOption = False,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT, new_run_dir
@@ -178,20 +231,21 @@ def gate(
 
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
     profile_path = profile or (default_profile if default_profile.is_file() else None)
-    gate_spec = load_yaml_model(GateSpec, profile_path) if profile_path else GateSpec()
-    stack_path = stack
-    if stack_path is None and gate_spec.stack and profile_path is not None:
-        stack_path = (profile_path.parent / gate_spec.stack).resolve()
-    stack_spec = load_stack_spec(stack_path)
-    base = profile_path.parent if profile_path is not None else Path.cwd()
-    experiments = load_experiments([base / p for p in gate_spec.experiments])
+    gate_spec = (
+        load_yaml_model(GateSpec, profile_path, allow_empty=allow_empty)
+        if profile_path
+        else GateSpec()
+    )
+    stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
     for exp in experiments:
         if exp.spec.stack_overrides:
             raise ConfigError(str(exp.path), [ConfigProblem(
                 "stack_overrides", "not allowed in a gate profile's experiments (they run on the "
                 "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
             )])  # fmt: skip
-    check_experiment_targets(experiments, stack_spec)
+    check_experiment_names(experiments, stack_spec)
+    check_gate_load(gate_spec, stack_spec, profile_path)
+    base = profile_path.parent if profile_path is not None else Path.cwd()
     gate_spec = resolve_rule_tests(gate_spec, base, profile_path)
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
@@ -215,19 +269,20 @@ def chaos(
         Path | None,
         typer.Option("--out", help="Report folder. Default: reports/runs/<time>-chaos."),
     ] = None,
+    allow_empty: AllowEmptyOption = False,
 ) -> None:
     """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
     from harness.paths import new_run_dir
     from harness.pipeline import run_chaos
     from harness.spec.experiment import apply_stack_overrides
 
-    experiments = load_experiments(files)
+    experiments = load_experiments(files, allow_empty)
     stack_spec = apply_stack_overrides(
-        load_stack_spec(stack),
+        load_stack_spec(stack, allow_empty),
         [exp.spec.stack_overrides for exp in experiments],
         f"stack_overrides of {', '.join(map(str, files))}",
     )
-    check_experiment_targets(experiments, stack_spec)
+    check_experiment_names(experiments, stack_spec)
     out_dir = out or new_run_dir("chaos")
     command = "harness " + " ".join(sys.argv[1:])
     _run_and_print("chaos", out_dir, lambda: run_chaos(
@@ -254,7 +309,7 @@ def report(
 
     source = path / "report.json" if path.is_dir() else path
     try:
-        stored = RunReport.model_validate_json(source.read_text())
+        stored = RunReport.model_validate_json(source.read_bytes())  # bytes: bad UTF-8 is a 2
     except OSError as exc:
         raise ConfigError(
             str(source), [ConfigProblem("", f"cannot read: {exc.strerror}")]
@@ -289,21 +344,48 @@ def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) ->
     return gate_spec.model_copy(update={"policy": policy})
 
 
-def load_experiments(paths: list[Path]) -> list[ExperimentFile]:
+def load_experiments(paths: list[Path], allow_empty: bool = False) -> list[ExperimentFile]:
     from harness.gate_steps import ExperimentFile
     from harness.spec.experiment import ExperimentSpec
 
-    return [ExperimentFile(p, load_yaml_model(ExperimentSpec, p)) for p in paths]
+    return [
+        ExperimentFile(p, load_yaml_model(ExperimentSpec, p, allow_empty=allow_empty))
+        for p in paths
+    ]
 
 
-def check_experiment_targets(experiments: list[ExperimentFile], spec: StackSpec) -> None:
-    """Before anything starts: every fault names a proxy or service this stack will have."""
-    from harness.faults.inject import check_targets
-    from harness.stack.planner import stack_names
+def gate_inputs(
+    gate_spec: GateSpec, profile_path: Path | None, stack: Path | None, allow_empty: bool
+) -> tuple[StackSpec, list[ExperimentFile]]:
+    """The stack and experiments a gate profile names, relative to the profile's folder: every
+    named file must exist (the field that names it is reported if not)."""
+    from harness.spec.loader import referenced_file
 
-    proxies, services = stack_names(spec)
-    for exp in experiments:
-        check_targets(exp.spec.fault, proxies, services, str(exp.path))
+    stack_path = stack
+    experiment_paths = [Path(p) for p in gate_spec.experiments]
+    if profile_path is not None:
+        if stack_path is None and gate_spec.stack:
+            stack_path = referenced_file(profile_path, "stack", gate_spec.stack)
+        experiment_paths = [
+            referenced_file(profile_path, f"experiments[{i}]", p)
+            for i, p in enumerate(gate_spec.experiments)
+        ]
+    return load_stack_spec(stack_path, allow_empty), load_experiments(experiment_paths, allow_empty)
+
+
+def check_gate_load(gate_spec: GateSpec, stack_spec: StackSpec, profile: Path | None) -> None:
+    """The gate's own load may name a model: one of the stack's pools must serve it."""
+    from harness.stack.names import load_problems
+
+    if gate_spec.load is not None and (problems := load_problems(gate_spec.load, stack_spec)):
+        raise ConfigError(str(profile or "the default gate profile"), problems)
+
+
+def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -> None:
+    """Before anything starts: every name an experiment uses exists in this stack."""
+    from harness.stack.names import check_experiments
+
+    check_experiments([(exp.path, exp.spec) for exp in experiments], spec)
 
 
 def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> None:

@@ -41,6 +41,7 @@ from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT, runs_dir
 from harness.provenance import now_iso
 from harness.spec.load import LoadSpec, OpenLoop
+from harness.stack import ownership
 from harness.stack.ports import free_ports
 from harness.stack.process import descendants, pid_alive, tail_file
 
@@ -306,6 +307,8 @@ def run_load(
             if threading.current_thread() is threading.main_thread()
             else None,
         )
+        # Recorded: a harness killed meanwhile leaves no Locust behind (the next command reaps it).
+        ownership.current().add_session("locust", proc.pid)
         try:
             next_progress = t_start + PROGRESS_EVERY_S
             while True:
@@ -344,6 +347,7 @@ def run_load(
         finally:
             with _signals_held() as held:
                 exit_code = _stop_group(proc)
+            ownership.current().remove_session(proc.pid)
     if held and interrupted_s is None:
         interrupted_s = clock.now()  # the signal came while Locust was being stopped
     printer.tick()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 import time
+from collections import Counter
 
 import httpx
 
@@ -87,44 +89,82 @@ def probe_streaming(
     )  # fmt: skip
 
 
+# The hostile classes the security probe sends, each with the answers it must get.
+_HOSTILE_WANT: dict[str, set[int]] = {
+    "no key": {401},
+    "unknown key": {403},
+    "oversized key": {400, 401, 403, 431},
+    "oversized prompt": {400, 413},
+    "malformed JSON": {400, 422},
+    "wrong method": {404, 405},
+    "unknown path": {404},
+}
+
+
+def _hostile_requests(
+    url: str, base_url: str, api_key: str, max_prompt_chars: int
+) -> list[tuple[str, str, str, dict[str, str], bytes]]:
+    """(class, method, url, headers, body) of every hostile request the probe sends."""
+    ok = json.dumps(chat_body("hello", max_tokens=4)).encode()
+    js = {"Content-Type": "application/json"}
+    key = {**auth_headers(api_key), **js}
+    big = json.dumps(chat_body("x" * (max_prompt_chars + 1), max_tokens=4)).encode()
+    return [
+        ("no key", "POST", url, js, ok),
+        ("no key", "POST", url, {**js, "Authorization": "Bearer"}, ok),
+        ("unknown key", "POST", url, {**js, **auth_headers("sk-not-a-key")}, ok),
+        ("unknown key", "POST", url, {**js, "X-API-Key": "sk-not-a-key"}, ok),
+        ("oversized key", "POST", url, {**js, **auth_headers("sk-" + "k" * 6000)}, ok),
+        ("oversized prompt", "POST", url, key, big),
+        ("malformed JSON", "POST", url, key, b"{not json"),
+        ("malformed JSON", "POST", url, key, b"\xff\xfe not utf-8"),
+        ("malformed JSON", "POST", url, key, b"[]"),
+        ("malformed JSON", "POST", url, key, b'{"messages": "not a list"}'),
+        ("wrong method", "GET", url, key, b""),
+        ("wrong method", "DELETE", url, key, b""),
+        ("unknown path", "POST", f"{base_url}/v1/no-such-endpoint", key, ok),
+    ]
+
+
 def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) -> CheckResult:
-    """No key: 401; unknown key: 403; oversized prompt: 400/413; malformed JSON: 4xx, never 5xx."""
+    """Hostile requests by class (no key, unknown or oversized key, oversized prompt, malformed
+    JSON, wrong method, unknown path): each must get its 4xx with a JSON error, never a 2xx or
+    5xx. How many of each class were sent and how each was answered go in `measured`."""
     t0 = time.monotonic()
     url = f"{base_url}/v1/chat/completions"
-    body = chat_body("hello", max_tokens=4)
     failures: list[str] = []
-    measured: dict[str, float | int | str | None] = {}
+    answers: dict[str, Counter[int]] = {}
     with httpx.Client(timeout=TIMEOUT_S) as http:
-        cases: list[tuple[str, httpx.Response, set[int]]] = [
-            ("no key", http.post(url, json=body), {401}),
-            ("unknown key", http.post(url, json=body, headers=auth_headers("sk-not-a-key")), {403}),
-            (
-                "oversized prompt",
-                http.post(url, json=chat_body("x" * (max_prompt_chars + 1), max_tokens=4),
-                          headers=auth_headers(api_key)),
-                {400, 413},
-            ),
-            (
-                "malformed JSON",
-                http.post(url, content=b"{not json", headers={**auth_headers(api_key),
-                          "Content-Type": "application/json"}),
-                {400, 422},
-            ),
-        ]  # fmt: skip
-    for label, resp, want in cases:
-        measured[label.replace(" ", "_") + "_status"] = resp.status_code
-        if resp.status_code not in want:
-            failures.append(f"{label}: status {resp.status_code}, want {sorted(want)}")
-            continue
-        try:
-            resp.json()
-        except ValueError:
-            failures.append(f"{label}: error body is not JSON")
-    return _timed(
-        CheckResult.from_reasons("authentication and input validation", "security", failures,
-                                 measured, "401 / 403 / 4xx as specified, JSON errors"),
-        t0,
+        for label, method, target, headers, body in _hostile_requests(
+            url, base_url, api_key, max_prompt_chars
+        ):
+            resp = http.request(method, target, headers=headers, content=body or None)
+            answers.setdefault(label, Counter())[resp.status_code] += 1
+            want = _HOSTILE_WANT[label]
+            if resp.status_code not in want:
+                failures.append(f"{label}: {method} answered {resp.status_code}, "
+                                f"want {sorted(want)}")  # fmt: skip
+                continue
+            try:
+                resp.json()
+            except ValueError:
+                failures.append(f"{label}: {method} {resp.status_code} error body is not JSON")
+    measured: dict[str, float | int | str | None] = {
+        "sent": sum(sum(c.values()) for c in answers.values())
+    }
+    described = []
+    for label, counts in answers.items():
+        slug = label.replace(" ", "_").lower()
+        measured[f"{slug}_sent"] = sum(counts.values())
+        measured[f"{slug}_answers"] = ", ".join(f"{n}x{c}" for c, n in sorted(counts.items()))
+        described.append(f"{label}: {sum(counts.values())} sent, "
+                         f"answered {measured[f'{slug}_answers']}")  # fmt: skip
+    check = CheckResult.from_reasons(
+        "authentication and input validation", "security", failures, measured,
+        f"{measured['sent']} hostile requests in {len(answers)} classes, each refused as specified",
     )  # fmt: skip
+    check.reasons += described
+    return _timed(check, t0)
 
 
 def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> CheckResult:

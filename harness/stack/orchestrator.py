@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from harness.faults.toxiproxy import ToxiproxyClient
 from harness.observe.webhook import AlertReceiver
 from harness.paths import new_run_dir
 from harness.spec.stack import StackSpec
+from harness.stack import ownership
 from harness.stack.plan import ServiceDef, ServicePlan
 from harness.stack.planner import build_plan
 from harness.stack.ports import port_is_listening
@@ -134,6 +136,17 @@ def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[dict[s
         time.sleep(0.25)
 
 
+def stack_ports(plan: ServicePlan) -> list[int]:
+    """Every port the stack listens on: services, Toxiproxy's proxies, the alert webhook, and
+    those only named in command lines and endpoints (nginx's status port)."""
+    ports = {s.port for s in plan.services} | {p.listen_port for p in plan.proxies}
+    named = " ".join(
+        [*(a for s in plan.services for a in s.argv), *map(str, plan.endpoints.values())]
+    )
+    ports |= {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", named)}
+    return sorted(ports | {plan.webhook_port})
+
+
 def _teardown(
     services: list[ServiceHandle], progress: Progress, receiver: AlertReceiver | None
 ) -> list[str]:
@@ -172,6 +185,8 @@ def start_stack(
     launcher = make_launcher(provider, spec, run_dir)
     started: list[ServiceHandle] = []
     receiver: AlertReceiver | None = None
+    owned = ownership.current()
+    owned.add_stack(run_dir.name, stack_ports(plan), str(plan.endpoints["toxiproxy"]))
     try:
         receiver = AlertReceiver(plan.webhook_port, journal=run_dir / "alerts.jsonl").start()
         toxiproxy_url = str(plan.endpoints["toxiproxy"])
@@ -198,6 +213,7 @@ def start_stack(
         progress(f"stopping {len(started)} services")
         leftovers = _teardown(started, progress, receiver)
         launcher.close()
+        owned.remove_stack(run_dir.name)
         if leftovers:
             progress("warning: still listening after teardown: " + ", ".join(leftovers))
 

@@ -1,7 +1,10 @@
-"""Services as child processes: each in its own process group, stopped by PID, logs to a file."""
+"""Services as child processes: each in a session of its own, recorded in the harness's ownership
+record (so a dead harness's leftovers are found by the next command), stopped as one, logs to a
+file."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -11,20 +14,23 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from harness.stack import ownership
 from harness.stack.plan import ServiceDef
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Runs in the child before exec: if the harness dies (even by SIGKILL), the kernel sends
-    the service SIGKILL, so no orphan keeps a port."""
+    the service SIGKILL. Its own children get no such signal: the ownership record covers them."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+    if os.getppid() != parent:  # the harness died before the signal was armed: never start
+        os._exit(1)
 
 
 def tail_file(path: Path, lines: int = 30) -> str:
@@ -49,6 +55,7 @@ class ProcessService:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._paused = False
+        self._start_ticks: int | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,10 +71,12 @@ class ProcessService:
             env=env,
             start_new_session=True,
             # PDEATHSIG follows the starting *thread*: only tie it to the main thread.
-            preexec_fn=_die_with_parent
+            preexec_fn=functools.partial(_die_with_parent, os.getpid())
             if threading.current_thread() is threading.main_thread()
             else None,
         )
+        self._start_ticks = ownership.start_time(self._proc.pid)
+        ownership.current().add_session(self.name, self._proc.pid)
 
     @property
     def pid(self) -> int | None:
@@ -116,11 +125,10 @@ class ProcessService:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 proc.wait(timeout=5)
-        # Children that outlived the leader (same group) get no second chance.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # Processes that outlived the leader (its session: nginx's workers) get no second chance.
+        if self._start_ticks is not None:
+            ownership.kill_session(proc.pid, self._start_ticks)
+        ownership.current().remove_session(proc.pid)
         if self._log is not None:
             self._log.close()
             self._log = None

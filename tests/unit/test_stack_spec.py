@@ -23,8 +23,8 @@ def test_reference_stack_file_is_valid() -> None:
     assert set(spec.toxiproxy.front) == {"primary", "fallback", "redis"}
 
 
-def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    assert load_yaml_model(StackSpec, write(tmp_path, "")) == StackSpec()
+def test_empty_file_gives_the_defaults_only_when_allowed(tmp_path: Path) -> None:
+    assert load_yaml_model(StackSpec, write(tmp_path, ""), allow_empty=True) == StackSpec()
 
 
 def test_every_problem_is_reported_with_file_and_field(tmp_path: Path) -> None:

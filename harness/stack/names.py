@@ -1,0 +1,70 @@
+"""Names a spec file uses that must exist in the stack, checked before anything starts.
+
+Experiments name Toxiproxy proxies or services (fault targets) and alert rules (expectations);
+loads may name a model, which must be the served name of one of the stack's pools.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import ConfigError, ConfigProblem
+from harness.spec.experiment import ExperimentSpec, Latency, ProxyDown
+from harness.spec.load import LoadSpec
+from harness.spec.stack import StackSpec
+from harness.stack import render
+
+
+def alert_names(spec: StackSpec) -> set[str]:
+    """The alert rules the stack's Prometheus will load."""
+    groups = render.alert_rules(spec.prometheus)["groups"]
+    return {str(r["alert"]) for g in groups for r in g["rules"] if "alert" in r}
+
+
+def served_models(spec: StackSpec) -> set[str]:
+    return {pool.server.served_name for pool in spec.pools().values()}
+
+
+def _unknown(field: str, missing: list[str], what: str, known: set[str]) -> ConfigProblem:
+    return ConfigProblem(
+        field, f"unknown {', '.join(map(repr, missing))}; expected one of the stack's {what}: "
+        f"{', '.join(sorted(known)) or '(none)'}",
+    )  # fmt: skip
+
+
+def load_problems(load: LoadSpec, spec: StackSpec, field: str = "load") -> list[ConfigProblem]:
+    models = served_models(spec)
+    if load.model is not None and load.model not in models:
+        return [_unknown(f"{field}.model", [load.model], "served models (pools)", models)]
+    return []
+
+
+def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProblem]:
+    """Every name the experiment uses that this stack will not have."""
+    from harness.stack.planner import stack_names
+
+    proxies, services = stack_names(spec)
+    problems: list[ConfigProblem] = []
+    fault = exp.fault
+    if isinstance(fault, ProxyDown | Latency):
+        known, what = proxies, "Toxiproxy proxies"
+    else:
+        known, what = services, "services"
+    missing = [t for t in fault.targets if t not in known]
+    if missing:
+        problems.append(_unknown("fault.targets", missing, what, known))
+    rules = alert_names(spec)
+    for i, want in enumerate(exp.expect.alerts):
+        if want.alert not in rules:
+            problems.append(_unknown(f"expect.alerts[{i}].alert", [want.alert], "alert rules",
+                                     rules))  # fmt: skip
+    problems += load_problems(exp.load, spec)
+    return problems
+
+
+def check_experiments(experiments: list[tuple[Path, ExperimentSpec]], spec: StackSpec) -> None:
+    """Raise one ConfigError for the first experiment file that names something unknown."""
+    for path, exp in experiments:
+        problems = experiment_problems(exp, spec)
+        if problems:
+            raise ConfigError(str(path), problems)

@@ -1,0 +1,101 @@
+"""Schemathesis against the gateway's OpenAPI schema, on a gateway of the simulated stack.
+
+The schema is the gateway's own (FastAPI's `openapi()` of the app the stack runs), with the
+request bodies of its validation models and its two ways of sending a key added, since its
+handlers read the raw request. Every operation gets generated cases, half of them carrying the
+stack's valid key: no 5xx but the designed degraded 503, and no 2xx for an API operation without
+the valid key. The number of cases tried is printed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from harness.spec.gateway import GatewayRuntimeConfig
+from harness.spec.loader import load_yaml_model
+from harness.spec.stack import StackSpec
+from harness.stack import RunningStack, start_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
+PUBLIC = {"/healthz", "/metrics"}
+TRIED: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    spec = load_yaml_model(StackSpec, SIM_STACK).model_dump(mode="json")
+    spec["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 100_000}
+    run_dir = tmp_path_factory.mktemp("schema-stack")
+    with start_stack(StackSpec.model_validate(spec), run_dir=run_dir,
+                     wait_for_scrapes=False) as running:  # fmt: skip
+        yield running
+
+
+def _body(model: Any) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+    }}}  # fmt: skip
+
+
+def gateway_schema() -> dict[str, Any]:
+    """The gateway app's OpenAPI document (routes do not depend on the addresses given)."""
+    from gateway.app import create_app
+    from gateway.validation import ChatParams, CompletionParams
+
+    config = GatewayRuntimeConfig(replica="schema", primary_urls=("http://127.0.0.1:9",))
+    doc: dict[str, Any] = create_app(config).openapi()
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for path, model in (
+        ("/v1/chat/completions", ChatParams),
+        ("/v1/completions", CompletionParams),
+    ):
+        body = _body(model)
+        schemas.update(body["content"]["application/json"]["schema"].pop("$defs", {}))
+        doc["paths"][path]["post"]["requestBody"] = body
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "header": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/models"):
+        for op in doc["paths"][path].values():
+            op["security"] = [{"bearer": []}, {"header": []}]
+    return doc
+
+
+schema = schemathesis.openapi.from_dict(gateway_schema())
+
+
+@schema.parametrize()
+@schema.given(with_key=st.booleans())
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))  # fmt: skip
+def test_gateway_schema(case: Any, with_key: bool, stack: RunningStack) -> None:
+    valid = stack.endpoints.api_key
+    headers = dict(case.headers or {})
+    if with_key:
+        headers["Authorization"] = f"Bearer {valid}"
+    case.headers = headers
+    r = case.call(base_url=stack.endpoints.gateways[0], timeout=30)
+    TRIED[f"{r.status_code // 100}xx"] += 1
+    keyed = headers.get("Authorization") == f"Bearer {valid}" or headers.get("X-API-Key") == valid
+    degraded = r.status_code == 503 and r.headers.get("x-served-by") == "degraded"
+    assert r.status_code < 500 or degraded, f"{case.method} {case.path}: {r.status_code} {r.text}"
+    if 200 <= r.status_code < 300 and case.path not in PUBLIC:
+        assert keyed, f"{case.method} {case.path}: {r.status_code} without a valid key"
+
+
+def test_cases_were_tried() -> None:
+    total = sum(TRIED.values())
+    print(f"{total} schemathesis cases against the gateway: {dict(sorted(TRIED.items()))}")
+    assert total >= 50, "run it with the test above"

@@ -1,0 +1,294 @@
+"""SIGKILL `harness gate` and `harness load` at chosen moments; the next `harness` command must
+leave nothing of them: no process of their sessions, no listening port, no applied fault.
+
+Each round waits for a progress marker (start-up, probes, load, a fault applied, teardown),
+kills the harness with SIGKILL, counts what its ownership record says is still running, runs the
+next command, and counts again. The count before the next command shows the test sees leftovers
+(nginx's workers outlive their master); after it, every count must be zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.stack.ownership import Record, session_members
+from harness.stack.ports import port_is_listening
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HARNESS = [sys.executable, "-m", "harness"]
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SIM_STACK = FIXTURES / "sim-stack.yaml"
+
+EXPERIMENT = """\
+kind: experiment
+title: primary-0 down briefly
+load:
+  kind: load
+  name: orphan-experiment-load
+  duration_s: 12s
+  workload: {max_tokens: 8, prompt_words: 8}
+  load: {kind: open, rate_rps: 2, arrival: constant, max_send_lag_ms: 250}
+fault: {kind: proxy_down, targets: [primary-0]}
+fault_at_s: 1s
+fault_for_s: 6s
+"""
+
+PROFILE = """\
+kind: gate
+name: orphans
+probes: {breaker: false, rate_limit: false, alert_rule_tests: false, monitoring: false,
+         cost: false, injection: false}
+load:
+  kind: load
+  name: orphan-load
+  duration_s: 6s
+  workload: {max_tokens: 8, prompt_words: 8}
+  load: {kind: open, rate_rps: 2, arrival: constant, max_send_lag_ms: 250}
+slos: [error_rate<=0.5]
+regression: {enabled: false}
+experiments: [experiment.yaml]
+"""
+
+
+class Leftovers:
+    """What a killed harness's ownership record says may still be there."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def processes(self) -> list[int]:
+        return [p for pid, s in self.record.sessions.items()
+                for p in session_members(pid, int(s["start"]))]  # fmt: skip
+
+    def ports(self) -> list[int]:
+        return [p for ps in self.record.ports.values() for p in ps if port_is_listening(p)]
+
+    def faults(self) -> list[str]:
+        """Disabled proxies and toxics of a Toxiproxy that still answers."""
+        found = []
+        for url in self.record.toxiproxy.values():
+            try:
+                proxies = httpx.get(f"{url}/proxies", timeout=1.0).json()
+            except httpx.HTTPError:
+                continue
+            for name, p in proxies.items():
+                if not p.get("enabled", True):
+                    found.append(f"{name} disabled")
+                found += [f"{name} toxic {t.get('name')}" for t in p.get("toxics", [])]
+        return found
+
+
+def _reader(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+
+
+def _kill_at(argv: list[str], marker: str, env: dict[str, str], timeout_s: float = 150.0) -> int:
+    """Start the command, SIGKILL it right after a progress line matching `marker`, or at
+    `@SECONDS` after it started."""
+    kill_at = time.monotonic() + float(marker[1:]) if marker.startswith("@") else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_reader, args=(proc, lines), daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.05)
+            except queue.Empty:
+                if proc.poll() is not None:
+                    break
+                line = ""
+            seen.append(line)
+            if (kill_at is not None and time.monotonic() >= kill_at) or (
+                kill_at is None and line and re.search(marker, line)
+            ):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+                return proc.pid
+        pytest.fail(f"marker {marker!r} never came; output:\n{''.join(seen[-40:])}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _record_of(runs: Path, pid: int) -> Record:
+    path = runs / "owned" / f"{pid}.json"
+    assert path.is_file(), f"no ownership record for harness {pid}"
+    return Record.from_json(json.loads(path.read_text()))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("orphans")
+    (root / "profile.yaml").write_text(PROFILE)
+    (root / "experiment.yaml").write_text(EXPERIMENT)
+    env = {**os.environ, "HARNESS_RUNS_DIR": str(root / "runs")}
+    return root, env
+
+
+before_cleanup: list[int] = []
+
+GATE_MOMENTS = {
+    "start-up": r"\] starting: .*nginx",
+    "probes": r"^probes:",
+    "load": r"^load: orphan-load",
+    "experiment": r"^  fault: proxy_down",
+    "teardown": r"^stopping \d+ services",
+}
+# "load  2s/20s done 3": Locust has been running and sending for a while.
+LOAD_MOMENTS = {"start-up": r"\] ready: .*nginx", "load": r"^load +[1-9]\d*s/20s +done [1-9]"}
+
+
+def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> None:
+    runs = root / "runs"
+    pid = _kill_at(argv, marker, env)
+    left = Leftovers(_record_of(runs, pid))
+    before_cleanup.append(len(left.processes()))
+    # The next command that starts things cleans up first (this one then fails on its file).
+    nxt = subprocess.run([*HARNESS, "chaos", str(root / "no-such-file.yaml")], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert nxt.returncode == 2 and "Traceback" not in nxt.stderr, nxt.stderr
+    assert f"cleaned up after harness process {pid}" in nxt.stderr, nxt.stderr
+    assert not (runs / "owned" / f"{pid}.json").exists()
+    counts = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults()}
+    print(f"{' '.join(argv[3:5])} killed at {marker!r}: {before_cleanup[-1]} processes before "
+          f"the next command, after: {counts}")  # fmt: skip
+    assert counts == {"processes": [], "ports": [], "faults": []}, nxt.stderr
+
+
+@pytest.mark.parametrize("moment", list(GATE_MOMENTS))
+def test_gate_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], moment: str) -> None:
+    root, env = workspace
+    argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
+            "--out", str(root / f"out-{moment}"), "--no-history"]  # fmt: skip
+    _round(root, env, argv, GATE_MOMENTS[moment])
+
+
+# Two rounds each at random moments too (the seed is printed with the round).
+SEED = int(os.environ.get("HARNESS_ORPHAN_SEED", time.time()))
+_rng = random.Random(SEED)
+RANDOM_GATE = [f"@{_rng.uniform(2, 24):.1f}" for _ in range(2)]
+RANDOM_LOAD = [f"@{_rng.uniform(2, 16):.1f}" for _ in range(2)]
+
+
+@pytest.mark.parametrize("after", RANDOM_GATE)
+def test_gate_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
+    root, env = workspace
+    print(f"HARNESS_ORPHAN_SEED={SEED}")
+    argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
+            "--out", str(root / f"out-random{after}"), "--no-history"]  # fmt: skip
+    _round(root, env, argv, after)
+
+
+@pytest.mark.parametrize("after", RANDOM_LOAD)
+def test_load_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
+    root, env = workspace
+    print(f"HARNESS_ORPHAN_SEED={SEED}")
+    argv = [*HARNESS, "load", "--stack", str(SIM_STACK), "--rate", "2", "--duration", "20s",
+            "--max-tokens", "8"]  # fmt: skip
+    _round(root, env, argv, after)
+
+
+@pytest.mark.parametrize("moment", list(LOAD_MOMENTS))
+def test_load_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], moment: str) -> None:
+    root, env = workspace
+    argv = [*HARNESS, "load", "--stack", str(SIM_STACK), "--rate", "2", "--duration", "20s",
+            "--max-tokens", "8"]  # fmt: skip
+    _round(root, env, argv, LOAD_MOMENTS[moment])
+
+
+def test_the_rounds_saw_leftovers_before_the_cleanup() -> None:
+    """Without the next command's cleanup, the kills above leave processes: the counts after it
+    are zero because of the cleanup, not because nothing was there to find."""
+    if not before_cleanup:
+        pytest.skip("run with the rounds above")
+    assert sum(before_cleanup) > 0, before_cleanup
+
+
+def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Toxiproxy the record names that still answers (started outside the harness's sessions
+    here, as one in a container would be) gets every proxy enabled and every toxic removed."""
+    from harness.faults.toxiproxy import ToxiproxyClient
+    from harness.stack.ownership import _boot_id, reap_dead_owners
+    from harness.stack.ports import free_ports
+    from harness.tools import find_binary
+
+    api, listen, upstream = free_ports(3)
+    url = f"http://127.0.0.1:{api}"
+    proc = subprocess.Popen([str(find_binary("toxiproxy-server")), "-host", "127.0.0.1",
+                             "-port", str(api)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not port_is_listening(api):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        with ToxiproxyClient(url) as toxi:
+            toxi.create_proxy("primary-0", f"127.0.0.1:{listen}", f"127.0.0.1:{upstream}")
+            toxi.create_proxy("primary-1", f"127.0.0.1:{upstream}", f"127.0.0.1:{listen}")
+            toxi.set_enabled("primary-0", False)
+            toxi.add_toxic("primary-1", "latency", {"latency": 500}, name="harness_latency")
+        rec = Record(2**22 + 1, 1, _boot_id())  # an owner that is gone
+        rec.toxiproxy["run"] = url
+        left = Leftovers(rec)
+        assert sorted(left.faults()) == ["primary-0 disabled", "primary-1 toxic harness_latency"]
+        (tmp_path / "owned").mkdir()
+        (tmp_path / "owned" / f"{rec.owner_pid}.json").write_text(json.dumps(rec.to_json()))
+        monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path))
+        lines = reap_dead_owners()
+        assert any("every toxic removed, proxies enabled" in line for line in lines), lines
+        assert left.faults() == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stack_records_its_sessions_and_removes_them_on_teardown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx's workers live in nginx's session and process group (so stopping or reaping the
+    session takes them); a normal teardown leaves no process of any session and no record."""
+    from harness.spec.loader import load_yaml_model
+    from harness.spec.stack import StackSpec
+    from harness.stack import start_stack
+    from harness.stack.ownership import proc_stat
+    from harness.stack.process import descendants
+
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path))
+    record = tmp_path / "owned" / f"{os.getpid()}.json"
+    spec = load_yaml_model(StackSpec, SIM_STACK)
+    with start_stack(spec, run_dir=tmp_path / "run", wait_for_scrapes=False) as stack:
+        rec = Record.from_json(json.loads(record.read_text()))
+        assert {s["name"] for s in rec.sessions.values()} == set(stack.services)
+        nginx = stack.services["nginx"].pid
+        assert nginx is not None
+        workers = descendants(nginx)
+        assert workers, "nginx has no worker"
+        for w in workers:
+            st = proc_stat(w)
+            assert st is not None and st.session == nginx and os.getpgid(w) == nginx
+        assert set(workers) < set(session_members(nginx, int(rec.sessions[nginx]["start"])))
+    assert not record.exists()
+    assert all(session_members(pid, int(s["start"])) == [] for pid, s in rec.sessions.items())
+    assert Leftovers(rec).ports() == []
