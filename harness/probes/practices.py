@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import statistics
 import time
@@ -13,6 +12,7 @@ import httpx
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
+from harness.verdict.practices import judge_rate_limit, judge_streaming
 
 TIMEOUT_S = 60.0
 HITS = 3  # the cache probe's repeats of the request that filled the cache
@@ -21,39 +21,6 @@ HITS = 3  # the cache probe's repeats of the request that filled the cache
 def _timed(check: CheckResult, t0: float) -> CheckResult:
     check.duration_s = round(time.monotonic() - t0, 3)
     return check
-
-
-def judge_streaming(
-    chunk_times_s: list[float], total_s: float, policy: StreamingPolicy
-) -> tuple[list[str], dict[str, float | int | str | None]]:
-    """A stream streams when its chunks arrive spread over the answer, not all at once: the span
-    from the first content chunk to the last must be at least `min_spread` of the whole request
-    and the median gap between chunks at least `min_gap_p50_ms` (a buffering proxy delivers
-    everything at the end, or in a few bursts: both near 0)."""
-    failures: list[str] = []
-    n = len(chunk_times_s)
-    gaps = [b - a for a, b in itertools.pairwise(chunk_times_s)]
-    span = chunk_times_s[-1] - chunk_times_s[0] if n >= 2 else 0.0
-    spread = span / total_s if total_s > 0 else 0.0
-    gap_p50_ms = sorted(gaps)[len(gaps) // 2] * 1000 if gaps else 0.0
-    measured: dict[str, float | int | str | None] = {
-        "content_chunks": n,
-        "first_chunk_ms": round(chunk_times_s[0] * 1000, 1) if n else None,
-        "last_chunk_ms": round(chunk_times_s[-1] * 1000, 1) if n else None,
-        "spread": round(spread, 3),
-        "gap_p50_ms": round(gap_p50_ms, 2) if gaps else None,
-        "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
-    }
-    if n < policy.min_chunks:
-        failures.append(f"{n} content chunks streamed, want at least {policy.min_chunks}")
-    elif spread < policy.min_spread or gap_p50_ms < policy.min_gap_p50_ms:
-        failures.append(
-            f"chunks arrived together: first at {measured['first_chunk_ms']} ms, last at "
-            f"{measured['last_chunk_ms']} ms of {total_s * 1000:.0f} ms, median gap "
-            f"{measured['gap_p50_ms']} ms (policy: spread at least {policy.min_spread:g}, median "
-            f"gap at least {policy.min_gap_p50_ms:g} ms): the stream is buffered"
-        )
-    return failures, measured
 
 
 def probe_streaming(
@@ -206,27 +173,6 @@ def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> Check
                                  f"(policy {hit_speedup:g}x)"),
         t0,
     )  # fmt: skip
-
-
-def judge_rate_limit(
-    codes: list[int], budget: int, declared: int | None, fresh_key: bool
-) -> list[str]:
-    """The limiter admits at most the policy's budget, and on a key nothing has used yet exactly
-    what the candidate declares (when that is within the policy): one request more or less is a
-    limiter that does not do what it says."""
-    ok, limited = codes.count(200), codes.count(429)
-    failures: list[str] = []
-    if ok > budget:
-        failures.append(f"{ok} of {len(codes)} requests admitted at once, policy {budget}/minute")
-    elif fresh_key and declared is not None and declared <= budget and ok != declared:
-        failures.append(f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
-                        f"declares {declared}/minute")  # fmt: skip
-    if not limited:
-        failures.append(f"no 429 among {len(codes)} requests sent at once")
-    other = sorted({c for c in codes if c not in (200, 429)})
-    if other:
-        failures.append(f"unexpected statuses {other}")
-    return failures
 
 
 def _clear_of_minute_boundary(margin_s: float = 15.0) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.probes.accounting import judge_cost, judge_injection
 from harness.probes.gateway_metrics import deltas, parse_counters
+from harness.verdict.practices import judge_cost, judge_injection
 
 PAGE_0 = """# TYPE llm_cost_usd_total counter
 llm_cost_usd_total{model="smollm2-135m"} 0.0005

@@ -11,14 +11,13 @@ from harness.load.samples import Sample
 from harness.measure.slo import parse_slo
 from harness.measure.summary import RunContext, summarize
 from harness.observe.resources import ServiceUsage
-from harness.probes.accounting import judge_cost
-from harness.probes.practices import judge_rate_limit, judge_streaming
 from harness.spec.gate import GateSpec
 from harness.spec.policy import Policy, ResourcePolicy, StreamingPolicy
 from harness.spec.stack import StackSpec
 from harness.verdict.checklist import checklist
 from harness.verdict.checks import CheckResult, coverage_check
 from harness.verdict.policy import duration_s, judge_policy, policy_differences
+from harness.verdict.practices import judge_cost, judge_rate_limit, judge_streaming
 from harness.verdict.resources import judge_resources
 from harness.verdict.slo import judge_slo
 
@@ -230,7 +229,7 @@ def test_the_live_copy_of_the_rules_changes_only_windows_and_holds() -> None:
 
 
 def test_pii_is_proven_only_by_placeholders_in_the_answer() -> None:
-    from harness.probes.pii import judge_pii
+    from harness.verdict.practices import judge_pii
 
     kinds = ("email", "phone", "ssn")
     echoed = "Repeat: [EMAIL], [PHONE], [SSN]"

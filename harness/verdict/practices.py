@@ -1,0 +1,171 @@
+"""Judging the practices' probes: pure functions from what a probe measured to the failures it
+shows (probes measure; the verdict judges). Each takes exact numbers, so unit tests call them
+directly with planted defects."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.spec.policy import StreamingPolicy
+from harness.verdict.checks import Outcome
+
+Measured = dict[str, float | int | str | None]
+
+
+def judge_streaming(
+    chunk_times_s: list[float], total_s: float, policy: StreamingPolicy
+) -> tuple[list[str], dict[str, float | int | str | None]]:
+    """A stream streams when its chunks arrive spread over the answer, not all at once: the span
+    from the first content chunk to the last must be at least `min_spread` of the whole request
+    and the median gap between chunks at least `min_gap_p50_ms` (a buffering proxy delivers
+    everything at the end, or in a few bursts: both near 0)."""
+    failures: list[str] = []
+    n = len(chunk_times_s)
+    gaps = [b - a for a, b in itertools.pairwise(chunk_times_s)]
+    span = chunk_times_s[-1] - chunk_times_s[0] if n >= 2 else 0.0
+    spread = span / total_s if total_s > 0 else 0.0
+    gap_p50_ms = sorted(gaps)[len(gaps) // 2] * 1000 if gaps else 0.0
+    measured: dict[str, float | int | str | None] = {
+        "content_chunks": n,
+        "first_chunk_ms": round(chunk_times_s[0] * 1000, 1) if n else None,
+        "last_chunk_ms": round(chunk_times_s[-1] * 1000, 1) if n else None,
+        "spread": round(spread, 3),
+        "gap_p50_ms": round(gap_p50_ms, 2) if gaps else None,
+        "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
+    }
+    if n < policy.min_chunks:
+        failures.append(f"{n} content chunks streamed, want at least {policy.min_chunks}")
+    elif spread < policy.min_spread or gap_p50_ms < policy.min_gap_p50_ms:
+        failures.append(
+            f"chunks arrived together: first at {measured['first_chunk_ms']} ms, last at "
+            f"{measured['last_chunk_ms']} ms of {total_s * 1000:.0f} ms, median gap "
+            f"{measured['gap_p50_ms']} ms (policy: spread at least {policy.min_spread:g}, median "
+            f"gap at least {policy.min_gap_p50_ms:g} ms): the stream is buffered"
+        )
+    return failures, measured
+
+
+def judge_rate_limit(
+    codes: list[int], budget: int, declared: int | None, fresh_key: bool
+) -> list[str]:
+    """The limiter admits at most the policy's budget, and on a key nothing has used yet exactly
+    what the candidate declares (when that is within the policy): one request more or less is a
+    limiter that does not do what it says."""
+    ok, limited = codes.count(200), codes.count(429)
+    failures: list[str] = []
+    if ok > budget:
+        failures.append(f"{ok} of {len(codes)} requests admitted at once, policy {budget}/minute")
+    elif fresh_key and declared is not None and declared <= budget and ok != declared:
+        failures.append(f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
+                        f"declares {declared}/minute")  # fmt: skip
+    if not limited:
+        failures.append(f"no 429 among {len(codes)} requests sent at once")
+    other = sorted({c for c in codes if c not in (200, 429)})
+    if other:
+        failures.append(f"unexpected statuses {other}")
+    return failures
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 + 1e-6 * max(abs(a), abs(b))
+
+
+def judge_cost(
+    status: int,
+    usage: Any,
+    cost_by_model: Mapping[str, float],
+    completion_delta: float,
+    prompt_delta: float,
+    prices: Mapping[str, float],
+) -> tuple[list[str], Measured]:
+    """Failures and figures of one answered request against the counters' growth."""
+    if status != 200:
+        return [f"status {status}, want 200"], {"status": status}
+    if not isinstance(usage, dict) or not all(
+        isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")
+    ):
+        return [f"the answer has no usage with token counts: {usage!r}"], {"status": status}
+    prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+    cost = usage.get("cost_usd")
+    failures: list[str] = []
+    if len(cost_by_model) > 1:
+        failures.append(f"llm_cost_usd_total grew for several models: {dict(cost_by_model)}")
+    model, counted = next(iter(cost_by_model.items()), ("", 0.0))
+    price = prices.get(model, prices.get("default", 0.0)) if model else None
+    expected = (prompt + completion) / 1000 * price if price is not None else None
+    measured: Measured = {
+        "prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost,
+        "model": model or None, "price_per_1k": price, "counter_delta_usd": counted,
+    }  # fmt: skip
+    if not isinstance(cost, (int, float)):
+        failures.append("the answer's usage has no cost_usd")
+    elif expected is None:
+        if cost != 0:
+            failures.append(f"usage.cost_usd = {cost} but llm_cost_usd_total did not grow")
+    else:
+        if not _close(cost, expected):
+            failures.append(
+                f"usage.cost_usd = {cost:.10g}, want {expected:.10g} "
+                f"= ({prompt} + {completion}) tokens / 1000 x {price} ({model})"
+            )
+        if not _close(counted, expected):
+            failures.append(f"llm_cost_usd_total grew by {counted:.10g}, want {expected:.10g}")
+    # A request that used tokens and cost nothing is accounting that does not account.
+    if prompt + completion > 0:
+        if isinstance(cost, (int, float)) and cost <= 0:
+            failures.append(f"usage.cost_usd = {cost} for {prompt + completion} tokens: a zero "
+                            "cost (zero prices, or accounting off)")  # fmt: skip
+        if counted <= 0:
+            failures.append("llm_cost_usd_total did not grow")
+    if completion_delta != completion:
+        failures.append(
+            f"llm_tokens_generated_total grew by {completion_delta:g}, want {completion}"
+        )
+    if prompt_delta != prompt:
+        failures.append(f"llm_prompt_tokens_total grew by {prompt_delta:g}, want {prompt}")
+    return failures, measured
+
+
+def judge_injection(
+    status: int, error_code: str | None, counted: float, policy: str, pattern: str
+) -> list[str]:
+    failures = []
+    if counted != 1:
+        failures.append(
+            f"llm_prompt_injection_detected_total{{pattern={pattern!r}}} grew by {counted:g}, "
+            "want 1"
+        )
+    if policy == "reject" and (status != 400 or error_code != "prompt_injection_detected"):
+        failures.append(f"policy reject: status {status} code {error_code!r}, want 400 "
+                        "'prompt_injection_detected'")  # fmt: skip
+    if policy == "log" and status != 200:
+        failures.append(f"policy log: status {status}, want 200 (flagged, let through)")
+    return failures
+
+
+PLANTED = {"email": "jane.doe@example.com", "phone": "555-123-4567", "ssn": "123-45-6789"}
+
+
+PLACEHOLDER = {"email": "[EMAIL]", "phone": "[PHONE]", "ssn": "[SSN]"}
+
+
+def judge_pii(answers: Sequence[str], kinds: Sequence[str]) -> tuple[Outcome, list[str]]:
+    """Each answer is checked for every kind: the raw value is a leak (fail), its placeholder is
+    proof; a kind proven nowhere is unproven (skipped when none is proven, else a warning)."""
+    leaks = [f"answer {i + 1} leaks the planted {k} {PLANTED[k]!r}"
+             for i, a in enumerate(answers) for k in kinds if PLANTED[k] in a]  # fmt: skip
+    if leaks:
+        return "fail", leaks
+    proven = [k for k in kinds if all(PLACEHOLDER[k] in a for a in answers)]
+    unproven = [k for k in kinds if k not in proven]
+    if not proven:
+        return "skipped", [
+            "the model did not repeat the planted PII, so its filtering could not be seen "
+            "(a real model cannot be made to on demand; a simulator in echo mode can)"
+        ]
+    if unproven:
+        return "warn", [f"filtered: {', '.join(proven)}; not repeated by the model, so not "
+                        f"proven: {', '.join(unproven)}"]  # fmt: skip
+    return "pass", [f"{', '.join(proven)} replaced by placeholders in plain and streamed answers"]
