@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
@@ -19,6 +18,7 @@ from harness.load.target import from_endpoints
 from harness.measure.calibration import Calibration, resolve
 from harness.measure.slo import Slo, parse_slos
 from harness.measure.summary import LoadSummary, RunContext, summarize
+from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec, OpenLoop
 from harness.stack import RunningStack
@@ -31,21 +31,9 @@ Progress = Callable[[str], None]
 
 
 @dataclass
-class Look:
-    """One look at the load step: how long it has run, how many samples, what is decided."""
-
-    look: int
-    duration_s: float
-    requests: int
-    alpha: float
-    undecided: list[str] = field(default_factory=list)
-
-
-@dataclass
 class GateLoad:
     checks: list[CheckResult]
-    report: dict[str, Any]
-    looks: list[Look]
+    report: GateLoadReport
 
 
 def _contiguous(reports: list[LoadReport], looks: list[list[Sample]]) -> list[Sample]:
@@ -249,7 +237,8 @@ def run_gate_load(
             if name not in decided and _decided(j.decision):
                 decided[name] = j
         undecided = [n for n in latest if n not in decided]
-        looks.append(Look(k, round(summary.window.duration_s, 2), len(samples), alpha, undecided))
+        looks.append(Look(look=k, duration_s=round(summary.window.duration_s, 2),
+                          requests=len(samples), alpha=alpha, undecided=undecided))  # fmt: skip
         if not report.summary.validity.valid or not undecided or k == plan.max_looks:
             break
         progress(
@@ -262,7 +251,8 @@ def run_gate_load(
     checks += [
         _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
     ]
-    pooled = reports[-1].model_copy(update={"summary": summary, "samples_dir": str(run_dir)})
-    dumped = pooled.model_dump(mode="json")
-    dumped["looks"] = [vars(look) for look in looks]
-    return GateLoad(checks, dumped, looks)
+    pooled = GateLoadReport(
+        **reports[-1].model_dump(exclude={"summary", "samples_dir"}),
+        summary=summary, samples_dir=str(run_dir), looks=looks,
+    )  # fmt: skip
+    return GateLoad(checks, pooled)

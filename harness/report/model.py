@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
 from harness.events import EventRecord
+from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
@@ -18,6 +19,24 @@ from harness.verdict.checks import CheckResult
 
 SCHEMA_VERSION = 1
 RunOutcome = Literal["passed", "failed", "error", "interrupted", "running"]
+
+
+class Look(BaseModel):
+    """One look at the gate's load step: how long it had run, how many samples, the error rate
+    allowed at this look, and what was still undecided."""
+
+    model_config = ConfigDict(extra="ignore")
+    look: int
+    duration_s: float
+    requests: int
+    alpha: float
+    undecided: list[str] = Field(default_factory=list)
+
+
+class GateLoadReport(LoadReport):
+    """The gate's load step: every look's samples summarized together, and the looks."""
+
+    looks: list[Look] = Field(default_factory=list)
 
 
 class RunReport(BaseModel):
@@ -44,7 +63,7 @@ class RunReport(BaseModel):
     # This machine's speed with the pinned llama.cpp build, when the profile's SLOs are relative.
     calibration: Calibration | None = None
     checks: list[CheckResult] = Field(default_factory=list)
-    load: dict[str, Any] | None = None
+    load: GateLoadReport | None = None
     alerts: list[dict[str, Any]] = Field(default_factory=list)
     # CPU and peak memory of each service during the load step.
     resources: list[ServiceUsage] = Field(default_factory=list)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from harness.load.report import LoadReport
 from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
@@ -102,12 +102,12 @@ _CHARTS = (
 )
 
 
-def _charts(load: dict[str, Any] | None) -> list[str]:
+def _charts(load: LoadReport | None) -> list[str]:
     """Plots of the per-second time series of the load run, when there is one."""
-    rows = load_timeseries(load)
+    rows = [r.model_dump() for r in load_timeseries(load)]
     if not rows:
         return []
-    xs = [float(r.get("t_s", i)) for i, r in enumerate(rows)]
+    xs = [float(r["t_s"]) for r in rows]
 
     def col(key: str) -> list[float | None]:
         return [float(r[key]) if isinstance(r.get(key), (int, float)) else None for r in rows]

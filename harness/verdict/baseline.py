@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.load.report import LoadReport
 from harness.verdict.checks import CheckResult
 
 # Figure -> which direction is better.
@@ -45,19 +46,11 @@ def same_stack(history: list[HistoryRecord], stack: str | None) -> list[HistoryR
     return [r for r in history if r.stack is None or stack is None or r.stack == stack]
 
 
-def key_metrics(load_report: dict[str, Any] | None) -> dict[str, float | None]:
-    """The KEY_METRICS of a load report (as stored in a RunReport)."""
-    summary = (load_report or {}).get("summary") or {}
-    latency = summary.get("latency") or {}
-    out: dict[str, float | None] = {}
-    for name in KEY_METRICS:
-        if name.endswith("_ms"):
-            dist, stat = name[: -len("_ms")].rsplit("_", 1)
-            value = (latency.get(f"{dist}_ms") or {}).get(stat)
-        else:
-            value = (summary.get("throughput") or {}).get(name)
-        out[name] = float(value) if isinstance(value, (int, float)) else None
-    return out
+def key_metrics(load_report: LoadReport | None) -> dict[str, float | None]:
+    """The KEY_METRICS of a load report."""
+    if load_report is None:
+        return dict.fromkeys(KEY_METRICS)
+    return {name: load_report.summary.metric(name) for name in KEY_METRICS}
 
 
 def read_history(path: Path) -> list[HistoryRecord]:

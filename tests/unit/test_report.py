@@ -35,20 +35,14 @@ def test_from_reasons_keeps_every_violation() -> None:
 
 def test_every_rendering_is_written_and_consistent(tmp_path: Path) -> None:
     report = RunReport(name="t", outcome="failed", checks=checks(), duration_s=1.5)
-    report.load = {
-        "outcome": "passed",
-        "summary": {
-            "counts": {"total": 10, "ok": 10, "errors": 0, "error_rate": 0.0},
-            "latency": {
-                "ttft_ms": {"count": 10, "p50": 80.0, "p90": 95.0, "p95": 99.0, "p99": 120.0}
-            },
-            "validity": {"valid": True, "reasons": []},
-            "timeseries": [
-                {"t_s": 0, "sent": 1, "completed": 1, "ttft_p95_ms": 100.0},
-                {"t_s": 1, "sent": 2, "completed": 2, "ttft_p95_ms": 150.0},
-            ],
-        },
-    }
+    from load_report_fixture import load_report
+
+    from harness.measure.stats import Distribution
+
+    report.load = load_report([80.0] * 10)
+    report.load.summary.latency.ttft_ms = Distribution(
+        count=10, p50=80.0, p90=95.0, p95=99.0, p99=120.0
+    )
     paths = write_reports(report, tmp_path)
     data = json.loads(paths["json"].read_text())
     assert data["schema_version"] == SCHEMA_VERSION and data["outcome"] == "failed"
