@@ -87,14 +87,14 @@ def _run(
         with start_stack(
             stack_spec, run_dir=out_dir / "stack", provider=provider, progress=bus.note
         ) as stack:
-            report.endpoints = stack.endpoints.model_dump()
+            report.endpoints = stack.endpoints.model_copy(update={"api_key": "<redacted>"})
             report.startup_seconds = round(stack.startup_seconds, 2)
             report.checks.append(_stack_check(stack))
             try:
                 body(stack)
             finally:
                 if stack.alerts is not None:
-                    report.alerts = [n.payload for n in stack.alerts.notifications]
+                    report.alerts = [n.typed() for n in stack.alerts.notifications]
         coverage = coverage_check(report.checks, key_checks)
         report.checks.append(coverage)
         bus.emit(CheckDecided(coverage))

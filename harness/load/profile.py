@@ -84,8 +84,9 @@ class Profile:
             area = s.area(s.duration_s)
             if x <= area + 1e-9 * max(1.0, area):
                 t = s.inverse(x)
-                # float rounding may put the end of a segment a hair past it
-                if t <= s.duration_s * (1 + 1e-9):
+                # x is within this segment, so t is too: float rounding (cancellation on a
+                # segment falling to 0) may put it past the end, never by more than rounding.
+                if math.isfinite(t):
                     return offset + min(t, s.duration_s)
             x -= area
             offset += s.duration_s

@@ -10,6 +10,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WebhookAlert(BaseModel):
+    """One alert of an Alertmanager webhook notification (its documented fields)."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None
+    endsAt: str | None = None
+
+
+class WebhookPayload(BaseModel):
+    """A notification as the report keeps it: when it arrived and what Alertmanager sent."""
+
+    model_config = ConfigDict(extra="ignore")
+    received_at: float = 0.0  # unix seconds
+    status: str = ""
+    receiver: str = ""
+    alerts: list[WebhookAlert] = Field(default_factory=list)
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class AlertNotification:
@@ -17,6 +41,9 @@ class AlertNotification:
     status: str  # "firing" | "resolved" (of the group)
     alerts: list[dict[str, Any]]
     payload: dict[str, Any] = field(repr=False)
+
+    def typed(self) -> WebhookPayload:
+        return WebhookPayload.model_validate({**self.payload, "received_at": self.received_at})
 
     def alert_names(self, status: str | None = None) -> set[str]:
         return {

@@ -11,8 +11,10 @@ from harness.events import EventRecord
 from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
+from harness.observe.webhook import WebhookPayload
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
+from harness.stack.provider import Endpoints
 from harness.verdict.baseline import HistoryRecord
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
@@ -58,13 +60,14 @@ class RunReport(BaseModel):
     errors: list[str] = Field(default_factory=list)
     stack_spec: dict[str, Any] = Field(default_factory=dict)
     gate_spec: dict[str, Any] = Field(default_factory=dict)
-    endpoints: dict[str, Any] | None = None
+    # Where the stack's services listened (the API key redacted).
+    endpoints: Endpoints | None = None
     startup_seconds: float | None = None
     # This machine's speed with the pinned llama.cpp build, when the profile's SLOs are relative.
     calibration: Calibration | None = None
     checks: list[CheckResult] = Field(default_factory=list)
     load: GateLoadReport | None = None
-    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: list[WebhookPayload] = Field(default_factory=list)
     # CPU and peak memory of each service during the load step.
     resources: list[ServiceUsage] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
