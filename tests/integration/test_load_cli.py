@@ -273,7 +273,7 @@ def test_capacity_finds_the_knee_of_a_two_slot_server(
     sim = simulator(100, 10, 2)
     out = tmp_path / "cap.json"
     code, output, exc = invoke(
-        "capacity", "--target", sim.url, "--slo", "ttft_p95_ms<=400", "--start-rate", "2",
+        "capacity", "--target", sim.url, "--slo", "ttft_p95_ms<=300", "--start-rate", "2",
         "--max-steps", "5", "--step-duration", "3s", "--max-tokens", "10",
         "--json", str(out), "--run-dir", str(tmp_path / "run"),
     )  # fmt: skip
