@@ -16,7 +16,7 @@ from harness.load.report import LoadReport
 from harness.load.samples import Sample, read_samples
 from harness.load.target import from_endpoints
 from harness.measure.calibration import Calibration, resolve
-from harness.measure.slo import Slo, parse_slos
+from harness.measure.slo import Slo, parse_slo, parse_slos
 from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
@@ -77,7 +77,8 @@ def _pooled_summary(
 def _share_judgement(
     name: str, k: int, n: int, op: str, threshold: float, alpha: float
 ) -> SloJudgement:
-    j = judge_proportion(k, n, op, threshold, alpha)  # type: ignore[arg-type]
+    label = name.split(op)[0]
+    j = judge_proportion(k, n, op, threshold, alpha, label=label)  # type: ignore[arg-type]
     i = j.interval
     return SloJudgement(
         name, j.decision, j.reason, i.n, i.estimate, i.lower, i.upper, j.samples_needed
@@ -211,7 +212,8 @@ def run_gate_load(
     SLOs relative to the calibration are made absolute first (both forms are in the reasons)."""
     assert gate.load is not None
     written = tuple(dict.fromkeys((*gate.load.slos, *gate.slos)))  # keep order, drop repeats
-    absolute = {resolve(e, calibration): e for e in written}
+    # The absolute form as the SLO names itself (its `expr`) -> the form the profile wrote.
+    absolute = {parse_slo(resolve(e, calibration)).expr: e for e in written}
     exprs = tuple(absolute)
     spec = gate.load.model_copy(update={"slos": exprs})
     slos = parse_slos(exprs)

@@ -81,9 +81,9 @@ def judge_share(slo: Slo, summary: LoadSummary, alpha: float) -> SloJudgement | 
     if prop is None:
         return None
     k, n = prop
-    j = judge_proportion(k, n, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
+    j = judge_proportion(k, n, slo.op, slo.threshold, alpha, label=slo.metric)  # type: ignore[arg-type]
     return SloJudgement(
-        slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
+        slo.expr, j.decision, j.reason, j.interval.n,
         j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
     )  # fmt: skip
 

@@ -163,3 +163,32 @@ def test_pii_filtering_is_proven_on_an_echoing_model_and_a_leak_fails(tmp_path: 
     )
     assert rc == 1, out[-3000:]
     assert any("leaks the planted email" in r for r in failed(report, "PII filtered from answers"))
+
+
+def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_services(
+    tmp_path: Path,
+) -> None:
+    """One run, three load-step defects: the primary's answers fail (so the fallback serves
+    them: the primary's share check fails), no answer meets a per-request SLO (goodput
+    fails), and the services are over a memory ceiling (resources fail); a relative SLO is judged
+    against the calibration of the pinned llama.cpp build, whose figures are in the report."""
+    profile = {
+        "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests", "pii")},
+        "load": {"duration_s": "5s", "workload": {"max_tokens": 8},
+                 "load": {"kind": "open", "rate_rps": 4}},
+        "slos": ["ttft_ms<=1", "ttft_p50_ms<=50x"],
+        "confidence": {"max_duration_s": "0s"},
+        "policy": {**SIM_POLICY, "resources": {"rss_mb_max": 1}},
+        "key_checks": [],
+    }  # fmt: skip
+    failing = {"primary": {"server": {"failure_injection_rate": 100}}}
+    rc, report, out = run_gate(tmp_path, profile, failing)
+    assert rc == 1, out[-3000:]
+    primary = failed(report, "served by the primary pool")
+    assert "primary_share" in primary[0] and "violates" in primary[0], primary
+    goodput = next(c for c in report["checks"] if c["name"].startswith("goodput"))
+    assert goodput["outcome"] == "fail" and goodput["measured"]["estimate"] == 0, goodput
+    assert any("over the policy's 1 MB" in r for r in failed(report, "resource usage during load"))
+    assert report["calibration"]["ttft_ms"] > 0
+    relative = next(c for c in report["checks"] if c["name"] == "SLO ttft_p50_ms<=50x")
+    assert "of the calibration is ttft_p50_ms<=" in " ".join(relative["reasons"]), relative
