@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections import Counter
 
@@ -12,7 +11,7 @@ import httpx
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
-from harness.verdict.practices import judge_rate_limit, judge_streaming
+from harness.verdict.practices import judge_cache, judge_rate_limit, judge_streaming
 
 TIMEOUT_S = 60.0
 HITS = 3  # the cache probe's repeats of the request that filled the cache
@@ -150,23 +149,8 @@ def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> Check
             caches.append(r.headers.get("x-cache", ""))
             if r.status_code != 200:
                 failures.append(f"status {r.status_code}: {r.text[:200]}")
-    want = ["miss"] + ["hit"] * HITS
-    if caches != want:
-        failures.append(f"X-Cache was {caches}, want {want}")
-    # The median of the hits: one hit slowed by a busy machine does not decide the speed-up.
-    hit = statistics.median(times[1:])
-    speedup = times[0] / hit if hit > 0 else None
-    if speedup is not None and speedup < hit_speedup:
-        failures.append(
-            f"the hits took {hit * 1000:.1f} ms (median of {HITS}), the miss "
-            f"{times[0] * 1000:.1f} ms: {speedup:.1f}x faster, policy at least {hit_speedup:g}x"
-        )
-    measured: dict[str, float | int | str | None] = {
-        "miss_ms": round(times[0] * 1000, 1),
-        "hit_ms": round(hit * 1000, 1),
-        "speedup": round(speedup, 1) if speedup else None,
-        "speedup_wanted": hit_speedup,
-    }
+    found, measured = judge_cache(caches, times, hit_speedup)
+    failures += found
     return _timed(
         CheckResult.from_reasons("response cache", "cache", failures, measured,
                                  f"miss then hit, {measured['speedup']}x faster "

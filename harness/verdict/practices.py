@@ -5,6 +5,7 @@ directly with planted defects."""
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,31 @@ def judge_streaming(
             f"gap at least {policy.min_gap_p50_ms:g} ms): the stream is buffered"
         )
     return failures, measured
+
+
+def judge_cache(
+    caches: list[str], times_s: list[float], hit_speedup: float
+) -> tuple[list[str], Measured]:
+    """The first of the same deterministic requests is a miss, the rest are hits, and the hits
+    (their median: one slowed by a busy machine does not decide) answer at least `hit_speedup`
+    times faster than the miss: a label alone proves nothing."""
+    failures: list[str] = []
+    want = ["miss"] + ["hit"] * (len(caches) - 1)
+    if caches != want:
+        failures.append(f"X-Cache was {caches}, want {want}")
+    hit = statistics.median(times_s[1:])
+    speedup = times_s[0] / hit if hit > 0 else None
+    if speedup is not None and speedup < hit_speedup:
+        failures.append(
+            f"the hits took {hit * 1000:.1f} ms (median of {len(times_s) - 1}), the miss "
+            f"{times_s[0] * 1000:.1f} ms: {speedup:.1f}x faster, policy at least {hit_speedup:g}x"
+        )
+    return failures, {
+        "miss_ms": round(times_s[0] * 1000, 1),
+        "hit_ms": round(hit * 1000, 1),
+        "speedup": round(speedup, 1) if speedup else None,
+        "speedup_wanted": hit_speedup,
+    }
 
 
 def judge_rate_limit(

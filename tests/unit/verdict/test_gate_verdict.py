@@ -256,3 +256,14 @@ def test_a_stream_delivered_in_two_bursts_is_buffered_and_a_fast_model_is_not() 
     assert "the stream is buffered" in judge_streaming(bursts, 0.61, policy)[0][0]
     fast = [0.122 + 0.005 * i for i in range(8)]  # slow first token, then 5 ms a token
     assert judge_streaming(fast, 0.157, policy)[0] == []
+
+
+def test_a_hit_that_is_not_faster_than_its_miss_fails_the_cache_check() -> None:
+    from harness.verdict.practices import judge_cache
+
+    fast = judge_cache(["miss", "hit", "hit", "hit"], [0.400, 0.004, 0.003, 0.200], 10)
+    assert fast[0] == [] and fast[1]["hit_ms"] == 4.0  # the median ignores the one slow hit
+    labelled_only = judge_cache(["miss", "hit", "hit", "hit"], [0.400, 0.350, 0.380, 0.390], 10)
+    assert "1.1x faster, policy at least 10x" in labelled_only[0][0]
+    off = judge_cache(["miss", "miss", "miss", "miss"], [0.4, 0.4, 0.4, 0.4], 10)
+    assert off[0][0].startswith("X-Cache was ['miss', 'miss', 'miss', 'miss']")
