@@ -190,7 +190,9 @@ def test_rate_limit_probe_spends_a_spare_key_before_the_load(tmp_path: Path) -> 
     r = gate(
         tmp_path,
         "kind: gate\nprobes: {breaker: false}\n"
-        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 4}}\n"
+        # Constant arrivals: exactly 16 requests (a Poisson draw with a fresh seed varies).
+        "load: {duration_s: 4s, workload: {max_tokens: 8},"
+        " load: {kind: open, rate_rps: 4, arrival: constant}}\n"
         "confidence: {max_duration_s: 0s, inconclusive_is: warn}\n",
         "--no-history",
         gateway_settings={"auth": {"api_keys": ["sk-gate", "sk-spare"]}},
