@@ -33,6 +33,7 @@ from gateway.config import api_keys
 from gateway.errors import DEGRADED_MESSAGE, GatewayError, error_body, error_response
 from gateway.fallback import Degraded, Served, dispatch
 from gateway.metrics import BREAKER_STATE_VALUES, GatewayMetrics
+from gateway.overhead import OverheadClock, clock_of
 from gateway.postprocess import Accounting, StreamFilter, filter_answer
 from gateway.ratelimit import RateLimiter
 from gateway.redis_store import RedisStore, RedisUnavailable
@@ -65,6 +66,7 @@ class Outcome:
     """What the metrics and the log line need once a request is over."""
 
     log: RequestLog
+    clock: OverheadClock = field(default_factory=OverheadClock)
     model: str = "unknown"
     status: int = 0
     failed: bool = False  # a 200 stream that broke midway still counts as an error
@@ -120,7 +122,7 @@ class Gateway:
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         request_id: str = request.scope.get("state", {}).get("request_id", "")
         log = RequestLog(request_id, self.config.replica, request.method, request.url.path)
-        outcome = Outcome(log)
+        outcome = Outcome(log, clock_of(request.scope))
         self.active += 1
         self.metrics.active.inc()
         try:
@@ -151,6 +153,7 @@ class Gateway:
         m = self.metrics
         m.active.dec()
         m.duration.observe(outcome.log.elapsed_s())
+        m.overhead.observe(outcome.clock.own_s())
         label = "error" if outcome.failed else status_label(outcome.status)
         m.requests.labels(status=label, model=outcome.model).inc()
         acct = outcome.accounting
@@ -203,15 +206,16 @@ class Gateway:
 
         headers = forward_headers(dict(request.headers))
         headers["x-request-id"] = log.fields["request_id"]
-        result = await dispatch(
-            order,
-            PATHS[endpoint],
-            parsed.body,
-            headers,
-            stream=parsed.stream,
-            settings=s.fallback,
-            metrics=m,
-        )
+        with outcome.clock.waiting():
+            result = await dispatch(
+                order,
+                PATHS[endpoint],
+                parsed.body,
+                headers,
+                stream=parsed.stream,
+                settings=s.fallback,
+                metrics=m,
+            )
         if isinstance(result, Degraded):
             return self._degraded(result, outcome)
         outcome.model = result.pool.model
@@ -419,8 +423,9 @@ class Gateway:
             events = _chain_first(upstream.first, upstream.events)
             while True:
                 try:
-                    async with asyncio.timeout(idle_timeout):
-                        event = await anext(events, None)
+                    with outcome.clock.waiting():
+                        async with asyncio.timeout(idle_timeout):
+                            event = await anext(events, None)
                 except Exception as e:  # stalled or broken upstream mid-stream
                     outcome.failed = True
                     outcome.log.set(error=f"stream_broken:{type(e).__name__}")
