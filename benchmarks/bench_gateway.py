@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_gateway.py [--rounds 4] [--requests 40] [--levels 1,16,64]
 
 Brings up the simulated stack (llm-d-inference-sim, fixed TTFT; tests/fixtures/sim-stack.yaml)
-with one gateway replica and the rate limit lifted (still checked in Redis on every request),
+with one primary model server, one gateway replica and the rate limit lifted (still checked in
+Redis on every request),
 then sends the same streamed chat completions straight to one model server (A) and through
 nginx and the gateway (B), alternating A/B and B/A round by round, at each concurrency level.
 It prints TTFT and end-to-end percentiles of both paths and what B adds, the gateway's own
@@ -29,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,6 +75,7 @@ def stack_spec(toxiproxy: bool) -> StackSpec:
     data = spec.model_dump()
     data["name"] = "bench-gateway"
     data["gateway"]["replicas"] = 1
+    data["primary"]["replicas"] = 1  # the direct path and the gateway reach the same server
     data["gateway"]["settings"]["rate_limit"]["requests_per_minute"] = 10**9
     if not toxiproxy:
         data["toxiproxy"]["front"] = []
@@ -87,25 +89,27 @@ def body(max_tokens: int, temperature: float, n: int) -> dict[str, object]:
         "stream": True,
         "max_tokens": max_tokens,
         "temperature": temperature,
+        "ignore_eos": True,  # every answer max_tokens long: comparable end-to-end times
     }
 
 
 async def one_request(
-    client: httpx.AsyncClient, url: str, key: str, payload: dict[str, object], t0: float
+    client: aiohttp.ClientSession, url: str, key: str, payload: dict[str, object], t0: float
 ) -> Sample:
     """One streamed completion; TTFT = first SSE event carrying text, from t0."""
     ttft = math.nan
     ok = False
+    overhead = None
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        async with client.stream("POST", url, json=payload, headers=headers) as resp:
+        async with client.post(url, json=payload, headers=headers) as resp:
             overhead = resp.headers.get("x-gateway-overhead-ms")
-            async for chunk in resp.aiter_bytes():
+            async for chunk in resp.content.iter_any():
                 if math.isnan(ttft) and b'"content":"' in chunk and b'"content":""' not in chunk:
                     ttft = time.perf_counter() - t0
-            ok = resp.status_code == 200 and not math.isnan(ttft)
-    except httpx.HTTPError:
-        overhead = None
+            ok = resp.status == 200 and not math.isnan(ttft)
+    except (aiohttp.ClientError, TimeoutError):
+        ok = False
     e2e = time.perf_counter() - t0
     return Sample(ttft, e2e, float(overhead) if overhead else None, ok)
 
@@ -129,7 +133,7 @@ async def with_ticker(phase: Phase, work: Callable[[], Awaitable[None]]) -> None
 
 
 async def closed_loop(
-    client: httpx.AsyncClient, url: str, key: str, conc: int, n: int, args: argparse.Namespace,
+    client: aiohttp.ClientSession, url: str, key: str, conc: int, n: int, args: argparse.Namespace,
     phase: Phase,
 ) -> None:  # fmt: skip
     counter = iter(range(n))
@@ -146,7 +150,7 @@ async def closed_loop(
 
 
 async def open_loop(
-    client: httpx.AsyncClient, url: str, key: str, rate: float, duration_s: float,
+    client: aiohttp.ClientSession, url: str, key: str, rate: float, duration_s: float,
     args: argparse.Namespace, phase: Phase,
 ) -> None:  # fmt: skip
     async def run() -> None:
@@ -202,9 +206,9 @@ async def main_async(args: argparse.Namespace) -> None:
         direct = ep.model_pools["primary"][0] + "/v1/chat/completions"
         via = ep.nginx + "/v1/chat/completions"
         print(f"direct: {direct}  via: {via}  toxiproxy hops: {args.toxiproxy}")
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-        timeout = httpx.Timeout(30.0)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=30.0)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             for path in (direct, via):  # warm both paths and their keep-alive connections
                 await closed_loop(client, path, ep.api_key, 8, 32, args, Phase())
             for conc in args.levels:
@@ -221,7 +225,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 async def cache_hits(
-    client: httpx.AsyncClient, via: str, key: str, args: argparse.Namespace
+    client: aiohttp.ClientSession, via: str, key: str, args: argparse.Namespace
 ) -> None:
     payload = body(args.max_tokens, 0.0, 0)
     first = await one_request(client, via, key, payload, time.perf_counter())
@@ -243,7 +247,7 @@ async def cache_hits(
 
 
 async def max_rate(
-    client: httpx.AsyncClient, direct: str, via: str, key: str, args: argparse.Namespace
+    client: aiohttp.ClientSession, direct: str, via: str, key: str, args: argparse.Namespace
 ) -> None:
     print(f"\nopen loop, {args.rate_duration:g} s per path and rate (added = gateway - direct):")
     best = 0.0
