@@ -32,6 +32,7 @@ GATEWAY_PACKAGES = (
     "fastapi",
     "uvicorn",
     "httpx",
+    "aiohttp",
     "redis",
     "prometheus-client",
     "pydantic",
