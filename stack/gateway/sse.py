@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 DONE = "[DONE]"
+# Every streamed chunk is decoded and encoded once here: orjson does both several times faster.
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,8 @@ class SseEvent:
         if self.is_done:
             return None
         try:
-            return json.loads(self.data)
-        except ValueError:
+            return orjson.loads(self.data)
+        except ValueError:  # orjson.JSONDecodeError is one
             return None
 
 
@@ -57,8 +60,9 @@ async def iter_sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
 
 
 def encode_event(payload: Any) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
+    if isinstance(payload, str):
+        return f"data: {payload}\n\n".encode()
+    return b"data: " + orjson.dumps(payload, option=_DUMPS_OPTIONS) + b"\n\n"
 
 
 def encode_done() -> bytes:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gateway.breaker import CircuitBreaker
 from gateway.sse import SseEvent, iter_sse_events
@@ -84,10 +85,23 @@ class UpstreamClient:
         return self._session
 
     async def post(
-        self, url: str, body: dict[str, Any], headers: dict[str, str]
+        self,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        read_timeout_s: float | None = None,
     ) -> aiohttp.ClientResponse:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        return await self.session.post(url, data=data, headers={**headers, **_JSON_HEADERS})
+        """POST JSON; `read_timeout_s` bounds each silence between bytes of the answer."""
+        data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        timeout = (
+            aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=2.0,
+                                  sock_read=read_timeout_s)
+            if read_timeout_s is not None
+            else None
+        )  # fmt: skip
+        return await self.session.post(
+            url, data=data, headers={**headers, **_JSON_HEADERS}, timeout=timeout
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -152,10 +166,17 @@ async def call_json(
 
 
 async def open_stream(
-    pool: Pool, path: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float
+    pool: Pool,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeout_s: float,
+    idle_timeout_s: float,
 ) -> UpstreamStream | UpstreamAnswer:
     """Open an SSE stream and wait for its first event within timeout_s (the TTFT deadline).
 
+    Later, a silence of idle_timeout_s raises `aiohttp.SocketTimeoutError` from the events: the
+    client's own read timer, already re-armed on every read, so no timer per event here.
     A non-2xx status comes back as an `UpstreamAnswer` (client error) or `UpstreamFailure`.
     """
     resp: aiohttp.ClientResponse | None = None
@@ -164,7 +185,7 @@ async def open_stream(
             last_error = "no URL configured"
             for base in pool.url_order():
                 try:
-                    resp = await pool.client.post(base + path, body, headers)
+                    resp = await pool.client.post(base + path, body, headers, idle_timeout_s)
                 except aiohttp.ClientConnectorError as e:
                     last_error = f"{type(e).__name__} connecting to {base}"
                     continue
