@@ -33,6 +33,7 @@ GATEWAY_PACKAGES = (
     "uvicorn",
     "httpx",
     "aiohttp",
+    "orjson",
     "redis",
     "prometheus-client",
     "pydantic",
