@@ -72,13 +72,14 @@ def percentile(xs: list[float], p: float) -> float:
     return math.nan if value is None else value
 
 
-def stack_spec(toxiproxy: bool) -> StackSpec:
+def stack_spec(toxiproxy: bool, pii: bool) -> StackSpec:
     spec = load_yaml_model(StackSpec, SIM_STACK)
     data = spec.model_dump()
     data["name"] = "bench-gateway"
     data["gateway"]["replicas"] = 1
     data["primary"]["replicas"] = 1  # the direct path and the gateway reach the same server
     data["gateway"]["settings"]["rate_limit"]["requests_per_minute"] = 10**9
+    data["gateway"]["settings"]["pii"]["enabled"] = pii
     if not toxiproxy:
         data["toxiproxy"]["front"] = []
     return StackSpec.model_validate(data)
@@ -200,14 +201,17 @@ def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> Non
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    spec = stack_spec(args.toxiproxy)
+    spec = stack_spec(args.toxiproxy, not args.no_pii)
     run_dir = new_run_dir("bench-gateway")
     print(f"bench-gateway: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     with start_stack(spec, run_dir=run_dir, wait_for_scrapes=False) as stack:
         ep = stack.endpoints
         direct = ep.model_pools["primary"][0] + "/v1/chat/completions"
         via = ep.nginx + "/v1/chat/completions"
-        print(f"direct: {direct}  via: {via}  toxiproxy hops: {args.toxiproxy}")
+        print(
+            f"direct: {direct}  via: {via}  toxiproxy hops: {args.toxiproxy}"
+            f"  PII filter: {not args.no_pii}"
+        )
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=30.0)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
@@ -288,6 +292,10 @@ def main() -> None:
     ap.add_argument("--rate-duration", type=float, default=5.0)
     ap.add_argument("--max-lag-ms", type=float, default=5.0)
     ap.add_argument("--toxiproxy", action="store_true", help="keep Toxiproxy on the hops")
+    ap.add_argument(
+        "--no-pii", action="store_true",
+        help="PII filter off: no word held back until the next delta shows where it ends",
+    )  # fmt: skip
     args = ap.parse_args()
     try:
         import uvloop  # the generator's loop must not be the slow part
