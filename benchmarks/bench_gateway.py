@@ -286,7 +286,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--cache-requests", type=int, default=200)
     ap.add_argument(
-        "--rates", default="25,50,100,150,200,300",
+        "--rates", default="5,10,25,50,75,100,150,200",
         type=lambda s: [float(x) for x in s.split(",")],
     )  # fmt: skip
     ap.add_argument("--rate-duration", type=float, default=5.0)

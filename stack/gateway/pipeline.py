@@ -418,12 +418,12 @@ class Gateway:
 
         async def body() -> AsyncIterator[bytes]:
             ttft_seen = False
-            events = _chain_first(upstream.first, upstream.events)
+            batches = _chain_first(upstream.first, upstream.events)
             while True:
                 try:
                     # A silence of stream_idle_timeout_s raises here (the upstream read timeout).
                     with outcome.clock.waiting():
-                        event = await anext(events, None)
+                        batch = await anext(batches, None)
                 except Exception as e:  # stalled or broken upstream mid-stream
                     outcome.failed = True
                     outcome.log.set(error=f"stream_broken:{type(e).__name__}")
@@ -434,15 +434,15 @@ class Gateway:
                     )
                     yield encode_done()
                     return
-                if event is None:
+                if batch is None:
                     break
-                chunks = filt.process(event)
+                chunks = [chunk for event in batch for chunk in filt.process(event)]
                 if not ttft_seen and filt.emitted_chars:
                     ttft_seen = True
                     ttft = time.perf_counter() - started
                     self.metrics.ttft.observe(ttft)
                     outcome.log.set(ttft_ms=round(ttft * 1000, 2))
-                if chunks:  # one write per upstream event
+                if chunks:  # one write for what one upstream read brought
                     yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
             for chunk in filt.finish():
                 yield chunk
@@ -510,12 +510,11 @@ class _FinishingStream(StreamingResponse):
 
 
 async def _chain_first(
-    first: SseEvent | None, rest: AsyncIterator[SseEvent]
-) -> AsyncIterator[SseEvent]:
-    if first is not None:
-        yield first
-    async for event in rest:
-        yield event
+    first: list[SseEvent], rest: AsyncIterator[list[SseEvent]]
+) -> AsyncIterator[list[SseEvent]]:
+    yield first
+    async for batch in rest:
+        yield batch
 
 
 def client_address(request: Request) -> str:

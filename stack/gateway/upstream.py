@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from gateway.breaker import CircuitBreaker
-from gateway.sse import SseEvent, iter_sse_events
+from gateway.sse import SseEvent, iter_sse_batches
 
 # Headers forwarded to the model servers; everything else (API keys above all) stays here.
 _FORWARD_HEADERS = ("x-request-id", "traceparent", "accept-language")
@@ -48,10 +48,12 @@ class UpstreamAnswer:
 
 @dataclass
 class UpstreamStream:
-    """An open SSE stream whose first event has arrived (so the pool is known to be answering)."""
+    """An open SSE stream whose first events have arrived (so the pool is known to be answering).
 
-    first: SseEvent | None
-    events: AsyncIterator[SseEvent]
+    Events come in batches, one per network read (see `iter_sse_batches`)."""
+
+    first: list[SseEvent]
+    events: AsyncIterator[list[SseEvent]]
     response: aiohttp.ClientResponse
     url: str
 
@@ -193,9 +195,9 @@ async def open_stream(
                     raw = await resp.read()
                     resp.release()
                     return _answer(resp.status, raw, base)
-                events = iter_sse_events(_lines(resp))
+                events = iter_sse_batches(_line_batches(resp))
                 first = await anext(events, None)
-                if first is None:
+                if not first:
                     raise UpstreamFailure("invalid_response", "stream ended before any event")
                 return UpstreamStream(first, events, resp, base)
             raise UpstreamFailure("connect_error", last_error)
@@ -209,16 +211,15 @@ async def open_stream(
         raise
 
 
-async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The body's lines as they arrive, without a limit on line length."""
+async def _line_batches(resp: aiohttp.ClientResponse) -> AsyncIterator[list[str]]:
+    """The body's complete lines, one list per network read; no limit on line length."""
     rest = b""
     async for chunk in resp.content.iter_any():
-        rest += chunk
-        *lines, rest = rest.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", "replace")
+        *lines, rest = (rest + chunk).split(b"\n")
+        if lines:
+            yield [line.decode("utf-8", "replace") for line in lines]
     if rest:
-        yield rest.decode("utf-8", "replace")
+        yield [rest.decode("utf-8", "replace")]
 
 
 def _answer(status: int, raw: bytes, base: str) -> UpstreamAnswer:
