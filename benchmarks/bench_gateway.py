@@ -4,9 +4,10 @@
 
 Brings up the simulated stack (llm-d-inference-sim, fixed TTFT; tests/fixtures/sim-stack.yaml)
 with one primary model server, one gateway replica and the rate limit lifted (still checked in
-Redis on every request),
-then sends the same streamed chat completions straight to one model server (A) and through
-nginx and the gateway (B), alternating A/B and B/A round by round, at each concurrency level.
+Redis on every request), then sends the same streamed chat completions straight to one model
+server (A) and through nginx and the gateway (B), alternating A/B and B/A round by round, at
+each concurrency level (closed loop; the workers' first sends spread over --spread-ms).
+`--no-pii` turns the gateway's PII filter off (it holds a word back until the next delta).
 It prints TTFT and end-to-end percentiles of both paths and what B adds, the gateway's own
 `X-Gateway-Overhead-Ms` beside that, the cache-hit path through nginx, and the highest open-loop
 request rate at which B's added TTFT p95 stays under 10 ms.
@@ -141,13 +142,16 @@ async def closed_loop(
 ) -> None:  # fmt: skip
     counter = iter(range(n))
 
-    async def worker() -> None:
+    async def worker(k: int) -> None:
+        # Spread the workers' first sends over one request's duration: `conc` requests in
+        # flight, not `conc` arriving at once every round (--spread-ms 0 for lockstep bursts).
+        await asyncio.sleep(args.spread_ms / 1000 * k / conc)
         for i in counter:
             payload = body(args.max_tokens, 0.7, i)
             phase.samples.append(await one_request(client, url, key, payload, time.perf_counter()))
 
     async def run() -> None:
-        await asyncio.gather(*(worker() for _ in range(conc)))
+        await asyncio.gather(*(worker(k) for k in range(conc)))
 
     await with_ticker(phase, run)
 
@@ -284,6 +288,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="A/B rounds per level (alternating)")
     ap.add_argument("--requests", type=int, default=40, help="requests per path per round")
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument(
+        "--spread-ms", type=float, default=110.0,
+        help="closed loop: spread the workers' first requests over this window (0: all at once)",
+    )  # fmt: skip
     ap.add_argument("--cache-requests", type=int, default=200)
     ap.add_argument(
         "--rates", default="5,10,25,50,75,100,150,200",
