@@ -279,7 +279,8 @@ async def max_rate(
             break
         if trusted:
             best = rate
-    print(f"  highest rate with added TTFT p95 < 10 ms: {best:g} req/s (one gateway replica)")
+    top = " (the highest tried: --rates for more)" if best == args.rates[-1] else ""
+    print(f"  highest rate with added TTFT p95 < 10 ms: {best:g} req/s (one gateway replica){top}")
 
 
 def main() -> None:
