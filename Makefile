@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test up images lint typecheck check bench clean
+.PHONY: install gate test up images lint typecheck check bench bench-gateway clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,6 +32,10 @@ typecheck: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_llm_user.py --users 32 --duration 10
+
+# What nginx + one gateway replica add to streamed requests on the simulated stack (prints figures).
+bench-gateway: install
+	$(BIN)/python benchmarks/bench_gateway.py
 
 clean:
 	rm -rf reports/runs .pytest_cache .mypy_cache .ruff_cache

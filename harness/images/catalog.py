@@ -32,6 +32,8 @@ GATEWAY_PACKAGES = (
     "fastapi",
     "uvicorn",
     "httpx",
+    "aiohttp",
+    "orjson",
     "redis",
     "prometheus-client",
     "pydantic",

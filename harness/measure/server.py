@@ -66,6 +66,16 @@ GATEWAY = MetricProfile(
             ("llm_requests_total", "sum by (status) (rate(llm_requests_total[$w]))")
         ],
         **_latency("llm_time_to_first_token_seconds", [], "llm_request_duration_seconds"),
+        # The gateway's own time per request (no model-server waits), beside the client's figures.
+        **{
+            f"overhead_{tag}_ms": [
+                (
+                    "llm_gateway_overhead_seconds_bucket",
+                    _hq(q, "llm_gateway_overhead_seconds_bucket"),
+                )
+            ]
+            for q, tag in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+        },
         "output_tokens_per_second": [
             ("llm_tokens_generated_total", "sum(rate(llm_tokens_generated_total[$w]))")
         ],

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.auth import authenticate
 from gateway.config import load_runtime_config
 from gateway.errors import GatewayError, error_body, error_response
+from gateway.overhead import OverheadMiddleware
 from gateway.pipeline import Gateway, client_address
 from gateway.request_id import RequestIdMiddleware
 from harness.spec.gateway import GatewayRuntimeConfig
@@ -45,6 +46,8 @@ def create_app(config: GatewayRuntimeConfig | None = None) -> FastAPI:
     started = time.time()
 
     app.add_middleware(RequestIdMiddleware)
+    # Added last, so outermost: its clock starts before any other gateway code runs.
+    app.add_middleware(OverheadMiddleware)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

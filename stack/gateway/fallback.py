@@ -91,7 +91,7 @@ async def dispatch(
         try:
             if stream:
                 result: UpstreamAnswer | UpstreamStream = await open_stream(
-                    pool, path, send, headers, timeout
+                    pool, path, send, headers, timeout, settings.stream_idle_timeout_s
                 )
             else:
                 result = await call_json(pool, path, send, headers, timeout)

@@ -20,6 +20,7 @@ from gateway.gpu import GpuCollector, process_rss_bytes
 
 # Latency buckets reach past both timeouts (5 s + 5 s) so the degraded tail stays visible.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 30, 60, 120)
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # Breaker states as gauge values (documented in README.md).
@@ -61,6 +62,12 @@ class GatewayMetrics:
             "llm_time_to_first_token_seconds",
             "Time from request start to the first streamed token sent to the client",
             buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "llm_gateway_overhead_seconds",
+            "The gateway's own time per request, not counting waits on model servers",
+            buckets=OVERHEAD_BUCKETS,
             registry=r,
         )
         self.prompt_tokens = Counter(

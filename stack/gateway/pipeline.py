@@ -6,7 +6,6 @@ fallback (or degrade) -> PII filter, cost -> cache store -> metrics and one log 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from gateway.config import api_keys
 from gateway.errors import DEGRADED_MESSAGE, GatewayError, error_body, error_response
 from gateway.fallback import Degraded, Served, dispatch
 from gateway.metrics import BREAKER_STATE_VALUES, GatewayMetrics
+from gateway.overhead import OverheadClock, clock_of
 from gateway.postprocess import Accounting, StreamFilter, filter_answer
 from gateway.ratelimit import RateLimiter
 from gateway.redis_store import RedisStore, RedisUnavailable
@@ -65,6 +65,7 @@ class Outcome:
     """What the metrics and the log line need once a request is over."""
 
     log: RequestLog
+    clock: OverheadClock = field(default_factory=OverheadClock)
     model: str = "unknown"
     status: int = 0
     failed: bool = False  # a 200 stream that broke midway still counts as an error
@@ -120,7 +121,7 @@ class Gateway:
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         request_id: str = request.scope.get("state", {}).get("request_id", "")
         log = RequestLog(request_id, self.config.replica, request.method, request.url.path)
-        outcome = Outcome(log)
+        outcome = Outcome(log, clock_of(request.scope))
         self.active += 1
         self.metrics.active.inc()
         try:
@@ -151,6 +152,7 @@ class Gateway:
         m = self.metrics
         m.active.dec()
         m.duration.observe(outcome.log.elapsed_s())
+        m.overhead.observe(outcome.clock.own_s())
         label = "error" if outcome.failed else status_label(outcome.status)
         m.requests.labels(status=label, model=outcome.model).inc()
         acct = outcome.accounting
@@ -203,15 +205,16 @@ class Gateway:
 
         headers = forward_headers(dict(request.headers))
         headers["x-request-id"] = log.fields["request_id"]
-        result = await dispatch(
-            order,
-            PATHS[endpoint],
-            parsed.body,
-            headers,
-            stream=parsed.stream,
-            settings=s.fallback,
-            metrics=m,
-        )
+        with outcome.clock.waiting():
+            result = await dispatch(
+                order,
+                PATHS[endpoint],
+                parsed.body,
+                headers,
+                stream=parsed.stream,
+                settings=s.fallback,
+                metrics=m,
+            )
         if isinstance(result, Degraded):
             return self._degraded(result, outcome)
         outcome.model = result.pool.model
@@ -411,16 +414,16 @@ class Gateway:
             pii_enabled=s.pii.enabled,
             client_wants_usage=parsed.include_usage,
         )
-        idle_timeout = s.fallback.stream_idle_timeout_s
         started = outcome.log.started
 
         async def body() -> AsyncIterator[bytes]:
             ttft_seen = False
-            events = _chain_first(upstream.first, upstream.events)
+            batches = _chain_first(upstream.first, upstream.events)
             while True:
                 try:
-                    async with asyncio.timeout(idle_timeout):
-                        event = await anext(events, None)
+                    # A silence of stream_idle_timeout_s raises here (the upstream read timeout).
+                    with outcome.clock.waiting():
+                        batch = await anext(batches, None)
                 except Exception as e:  # stalled or broken upstream mid-stream
                     outcome.failed = True
                     outcome.log.set(error=f"stream_broken:{type(e).__name__}")
@@ -431,16 +434,16 @@ class Gateway:
                     )
                     yield encode_done()
                     return
-                if event is None:
+                if batch is None:
                     break
-                chunks = filt.process(event)
+                chunks = [chunk for event in batch for chunk in filt.process(event)]
                 if not ttft_seen and filt.emitted_chars:
                     ttft_seen = True
                     ttft = time.perf_counter() - started
                     self.metrics.ttft.observe(ttft)
                     outcome.log.set(ttft_ms=round(ttft * 1000, 2))
-                for chunk in chunks:
-                    yield chunk
+                if chunks:  # one write for what one upstream read brought
+                    yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
             for chunk in filt.finish():
                 yield chunk
             if filt.error:
@@ -507,12 +510,11 @@ class _FinishingStream(StreamingResponse):
 
 
 async def _chain_first(
-    first: SseEvent | None, rest: AsyncIterator[SseEvent]
-) -> AsyncIterator[SseEvent]:
-    if first is not None:
-        yield first
-    async for event in rest:
-        yield event
+    first: list[SseEvent], rest: AsyncIterator[list[SseEvent]]
+) -> AsyncIterator[list[SseEvent]]:
+    yield first
+    async for batch in rest:
+        yield batch
 
 
 def client_address(request: Request) -> str:

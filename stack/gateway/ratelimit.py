@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.redis_store import RedisStore
+from gateway.redis_store import RedisStore, RedisUnavailable
 
 WINDOW_S = 60
 
@@ -57,6 +57,9 @@ class RateLimiter:
         self._store = store
         self._limit = per_minute
         self._clock = clock
+        # EVALSHA with the script loaded once (redis-py reloads it after a Redis restart),
+        # instead of sending the whole script with every request.
+        self._script = store.client.register_script(_SCRIPT) if store.client else None
 
     async def check(self, identity: str) -> Decision:
         """Admit or reject; RedisUnavailable propagates so the caller applies fail_open."""
@@ -66,8 +69,11 @@ class RateLimiter:
         weight = 1 - elapsed / WINDOW_S
         keys = [f"ratelimit:{identity}:{window}", f"ratelimit:{identity}:{window - 1}"]
         args = [self._limit, f"{weight:.6f}", 2 * WINDOW_S]
+        script = self._script
+        if script is None:
+            raise RedisUnavailable("no redis_url configured")
         allowed, current, previous = await self._store.run(
-            lambda r: r.eval(_SCRIPT, 2, *keys, *args)  # type: ignore[arg-type]
+            lambda r: script(keys=keys, args=args, client=r)
         )
         if allowed:
             return Decision(True)

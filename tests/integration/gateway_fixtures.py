@@ -458,6 +458,7 @@ def gateway_factory(
             sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
             "--app-dir", str(PROJECT_ROOT / "stack"),
             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--loop", "uvloop", "--http", "httptools",
         ]  # fmt: skip
         env = {**os.environ, "GATEWAY_CONFIG": str(config_path), "GATEWAY_API_KEYS": API_KEY}
         proc = ManagedProcess(replica, argv, run_dir, env=env)

@@ -207,3 +207,20 @@ def test_model_servers_are_viewed_pool_by_pool_when_targets_carry_the_pool_label
         'sum(llamacpp:requests_processing{pool="fallback"})'
         in (by_pool["fallback"].queries["running_max"])
     )
+
+
+def test_gateway_overhead_quantiles_sit_beside_the_other_gateway_figures() -> None:
+    names = ["llm_requests_total", "llm_gateway_overhead_seconds_bucket"]
+    values = {"llm_gateway_overhead_seconds_bucket": 0.0021}
+    with client(fake_prometheus(names, values)) as c:
+        view = collect(c, 100.0, 130.0)
+    (gw,) = view.profiles
+    for tag, q in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+        query = gw.queries[f"overhead_{tag}_ms"]
+        assert query.startswith(f"1000 * histogram_quantile({q},")
+        assert "llm_gateway_overhead_seconds_bucket[30s]" in query
+        assert gw.values[f"overhead_{tag}_ms"] == 0.0021
+    # A gateway without the histogram (an older one) lists the figures as unavailable.
+    with client(fake_prometheus(["llm_requests_total"], {})) as c:
+        (old,) = collect(c, 100.0, 130.0).profiles
+    assert "overhead_p95_ms" in old.unavailable

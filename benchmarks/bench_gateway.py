@@ -1,0 +1,319 @@
+"""Benchmark (not a test): what nginx + one gateway replica add to a streamed request.
+
+    .venv/bin/python benchmarks/bench_gateway.py [--rounds 4] [--requests 40] [--levels 1,16,64]
+
+Brings up the simulated stack (llm-d-inference-sim, fixed TTFT; tests/fixtures/sim-stack.yaml)
+with one primary model server, one gateway replica and the rate limit lifted (still checked in
+Redis on every request), then sends the same streamed chat completions straight to one model
+server (A) and through nginx and the gateway (B), alternating A/B and B/A round by round, at
+each concurrency level (closed loop; the workers' first sends spread over --spread-ms).
+`--no-pii` turns the gateway's PII filter off (it holds a word back until the next delta).
+It prints TTFT and end-to-end percentiles of both paths and what B adds, the gateway's own
+`X-Gateway-Overhead-Ms` beside that, the cache-hit path through nginx, and the highest open-loop
+request rate at which B's added TTFT p95 stays under 10 ms.
+
+The generator checks itself: a ticker measures how late its event loop wakes (lag) in every
+phase; a phase whose lag p99 exceeds --max-lag-ms is flagged, since its numbers would describe
+the generator. By default the gateway dials the model servers and Redis directly
+(`toxiproxy.front: []`), so B - A is nginx plus the gateway; `--toxiproxy` keeps the reference
+stack's proxies on those hops. It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.measure.stats import percentile as exact_percentile  # noqa: E402
+from harness.spec.loader import load_yaml_model  # noqa: E402
+from harness.spec.stack import StackSpec  # noqa: E402
+from harness.stack.orchestrator import new_run_dir, start_stack  # noqa: E402
+
+SIM_STACK = ROOT / "tests" / "fixtures" / "sim-stack.yaml"
+# Longer than routing.short_prompt_chars, so a busy replica still routes to the primary pool.
+PROMPT = "Summarise the following notes in one line. " + "The deploy gate measures latency. " * 16
+QUANTILES = (50, 95, 99)
+TEXT = re.compile(rb'"content":"[^"]')  # an SSE event carrying text (several may share a read)
+
+
+@dataclass
+class Sample:
+    ttft_s: float
+    e2e_s: float
+    overhead_ms: float | None  # X-Gateway-Overhead-Ms, when the gateway sent it
+    ok: bool
+
+
+@dataclass
+class Phase:
+    samples: list[Sample] = field(default_factory=list)
+    lags_s: list[float] = field(default_factory=list)
+    send_lags_s: list[float] = field(default_factory=list)
+
+    def q(self, attr: str, p: float) -> float:
+        xs = [getattr(s, attr) for s in self.samples if s.ok]
+        return percentile(xs, p) if xs else math.nan
+
+
+def percentile(xs: list[float], p: float) -> float:
+    value = exact_percentile(xs, p)
+    return math.nan if value is None else value
+
+
+def stack_spec(toxiproxy: bool, pii: bool) -> StackSpec:
+    spec = load_yaml_model(StackSpec, SIM_STACK)
+    data = spec.model_dump()
+    data["name"] = "bench-gateway"
+    data["gateway"]["replicas"] = 1
+    data["primary"]["replicas"] = 1  # the direct path and the gateway reach the same server
+    data["gateway"]["settings"]["rate_limit"]["requests_per_minute"] = 10**9
+    data["gateway"]["settings"]["pii"]["enabled"] = pii
+    if not toxiproxy:
+        data["toxiproxy"]["front"] = []
+    return StackSpec.model_validate(data)
+
+
+def body(max_tokens: int, temperature: float, n: int) -> dict[str, object]:
+    return {
+        "model": "sim-model",
+        "messages": [{"role": "user", "content": f"{n % 7} {PROMPT}"}],
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "ignore_eos": True,  # every answer max_tokens long: comparable end-to-end times
+    }
+
+
+async def one_request(
+    client: aiohttp.ClientSession, url: str, key: str, payload: dict[str, object], t0: float
+) -> Sample:
+    """One streamed completion; TTFT = first SSE event carrying text, from t0."""
+    ttft = math.nan
+    ok = False
+    overhead = None
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        async with client.post(url, json=payload, headers=headers) as resp:
+            overhead = resp.headers.get("x-gateway-overhead-ms")
+            async for chunk in resp.content.iter_any():
+                if math.isnan(ttft) and TEXT.search(chunk):
+                    ttft = time.perf_counter() - t0
+            ok = resp.status == 200 and not math.isnan(ttft)
+    except (aiohttp.ClientError, TimeoutError):
+        ok = False
+    e2e = time.perf_counter() - t0
+    return Sample(ttft, e2e, float(overhead) if overhead else None, ok)
+
+
+async def ticker(lags: list[float], stop: asyncio.Event, period_s: float = 0.002) -> None:
+    """How late the event loop wakes: the generator's own lag."""
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(period_s)
+        lags.append(time.perf_counter() - t - period_s)
+
+
+async def with_ticker(phase: Phase, work: Callable[[], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    tick = asyncio.create_task(ticker(phase.lags_s, stop))
+    try:
+        await work()
+    finally:
+        stop.set()
+        await tick
+
+
+async def closed_loop(
+    client: aiohttp.ClientSession, url: str, key: str, conc: int, n: int, args: argparse.Namespace,
+    phase: Phase,
+) -> None:  # fmt: skip
+    counter = iter(range(n))
+
+    async def worker(k: int) -> None:
+        # Spread the workers' first sends over one request's duration: `conc` requests in
+        # flight, not `conc` arriving at once every round (--spread-ms 0 for lockstep bursts).
+        await asyncio.sleep(args.spread_ms / 1000 * k / conc)
+        for i in counter:
+            payload = body(args.max_tokens, 0.7, i)
+            phase.samples.append(await one_request(client, url, key, payload, time.perf_counter()))
+
+    async def run() -> None:
+        await asyncio.gather(*(worker(k) for k in range(conc)))
+
+    await with_ticker(phase, run)
+
+
+async def open_loop(
+    client: aiohttp.ClientSession, url: str, key: str, rate: float, duration_s: float,
+    args: argparse.Namespace, phase: Phase,
+) -> None:  # fmt: skip
+    async def run() -> None:
+        tasks = []
+        start = time.perf_counter() + 0.01
+        for i in range(int(rate * duration_s)):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            phase.send_lags_s.append(max(0.0, time.perf_counter() - due))
+            # Latency from the intended send time: a late send cannot hide a stall.
+            tasks.append(asyncio.create_task(
+                one_request(client, url, key, body(args.max_tokens, 0.7, i), due)
+            ))  # fmt: skip
+        phase.samples += await asyncio.gather(*tasks)
+
+    await with_ticker(phase, run)
+
+
+def ms(x: float) -> str:
+    return "  n/a" if math.isnan(x) else f"{x * 1000:6.2f}"
+
+
+def lag_note(phase: Phase, max_lag_ms: float) -> str:
+    lag = percentile(phase.lags_s, 99) * 1000 if phase.lags_s else math.nan
+    bad = lag > max_lag_ms or any(not s.ok for s in phase.samples)
+    errs = sum(not s.ok for s in phase.samples)
+    return f"lag p99 {lag:5.2f} ms" + (f", {errs} failed" if errs else "") + ("  !" if bad else "")
+
+
+def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> None:
+    print(f"\n{name}: {len(a.samples)} direct / {len(b.samples)} via gateway")
+    print("                 direct    gateway   added")
+    for attr, label in (("ttft_s", "TTFT"), ("e2e_s", "e2e ")):
+        for p in QUANTILES:
+            da, db = a.q(attr, p), b.q(attr, p)
+            print(f"  {label} p{p:<3}      {ms(da)}    {ms(db)}  {ms(db - da)}")
+    ov = [s.overhead_ms for s in b.samples if s.ok and s.overhead_ms is not None]
+    if ov:
+        qs = "  ".join(f"p{p} {percentile(ov, p):.2f}" for p in QUANTILES)
+        print(f"  X-Gateway-Overhead-Ms: {qs} ms")
+    lag_a, lag_b = lag_note(a, args.max_lag_ms), lag_note(b, args.max_lag_ms)
+    print(f"  generator: direct {lag_a}; gateway {lag_b}")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    spec = stack_spec(args.toxiproxy, not args.no_pii)
+    run_dir = new_run_dir("bench-gateway")
+    print(f"bench-gateway: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    with start_stack(spec, run_dir=run_dir, wait_for_scrapes=False) as stack:
+        ep = stack.endpoints
+        direct = ep.model_pools["primary"][0] + "/v1/chat/completions"
+        via = ep.nginx + "/v1/chat/completions"
+        print(
+            f"direct: {direct}  via: {via}  toxiproxy hops: {args.toxiproxy}"
+            f"  PII filter: {not args.no_pii}"
+        )
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=30.0)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+            for path in (direct, via):  # warm both paths and their keep-alive connections
+                await closed_loop(client, path, ep.api_key, 8, 32, args, Phase())
+            for conc in args.levels:
+                a, b = Phase(), Phase()
+                n = max(args.requests, conc * 2)
+                for r in range(args.rounds):
+                    order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
+                    for url, phase in order:
+                        await closed_loop(client, url, ep.api_key, conc, n, args, phase)
+                report_level(f"concurrency {conc}", a, b, args)
+            await cache_hits(client, via, ep.api_key, args)
+            await max_rate(client, direct, via, ep.api_key, args)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end; logs in {run_dir}")
+
+
+async def cache_hits(
+    client: aiohttp.ClientSession, via: str, key: str, args: argparse.Namespace
+) -> None:
+    payload = body(args.max_tokens, 0.0, 0)
+    first = await one_request(client, via, key, payload, time.perf_counter())
+    phase = Phase()
+
+    async def run() -> None:
+        for _ in range(args.cache_requests):
+            phase.samples.append(await one_request(client, via, key, payload, time.perf_counter()))
+
+    await with_ticker(phase, run)
+    ov = [s.overhead_ms for s in phase.samples if s.overhead_ms is not None]
+    print(
+        f"\ncache hit via nginx ({len(phase.samples)} streamed, one at a time; miss first took"
+        f" {first.e2e_s * 1000:.1f} ms): e2e p50 {ms(phase.q('e2e_s', 50))} p95"
+        f" {ms(phase.q('e2e_s', 95))} ms"
+        + (f"; X-Gateway-Overhead-Ms p50 {percentile(ov, 50):.2f}" if ov else "")
+        + f"; {lag_note(phase, args.max_lag_ms)}"
+    )
+
+
+async def max_rate(
+    client: aiohttp.ClientSession, direct: str, via: str, key: str, args: argparse.Namespace
+) -> None:
+    print(f"\nopen loop, {args.rate_duration:g} s per path and rate (added = gateway - direct):")
+    best = 0.0
+    for rate in args.rates:
+        a, b = Phase(), Phase()
+        for url, phase in ((direct, a), (via, b)):
+            await open_loop(client, url, key, rate, args.rate_duration, args, phase)
+        added = b.q("ttft_s", 95) - a.q("ttft_s", 95)
+        send_lag = percentile(b.send_lags_s + a.send_lags_s, 99) * 1000
+        ok = added < 0.010 and all(s.ok for s in a.samples + b.samples)
+        trusted = send_lag <= args.max_lag_ms
+        print(
+            f"  {rate:6.1f} req/s: TTFT p95 direct {ms(a.q('ttft_s', 95))} gateway"
+            f" {ms(b.q('ttft_s', 95))} added {ms(added)} ms; e2e p95 added"
+            f" {ms(b.q('e2e_s', 95) - a.q('e2e_s', 95))} ms; send lag p99 {send_lag:.2f} ms"
+            + ("" if trusted else "  (generator behind)")
+        )
+        if not ok:
+            break
+        if trusted:
+            best = rate
+    top = " (the highest tried: --rates for more)" if best == args.rates[-1] else ""
+    print(f"  highest rate with added TTFT p95 < 10 ms: {best:g} req/s (one gateway replica){top}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--levels", default="1,16,64", type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--rounds", type=int, default=4, help="A/B rounds per level (alternating)")
+    ap.add_argument("--requests", type=int, default=40, help="requests per path per round")
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument(
+        "--spread-ms", type=float, default=110.0,
+        help="closed loop: spread the workers' first requests over this window (0: all at once)",
+    )  # fmt: skip
+    ap.add_argument("--cache-requests", type=int, default=200)
+    ap.add_argument(
+        "--rates", default="5,10,25,50,75,100,150,200",
+        type=lambda s: [float(x) for x in s.split(",")],
+    )  # fmt: skip
+    ap.add_argument("--rate-duration", type=float, default=5.0)
+    ap.add_argument("--max-lag-ms", type=float, default=5.0)
+    ap.add_argument("--toxiproxy", action="store_true", help="keep Toxiproxy on the hops")
+    ap.add_argument(
+        "--no-pii", action="store_true",
+        help="PII filter off: no word held back until the next delta shows where it ends",
+    )  # fmt: skip
+    args = ap.parse_args()
+    try:
+        import uvloop  # the generator's loop must not be the slow part
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

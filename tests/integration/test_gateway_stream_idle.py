@@ -1,0 +1,42 @@
+"""A stream whose model server goes silent ends after fallback.stream_idle_timeout_s.
+
+The scripted fake upstream sends one delta and then never another; the gateway must end the
+stream with an error event and [DONE] after the idle timeout and count it as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from gateway_fixtures import *  # noqa: F403
+from gateway_fixtures import FakeUpstreamServer, GatewayProcess
+
+pytestmark = [pytest.mark.integration]
+
+IDLE_S = 1.0
+
+
+def test_silent_upstream_ends_the_stream_after_the_idle_timeout(
+    gateway_factory: Callable[..., GatewayProcess], fake_upstream: FakeUpstreamServer
+) -> None:
+    fake_upstream.mode = "pii"
+    fake_upstream.gate = threading.Event()  # never opened: silent after the first delta
+    gw = gateway_factory(
+        primary_urls=(fake_upstream.url,), settings={"fallback": {"stream_idle_timeout_s": IDLE_S}}
+    )
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    t0 = time.monotonic()
+    with gw.client(timeout=20) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
+        lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+    took = time.monotonic() - t0
+    fake_upstream.gate.set()
+    assert IDLE_S <= took < 10 * IDLE_S, took
+    assert lines[-1] == "data: [DONE]"
+    error = json.loads(lines[-2].removeprefix("data: "))["error"]
+    assert error["code"] == "stream_broken"
+    assert gw.metric("llm_requests_total", status="error", model="primary") == 1
+    assert next(e["error"] for e in gw.log_lines() if "error" in e).startswith("stream_broken")
