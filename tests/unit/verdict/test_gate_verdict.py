@@ -267,3 +267,12 @@ def test_a_hit_that_is_not_faster_than_its_miss_fails_the_cache_check() -> None:
     assert "1.1x faster, policy at least 10x" in labelled_only[0][0]
     off = judge_cache(["miss", "miss", "miss", "miss"], [0.4, 0.4, 0.4, 0.4], 10)
     assert off[0][0].startswith("X-Cache was ['miss', 'miss', 'miss', 'miss']")
+
+
+def test_the_built_in_defaults_are_the_default_profiles_slos() -> None:
+    from harness.paths import PROJECT_ROOT
+    from harness.spec.loader import load_yaml_model
+
+    profile = load_yaml_model(GateSpec, PROJECT_ROOT / "reports" / "profiles" / "default.yaml")
+    assert GateSpec().slos == profile.slos
+    assert GateSpec().confidence == profile.confidence
