@@ -71,7 +71,7 @@ class ConfidenceSpec(Strict):
     inconclusive_is: Literal["warn", "fail"] = "fail"
     # ... except these SLOs (as written in `slos`), which only warn: a p99 needs about 300
     # requests for a bound at all, more than a short gate sends.
-    warn_only: tuple[str, ...] = ("ttft_p99_ms<=15x",)
+    warn_only: tuple[str, ...] = ("ttft_p99_ms<=5x",)
 
     @field_validator("warn_only")
     @classmethod
@@ -93,11 +93,11 @@ class GateSpec(Strict):
     # Judged against the load run's summary (aggregate) or each request (goodput).
     # Relative to the calibration (`x`), as in reports/profiles/default.yaml, which says why.
     slos: tuple[str, ...] = (
-        "ttft_p50_ms<=4x",
-        "ttft_p95_ms<=10x",
-        "ttft_p99_ms<=15x",
-        "itl_p95_ms<=10x",
-        "e2e_p95_ms<=10x",
+        "ttft_p50_ms<=2.5x",
+        "ttft_p95_ms<=3.5x",
+        "ttft_p99_ms<=5x",
+        "itl_p95_ms<=3.5x",
+        "e2e_p95_ms<=3.5x",
         "error_rate<=0.05",
     )
     regression: RegressionSpec = RegressionSpec()
