@@ -6,17 +6,13 @@ import time
 
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
-from harness.spec.experiment import Fault, Kill, Latency, Pause, ProxyDown
+from harness.spec.experiment import Fault, Kill, Latency, Pause, ProxyDown, unknown_targets
 from harness.stack.provider import RunningStack, ServiceHandle
 
 
 def check_targets(fault: Fault, proxies: set[str], services: set[str], source: str) -> None:
     """Every target names a Toxiproxy proxy (toxics) or a service (pause/kill) of the stack."""
-    if isinstance(fault, ProxyDown | Latency):
-        known, what = proxies, "Toxiproxy proxies"
-    else:
-        known, what = services, "services"
-    missing = [t for t in fault.targets if t not in known]
+    missing, what, known = unknown_targets(fault, proxies, services)
     if missing:
         raise ConfigError(source, [ConfigProblem(
             "fault.targets", f"unknown {', '.join(missing)}; {what}: {', '.join(sorted(known))}"

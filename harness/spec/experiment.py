@@ -45,6 +45,16 @@ class Kill(Strict):
 Fault = Annotated[ProxyDown | Latency | Pause | Kill, Field(discriminator="kind")]
 
 
+def unknown_targets(
+    fault: ProxyDown | Latency | Pause | Kill, proxies: set[str], services: set[str]
+) -> tuple[list[str], str, set[str]]:
+    """The fault's targets the stack lacks, what kind of name they must be (network faults act on
+    Toxiproxy proxies, process faults on services) and the names the stack has."""
+    known, what = (proxies, "Toxiproxy proxies") if isinstance(fault, ProxyDown | Latency) else (
+        services, "services")  # fmt: skip
+    return [t for t in fault.targets if t not in known], what, known
+
+
 class AlertExpectation(Strict):
     alert: str = Field(min_length=1)
     # Seconds after the fault starts by which Alertmanager must have notified "firing".

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import ConfigError, ConfigProblem
-from harness.spec.experiment import ExperimentSpec, Latency, ProxyDown
+from harness.spec.experiment import ExperimentSpec, unknown_targets
 from harness.spec.load import LoadSpec
 from harness.spec.stack import StackSpec
 from harness.stack import render
@@ -45,12 +45,7 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
 
     proxies, services = stack_names(spec)
     problems: list[ConfigProblem] = []
-    fault = exp.fault
-    if isinstance(fault, ProxyDown | Latency):
-        known, what = proxies, "Toxiproxy proxies"
-    else:
-        known, what = services, "services"
-    missing = [t for t in fault.targets if t not in known]
+    missing, what, known = unknown_targets(exp.fault, proxies, services)
     if missing:
         problems.append(_unknown("fault.targets", missing, what, known))
     rules = alert_names(spec)
