@@ -18,6 +18,12 @@ from harness.verdict.practices import PLANTED, judge_pii
 NAME = "PII filtered from answers"
 
 
+def _excerpt(text: str, chars: int = 120) -> str:
+    """The start of an answer on one line, for the report."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[: chars - 3] + "..."
+
+
 def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
     t0 = time.monotonic()
     planted = ", ".join(PLANTED[k] for k in kinds)
@@ -37,7 +43,7 @@ def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
         outcome, reasons = judge_pii([plain, streamed.text], kinds)
     return CheckResult(
         name=NAME, category="security", outcome=outcome, reasons=reasons,
-        measured={"kinds": ", ".join(kinds), "plain_answer": plain[:200],
-                  "streamed_answer": streamed.text[:200]},
+        measured={"kinds": ", ".join(kinds), "plain_answer": _excerpt(plain),
+                  "streamed_answer": _excerpt(streamed.text)},
         duration_s=round(time.monotonic() - t0, 3),
     )  # fmt: skip
