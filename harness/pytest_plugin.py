@@ -59,7 +59,10 @@ def harness_stack(
     pytestconfig: pytest.Config,
 ) -> Iterator[RunningStack]:
     from harness.stack import start_stack
+    from harness.stack.ownership import reap_dead_owners
 
+    # As every `harness` command does: first remove what a killed harness left behind.
+    reap_dead_owners(progress=print)
     provider = pytestconfig.getoption("--harness-provider")
     with start_stack(
         harness_stack_spec, run_dir=tmp_path_factory.mktemp("harness-stack"), provider=provider
