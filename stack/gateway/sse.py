@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,15 @@ import orjson
 DONE = "[DONE]"
 # Every streamed chunk is decoded and encoded once here: orjson does both several times faster.
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes, by orjson; what orjson refuses but JSON allows (an integer beyond 64 bits, in
+    a client's own request field) by the standard library, never a 500."""
+    try:
+        return orjson.dumps(value, option=_DUMPS_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ async def iter_sse_batches(batches: AsyncIterator[list[str]]) -> AsyncIterator[l
 def encode_event(payload: Any) -> bytes:
     if isinstance(payload, str):
         return f"data: {payload}\n\n".encode()
-    return b"data: " + orjson.dumps(payload, option=_DUMPS_OPTIONS) + b"\n\n"
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
 def encode_done() -> bytes:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
 
 from gateway.breaker import CircuitBreaker
-from gateway.sse import SseEvent, iter_sse_batches
+from gateway.sse import SseEvent, dumps, iter_sse_batches
 
 # Headers forwarded to the model servers; everything else (API keys above all) stays here.
 _FORWARD_HEADERS = ("x-request-id", "traceparent", "accept-language")
@@ -94,7 +93,7 @@ class UpstreamClient:
         read_timeout_s: float | None = None,
     ) -> aiohttp.ClientResponse:
         """POST JSON; `read_timeout_s` bounds each silence between bytes of the answer."""
-        data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        data = dumps(body)
         timeout = (
             aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=2.0,
                                   sock_read=read_timeout_s)

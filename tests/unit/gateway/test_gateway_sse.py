@@ -44,3 +44,16 @@ def test_request_id_is_kept_when_well_formed() -> None:
     for bad in (None, "", "has space", "x" * 129, 'quote"', "new\nline"):
         generated = pick_request_id(bad)
         assert generated != bad and len(generated) == 36
+
+
+def test_json_the_fast_encoder_refuses_is_still_encoded() -> None:
+    """A client's own field with an integer beyond 64 bits (found by schemathesis) is passed
+    upstream as JSON, not turned into a 500."""
+    import json
+
+    from gateway.sse import dumps, encode_event
+
+    body = {"": -9223372036854775809, "prompt": "hi", "n": 1}
+    assert json.loads(dumps(body)) == body
+    assert json.loads(encode_event(body)[len(b"data: ") :]) == body
+    assert dumps({"a": 1}) == b'{"a":1}'
