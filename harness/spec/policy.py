@@ -48,11 +48,10 @@ class CachePolicy(Strict):
 
 
 class StreamingPolicy(Strict):
-    # A proxy that buffers a stream delivers its chunks at once, or in a few bursts: the span
-    # from the first content chunk to the last, as a share of the whole request, is near 0, and
-    # so is the median gap between chunks (a model server's inter-token time is milliseconds).
+    # A proxy that buffers a stream delivers its chunks at once: the span from the first content
+    # chunk to the last, as a share of the whole request, is near 0. (Gaps between chunks are
+    # measured, not judged: a gateway may rightly send tokens that arrived together in one write.)
     min_spread: float = Field(0.05, ge=0, le=1)
-    min_gap_p50_ms: float = Field(0.5, ge=0)
     min_chunks: int = Field(4, ge=2)
 
 

@@ -20,8 +20,8 @@ def judge_streaming(
 ) -> tuple[list[str], dict[str, float | int | str | None]]:
     """A stream streams when its chunks arrive spread over the answer, not all at once: the span
     from the first content chunk to the last must be at least `min_spread` of the whole request
-    and the median gap between chunks at least `min_gap_p50_ms` (a buffering proxy delivers
-    everything at the end, or in a few bursts: both near 0)."""
+    (a buffering proxy delivers everything at the end: a span near 0). The gaps between chunks are
+    reported beside it."""
     failures: list[str] = []
     n = len(chunk_times_s)
     gaps = [b - a for a, b in itertools.pairwise(chunk_times_s)]
@@ -38,12 +38,11 @@ def judge_streaming(
     }
     if n < policy.min_chunks:
         failures.append(f"{n} content chunks streamed, want at least {policy.min_chunks}")
-    elif spread < policy.min_spread or gap_p50_ms < policy.min_gap_p50_ms:
+    elif spread < policy.min_spread:
         failures.append(
             f"chunks arrived together: first at {measured['first_chunk_ms']} ms, last at "
-            f"{measured['last_chunk_ms']} ms of {total_s * 1000:.0f} ms, median gap "
-            f"{measured['gap_p50_ms']} ms (policy: spread at least {policy.min_spread:g}, median "
-            f"gap at least {policy.min_gap_p50_ms:g} ms): the stream is buffered"
+            f"{measured['last_chunk_ms']} ms of {total_s * 1000:.0f} ms (spread {spread:.3f}, "
+            f"policy at least {policy.min_spread:g}): the stream is buffered"
         )
     return failures, measured
 

@@ -250,12 +250,14 @@ def test_every_latency_percentile_gets_a_bound_e2e_included() -> None:
         assert j.upper is not None and "point estimate" not in j.reason, (expr, j.reason)
 
 
-def test_a_stream_delivered_in_two_bursts_is_buffered_and_a_fast_model_is_not() -> None:
+def test_tokens_sent_together_by_the_gateway_are_not_a_buffered_stream() -> None:
     policy = StreamingPolicy()
-    bursts = [0.2] * 12 + [0.6] * 12  # a buffer flushed halfway: wide span, no gaps
-    assert "the stream is buffered" in judge_streaming(bursts, 0.61, policy)[0][0]
+    batched = [0.1006, 0.1006, 0.1007, 0.1110, 0.1110, 0.1162]  # seen: 6 chunks in 3 writes
+    assert judge_streaming(batched, 0.118, policy)[0] == []
     fast = [0.122 + 0.005 * i for i in range(8)]  # slow first token, then 5 ms a token
     assert judge_streaming(fast, 0.157, policy)[0] == []
+    at_the_end = [0.3970] * 9  # gzip behind a buffering proxy, as measured
+    assert "the stream is buffered" in judge_streaming(at_the_end, 0.398, policy)[0][0]
 
 
 def test_a_hit_that_is_not_faster_than_its_miss_fails_the_cache_check() -> None:
