@@ -23,9 +23,9 @@ from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec, OpenLoop
 from harness.stack import RunningStack
 from harness.verdict.checks import CheckResult, Outcome
-from harness.verdict.confidence import Decision, judge_proportion
+from harness.verdict.confidence import Decision
 from harness.verdict.sequential import SequentialPlan
-from harness.verdict.slo import SloJudgement, judge_slo
+from harness.verdict.slo import SloJudgement, judge_share, judge_slo
 
 Progress = Callable[[str], None]
 
@@ -74,17 +74,6 @@ def _pooled_summary(
     return summarize(samples, ctx)
 
 
-def _share_judgement(
-    name: str, k: int, n: int, op: str, threshold: float, alpha: float
-) -> SloJudgement:
-    label = name.split(op)[0]
-    j = judge_proportion(k, n, op, threshold, alpha, label=label)  # type: ignore[arg-type]
-    i = j.interval
-    return SloJudgement(
-        name, j.decision, j.reason, i.n, i.estimate, i.lower, i.upper, j.samples_needed
-    )
-
-
 def _judge_all(
     gate: GateSpec,
     slos: list[Slo],
@@ -96,19 +85,17 @@ def _judge_all(
     for slo in slos:
         if slo.scope == "aggregate":
             out[f"SLO {slo.expr}"] = judge_slo(slo, samples, summary, alpha)
-    per_request = [s.expr for s in slos if s.scope == "request"]
+    # The policy's shares, judged as any share SLO is.
     policy = gate.policy
+    shares = {"served by the primary pool": f"primary_share>={policy.min_primary_share:g}"}
+    per_request = [s.expr for s in slos if s.scope == "request"]
     if per_request:
-        out["goodput: " + ", ".join(per_request)] = _share_judgement(
-            f"goodput>={policy.min_goodput:g}", summary.goodput.meeting, summary.counts.total,
-            ">=", policy.min_goodput, alpha,
-        )  # fmt: skip
-    answered = [s for s in samples if s.status > 0]
-    primary = sum(1 for s in answered if (s.x_served_by or "").lower() == "primary")
-    out["served by the primary pool"] = _share_judgement(
-        f"primary_share>={policy.min_primary_share:g}", primary, len(answered), ">=",
-        policy.min_primary_share, alpha,
-    )  # fmt: skip
+        shares = {"goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
+                  **shares}  # fmt: skip
+    for name, expr in shares.items():
+        judged = judge_share(parse_slo(expr), summary, alpha)
+        assert judged is not None  # goodput and primary_share are proportions
+        out[name] = judged
     return out
 
 

@@ -11,33 +11,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from fuzz_stack import fuzz_stack
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from harness.spec.gateway import GatewayRuntimeConfig
-from harness.spec.loader import load_yaml_model
-from harness.spec.stack import StackSpec
-from harness.stack import RunningStack, start_stack
+from harness.stack import RunningStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 PUBLIC = {"/healthz", "/metrics"}
 TRIED: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    spec = load_yaml_model(StackSpec, SIM_STACK).model_dump(mode="json")
-    spec["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 100_000}
-    run_dir = tmp_path_factory.mktemp("schema-stack")
-    with start_stack(StackSpec.model_validate(spec), run_dir=run_dir,
-                     wait_for_scrapes=False) as running:  # fmt: skip
+    with fuzz_stack(tmp_path_factory.mktemp("schema-stack")) as running:
         yield running
 
 

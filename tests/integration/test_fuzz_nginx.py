@@ -7,20 +7,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from fuzz_stack import fuzz_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.spec.loader import load_yaml_model
-from harness.spec.stack import StackSpec
-from harness.stack import RunningStack, start_stack
+from harness.stack import RunningStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 # Answered without a key by design: liveness, Prometheus' scrape, nginx's own health.
 PUBLIC = {"/healthz", "/metrics", "/nginx-health"}
 API_PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/models"]
@@ -28,12 +25,7 @@ API_PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/models"]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    spec = load_yaml_model(StackSpec, SIM_STACK).model_dump(mode="json")
-    # The fuzzer's many keyed requests must meet the validation, not the per-key rate limit.
-    spec["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 100_000}
-    run_dir = tmp_path_factory.mktemp("fuzz-stack")
-    with start_stack(StackSpec.model_validate(spec), run_dir=run_dir,
-                     wait_for_scrapes=False) as running:  # fmt: skip
+    with fuzz_stack(tmp_path_factory.mktemp("fuzz-stack")) as running:
         yield running
 
 
