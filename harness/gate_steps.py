@@ -252,17 +252,16 @@ def run_experiments(
         except (RuntimeError, HarnessError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            check = CheckResult(
+            checks = [CheckResult(
                 name=f"{exp.spec.title}", category="chaos", outcome="error",
                 reasons=[f"{type(exc).__name__}: {exc}"],
-            )  # fmt: skip
+            )]  # fmt: skip
+        else:
+            checks = result.checks
+            report.experiments.append(result.journal(str(exp.path)))
+        for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
-            continue
-        for check in result.checks:
-            report.checks.append(check)
-            bus.emit(CheckDecided(check))
-        report.experiments.append(result.journal(str(exp.path)))
         write_reports(report, out_dir)
 
 
