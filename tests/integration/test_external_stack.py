@@ -304,3 +304,80 @@ def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
+    """The stack's Prometheus behind a real nginx that wants basic auth (user gate, password
+    s3cret), as a deployment's monitoring usually is."""
+    (port,) = free_ports(1)
+    d = tmp_path / "nginx"
+    d.mkdir()
+    (d / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
+    conf = d / "nginx.conf"
+    # As root, nginx's workers would run as nobody and not read the password file.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf.write_text(f"""daemon off;
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_basic "prometheus";
+            auth_basic_user_file {d}/htpasswd;
+            proxy_pass {up_stack["prometheus"]};
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(
+        [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_secured_prometheus_is_read_with_credentials(
+    tmp_path: Path, up_stack: dict[str, Any], secured_prometheus: str
+) -> None:
+    spec = _external(up_stack, toxiproxy=False)
+    spec["external"]["prometheus"] = {
+        "url": secured_prometheus,
+        "auth": {"kind": "basic", "username_env": "PROM_USER", "password_env": "PROM_PASSWORD"},
+    }
+    # The streaming probe's request makes the gateways' request counters appear.
+    profile = (
+        "kind: gate\nload: null\nkey_checks: [metrics and alert rules]\n"
+        "probes: {security: false, injection: false, pii: false, cache: false,"
+        " cost: false, breaker: false, rate_limit: false}\n"
+    )
+    env = {"EXTERNAL_GATE_KEY": SECOND_KEY, "PROM_USER": "gate", "PROM_PASSWORD": "s3cret"}
+    r, report = _gate(tmp_path, spec, env, profile=profile)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert _checks(report)["metrics and alert rules"]["outcome"] == "pass"
+    assert "s3cret" not in (tmp_path / "out" / "report.json").read_text()
+    # A wrong password: Prometheus is named unreachable before anything runs.
+    r, _ = _gate(tmp_path, spec, {**env, "PROM_PASSWORD": "wrong"}, profile=profile)
+    assert r.returncode == 2 and f"prometheus {secured_prometheus}" in r.stdout, r.stdout
+    assert "answered 401" in r.stdout
