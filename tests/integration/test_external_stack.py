@@ -381,3 +381,32 @@ def test_a_secured_prometheus_is_read_with_credentials(
     r, _ = _gate(tmp_path, spec, {**env, "PROM_PASSWORD": "wrong"}, profile=profile)
     assert r.returncode == 2 and f"prometheus {secured_prometheus}" in r.stdout, r.stdout
     assert "answered 401" in r.stdout
+
+
+def test_chaos_on_an_external_stack_through_its_toxiproxy(
+    tmp_path: Path, up_stack: dict[str, Any]
+) -> None:
+    """A network fault through the deployment's own Toxiproxy; a process fault is skipped."""
+    spec = _external(up_stack, toxiproxy=True)
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec))
+    exp = yaml.safe_load((Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml")
+                         .read_text())  # fmt: skip
+    exp["load"].update(duration_s="16s", load={"kind": "open", "rate_rps": 3,
+                                               "arrival": "constant"})  # fmt: skip
+    exp.update(fault_at_s="4s", fault_for_s="6s")
+    exp["expect"] = {"during": ["fallback_share>=0.5", "error_rate<=0.2"]}
+    (tmp_path / "down.yaml").write_text(yaml.safe_dump(exp))
+    kill = {**exp, "title": "kill a primary", "fault": {"kind": "kill", "targets": ["primary-0"]}}
+    (tmp_path / "kill.yaml").write_text(yaml.safe_dump(kill))
+    r = subprocess.run(
+        [*HARNESS, "chaos", str(tmp_path / "down.yaml"), str(tmp_path / "kill.yaml"), "--stack",
+         str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "EXTERNAL_GATE_KEY": SECOND_KEY},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = _checks(json.loads((tmp_path / "out" / "report.json").read_text()))
+    during = checks["primary pool down, fallback serves: during the fault, fallback_share>=0.5"]
+    assert during["outcome"] == "pass", during
+    assert checks["kill a primary"]["outcome"] == "skipped"
+    assert "no process handles" in checks["kill a primary"]["reasons"][0]
