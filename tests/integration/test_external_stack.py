@@ -26,7 +26,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
 
 HARNESS = [sys.executable, "-m", "harness"]
 SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
-SECOND_KEY = "sk-external-second"
+PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "monitoring",
+          "alert_rule_tests", "breaker", "rate_limit")  # fmt: skip
+
+
+def only(probe: str) -> str:
+    """A profile's `probes:` with every probe off but one."""
+    return "{" + ", ".join(f"{p}: {str(p == probe).lower()}" for p in PROBES) + "}"
+
+
+# One API key per test that sends requests: a rate-limit probe spends its key's budget for the
+# minute, and the tests share one stack.
+KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
+        "chaos": "sk-external-chaos"}  # fmt: skip
 # A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
 PROFILE = """kind: gate
 name: external
@@ -76,12 +88,12 @@ def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def up_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The simulated stack, started by `harness up` in another process, with a second API key
-    (each test spends a key's rate-limit budget for the minute)."""
+    """The simulated stack, started by `harness up` in another process
+    (and the tests' own keys)."""
     d = tmp_path_factory.mktemp("up")
     ready = d / "ready.json"
     spec = yaml.safe_load(SIM_STACK.read_text())
-    spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-harness-local", SECOND_KEY]}
+    spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-harness-local", *KEYS.values()]}
     (d / "stack.yaml").write_text(yaml.safe_dump(spec))
     proc = subprocess.Popen(
         [*HARNESS, "up", "--stack", str(d / "stack.yaml"), "--ready-file", str(ready)],
@@ -151,13 +163,14 @@ def test_gate_an_external_stack_without_its_toxiproxy(
 def test_gate_an_external_stack_with_its_toxiproxy_runs_the_breaker(
     tmp_path: Path, up_stack: dict[str, Any]
 ) -> None:
-    profile = PROFILE.replace("load:\n", "load: null\nunused:\n", 1).split("unused:")[0] + (
-        "key_checks: [circuit breaker opens and recovers]\n"
+    profile = (
+        "kind: gate\npolicy: {breaker: {recovery_timeout_s: 4}}\nload: null\n"
+        f"probes: {only('breaker')}\nkey_checks: [circuit breaker opens and recovers]\n"
     )
     r, report = _gate(
         tmp_path,
         _external(up_stack, toxiproxy=True),
-        {"EXTERNAL_GATE_KEY": SECOND_KEY},
+        {"EXTERNAL_GATE_KEY": KEYS["breaker"]},
         profile=profile,
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
@@ -366,13 +379,16 @@ def test_a_secured_prometheus_is_read_with_credentials(
         "url": secured_prometheus,
         "auth": {"kind": "basic", "username_env": "PROM_USER", "password_env": "PROM_PASSWORD"},
     }
-    # The streaming probe's request makes the gateways' request counters appear.
+    # One request first: the gateways' request counters appear with it.
+    httpx.post(f"{up_stack['nginx']}/v1/chat/completions", timeout=30,
+               headers={"Authorization": f"Bearer {KEYS['secured']}"},
+               json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+               ).raise_for_status()  # fmt: skip
     profile = (
         "kind: gate\nload: null\nkey_checks: [metrics and alert rules]\n"
-        "probes: {security: false, injection: false, pii: false, cache: false,"
-        " cost: false, breaker: false, rate_limit: false}\n"
+        f"probes: {only('monitoring')}\n"
     )
-    env = {"EXTERNAL_GATE_KEY": SECOND_KEY, "PROM_USER": "gate", "PROM_PASSWORD": "s3cret"}
+    env = {"EXTERNAL_GATE_KEY": KEYS["secured"], "PROM_USER": "gate", "PROM_PASSWORD": "s3cret"}
     r, report = _gate(tmp_path, spec, env, profile=profile)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert _checks(report)["metrics and alert rules"]["outcome"] == "pass"
@@ -402,7 +418,7 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
         [*HARNESS, "chaos", str(tmp_path / "down.yaml"), str(tmp_path / "kill.yaml"), "--stack",
          str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "EXTERNAL_GATE_KEY": SECOND_KEY},
+        env={**os.environ, "EXTERNAL_GATE_KEY": KEYS["chaos"]},
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     checks = _checks(json.loads((tmp_path / "out" / "report.json").read_text()))
