@@ -20,7 +20,7 @@ from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
 from harness.observe.live_rules import live_rules
-from harness.observe.webhook import AlertNotification, AlertReceiver
+from harness.observe.webhook import AlertLog, AlertNotification
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
 from harness.spec.experiment import ExperimentSpec
 from harness.stack import RunningStack
@@ -146,7 +146,7 @@ def _load_check(exp: ExperimentSpec, summary: LoadSummary) -> CheckResult:
 
 
 def _notified(
-    receiver: AlertReceiver, alert: str, status: str, since: float, within_s: float, name: str
+    receiver: AlertLog, alert: str, status: str, since: float, within_s: float, name: str
 ) -> CheckResult:
     """Did Alertmanager notify `status` for `alert` within `within_s` of `since` (wall time)?"""
     deadline = since + within_s
@@ -231,7 +231,8 @@ def run_experiment(
     """Run one experiment; the fault is always undone, whatever happens meanwhile."""
     check_targets(exp.fault, set(stack.endpoints.proxies), set(stack.services), source)
     unknown_alerts = [a.alert for a in exp.expect.alerts if a.alert not in alert_names(stack.spec)]
-    if unknown_alerts:  # checked before the load starts, not minutes into the run
+    # Checked before the load starts, not minutes into the run; an external stack's are its own.
+    if unknown_alerts and stack.spec.external is None:
         raise ConfigError(source, [ConfigProblem(
             "expect.alerts", f"no alert rule named {', '.join(unknown_alerts)}; the stack's "
             f"rules: {', '.join(sorted(alert_names(stack.spec)))}",

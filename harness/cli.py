@@ -52,6 +52,13 @@ AllowEmptyOption = Annotated[
         "--allow-empty", help="Take an empty spec file as all defaults (otherwise it is an error)."
     ),
 ]
+AllowRemoteOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-remote",
+        help="Let an external stack spec name non-loopback addresses (load and faults go there).",
+    ),
+]
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", help="local (processes) or docker (containers).")
 ]
@@ -223,6 +230,7 @@ def gate(
         bool, typer.Option("--no-history", help="Neither compare with nor record history.")
     ] = False,
     allow_empty: AllowEmptyOption = False,
+    allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT, new_run_dir
@@ -245,6 +253,7 @@ def gate(
             )])  # fmt: skip
     check_experiment_names(experiments, stack_spec)
     check_gate_load(gate_spec, stack_spec, profile_path)
+    check_external(stack_spec, stack, allow_remote)
     base = profile_path.parent if profile_path is not None else Path.cwd()
     gate_spec = resolve_rule_tests(gate_spec, base, profile_path)
     out_dir = out or new_run_dir("gate")
@@ -257,6 +266,7 @@ def gate(
     _run_and_print("gate", out_dir, lambda: run_gate(
         gate_spec, stack_spec, out_dir=out_dir, provider=provider, command=command,
         progress=typer.echo, experiments=experiments, history=history_file,
+        allow_remote=allow_remote,
     ))  # fmt: skip
 
 
@@ -270,6 +280,7 @@ def chaos(
         typer.Option("--out", help="Report folder. Default: reports/runs/<time>-chaos."),
     ] = None,
     allow_empty: AllowEmptyOption = False,
+    allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
     from harness.paths import new_run_dir
@@ -283,11 +294,12 @@ def chaos(
         f"stack_overrides of {', '.join(map(str, files))}",
     )
     check_experiment_names(experiments, stack_spec)
+    check_external(stack_spec, stack, allow_remote)
     out_dir = out or new_run_dir("chaos")
     command = "harness " + " ".join(sys.argv[1:])
     _run_and_print("chaos", out_dir, lambda: run_chaos(
         experiments, stack_spec, out_dir=out_dir, provider=provider, command=command,
-        progress=typer.echo,
+        progress=typer.echo, allow_remote=allow_remote,
     ))  # fmt: skip
 
 
@@ -379,6 +391,17 @@ def check_gate_load(gate_spec: GateSpec, stack_spec: StackSpec, profile: Path | 
 
     if gate_spec.load is not None and (problems := load_problems(gate_spec.load, stack_spec)):
         raise ConfigError(str(profile or "the default gate profile"), problems)
+
+
+def check_external(spec: StackSpec, path: Path | None, allow_remote: bool) -> None:
+    """Before anything runs: an external stack's secrets are in the environment and its
+    addresses are on loopback (or `--allow-remote` says otherwise)."""
+    if spec.external is None:
+        return
+    from harness.stack.external import check_env, check_remote
+
+    check_env(spec.external, str(path))
+    check_remote(spec.external.urls(), allow_remote, str(path))
 
 
 def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -> None:

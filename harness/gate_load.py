@@ -28,6 +28,7 @@ from harness.verdict.sequential import SequentialPlan
 from harness.verdict.slo import SloJudgement, judge_share, judge_slo
 
 Progress = Callable[[str], None]
+PRIMARY = "served by the primary pool"
 
 
 @dataclass
@@ -80,6 +81,7 @@ def _judge_all(
     samples: list[Sample],
     summary: LoadSummary,
     alpha: float,
+    served_by: bool = True,
 ) -> dict[str, SloJudgement]:
     out: dict[str, SloJudgement] = {}
     for slo in slos:
@@ -87,7 +89,7 @@ def _judge_all(
             out[f"SLO {slo.expr}"] = judge_slo(slo, samples, summary, alpha)
     # The policy's shares, judged as any share SLO is.
     policy = gate.policy
-    shares = {"served by the primary pool": f"primary_share>={policy.min_primary_share:g}"}
+    shares = {PRIMARY: f"primary_share>={policy.min_primary_share:g}"} if served_by else {}
     per_request = [s.expr for s in slos if s.scope == "request"]
     if per_request:
         shares = {"goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
@@ -205,6 +207,7 @@ def run_gate_load(
     spec = gate.load.model_copy(update={"slos": exprs})
     slos = parse_slos(exprs)
     plan = SequentialPlan(alpha=1 - gate.confidence.level, max_looks=max_looks(gate))
+    no_served_by = stack.lacks("served_by")  # who served is read from the gateway's header
     target = from_endpoints(stack.endpoints)
     reports: list[LoadReport] = []
     per_look: list[list[Sample]] = []
@@ -221,7 +224,8 @@ def run_gate_load(
         samples = _contiguous(reports, per_look)
         summary = _pooled_summary(spec, reports, samples)
         alpha = plan.alpha_at(k)
-        for name, j in _judge_all(gate, slos, samples, summary, alpha).items():
+        judged = _judge_all(gate, slos, samples, summary, alpha, served_by=no_served_by is None)
+        for name, j in judged.items():
             latest[name] = j
             if name not in decided and _decided(j.decision):
                 decided[name] = j
@@ -240,6 +244,9 @@ def run_gate_load(
     checks += [
         _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
     ]
+    if no_served_by is not None:
+        why = f"cannot run on this stack: {no_served_by}"
+        checks.append(CheckResult(name=PRIMARY, category="slo", outcome="skipped", reasons=[why]))
     pooled = GateLoadReport(
         **reports[-1].model_dump(exclude={"summary", "samples_dir"}),
         summary=summary, samples_dir=str(run_dir), looks=looks,

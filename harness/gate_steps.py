@@ -100,6 +100,13 @@ def disabled(name: str, category: str) -> CheckResult:
                        reasons=["disabled in the gate profile"])  # fmt: skip
 
 
+def unmet(name: str, category: str, why: str) -> CheckResult:
+    """A check whose requirement the stack lacks: skipped with the reason, never passed (the
+    profile's key checks decide whether that stops the gate from passing)."""
+    return CheckResult(name=name, category=category, outcome="skipped",
+                       reasons=[f"cannot run on this stack: {why}"])  # fmt: skip
+
+
 def gate_rule_tests(gate: GateSpec) -> Path:
     """The policy's promtool tests (a profile's path, resolved by the CLI); else the project's."""
     name = gate.policy.alerts.rule_tests
@@ -119,6 +126,10 @@ class JudgePolicy(Step):
     title = "policy"
 
     def run(self, ctx: GateContext) -> None:
+        name = "candidate's practices meet the policy"
+        if why := ctx.stack.lacks("declared settings"):
+            ctx.add(unmet(name, "policy", why))
+            return
         ctx.add(judge_policy(ctx.gate.policy, ctx.stack.spec))
 
 
@@ -133,27 +144,34 @@ class Probes(Step):
         ep, policy = stack.endpoints, gate.policy
         settings = stack.spec.gateway.settings
         validation = settings.validation
-        plan: list[tuple[bool, str, str, Callable[[], CheckResult]]] = [
-            (gate.probes.streaming, "streamed completion", "stack",
+        prom_headers = stack.prometheus_headers()
+        # (enabled, name, category, what it needs of the stack, the probe)
+        plan: list[tuple[bool, str, str, tuple[str, ...], Callable[[], CheckResult]]] = [
+            (gate.probes.streaming, "streamed completion", "stack", ("request_id",),
              lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming)),
             (gate.probes.security, "authentication and input validation", "security",
+             ("errors",),
              lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
             (gate.probes.injection, "prompt-injection flagging", "security",
+             ("metrics", "gateways"),
              lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
                                      validation.injection_patterns, validation.injection_policy)),
-            (gate.probes.pii, "PII filtered from answers", "security",
+            (gate.probes.pii, "PII filtered from answers", "security", ("gateway",),
              lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
-            (gate.probes.cache, "response cache", "cache",
+            (gate.probes.cache, "response cache", "cache", ("cache",),
              lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
-            (gate.probes.cost, "cost accounting", "cost",
+            (gate.probes.cost, "cost accounting", "cost", ("metrics", "gateways"),
              lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
                                 settings.cost.price_per_1k_tokens)),
-            (gate.probes.monitoring, "metrics and alert rules", "monitoring",
-             lambda: probe_monitoring(ep.prometheus, policy, stack.spec.gateway.replicas)),
+            (gate.probes.monitoring, "metrics and alert rules", "monitoring", ("prometheus",),
+             lambda: probe_monitoring(ep.prometheus, policy, len(ep.gateways) or None,
+                                      headers=prom_headers)),
             (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
+             ("rules file",),
              lambda: probe_alert_rule_tests(stack.run_dir / "config" / "alerts.yml",
                                             gate_rule_tests(gate))),
             (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
+             ("served_by", "gateways", "primary proxies"),
              lambda: probe_breaker(
                  ep.gateways, ep.api_key, ep.toxiproxy,
                  sorted(p for p in ep.proxies if p.startswith("primary-")),
@@ -162,8 +180,13 @@ class Probes(Step):
                  ctx.progress,
              )),
         ]  # fmt: skip
-        for enabled, name, category, fn in plan:
-            ctx.add(guarded(name, category, fn) if enabled else disabled(name, category))
+        for enabled, name, category, needs, fn in plan:
+            if not enabled:
+                ctx.add(disabled(name, category))
+            elif why := stack.lacks(*needs):
+                ctx.add(unmet(name, category, why))
+            else:
+                ctx.add(guarded(name, category, fn))
 
 
 @dataclass
@@ -181,6 +204,9 @@ class RateLimit(Step):
             ctx.add(disabled("rate limit per API key", "rate-limit"))
             return
         stack = ctx.stack
+        if why := stack.lacks("errors"):
+            ctx.add(unmet("rate limit per API key", "rate-limit", why))
+            return
         if self.heal_first:  # an open breaker would leave the burst to the fallback pool alone
             wait_breakers_healed(stack.endpoints.gateways,
                                  stack.spec.gateway.settings.breaker.recovery_timeout_s,
@@ -245,6 +271,11 @@ def run_experiments(
     bus: EventBus,
 ) -> None:  # fmt: skip
     for i, exp in enumerate(experiments):
+        if why := stack.lacks(*experiment_needs(exp.spec)):
+            check = unmet(exp.spec.title, "chaos", why)
+            report.checks.append(check)
+            bus.emit(CheckDecided(check))
+            continue
         try:
             result = run_experiment(
                 exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path)
@@ -265,8 +296,23 @@ def run_experiments(
         write_reports(report, out_dir)
 
 
+def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
+    """What an experiment needs of the stack: its fault's handle, and what its checks read."""
+    needs = ["processes" if exp.fault.kind in ("pause", "kill") else "toxiproxy"]
+    if exp.live_rules is not None:
+        needs.append("rules file")
+    if exp.expect.alerts:
+        needs.append("alerts")
+    shares = " ".join((*exp.expect.before, *exp.expect.during, *exp.expect.after))
+    if any(w in shares for w in ("primary_share", "fallback_share", "degraded_share")):
+        needs.append("served_by")
+    return tuple(needs)
+
+
 def spare_key(stack: RunningStack) -> str | None:
     """An API key of the stack other than the one the gate sends its traffic with."""
+    if stack.spec.external is not None:
+        return None  # the deployment's other keys are not the harness's to know
     auth = stack.spec.gateway.settings.auth
     others = [k for k in auth.api_keys if k != stack.endpoints.api_key] if auth.enabled else []
     return others[-1] if others else None

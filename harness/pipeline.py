@@ -46,6 +46,12 @@ class GateRun:
         return exit_code(self.report.outcome)
 
 
+def _spec_copy(spec: StackSpec) -> dict[str, object]:
+    """The stack spec as the report keeps it; an external one only as written (the defaults of
+    the reference stack, such as its development keys, say nothing about someone else's)."""
+    return spec.model_dump(mode="json", exclude_unset=spec.external is not None)
+
+
 def _stack_check(stack: RunningStack) -> CheckResult:
     return CheckResult(
         name="stack starts and every target is scraped", category="stack", outcome="pass",
@@ -72,6 +78,7 @@ def _run(
     bus: EventBus,
     body: Callable[[RunningStack], None],
     key_checks: tuple[str, ...] = (),
+    allow_remote: bool = False,
 ) -> GateRun:
     """Bring the stack up, run `body`, and write the report whatever happens.
 
@@ -85,7 +92,11 @@ def _run(
     try:
         bus.note(f"bringing the stack up ({provider or stack_spec.provider} provider)")
         with start_stack(
-            stack_spec, run_dir=out_dir / "stack", provider=provider, progress=bus.note
+            stack_spec,
+            run_dir=out_dir / "stack",
+            provider=provider,
+            progress=bus.note,
+            allow_remote=allow_remote,
         ) as stack:
             report.endpoints = stack.endpoints.model_copy(update={"api_key": "<redacted>"})
             report.startup_seconds = round(stack.startup_seconds, 2)
@@ -134,6 +145,7 @@ def run_gate(
     progress: Progress = print,
     experiments: list[ExperimentFile] | None = None,
     history: Path | None = None,
+    allow_remote: bool = False,
 ) -> GateRun:
     """Run the gate's steps (`plan_gate`) on one stack.
 
@@ -141,7 +153,7 @@ def run_gate(
     """
     report = RunReport(
         command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
-        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+        stack_spec=_spec_copy(stack_spec), run_dir=str(out_dir),
     )  # fmt: skip
     stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
     contexts: list[GateContext] = []
@@ -156,7 +168,7 @@ def run_gate(
             step.run(ctx)
             write_reports(report, out_dir)
 
-    run = _run(report, stack_spec, out_dir, provider, bus, body, gate.key_checks)
+    run = _run(report, stack_spec, out_dir, provider, bus, body, gate.key_checks, allow_remote)
     if history is not None and report.outcome in ("passed", "failed") and report.load:
         append_history(history, history_record(contexts[0]))
     return run
@@ -170,11 +182,12 @@ def run_chaos(
     provider: str | None = None,
     command: str = "harness chaos",
     progress: Progress = print,
+    allow_remote: bool = False,
 ) -> GateRun:
     """Run experiments on one stack (their stack_overrides merged into the stack spec)."""
     report = RunReport(
         command=command, name="chaos: " + ", ".join(e.spec.title for e in experiments),
-        stack_spec=stack_spec.model_dump(mode="json"), run_dir=str(out_dir),
+        stack_spec=_spec_copy(stack_spec), run_dir=str(out_dir),
     )  # fmt: skip
 
     bus = _bus(report, progress)
@@ -182,4 +195,4 @@ def run_chaos(
     def body(stack: RunningStack) -> None:
         run_experiments(experiments, stack, out_dir, report, bus)
 
-    return _run(report, stack_spec, out_dir, provider, bus, body)
+    return _run(report, stack_spec, out_dir, provider, bus, body, allow_remote=allow_remote)

@@ -53,15 +53,60 @@ class AlertNotification:
         }
 
 
-class AlertReceiver:
-    """HTTP server on 127.0.0.1 that Alertmanager posts to; thread-safe log of notifications."""
+class AlertLog:
+    """A thread-safe log of alert notifications, kept by whoever receives them (the webhook
+    below, or `alertmanager.AlertmanagerPoller` reading Alertmanager's API)."""
 
-    def __init__(self, port: int, journal: Path | None = None) -> None:
-        self.port = port
+    def __init__(self, journal: Path | None = None) -> None:
         self.journal = journal
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._received: list[AlertNotification] = []
+
+    def _record(self, payload: dict[str, Any]) -> None:
+        note = AlertNotification(
+            received_at=time.time(),
+            status=str(payload.get("status", "")),
+            alerts=list(payload.get("alerts", [])),
+            payload=payload,
+        )
+        with self._cond:
+            self._received.append(note)
+            if self.journal is not None:
+                with self.journal.open("a") as f:
+                    f.write(json.dumps({"received_at": note.received_at, **payload}) + "\n")
+            self._cond.notify_all()
+
+    @property
+    def notifications(self) -> list[AlertNotification]:
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(
+        self, alertname: str, status: str = "firing", timeout_s: float = 60.0
+    ) -> AlertNotification | None:
+        """The first notification carrying `alertname` in `status`, waiting up to timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for note in self._received:
+                    if alertname in note.alert_names(status):
+                        return note
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def close(self) -> None:
+        return None
+
+
+class AlertReceiver(AlertLog):
+    """HTTP server on 127.0.0.1 that Alertmanager posts to; thread-safe log of notifications."""
+
+    def __init__(self, port: int, journal: Path | None = None) -> None:
+        super().__init__(journal)
+        self.port = port
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,37 +142,3 @@ class AlertReceiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def _record(self, payload: dict[str, Any]) -> None:
-        note = AlertNotification(
-            received_at=time.time(),
-            status=str(payload.get("status", "")),
-            alerts=list(payload.get("alerts", [])),
-            payload=payload,
-        )
-        with self._cond:
-            self._received.append(note)
-            if self.journal is not None:
-                with self.journal.open("a") as f:
-                    f.write(json.dumps({"received_at": note.received_at, **payload}) + "\n")
-            self._cond.notify_all()
-
-    @property
-    def notifications(self) -> list[AlertNotification]:
-        with self._lock:
-            return list(self._received)
-
-    def wait_for(
-        self, alertname: str, status: str = "firing", timeout_s: float = 60.0
-    ) -> AlertNotification | None:
-        """The first notification carrying `alertname` in `status`, waiting up to timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                for note in self._received:
-                    if alertname in note.alert_names(status):
-                        return note
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)

@@ -16,8 +16,8 @@ from harness.tools import find_binary
 from harness.verdict.checks import CheckResult
 
 
-def _query(prom: str, expr: str) -> list[dict[str, object]]:
-    r = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10)
+def _query(prom: str, expr: str, headers: dict[str, str]) -> list[dict[str, object]]:
+    r = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, headers=headers, timeout=10)
     r.raise_for_status()
     result: list[dict[str, object]] = r.json()["data"]["result"]
     return result
@@ -25,7 +25,7 @@ def _query(prom: str, expr: str) -> list[dict[str, object]]:
 
 def probe_monitoring(
     prometheus_url: str, policy: Policy | None = None, gateway_replicas: int | None = None,
-    settle_s: float = 5.0,
+    settle_s: float = 5.0, headers: dict[str, str] | None = None,
 ) -> CheckResult:  # fmt: skip
     """Every target up; every target the policy expects is there (one per gateway replica); the
     gateways export the policy's metrics; the policy's alert rules are loaded and evaluate."""
@@ -33,9 +33,9 @@ def probe_monitoring(
     metrics, alerts = policy.monitoring.gateway_metrics, policy.alerts.required
     t0 = time.monotonic()
     failures: list[str] = []
-    targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()["data"][
-        "activeTargets"
-    ]
+    headers = headers or {}
+    r = httpx.get(f"{prometheus_url}/api/v1/targets", headers=headers, timeout=10)
+    targets = r.json()["data"]["activeTargets"]
     down = [
         f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}"
         for t in targets
@@ -58,7 +58,9 @@ def probe_monitoring(
         present = {
             str(s["metric"]["__name__"])  # type: ignore[index]
             for s in _query(
-                prometheus_url, 'count by (__name__) ({__name__=~"llm_.*", job="gateway"})'
+                prometheus_url,
+                'count by (__name__) ({__name__=~"llm_.*", job="gateway"})',
+                headers,
             )
         }
         missing = [m for m in metrics if m not in present]
@@ -67,7 +69,8 @@ def probe_monitoring(
         time.sleep(0.5)
     failures += [f"metric {m} not exported by the gateways" for m in missing]
 
-    rules = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    r = httpx.get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
+    rules = r.json()["data"]["groups"]
     loaded = {r["name"] for g in rules for r in g["rules"]}
     failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]
     broken = [

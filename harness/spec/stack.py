@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from harness.spec.base import Strict
+from harness.spec.external import ExternalSpec
 from harness.spec.gateway import GatewaySettings
 from harness.spec.images import ImageMap
 
@@ -121,7 +122,10 @@ class ToxiproxySpec(Strict):
 class StackSpec(Strict):
     kind: Literal["stack"] = "stack"
     name: str = "reference"
-    provider: Literal["local", "docker"] = "local"
+    provider: Literal["local", "docker", "external"] = "local"
+    # provider `external`: a deployment the harness did not start (see harness/spec/external.py);
+    # `gateway.settings` then only declares what the candidate says it does (judged by the policy).
+    external: ExternalSpec | None = None
     primary: ModelPool = ModelPool(replicas=2)
     fallback: ModelPool = ModelPool(replicas=1, server=LlamaCppServer(n_predict=50))
     gateway: GatewaySpec = GatewaySpec()
@@ -131,6 +135,16 @@ class StackSpec(Strict):
     toxiproxy: ToxiproxySpec = ToxiproxySpec()
     # Container images by service (docker provider); unset entries keep their defaults.
     images: ImageMap = ImageMap()
+
+    @model_validator(mode="after")
+    def _external_has_its_section(self) -> StackSpec:
+        if self.provider == "external" and self.external is None:
+            raise ValueError("provider 'external' needs an `external:` section (at least its url)")
+        if self.provider != "external" and self.external is not None:
+            raise ValueError(
+                f"an `external:` section needs provider 'external', not {self.provider!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _vllm_needs_docker(self) -> StackSpec:

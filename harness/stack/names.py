@@ -22,6 +22,9 @@ def alert_names(spec: StackSpec) -> set[str]:
 
 
 def served_models(spec: StackSpec) -> set[str]:
+    """The served model names (an external stack: the one its spec names, if any)."""
+    if spec.external is not None:
+        return {spec.external.model} if spec.external.model else set()
     return {pool.server.served_name for pool in spec.pools().values()}
 
 
@@ -34,7 +37,7 @@ def _unknown(field: str, missing: list[str], what: str, known: set[str]) -> Conf
 
 def load_problems(load: LoadSpec, spec: StackSpec, field: str = "load") -> list[ConfigProblem]:
     models = served_models(spec)
-    if load.model is not None and load.model not in models:
+    if load.model is not None and models and load.model not in models:
         return [_unknown(f"{field}.model", [load.model], "served models (pools)", models)]
     return []
 
@@ -43,12 +46,20 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
     """Every name the experiment uses that this stack will not have."""
     from harness.stack.planner import stack_names
 
-    proxies, services = stack_names(spec)
+    ext = spec.external
+    if ext is not None:  # its proxies are named in its spec; its alert rules are its own
+        proxies = {p for names in (ext.toxiproxy.proxies if ext.toxiproxy else {}).values()
+                   for p in names}  # fmt: skip
+        services: set[str] = set()
+    else:
+        proxies, services = stack_names(spec)
     problems: list[ConfigProblem] = []
     missing, what, known = unknown_targets(exp.fault, proxies, services)
+    if ext is not None and what == "services":
+        missing = []  # no process handles there: the experiment is skipped when it comes up
     if missing:
         problems.append(_unknown("fault.targets", missing, what, known))
-    rules = alert_names(spec)
+    rules = alert_names(spec) if ext is None else {a.alert for a in exp.expect.alerts}
     for i, want in enumerate(exp.expect.alerts):
         if want.alert not in rules:
             problems.append(_unknown(f"expect.alerts[{i}].alert", [want.alert], "alert rules",

@@ -173,10 +173,22 @@ def start_stack(
     provider: str | None = None,
     progress: Progress = _quiet,
     wait_for_scrapes: bool = True,
+    allow_remote: bool = False,
 ) -> Iterator[RunningStack]:
-    """Bring the stack up; yield it once every service is ready; always tear it down."""
-    provider = provider or spec.provider
+    """Bring the stack up; yield it once every service is ready; always tear it down. An
+    external stack (`provider: external`) is only checked and attached, never started."""
     run_dir = run_dir or new_run_dir("stack")
+    if spec.provider == "external":
+        if provider not in (None, "external"):
+            raise ConfigError("--provider", [ConfigProblem(
+                "provider", f"the stack spec is external (started elsewhere); --provider "
+                            f"{provider} cannot start it")])  # fmt: skip
+        from harness.stack.external import attach_external
+
+        with attach_external(spec, run_dir, progress, allow_remote=allow_remote) as stack:
+            yield stack
+        return
+    provider = provider or spec.provider
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     t0 = time.monotonic()

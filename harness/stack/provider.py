@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from harness.observe.webhook import AlertReceiver
+    from harness.observe.webhook import AlertLog
     from harness.spec.stack import StackSpec
     from harness.stack.plan import ServiceDef
 
@@ -87,8 +87,44 @@ class RunningStack:
     endpoints: Endpoints
     run_dir: Path
     services: dict[str, ServiceHandle] = field(default_factory=dict)
-    alerts: AlertReceiver | None = None
+    alerts: AlertLog | None = None  # webhook (own stacks) or Alertmanager's API (external)
     startup_seconds: float = 0.0
+
+    def lacks(self, *needs: str) -> str | None:
+        """Why this stack cannot serve a check that needs `needs` (None: it can). A stack the
+        harness started has everything; an external one has what its spec names."""
+        ext = self.spec.external
+        if ext is None:
+            return None
+        contract = ext.gateway
+        why = {
+            "gateway": None if contract else "no gateway in front of the model servers",
+            "gateways": None if ext.gateways else "no per-replica gateway URLs in the stack spec",
+            "prometheus": None if ext.prometheus else "no Prometheus in the stack spec",
+            "toxiproxy": None if ext.toxiproxy else "no Toxiproxy in the stack spec",
+            "primary proxies": "no Toxiproxy in the stack spec" if not ext.toxiproxy
+            else None if ext.toxiproxy.proxies.get("primary")
+            else "no Toxiproxy proxies named for the primary pool",
+            "alerts": None if self.alerts else "no Alertmanager in the stack spec",
+            "processes": "no process handles (the harness did not start this stack)",
+            "rules file": "the deployed alert rules file is not at hand (the harness did not "
+            "start this stack)",
+            "declared settings": None if "gateway" in self.spec.model_fields_set
+            else "the stack spec declares no gateway settings to judge",
+        }  # fmt: skip
+        for item in ("served_by", "cache", "request_id", "metrics", "errors"):
+            why[item] = (
+                "no gateway" if contract is None
+                else None if getattr(contract, item)
+                else f"the gateway contract marks `{item}` absent"
+            )  # fmt: skip
+        reasons = [r for n in needs if (r := why[n]) is not None]
+        return "; ".join(dict.fromkeys(reasons)) or None
+
+    def prometheus_headers(self) -> dict[str, str]:
+        """Credentials for the stack's Prometheus (external stacks may need them), read now."""
+        ext = self.spec.external
+        return ext.prometheus.headers() if ext is not None and ext.prometheus else {}
 
     def service(self, name: str) -> ServiceHandle:
         try:
