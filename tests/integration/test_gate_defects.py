@@ -67,6 +67,9 @@ DEFECTS = [
                      "gateway_metrics": ["llm_requests_total", "llm_queue_depth"]}}},
                  "metrics and alert rules", "metric llm_queue_depth not exported",
                  id="missing-metric"),
+    pytest.param({}, {"policy": {**SIM_POLICY, "monitoring": {"jobs": ["gateway", "tracing"]}}},
+                 "metrics and alert rules", "no scrape target for job 'tracing'",
+                 id="missing-scrape-job"),
     pytest.param({"prometheus": {"error_rate_threshold": 0.5}}, {},
                  "alert rule unit tests (promtool)", "HighErrorRate", id="broken-alert-rule"),
     pytest.param({"gateway": {"settings": {"validation": {"max_prompt_chars": 200000}}}}, {},
@@ -192,3 +195,47 @@ def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_servi
     assert report["calibration"]["ttft_ms"] > 0
     relative = next(c for c in report["checks"] if c["name"] == "SLO ttft_p50_ms<=50x")
     assert "of the calibration is ttft_p50_ms<=" in " ".join(relative["reasons"]), relative
+
+
+def test_a_stack_that_falls_behind_the_offered_rate_fails_kept_up(tmp_path: Path) -> None:
+    """Model servers that take one request at a time, a second each, offered ten a second: the
+    backlog shows as fewer answers within the schedule than were sent."""
+    profile = {
+        "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests", "pii")},
+        "load": {"duration_s": "6s", "workload": {"max_tokens": 4},
+                 "load": {"kind": "open", "rate_rps": 10}},
+        "slos": ["error_rate<=0.5"],
+        "confidence": {"max_duration_s": "0s", "inconclusive_is": "warn"},
+        "policy": {**SIM_POLICY, "rate_limit_per_minute": 1000},
+        "key_checks": [],
+    }  # fmt: skip
+    one_at_a_time = {"server": {"max_num_seqs": 1, "time_to_first_token_ms": 1000}}
+    candidate = {
+        "gateway": {"settings": {"rate_limit": {"requests_per_minute": 1000}}},
+        "primary": one_at_a_time, "fallback": one_at_a_time,
+    }  # fmt: skip
+    rc, report, out = run_gate(tmp_path, profile, candidate)
+    assert rc == 1, out[-3000:]
+    reasons = failed(report, "stack kept up with the offered rate")
+    assert "achieved_ratio" in reasons[0], reasons
+    # The load generator itself kept its schedule: the fault is the stack's, not the client's.
+    kept = next(c for c in report["checks"] if c["name"] == "load generator kept its schedule")
+    assert kept["outcome"] == "pass", kept
+
+
+def test_a_deployed_alert_rule_that_cannot_fire_fails_the_alert_check(tmp_path: Path) -> None:
+    """Every pool down, and the candidate's HighErrorRate needs an error rate above 100%: the
+    deployed rule, loaded live with short windows, never fires, and the gate says so."""
+    exp = yaml.safe_load(
+        (Path(__file__).parents[2] / "chaos" / "every-pool-down-live-alert.yaml").read_text()
+    )
+    exp["load"].update(duration_s="16s")
+    exp.update(fault_at_s="3s", fault_for_s="10s")
+    exp["expect"]["alerts"] = [{"alert": "HighErrorRate", "fires_within_s": 25}]
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    profile = {**PROBES_ONLY, "probes": {k: False for k in ("breaker", "rate_limit", "pii")},
+               "experiments": [str(tmp_path / "exp.yaml")], "key_checks": ["alerts"]}  # fmt: skip
+    rc, report, out = run_gate(tmp_path, profile, {"prometheus": {"error_rate_threshold": 1.0}})
+    assert rc == 1, out[-3000:]
+    reasons = failed(report, f"{exp['title']}: alert HighErrorRate fires")
+    assert reasons == ["no firing notification within 25s after the fault started"], reasons
