@@ -24,6 +24,7 @@ from locust.runners import MasterRunner
 from harness.load.config import load_worker_config
 from harness.load.samples import Sample
 from harness.load.worker import WorkerRun
+from harness.load.workload import Session
 
 CONFIG = load_worker_config()
 RUN = WorkerRun(CONFIG)
@@ -64,13 +65,14 @@ class LLMUser(User):
 
     def on_start(self) -> None:
         self.llm = RUN.client()
+        self.session: Session | None = None  # multi-turn: this user's conversation
 
     def on_stop(self) -> None:
         self.llm.close()
 
     @task
     def request(self) -> None:
-        RUN.closed_loop_step(self.llm)
+        self.session = RUN.closed_loop_step(self.llm, self.session)
 
 
 class OpenLoopUser(User):

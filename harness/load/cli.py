@@ -117,6 +117,22 @@ PrefixShareOpt = Annotated[
         help="Share (0-1) of every prompt that is one prefix common to the run (prefix caching).",
     ),
 ]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Conversations file (JSONL: ShareGPT-style `conversations` or `messages`) whose "
+        "user turns are the prompts.",
+    ),
+]
+TraceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trace",
+        help="Replay a trace (Mooncake JSONL or Azure CSV): arrivals at its recorded times, "
+        "its input/output lengths (open loop).",
+    ),
+]
 NoDefaultChecksOpt = Annotated[
     bool,
     typer.Option(
@@ -265,6 +281,8 @@ def load_command(
     prompt_words: PromptWordsOpt = None,
     ignore_eos: IgnoreEosOpt = None,
     prefix_share: PrefixShareOpt = None,
+    dataset: DatasetOpt = None,
+    trace: TraceOpt = None,
     no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
     """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
@@ -288,6 +306,8 @@ def load_command(
             prompt_words=prompt_words,
             ignore_eos=ignore_eos,
             prefix_share=prefix_share,
+            dataset=dataset,
+            trace=trace,
         ),
     )
     rd = _run_dir(run_dir, "load")

@@ -31,6 +31,11 @@ class WorkerConfig(BaseModel):
     # Seconds the shape keeps users alive at most; the harness normally stops Locust earlier,
     # as soon as every worker has written its done file.
     hard_stop_s: float
+    # From the serving model's tokenizer (workload.tokenizer): words that are one token each,
+    # the instruction's tokens, and each dataset conversation's first-turn tokens by line.
+    one_token_words: list[str] | None = None
+    instruction_tokens: int | None = None
+    token_lengths: dict[int, int] | None = None
 
     @property
     def open_loop(self) -> bool:

@@ -32,10 +32,13 @@ from types import FrameType
 from harness.errors import HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
+from harness.load.dataset import read_conversations, select
 from harness.load.profile import build_profile
 from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
 from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.load.target import Target, discover_model
+from harness.load.tokens import TokenSizing, sizing_for_run
+from harness.load.trace import read_trace
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT, runs_dir
@@ -268,6 +271,7 @@ def run_load(
     if repeat:
         emit(f"warning: {repeat}")
     hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
+    sizing = _token_sizing(spec, target, model, run_dir, emit)
     cfg = WorkerConfig(
         spec=spec,
         target_url=target.url,
@@ -277,6 +281,9 @@ def run_load(
         run_tag=run_dir.name[:24] or "run",
         seed=seed,
         hard_stop_s=hard_stop,
+        one_token_words=sizing.one_token_words if sizing else None,
+        instruction_tokens=sizing.instruction_tokens if sizing else None,
+        token_lengths=sizing.token_lengths if sizing and spec.workload.dataset else None,
     )
     cfg_path = run_dir / "load-config.json"
     cfg.write(cfg_path)
@@ -369,6 +376,28 @@ def run_load(
     )
 
 
+def _token_sizing(
+    spec: LoadSpec, target: Target, model: str, run_dir: Path, emit: Progress
+) -> TokenSizing | None:
+    """workload.tokenizer: the run's sizing in the model's tokens (tokens.py), the dataset's
+    length filters checked again in tokens."""
+    w = spec.workload
+    if not w.tokenizer:
+        return None
+    convs = read_conversations(Path(w.dataset.path)) if w.dataset is not None else None
+    url = target.tokenizer_url or target.url
+    sizing = sizing_for_run(run_dir, url, model, target.api_key, convs)
+    if w.dataset is not None and convs is not None:
+        select(convs, w.dataset, sizing.token_lengths)
+    emit(
+        f"tokenizer {url}/tokenize: {len(sizing.one_token_words)} one-token words, instruction "
+        f"{sizing.instruction_tokens} tokens; check prompt {sizing.check_tokens} tokens for "
+        f"{sizing.instruction_tokens} + {sizing.check_words} "
+        + ("(exact)" if sizing.exact else "(NOT exact: sizes are approximate)")
+    )
+    return sizing
+
+
 def _model_for(target: Target) -> str:
     try:
         return discover_model(target)
@@ -381,6 +410,8 @@ def _model_for(target: Target) -> str:
 def _describe(spec: LoadSpec) -> str:
     load = spec.load
     shape = "" if spec.shape.kind == "steady" else f" ({spec.shape.kind})"
+    if isinstance(load, OpenLoop) and load.trace is not None:
+        return f"trace replay {Path(load.trace.path).name} x{load.trace.speedup:g}"
     if isinstance(load, OpenLoop):
         return f"open loop {load.arrival} {load.rate_rps:g} req/s{shape}"
     return f"closed loop {load.users} users{shape}"
@@ -412,7 +443,10 @@ def _context(
         # 1 ms at least: the rates divide by it.
         ran = duration = min(max(interrupted_s - start, 1e-3), spec.duration_s)
     expected = None
-    if isinstance(load, OpenLoop):
+    if isinstance(load, OpenLoop) and load.trace is not None:
+        trace = read_trace(Path(load.trace.path), load.trace)
+        expected = float(sum(1 for e in trace if e.offset_s < duration))
+    elif isinstance(load, OpenLoop):
         expected = build_profile(spec.shape, load.rate_rps, spec.duration_s).cumulative(duration)
     return RunContext(
         start_s=start,
