@@ -14,6 +14,7 @@ requests through the request event, for its console and CSV only (its percentile
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -22,6 +23,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from harness.load.config import load_worker_config
+from harness.load.forward import MasterSink
 from harness.load.samples import Sample
 from harness.load.worker import WorkerRun
 from harness.load.workload import Session
@@ -42,6 +44,13 @@ def _report_to_locust(environment: Environment, sample: Sample) -> None:
     )
 
 
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _on_init(environment: Environment, **_: Any) -> None:
+    # Workers elsewhere send their samples here: the master writes them into the run's folder.
+    if CONFIG.forward_to_master and isinstance(environment.runner, MasterRunner):
+        MasterSink(Path(CONFIG.sample_dir)).register(environment.runner.register_message)
+
+
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
@@ -49,7 +58,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     # LocalRunner and WorkerRunner both carry worker_index (0 when local).
     index = int(getattr(runner, "worker_index", 0))
-    RUN.start(index, on_sample=lambda s: _report_to_locust(environment, s))
+    send = runner.send_message if CONFIG.forward_to_master else None
+    RUN.start(index, on_sample=lambda s: _report_to_locust(environment, s), send=send)
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]

@@ -133,6 +133,21 @@ TraceOpt = Annotated[
         "its input/output lengths (open loop).",
     ),
 ]
+ExternalWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--external-workers",
+        help="Run only Locust's master here and wait for this many workers started elsewhere "
+        "(the command to start them is printed); they send their samples here for one report.",
+    ),
+]
+MasterBindOpt = Annotated[
+    str,
+    typer.Option(
+        "--master-bind",
+        help="With --external-workers: HOST:PORT the master listens on (port 0: a free one).",
+    ),
+]
 NoDefaultChecksOpt = Annotated[
     bool,
     typer.Option(
@@ -252,6 +267,20 @@ def _show(report: LoadReport, path: Path, json_path: Path | None) -> Path:
     return json_path or path
 
 
+def _master_bind(value: str) -> str:
+    """HOST:PORT for the master; port 0 becomes a free one."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(
+            CLI_SOURCE, [ConfigProblem("--master-bind", f"expected HOST:PORT, got {value!r}")]
+        )
+    if int(port) == 0:
+        from harness.stack.ports import free_ports
+
+        port = str(free_ports(1)[0])
+    return f"{host}:{port}"
+
+
 def register(app: typer.Typer) -> None:
     app.command("load")(load_command)
     app.command("capacity")(capacity_command)
@@ -283,12 +312,22 @@ def load_command(
     prefix_share: PrefixShareOpt = None,
     dataset: DatasetOpt = None,
     trace: TraceOpt = None,
+    external_workers: ExternalWorkersOpt = None,
+    master_bind: MasterBindOpt = "127.0.0.1:0",
     no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
     """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
     from harness.load.execute import LoadInterrupted, measure_load
 
     _check_target(target, ready_file, stack, provider)
+    bind = _master_bind(master_bind) if external_workers is not None else None
+    if external_workers is not None:
+        if processes is not None:
+            raise ConfigError(
+                CLI_SOURCE,
+                [ConfigProblem("--processes", "give --external-workers or --processes, not both")],
+            )
+        processes = external_workers
     spec = _build_spec(
         scenario,
         Overrides(
@@ -316,7 +355,12 @@ def load_command(
             target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
         ) as tgt:
             report = measure_load(
-                spec, tgt, rd, progress=_echo_err, default_checks=not no_default_checks
+                spec,
+                tgt,
+                rd,
+                progress=_echo_err,
+                default_checks=not no_default_checks,
+                master_bind=bind,
             )
     except LoadInterrupted as stopped:
         # Here the stack (if this command started one) is already down: the interrupt went

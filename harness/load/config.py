@@ -36,6 +36,11 @@ class WorkerConfig(BaseModel):
     one_token_words: list[str] | None = None
     instruction_tokens: int | None = None
     token_lengths: dict[int, int] | None = None
+    # The workers run elsewhere (`--external-workers`): they send their samples to the master
+    # over Locust's messages, and the master writes them under sample_dir.
+    forward_to_master: bool = False
+    # Where that master listens for them ("127.0.0.1:5557").
+    master_bind: str | None = None
 
     @property
     def open_loop(self) -> bool:

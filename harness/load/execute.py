@@ -36,6 +36,7 @@ def measure_load(
     progress: Progress | None = None,
     server_view: bool = True,
     default_checks: bool = True,
+    master_bind: str | None = None,
 ) -> LoadReport:
     """Run, summarize and write `run_dir/report.json`; raise LoadInterrupted after writing it
     when the run was stopped early. The report's config is the spec as run: with the seed drawn
@@ -43,7 +44,9 @@ def measure_load(
     rate, achieved vs offered) that otherwise decide the outcome beside the SLOs."""
     cache_url = (target.tokenizer_url or target.url) if opted_in(spec) else None
     before = read_counters(cache_url) if cache_url else None
-    run = run_load(spec, target, run_dir, progress, default_checks=default_checks)
+    run = run_load(
+        spec, target, run_dir, progress, default_checks=default_checks, master_bind=master_bind
+    )
     summary = summarize(run.samples, run.context)
     workload = None
     if cache_url:

@@ -51,6 +51,8 @@ from harness.stack.process import descendants, pid_alive, tail_file
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
 # Locust's import, fork and worker handshake; generous for a loaded 2-core machine.
 STARTUP_ALLOWANCE_S = 30.0
+# Workers on other machines are started by hand once the master is up.
+EXTERNAL_WORKERS_WAIT_S = 300.0
 PROGRESS_EVERY_S = 2.0
 
 Progress = Callable[[str], None]
@@ -88,7 +90,13 @@ def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
         "--stop-timeout", f"{stop_timeout_s:g}",
         "--loglevel", "INFO",
     ]  # fmt: skip
-    if cfg.spec.processes > 1:
+    if cfg.master_bind is not None:
+        host, _, port_s = cfg.master_bind.rpartition(":")
+        cmd += [
+            "--master", "--expect-workers", str(cfg.spec.processes),
+            "--master-bind-host", host, "--master-bind-port", port_s,
+        ]  # fmt: skip
+    elif cfg.spec.processes > 1:
         port = free_ports(1)[0]
         cmd += [
             "--processes", str(cfg.spec.processes),
@@ -242,11 +250,16 @@ def run_load(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     default_checks: bool = True,
+    master_bind: str | None = None,
 ) -> LoadRun:
     """Run one load test to the end and return its samples; never leaves a process behind.
 
     `stop` (set from another thread, e.g. when the run is driven from a background thread that
     signals cannot reach) ends the run early exactly as an interruption does.
+
+    `master_bind` ("127.0.0.1:PORT"): Locust runs here as master only and waits for
+    `spec.processes` workers started elsewhere with this run's `load-config.json`; they send
+    their samples here (forward.py), so the report is the same as a local run's.
 
     A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) during the run stops Locust and
     returns what was recorded, with `interrupted` set; the caller decides what to do next.
@@ -284,6 +297,8 @@ def run_load(
         one_token_words=sizing.one_token_words if sizing else None,
         instruction_tokens=sizing.instruction_tokens if sizing else None,
         token_lengths=sizing.token_lengths if sizing and spec.workload.dataset else None,
+        forward_to_master=master_bind is not None,
+        master_bind=master_bind,
     )
     cfg_path = run_dir / "load-config.json"
     cfg.write(cfg_path)
@@ -295,9 +310,18 @@ def run_load(
         f"for {spec.duration_s:g}s, "
         f"{spec.processes} process(es), seed {seed}"
     )
+    startup_s = STARTUP_ALLOWANCE_S
+    if master_bind is not None:
+        startup_s = EXTERNAL_WORKERS_WAIT_S
+        host, _, port = master_bind.rpartition(":")
+        emit(
+            f"waiting up to {startup_s:g}s for {spec.processes} worker(s); start each with:\n"
+            f"  HARNESS_LOAD_CONFIG={cfg_path} locust -f {LOCUSTFILE} --worker "
+            f"--master-host {host} --master-port {port} {cfg.user_class}"
+        )
     printer = _ProgressPrinter(sample_dir, spec.duration_s, emit)
     t_start = time.monotonic()
-    hard_deadline = t_start + STARTUP_ALLOWANCE_S + hard_stop
+    hard_deadline = t_start + startup_s + hard_stop
     problems: list[str] = []
     launched_s = clock.now()
     interrupted_s: float | None = None
@@ -333,11 +357,9 @@ def run_load(
                 if time.monotonic() > hard_deadline:
                     problems.append("the run passed its hard deadline and was stopped")
                     break
-                if time.monotonic() > t_start + STARTUP_ALLOWANCE_S and not any(
-                    sample_dir.glob("*.jsonl")
-                ):
+                if time.monotonic() > t_start + startup_s and not any(sample_dir.glob("*.jsonl")):
                     raise LoadRunError(
-                        f"no load worker started within {STARTUP_ALLOWANCE_S:g}s\n"
+                        f"no load worker started within {startup_s:g}s\n"
                         f"--- last lines of {log_path} ---\n{tail_file(log_path, 25)}"
                     )
                 if stop is not None and stop.is_set():

@@ -23,6 +23,7 @@ from harness.load.arrivals import arrival_offsets
 from harness.load.client import LLMClient
 from harness.load.config import WorkerConfig
 from harness.load.dataset import read_conversations, select
+from harness.load.forward import DONE, START, ForwardingWriter, Send
 from harness.load.profile import Profile, build_profile
 from harness.load.samples import Sample, SampleWriter
 from harness.load.trace import TraceEntry, read_trace
@@ -62,8 +63,14 @@ class WorkerRun:
         self.done = False
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self, worker_index: int, on_sample: Callable[[Sample], None] | None = None) -> None:
-        """Called at Locust's test_start in each worker (never in the master)."""
+    def start(
+        self,
+        worker_index: int,
+        on_sample: Callable[[Sample], None] | None = None,
+        send: Send | None = None,
+    ) -> None:
+        """Called at Locust's test_start in each worker (never in the master). With `send` (a
+        worker whose master is elsewhere), samples, start and done go to the master instead."""
         if self.started:
             return
         self.started = True
@@ -73,7 +80,12 @@ class WorkerRun:
         self.deadline = self.t0 + self.cfg.spec.duration_s
         self._cpu0 = time.process_time()
         d = Path(self.cfg.sample_dir)
-        self.writer = SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
+        self.send = send
+        self.writer: SampleWriter | ForwardingWriter = (
+            ForwardingWriter(send, worker_index)
+            if send is not None
+            else SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
+        )
         w = self.cfg.spec.workload
         convs = (
             select(read_conversations(Path(w.dataset.path)), w.dataset, self.cfg.token_lengths)
@@ -95,8 +107,11 @@ class WorkerRun:
             if isinstance(load := self.cfg.spec.load, OpenLoop) and load.trace
             else 512,
         )
-        start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
-        start.write_text(json.dumps({"t0_s": self.t0}))
+        if send is not None:
+            send(START, {"worker": worker_index, "pid": os.getpid(), "t0_s": self.t0})
+        else:
+            start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
+            start.write_text(json.dumps({"t0_s": self.t0}))
         gevent.spawn(self._flusher)
         gevent.spawn(self._finisher)
 
@@ -269,6 +284,9 @@ class WorkerRun:
             "cpu_s": time.process_time() - self._cpu0,
             "wall_s": wall,
         }
+        if self.send is not None:
+            self.send(DONE, info)
+            return
         path = Path(self.cfg.sample_dir) / f"done-{self.worker:03d}-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
