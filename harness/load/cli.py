@@ -282,11 +282,37 @@ def _master_bind(value: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("load")(load_command)
+    # `harness load [OPTIONS]` runs a load test (the group's own callback); `harness load merge
+    # DIR...` is its one subcommand.
+    load_app = typer.Typer(add_completion=False)
+    load_app.callback(invoke_without_command=True)(load_command)
+    load_app.command("merge")(merge_command)
+    app.add_typer(load_app, name="load")
     app.command("capacity")(capacity_command)
 
 
+def merge_command(
+    folders: Annotated[
+        list[Path], typer.Argument(help="Run folders (or sample folders) written separately.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the merged report.json.")
+    ] = None,
+    json_path: JsonOpt = None,
+) -> None:
+    """Merge load runs written separately into one report: exact percentiles over the union."""
+    from harness.load.merge import merge_runs
+
+    rd = _run_dir(out, "load-merged")
+    report = merge_runs(folders, rd)
+    typer.echo(f"report: {_show(report, rd / 'report.json', json_path)}")
+    code = exit_code(report.outcome)
+    if code:
+        raise typer.Exit(code)
+
+
 def load_command(
+    ctx: typer.Context,
     target: TargetOpt = None,
     api_key: ApiKeyOpt = None,
     ready_file: ReadyOpt = None,
@@ -316,7 +342,11 @@ def load_command(
     master_bind: MasterBindOpt = "127.0.0.1:0",
     no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
-    """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
+    """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view.
+
+    `harness load merge DIR...` merges run folders written separately into one report."""
+    if ctx.invoked_subcommand is not None:
+        return  # `harness load merge ...`
     from harness.load.execute import LoadInterrupted, measure_load
 
     _check_target(target, ready_file, stack, provider)

@@ -167,7 +167,7 @@ def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | N
     return proc.poll()
 
 
-def _read_accounts(sample_dir: Path) -> list[WorkerAccount]:
+def read_accounts(sample_dir: Path) -> list[WorkerAccount]:
     out = []
     for p in sorted(sample_dir.glob(DONE_GLOB)):
         d = json.loads(p.read_text())
@@ -381,8 +381,8 @@ def run_load(
         interrupted_s = clock.now()  # the signal came while Locust was being stopped
     printer.tick()
     samples = read_samples(sample_dir)
-    accounts = _read_accounts(sample_dir)
-    ctx = _context(spec, samples, accounts, problems, launched_s, interrupted_s)
+    accounts = read_accounts(sample_dir)
+    ctx = run_context(spec, samples, accounts, problems, launched_s, interrupted_s)
     ctx.default_checks = default_checks
     ctx.warnings = [repeat] if repeat else []
     return LoadRun(
@@ -439,7 +439,7 @@ def _describe(spec: LoadSpec) -> str:
     return f"closed loop {load.users} users{shape}"
 
 
-def _context(
+def run_context(
     spec: LoadSpec,
     samples: list[Sample],
     accounts: list[WorkerAccount],
