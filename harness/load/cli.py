@@ -62,7 +62,8 @@ ScenarioOpt = Annotated[
     str | None,
     typer.Option(
         "--scenario",
-        help="Scenario: chat, long-prompt, cache-mix, burst, tenants, or a load spec file.",
+        help="Scenario: chat, long-prompt, cache-mix, burst, tenants, dataset, multi-turn, "
+        "shared-prefix, tokens, trace, or a load spec file.",
     ),
 ]
 RateOpt = Annotated[
