@@ -134,6 +134,14 @@ TraceOpt = Annotated[
         "its input/output lengths (open loop).",
     ),
 ]
+TokenizerUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer-url",
+        help="Model server whose /tokenize sizes prompts (workload.tokenizer); default: a stack's "
+        "primary model server, else --target.",
+    ),
+]
 ExternalWorkersOpt = Annotated[
     int | None,
     typer.Option(
@@ -339,6 +347,7 @@ def load_command(
     prefix_share: PrefixShareOpt = None,
     dataset: DatasetOpt = None,
     trace: TraceOpt = None,
+    tokenizer_url: TokenizerUrlOpt = None,
     external_workers: ExternalWorkersOpt = None,
     master_bind: MasterBindOpt = "127.0.0.1:0",
     no_default_checks: NoDefaultChecksOpt = False,
@@ -385,6 +394,10 @@ def load_command(
         with resolve_target(
             target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
         ) as tgt:
+            if tokenizer_url is not None:
+                tgt = dataclasses.replace(
+                    tgt, tokenizer_url=check_url(tokenizer_url, "--tokenizer-url")
+                )
             report = measure_load(
                 spec,
                 tgt,
