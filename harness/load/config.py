@@ -36,6 +36,8 @@ class WorkerConfig(BaseModel):
     one_token_words: list[str] | None = None
     instruction_tokens: int | None = None
     token_lengths: dict[int, int] | None = None
+    # The chat template's tokens around one user message / a system and a user message.
+    template_tokens: tuple[int, int] | None = None
     # The workers run elsewhere (`--external-workers`): they send their samples to the master
     # over Locust's messages, and the master writes them under sample_dir.
     forward_to_master: bool = False

@@ -297,6 +297,7 @@ def run_load(
         one_token_words=sizing.one_token_words if sizing else None,
         instruction_tokens=sizing.instruction_tokens if sizing else None,
         token_lengths=sizing.token_lengths if sizing and spec.workload.dataset else None,
+        template_tokens=_template_tokens(sizing),
         forward_to_master=master_bind is not None,
         master_bind=master_bind,
     )
@@ -416,8 +417,19 @@ def _token_sizing(
         f"{sizing.instruction_tokens} tokens; check prompt {sizing.check_tokens} tokens for "
         f"{sizing.instruction_tokens} + {sizing.check_words} "
         + ("(exact)" if sizing.exact else "(NOT exact: sizes are approximate)")
+        + (
+            f"; chat template {sizing.template_user} tokens around a user message"
+            if sizing.template_user is not None
+            else "; chat template tokens unknown (sizes count the messages only)"
+        )
     )
     return sizing
+
+
+def _template_tokens(sizing: TokenSizing | None) -> tuple[int, int] | None:
+    if sizing is None or sizing.template_user is None or sizing.template_system_user is None:
+        return None
+    return sizing.template_user, sizing.template_system_user
 
 
 def _model_for(target: Target) -> str:

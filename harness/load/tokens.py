@@ -4,6 +4,10 @@ llama.cpp (`{"content": ...}`) and vLLM (`{"model": ..., "prompt": ...}`) both a
 `{"tokens": [...]}`; one body carries both fields. The harness calls the model server itself (a
 stack's primary model server; `--target` itself otherwise): the gateway serves the OpenAI API only.
 
+The chat template's own tokens are measured too (llama.cpp: `/apply-template`, then `/tokenize`
+with its special tokens; vLLM: `/tokenize` of the messages), so a planned size is what the server
+will count for the whole prompt, and a trace's input length is matched as the server counts it.
+
 Sizing is measured once per run and kept in the run folder (`tokens.json`, reused when the same
 server and model are asked again): which vocabulary words are exactly one token (a prompt of N of
 them is N tokens after the instruction), how many tokens the instruction takes, and each dataset
@@ -41,6 +45,10 @@ class TokenSizing:
     token_lengths: dict[int, int]  # dataset conversation (line) -> first-turn tokens
     check_words: int  # the check prompt: words after the instruction
     check_tokens: int  # ... and the tokens the server counted for the whole prompt
+    # Tokens the chat template adds around one user message, and around a system message and a
+    # user message; None when the server cannot say (then sizes are the messages' own tokens).
+    template_user: int | None = None
+    template_system_user: int | None = None
 
     @property
     def exact(self) -> bool:
@@ -75,6 +83,23 @@ class Tokenizer:
             raise TokenizeError(f"{self.url}/tokenize answered no token list")
         return len(tokens)
 
+    def template(self, messages: list[dict[str, str]]) -> int | None:
+        """Tokens the chat template adds to `messages` (each message's own tokens taken off)."""
+        own = sum(self.count(m["content"]) for m in messages)
+        try:
+            r = self._http.post(f"{self.url}/apply-template", json={"messages": messages})
+            if r.status_code == 200 and isinstance(r.json().get("prompt"), str):
+                body = {"content": r.json()["prompt"], "add_special": True}
+                whole = len(self._http.post(f"{self.url}/tokenize", json=body).json()["tokens"])
+                return whole - own
+            body2 = {"model": self.model, "messages": messages, "add_generation_prompt": True}
+            r = self._http.post(f"{self.url}/tokenize", json=body2)
+            if r.status_code == 200 and isinstance(r.json().get("tokens"), list):
+                return len(r.json()["tokens"]) - own
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
     def close(self) -> None:
         self._http.close()
 
@@ -91,7 +116,12 @@ def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> 
     words = random.Random("tokens:check").choices(one, k=_CHECK_WORDS)
     check = tok.count(f"{INSTRUCTION} {' '.join(words)}")
     lengths = {c.index: tok.count(c.first) for c in conversations or []}
-    return TokenSizing(tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check)
+    user = [{"role": "user", "content": "hello"}]
+    system = [{"role": "system", "content": "hello"}, *user]
+    return TokenSizing(
+        tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check,
+        tok.template(user), tok.template(system),
+    )  # fmt: skip
 
 
 def sizing_for_run(

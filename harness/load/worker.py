@@ -103,6 +103,7 @@ class WorkerRun:
             one_token_words=self.cfg.one_token_words,
             instruction_tokens=self.cfg.instruction_tokens,
             token_lengths=self.cfg.token_lengths,
+            template_tokens=self.cfg.template_tokens,
             block_tokens=load.trace.block_tokens
             if isinstance(load := self.cfg.spec.load, OpenLoop) and load.trace
             else 512,

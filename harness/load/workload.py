@@ -104,6 +104,7 @@ class WorkloadGenerator:
         instruction_tokens: int | None = None,
         token_lengths: dict[int, int] | None = None,
         block_tokens: int = 512,
+        template_tokens: tuple[int, int] | None = None,
     ) -> None:
         self.w = workload
         self.model = model
@@ -112,6 +113,7 @@ class WorkloadGenerator:
         self._convs = conversations or []
         self._vocab = one_token_words or None
         self._instruction_n = instruction_tokens or len(INSTRUCTION.split())
+        self._template = template_tokens
         self._token_lengths = token_lengths or {}
         self._seed = seed
         self._blocks: dict[int, list[str]] = {}
@@ -295,7 +297,9 @@ class WorkloadGenerator:
         if self._convs:
             conv = self._conversation()
             own, prompt, prompt_id = conv.system, conv.first, f"conv-{conv.index}"
-            planned = self._token_lengths.get(conv.index)
+            n_first = self._token_lengths.get(conv.index)
+            if n_first is not None and conv.system is None:
+                planned = self._sized(group, n_first)
             d = self.w.dataset
             answer_len = (
                 len(conv.answers[0].split())
@@ -307,7 +311,7 @@ class WorkloadGenerator:
             n = self._prompt_words()
             prompt = make_prompt(self._rng, n, self._vocab)
             prompt_id = f"w{self.worker}-{self._seq}"
-            planned = self._instruction_n + n if self._vocab else None
+            planned = self._sized(group, self._instruction_n + n)
         messages = []
         if (system := self._system(group, own)) is not None:
             messages.append({"role": "system", "content": system})
@@ -360,6 +364,16 @@ class WorkloadGenerator:
             keep_text=not session.over,
         )
 
+    def _sized(self, group: int | None, content: int) -> int | None:
+        """Prompt tokens the server will count for a user message of `content` tokens behind
+        shared prefix `group`: the chat template's and the prefix's tokens added. None without
+        the tokenizer (word counts are not token counts)."""
+        if self._vocab is None:
+            return None
+        system = group is not None
+        around = (self._template[1] if system else self._template[0]) if self._template else 0
+        return content + around + (len(self._shared[group].split()) if group is not None else 0)
+
     def _block(self, hash_id: int) -> list[str]:
         """The words of one trace block: the same id gives the same words in every worker."""
         if hash_id not in self._blocks:
@@ -370,14 +384,15 @@ class WorkloadGenerator:
     def for_trace(self, entry: TraceEntry) -> RequestPlan:
         """A request the size of a trace entry: a prompt of its input length (tokens with
         `one_token_words`, else words) asking for its output length."""
-        words = max(1, entry.input_tokens - self._instruction_n)
+        group = self._prefix_group()
+        around = self._sized(group, self._instruction_n) or self._instruction_n
+        words = max(1, entry.input_tokens - around)
         if entry.hash_ids:
             blocks = [w for h in entry.hash_ids for w in self._block(h)]
             blocks += self._rng.choices(self._vocab or VOCAB, k=max(0, words - len(blocks)))
             prompt = f"{INSTRUCTION} {' '.join(blocks[:words])}"
         else:
             prompt = make_prompt(self._rng, words, self._vocab)
-        group = self._prefix_group()
         messages = []
         if (system := self._system(group, None)) is not None:
             messages.append({"role": "system", "content": system})
@@ -388,5 +403,5 @@ class WorkloadGenerator:
             max_tokens=entry.output_tokens,
             kind=self._kind(),
             prefix_group=group,
-            planned_tokens=self._instruction_n + words if self._vocab else None,
+            planned_tokens=self._sized(group, self._instruction_n + words),
         )

@@ -104,7 +104,9 @@ def test_trace_replay_keeps_recorded_times_and_sizes(simulator: SimFactory, tmp_
     samples = sorted(read_samples(tmp_path / "run" / "samples"), key=lambda s: s.intended_s or 0)
     t0 = samples[0].intended_s or 0.0
     assert [(s.intended_s or 0) - t0 for s in samples] == pytest.approx([0.0, 0.8, 1.0], abs=1e-5)
-    assert [s.planned_tokens for s in samples] == [40, 80, 20]  # the simulator's tokenizer
+    # Sized with the simulator's tokenizer and chat template: the server counts what was meant.
+    assert [s.planned_tokens for s in samples] == [40, 80, 20]
+    assert [s.prompt_tokens for s in samples] == [40, 80, 20]
     assert [s.output_tokens for s in samples] == [5, 3, 7]  # ignore_eos: exactly the trace's
     g = report_of(tmp_path / "run")["summary"]["generator"]
     assert g["expected_requests"] == 3 and g["sent"] == 3
@@ -224,11 +226,11 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
     assert sizing["check_tokens"] == sizing["instruction_tokens"] + sizing["check_words"]
     samples = [s for s in read_samples(rd / "samples") if s.ok]
     assert len(samples) >= 2, r.stdout
-    planned = sizing["instruction_tokens"] + 32
+    # The message, the shared system prompt and the chat template around both, as the server
+    # counts them.
+    planned = sizing["instruction_tokens"] + 32 + 48 + sizing["template_system_user"]
+    assert [s.planned_tokens for s in samples] == [s.prompt_tokens for s in samples]
     assert {s.planned_tokens for s in samples} == {planned}
-    # The server counts the same prompt plus its chat template and the shared system prompt:
-    # the same number of tokens for every request.
-    assert len({(s.prompt_tokens or 0) - planned for s in samples}) == 1
     assert all((s.cached_tokens or 0) > 48 for s in samples[1:]), [s.cached_tokens for s in samples]
     view = report_of(rd)["workload"]
     assert view["server_cache"]["deltas"]["llamacpp:prompt_tokens_total"] is not None

@@ -289,3 +289,17 @@ def test_view_groups_turns_and_prefixes_and_sums_cached_tokens() -> None:
     assert v.prompt_tokens_planned.count == 1 and v.prompt_tokens_served.p50 == 100
     assert v.server_cache is not None and v.server_cache.evaluated_share == pytest.approx(160 / 300)
     assert v.server_cache.deltas["vllm:prefix_cache_hits_total"] is None
+
+
+def test_trace_sizes_count_the_chat_template_and_the_shared_prefix() -> None:
+    vocab = ["alpha", "beta", "gamma"]
+    g = gen(Workload(), one_token_words=vocab, instruction_tokens=9, template_tokens=(5, 9))
+    p = g.for_trace(TraceEntry(0.0, 60, 4))
+    assert p.planned_tokens == 60 and len(p.prompt.removeprefix(INSTRUCTION).split()) == 46
+    w = Workload(shared_prefix=SharedPrefix(groups=1, words=10, share=1))
+    g = gen(w, one_token_words=vocab, instruction_tokens=9, template_tokens=(5, 9))
+    p = g.for_trace(TraceEntry(0.0, 60, 4))
+    assert p.prefix_group == 0 and p.planned_tokens == 60
+    assert len(p.prompt.removeprefix(INSTRUCTION).split()) == 60 - 9 - 9 - 10
+    # Without the tokenizer nothing is claimed in tokens.
+    assert gen(Workload()).for_trace(TraceEntry(0.0, 60, 4)).planned_tokens is None
