@@ -9,8 +9,9 @@ PlanShape: drives the user count (ramp / step / spike for closed loop; one pacer
 open loop) and is only the safety stop: the harness ends the run when every worker is done.
 
 Every request is recorded by harness.load (samples-*.jsonl; a worker whose master runs elsewhere,
-`harness load --external-workers`, sends them to the master, which writes them); Locust's own stats get the same
-requests through the request event, for its console and CSV only (its percentiles are rounded).
+`harness load --external-workers`, sends them to the master, which writes them); Locust's own
+stats get the same requests through the request event, for its console and CSV only (its
+percentiles are rounded).
 """
 
 from __future__ import annotations
