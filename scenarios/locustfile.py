@@ -60,8 +60,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     # LocalRunner and WorkerRunner both carry worker_index (0 when local).
     index = int(getattr(runner, "worker_index", 0))
-    send = runner.send_message if CONFIG.forward_to_master else None
-    RUN.start(index, on_sample=lambda s: _report_to_locust(environment, s), send=send)
+    forward = CONFIG.forward_to_master
+    RUN.start(
+        index,
+        on_sample=lambda s: _report_to_locust(environment, s),
+        send=runner.send_message if forward else None,
+        quit_worker=runner.quit,
+    )
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]

@@ -32,6 +32,7 @@ from harness.spec.load import ClosedLoop, OpenLoop
 
 _FLUSH_EVERY_S = 0.5
 _IDLE_S = 3600.0
+_QUIT_AFTER_DONE_S = 1.0  # the done message is on its way to the master first
 
 
 @dataclass
@@ -68,9 +69,11 @@ class WorkerRun:
         worker_index: int,
         on_sample: Callable[[Sample], None] | None = None,
         send: Send | None = None,
+        quit_worker: Callable[[], None] = lambda: None,
     ) -> None:
         """Called at Locust's test_start in each worker (never in the master). With `send` (a
-        worker whose master is elsewhere), samples, start and done go to the master instead."""
+        worker whose master is elsewhere), samples, start and done go to the master instead, and
+        `quit_worker` ends this worker a moment after its done message went."""
         if self.started:
             return
         self.started = True
@@ -81,6 +84,7 @@ class WorkerRun:
         self._cpu0 = time.process_time()
         d = Path(self.cfg.sample_dir)
         self.send = send
+        self.quit_worker = quit_worker
         self.writer: SampleWriter | ForwardingWriter = (
             ForwardingWriter(send, worker_index)
             if send is not None
@@ -287,6 +291,8 @@ class WorkerRun:
         }
         if self.send is not None:
             self.send(DONE, info)
+            # Nothing is left for this worker to do; its master (elsewhere) may not tell it so.
+            gevent.spawn_later(_QUIT_AFTER_DONE_S, self.quit_worker)
             return
         path = Path(self.cfg.sample_dir) / f"done-{self.worker:03d}-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")

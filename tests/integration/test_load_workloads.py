@@ -168,6 +168,8 @@ def test_master_and_two_workers_write_one_report_of_the_single_process_schedule(
                     )
                 )
         assert master.wait(timeout=120) == 0, log.read_text()[-3000:]
+        # Their work done, the workers end on their own.
+        assert [w.wait(timeout=30) for w in workers] == [0, 0]
     finally:
         stop_harness(master)
         for w in workers:
