@@ -60,9 +60,13 @@ def test_multi_turn_sessions_grow_by_each_answer_after_the_think_time(
     simulator: SimFactory, tmp_path: Path
 ) -> None:
     sim = simulator(ttft_ms=10, itl_ms=2)
+    # One-word follow-ups: what a turn adds beyond them is the previous answer.
+    turns = [{"from": "human", "value": v} for v in ("tell me about rivers", "ok", "ok")]
+    (tmp_path / "conv.jsonl").write_text(json.dumps({"conversations": turns}) + "\n")
     spec = tmp_path / "mt.yaml"
     spec.write_text(
-        "kind: load\nworkload:\n  max_tokens: 8\n  sessions: {turns: 3, think_time_s: 0.3s}\n"
+        "kind: load\nworkload:\n  max_tokens: 16\n  ignore_eos: true\n"
+        "  dataset: {path: conv.jsonl}\n  sessions: {turns: 3, think_time_s: 0.3s}\n"
         "load: {kind: closed, users: 2}\nduration_s: 3s\n"
     )
     r = run_harness("load", "--target", sim.url, "--scenario", spec, "--run-dir", tmp_path / "run")
@@ -76,8 +80,9 @@ def test_multi_turn_sessions_grow_by_each_answer_after_the_think_time(
         assert [s.turn for s in turns] == [1, 2, 3]
         tokens = [s.prompt_tokens or 0 for s in turns]
         answers = [s.output_tokens or 0 for s in turns]
-        # Each turn carries the previous answer and a new user message.
-        assert tokens[1] >= tokens[0] + answers[0] and tokens[2] >= tokens[1] + answers[1]
+        # Each turn carries the previous answer (16 tokens) and the one-word user message.
+        assert answers[:2] == [16, 16]
+        assert tokens[1] - tokens[0] >= 16 and tokens[2] - tokens[1] >= 16, tokens
         for a, b in itertools.pairwise(turns):
             assert b.sent_s - a.done_s >= 0.3
     groups = {g["name"] for g in report_of(tmp_path / "run")["workload"]["groups"]}
