@@ -303,3 +303,12 @@ def test_trace_sizes_count_the_chat_template_and_the_shared_prefix() -> None:
     assert len(p.prompt.removeprefix(INSTRUCTION).split()) == 60 - 9 - 9 - 10
     # Without the tokenizer nothing is claimed in tokens.
     assert gen(Workload()).for_trace(TraceEntry(0.0, 60, 4)).planned_tokens is None
+
+
+def test_vllm_prefix_cache_hit_rate_from_its_counters() -> None:
+    before = {"vllm:prefix_cache_hits_total": 100.0, "vllm:prefix_cache_queries_total": 400.0}
+    after = {"vllm:prefix_cache_hits_total": 400.0, "vllm:prefix_cache_queries_total": 800.0}
+    v = build_view([sample(1)], counter_deltas("u", before, after))
+    assert v.server_cache is not None and v.server_cache.hit_rate == pytest.approx(0.75)
+    assert v.server_cache.evaluated_share is None
+    assert counter_deltas("u", None, after) is None  # no /metrics before the run: no figure
