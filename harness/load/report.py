@@ -128,7 +128,9 @@ def render(report: LoadReport) -> str:
         err += "  by status " + ", ".join(f"{k}: {v}" for k, v in c.by_status.items())
         err += "  by kind " + ", ".join(f"{k}: {v}" for k, v in c.by_kind.items())
     lines.append(err)
-    served = ", ".join(f"{k} {v / max(c.ok, 1):.1%}" for k, v in s.served.counts.items())
+    # Shares of the requests answered with a status (a degraded 503 counts), as the summary's.
+    answered = max(sum(s.served.counts.values()), 1)
+    served = ", ".join(f"{k} {v / answered:.1%}" for k, v in s.served.counts.items())
     cache = s.cache
     lines.append(
         f"  served by: {served or '-'};  cache hit rate {_pct(cache.hit_rate)} "

@@ -46,7 +46,8 @@ class ServerCache(BaseModel):
     url: str
     deltas: dict[str, float | None]
     hit_rate: float | None = None  # vLLM: hits / queries (tokens)
-    evaluated_share: float | None = None  # llama.cpp: evaluated / served prompt tokens
+    # llama.cpp: evaluated / served prompt tokens (only when every request succeeded)
+    evaluated_share: float | None = None
 
 
 class WorkloadView(BaseModel):
@@ -100,7 +101,8 @@ def build_view(samples: Sequence[Sample], server_cache: ServerCache | None = Non
             server_cache.hit_rate = hits / queries
         evaluated = d.get(COUNTERS[2])
         total = sum(s.prompt_tokens or 0 for s in ok)
-        if evaluated is not None and total:
+        # Failed requests were evaluated too, but their prompt sizes are not known: no share then.
+        if evaluated is not None and total and len(ok) == len(samples):
             server_cache.evaluated_share = evaluated / total
     return WorkloadView(
         prompt_tokens_planned=distribution([s.planned_tokens for s in ok if s.planned_tokens]),

@@ -287,8 +287,18 @@ def test_view_groups_turns_and_prefixes_and_sums_cached_tokens() -> None:
     assert rows["shared prefix"].ttft_ms.count == 2 and rows["no prefix"].ttft_ms.count == 1
     assert v.cached_share == pytest.approx(140 / 300)
     assert v.prompt_tokens_planned.count == 1 and v.prompt_tokens_served.p50 == 100
-    assert v.server_cache is not None and v.server_cache.evaluated_share == pytest.approx(160 / 300)
+    # A failed request was evaluated by the server too, with a size not known: no share.
+    assert v.server_cache is not None and v.server_cache.evaluated_share is None
     assert v.server_cache.deltas["vllm:prefix_cache_hits_total"] is None
+    ok = build_view(
+        samples[:3],
+        counter_deltas(
+            "u", {"llamacpp:prompt_tokens_total": 10.0}, {"llamacpp:prompt_tokens_total": 170.0}
+        ),
+    )
+    assert ok.server_cache is not None and ok.server_cache.evaluated_share == pytest.approx(
+        160 / 300
+    )
 
 
 def test_trace_sizes_count_the_chat_template_and_the_shared_prefix() -> None:
