@@ -23,7 +23,7 @@ from harness.errors import ConfigError, ConfigProblem
 from harness.exit_codes import EXIT_FAIL, EXIT_INTERRUPTED, exit_code
 from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_scenario
 from harness.load.target import Target, check_url, from_ready_file
-from harness.spec.load import LoadSpec
+from harness.spec.load import LoadSpec, OpenLoop
 
 if TYPE_CHECKING:  # the report module pulls numpy in; `harness --help` should not wait for it
     from harness.load.report import LoadReport
@@ -495,6 +495,17 @@ def capacity_command(
             prefix_share=prefix_share,
         ),
     )
+    if isinstance(base.load, OpenLoop) and base.load.trace is not None:
+        raise ConfigError(
+            CLI_SOURCE,
+            [
+                ConfigProblem(
+                    "--scenario (load.arrival)",
+                    "a trace sets its own arrival times; capacity varies the rate: use a "
+                    "constant or poisson scenario",
+                )
+            ],
+        )
     rd = _run_dir(run_dir, "capacity")
     with resolve_target(
         target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider

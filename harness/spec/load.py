@@ -152,7 +152,8 @@ class Dataset(Strict):
 class Sessions(Strict):
     """Multi-turn conversations: each closed-loop user keeps one for `turns` turns; every turn sends
     the whole conversation so far (previous answers included) plus the next user message. With a
-    dataset, a conversation's own user turns are used (as many as it has, up to `turns`)."""
+    dataset, a conversation's own user turns are used (as many as it has, up to `turns`). Turns go
+    to /v1/chat/completions (a conversation has roles)."""
 
     turns: int = Field(4, ge=1, le=100)
     # Pause between a turn's answer and the next turn (a user reading and typing).

@@ -322,3 +322,21 @@ def test_vllm_prefix_cache_hit_rate_from_its_counters() -> None:
     assert v.server_cache is not None and v.server_cache.hit_rate == pytest.approx(0.75)
     assert v.server_cache.evaluated_share is None
     assert counter_deltas("u", None, after) is None  # no /metrics before the run: no figure
+
+
+def test_capacity_refuses_a_trace_before_anything_starts(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.load.cli import register
+
+    app = typer.Typer()
+    register(app)
+    r = CliRunner().invoke(
+        app,
+        ["capacity", "--target", "http://127.0.0.1:9", "--scenario", "trace",
+         "--slo", "ttft_p95_ms<=500", "--run-dir", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert isinstance(r.exception, ConfigError), r.output
+    assert "a trace sets its own arrival times" in str(r.exception)
+    assert not (tmp_path / "run").exists()
