@@ -8,12 +8,15 @@ greenlet per arrival, so a slow server does not slow the arrivals down.
 PlanShape: drives the user count (ramp / step / spike for closed loop; one pacer per worker for
 open loop) and is only the safety stop: the harness ends the run when every worker is done.
 
-Every request is recorded by harness.load (samples-*.jsonl); Locust's own stats get the same
-requests through the request event, for its console and CSV only (its percentiles are rounded).
+Every request is recorded by harness.load (samples-*.jsonl; a worker whose master runs elsewhere,
+`harness load --external-workers`, sends them to the master, which writes them); Locust's own
+stats get the same requests through the request event, for its console and CSV only (its
+percentiles are rounded).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -22,8 +25,10 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from harness.load.config import load_worker_config
+from harness.load.forward import MasterSink
 from harness.load.samples import Sample
 from harness.load.worker import WorkerRun
+from harness.load.workload import Session
 
 CONFIG = load_worker_config()
 RUN = WorkerRun(CONFIG)
@@ -41,6 +46,13 @@ def _report_to_locust(environment: Environment, sample: Sample) -> None:
     )
 
 
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _on_init(environment: Environment, **_: Any) -> None:
+    # Workers elsewhere send their samples here: the master writes them into the run's folder.
+    if CONFIG.forward_to_master and isinstance(environment.runner, MasterRunner):
+        MasterSink(Path(CONFIG.sample_dir)).register(environment.runner.register_message)
+
+
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
@@ -48,7 +60,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     # LocalRunner and WorkerRunner both carry worker_index (0 when local).
     index = int(getattr(runner, "worker_index", 0))
-    RUN.start(index, on_sample=lambda s: _report_to_locust(environment, s))
+    forward = CONFIG.forward_to_master
+    RUN.start(
+        index,
+        on_sample=lambda s: _report_to_locust(environment, s),
+        send=runner.send_message if forward else None,
+        quit_worker=runner.quit,
+    )
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
@@ -64,13 +82,14 @@ class LLMUser(User):
 
     def on_start(self) -> None:
         self.llm = RUN.client()
+        self.session: Session | None = None  # multi-turn: this user's conversation
 
     def on_stop(self) -> None:
         self.llm.close()
 
     @task
     def request(self) -> None:
-        RUN.closed_loop_step(self.llm)
+        self.session = RUN.closed_loop_step(self.llm, self.session)
 
 
 class OpenLoopUser(User):

@@ -23,7 +23,7 @@ from harness.errors import ConfigError, ConfigProblem
 from harness.exit_codes import EXIT_FAIL, EXIT_INTERRUPTED, exit_code
 from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_scenario
 from harness.load.target import Target, check_url, from_ready_file
-from harness.spec.load import LoadSpec
+from harness.spec.load import LoadSpec, OpenLoop
 
 if TYPE_CHECKING:  # the report module pulls numpy in; `harness --help` should not wait for it
     from harness.load.report import LoadReport
@@ -62,7 +62,8 @@ ScenarioOpt = Annotated[
     str | None,
     typer.Option(
         "--scenario",
-        help="Scenario: chat, long-prompt, cache-mix, burst, tenants, or a load spec file.",
+        help="Scenario: chat, long-prompt, cache-mix, burst, tenants, dataset, multi-turn, "
+        "shared-prefix, tokens, trace, or a load spec file.",
     ),
 ]
 RateOpt = Annotated[
@@ -115,6 +116,45 @@ PrefixShareOpt = Annotated[
     typer.Option(
         "--prefix-share",
         help="Share (0-1) of every prompt that is one prefix common to the run (prefix caching).",
+    ),
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Conversations file (JSONL: ShareGPT-style `conversations` or `messages`) whose "
+        "user turns are the prompts.",
+    ),
+]
+TraceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trace",
+        help="Replay a trace (Mooncake JSONL or Azure CSV): arrivals at its recorded times, "
+        "its input/output lengths (open loop).",
+    ),
+]
+TokenizerUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer-url",
+        help="Model server whose /tokenize sizes prompts (workload.tokenizer); default: a stack's "
+        "primary model server, else --target.",
+    ),
+]
+ExternalWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--external-workers",
+        help="Run only Locust's master here and wait for this many workers started elsewhere "
+        "(the command to start them is printed); they send their samples here for one report.",
+    ),
+]
+MasterBindOpt = Annotated[
+    str,
+    typer.Option(
+        "--master-bind",
+        help="With --external-workers: HOST:PORT the master listens on (port 0: a free one).",
     ),
 ]
 NoDefaultChecksOpt = Annotated[
@@ -236,12 +276,52 @@ def _show(report: LoadReport, path: Path, json_path: Path | None) -> Path:
     return json_path or path
 
 
+def _master_bind(value: str) -> str:
+    """HOST:PORT for the master; port 0 becomes a free one."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(
+            CLI_SOURCE, [ConfigProblem("--master-bind", f"expected HOST:PORT, got {value!r}")]
+        )
+    if int(port) == 0:
+        from harness.stack.ports import free_ports
+
+        port = str(free_ports(1)[0])
+    return f"{host}:{port}"
+
+
 def register(app: typer.Typer) -> None:
-    app.command("load")(load_command)
+    # `harness load [OPTIONS]` runs a load test (the group's own callback); `harness load merge
+    # DIR...` is its one subcommand.
+    load_app = typer.Typer(add_completion=False)
+    load_app.callback(invoke_without_command=True)(load_command)
+    load_app.command("merge")(merge_command)
+    app.add_typer(load_app, name="load")
     app.command("capacity")(capacity_command)
 
 
+def merge_command(
+    folders: Annotated[
+        list[Path], typer.Argument(help="Run folders (or sample folders) written separately.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the merged report.json.")
+    ] = None,
+    json_path: JsonOpt = None,
+) -> None:
+    """Merge load runs written separately into one report: exact percentiles over the union."""
+    from harness.load.merge import merge_runs
+
+    rd = _run_dir(out, "load-merged")
+    report = merge_runs(folders, rd)
+    typer.echo(f"report: {_show(report, rd / 'report.json', json_path)}")
+    code = exit_code(report.outcome)
+    if code:
+        raise typer.Exit(code)
+
+
 def load_command(
+    ctx: typer.Context,
     target: TargetOpt = None,
     api_key: ApiKeyOpt = None,
     ready_file: ReadyOpt = None,
@@ -265,12 +345,29 @@ def load_command(
     prompt_words: PromptWordsOpt = None,
     ignore_eos: IgnoreEosOpt = None,
     prefix_share: PrefixShareOpt = None,
+    dataset: DatasetOpt = None,
+    trace: TraceOpt = None,
+    tokenizer_url: TokenizerUrlOpt = None,
+    external_workers: ExternalWorkersOpt = None,
+    master_bind: MasterBindOpt = "127.0.0.1:0",
     no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
-    """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view."""
+    """Drive load at a stack or endpoint; print exact percentiles, goodput and the server's view.
+
+    `harness load merge DIR...` merges run folders written separately into one report."""
+    if ctx.invoked_subcommand is not None:
+        return  # `harness load merge ...`
     from harness.load.execute import LoadInterrupted, measure_load
 
     _check_target(target, ready_file, stack, provider)
+    bind = _master_bind(master_bind) if external_workers is not None else None
+    if external_workers is not None:
+        if processes is not None:
+            raise ConfigError(
+                CLI_SOURCE,
+                [ConfigProblem("--processes", "give --external-workers or --processes, not both")],
+            )
+        processes = external_workers
     spec = _build_spec(
         scenario,
         Overrides(
@@ -288,6 +385,8 @@ def load_command(
             prompt_words=prompt_words,
             ignore_eos=ignore_eos,
             prefix_share=prefix_share,
+            dataset=dataset,
+            trace=trace,
         ),
     )
     rd = _run_dir(run_dir, "load")
@@ -295,8 +394,17 @@ def load_command(
         with resolve_target(
             target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
         ) as tgt:
+            if tokenizer_url is not None:
+                tgt = dataclasses.replace(
+                    tgt, tokenizer_url=check_url(tokenizer_url, "--tokenizer-url")
+                )
             report = measure_load(
-                spec, tgt, rd, progress=_echo_err, default_checks=not no_default_checks
+                spec,
+                tgt,
+                rd,
+                progress=_echo_err,
+                default_checks=not no_default_checks,
+                master_bind=bind,
             )
     except LoadInterrupted as stopped:
         # Here the stack (if this command started one) is already down: the interrupt went
@@ -387,6 +495,17 @@ def capacity_command(
             prefix_share=prefix_share,
         ),
     )
+    if isinstance(base.load, OpenLoop) and base.load.trace is not None:
+        raise ConfigError(
+            CLI_SOURCE,
+            [
+                ConfigProblem(
+                    "--scenario (load.arrival)",
+                    "a trace sets its own arrival times; capacity varies the rate: use a "
+                    "constant or poisson scenario",
+                )
+            ],
+        )
     rd = _run_dir(run_dir, "capacity")
     with resolve_target(
         target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider

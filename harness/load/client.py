@@ -95,6 +95,8 @@ class LLMClient:
         self.max_idle = max_idle
         self._idle: list[gevent.socket.socket] = []
         self._ssl = gevent.ssl.create_default_context() if self.tls else None
+        # The text of the last answer, for a request planned with keep_text (one user per client).
+        self.last_text = ""
 
     # --- connections -------------------------------------------------------------------------
     def _connect(self) -> gevent.socket.socket:
@@ -141,7 +143,7 @@ class LLMClient:
     def execute(self, plan: RequestPlan, intended_s: float | None = None) -> Sample:
         request_id = f"{self.run_tag}-{self.worker}-{plan.seq}"
         data = self._request_bytes(plan, request_id)
-        interp = StreamInterpreter()
+        interp = StreamInterpreter(keep_text=plan.keep_text)
         resp = _Response(interp)
         error: _Failed | None = None
         sock: gevent.socket.socket | None = None
@@ -191,6 +193,7 @@ class LLMClient:
         end = clock.now()
         sample = self._sample(plan, intended_s, sent, end, resp, interp, error, request_id)
         sample.retries = retries
+        self.last_text = "".join(interp.text)
         return sample
 
     @staticmethod
@@ -244,6 +247,9 @@ class LLMClient:
             e2e_ms=(end - sent) * 1000.0,
             status=status,
             client_request_id=request_id,
+            turn=plan.turn,
+            prefix_group=plan.prefix_group,
+            planned_tokens=plan.planned_tokens,
         )
         if resp.headers_s is not None:
             s.ttfb_ms = (resp.headers_s - sent) * 1000.0
@@ -272,4 +278,5 @@ class LLMClient:
         s.prompt_tokens = interp.prompt_tokens
         s.output_chunks = interp.chunks
         s.finish_reason = interp.finish_reason
+        s.cached_tokens = interp.cached_tokens
         return s

@@ -31,6 +31,18 @@ class WorkerConfig(BaseModel):
     # Seconds the shape keeps users alive at most; the harness normally stops Locust earlier,
     # as soon as every worker has written its done file.
     hard_stop_s: float
+    # From the serving model's tokenizer (workload.tokenizer): words that are one token each,
+    # the instruction's tokens, and each dataset conversation's first-turn tokens by line.
+    one_token_words: list[str] | None = None
+    instruction_tokens: int | None = None
+    token_lengths: dict[int, int] | None = None
+    # The chat template's tokens around one user message / a system and a user message.
+    template_tokens: tuple[int, int] | None = None
+    # The workers run elsewhere (`--external-workers`): they send their samples to the master
+    # over Locust's messages, and the master writes them under sample_dir.
+    forward_to_master: bool = False
+    # Where that master listens for them ("127.0.0.1:5557").
+    master_bind: str | None = None
 
     @property
     def open_loop(self) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.load.report import LoadReport, host_info, outcome_of
 from harness.load.runner import Progress, run_load
 from harness.load.target import Target
+from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
 from harness.measure.server import ServerView, collect_view
 from harness.measure.summary import summarize
 from harness.provenance import git_sha, now_iso
@@ -35,13 +36,22 @@ def measure_load(
     progress: Progress | None = None,
     server_view: bool = True,
     default_checks: bool = True,
+    master_bind: str | None = None,
 ) -> LoadReport:
     """Run, summarize and write `run_dir/report.json`; raise LoadInterrupted after writing it
     when the run was stopped early. The report's config is the spec as run: with the seed drawn
     for it when the spec had none. `default_checks=False` leaves out the default checks (error
     rate, achieved vs offered) that otherwise decide the outcome beside the SLOs."""
-    run = run_load(spec, target, run_dir, progress, default_checks=default_checks)
+    cache_url = (target.tokenizer_url or target.url) if opted_in(spec) else None
+    before = read_counters(cache_url) if cache_url else None
+    run = run_load(
+        spec, target, run_dir, progress, default_checks=default_checks, master_bind=master_bind
+    )
     summary = summarize(run.samples, run.context)
+    workload = None
+    if cache_url:
+        after = read_counters(cache_url)
+        workload = build_view(run.samples, counter_deltas(cache_url, before, after))
     view: ServerView | None = None
     # An interrupted run skips the Prometheus queries: whoever pressed Ctrl-C wants out now.
     if server_view and target.prometheus and not run.interrupted:
@@ -57,6 +67,7 @@ def measure_load(
         outcome="interrupted" if run.interrupted else outcome_of(summary),
         summary=summary,
         server=view,
+        workload=workload,
         samples_dir=str(run.run_dir / "samples"),
         locust_log=str(run.locust_log),
     )

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness import __version__, provenance
+from harness.load.workload_view import WorkloadView, render_view
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
 from harness.measure.summary import LoadSummary
@@ -45,6 +46,8 @@ class LoadReport(BaseModel):
     outcome: Outcome
     summary: LoadSummary
     server: ServerView | None = None
+    # The opt-in workloads' own figures (tokens sent and served, per turn, prefix cache).
+    workload: WorkloadView | None = None
     samples_dir: str
     locust_log: str
 
@@ -125,7 +128,9 @@ def render(report: LoadReport) -> str:
         err += "  by status " + ", ".join(f"{k}: {v}" for k, v in c.by_status.items())
         err += "  by kind " + ", ".join(f"{k}: {v}" for k, v in c.by_kind.items())
     lines.append(err)
-    served = ", ".join(f"{k} {v / max(c.ok, 1):.1%}" for k, v in s.served.counts.items())
+    # Shares of the requests answered with a status (a degraded 503 counts), as the summary's.
+    answered = max(sum(s.served.counts.values()), 1)
+    served = ", ".join(f"{k} {v / answered:.1%}" for k, v in s.served.counts.items())
     cache = s.cache
     lines.append(
         f"  served by: {served or '-'};  cache hit rate {_pct(cache.hit_rate)} "
@@ -165,6 +170,8 @@ def render(report: LoadReport) -> str:
         lines.append(f"  {tag}: {r}")
     for w in s.validity.warnings:
         lines.append(f"  warning: {w}")
+    if report.workload is not None:
+        lines += render_view(report.workload)
     if report.server is not None:
         lines += _render_server(report.server)
     return "\n".join(lines)

@@ -32,10 +32,13 @@ from types import FrameType
 from harness.errors import HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
+from harness.load.dataset import read_conversations, select
 from harness.load.profile import build_profile
 from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
 from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.load.target import Target, discover_model
+from harness.load.tokens import TokenSizing, sizing_for_run
+from harness.load.trace import read_trace
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT, runs_dir
@@ -48,6 +51,8 @@ from harness.stack.process import descendants, pid_alive, tail_file
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
 # Locust's import, fork and worker handshake; generous for a loaded 2-core machine.
 STARTUP_ALLOWANCE_S = 30.0
+# Workers on other machines are started by hand once the master is up.
+EXTERNAL_WORKERS_WAIT_S = 300.0
 PROGRESS_EVERY_S = 2.0
 
 Progress = Callable[[str], None]
@@ -85,7 +90,13 @@ def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
         "--stop-timeout", f"{stop_timeout_s:g}",
         "--loglevel", "INFO",
     ]  # fmt: skip
-    if cfg.spec.processes > 1:
+    if cfg.master_bind is not None:
+        host, _, port_s = cfg.master_bind.rpartition(":")
+        cmd += [
+            "--master", "--expect-workers", str(cfg.spec.processes),
+            "--master-bind-host", host, "--master-bind-port", port_s,
+        ]  # fmt: skip
+    elif cfg.spec.processes > 1:
         port = free_ports(1)[0]
         cmd += [
             "--processes", str(cfg.spec.processes),
@@ -156,7 +167,7 @@ def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | N
     return proc.poll()
 
 
-def _read_accounts(sample_dir: Path) -> list[WorkerAccount]:
+def read_accounts(sample_dir: Path) -> list[WorkerAccount]:
     out = []
     for p in sorted(sample_dir.glob(DONE_GLOB)):
         d = json.loads(p.read_text())
@@ -239,11 +250,16 @@ def run_load(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     default_checks: bool = True,
+    master_bind: str | None = None,
 ) -> LoadRun:
     """Run one load test to the end and return its samples; never leaves a process behind.
 
     `stop` (set from another thread, e.g. when the run is driven from a background thread that
     signals cannot reach) ends the run early exactly as an interruption does.
+
+    `master_bind` ("127.0.0.1:PORT"): Locust runs here as master only and waits for
+    `spec.processes` workers started elsewhere with this run's `load-config.json`; they send
+    their samples here (forward.py), so the report is the same as a local run's.
 
     A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) during the run stops Locust and
     returns what was recorded, with `interrupted` set; the caller decides what to do next.
@@ -268,6 +284,7 @@ def run_load(
     if repeat:
         emit(f"warning: {repeat}")
     hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
+    sizing = _token_sizing(spec, target, model, run_dir, emit)
     cfg = WorkerConfig(
         spec=spec,
         target_url=target.url,
@@ -277,6 +294,12 @@ def run_load(
         run_tag=run_dir.name[:24] or "run",
         seed=seed,
         hard_stop_s=hard_stop,
+        one_token_words=sizing.one_token_words if sizing else None,
+        instruction_tokens=sizing.instruction_tokens if sizing else None,
+        token_lengths=sizing.token_lengths if sizing and spec.workload.dataset else None,
+        template_tokens=_template_tokens(sizing),
+        forward_to_master=master_bind is not None,
+        master_bind=master_bind,
     )
     cfg_path = run_dir / "load-config.json"
     cfg.write(cfg_path)
@@ -288,9 +311,18 @@ def run_load(
         f"for {spec.duration_s:g}s, "
         f"{spec.processes} process(es), seed {seed}"
     )
+    startup_s = STARTUP_ALLOWANCE_S
+    if master_bind is not None:
+        startup_s = EXTERNAL_WORKERS_WAIT_S
+        host, _, port = master_bind.rpartition(":")
+        emit(
+            f"waiting up to {startup_s:g}s for {spec.processes} worker(s); start each with:\n"
+            f"  HARNESS_LOAD_CONFIG={cfg_path} locust -f {LOCUSTFILE} --worker "
+            f"--master-host {host} --master-port {port} {cfg.user_class}"
+        )
     printer = _ProgressPrinter(sample_dir, spec.duration_s, emit)
     t_start = time.monotonic()
-    hard_deadline = t_start + STARTUP_ALLOWANCE_S + hard_stop
+    hard_deadline = t_start + startup_s + hard_stop
     problems: list[str] = []
     launched_s = clock.now()
     interrupted_s: float | None = None
@@ -326,11 +358,9 @@ def run_load(
                 if time.monotonic() > hard_deadline:
                     problems.append("the run passed its hard deadline and was stopped")
                     break
-                if time.monotonic() > t_start + STARTUP_ALLOWANCE_S and not any(
-                    sample_dir.glob("*.jsonl")
-                ):
+                if time.monotonic() > t_start + startup_s and not any(sample_dir.glob("*.jsonl")):
                     raise LoadRunError(
-                        f"no load worker started within {STARTUP_ALLOWANCE_S:g}s\n"
+                        f"no load worker started within {startup_s:g}s\n"
                         f"--- last lines of {log_path} ---\n{tail_file(log_path, 25)}"
                     )
                 if stop is not None and stop.is_set():
@@ -352,8 +382,8 @@ def run_load(
         interrupted_s = clock.now()  # the signal came while Locust was being stopped
     printer.tick()
     samples = read_samples(sample_dir)
-    accounts = _read_accounts(sample_dir)
-    ctx = _context(spec, samples, accounts, problems, launched_s, interrupted_s)
+    accounts = read_accounts(sample_dir)
+    ctx = run_context(spec, samples, accounts, problems, launched_s, interrupted_s)
     ctx.default_checks = default_checks
     ctx.warnings = [repeat] if repeat else []
     return LoadRun(
@@ -369,6 +399,39 @@ def run_load(
     )
 
 
+def _token_sizing(
+    spec: LoadSpec, target: Target, model: str, run_dir: Path, emit: Progress
+) -> TokenSizing | None:
+    """workload.tokenizer: the run's sizing in the model's tokens (tokens.py), the dataset's
+    length filters checked again in tokens."""
+    w = spec.workload
+    if not w.tokenizer:
+        return None
+    convs = read_conversations(Path(w.dataset.path)) if w.dataset is not None else None
+    url = target.tokenizer_url or target.url
+    sizing = sizing_for_run(run_dir, url, model, target.api_key, convs)
+    if w.dataset is not None and convs is not None:
+        select(convs, w.dataset, sizing.token_lengths)
+    emit(
+        f"tokenizer {url}/tokenize: {len(sizing.one_token_words)} one-token words, instruction "
+        f"{sizing.instruction_tokens} tokens; check prompt {sizing.check_tokens} tokens for "
+        f"{sizing.instruction_tokens} + {sizing.check_words} "
+        + ("(exact)" if sizing.exact else "(NOT exact: sizes are approximate)")
+        + (
+            f"; chat template {sizing.template_user} tokens around a user message"
+            if sizing.template_user is not None
+            else "; chat template tokens unknown (sizes count the messages only)"
+        )
+    )
+    return sizing
+
+
+def _template_tokens(sizing: TokenSizing | None) -> tuple[int, int] | None:
+    if sizing is None or sizing.template_user is None or sizing.template_system_user is None:
+        return None
+    return sizing.template_user, sizing.template_system_user
+
+
 def _model_for(target: Target) -> str:
     try:
         return discover_model(target)
@@ -381,12 +444,14 @@ def _model_for(target: Target) -> str:
 def _describe(spec: LoadSpec) -> str:
     load = spec.load
     shape = "" if spec.shape.kind == "steady" else f" ({spec.shape.kind})"
+    if isinstance(load, OpenLoop) and load.trace is not None:
+        return f"trace replay {Path(load.trace.path).name} x{load.trace.speedup:g}"
     if isinstance(load, OpenLoop):
         return f"open loop {load.arrival} {load.rate_rps:g} req/s{shape}"
     return f"closed loop {load.users} users{shape}"
 
 
-def _context(
+def run_context(
     spec: LoadSpec,
     samples: list[Sample],
     accounts: list[WorkerAccount],
@@ -412,7 +477,10 @@ def _context(
         # 1 ms at least: the rates divide by it.
         ran = duration = min(max(interrupted_s - start, 1e-3), spec.duration_s)
     expected = None
-    if isinstance(load, OpenLoop):
+    if isinstance(load, OpenLoop) and load.trace is not None:
+        trace = read_trace(Path(load.trace.path), load.trace)
+        expected = float(sum(1 for e in trace if e.offset_s < duration))
+    elif isinstance(load, OpenLoop):
         expected = build_profile(spec.shape, load.rate_rps, spec.duration_s).cumulative(duration)
     return RunContext(
         start_s=start,

@@ -58,6 +58,13 @@ class Sample:
     client_request_id: str = ""
     # 1 when a pooled connection turned out closed and the request went again on a new one.
     retries: int = 0
+    # Opt-in workloads: the turn of a multi-turn session (1-based), the shared prefix the prompt
+    # began with, the prompt tokens meant (trace / tokenizer-sized) and those the server said it
+    # took from its prefix cache.
+    turn: int | None = None
+    prefix_group: int | None = None
+    planned_tokens: int | None = None
+    cached_tokens: int | None = None
 
     @property
     def ok(self) -> bool:

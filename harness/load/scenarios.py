@@ -33,6 +33,8 @@ _OPTION_OF_FIELD = {
     "workload.prompt_words": "--prompt-words",
     "workload.ignore_eos": "--ignore-eos",
     "workload.prefix_share": "--prefix-share",
+    "workload.dataset": "--dataset",
+    "load.trace": "--trace",
     "model": "--model",
     "seed": "--seed",
     "slos": "--slo",
@@ -67,10 +69,13 @@ def _name_options(err: ConfigError, given: set[str]) -> ConfigError:
 
 
 def _load_file(path: Path) -> LoadSpec:
+    from harness.load.inputs import resolve_inputs
+
     try:
-        return load_yaml_model(LoadSpec, path)
+        spec = load_yaml_model(LoadSpec, path)
     except ConfigError as err:
         raise _untag(err) from None
+    return resolve_inputs(spec, path.parent, str(path))
 
 
 def builtin_scenarios() -> list[str]:
@@ -116,6 +121,8 @@ class Overrides:
     prompt_words: int | None = None
     ignore_eos: bool | None = None
     prefix_share: float | None = None
+    dataset: str | None = None  # a conversations file (JSONL), relative to the current folder
+    trace: str | None = None  # a trace file (open loop at its recorded times)
 
 
 ENDPOINTS = {"chat": 0.0, "completions": 1.0}  # --endpoint -> workload.completion_share
@@ -147,6 +154,17 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
         data["load"] = {**keep, "kind": "closed", "users": o.users}
     if o.arrival is not None:
         data["load"]["arrival"] = o.arrival
+    if o.trace is not None:
+        old = data["load"].get("trace") or {}
+        keep = data["load"] if data["load"]["kind"] == "open" else {}
+        data["load"] = {
+            **keep,
+            "kind": "open",
+            "arrival": "trace",
+            "trace": {**old, "path": o.trace},
+        }
+    if o.dataset is not None:
+        data["workload"]["dataset"] = {**(data["workload"].get("dataset") or {}), "path": o.dataset}
     if o.shape is not None:
         data["shape"] = {**data["shape"], "kind": o.shape}
     for key, value in (
@@ -187,10 +205,17 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
             ("--prompt-words", o.prompt_words),
             ("--ignore-eos", o.ignore_eos),
             ("--prefix-share", o.prefix_share),
+            ("--dataset", o.dataset),
+            ("--trace", o.trace),
         )
         if value is not None
     }
     try:
-        return parse_model(LoadSpec, data, CLI_SOURCE)
+        spec = parse_model(LoadSpec, data, CLI_SOURCE)
     except ConfigError as err:
         raise _name_options(err, given) from None
+    if o.dataset is None and o.trace is None:
+        return spec
+    from harness.load.inputs import resolve_inputs
+
+    return resolve_inputs(spec, Path.cwd(), CLI_SOURCE)

@@ -3,6 +3,8 @@
 An event "carries text" when any choice has non-empty `text` (completions), `delta.content`,
 `delta.reasoning_content` or `delta.tool_calls` (chat). Time to first token is the arrival of the
 first such event, not of the first byte: servers send a role-only chunk (and headers) early.
+Prompt tokens the server took from its prefix cache: `usage.prompt_tokens_details.cached_tokens`
+(OpenAI, vLLM with prompt token details on) or llama.cpp's `timings.cache_n`.
 Per SSE, an event is dispatched at the blank line that ends it; both arrive in one segment in
 practice, so the stamp is the time the bytes were received.
 """
@@ -27,8 +29,31 @@ def _has_text(choice: dict[str, Any]) -> bool:
     )
 
 
+def _text(choice: dict[str, Any]) -> str:
+    if isinstance(choice.get("text"), str):
+        return str(choice["text"])
+    delta = choice.get("delta") or choice.get("message") or {}
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _cached(obj: dict[str, Any]) -> int | None:
+    usage = obj.get("usage")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        return int(details["cached_tokens"])
+    timings = obj.get("timings")
+    if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        return int(timings["cache_n"])
+    return None
+
+
 class StreamInterpreter:
-    def __init__(self) -> None:
+    def __init__(self, keep_text: bool = False) -> None:
+        # The generated text is kept only when asked (a multi-turn session appends it).
+        self.keep_text = keep_text
+        self.text: list[str] = []
+        self.cached_tokens: int | None = None
         self.first_text_s: float | None = None
         self.last_text_s: float | None = None
         self.gaps_ms: list[float] = []
@@ -115,6 +140,8 @@ class StreamInterpreter:
             if not isinstance(ch, dict):
                 continue
             text = text or _has_text(ch)
+            if self.keep_text:
+                self.text.append(_text(ch))
             if ch.get("finish_reason"):
                 self.finish_reason = str(ch["finish_reason"])
         if text:
@@ -124,6 +151,8 @@ class StreamInterpreter:
             elif self.last_text_s is not None:
                 self.gaps_ms.append((t - self.last_text_s) * 1000.0)
             self.last_text_s = t
+        if (cached := _cached(obj)) is not None:
+            self.cached_tokens = cached
         usage = obj.get("usage")
         if isinstance(usage, dict):
             ct, pt = usage.get("completion_tokens"), usage.get("prompt_tokens")

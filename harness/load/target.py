@@ -18,6 +18,8 @@ class Target:
     model: str | None = None
     prometheus: str | None = None
     source: str = "--target"  # how it was chosen, for the report
+    # The model server whose /tokenize sizes prompts in tokens (workload.tokenizer); None: `url`.
+    tokenizer_url: str | None = None
 
     def redacted(self) -> dict[str, object]:
         key = self.api_key
@@ -28,6 +30,7 @@ class Target:
             "model": self.model,
             "prometheus": self.prometheus,
             "source": self.source,
+            "tokenizer_url": self.tokenizer_url,
         }
 
 
@@ -62,7 +65,9 @@ def from_endpoints(ep: object, source: str = "stack") -> Target:
 
     assert isinstance(ep, Endpoints)
     model = ep.served_models.get("primary") if ep.served_models else None
+    servers = ep.model_pools.get("primary") or ep.model_servers
     return Target(
+        tokenizer_url=servers[0].rstrip("/") if servers else None,
         url=ep.nginx.rstrip("/"),
         api_key=ep.api_key,
         model=model,

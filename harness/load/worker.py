@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +22,17 @@ from harness.load import clock
 from harness.load.arrivals import arrival_offsets
 from harness.load.client import LLMClient
 from harness.load.config import WorkerConfig
+from harness.load.dataset import read_conversations, select
+from harness.load.forward import DONE, START, ForwardingWriter, Send
 from harness.load.profile import Profile, build_profile
 from harness.load.samples import Sample, SampleWriter
-from harness.load.workload import RequestPlan, WorkloadGenerator
+from harness.load.trace import TraceEntry, read_trace
+from harness.load.workload import RequestPlan, Session, WorkloadGenerator
 from harness.spec.load import ClosedLoop, OpenLoop
 
 _FLUSH_EVERY_S = 0.5
 _IDLE_S = 3600.0
+_QUIT_AFTER_DONE_S = 1.0  # the done message is on its way to the master first
 
 
 @dataclass
@@ -60,8 +64,16 @@ class WorkerRun:
         self.done = False
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self, worker_index: int, on_sample: Callable[[Sample], None] | None = None) -> None:
-        """Called at Locust's test_start in each worker (never in the master)."""
+    def start(
+        self,
+        worker_index: int,
+        on_sample: Callable[[Sample], None] | None = None,
+        send: Send | None = None,
+        quit_worker: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Called at Locust's test_start in each worker (never in the master). With `send` (a
+        worker whose master is elsewhere), samples, start and done go to the master instead, and
+        `quit_worker` ends this worker a moment after its done message went."""
         if self.started:
             return
         self.started = True
@@ -71,16 +83,40 @@ class WorkerRun:
         self.deadline = self.t0 + self.cfg.spec.duration_s
         self._cpu0 = time.process_time()
         d = Path(self.cfg.sample_dir)
-        self.writer = SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
+        self.send = send
+        self.quit_worker = quit_worker
+        self.writer: SampleWriter | ForwardingWriter = (
+            ForwardingWriter(send, worker_index)
+            if send is not None
+            else SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
+        )
+        w = self.cfg.spec.workload
+        convs = (
+            select(read_conversations(Path(w.dataset.path)), w.dataset, self.cfg.token_lengths)
+            if w.dataset is not None
+            else None
+        )
         self.workload = WorkloadGenerator(
-            self.cfg.spec.workload,
+            w,
             self.cfg.model,
             self.cfg.api_key,
             self.cfg.seed,
             worker_index,
+            workers=self.cfg.spec.processes,
+            conversations=convs,
+            one_token_words=self.cfg.one_token_words,
+            instruction_tokens=self.cfg.instruction_tokens,
+            token_lengths=self.cfg.token_lengths,
+            template_tokens=self.cfg.template_tokens,
+            block_tokens=load.trace.block_tokens
+            if isinstance(load := self.cfg.spec.load, OpenLoop) and load.trace
+            else 512,
         )
-        start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
-        start.write_text(json.dumps({"t0_s": self.t0}))
+        if send is not None:
+            send(START, {"worker": worker_index, "pid": os.getpid(), "t0_s": self.t0})
+        else:
+            start = d / f"start-{worker_index:03d}-{os.getpid()}.json"
+            start.write_text(json.dumps({"t0_s": self.t0}))
         gevent.spawn(self._flusher)
         gevent.spawn(self._finisher)
 
@@ -101,24 +137,41 @@ class WorkerRun:
         )
 
     # --- requests ----------------------------------------------------------------------------
-    def execute(self, client: LLMClient, plan: RequestPlan, intended_s: float | None) -> None:
+    def execute(self, client: LLMClient, plan: RequestPlan, intended_s: float | None) -> bool:
+        """Send one request and record it; True when it succeeded (and was recorded)."""
         self._in_flight[plan.seq] = _InFlight(plan, intended_s, clock.now())
         try:
             sample = client.execute(plan, intended_s)
         finally:
             self._in_flight.pop(plan.seq, None)
         if plan.seq in self._abandoned or self.done:
-            return  # already recorded as unfinished
+            return False  # already recorded as unfinished
         self.writer.write(sample)
         if self.on_sample is not None:
             self.on_sample(sample)
+        return sample.ok
 
-    def closed_loop_step(self, client: LLMClient) -> None:
-        """One iteration of a closed-loop user: a request, or idling once the run is over."""
+    def closed_loop_step(self, client: LLMClient, session: Session | None = None) -> Session | None:
+        """One iteration of a closed-loop user: a request, or idling once the run is over.
+
+        With multi-turn sessions the user's conversation goes in and the one to continue comes
+        back (None: start a new one): the answer is appended, then the think time passes. A
+        failed turn ends its conversation (there is no answer to append)."""
         if not self.started or clock.now() >= self.deadline:
             gevent.sleep(_IDLE_S)
-            return
-        self.execute(client, self.workload.next(), None)
+            return None
+        sessions = self.cfg.spec.workload.sessions
+        if sessions is None:
+            self.execute(client, self.workload.next_request(), None)
+            return None
+        if session is None or session.over:
+            session = self.workload.new_session()
+        if not self.execute(client, self.workload.next_turn(session), None) or session.over:
+            return None
+        session.answered(client.last_text)
+        if sessions.think_time_s:
+            gevent.sleep(sessions.think_time_s)
+        return session
 
     def think_time_s(self) -> float:
         load = self.cfg.spec.load
@@ -136,9 +189,16 @@ class WorkerRun:
         slots = gevent.lock.BoundedSemaphore(max(1, load.max_in_flight // n))
         client = self.client(max_idle=max(1, load.max_in_flight // n))
         give_up = self.deadline + self.cfg.spec.drain_timeout_s
-        offsets = arrival_offsets(load, self.profile, self.worker, n, self.cfg.seed)
+        sized: Iterator[tuple[float, TraceEntry | None]]
+        if load.trace is not None:
+            trace = read_trace(Path(load.trace.path), load.trace)[self.worker :: n]
+            end = self.cfg.spec.duration_s
+            sized = iter([(e.offset_s, e) for e in trace if e.offset_s < end])
+        else:
+            offs = arrival_offsets(load, self.profile, self.worker, n, self.cfg.seed)
+            sized = ((off, None) for off in offs)
         try:
-            for off in offsets:
+            for off, entry in sized:
                 intended = self.t0 + off
                 delay = intended - clock.now()
                 if delay > 0:
@@ -146,12 +206,17 @@ class WorkerRun:
                 if slots.locked():
                     self.cap_waits += 1
                 if not slots.acquire(timeout=max(0.0, give_up - clock.now())):
-                    self.not_sent += 1 + sum(1 for _ in offsets)
+                    self.not_sent += 1 + sum(1 for _ in sized)
                     break
                 self.scheduled += 1
                 # Counted before it runs, so the finisher cannot miss an arrival not yet started.
                 self._spawned += 1
-                gevent.spawn(self._arrival, client, self.workload.next(), intended, slots)
+                plan = (
+                    self.workload.for_trace(entry)
+                    if entry is not None
+                    else self.workload.next_request()
+                )
+                gevent.spawn(self._arrival, client, plan, intended, slots)
         finally:
             self._pacer_done = True
 
@@ -224,6 +289,11 @@ class WorkerRun:
             "cpu_s": time.process_time() - self._cpu0,
             "wall_s": wall,
         }
+        if self.send is not None:
+            self.send(DONE, info)
+            # Nothing is left for this worker to do; its master (elsewhere) may not tell it so.
+            gevent.spawn_later(_QUIT_AFTER_DONE_S, self.quit_worker)
+            return
         path = Path(self.cfg.sample_dir) / f"done-{self.worker:03d}-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))

@@ -46,6 +46,27 @@ class ClosedLoop(Strict):
     think_time_s: Seconds = Field(0.0, ge=0)
 
 
+class Trace(Strict):
+    """Arrivals and sizes replayed from a recorded trace: each line a request at its recorded time.
+
+    mooncake: JSONL with `timestamp` (ms), `input_length`, `output_length` (tokens), `hash_ids`.
+    azure: CSV with TIMESTAMP (a date-time), ContextTokens, GeneratedTokens. Times count from the
+    trace's first request; `speedup` divides them (2: twice as fast). A relative path is relative
+    to the spec file's folder.
+    """
+
+    path: str = Field(min_length=1)
+    format: Literal["auto", "mooncake", "azure"] = "auto"
+    speedup: float = Field(1.0, gt=0, le=10_000)
+    # Replay at most this many requests (the run also ends at duration_s).
+    max_requests: int = Field(100_000, ge=1, le=10_000_000)
+    # Skip this many requests from the start of the trace.
+    offset: int = Field(0, ge=0)
+    # Mooncake hash_ids: each id stands for a block of this many prompt tokens (words without the
+    # tokenizer); requests sharing leading ids share that prefix, as in the recorded traffic.
+    block_tokens: int = Field(512, ge=1, le=100_000)
+
+
 class OpenLoop(Strict):
     """Requests arrive on a schedule regardless of how fast earlier ones finish.
 
@@ -56,13 +77,21 @@ class OpenLoop(Strict):
     kind: Literal["open"] = "open"
     rate_rps: float = Field(5.0, gt=0, le=100_000)
     # constant: evenly spaced; poisson: exponential gaps (seeded); burst: `burst_size` requests at
-    # the same instant, groups spaced so the mean rate is `rate_rps` (rate-limit tests).
-    arrival: Literal["constant", "poisson", "burst"] = "poisson"
+    # the same instant, groups spaced so the mean rate is `rate_rps` (rate-limit tests); trace:
+    # the recorded times and sizes of `trace` (rate_rps and the shape are not used then).
+    arrival: Literal["constant", "poisson", "burst", "trace"] = "poisson"
+    trace: Trace | None = None
     burst_size: int = Field(10, ge=1)
     # Requests in flight at once per run; an arrival finding no free slot waits (and counts as lag).
     max_in_flight: int = Field(1000, ge=1)
     # The run is invalid when p99 of (actual - intended send time) exceeds this.
     max_send_lag_ms: float = Field(50.0, gt=0)
+
+    @model_validator(mode="after")
+    def _trace_given(self) -> OpenLoop:
+        if (self.arrival == "trace") != (self.trace is not None):
+            raise ValueError("arrival: trace and a `trace:` section go together (give both)")
+        return self
 
 
 LoadModel = Annotated[ClosedLoop | OpenLoop, Field(discriminator="kind")]
@@ -94,6 +123,54 @@ class Tenant(Strict):
     weight: float = Field(1.0, gt=0)
 
 
+class Dataset(Strict):
+    """Prompts from a conversations file (JSONL), one conversation a line, in either layout:
+    ShareGPT-style {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]} or
+    {"messages": [{"role": "user", "content": ...}, ...]}. A relative path is relative to the spec
+    file's folder. Conversations are drawn by the run's seed.
+    """
+
+    path: str = Field(min_length=1)
+    # random: drawn with replacement by the seed; sequential: in file order, wrapping around.
+    order: Literal["random", "sequential"] = "random"
+    # Keep conversations whose first user message has this many words (tokens when
+    # `workload.tokenizer` is on) at least / at most.
+    min_prompt_len: int = Field(1, ge=1)
+    max_prompt_len: int | None = Field(None, ge=1)
+    # Use at most this many conversations (the first ones that pass the filters).
+    limit: int | None = Field(None, ge=1)
+    # Ask for the recorded answer's length (in words, as max_tokens) instead of workload.max_tokens.
+    answer_len_as_max_tokens: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> Dataset:
+        if self.max_prompt_len is not None and self.max_prompt_len < self.min_prompt_len:
+            raise ValueError("max_prompt_len is below min_prompt_len")
+        return self
+
+
+class Sessions(Strict):
+    """Multi-turn conversations: each closed-loop user keeps one for `turns` turns; every turn sends
+    the whole conversation so far (previous answers included) plus the next user message. With a
+    dataset, a conversation's own user turns are used (as many as it has, up to `turns`). Turns go
+    to /v1/chat/completions (a conversation has roles)."""
+
+    turns: int = Field(4, ge=1, le=100)
+    # Pause between a turn's answer and the next turn (a user reading and typing).
+    think_time_s: Seconds = Field(0.0, ge=0)
+    # Words of each generated follow-up user message (without a dataset).
+    turn_words: int = Field(16, ge=1, le=100_000)
+
+
+class SharedPrefix(Strict):
+    """`groups` fixed system prompts (documents) of `words` words; this `share` of requests starts
+    with one of them (picked evenly), the rest have none. What a server's prefix cache reuses."""
+
+    groups: int = Field(4, ge=1, le=10_000)
+    words: int = Field(256, ge=1, le=200_000)
+    share: float = Field(0.8, ge=0, le=1)
+
+
 class Workload(Strict):
     """What each request looks like. Prompts come from the run's seed: same seed, same prompts."""
 
@@ -114,6 +191,13 @@ class Workload(Strict):
     repeated_share: float = Field(0.0, ge=0, le=1)
     repeated_pool: int = Field(8, ge=1)
     tenants: tuple[Tenant, ...] = ()
+    # Opt-in production-like workloads (none changes the default one above).
+    dataset: Dataset | None = None
+    sessions: Sessions | None = None
+    shared_prefix: SharedPrefix | None = None
+    # Size prompts in the serving model's tokens (its /tokenize endpoint): prompt_words and
+    # trace input lengths become token counts, dataset length filters count tokens.
+    tokenizer: bool = False
 
     @field_validator("tenants")
     @classmethod
@@ -168,4 +252,9 @@ class LoadSpec(Strict):
                 raise ValueError(f"shape.spike_at_s ({at}s) is not inside the run")
         if isinstance(self.load, OpenLoop) and self.load.rate_rps * self.duration_s > 10_000_000:
             raise ValueError("rate_rps * duration_s exceeds 10 million requests")
+        if self.workload.sessions is not None and not isinstance(self.load, ClosedLoop):
+            raise ValueError(
+                "workload.sessions needs a closed loop (load.kind: closed): each user keeps "
+                "its conversation"
+            )
         return self

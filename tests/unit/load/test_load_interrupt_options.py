@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.load.cli import target_problems
-from harness.load.runner import _context, _signals_held
+from harness.load.runner import _signals_held, run_context
 from harness.load.samples import Sample
 from harness.spec.load import LoadSpec, OpenLoop
 
@@ -49,15 +49,15 @@ def sample(i: int) -> Sample:
 
 def test_an_interrupted_run_covers_the_time_that_ran() -> None:
     spec = LoadSpec(duration_s=60, load=OpenLoop(rate_rps=5, arrival="constant"))
-    ctx = _context(spec, [sample(i) for i in range(4)], [], [], T0 - 2, interrupted_s=T0 + 4.5)
+    ctx = run_context(spec, [sample(i) for i in range(4)], [], [], T0 - 2, interrupted_s=T0 + 4.5)
     assert ctx.start_s == T0 and ctx.duration_s == pytest.approx(4.5)
     assert ctx.interrupted_after_s == pytest.approx(4.5)
     assert ctx.expected_requests == pytest.approx(22.5)  # 5 req/s for 4.5 s, not for 60 s
     # nothing recorded yet: the span counts from Locust's launch
-    empty = _context(spec, [], [], [], T0, interrupted_s=T0 + 3)
+    empty = run_context(spec, [], [], [], T0, interrupted_s=T0 + 3)
     assert empty.duration_s == pytest.approx(3) and empty.interrupted_after_s == pytest.approx(3)
     # a complete run is unchanged
-    full = _context(spec, [sample(0)], [], [])
+    full = run_context(spec, [sample(0)], [], [])
     assert full.duration_s == 60 and full.expected_requests == pytest.approx(300)
     assert full.interrupted_after_s is None
 

@@ -91,3 +91,11 @@ def test_a_failed_default_check_fails_the_run() -> None:
     failing = r.summary.default_checks[0].model_copy(update={"passed": False})
     r.summary.default_checks = [failing]
     assert outcome_of(r.summary) == "failed"
+
+
+def test_served_by_shares_are_of_the_requests_answered() -> None:
+    r = report()
+    served = r.summary.served.model_copy(update={"counts": {"degraded": 3, "primary": 1}})
+    summary = r.summary.model_copy(update={"served": served})
+    text = render(r.model_copy(update={"summary": summary}))
+    assert "served by: degraded 75.0%, primary 25.0%" in text

@@ -1,0 +1,156 @@
+"""Prompt sizes in the serving model's own tokens, through the model server's `/tokenize`.
+
+llama.cpp (`{"content": ...}`) and vLLM (`{"model": ..., "prompt": ...}`) both answer
+`{"tokens": [...]}`; one body carries both fields. The harness calls the model server itself (a
+stack's primary model server; `--target` itself otherwise): the gateway serves the OpenAI API only.
+
+The chat template's own tokens are measured too (llama.cpp: `/apply-template`, then `/tokenize`
+with its special tokens; vLLM: `/tokenize` of the messages), so a planned size is what the server
+will count for the whole prompt, and a trace's input length is matched as the server counts it.
+
+Sizing is measured once per run and kept in the run folder (`tokens.json`, reused when the same
+server and model are asked again): which vocabulary words are exactly one token (a prompt of N of
+them is N tokens after the instruction), how many tokens the instruction takes, and each dataset
+conversation's first-turn length. A check tokenizes one generated prompt whole and records whether
+its count is what the sizing predicts, so a tokenizer that merges across words is seen, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from harness.errors import HarnessError
+from harness.load.dataset import Conversation
+from harness.load.workload import INSTRUCTION, VOCAB
+
+CACHE_NAME = "tokens.json"
+_CHECK_WORDS = 64
+
+
+class TokenizeError(HarnessError):
+    """The model server's /tokenize did not answer as llama.cpp or vLLM do."""
+
+
+@dataclass
+class TokenSizing:
+    url: str
+    model: str
+    one_token_words: list[str]
+    instruction_tokens: int
+    token_lengths: dict[int, int]  # dataset conversation (line) -> first-turn tokens
+    check_words: int  # the check prompt: words after the instruction
+    check_tokens: int  # ... and the tokens the server counted for the whole prompt
+    # Tokens the chat template adds around one user message, and around a system message and a
+    # user message; None when the server cannot say (then sizes are the messages' own tokens).
+    template_user: int | None = None
+    template_system_user: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.check_tokens == self.instruction_tokens + self.check_words
+
+
+class Tokenizer:
+    def __init__(self, url: str, model: str, api_key: str = "", timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(headers=headers, timeout=timeout_s)
+
+    def count(self, text: str) -> int:
+        body = {
+            "content": text,
+            "prompt": text,
+            "model": self.model,
+            "add_special": False,
+            "add_special_tokens": False,
+        }
+        try:
+            r = self._http.post(f"{self.url}/tokenize", json=body)
+            r.raise_for_status()
+            tokens = r.json()["tokens"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise TokenizeError(
+                f"POST {self.url}/tokenize failed ({type(exc).__name__}: {exc}); "
+                "workload.tokenizer needs a llama.cpp or vLLM model server"
+            ) from None
+        if not isinstance(tokens, list):
+            raise TokenizeError(f"{self.url}/tokenize answered no token list")
+        return len(tokens)
+
+    def template(self, messages: list[dict[str, str]]) -> int | None:
+        """Tokens the chat template adds to `messages` (each message's own tokens taken off)."""
+        own = sum(self.count(m["content"]) for m in messages)
+        try:
+            r = self._http.post(f"{self.url}/apply-template", json={"messages": messages})
+            if r.status_code == 200 and isinstance(r.json().get("prompt"), str):
+                body = {"content": r.json()["prompt"], "add_special": True}
+                whole = len(self._http.post(f"{self.url}/tokenize", json=body).json()["tokens"])
+                return whole - own
+            body2 = {"model": self.model, "messages": messages, "add_generation_prompt": True}
+            r = self._http.post(f"{self.url}/tokenize", json=body2)
+            if r.status_code == 200 and isinstance(r.json().get("tokens"), list):
+                return len(r.json()["tokens"]) - own
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> TokenSizing:
+    """What the module docstring says, in one pass over the server (one request per word)."""
+    one = [w for w in VOCAB if tok.count(f" {w}") == 1]
+    if len(one) < 16:
+        raise TokenizeError(
+            f"only {len(one)} of {len(VOCAB)} vocabulary words are one token for this model: "
+            "token-sized prompts need at least 16"
+        )
+    instruction = tok.count(INSTRUCTION)
+    words = random.Random("tokens:check").choices(one, k=_CHECK_WORDS)
+    check = tok.count(f"{INSTRUCTION} {' '.join(words)}")
+    lengths = {c.index: tok.count(c.first) for c in conversations or []}
+    user = [{"role": "user", "content": "hello"}]
+    system = [{"role": "system", "content": "hello"}, *user]
+    return TokenSizing(
+        tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check,
+        tok.template(user), tok.template(system),
+    )  # fmt: skip
+
+
+def sizing_for_run(
+    run_dir: Path,
+    url: str,
+    model: str,
+    api_key: str = "",
+    conversations: list[Conversation] | None = None,
+) -> TokenSizing:
+    """The run folder's sizing when it was measured for this server, model and dataset; else
+    measured now and stored there."""
+    path = run_dir / CACHE_NAME
+    want = {c.index for c in conversations or []}
+    try:
+        d = json.loads(path.read_text())
+        d["token_lengths"] = {int(k): int(v) for k, v in d["token_lengths"].items()}
+        cached = TokenSizing(**d)
+        if (
+            cached.url == url.rstrip("/")
+            and cached.model == model
+            and set(cached.token_lengths) == want
+        ):
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    tok = Tokenizer(url, model, api_key)
+    try:
+        sizing = measure(tok, conversations)
+    finally:
+        tok.close()
+    path.write_text(json.dumps(asdict(sizing), indent=1))
+    return sizing
