@@ -54,6 +54,13 @@ ProviderOpt = Annotated[
         help="local (processes) or docker (containers), for the stack this command brings up.",
     ),
 ]
+AllowRemoteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-remote",
+        help="Let --target (or an external stack spec) be a non-loopback address.",
+    ),
+]
 PromOpt = Annotated[
     str | None,
     typer.Option("--prometheus", help="Prometheus URL for the server-side view (with --target)."),
@@ -192,10 +199,21 @@ def _run_dir(given: Path | None, prefix: str) -> Path:
 
 
 def target_problems(
-    target: str | None, ready_file: Path | None, stack: Path | None, provider: str | None
+    target: str | None,
+    ready_file: Path | None,
+    stack: Path | None,
+    provider: str | None,
+    allow_remote: bool = False,
 ) -> list[ConfigProblem]:
     """Everything wrong with the target options together (checked before anything starts)."""
+    from harness.stack.external import is_loopback
+
     problems = []
+    if target is not None and not allow_remote and not is_loopback(target):
+        problems.append(ConfigProblem(
+            "--target", f"{target} is not a loopback address; pass --allow-remote to send load "
+            "there",
+        ))  # fmt: skip
     if target is not None and ready_file is not None:
         problems.append(ConfigProblem("--target/--ready-file", "give one of them, not both"))
     given = "--target" if target is not None else "--ready-file" if ready_file else None
@@ -227,10 +245,11 @@ def resolve_target(
     run_dir: Path,
     progress: Callable[[str], None],
     provider: str | None = None,
+    allow_remote: bool = False,
 ) -> Iterator[Target]:
     """Yield the target; a stack started here is torn down when the block ends (also when an
     interrupt or error propagates through it)."""
-    problems = target_problems(target, ready_file, stack, provider)
+    problems = target_problems(target, ready_file, stack, provider, allow_remote)
     if problems:
         raise ConfigError(CLI_SOURCE, problems)
     if target is not None:
@@ -249,7 +268,11 @@ def resolve_target(
     stack_spec = load_stack_spec(stack)
     progress(f"no --target or --ready-file: bringing up the stack ({stack or 'reference stack'})")
     with start_stack(
-        stack_spec, run_dir=run_dir / "stack", provider=provider, progress=progress
+        stack_spec,
+        run_dir=run_dir / "stack",
+        provider=provider,
+        progress=progress,
+        allow_remote=allow_remote,
     ) as running:
         yield from_endpoints(running.endpoints, source="stack started by harness load")
 
@@ -259,9 +282,13 @@ def _build_spec(scenario: str | None, o: Overrides) -> LoadSpec:
 
 
 def _check_target(
-    target: str | None, ready_file: Path | None, stack: Path | None, provider: str | None
+    target: str | None,
+    ready_file: Path | None,
+    stack: Path | None,
+    provider: str | None,
+    allow_remote: bool,
 ) -> None:
-    problems = target_problems(target, ready_file, stack, provider)
+    problems = target_problems(target, ready_file, stack, provider, allow_remote)
     if problems:
         raise ConfigError(CLI_SOURCE, problems)
 
@@ -327,6 +354,7 @@ def load_command(
     ready_file: ReadyOpt = None,
     stack: StackOpt = None,
     provider: ProviderOpt = None,
+    allow_remote: AllowRemoteOpt = False,
     prometheus: PromOpt = None,
     scenario: ScenarioOpt = None,
     rate: RateOpt = None,
@@ -359,7 +387,7 @@ def load_command(
         return  # `harness load merge ...`
     from harness.load.execute import LoadInterrupted, measure_load
 
-    _check_target(target, ready_file, stack, provider)
+    _check_target(target, ready_file, stack, provider, allow_remote)
     bind = _master_bind(master_bind) if external_workers is not None else None
     if external_workers is not None:
         if processes is not None:
@@ -392,7 +420,7 @@ def load_command(
     rd = _run_dir(run_dir, "load")
     try:
         with resolve_target(
-            target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
+            target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider, allow_remote
         ) as tgt:
             if tokenizer_url is not None:
                 tgt = dataclasses.replace(
@@ -426,6 +454,7 @@ def capacity_command(
     ready_file: ReadyOpt = None,
     stack: StackOpt = None,
     provider: ProviderOpt = None,
+    allow_remote: AllowRemoteOpt = False,
     prometheus: PromOpt = None,
     scenario: ScenarioOpt = None,
     arrival: ArrivalOpt = None,
@@ -458,7 +487,7 @@ def capacity_command(
     from harness.load.execute import LoadInterrupted, measure_load
 
     slos = list(slo or [])
-    problems = target_problems(target, ready_file, stack, provider)
+    problems = target_problems(target, ready_file, stack, provider, allow_remote)
     if not [s for s in slos if not s.startswith("error_rate")]:
         problems.append(
             ConfigProblem(
@@ -508,7 +537,7 @@ def capacity_command(
         )
     rd = _run_dir(run_dir, "capacity")
     with resolve_target(
-        target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider
+        target, api_key, ready_file, stack, prometheus, rd, _echo_err, provider, allow_remote
     ) as tgt:
 
         def run_at(rate: float) -> CapacityStep:

@@ -131,3 +131,12 @@ def test_experiment_needs() -> None:
         }
     )
     assert experiment_needs(exp) == ("processes", "alerts", "served_by")
+
+
+def test_load_refuses_a_remote_target_unless_allowed() -> None:
+    from harness.load.cli import target_problems
+
+    (problem,) = target_problems("http://192.168.1.20:8000", None, None, None)
+    assert problem.location == "--target" and "--allow-remote" in problem.message
+    assert target_problems("http://192.168.1.20:8000", None, None, None, allow_remote=True) == []
+    assert target_problems("http://127.0.0.1:8000", None, None, None) == []
