@@ -107,3 +107,5 @@ class GatewayRuntimeConfig(Strict):
     primary_model: str = "primary"
     fallback_model: str = "fallback"
     settings: GatewaySettings = GatewaySettings()
+    # The log store's JSON-lines insert URL; the gateway pushes its log lines there too.
+    logs_url: str | None = None
