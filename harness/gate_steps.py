@@ -18,6 +18,8 @@ from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
+from harness.gate_logs import attach, collect_evidence, log_checks, samples_under
+from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
 from harness.probes.accounting import probe_cost, probe_injection
@@ -39,6 +41,7 @@ from harness.verdict.baseline import (
     trend,
 )
 from harness.verdict.checks import CheckResult
+from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy
 from harness.verdict.resources import judge_resources
 
@@ -233,6 +236,36 @@ def history_record(ctx: GateContext) -> HistoryRecord:
     )  # fmt: skip
 
 
+class Logs(Step):
+    """The log store's checks after the load and the experiments, and the load step's evidence
+    attached to its checks."""
+
+    title = "logs"
+
+    def run(self, ctx: GateContext) -> None:
+        names = (ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS)
+        ep = ctx.stack.endpoints
+        if not ctx.gate.probes.logs or ep.logs is None:
+            for name in names:
+                ctx.add(disabled(name, "logging"))
+            return
+        store = LogStore(ep.logs)
+        auth = ctx.stack.spec.gateway.settings.auth
+        load = samples_under(ctx.out_dir / "load") if ctx.gate.load is not None else []
+        try:
+            checks = log_checks(store, ep.nginx, ep.api_key, auth.api_keys, load)
+            attach(
+                collect_evidence(store, load),
+                [c for c in ctx.report.checks if c.category in ("slo", "load")] or checks,
+            )
+        except Exception as exc:  # the store is evidence too: its failure is an error check
+            checks = [CheckResult(name=n, category="logging", outcome="error",
+                                  reasons=[f"log store: {type(exc).__name__}: {exc}"])
+                      for n in names]  # fmt: skip
+        for check in checks:
+            ctx.add(check)
+
+
 class Experiments(Step):
     title = "experiments"
 
@@ -259,10 +292,25 @@ def run_experiments(
         else:
             checks = result.checks
             report.experiments.append(result.journal(str(exp.path)))
+            experiment_evidence(stack, out_dir / f"experiment-{i}", checks, bus.note)
         for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
         write_reports(report, out_dir)
+
+
+def experiment_evidence(
+    stack: RunningStack, run_dir: Path, checks: list[CheckResult], note: Progress
+) -> None:
+    """An experiment's failed, degraded and fallback requests with their log lines."""
+    if stack.endpoints.logs is None:
+        return
+    store = LogStore(stack.endpoints.logs)
+    try:
+        store.settle()
+        attach(collect_evidence(store, samples_under(run_dir)), checks)
+    except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
+        note(f"log evidence for {run_dir.name} not read: {type(exc).__name__}: {exc}")
 
 
 def spare_key(stack: RunningStack) -> str | None:
@@ -286,6 +334,7 @@ def plan_gate(ctx: GateContext) -> list[Step]:
         steps.append(Load())
     if ctx.experiments:
         steps.append(Experiments())
+    steps.append(Logs())  # after the load and experiments it reads the lines of
     if spare is None:  # the gate's own key: last, once the experiments' faults have healed
         steps.append(RateLimit(ctx.stack.endpoints.api_key, fresh_key=False,
                                heal_first=bool(ctx.experiments)))  # fmt: skip

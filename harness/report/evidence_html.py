@@ -1,0 +1,40 @@
+"""A check's evidence in the HTML report: each traced request with its lines from each layer."""
+
+from __future__ import annotations
+
+import html
+
+from harness.observe.logs import LogLine, RequestEvidence
+
+# Shown first on each line, in this order; the rest follow by name.
+_LEADING = ("status", "error", "served_by", "fallback_reason", "upstream", "upstream_status",
+            "request_time", "latency_ms", "exception_type", "_msg", "msg")  # fmt: skip
+_HIDDEN = frozenset({"request_id", "client_request_id", "ts", "logger", "level", "replica"})
+
+
+def _line(line: LogLine) -> str:
+    e = html.escape
+    f = line.fields
+    keys = [k for k in _LEADING if k in f] + sorted(k for k in f if k not in _LEADING)
+    text = " ".join(f"{k}={f[k]}" for k in keys if k not in _HIDDEN)
+    who = line.layer + (f" {f['replica']}" if "replica" in f else "")
+    return f"<tr><td>{e(line.time)}</td><td>{e(who)}</td><td><code>{e(text)}</code></td></tr>"
+
+
+def render_evidence(evidence: list[RequestEvidence]) -> str:
+    if not evidence:
+        return ""
+    e = html.escape
+    parts = []
+    for ev in evidence:
+        layers = ", ".join(ev.layers) or "no line in the log store"
+        rows = "".join(_line(x) for x in ev.lines)
+        parts.append(
+            f"<details><summary><code>{e(ev.request_id)}</code> &middot; {e(ev.outcome)}"
+            f" &middot; {len(ev.lines)} lines ({e(layers)})</summary>"
+            f"<table class=evidence>{rows}</table></details>"
+        )
+    return (
+        f"<tr><td></td><td colspan=4><b>Evidence: {len(evidence)} failed, degraded or fallback "
+        f"requests and their log lines</b>{''.join(parts)}</td></tr>"
+    )
