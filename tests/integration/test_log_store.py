@@ -1,0 +1,102 @@
+"""The log store in the real local stack (simulated model servers): VictoriaLogs ready and
+scraped, every request's lines from nginx and the gateway found by its id with LogsQL, a stalled
+store that slows no request, and a traceback shipped by the gateway's handler that the check
+finds."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.log_shipping import LogStoreHandler
+from harness.observe.logs import LogStore, time_filter
+from harness.spec.stack import ModelPool, SimulatorServer, StackSpec
+from harness.stack.logs_service import SERVICE, jsonline_url
+from harness.stack.orchestrator import start_stack
+from harness.stack.provider import RunningStack
+from harness.verdict.logs import judge_exceptions
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SPEC = StackSpec(
+    primary=ModelPool(replicas=1, server=SimulatorServer(time_to_first_token_ms=5)),
+    fallback=ModelPool(replicas=1, server=SimulatorServer(served_name="sim-fallback")),
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with start_stack(SPEC, run_dir=tmp_path_factory.mktemp("logs") / "run") as running:
+        yield running
+
+
+def _chat(stack: RunningStack, rid: str, key: str | None) -> httpx.Response:
+    headers = {"X-Request-Id": rid, **({"Authorization": f"Bearer {key}"} if key else {})}
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    return httpx.post(f"{stack.endpoints.nginx}/v1/chat/completions", json=body,
+                      headers=headers, timeout=30)  # fmt: skip
+
+
+def test_the_store_is_ready_scraped_and_holds_each_layers_lines(stack: RunningStack) -> None:
+    ep = stack.endpoints
+    assert ep.logs is not None and ep.logs.startswith("http://127.0.0.1:")
+    targets = httpx.get(f"{ep.prometheus}/api/v1/targets", timeout=5).json()["data"]
+    pools = {t["scrapePool"]: t["health"] for t in targets["activeTargets"]}
+    assert pools.get("victoria-logs") == "up", pools
+
+    tag = uuid.uuid4().hex[:8]
+    ok, denied = f"ok-{tag}", f"denied-{tag}"
+    assert _chat(stack, ok, ep.api_key).status_code == 200
+    assert _chat(stack, denied, None).status_code == 401
+    store = LogStore(ep.logs)
+    store.settle()
+    lines = store.lines_of([ok, denied])
+    assert {x.layer for x in lines[ok]} == {"gateway", "nginx"}, lines[ok]
+    gw = next(x for x in lines[denied] if x.layer == "gateway").fields
+    assert gw["status"] == "401" and gw["error"] == "missing_api_key"
+    nginx = next(x for x in lines[denied] if x.layer == "nginx").fields
+    assert nginx["status"] == "401" and nginx["uri"] == "/v1/chat/completions"
+
+
+def test_a_stalled_store_slows_or_fails_no_request(stack: RunningStack) -> None:
+    """The store is stopped (SIGSTOP): the shippers' posts hang, the answers do not."""
+    ep = stack.endpoints
+    store = stack.service(SERVICE)
+    store.pause()
+    try:
+        statuses = [_chat(stack, f"stalled-{i}", ep.api_key).status_code for i in range(30)]
+    finally:
+        store.resume()
+    assert statuses == [200] * 30
+
+
+def test_a_traceback_shipped_by_the_gateway_handler_fails_the_exception_check(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    ep = stack.endpoints
+    assert ep.logs is not None
+    store = LogStore(ep.logs)
+    t0 = time.time()
+    store.settle()
+    clean = store.query(f"{time_filter(t0 - 1, time.time())} level:in(error,critical)")
+    assert judge_exceptions(clean, "clean").outcome == "pass"
+
+    handler = LogStoreHandler(jsonline_url(ep.logs), {"layer": "gateway", "replica": "planted"})
+    log = logging.getLogger("test.planted.exception")
+    log.addHandler(handler)
+    try:
+        {}["missing"]  # noqa: B018 - the planted bug
+    except KeyError:
+        log.exception("unhandled", extra={"fields": {"request_id": "planted-1"}})
+    handler.close()
+    store.flush()
+    rows = store.query(f"{time_filter(t0 - 1, time.time() + 1)} level:in(error,critical)")
+    check = judge_exceptions(rows, "planted")
+    assert check.outcome == "fail", check
+    assert "KeyError" in check.reasons[0] and "planted-1" in check.reasons[0]
