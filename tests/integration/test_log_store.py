@@ -91,7 +91,7 @@ def test_a_traceback_shipped_by_the_gateway_handler_fails_the_exception_check(
     log = logging.getLogger("test.planted.exception")
     log.addHandler(handler)
     try:
-        {}["missing"]  # noqa: B018 - the planted bug
+        {}["missing"]
     except KeyError:
         log.exception("unhandled", extra={"fields": {"request_id": "planted-1"}})
     handler.close()
