@@ -16,8 +16,6 @@ from harness.observe.logs import LogStore, RequestEvidence, time_filter
 from harness.probes.logs import send_error_requests
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import (
-    CATEGORY,
-    NO_EXCEPTIONS,
     ErrorAnswer,
     judge_error_lines,
     judge_exceptions,
@@ -95,15 +93,13 @@ def log_checks(
     lines = store.lines_of([a.request_id for a in answers], limit=20 * len(answers) + 100)
     checks = [judge_error_lines(answers, lines)]
 
-    if not load_samples:
-        checks.append(CheckResult(name=NO_EXCEPTIONS, category=CATEGORY, outcome="skipped",
-                                  reasons=["the gate ran no load step"]))  # fmt: skip
-    else:
-        window = time_filter(
-            min(s.sent_s for s in load_samples) - 1, max(s.done_s for s in load_samples) + 1
-        )
-        rows = store.query(f"{window} level:in(error,critical)", limit=STORE_LINES_CAP)
-        checks.append(judge_exceptions(rows, window))
+    # The load step's window; the whole run when the gate has no load step.
+    window = "*"
+    if load_samples:
+        window = time_filter(min(s.sent_s for s in load_samples) - 1,
+                             max(s.done_s for s in load_samples) + 1)  # fmt: skip
+    rows = store.query(f"{window} level:in(error,critical)", limit=STORE_LINES_CAP)
+    checks.append(judge_exceptions(rows, window))
 
     secrets = {f"API key {redact(k)}": k for k in api_keys}
     secrets |= {f"planted {kind}": value for kind, value in PLANTED.items()}

@@ -17,7 +17,7 @@ from harness.verdict.checks import CheckResult
 
 CATEGORY = "logging"
 ERRORS_LOGGED = "error answers logged with request id and reason"
-NO_EXCEPTIONS = "no unhandled exception logged during load"
+NO_EXCEPTIONS = "no unhandled exception logged"
 NO_SECRETS = "no API key or prompt PII in the logs"
 SHOWN = 5  # reasons listed per check; the count says how many more
 
@@ -75,7 +75,8 @@ def judge_exceptions(rows: Sequence[Mapping[str, Any]], window: str) -> CheckRes
     return CheckResult.from_reasons(
         NO_EXCEPTIONS, CATEGORY, _more(failures),
         {"lines_read": len(rows), "unhandled": len(found), "window": window},
-        f"no traceback in {len(rows)} error-level lines of the load step",
+        f"no traceback in {len(rows)} error-level lines"
+        + (" of the load step" if window != "*" else " of the run"),
     )  # fmt: skip
 
 
