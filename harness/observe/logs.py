@@ -127,3 +127,19 @@ def to_line(row: dict[str, Any]) -> LogLine:
 def request_query(request_id: str) -> str:
     """The LogsQL a person pastes to see one request's lines across the layers."""
     return f"{ids_filter([request_id])} | sort by (_time)"
+
+
+# This run's failed, degraded and fallback answers, newest first (the store holds one run).
+FAILED_QUERY = "status:>=400 or served_by:in(fallback,degraded) | sort by (_time desc) | limit 50"
+
+
+def how_to_query(url: str) -> list[str]:
+    """What `harness up` prints under the log store's address: commands ready to paste."""
+    curl = f"curl -s {url}/select/logsql/query --data-urlencode"
+    return [
+        f"  logs         {url}   (VictoriaLogs; LogsQL at /select/logsql/query)",
+        "    this run's failed, degraded and fallback requests, newest first:",
+        f"      {curl} 'query={FAILED_QUERY}'",
+        "    one request's lines from nginx and the gateway (its X-Request-Id):",
+        f"      {curl} 'query={request_query('REQUEST_ID')}'",
+    ]
