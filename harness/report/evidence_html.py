@@ -18,7 +18,10 @@ def _line(line: LogLine) -> str:
     keys = [k for k in _LEADING if k in f] + sorted(k for k in f if k not in _LEADING)
     text = " ".join(f"{k}={f[k]}" for k in keys if k not in _HIDDEN)
     who = line.layer + (f" {f['replica']}" if "replica" in f else "")
-    return f"<tr><td>{e(line.time)}</td><td>{e(who)}</td><td><code>{e(text)}</code></td></tr>"
+    # "2026-11-30T15:07:35.805651456Z" -> "15:07:35.805651" (the report's header has the date)
+    clock = line.time[11:26] if "T" in line.time else line.time
+    cells = f'<td title="{e(line.time)}">{e(clock)}</td><td>{e(who)}</td>'
+    return f"<tr>{cells}<td><code>{e(text)}</code></td></tr>"
 
 
 def render_evidence(evidence: list[RequestEvidence]) -> str:
