@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.log_shipping import LogStoreHandler
-from harness.observe.logs import LogStore, time_filter
+from harness.observe.logs import FAILED_QUERY, LogStore, request_query, time_filter
 from harness.spec.stack import ModelPool, SimulatorServer, StackSpec
 from harness.stack.logs_service import SERVICE, jsonline_url
 from harness.stack.orchestrator import start_stack
@@ -62,6 +62,12 @@ def test_the_store_is_ready_scraped_and_holds_each_layers_lines(stack: RunningSt
     assert gw["status"] == "401" and gw["error"] == "missing_api_key"
     nginx = next(x for x in lines[denied] if x.layer == "nginx").fields
     assert nginx["status"] == "401" and nginx["uri"] == "/v1/chat/completions"
+    assert nginx["_msg"] == "access"
+    # The queries `harness up` prints run as printed.
+    failed = store.query(FAILED_QUERY)
+    assert denied in {r.get("request_id") for r in failed}
+    assert ok not in {r.get("request_id") for r in failed}
+    assert {r["layer"] for r in store.query(request_query(ok))} == {"gateway", "nginx"}
 
 
 def test_a_stalled_store_slows_or_fails_no_request(stack: RunningStack) -> None:
