@@ -2,7 +2,8 @@
 
 Evidence: every failed, degraded or fallback request of the load step or an experiment (up to
 `EVIDENCE_CAP` each) with its lines from each layer, read from the store by request id and
-attached to the checks of that step that did not pass (or to its first check when all passed).
+attached to the first check of that step that did not pass (or to its first check when all
+passed).
 The checks are judged in `harness/verdict/logs.py`.
 """
 
@@ -67,12 +68,12 @@ def collect_evidence(
 
 
 def attach(evidence: list[RequestEvidence], checks: Sequence[CheckResult]) -> None:
-    """Under the checks that did not pass; under the first when every one passed."""
+    """Under the step's first check that did not pass (once: a report shows it there); under
+    its first check when every one passed."""
     if not evidence or not checks:
         return
     failing = [c for c in checks if c.outcome not in ("pass", "skipped")]
-    for c in failing or list(checks[:1]):
-        c.evidence = evidence
+    (failing or list(checks))[0].evidence = evidence
 
 
 def error_answers(samples: Sequence[Sample], source: str) -> list[ErrorAnswer]:

@@ -87,3 +87,18 @@ def test_store_rows_become_lines_and_ids_are_quoted() -> None:
     line = to_line(row)
     assert line.layer == "nginx" and line.fields == {"status": "502"}
     assert ids_filter(['a"b']) == '(request_id:in("a\\"b") or client_request_id:in("a\\"b"))'
+
+
+def test_evidence_goes_under_the_first_check_that_did_not_pass_else_the_first() -> None:
+    from harness.gate_logs import attach
+    from harness.observe.logs import RequestEvidence
+    from harness.verdict.checks import CheckResult
+
+    ev = [RequestEvidence(request_id="r", status=503, outcome="status 503")]
+    checks = [CheckResult(name=n, category="load", outcome=o)
+              for n, o in (("a", "pass"), ("b", "warn"), ("c", "fail"))]  # fmt: skip
+    attach(ev, checks)
+    assert [len(c.evidence) for c in checks] == [0, 1, 0]
+    passing = [CheckResult(name=n, category="load", outcome="pass") for n in "xy"]
+    attach(ev, passing)
+    assert [len(c.evidence) for c in passing] == [1, 0]
