@@ -9,18 +9,19 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.log_shipping import LogStoreHandler
-from harness.observe.logs import FAILED_QUERY, LogStore, request_query, time_filter
+from harness.gate_logs import log_checks
+from harness.load.samples import Sample
+from harness.observe.logs import FAILED_QUERY, LogStore, request_query
 from harness.spec.stack import ModelPool, SimulatorServer, StackSpec
 from harness.stack.logs_service import SERVICE, jsonline_url
 from harness.stack.orchestrator import start_stack
 from harness.stack.provider import RunningStack
-from harness.verdict.logs import judge_exceptions
+from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,16 +83,25 @@ def test_a_stalled_store_slows_or_fails_no_request(stack: RunningStack) -> None:
     assert statuses == [200] * 30
 
 
-def test_a_traceback_shipped_by_the_gateway_handler_fails_the_exception_check(
-    stack: RunningStack, tmp_path: Path
-) -> None:
+def _load_window(start_s: float, end_s: float) -> list[Sample]:
+    """Two load samples spanning a window (the log checks read the load step's window off them)."""
+    return [
+        Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
+               intended_s=None, sent_s=t, e2e_ms=1.0, status=200)
+        for i, t in enumerate((start_s, end_s))
+    ]  # fmt: skip
+
+
+def test_the_gates_log_checks_pass_then_a_shipped_traceback_fails_one(stack: RunningStack) -> None:
+    """The gate's three log checks on the live store: clean, then with a traceback shipped by the
+    gateway's own handler inside the load window (the planted bug)."""
     ep = stack.endpoints
     assert ep.logs is not None
     store = LogStore(ep.logs)
+    keys = stack.spec.gateway.settings.auth.api_keys
     t0 = time.time()
-    store.settle()
-    clean = store.query(f"{time_filter(t0 - 1, time.time())} level:in(error,critical)")
-    assert judge_exceptions(clean, "clean").outcome == "pass"
+    checks = log_checks(store, ep.nginx, ep.api_key, keys, _load_window(t0, t0 + 1))
+    assert [c.outcome for c in checks] == ["pass", "pass", "pass"], checks
 
     handler = LogStoreHandler(jsonline_url(ep.logs), {"layer": "gateway", "replica": "planted"})
     log = logging.getLogger("test.planted.exception")
@@ -101,8 +111,9 @@ def test_a_traceback_shipped_by_the_gateway_handler_fails_the_exception_check(
     except KeyError:
         log.exception("unhandled", extra={"fields": {"request_id": "planted-1"}})
     handler.close()
-    store.flush()
-    rows = store.query(f"{time_filter(t0 - 1, time.time() + 1)} level:in(error,critical)")
-    check = judge_exceptions(rows, "planted")
-    assert check.outcome == "fail", check
-    assert "KeyError" in check.reasons[0] and "planted-1" in check.reasons[0]
+    checks = log_checks(store, ep.nginx, ep.api_key, keys, _load_window(t0, time.time()))
+    by_name = {c.name: c for c in checks}
+    assert by_name[NO_EXCEPTIONS].outcome == "fail", by_name[NO_EXCEPTIONS]
+    reason = by_name[NO_EXCEPTIONS].reasons[0]
+    assert "KeyError" in reason and "planted-1" in reason
+    assert by_name[ERRORS_LOGGED].outcome == "pass" and by_name[NO_SECRETS].outcome == "pass"
