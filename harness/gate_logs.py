@@ -62,7 +62,7 @@ def collect_evidence(
     lines = store.lines_of([request_id(s) for s, _ in picked])
     return [
         RequestEvidence(request_id=request_id(s), status=s.status, outcome=why,
-                        lines=lines.get(request_id(s), []))
+                        lines=lines.get(request_id(s), []) + store.model_lines(s.sent_s, s.done_s))
         for s, why in picked
     ]  # fmt: skip
 

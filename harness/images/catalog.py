@@ -170,6 +170,7 @@ CATALOG: tuple[LocalImage, ...] = (
     LocalImage("redis_exporter", "redis-exporter"),
     LocalImage("toxiproxy", "toxiproxy", _binary("toxiproxy-server")),
     LocalImage("victoria_logs", "victoria-logs", _binary("victoria-logs")),
+    LocalImage("vlagent", "vlagent", _binary("vlagent")),
     LocalImage("simulator", "simulator", _binary("llm-d-inference-sim")),
     LocalImage("llama_cpp", "llama-cpp", _llama),
     LocalImage("gateway", "gateway", _gateway),

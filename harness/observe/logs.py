@@ -16,21 +16,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 # Fields the store adds to every line; the evidence shows the rest.
-_STORE_FIELDS = frozenset(
-    [
-        "_stream",
-        "_stream_id",
-        "facility",
-        "facility_keyword",
-        "priority",
-        "severity",
-        "format",
-        "timestamp",
-        "hostname",
-        "app_name",
-        "proc_id",
-    ]
-)
+_STORE_FIELDS = frozenset({
+    "_stream", "_stream_id", "facility", "facility_keyword", "priority", "severity", "format",
+    "timestamp", "hostname", "app_name", "proc_id", "file",
+})  # fmt: skip
 
 
 class LogLine(BaseModel):
@@ -40,6 +29,9 @@ class LogLine(BaseModel):
     time: str
     layer: str
     fields: dict[str, str] = Field(default_factory=dict)
+    # Found by time, not by request id (model servers log none): other requests in flight at
+    # the same moment may have written it.
+    by_time: bool = False
 
 
 class RequestEvidence(BaseModel):
@@ -111,6 +103,11 @@ class LogStore:
             if rid in out:
                 out[rid].append(to_line(row))
         return out
+
+    def model_lines(self, start_s: float, end_s: float, limit: int = 10) -> list[LogLine]:
+        """The model servers' lines written while one request was in flight."""
+        rows = self.query(f"layer:=model {time_filter(start_s, end_s)} | sort by (_time)", limit)
+        return [to_line(row).model_copy(update={"by_time": True}) for row in rows]
 
 
 def to_line(row: dict[str, Any]) -> LogLine:

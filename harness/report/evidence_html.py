@@ -18,6 +18,7 @@ def _line(line: LogLine) -> str:
     keys = [k for k in _LEADING if k in f] + sorted(k for k in f if k not in _LEADING)
     text = " ".join(f"{k}={f[k]}" for k in keys if k not in _HIDDEN)
     who = line.layer + (f" {f['replica']}" if "replica" in f else "")
+    who += " (by time)" if line.by_time else ""
     # "2026-11-30T15:07:35.805651456Z" -> "15:07:35.805651" (the report's header has the date)
     clock = line.time[11:26] if "T" in line.time else line.time
     cells = f'<td title="{e(line.time)}">{e(clock)}</td><td>{e(who)}</td>'
@@ -39,5 +40,6 @@ def render_evidence(evidence: list[RequestEvidence]) -> str:
         )
     return (
         f"<tr><td></td><td colspan=4><b>Evidence: {len(evidence)} failed, degraded or fallback "
-        f"requests and their log lines</b>{''.join(parts)}</td></tr>"
+        f"requests and their log lines</b> (nginx and gateway lines by request id; model server "
+        f"lines by time, while the request was in flight){''.join(parts)}</td></tr>"
     )

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
 SIM_IMAGES = ("simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-              "victoria_logs")  # fmt: skip
+              "victoria_logs", "vlagent")  # fmt: skip
 
 
 def _containers(engine: Engine) -> list[str]:

@@ -41,7 +41,7 @@ SIM_SPEC = StackSpec(
 def container_stack(docker_engine: Engine) -> Iterator[RunningStack]:
     docker_engine.require(
         "simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-        "nginx_exporter", "redis_exporter", "victoria_logs",
+        "nginx_exporter", "redis_exporter", "victoria_logs", "vlagent",
     )  # fmt: skip
     lines: list[str] = []
     with start_stack(SIM_SPEC, provider="docker", progress=lines.append) as stack:

@@ -69,6 +69,10 @@ def test_the_store_is_ready_scraped_and_holds_each_layers_lines(stack: RunningSt
     assert denied in {r.get("request_id") for r in failed}
     assert ok not in {r.get("request_id") for r in failed}
     assert {r["layer"] for r in store.query(request_query(ok))} == {"gateway", "nginx"}
+    # The model servers' own log files, shipped by vlagent, tagged with the server's name.
+    model = store.model_lines(time.time() - 600, time.time(), limit=1000)
+    assert {x.fields.get("replica") for x in model} >= {"primary-0"}, model
+    assert all(x.by_time and x.layer == "model" for x in model)
 
 
 def test_a_stalled_store_slows_or_fails_no_request(stack: RunningStack) -> None:

@@ -91,9 +91,9 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
     }
     jobs = {job for job, _ in ups}
     assert {"gateway", "model-primary", "model-fallback", "nginx", "redis", "toxiproxy",
-            "alertmanager", "prometheus", "victoria-logs"} <= jobs  # fmt: skip
+            "alertmanager", "prometheus", "victoria-logs", "vlagent"} <= jobs  # fmt: skip
     assert all(v == "1" for v in ups.values()), ups
-    assert len(ups) == 2 + 3 + 6
+    assert len(ups) == 2 + 3 + 7
 
     # The three PRACTICES.md alert rules are loaded.
     rules = httpx.get(f"{ep.prometheus}/api/v1/rules", timeout=10).json()

@@ -98,3 +98,12 @@ def test_the_log_store_listens_on_loopback_and_every_layer_ships_to_it(plan) -> 
     )
     prom = next(text for path, text in plan.files.items() if path.name == "prometheus.yml")
     assert "job_name: victoria-logs" in prom and f"127.0.0.1:{store.port}" in prom
+    # The agent follows each model server's log file, tagged with its name, into the store.
+    agent = next(s for s in plan.services if s.name == "vlagent")
+    argv = " ".join(agent.argv)
+    assert f"-httpListenAddr=127.0.0.1:{agent.port}" in argv
+    assert f"-remoteWrite.url=http://127.0.0.1:{store.port}/insert/native" in argv
+    globs = [a.split("=", 1)[1] for a in agent.argv if a.startswith("-fileCollector.glob=")]
+    assert [Path(g).name for g in globs] == ["primary-0.log", "primary-1.log", "fallback-0.log"]
+    assert '-fileCollector.extraFields={"layer": "model", "replica": "primary-1"}' in argv
+    assert "job_name: vlagent" in prom
