@@ -145,3 +145,6 @@ def test_the_log_store_container_holds_each_layers_lines(container_stack: Runnin
     store.settle(1.0)
     lines = store.lines_of(["dk-1"])["dk-1"]
     assert {x.layer for x in lines} == {"gateway", "nginx"}, lines
+    # The vlagent container follows the model server containers' log files.
+    replicas = {r.get("replica") for r in store.query("layer:=model")}
+    assert {"primary-0", "primary-1", "fallback-0"} <= replicas, replicas
