@@ -26,6 +26,8 @@ from harness.verdict.logs import (
 from harness.verdict.practices import PLANTED
 
 EVIDENCE_CAP = 20
+# vlagent stamps a model server's line when it reads the file, up to about 1 s after it was written.
+MODEL_LAG_S = 1.0
 ERROR_ANSWERS_CAP = 200  # load-step error answers looked up by the log check (plus the probes')
 STORE_LINES_CAP = 100_000  # lines scanned for keys and PII
 
@@ -59,10 +61,16 @@ def collect_evidence(
     store: LogStore, samples: Sequence[Sample], cap: int = EVIDENCE_CAP
 ) -> list[RequestEvidence]:
     picked = [(s, why) for s in samples if (why := what_went_wrong(s)) is not None][:cap]
+    if not picked:
+        return []
+    store.settle(MODEL_LAG_S)  # the last requests' model-server lines are read and stored
     lines = store.lines_of([request_id(s) for s, _ in picked])
     return [
-        RequestEvidence(request_id=request_id(s), status=s.status, outcome=why,
-                        lines=lines.get(request_id(s), []) + store.model_lines(s.sent_s, s.done_s))
+        RequestEvidence(
+            request_id=request_id(s), status=s.status, outcome=why,
+            lines=lines.get(request_id(s), [])
+            + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S),
+        )
         for s, why in picked
     ]  # fmt: skip
 

@@ -307,7 +307,6 @@ def experiment_evidence(
         return
     store = LogStore(stack.endpoints.logs)
     try:
-        store.settle()
         attach(collect_evidence(store, samples_under(run_dir)), checks)
     except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
         note(f"log evidence for {run_dir.name} not read: {type(exc).__name__}: {exc}")

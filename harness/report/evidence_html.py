@@ -40,6 +40,7 @@ def render_evidence(evidence: list[RequestEvidence]) -> str:
         )
     return (
         f"<tr><td></td><td colspan=4><b>Evidence: {len(evidence)} failed, degraded or fallback "
-        f"requests and their log lines</b> (nginx and gateway lines by request id; model server "
-        f"lines by time, while the request was in flight){''.join(parts)}</td></tr>"
+        f"requests and their log lines</b> (nginx and gateway lines by request id; model-server "
+        f"lines by time: read while the request was in flight or up to 1 s after, so another "
+        f"request's may appear){''.join(parts)}</td></tr>"
     )
