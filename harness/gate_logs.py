@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.load.samples import Sample, read_samples
-from harness.observe.logs import LogStore, RequestEvidence, time_filter
+from harness.observe.logs import LogLine, LogStore, RequestEvidence, time_filter
 from harness.probes.logs import send_error_requests
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import (
@@ -68,11 +68,17 @@ def collect_evidence(
     return [
         RequestEvidence(
             request_id=request_id(s), status=s.status, outcome=why,
-            lines=lines.get(request_id(s), [])
-            + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S),
+            lines=sorted(lines.get(request_id(s), [])
+                         + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S), key=_when),
         )
         for s, why in picked
     ]  # fmt: skip
+
+
+def _when(line: LogLine) -> str:
+    """RFC 3339 times in order, whatever the number of fraction digits the store printed."""
+    head, _, frac = line.time.rstrip("Z").partition(".")
+    return f"{head}.{frac:0<9}"
 
 
 def attach(evidence: list[RequestEvidence], checks: Sequence[CheckResult]) -> None:

@@ -102,3 +102,11 @@ def test_evidence_goes_under_the_first_check_that_did_not_pass_else_the_first() 
     passing = [CheckResult(name=n, category="load", outcome="pass") for n in "xy"]
     attach(ev, passing)
     assert [len(c.evidence) for c in passing] == [1, 0]
+
+
+def test_evidence_lines_order_by_time_whatever_the_fraction_digits() -> None:
+    from harness.gate_logs import _when
+
+    times = ["2026-11-30T15:29:50.71Z", "2026-11-30T15:29:50.7Z", "2026-11-30T15:29:43.297931Z"]
+    lines = [LogLine(time=t, layer="model") for t in times]
+    assert [x.time for x in sorted(lines, key=_when)] == [times[2], times[1], times[0]]
