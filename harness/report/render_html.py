@@ -6,7 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 
 from harness.load.report import LoadReport
-from harness.report.evidence_html import render_evidence
+from harness.report.evidence import render_evidence
 from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries

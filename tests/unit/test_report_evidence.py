@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.observe.logs import LogLine, RequestEvidence
 from harness.report.model import RunReport
 from harness.report.render_html import render_html
+from harness.report.render_text import render_markdown
 from harness.verdict.checks import CheckResult
 
 EVIDENCE = RequestEvidence(
@@ -39,3 +40,9 @@ def test_html_shows_each_request_and_its_lines_under_the_failed_check() -> None:
     assert "<code>load-0-7</code> &middot; status 503 &middot; 2 lines (gateway, nginx)" in page
     assert "status=503 error=breaker_open" in page and ">gateway gateway-1<" in page
     assert ">15:07:35.805651<" in page
+
+
+def test_the_summary_lists_each_traced_request_with_its_layers() -> None:
+    md = render_markdown(_report())
+    assert "## Failed, degraded and fallback requests (lines in report.html)" in md
+    assert "| SLO ttft_p95_ms<=500 | load-0-7 | status 503 | 1 gateway, 1 nginx |" in md

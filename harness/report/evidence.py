@@ -1,10 +1,15 @@
-"""A check's evidence in the HTML report: each traced request with its lines from each layer."""
+"""A check's evidence in the reports: each traced request with its lines from each layer (HTML),
+and one row per request (Markdown summary)."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator, Sequence
 
 from harness.observe.logs import LogLine, RequestEvidence
+from harness.verdict.checks import CheckResult
+
+EVIDENCE_COLUMNS = ("check", "request id", "what happened", "log lines")
 
 # Shown first on each line, in this order; the rest follow by name.
 _LEADING = ("status", "error", "served_by", "fallback_reason", "upstream", "upstream_status",
@@ -44,3 +49,11 @@ def render_evidence(evidence: list[RequestEvidence]) -> str:
         f"lines by time: read while the request was in flight or up to 1 s after, so another "
         f"request's may appear){''.join(parts)}</td></tr>"
     )
+
+
+def evidence_rows(checks: Sequence[CheckResult]) -> Iterator[tuple[str, str, str, str]]:
+    for c in checks:
+        for ev in c.evidence:
+            layers = ", ".join(f"{n} {layer}" for layer in ev.layers
+                               if (n := sum(x.layer == layer for x in ev.lines)))  # fmt: skip
+            yield c.name, ev.request_id, ev.outcome, layers or "none in the log store"
