@@ -19,6 +19,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
 from harness.gate_logs import attach, collect_evidence, log_checks, samples_under
+from harness.load.samples import Sample
 from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
@@ -254,14 +255,12 @@ class Logs(Step):
         load = samples_under(ctx.out_dir / "load") if ctx.gate.load is not None else []
         try:
             checks = log_checks(store, ep.nginx, ep.api_key, auth.api_keys, load)
-            attach(
-                collect_evidence(store, load),
-                [c for c in ctx.report.checks if c.category in ("slo", "load")] or checks,
-            )
         except Exception as exc:  # the store is evidence too: its failure is an error check
             checks = [CheckResult(name=n, category="logging", outcome="error",
                                   reasons=[f"log store: {type(exc).__name__}: {exc}"])
                       for n in names]  # fmt: skip
+        load_checks = [c for c in ctx.report.checks if c.category in ("slo", "load")]
+        add_evidence(store, load, load_checks or checks, "the load step", ctx.progress)
         for check in checks:
             ctx.add(check)
 
@@ -292,24 +291,24 @@ def run_experiments(
         else:
             checks = result.checks
             report.experiments.append(result.journal(str(exp.path)))
-            experiment_evidence(stack, out_dir / f"experiment-{i}", checks, bus.note)
+            if stack.endpoints.logs is not None:
+                add_evidence(LogStore(stack.endpoints.logs),
+                             samples_under(out_dir / f"experiment-{i}"), checks,
+                             exp.spec.title, bus.note)  # fmt: skip
         for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
         write_reports(report, out_dir)
 
 
-def experiment_evidence(
-    stack: RunningStack, run_dir: Path, checks: list[CheckResult], note: Progress
+def add_evidence(
+    store: LogStore, samples: list[Sample], checks: list[CheckResult], step: str, note: Progress
 ) -> None:
-    """An experiment's failed, degraded and fallback requests with their log lines."""
-    if stack.endpoints.logs is None:
-        return
-    store = LogStore(stack.endpoints.logs)
+    """A step's failed, degraded and fallback requests with their log lines, under its checks."""
     try:
-        attach(collect_evidence(store, samples_under(run_dir)), checks)
+        attach(collect_evidence(store, samples), checks)
     except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
-        note(f"log evidence for {run_dir.name} not read: {type(exc).__name__}: {exc}")
+        note(f"log evidence for {step} not read: {type(exc).__name__}: {exc}")
 
 
 def spare_key(stack: RunningStack) -> str | None:
@@ -333,7 +332,7 @@ def plan_gate(ctx: GateContext) -> list[Step]:
         steps.append(Load())
     if ctx.experiments:
         steps.append(Experiments())
-    steps.append(Logs())  # after the load and experiments it reads the lines of
+    steps.append(Logs())  # reads the lines the load and the experiments left
     if spare is None:  # the gate's own key: last, once the experiments' faults have healed
         steps.append(RateLimit(ctx.stack.endpoints.api_key, fresh_key=False,
                                heal_first=bool(ctx.experiments)))  # fmt: skip
