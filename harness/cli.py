@@ -190,6 +190,10 @@ def up(
             typer.echo(f"  alertmanager {ep.alertmanager}")
             typer.echo(f"  toxiproxy    {ep.toxiproxy}   proxies: {', '.join(ep.proxies)}")
             typer.echo(f"  redis        {ep.redis}")
+            if ep.logs is not None:
+                from harness.observe.logs import how_to_query
+
+                typer.echo("\n".join(how_to_query(ep.logs)))
             if ready_file is not None:
                 ep.write(ready_file)
                 typer.echo(f"endpoints written to {ready_file}")

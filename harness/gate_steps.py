@@ -18,6 +18,9 @@ from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
+from harness.gate_logs import attach, collect_evidence, log_checks, samples_under
+from harness.load.samples import Sample
+from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
 from harness.probes.accounting import probe_cost, probe_injection
@@ -39,6 +42,7 @@ from harness.verdict.baseline import (
     trend,
 )
 from harness.verdict.checks import CheckResult
+from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy
 from harness.verdict.resources import judge_resources
 
@@ -259,6 +263,35 @@ def history_record(ctx: GateContext) -> HistoryRecord:
     )  # fmt: skip
 
 
+class Logs(Step):
+    """The log store's checks after the load and the experiments, and the load step's evidence
+    attached to its checks."""
+
+    title = "logs"
+
+    def run(self, ctx: GateContext) -> None:
+        names = (ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS)
+        ep = ctx.stack.endpoints
+        if not ctx.gate.probes.logs or ep.logs is None:
+            for name in names:
+                ctx.add(disabled(name, "logging") if not ctx.gate.probes.logs
+                        else unmet(name, "logging", "no log store in the stack"))  # fmt: skip
+            return
+        store = LogStore(ep.logs)
+        auth = ctx.stack.spec.gateway.settings.auth
+        load = samples_under(ctx.out_dir / "load") if ctx.gate.load is not None else []
+        try:
+            checks = log_checks(store, ep.nginx, ep.api_key, auth.api_keys, load)
+        except Exception as exc:  # the store is evidence too: its failure is an error check
+            checks = [CheckResult(name=n, category="logging", outcome="error",
+                                  reasons=[f"log store: {type(exc).__name__}: {exc}"])
+                      for n in names]  # fmt: skip
+        load_checks = [c for c in ctx.report.checks if c.category in ("slo", "load")]
+        add_evidence(store, load, load_checks or checks, "the load step", ctx.progress)
+        for check in checks:
+            ctx.add(check)
+
+
 class Experiments(Step):
     title = "experiments"
 
@@ -290,6 +323,10 @@ def run_experiments(
         else:
             checks = result.checks
             report.experiments.append(result.journal(str(exp.path)))
+            if stack.endpoints.logs is not None:
+                add_evidence(LogStore(stack.endpoints.logs),
+                             samples_under(out_dir / f"experiment-{i}"), checks,
+                             exp.spec.title, bus.note)  # fmt: skip
         for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
@@ -307,6 +344,16 @@ def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     if any(w in shares for w in ("primary_share", "fallback_share", "degraded_share")):
         needs.append("served_by")
     return tuple(needs)
+
+
+def add_evidence(
+    store: LogStore, samples: list[Sample], checks: list[CheckResult], step: str, note: Progress
+) -> None:
+    """A step's failed, degraded and fallback requests with their log lines, under its checks."""
+    try:
+        attach(collect_evidence(store, samples), checks)
+    except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
+        note(f"log evidence for {step} not read: {type(exc).__name__}: {exc}")
 
 
 def spare_key(stack: RunningStack) -> str | None:
@@ -332,6 +379,7 @@ def plan_gate(ctx: GateContext) -> list[Step]:
         steps.append(Load())
     if ctx.experiments:
         steps.append(Experiments())
+    steps.append(Logs())  # reads the lines the load and the experiments left
     if spare is None:  # the gate's own key: last, once the experiments' faults have healed
         steps.append(RateLimit(ctx.stack.endpoints.api_key, fresh_key=False,
                                heal_first=bool(ctx.experiments)))  # fmt: skip

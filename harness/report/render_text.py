@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from xml.etree import ElementTree as ET
 
+from harness.report.evidence import EVIDENCE_COLUMNS, evidence_rows
 from harness.report.experiment_figures import PHASE_COLUMNS, phase_rows
 from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
@@ -50,6 +51,9 @@ def render_markdown(report: RunReport) -> str:
         "Checks", ("outcome", "check", "category", "details"),
         ((_ICON[c.outcome], c.name, c.category, "; ".join(c.reasons)) for c in report.checks),
     )  # fmt: skip
+    if traced := list(evidence_rows(report.checks)):
+        lines += _section("Failed, degraded and fallback requests (lines in report.html)",
+                          EVIDENCE_COLUMNS, traced)  # fmt: skip
     if rows := confidence_rows(report):
         lines += _section("How sure (95% confidence bounds)", CONFIDENCE_COLUMNS, rows)
     lines += _section(

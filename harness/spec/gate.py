@@ -25,6 +25,9 @@ class GateProbes(Strict):
     breaker: bool = True
     monitoring: bool = True
     alert_rule_tests: bool = True
+    # The log store: error answers logged with id and reason, no traceback during the load, no
+    # API key or planted PII in any line; and the failed requests' lines as evidence.
+    logs: bool = True
     # Spends the API key's budget for the current minute, so it runs after load and experiments.
     rate_limit: bool = True
 

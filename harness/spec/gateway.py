@@ -85,6 +85,15 @@ class CostSettings(Strict):
     )
 
 
+class LoggingSettings(Strict):
+    # "info" logs every request; above it, only failed ones (5xx at "error") are logged, so 4xx
+    # answers leave no line: a misconfiguration the gate's log check fails.
+    level: Literal["info", "warning", "error"] = "info"
+    # Logs each request's headers and body (API key and prompt included): a debugging aid that
+    # must never reach production; the gate's log check fails it.
+    debug_requests: bool = False
+
+
 class GatewaySettings(Strict):
     auth: AuthSettings = AuthSettings()
     validation: ValidationSettings = ValidationSettings()
@@ -95,6 +104,7 @@ class GatewaySettings(Strict):
     breaker: BreakerSettings = BreakerSettings()
     routing: RoutingSettings = RoutingSettings()
     cost: CostSettings = CostSettings()
+    logging: LoggingSettings = LoggingSettings()
 
 
 class GatewayRuntimeConfig(Strict):
@@ -107,3 +117,5 @@ class GatewayRuntimeConfig(Strict):
     primary_model: str = "primary"
     fallback_model: str = "fallback"
     settings: GatewaySettings = GatewaySettings()
+    # The log store's JSON-lines insert URL; the gateway pushes its log lines there too.
+    logs_url: str | None = None

@@ -67,6 +67,10 @@ class ImageMap(Strict):
     nginx: ImageRef = ImageRef(ref="nginx:1.27")
     redis: ImageRef = ImageRef(ref="redis:7.2")
     toxiproxy: ImageRef = ImageRef(ref="ghcr.io/shopify/toxiproxy:2.12.0", executable="/toxiproxy")
+    victoria_logs: ImageRef = ImageRef(
+        ref="victoriametrics/victoria-logs:v1.52.1", executable="/victoria-logs-prod"
+    )
+    vlagent: ImageRef = ImageRef(ref="victoriametrics/vlagent:v1.52.1", executable="/vlagent-prod")
     prometheus: ImageRef = ImageRef(ref="prom/prometheus:v2.53.4", executable="/bin/prometheus")
     alertmanager: ImageRef = ImageRef(
         ref="prom/alertmanager:v0.27.0", executable="/bin/alertmanager"

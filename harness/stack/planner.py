@@ -17,6 +17,7 @@ from harness.spec.stack import (
     VllmServer,
 )
 from harness.stack import render
+from harness.stack.logs_service import jsonline_url, log_agent_service, logs_service
 from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan, Warmup
 from harness.stack.ports import free_ports
 from harness.stack.readiness import HttpReady, redis_ready
@@ -123,8 +124,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     n_models = sum(p.replicas for p in pools.values())
     n_gw = spec.gateway.replicas
     # toxiproxy api, redis, redis proxy, model servers + their proxies, gateways,
-    # nginx + status, two exporters, prometheus, alertmanager, webhook.
-    ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3)
+    # nginx + status, two exporters, prometheus, alertmanager, webhook, log store + its syslog
+    # input + its agent.
+    ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3 + 3)
 
     toxi_port, redis_port = ports.take(), ports.take()
     slots = [
@@ -146,6 +148,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     nginx_port, nginx_status_port = ports.take(), ports.take()
     nginx_exp_port, redis_exp_port = ports.take(), ports.take()
     prom_port, am_port, webhook_port = ports.take(), ports.take(), ports.take()
+    logs_port, syslog_port, agent_port = ports.take(), ports.take(), ports.take()
+    logs_url = f"http://127.0.0.1:{logs_port}"
 
     log_dir = run_dir / "logs"
     files: dict[Path, str] = {}
@@ -167,6 +171,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         mounts=[run_dir],
     ))  # fmt: skip
     services += [_model_server_def(s, pools[s.pool], run_dir) for s in slots]
+    services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
+    services.append(log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots],
+                                      TIER_GATEWAYS))  # fmt: skip
 
     key = api_key or spec.gateway.settings.auth.api_keys[0]
     redis_dial = redis_proxy.listen_port if redis_proxy else redis_port
@@ -180,6 +187,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             primary_model=served["primary"],
             fallback_model=served["fallback"],
             settings=spec.gateway.settings,
+            logs_url=jsonline_url(logs_url),
         )
         cfg_path = run_dir / "config" / f"gateway-{i}.json"
         files[cfg_path] = cfg.model_dump_json(indent=2)
@@ -205,6 +213,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         status_port=nginx_status_port,
         gateway_ports=gw_ports,
         buffering=spec.nginx.buffering,
+        syslog_port=syslog_port,
     )
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
@@ -248,6 +257,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         render.ScrapeTarget("toxiproxy", f"127.0.0.1:{toxi_port}", {}),
         render.ScrapeTarget("alertmanager", f"127.0.0.1:{am_port}", {}),
         render.ScrapeTarget("prometheus", f"127.0.0.1:{prom_port}", {}),
+        render.ScrapeTarget("victoria-logs", f"127.0.0.1:{logs_port}", {}),
+        render.ScrapeTarget("vlagent", f"127.0.0.1:{agent_port}", {}),
     ]
     rules = run_dir / "config" / "alerts.yml"
     files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
@@ -281,6 +292,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         "model_pools": {name: [url(s.port) for s in slots if s.pool == name] for name in pools},
         "proxies": {p.name: p.listen for p in proxies},
         "webhook": f"{url(webhook_port)}/alerts",
+        "logs": logs_url,
         "exporters": {"nginx": url(nginx_exp_port), "redis": url(redis_exp_port)},
         "api_key": key,
         "run_dir": str(run_dir),

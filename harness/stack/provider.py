@@ -40,6 +40,8 @@ class Endpoints(BaseModel):
     run_dir: str
     provider: str = "local"
     served_models: dict[str, str] = {}
+    # The log store (VictoriaLogs): LogsQL at {logs}/select/logsql/query. None in older files.
+    logs: str | None = None
 
     def write(self, path: Path) -> None:
         # Write then rename, so a watcher never reads a half-written ready file.

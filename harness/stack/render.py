@@ -47,9 +47,16 @@ _BUFFERING_ON = "\n".join(
 )
 
 
+def _syslog_access_log(syslog_port: int | None) -> str:
+    # The log store's syslog input parses `@cee:` JSON into fields (see nginx.conf.tmpl).
+    if syslog_port is None:
+        return ""
+    return f"access_log syslog:server=127.0.0.1:{syslog_port},tag=nginx json_lines;"
+
+
 def render_nginx(
     *, run_dir: Path, port: int, status_port: int, gateway_ports: Sequence[int],
-    buffering: bool = False,
+    buffering: bool = False, syslog_port: int | None = None,
 ) -> str:  # fmt: skip
     template = (STACK_DIR / "nginx" / "nginx.conf.tmpl").read_text()
     servers = "\n".join(
@@ -68,6 +75,7 @@ def render_nginx(
             "upstream_servers": servers,
             "port": port,
             "status_port": status_port,
+            "syslog_access_log": _syslog_access_log(syslog_port),
         },
     )
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.observe.logs import RequestEvidence
+
 Outcome = Literal["pass", "warn", "fail", "error", "skipped"]
 
 # Worst first: the gate's outcome is its worst check's.
@@ -23,6 +25,8 @@ class CheckResult(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     measured: dict[str, float | int | str | None] = Field(default_factory=dict)
     duration_s: float = 0.0
+    # Failed, degraded or fallback requests of the step this check judged, with their log lines.
+    evidence: list[RequestEvidence] = Field(default_factory=list)
 
     @classmethod
     def from_reasons(

@@ -16,16 +16,31 @@ LOGGER_NAME = "gateway.access"
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record; `static` fields are added to every line, and `store_time`
+    adds `_time` in nanoseconds (the log store's time field)."""
+
+    def __init__(self, static: dict[str, str] | None = None, store_time: bool = False) -> None:
+        super().__init__()
+        self.static = dict(static or {})
+        self.store_time = store_time
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **self.static,
         }
+        if self.store_time:
+            line["_time"] = int(record.created * 1e9)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type and the traceback: an unhandled exception must be findable in the store.
+            line["exception_type"] = record.exc_info[0].__name__
+            line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, separators=(",", ":"), default=str)
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.auth import authenticate
 from gateway.config import load_runtime_config
 from gateway.errors import GatewayError, error_body, error_response
+from gateway.log_shipping import ship_logs, unship_logs
 from gateway.overhead import OverheadMiddleware
 from gateway.pipeline import Gateway, client_address
 from gateway.request_id import RequestIdMiddleware
@@ -28,12 +29,18 @@ from harness.spec.gateway import GatewayRuntimeConfig
 def create_app(config: GatewayRuntimeConfig | None = None) -> FastAPI:
     # The *_created series double the scrape size and nothing in the stack reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    gateway = Gateway(config or load_runtime_config())
+    config = config or load_runtime_config()
+    gateway = Gateway(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await gateway.aclose()
+        shipper = ship_logs(config.logs_url, config.replica) if config.logs_url else None
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+            if shipper is not None:
+                unship_logs(shipper)
 
     app = FastAPI(
         title="LLM gateway",

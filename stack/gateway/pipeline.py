@@ -81,6 +81,7 @@ class Gateway:
         self.settings = s
         self.metrics = GatewayMetrics(config.replica)
         self.logger = logger or get_logger()
+        self.logger.setLevel(s.logging.level.upper())
         self.keys = api_keys(config)
         self.store = RedisStore(config.redis_url)
         self.cache = ResponseCache(self.store, s.cache.ttl_s)
@@ -186,6 +187,8 @@ class Gateway:
         raw = await request.body()
         parsed = parse_body(raw, endpoint, s.validation.max_body_bytes)
         log.set(stream=parsed.stream, prompt_chars=parsed.prompt_chars)
+        if s.logging.debug_requests:
+            log.set(request_headers=dict(request.headers), request_body=parsed.body)
         check_prompt_length(parsed.prompt_chars, s.validation.max_prompt_chars)
         self._check_injection(parsed, log)
         await self._check_rate_limit(principal.identity, log)

@@ -41,7 +41,7 @@ SIM_SPEC = StackSpec(
 def container_stack(docker_engine: Engine) -> Iterator[RunningStack]:
     docker_engine.require(
         "simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-        "nginx_exporter", "redis_exporter",
+        "nginx_exporter", "redis_exporter", "victoria_logs", "vlagent",
     )  # fmt: skip
     lines: list[str] = []
     with start_stack(SIM_SPEC, provider="docker", progress=lines.append) as stack:
@@ -128,3 +128,23 @@ def test_reference_stack_with_llama_cpp_streams_real_tokens(docker_engine: Engin
         assert text.strip() and served_by == "primary"
         assert stack.service("primary-0").alive()
     assert {c.id for c in docker_engine.client.containers.list(all=True)} == before
+
+
+def test_the_log_store_container_holds_each_layers_lines(container_stack: RunningStack) -> None:
+    """VictoriaLogs as a container: the gateway containers push their lines, nginx's syslog
+    reaches it, and one request is found in both layers by its id."""
+    from harness.observe.logs import LogStore
+
+    ep = container_stack.endpoints
+    assert ep.logs is not None
+    url, body = _request(container_stack, "log store", stream=False)
+    r = httpx.post(url, json=body, headers={**headers(container_stack), "X-Request-Id": "dk-1"},
+                   timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    store = LogStore(ep.logs)
+    store.settle(1.0)
+    lines = store.lines_of(["dk-1"])["dk-1"]
+    assert {x.layer for x in lines} == {"gateway", "nginx"}, lines
+    # The vlagent container follows the model server containers' log files.
+    replicas = {r.get("replica") for r in store.query("layer:=model")}
+    assert {"primary-0", "primary-1", "fallback-0"} <= replicas, replicas

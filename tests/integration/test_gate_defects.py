@@ -75,6 +75,12 @@ DEFECTS = [
     pytest.param({"gateway": {"settings": {"validation": {"max_prompt_chars": 200000}}}}, {},
                  "authentication and input validation", "oversized prompt",
                  id="prompt-limit-too-high"),
+    pytest.param({"gateway": {"settings": {"logging": {"level": "error"}}}}, {},
+                 "error answers logged with request id and reason",
+                 "no gateway log line with its request id", id="error-answers-unlogged"),
+    pytest.param({"gateway": {"settings": {"logging": {"debug_requests": True}}}}, {},
+                 "no API key or prompt PII in the logs", "API key sk-har... in a gateway line",
+                 id="debug-logging-leaks-keys"),
 ]  # fmt: skip
 
 

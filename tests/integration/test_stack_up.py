@@ -91,9 +91,9 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
     }
     jobs = {job for job, _ in ups}
     assert {"gateway", "model-primary", "model-fallback", "nginx", "redis", "toxiproxy",
-            "alertmanager", "prometheus"} <= jobs  # fmt: skip
+            "alertmanager", "prometheus", "victoria-logs", "vlagent"} <= jobs  # fmt: skip
     assert all(v == "1" for v in ups.values()), ups
-    assert len(ups) == 2 + 3 + 5
+    assert len(ups) == 2 + 3 + 7
 
     # The three PRACTICES.md alert rules are loaded.
     rules = httpx.get(f"{ep.prometheus}/api/v1/rules", timeout=10).json()
@@ -111,8 +111,9 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
     assert {"primary-0", "primary-1", "fallback-0", "redis"} <= set(client.proxies())
 
     # SIGTERM: the harness tears everything down and leaves no process or port behind.
+    assert ep.logs is not None
     ports = [int(u.rsplit(":", 1)[1]) for u in [ep.nginx, ep.prometheus, ep.alertmanager,
-             ep.toxiproxy, *ep.gateways, *ep.model_servers]]  # fmt: skip
+             ep.toxiproxy, ep.logs, *ep.gateways, *ep.model_servers]]  # fmt: skip
     ports += [int(a.rsplit(":", 1)[1]) for a in ep.proxies.values()]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0

@@ -77,3 +77,33 @@ def test_endpoints_have_the_documented_keys(plan) -> None:  # type: ignore[no-un
                 "model_servers", "api_key"):  # fmt: skip
         assert key in plan.endpoints
     assert len(plan.endpoints["model_servers"]) == 3
+
+
+def test_the_log_store_listens_on_loopback_and_every_layer_ships_to_it(plan) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    store = next(s for s in plan.services if s.role == "logs")
+    argv = " ".join(store.argv)
+    assert f"-httpListenAddr=127.0.0.1:{store.port}" in argv
+    syslog = re.search(r"-syslog\.listenAddr\.udp=127\.0\.0\.1:(\d+)", argv)
+    assert syslog is not None and store.tier == 0  # ready before the gateways and nginx
+    assert plan.endpoints["logs"] == f"http://127.0.0.1:{store.port}"
+    gw = next(s for s in plan.services if s.name == "gateway-1")
+    cfg = GatewayRuntimeConfig.model_validate_json(plan.files[Path(gw.env["GATEWAY_CONFIG"])])
+    assert cfg.logs_url is not None
+    assert cfg.logs_url.startswith(f"http://127.0.0.1:{store.port}/insert/jsonline?")
+    nginx_conf = next(text for path, text in plan.files.items() if path.name == "nginx.conf")
+    assert f"access_log syslog:server=127.0.0.1:{syslog.group(1)},tag=nginx json_lines;" in (
+        nginx_conf
+    )
+    prom = next(text for path, text in plan.files.items() if path.name == "prometheus.yml")
+    assert "job_name: victoria-logs" in prom and f"127.0.0.1:{store.port}" in prom
+    # The agent follows each model server's log file, tagged with its name, into the store.
+    agent = next(s for s in plan.services if s.name == "vlagent")
+    argv = " ".join(agent.argv)
+    assert f"-httpListenAddr=127.0.0.1:{agent.port}" in argv
+    assert f"-remoteWrite.url=http://127.0.0.1:{store.port}/insert/native" in argv
+    globs = [a.split("=", 1)[1] for a in agent.argv if a.startswith("-fileCollector.glob=")]
+    assert [Path(g).name for g in globs] == ["primary-0.log", "primary-1.log", "fallback-0.log"]
+    assert '-fileCollector.extraFields={"layer": "model", "replica": "primary-1"}' in argv
+    assert "job_name: vlagent" in prom
