@@ -39,6 +39,11 @@ class SimulatorServer(Strict):
     max_num_seqs: int = Field(64, ge=1)
     max_model_len: int = Field(4096, ge=16)
     failure_injection_rate: int = Field(0, ge=0, le=100)
+    # Which failures it injects (empty: any of them, 4xx and 5xx alike).
+    failure_types: tuple[
+        Literal["rate_limit", "invalid_api_key", "context_length", "server_error",
+                "invalid_request", "model_not_found"], ...
+    ] = ()  # fmt: skip
     seed: int = 1
     mode: Literal["random", "echo"] = "random"
 

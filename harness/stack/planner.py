@@ -81,6 +81,8 @@ def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> 
         ]  # fmt: skip
         if server.failure_injection_rate:
             argv += ["--failure-injection-rate", str(server.failure_injection_rate)]
+        if server.failure_types:
+            argv += ["--failure-types", ",".join(server.failure_types)]
         return ServiceDef(
             name=slot.name, role="model_server", argv=argv, port=slot.port,
             ready=HttpReady(f"{url}/health"), image="simulator", tier=TIER_BACKENDS,

@@ -190,7 +190,9 @@ def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_servi
         "policy": {**SIM_POLICY, "resources": {"rss_mb_max": 1}},
         "key_checks": [],
     }  # fmt: skip
-    failing = {"primary": {"server": {"failure_injection_rate": 100}}}
+    # Server errors only: a 4xx the primary answers is the client's error, passed on as its answer.
+    failing = {"primary": {"server": {"failure_injection_rate": 100,
+                                      "failure_types": ["server_error"]}}}  # fmt: skip
     rc, report, out = run_gate(tmp_path, profile, failing)
     assert rc == 1, out[-3000:]
     primary = failed(report, "served by the primary pool")
