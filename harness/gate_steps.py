@@ -18,6 +18,7 @@ from harness.chaos import run_experiment
 from harness.errors import ConfigError, HarnessError
 from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
+from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
 from harness.probes.accounting import probe_cost, probe_injection
@@ -210,6 +211,7 @@ class Load(Step):
         finally:
             report.resources = sampler.stop()
         report.load = load.report
+        write_sample_file(ctx.out_dir / SAMPLE_FILE, load.samples)  # for `harness compare`
         for check in load.checks:
             ctx.add(check)
         ctx.add(judge_resources(report.resources, gate.policy.resources))
