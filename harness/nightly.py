@@ -120,7 +120,11 @@ def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyRes
         lines.append(f"no baseline yet: this run ({run.path.name}) is now the pinned baseline")
     records = read_history(folder)[-spec.history_window :]
     figures = list(records[-1].figures) if records else []
-    points = {f: cp for f in figures if (cp := change_points([r.figures.get(f) for r in records]))}
+    # Shifts smaller than the minimum effect are no change, as in the comparison.
+    shift = spec.min_effect_pct / 100
+    points = {
+        f: cp for f in figures if (cp := change_points([r.figures.get(f) for r in records], shift))
+    }
     write_trend(records, points, base_pin, folder, run_dir)
     for f, idx in points.items():
         lines.append(f"change point in {f} at run(s) {', '.join(records[i].run for i in idx)}")

@@ -15,8 +15,10 @@ PVALUE = 0.05
 PERMUTATIONS = 200
 
 
-def change_points(values: list[float | None], seed: int = 0) -> list[int]:
-    """Indices into `values` where a new segment starts (None values are left out)."""
+def change_points(values: list[float | None], min_shift: float = 0.0, seed: int = 0) -> list[int]:
+    """Indices into `values` where a new segment starts (None values are left out). A change
+    whose segments' medians differ by less than `min_shift` (relative) is left out: e-divisive
+    also finds shifts of half a percent, real but too small to matter."""
     kept = [i for i, v in enumerate(values) if v is not None]
     if len(kept) < MIN_RUNS:
         return []
@@ -30,4 +32,11 @@ def change_points(values: list[float | None], seed: int = 0) -> list[int]:
         found = e_divisive(series, pvalue=PVALUE, permutations=PERMUTATIONS)
     finally:
         np.random.set_state(state)
-    return sorted(kept[int(i)] for i in found)
+    bounds = [0, *sorted(int(i) for i in found), len(series)]
+    out = []
+    for k in range(1, len(bounds) - 1):
+        before = float(np.median(series[bounds[k - 1] : bounds[k]]))
+        after = float(np.median(series[bounds[k] : bounds[k + 1]]))
+        if before and abs(after / before - 1) >= min_shift:
+            out.append(kept[bounds[k]])
+    return out

@@ -63,7 +63,8 @@ def test_runs_are_pruned_and_a_step_is_a_change_point(tmp_path: Path) -> None:
         last = record_nightly(hist, _night(tmp_path, i, factor=1.0 if i < 7 else 1.5), SPEC)
     assert len(list((hist / "runs").iterdir())) == SPEC.history_window
     # Within the window of 8 runs the step sits at the third (run 7 of 0..11).
-    assert last.change_points.get("ttft_p50_ms") == [3]
+    assert last.change_points == {"ttft_p50_ms": [3], "ttft_p95_ms": [3], "e2e_p50_ms": [3],
+                                  "e2e_p95_ms": [3]}  # fmt: skip
     page = (hist / "trend.html").read_text()
     assert "stroke-dasharray" in page and "2026120700-nightly" in page
     assert "ttft_p50_ms: level changed at run 2026120700-nightly" in (hist / "trend.md").read_text()
@@ -75,5 +76,8 @@ def test_change_points_need_enough_runs_and_a_shift() -> None:
     flat = [100.0 + (i % 3) for i in range(20)]
     assert change_points(flat) == []
     assert change_points([*flat[:10], *(x + 40 for x in flat[10:])]) == [10]
+    # A real but small shift (+3%) is found, and left out when it is below the minimum effect.
+    assert change_points([*flat[:10], *(x + 3 for x in flat[10:])]) == [10]
+    assert change_points([*flat[:10], *(x + 3 for x in flat[10:])], min_shift=0.1) == []
     with_gaps: list[float | None] = [*flat[:10], None, *(x + 40 for x in flat[10:])]
     assert change_points(with_gaps) == [11]
