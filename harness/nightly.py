@@ -48,12 +48,16 @@ class NightlyResult:
         return bool(self.record.blocking)
 
 
-def set_baseline(folder: Path, run: StoredRun, spec: CompareSpec, why: str) -> PinnedBaseline:
-    """Pin `run` as the baseline of `folder`, unless it failed or regressed."""
-    if run.outcome != "passed":
+def set_baseline(
+    folder: Path, run: StoredRun, spec: CompareSpec, why: str, allow_failed_gate: bool = False
+) -> PinnedBaseline:
+    """Pin `run` as the baseline of `folder`, unless it failed (a failed gate only with
+    `allow_failed_gate`: a failed experiment says nothing against the load's samples) or
+    regressed."""
+    if run.outcome != "passed" and not (allow_failed_gate and run.outcome == "failed"):
         raise BaselineRefused(
             f"{run.path}: its gate outcome is {run.outcome!r}; only a passed "
-            "run can be the baseline"
+            "run can be the baseline (a failed one with --allow-failed-gate)"
         )
     for r in read_history(folder):
         if r.run == run.path.name and r.blocking:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness.errors import ConfigError, ConfigProblem
 from harness.exit_codes import EXIT_CANNOT_RUN, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, exit_code
+
+if TYPE_CHECKING:
+    from harness.spec.compare import CompareSpec
 
 HistoryOpt = Annotated[
     Path,
@@ -26,20 +29,22 @@ ProfileOpt = Annotated[
 ]
 
 
-def _compare_spec(profile: Path | None, min_effect: float | None, fallback: object = None):  # type: ignore[no-untyped-def]
+def _compare_spec(
+    profile: Path | None, min_effect: float | None, fallback: CompareSpec | None = None
+) -> CompareSpec:
+    """The `compare:` section of --profile, else `fallback`, else the defaults; --min-effect
+    over any of them."""
     from harness.spec.compare import CompareSpec
     from harness.spec.gate import GateSpec
     from harness.spec.loader import load_yaml_model
 
-    spec = fallback if isinstance(fallback, CompareSpec) else CompareSpec()
+    spec = fallback or CompareSpec()
     if profile is not None:
         spec = load_yaml_model(GateSpec, profile).compare
     if min_effect is not None:
         if not 0 < min_effect < 100:
-            raise ConfigError(
-                "--min-effect",
-                [ConfigProblem("", f"{min_effect}: expected a percentage between 0 and 100")],
-            )
+            problem = ConfigProblem("", f"{min_effect}: expected a percentage between 0 and 100")
+            raise ConfigError("--min-effect", [problem])
         spec = spec.model_copy(update={"min_effect_pct": min_effect})
     return spec
 
@@ -96,6 +101,14 @@ def register(app: typer.Typer) -> None:
         why: Annotated[
             str, typer.Option("--why", help="Recorded with the baseline.")
         ] = "set by hand",
+        allow_failed_gate: Annotated[
+            bool,
+            typer.Option(
+                "--allow-failed-gate",
+                help="Pin a run whose gate failed (for example on an experiment); its samples "
+                "must still not regress.",
+            ),
+        ] = False,
     ) -> None:
         """Pin RUN as the baseline in the history folder. Refused (exit 1) when its gate did not
         pass or it regressed against the current baseline or in the history."""
@@ -106,7 +119,11 @@ def register(app: typer.Typer) -> None:
         stored = load_run(run)
         try:
             pinned = set_baseline(
-                history, stored, _compare_spec(profile, None, spec_of(stored)), why
+                history,
+                stored,
+                _compare_spec(profile, None, spec_of(stored)),
+                why,
+                allow_failed_gate,
             )
         except BaselineRefused as exc:
             typer.echo(f"refused: {exc}", err=True)

@@ -16,6 +16,7 @@ Labels (for latencies, lower is better; d = min_effect):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -60,7 +61,9 @@ class MetricComparison(BaseModel):
     reason: str = ""
 
 
-def _quantile_ratio(q: float):  # type: ignore[no-untyped-def]
+def _quantile_ratio(q: float) -> Callable[..., np.ndarray]:
+    """(q-quantile of B - that of A) / that of A, along the resamples' last axis."""
+
     def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
         qa = np.quantile(a, q, axis=axis)
         return np.asarray((np.quantile(b, q, axis=axis) - qa) / qa)

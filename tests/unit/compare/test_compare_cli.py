@@ -92,10 +92,16 @@ def test_baseline_set_refuses_failed_and_regressed_runs(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no baseline" in r.stdout
     r = harness("baseline", "set", str(failed), "--history", str(hist))
     assert r.returncode == 1 and "only a passed run" in r.stderr
+    error = make_run(tmp_path / "error", synthetic_samples(40, seed=2), outcome="error")
+    r = harness("baseline", "set", str(error), "--history", str(hist), "--allow-failed-gate")
+    assert r.returncode == 1 and "only a passed run" in r.stderr  # a run that could not run
     r = harness("baseline", "set", str(good), "--history", str(hist), "--why", "release 1.2")
     assert r.returncode == 0, r.stderr
     r = harness("baseline", "set", str(slow), "--history", str(hist))
     assert r.returncode == 1 and "regressed against the current baseline" in r.stderr
     shown = json.loads(harness("baseline", "show", "--history", str(hist)).stdout)
     assert shown["run"] == "good" and shown["why"] == "release 1.2"
+    # A failed gate (say, an experiment) may be pinned on purpose when its samples hold up.
+    r = harness("baseline", "set", str(failed), "--history", str(hist), "--allow-failed-gate")
+    assert r.returncode == 0, r.stderr
     assert (hist / "baseline" / "samples.jsonl.gz").is_file()
