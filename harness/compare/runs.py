@@ -40,8 +40,11 @@ class StoredRun:
 
 
 def _raw_sample_dirs(folder: Path) -> list[Path]:
-    dirs = {p.parent for p in folder.rglob(SAMPLE_GLOB) if "calibration" not in p.parts}
-    return sorted(dirs)
+    """A gate run's load step (`load/`, every look), else every raw sample folder of the run;
+    never the calibration's requests nor an experiment's."""
+    root = folder / "load" if (folder / "load").is_dir() else folder
+    skip = {"calibration", *(p.name for p in folder.glob("experiment-*"))}
+    return sorted({p.parent for p in root.rglob(SAMPLE_GLOB) if not skip & set(p.parts)})
 
 
 def load_run(path: Path) -> StoredRun:

@@ -75,9 +75,10 @@ def test_runs_from_before_the_sample_file_are_read_from_raw_samples(tmp_path: Pa
     (run / "report.json").write_text(json.dumps({"name": "default", "outcome": "passed"}))
     samples = synthetic_samples(30, seed=5)
     (raw / "samples-000.jsonl").write_text("".join(s.to_json() + "\n" for s in samples))
-    cal = run / "calibration" / "samples"  # the calibration's requests are not the run's
-    cal.mkdir(parents=True)
-    (cal / "samples-000.jsonl").write_text(samples[0].to_json() + "\n")
+    for other in ("calibration", "experiment-0"):  # neither is the load step's
+        d = run / other / "samples"
+        d.mkdir(parents=True)
+        (d / "samples-000.jsonl").write_text(samples[0].to_json() + "\n")
     from harness.compare.runs import load_run
 
     assert len(load_run(run).samples) == 30 and (run / "samples.jsonl.gz").is_file()
