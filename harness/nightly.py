@@ -122,6 +122,11 @@ def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyRes
     if base_pin is None and record.accepted:
         base_pin = pin(folder, run, "the first passing nightly run of an empty history")
         lines.append(f"no baseline yet: this run ({run.path.name}) is now the pinned baseline")
+    elif base_pin is None:
+        lines.append(
+            f"no baseline yet, and this run's gate {run.outcome}: nothing pinned "
+            f"(`harness baseline set {run.path} --history {folder}` pins a run by hand)"
+        )
     records = read_history(folder)[-spec.history_window :]
     figures = list(records[-1].figures) if records else []
     # Shifts smaller than the minimum effect are no change, as in the comparison.

@@ -193,13 +193,13 @@ def register(app: typer.Typer) -> None:
         if run.report.outcome not in ("passed", "failed") or run.report.load is None:
             raise typer.Exit(run.exit_code if run.exit_code != EXIT_OK else EXIT_CANNOT_RUN)
         result = record_nightly(history, out_dir, gate_spec.compare)
-        text = "\n".join(
-            [
-                f"# Nightly: {result.record.label.upper()} against the baseline",
-                "",
-                *(f"    {x}" for x in result.lines),
-            ]
+        title = (
+            f"{result.record.label.upper()} against the baseline"
+            if result.baseline
+            else "no baseline to compare with"
         )
+        verdict = "FAILED" if result.blocking or run.exit_code else "PASSED"
+        text = "\n".join([f"# Nightly {verdict}: {title}", "", *(f"    {x}" for x in result.lines)])
         (out_dir / "nightly.md").write_text(text + "\n")
         for line in result.lines:
             typer.echo(line)

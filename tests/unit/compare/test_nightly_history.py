@@ -55,6 +55,7 @@ def test_failed_gate_is_recorded_but_not_accepted_nor_pinned(tmp_path: Path) -> 
     hist = tmp_path / "history"
     r = record_nightly(hist, _night(tmp_path, 0, outcome="failed"), SPEC)
     assert not r.record.accepted and r.pinned is None and pinned(hist) is None
+    assert "nothing pinned (`harness baseline set" in r.lines[-1]
 
 
 def test_runs_are_pruned_and_a_step_is_a_change_point(tmp_path: Path) -> None:
