@@ -87,7 +87,7 @@ def version_callback(value: bool) -> None:
 
 
 # Commands that start processes: each first removes what a dead harness left behind.
-STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "load", "capacity"})
+STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "load", "capacity", "nightly"})
 
 
 @app.callback()
@@ -239,27 +239,11 @@ def gate(
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.paths import PROJECT_ROOT, new_run_dir
     from harness.pipeline import run_gate
-    from harness.spec.gate import GateSpec
 
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
     profile_path = profile or (default_profile if default_profile.is_file() else None)
-    gate_spec = (
-        load_yaml_model(GateSpec, profile_path, allow_empty=allow_empty)
-        if profile_path
-        else GateSpec()
-    )
-    stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
-    for exp in experiments:
-        if exp.spec.stack_overrides:
-            raise ConfigError(str(exp.path), [ConfigProblem(
-                "stack_overrides", "not allowed in a gate profile's experiments (they run on the "
-                "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
-            )])  # fmt: skip
-    check_experiment_names(experiments, stack_spec)
-    check_gate_load(gate_spec, stack_spec, profile_path)
+    gate_spec, stack_spec, experiments = prepare_gate(profile_path, stack, allow_empty)
     check_external(stack_spec, stack, allow_remote)
-    base = profile_path.parent if profile_path is not None else Path.cwd()
-    gate_spec = resolve_rule_tests(gate_spec, base, profile_path)
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
 
@@ -345,6 +329,30 @@ def report(
     raise typer.Exit(exit_code(stored.outcome))
 
 
+def prepare_gate(
+    profile_path: Path | None, stack: Path | None, allow_empty: bool
+) -> tuple[GateSpec, StackSpec, list[ExperimentFile]]:
+    """A gate profile with its stack and experiments, every file and name checked."""
+    from harness.spec.gate import GateSpec
+
+    gate_spec = (
+        load_yaml_model(GateSpec, profile_path, allow_empty=allow_empty)
+        if profile_path
+        else GateSpec()
+    )
+    stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
+    for exp in experiments:
+        if exp.spec.stack_overrides:
+            raise ConfigError(str(exp.path), [ConfigProblem(
+                "stack_overrides", "not allowed in a gate profile's experiments (they run on the "
+                "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
+            )])  # fmt: skip
+    check_experiment_names(experiments, stack_spec)
+    check_gate_load(gate_spec, stack_spec, profile_path)
+    base = profile_path.parent if profile_path is not None else Path.cwd()
+    return resolve_rule_tests(gate_spec, base, profile_path), stack_spec, experiments
+
+
 def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) -> GateSpec:
     """The policy's promtool tests, relative to the profile; a missing file is a config error."""
     name = gate_spec.policy.alerts.rule_tests
@@ -426,6 +434,11 @@ def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> Non
 
 
 def _print_outcome(run: GateRun, label: str) -> None:
+    print_outcome(run, label)
+    raise typer.Exit(run.exit_code)
+
+
+def print_outcome(run: GateRun, label: str) -> None:
     report = run.report
     typer.echo("")
     typer.echo(f"{label} {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
@@ -436,7 +449,6 @@ def _print_outcome(run: GateRun, label: str) -> None:
     for e in report.errors:
         typer.echo(f"  ERROR {e}")
     typer.echo(f"reports: {run.paths['html']} (also report.json, junit.xml, summary.md)")
-    raise typer.Exit(run.exit_code)
 
 
 def _watch(running: object) -> None:
@@ -454,11 +466,13 @@ def _watch(running: object) -> None:
 
 
 def _register_subcommands() -> None:
+    from harness.compare.cli import register as register_compare
     from harness.images.cli import register as register_images
     from harness.load.cli import register as register_load
 
     register_load(app)
     register_images(app)
+    register_compare(app)
 
 
 _register_subcommands()

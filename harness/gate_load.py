@@ -35,6 +35,7 @@ PRIMARY = "served by the primary pool"
 class GateLoad:
     checks: list[CheckResult]
     report: GateLoadReport
+    samples: list[Sample]  # every look's, on their own clocks
 
 
 def _contiguous(reports: list[LoadReport], looks: list[list[Sample]]) -> list[Sample]:
@@ -251,4 +252,4 @@ def run_gate_load(
         **reports[-1].model_dump(exclude={"summary", "samples_dir"}),
         summary=summary, samples_dir=str(run_dir), looks=looks,
     )  # fmt: skip
-    return GateLoad(checks, pooled)
+    return GateLoad(checks, pooled, [s for look in per_look for s in look])

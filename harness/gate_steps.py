@@ -20,6 +20,7 @@ from harness.events import CheckDecided, EventBus
 from harness.gate_load import run_gate_load
 from harness.gate_logs import attach, collect_evidence, log_checks, samples_under
 from harness.load.samples import Sample
+from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
@@ -240,6 +241,7 @@ class Load(Step):
         finally:
             report.resources = sampler.stop()
         report.load = load.report
+        write_sample_file(ctx.out_dir / SAMPLE_FILE, load.samples)  # for `harness compare`
         for check in load.checks:
             ctx.add(check)
         ctx.add(judge_resources(report.resources, gate.policy.resources))

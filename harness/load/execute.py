@@ -14,6 +14,7 @@ from harness.load.report import LoadReport, host_info, outcome_of
 from harness.load.runner import Progress, run_load
 from harness.load.target import Target
 from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
+from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.measure.server import ServerView, collect_view
 from harness.measure.summary import summarize
 from harness.provenance import git_sha, now_iso
@@ -73,6 +74,7 @@ def measure_load(
     )
     path = run.run_dir / "report.json"
     report.write(path)
+    write_sample_file(run.run_dir / SAMPLE_FILE, run.samples)  # kept for `harness compare`
     if run.interrupted:
         raise LoadInterrupted(report, path)
     return report

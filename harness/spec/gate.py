@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from harness.spec.base import Strict
+from harness.spec.compare import CompareSpec
 from harness.spec.load import LoadSpec, Seconds
 from harness.spec.policy import Policy
 
@@ -104,6 +105,8 @@ class GateSpec(Strict):
         "error_rate<=0.05",
     )
     regression: RegressionSpec = RegressionSpec()
+    # `harness compare` / `harness nightly`: per-request statistics against a baseline run.
+    compare: CompareSpec = CompareSpec()
     # The practice values the candidate is judged against (PRACTICES.md by default).
     policy: Policy = Policy()
     confidence: ConfidenceSpec = ConfidenceSpec()

@@ -1,0 +1,26 @@
+"""How two runs are compared (`harness compare`, `harness nightly`): the smallest change that
+matters, how sure a label must be, and which figures block a nightly run when they regress."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from harness.spec.base import Strict
+
+CompareMetric = Literal["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "ttfb_ms"]
+
+
+class CompareSpec(Strict):
+    # A relative change of a median or p95 smaller than this is no change ("same" when the
+    # confidence interval of the change lies inside +-min_effect_pct).
+    min_effect_pct: float = Field(10.0, gt=0, lt=100)
+    # Two-sided confidence level of the bootstrap intervals.
+    level: float = Field(0.95, gt=0.5, lt=1)
+    resamples: int = Field(2000, ge=200, le=100_000)
+    metrics: tuple[CompareMetric, ...] = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
+    # A regression of one of these fails `harness compare` (exit 1) and `harness nightly`.
+    blocking: tuple[CompareMetric, ...] = ("ttft_ms", "itl_ms", "e2e_ms")
+    # Nightly: how many earlier runs the trend page plots and change points are sought in.
+    history_window: int = Field(60, ge=5, le=10_000)

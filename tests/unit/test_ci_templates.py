@@ -1,0 +1,82 @@
+"""The CI templates in ci-templates/: valid against the GitHub Actions and GitLab CI schemas
+(check-jsonschema's vendored copies: offline), and every command they run is one the README
+gives."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[2]
+TEMPLATES = {
+    "github-actions.yml": "vendor.github-workflows",
+    "gitlab-ci.yml": "vendor.gitlab-ci",
+}
+CHECK = Path(sys.executable).parent / "check-jsonschema"
+# The project's own commands in a template (package installs and `cat` are the CI's plumbing).
+PROJECT_COMMAND = re.compile(r"^(make \w+|\.venv/bin/harness .+)$")
+
+
+def check(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHECK), "--builtin-schema", schema, str(path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_template_is_valid(name: str) -> None:
+    r = check(ROOT / "ci-templates" / name, TEMPLATES[name])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "error"),
+    [
+        ("github-actions.yml", "    runs-on: ubuntu-latest", "    runs_on: ubuntu-latest",
+         "is not valid"),
+        ("github-actions.yml", "  pull_request:", "  pull-request:", "pull-request"),
+        ("gitlab-ci.yml", "  script:", "  scirpt:", "'scirpt' was unexpected"),
+        ("gitlab-ci.yml", "    when: always\n    expire_in: 30", "    when: sometimes\n    "
+         "expire_in: 30", "'sometimes' is not one of"),
+    ],
+)  # fmt: skip
+def test_a_broken_template_fails_the_schema(
+    tmp_path: Path, name: str, old: str, new: str, error: str
+) -> None:
+    text = (ROOT / "ci-templates" / name).read_text()
+    assert old in text
+    broken = tmp_path / name
+    broken.write_text(text.replace(old, new))
+    r = check(broken, TEMPLATES[name])
+    assert r.returncode == 1 and error in r.stdout, r.stdout + r.stderr
+
+
+def _commands(node: object) -> list[str]:
+    """Every shell line under a `run:` (GitHub) or `script:` (GitLab) key."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("run", "script"):
+                lines = value if isinstance(value, list) else str(value).splitlines()
+                out += [str(x).strip() for x in lines]
+            else:
+                out += _commands(value)
+    elif isinstance(node, list):
+        for item in node:
+            out += _commands(item)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_template_runs_the_readme_commands(name: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = [c for c in _commands(yaml.safe_load((ROOT / "ci-templates" / name).read_text()))
+                if PROJECT_COMMAND.match(c)]  # fmt: skip
+    assert "make gate" in commands
+    assert any(c.startswith(".venv/bin/harness nightly --history ") for c in commands)
+    for c in commands:
+        assert c in readme, f"{name} runs `{c}`, which the README does not give"
