@@ -259,9 +259,11 @@ class Load(Step):
 
 def history_record(ctx: GateContext) -> HistoryRecord:
     r = ctx.report
+    regressed = any(c.category == "regression" and c.outcome in ("warn", "fail")
+                    for c in r.checks)  # fmt: skip
     return HistoryRecord(
         name=ctx.gate.name, started_at=r.started_at, git_sha=r.git_sha, outcome=r.outcome,
-        metrics=key_metrics(r.load), stack=ctx.stack_key,
+        metrics=key_metrics(r.load), stack=ctx.stack_key, regressed=regressed,
     )  # fmt: skip
 
 

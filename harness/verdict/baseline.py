@@ -37,6 +37,9 @@ class HistoryRecord(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     # Which stack the figures are of ("<stack name> (<provider>)"): only like is compared.
     stack: str | None = None
+    # The run's figures regressed against the history: kept for the trend, never a baseline (so
+    # a slow regression cannot become the new normal).
+    regressed: bool = False
     # In a report's trend: the run the report is of (not stored in the history file).
     current: bool = False
 
@@ -83,11 +86,12 @@ def compare_with_history(
 ) -> CheckResult:
     """One check listing every figure that regressed beyond the allowance, never only the first."""
     name = "no regression against history"
-    baseline_runs = [r for r in history if r.outcome == "passed"][-window:]
+    baseline_runs = [r for r in history if r.outcome == "passed" and not r.regressed][-window:]
     if len(baseline_runs) < min_runs:
         return CheckResult(
             name=name, category="regression", outcome="skipped",
-            reasons=[f"{len(baseline_runs)} earlier passing runs in the history, "
+            reasons=[f"{len(baseline_runs)} earlier passing runs without a regression in the "
+                     "history, "
                      f"{min_runs} needed for a baseline"],
         )  # fmt: skip
     regressions: list[str] = []

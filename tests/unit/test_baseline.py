@@ -47,6 +47,14 @@ def test_failed_runs_do_not_form_the_baseline() -> None:
     assert compare({"ttft_p95_ms": 500.0}, history).outcome == "fail"
 
 
+def test_regressed_runs_do_not_form_the_baseline() -> None:
+    """A run that only warned of its regression still passed; it must not become the normal."""
+    slow = record(130, 50).model_copy(update={"regressed": True})
+    history = [record(100, 50)] * 3 + [slow] * 7
+    check = compare({"ttft_p95_ms": 130.0}, history)
+    assert check.outcome == "fail" and "vs median 100" in check.reasons[0]
+
+
 def test_history_file_round_trip_skips_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "h" / "nightly.jsonl"
     append_history(path, record(100, 50))
