@@ -43,6 +43,19 @@ def test_fallback_experiments_pass(tmp_path: Path, experiment: str) -> None:
     assert journal["phases"]["during"]["served"]["counts"].get("fallback", 0) > 0
 
 
+def test_a_latency_fault_ends_within_a_second_of_its_window(tmp_path: Path) -> None:
+    """8 s of latency on both primaries, longer than the gateway's primary timeout: slowed
+    streams are still held when the window ends, and the fault must end anyway (removing the
+    toxic alone waits for them to drain: 37 s once)."""
+    r, report = run_chaos(tmp_path, "primary-latency-fallback.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    journal = report["experiments"][0]
+    assert journal["fault_end_s"] - journal["fault_planned_end_s"] <= 1.0, journal
+    assert journal["fault_end_s"] >= journal["fault_planned_end_s"]
+    assert journal["phases"]["after"]["counts"]["total"] >= 10
+    assert journal["phases"]["after"]["served"]["counts"].get("primary", 0) > 0
+
+
 def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> None:
     r, report = run_chaos(tmp_path, "all-pools-down-alert.yaml")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
