@@ -149,3 +149,33 @@ def test_gpu_sim_exporter_serves_what_the_fault_sets() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_incomplete_and_rate_limited_shares_are_judged_with_bounds() -> None:
+    from harness.load.samples import Sample
+    from harness.measure.slo import parse_slo
+    from harness.measure.summary import RunContext, WorkerAccount, summarize
+    from harness.verdict.slo import judge_share
+
+    def sample(i: int, **kw: object) -> Sample:
+        fields: dict[str, object] = {
+            "worker": 0, "seq": i, "kind": "chat", "tenant": "default", "prompt_id": "p",
+            "repeated": False, "intended_s": None, "sent_s": 1000.0 + i, "e2e_ms": 100.0,
+            "ttft_ms": 20.0, "token_gaps_ms": [10.0], "output_tokens": 2, "output_chunks": 2,
+            "status": 200, **kw,
+        }  # fmt: skip
+        return Sample(**fields)  # type: ignore[arg-type]
+
+    samples = [sample(i) for i in range(10)]
+    samples += [sample(10 + i, error=kind) for i, kind in
+                enumerate(["incomplete", "stream_error", "timeout", "http"])]  # fmt: skip
+    samples += [sample(20 + i, error="http", status=429) for i in range(6)]
+    ctx = RunContext(start_s=1000.0, duration_s=30.0, open_loop=False,
+                     workers=[WorkerAccount(0, 1000.0, 1030.0)])  # fmt: skip
+    summary = summarize(samples, ctx)
+    assert summary.metric("incomplete_share") == pytest.approx(3 / 20)
+    assert summary.metric("rate_limited_share") == pytest.approx(6 / 20)
+    judged = judge_share(parse_slo("incomplete_share>=0.5"), summary, 0.05)
+    assert judged is not None and judged.decision == "fail" and judged.n == 20
+    judged = judge_share(parse_slo("rate_limited_share<=0.9"), summary, 0.05)
+    assert judged is not None and judged.decision == "pass"
