@@ -27,7 +27,7 @@ from harness.spec.experiment import (
     Slicer,
     StreamStall,
     Timeout,
-    _Toxic,
+    ToxicFault,
     unknown_targets,
 )
 from harness.stack.provider import RunningStack, ServiceHandle
@@ -69,7 +69,7 @@ class FaultAction:
             with self._toxiproxy() as toxi:
                 for proxy in fault.targets:
                     toxi.set_enabled(proxy, False)
-        elif isinstance(fault, _Toxic):
+        elif isinstance(fault, ToxicFault):
             with self._toxiproxy() as toxi:
                 for proxy in fault.targets:
                     self._toxics[proxy] = toxi.proxy(proxy)
@@ -102,7 +102,7 @@ class FaultAction:
             with self._toxiproxy() as toxi:
                 for proxy in fault.targets:
                     toxi.set_enabled(proxy, True)
-        elif isinstance(fault, _Toxic):
+        elif isinstance(fault, ToxicFault):
             with self._toxiproxy() as toxi:
                 for proxy, definition in list(self._toxics.items()):
                     _remove_toxic(toxi, proxy, definition, recreate=isinstance(fault, _HOLDS_DATA))

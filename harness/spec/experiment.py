@@ -13,7 +13,7 @@ Fault kinds, by where they act:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -33,7 +33,7 @@ class ProxyDown(Strict):
     targets: tuple[str, ...] = Field(min_length=1)
 
 
-class _Toxic(Strict):
+class ToxicFault(Strict):
     """A Toxiproxy toxic on each target proxy. `stream`: downstream acts on what the service
     sends back, upstream on what is sent to it; `toxicity`: the share of connections affected."""
 
@@ -45,7 +45,7 @@ class _Toxic(Strict):
         raise NotImplementedError
 
 
-class Latency(_Toxic):
+class Latency(ToxicFault):
     """Every chunk of data is delayed by latency_ms +- jitter_ms."""
 
     kind: Literal["latency"] = "latency"
@@ -56,7 +56,7 @@ class Latency(_Toxic):
         return {"latency": self.latency_ms, "jitter": self.jitter_ms}
 
 
-class Bandwidth(_Toxic):
+class Bandwidth(ToxicFault):
     """At most rate_kbps kilobytes per second pass."""
 
     kind: Literal["bandwidth"] = "bandwidth"
@@ -66,7 +66,7 @@ class Bandwidth(_Toxic):
         return {"rate": self.rate_kbps}
 
 
-class Slicer(_Toxic):
+class Slicer(ToxicFault):
     """Data is sliced into pieces of average_size +- size_variation bytes, delay_us apart."""
 
     kind: Literal["slicer"] = "slicer"
@@ -79,7 +79,7 @@ class Slicer(_Toxic):
                 "delay": self.delay_us}  # fmt: skip
 
 
-class LimitData(_Toxic):
+class LimitData(ToxicFault):
     """A connection is closed after `bytes` bytes (headers included): a stream cut short."""
 
     kind: Literal["limit_data"] = "limit_data"
@@ -89,7 +89,7 @@ class LimitData(_Toxic):
         return {"bytes": self.bytes}
 
 
-class ResetPeer(_Toxic):
+class ResetPeer(ToxicFault):
     """Connections are reset (TCP RST) timeout_ms after they open; 0: at once."""
 
     kind: Literal["reset_peer"] = "reset_peer"
@@ -99,7 +99,7 @@ class ResetPeer(_Toxic):
         return {"timeout": self.timeout_ms}
 
 
-class Timeout(_Toxic):
+class Timeout(ToxicFault):
     """No data passes; connections are closed after timeout_ms, or held open while the fault
     lasts when it is 0 (a hung service behind an open socket)."""
 
@@ -110,7 +110,7 @@ class Timeout(_Toxic):
         return {"timeout": self.timeout_ms}
 
 
-class SlowClose(_Toxic):
+class SlowClose(ToxicFault):
     """Closing a connection is delayed by delay_ms."""
 
     kind: Literal["slow_close"] = "slow_close"
@@ -165,13 +165,23 @@ class GpuMemory(Strict):
     used_ratio: float = Field(0.97, ge=0, le=1)
 
 
-Toxic = Latency | Bandwidth | Slicer | LimitData | ResetPeer | Timeout | SlowClose
-AnyFault = ProxyDown | Toxic | HttpError | StreamStall | Pause | Kill | GpuMemory
+AnyFault = (
+    ProxyDown
+    | Latency
+    | Bandwidth
+    | Slicer
+    | LimitData
+    | ResetPeer
+    | Timeout
+    | SlowClose
+    | HttpError
+    | StreamStall
+    | Pause
+    | Kill
+    | GpuMemory
+)
 Fault = Annotated[AnyFault, Field(discriminator="kind")]
-FAULT_KINDS: tuple[type[AnyFault], ...] = (
-    ProxyDown, Latency, Bandwidth, Slicer, LimitData, ResetPeer, Timeout, SlowClose, HttpError,
-    StreamStall, Pause, Kill, GpuMemory,
-)  # fmt: skip
+FAULT_KINDS: tuple[type[AnyFault], ...] = get_args(AnyFault)
 
 
 def unknown_targets(
@@ -180,7 +190,7 @@ def unknown_targets(
     """The fault's targets the stack lacks, what kind of name they must be (network faults act on
     Toxiproxy proxies, HTTP faults on replicas with a fault front, others on services) and the
     names the stack has."""
-    if isinstance(fault, ProxyDown | _Toxic):
+    if isinstance(fault, ProxyDown | ToxicFault):
         known, what = proxies, "Toxiproxy proxies"
     elif isinstance(fault, HttpError | StreamStall):
         known = {s.removeprefix(HTTP_FRONT_PREFIX) for s in services

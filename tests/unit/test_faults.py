@@ -18,7 +18,7 @@ from harness.spec.experiment import (
     Fault,
     HttpError,
     StreamStall,
-    _Toxic,
+    ToxicFault,
     unknown_targets,
 )
 from harness.spec.stack import FaultsSpec, ModelPool, SimulatorServer, StackSpec
@@ -46,7 +46,7 @@ def test_every_toxic_maps_its_fields_to_toxiproxy_attributes(kind: str) -> None:
     fields, attributes = TOXIPROXY_ATTRIBUTES[kind]
     fault = FAULT.validate_python({"kind": kind, "targets": ["primary-0"], "stream": "upstream",
                                    "toxicity": 0.5, **fields})  # fmt: skip
-    assert isinstance(fault, _Toxic)
+    assert isinstance(fault, ToxicFault)
     assert fault.attributes() == attributes
     assert (fault.stream, fault.toxicity) == ("upstream", 0.5)
 
