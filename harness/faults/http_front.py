@@ -72,7 +72,7 @@ def switch(
 ) -> None:
     """Write the replica's faults file and reload its front (SIGHUP: graceful)."""
     if pid is None:
-        raise StackError(f"{service_name(replica)} has no process to reload (local provider only)")
+        raise StackError(f"{service_name(replica)} is not running: no process to reload")
     path = faults_file(config_dir, replica)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render_faults(fault))

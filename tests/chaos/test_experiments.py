@@ -102,6 +102,9 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path) -> Non
             ("GPUMemoryHigh", "firing"), ("GPUMemoryHigh", "resolved")} <= marks  # fmt: skip
     # Redis down: served from the model servers, no errors (rate limiting failed open).
     assert during("redis-down.yaml")["counts"]["errors"] == 0
+    # The killed replica's pool is back in rotation once the breaker (4 s here) retries it.
+    after = journals["primary-killed-under-load.yaml"]["phases"]["after"]
+    assert after["served"]["counts"].get("primary", 0) > 0
 
 
 def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> None:
