@@ -38,6 +38,8 @@ class ExperimentResult:
     checks: list[CheckResult]
     fault_start_s: float | None = None
     fault_end_s: float | None = None
+    # When the window said the fault should end (the same clock); fault_end_s is when it did.
+    fault_planned_end_s: float | None = None
     phases: dict[str, LoadSummary] = field(default_factory=dict)
     # Seconds since the load started: the fault window, alert notifications, outcomes per second.
     timeline: Timeline = field(default_factory=Timeline)
@@ -45,7 +47,8 @@ class ExperimentResult:
     def journal(self, file: str = "") -> ExperimentJournal:
         return ExperimentJournal(
             file=file, title=self.spec.title, experiment=self.spec.model_dump(mode="json"),
-            fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s, phases=self.phases,
+            fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s,
+            fault_planned_end_s=self.fault_planned_end_s, phases=self.phases,
             timeline=self.timeline, checks=self.checks,
         )  # fmt: skip
 
@@ -262,16 +265,18 @@ def _run_experiment(
         try:
             # The fault may bite any time during apply(): it starts when apply() starts.
             result.fault_start_s = now()
+            result.fault_planned_end_s = result.fault_start_s + exp.fault_for_s
             wall_start = time.time()
             action.apply()
             progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
                      f"for {exp.fault_for_s:g}s")  # fmt: skip
             time.sleep(max(0.0, exp.fault_for_s - (now() - result.fault_start_s)))
         finally:
+            undo_from = now()
             action.undo()
             result.fault_end_s = now()
             wall_end = time.time()
-            progress("  fault undone")
+            progress(f"  fault undone in {result.fault_end_s - undo_from:.2f}s")
         load.join(timeout=exp.load.duration_s + exp.load.drain_timeout_s + 120)
     except BaseException:
         load.stop.set()  # interrupted or failed: end the background load now, not at its end

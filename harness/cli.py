@@ -270,11 +270,17 @@ def chaos(
     allow_empty: AllowEmptyOption = False,
     allow_remote: AllowRemoteOption = False,
 ) -> None:
-    """Run chaos experiments on one stack: load, a fault, expectations before/during/after it."""
+    """Run chaos experiments on one stack: load, a fault, expectations before/during/after it.
+
+    `harness chaos list [FILE|DIR...]` shows each experiment's title, fault and expectations
+    (default: chaos/)."""
     from harness.paths import new_run_dir
     from harness.pipeline import run_chaos
     from harness.spec.experiment import apply_stack_overrides
 
+    if files and str(files[0]) == "list" and not files[0].exists():
+        _chaos_list(files[1:], allow_empty)
+        return
     experiments = load_experiments(files, allow_empty)
     stack_spec = apply_stack_overrides(
         load_stack_spec(stack, allow_empty),
@@ -289,6 +295,14 @@ def chaos(
         experiments, stack_spec, out_dir=out_dir, provider=provider, command=command,
         progress=typer.echo, allow_remote=allow_remote,
     ))  # fmt: skip
+
+
+def _chaos_list(paths: list[Path], allow_empty: bool) -> None:
+    from harness.chaos_list import describe, experiment_files
+
+    experiments = load_experiments(experiment_files(paths), allow_empty)
+    for i, exp in enumerate(experiments):
+        typer.echo(("\n" if i else "") + "\n".join(describe(exp.path, exp.spec)))
 
 
 @app.command()
@@ -341,11 +355,19 @@ def prepare_gate(
         else GateSpec()
     )
     stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
+    from harness.spec.experiment import apply_stack_overrides
+
     for exp in experiments:
-        if exp.spec.stack_overrides:
+        # Overrides the gate's stack already satisfies change nothing: those run.
+        overrides = exp.spec.stack_overrides
+        if (
+            overrides
+            and apply_stack_overrides(stack_spec, [overrides], str(exp.path)) != stack_spec
+        ):
             raise ConfigError(str(exp.path), [ConfigProblem(
-                "stack_overrides", "not allowed in a gate profile's experiments (they run on the "
-                "gate's stack): put the settings in the stack spec, or run it with `harness chaos`",
+                "stack_overrides", "not allowed in a gate profile's experiments unless the gate's "
+                "stack already has them (they run on the gate's stack): put the settings in the "
+                "stack spec, or run it with `harness chaos`",
             )])  # fmt: skip
     check_experiment_names(experiments, stack_spec)
     check_gate_load(gate_spec, stack_spec, profile_path)

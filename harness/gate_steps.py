@@ -339,7 +339,10 @@ def run_experiments(
 
 def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     """What an experiment needs of the stack: its fault's handle, and what its checks read."""
-    needs = ["processes" if exp.fault.kind in ("pause", "kill") else "toxiproxy"]
+    kind = exp.fault.kind
+    needs = ["processes" if kind in ("pause", "kill")
+             else "fault parts" if kind in ("http_error", "stream_stall", "gpu_memory")
+             else "toxiproxy"]  # fmt: skip
     if exp.live_rules is not None:
         needs.append("rules file")
     if exp.expect.alerts:

@@ -58,6 +58,13 @@ class ToxiproxyClient:
                                  "enabled": True},
         )  # fmt: skip
 
+    def proxy(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/proxies/{name}")
+        return result
+
+    def delete_proxy(self, name: str) -> None:
+        self._call("DELETE", f"/proxies/{name}")
+
     def set_enabled(self, name: str, enabled: bool) -> None:
         """Disabled: the proxy refuses connections and drops open ones (the service is 'down')."""
         self._call("POST", f"/proxies/{name}", {"enabled": enabled})

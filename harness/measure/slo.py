@@ -41,6 +41,8 @@ SCALARS = (
     "fallback_share",
     "cache_share",
     "degraded_share",
+    "incomplete_share",  # streams cut short, broken off or stalled past the request timeout
+    "rate_limited_share",  # requests answered 429
 )
 # Per-request figures a goodput SLO can name.
 PER_REQUEST = (

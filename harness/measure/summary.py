@@ -99,6 +99,12 @@ class Counts(BaseModel):
     usage_reported: int  # successful requests whose server sent `usage`
     usage_chunk_mismatch: int  # ... where usage.completion_tokens != text events counted
 
+    @property
+    def incomplete(self) -> int:
+        """Requests whose answer never completed: cut short, broken off with an error event, or
+        stalled past the request timeout."""
+        return sum(self.by_kind.get(k, 0) for k in ("incomplete", "stream_error", "timeout"))
+
 
 class Latency(BaseModel):
     """Where each clock starts and stops: see the README's "Latency definitions"."""
@@ -235,6 +241,8 @@ class LoadSummary(BaseModel):
             "fallback_share": self.served.fallback_share,
             "cache_share": self.served.cache_share,
             "degraded_share": self.served.degraded_share,
+            "incomplete_share": _share(self.counts.incomplete, self.counts.total),
+            "rate_limited_share": _share(self.counts.by_status.get("429", 0), self.counts.total),
         }
         if name not in scalars:
             raise KeyError(f"unknown metric {name!r}")

@@ -39,6 +39,9 @@ class ExperimentJournal(BaseModel):
     experiment: dict[str, Any] = Field(default_factory=dict)
     fault_start_s: float | None = None
     fault_end_s: float | None = None
+    # When the fault's window said it should end; fault_start_s and fault_end_s are when it
+    # actually began (apply started) and ended (undo finished).
+    fault_planned_end_s: float | None = None
     phases: dict[str, LoadSummary] = Field(default_factory=dict)
     timeline: Timeline = Timeline()
     checks: list[CheckResult] = Field(default_factory=list)

@@ -1,15 +1,29 @@
 """A chaos experiment: background load, one fault for a while, and what must hold before, during
-and after it (plus which alerts must fire and resolve)."""
+and after it (plus which alerts must fire and resolve).
+
+Fault kinds, by where they act:
+- network (a Toxiproxy proxy per model-server replica and Redis): `proxy_down` and every
+  Toxiproxy toxic (`latency`, `bandwidth`, `slicer`, `limit_data`, `reset_peer`, `timeout`,
+  `slow_close`), with the toxic's direction (`stream`) and `toxicity`;
+- HTTP (the nginx fault front of a model-server replica, `faults.http_front` of the stack):
+  `http_error` (a share of answers replaced by 500/503/429) and `stream_stall`;
+- process (a service): `pause`, `kill`;
+- figures (the simulated GPU exporter, `faults.gpu_sim_exporter` of the stack): `gpu_memory`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from harness.spec.base import Strict
 from harness.spec.load import LoadSpec, Seconds
 from harness.spec.stack import StackSpec
+
+# The service name of a replica's nginx fault front, and of the simulated GPU exporter.
+HTTP_FRONT_PREFIX = "httpfault-"
+GPU_SIM_EXPORTER = "gpu-sim-exporter"
 
 
 class ProxyDown(Strict):
@@ -19,13 +33,113 @@ class ProxyDown(Strict):
     targets: tuple[str, ...] = Field(min_length=1)
 
 
-class Latency(Strict):
-    """Toxiproxy delays every byte the service sends back (downstream) by latency +- jitter."""
+class ToxicFault(Strict):
+    """A Toxiproxy toxic on each target proxy. `stream`: downstream acts on what the service
+    sends back, upstream on what is sent to it; `toxicity`: the share of connections affected."""
+
+    targets: tuple[str, ...] = Field(min_length=1)
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: float = Field(1.0, ge=0, le=1)
+
+    def attributes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+
+class Latency(ToxicFault):
+    """Every chunk of data is delayed by latency_ms +- jitter_ms."""
 
     kind: Literal["latency"] = "latency"
-    targets: tuple[str, ...] = Field(min_length=1)
     latency_ms: int = Field(ge=1)
     jitter_ms: int = Field(0, ge=0)
+
+    def attributes(self) -> dict[str, int]:
+        return {"latency": self.latency_ms, "jitter": self.jitter_ms}
+
+
+class Bandwidth(ToxicFault):
+    """At most rate_kbps kilobytes per second pass."""
+
+    kind: Literal["bandwidth"] = "bandwidth"
+    rate_kbps: int = Field(ge=0)
+
+    def attributes(self) -> dict[str, int]:
+        return {"rate": self.rate_kbps}
+
+
+class Slicer(ToxicFault):
+    """Data is sliced into pieces of average_size +- size_variation bytes, delay_us apart."""
+
+    kind: Literal["slicer"] = "slicer"
+    average_size: int = Field(ge=1)
+    size_variation: int = Field(0, ge=0)
+    delay_us: int = Field(0, ge=0)
+
+    def attributes(self) -> dict[str, int]:
+        return {"average_size": self.average_size, "size_variation": self.size_variation,
+                "delay": self.delay_us}  # fmt: skip
+
+
+class LimitData(ToxicFault):
+    """A connection is closed after `bytes` bytes (headers included): a stream cut short."""
+
+    kind: Literal["limit_data"] = "limit_data"
+    bytes: int = Field(ge=1)
+
+    def attributes(self) -> dict[str, int]:
+        return {"bytes": self.bytes}
+
+
+class ResetPeer(ToxicFault):
+    """Connections are reset (TCP RST) timeout_ms after they open; 0: at once."""
+
+    kind: Literal["reset_peer"] = "reset_peer"
+    timeout_ms: int = Field(0, ge=0)
+
+    def attributes(self) -> dict[str, int]:
+        return {"timeout": self.timeout_ms}
+
+
+class Timeout(ToxicFault):
+    """No data passes; connections are closed after timeout_ms, or held open while the fault
+    lasts when it is 0 (a hung service behind an open socket)."""
+
+    kind: Literal["timeout"] = "timeout"
+    timeout_ms: int = Field(0, ge=0)
+
+    def attributes(self) -> dict[str, int]:
+        return {"timeout": self.timeout_ms}
+
+
+class SlowClose(ToxicFault):
+    """Closing a connection is delayed by delay_ms."""
+
+    kind: Literal["slow_close"] = "slow_close"
+    delay_ms: int = Field(ge=1)
+
+    def attributes(self) -> dict[str, int]:
+        return {"delay": self.delay_ms}
+
+
+class HttpError(Strict):
+    """A share of the requests to each target replica are answered with `status` by its nginx
+    fault front instead of the model server (429 and 503 with Retry-After)."""
+
+    kind: Literal["http_error"] = "http_error"
+    targets: tuple[str, ...] = Field(min_length=1)
+    status: Literal[500, 503, 429] = 500
+    share: float = Field(1.0, gt=0, le=1)
+    retry_after_s: int = Field(1, ge=0)
+
+
+class StreamStall(Strict):
+    """A share of the answers of each target replica stall after their first `after_bytes`
+    bytes (headers included): the rest trickles at `rate_bytes_per_s`."""
+
+    kind: Literal["stream_stall"] = "stream_stall"
+    targets: tuple[str, ...] = Field(min_length=1)
+    share: float = Field(1.0, gt=0, le=1)
+    after_bytes: int = Field(600, ge=1)
+    rate_bytes_per_s: int = Field(1, ge=1)
 
 
 class Pause(Strict):
@@ -42,16 +156,48 @@ class Kill(Strict):
     targets: tuple[str, ...] = Field(min_length=1)
 
 
-Fault = Annotated[ProxyDown | Latency | Pause | Kill, Field(discriminator="kind")]
+class GpuMemory(Strict):
+    """The simulated GPU exporter reports `used_ratio` of GPU memory in use (otherwise
+    `faults.gpu_sim_exporter.idle_ratio`)."""
+
+    kind: Literal["gpu_memory"] = "gpu_memory"
+    targets: tuple[str, ...] = (GPU_SIM_EXPORTER,)
+    used_ratio: float = Field(0.97, ge=0, le=1)
+
+
+AnyFault = (
+    ProxyDown
+    | Latency
+    | Bandwidth
+    | Slicer
+    | LimitData
+    | ResetPeer
+    | Timeout
+    | SlowClose
+    | HttpError
+    | StreamStall
+    | Pause
+    | Kill
+    | GpuMemory
+)
+Fault = Annotated[AnyFault, Field(discriminator="kind")]
+FAULT_KINDS: tuple[type[AnyFault], ...] = get_args(AnyFault)
 
 
 def unknown_targets(
-    fault: ProxyDown | Latency | Pause | Kill, proxies: set[str], services: set[str]
+    fault: AnyFault, proxies: set[str], services: set[str]
 ) -> tuple[list[str], str, set[str]]:
     """The fault's targets the stack lacks, what kind of name they must be (network faults act on
-    Toxiproxy proxies, process faults on services) and the names the stack has."""
-    known, what = (proxies, "Toxiproxy proxies") if isinstance(fault, ProxyDown | Latency) else (
-        services, "services")  # fmt: skip
+    Toxiproxy proxies, HTTP faults on replicas with a fault front, others on services) and the
+    names the stack has."""
+    if isinstance(fault, ProxyDown | ToxicFault):
+        known, what = proxies, "Toxiproxy proxies"
+    elif isinstance(fault, HttpError | StreamStall):
+        known = {s.removeprefix(HTTP_FRONT_PREFIX) for s in services
+                 if s.startswith(HTTP_FRONT_PREFIX)}  # fmt: skip
+        what = "replicas with an HTTP fault front (stack: faults.http_front)"
+    else:
+        known, what = services, "services"
     return [t for t in fault.targets if t not in known], what, known
 
 

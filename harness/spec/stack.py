@@ -124,6 +124,21 @@ class ToxiproxySpec(Strict):
     front: tuple[ProxyTarget, ...] = ("primary", "fallback", "redis")
 
 
+class GpuSimExporterSpec(Strict):
+    # Simulated figures: this machine has no GPU (on one, an NVML exporter feeds the same rule).
+    total_bytes: int = Field(80 * 2**30, ge=1)
+    idle_ratio: float = Field(0.5, ge=0, le=1)
+
+
+class FaultsSpec(Strict):
+    """Parts the stack runs only so that faults can be injected (the `gpu_memory` fault,
+    `http_error` and `stream_stall`)."""
+
+    # An nginx fault front before each replica of these pools (named httpfault-primary-0, ...).
+    http_front: tuple[Literal["primary", "fallback"], ...] = ()
+    gpu_sim_exporter: GpuSimExporterSpec | None = None
+
+
 class StackSpec(Strict):
     kind: Literal["stack"] = "stack"
     name: str = "reference"
@@ -138,6 +153,7 @@ class StackSpec(Strict):
     prometheus: PrometheusSpec = PrometheusSpec()
     alertmanager: AlertmanagerSpec = AlertmanagerSpec()
     toxiproxy: ToxiproxySpec = ToxiproxySpec()
+    faults: FaultsSpec = FaultsSpec()
     # Container images by service (docker provider); unset entries keep their defaults.
     images: ImageMap = ImageMap()
 

@@ -55,8 +55,8 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
         proxies, services = stack_names(spec)
     problems: list[ConfigProblem] = []
     missing, what, known = unknown_targets(exp.fault, proxies, services)
-    if ext is not None and what == "services":
-        missing = []  # no process handles there: the experiment is skipped when it comes up
+    if ext is not None and what != "Toxiproxy proxies":
+        missing = []  # no process handles or fault parts there: skipped when it comes up
     if missing:
         problems.append(_unknown("fault.targets", missing, what, known))
     rules = alert_names(spec) if ext is None else {a.alert for a in exp.expect.alerts}

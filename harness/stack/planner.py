@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.paths import PROJECT_ROOT, STACK_DIR
+from harness.spec.experiment import GPU_SIM_EXPORTER
 from harness.spec.gateway import GatewayRuntimeConfig
 from harness.spec.stack import (
+    GpuSimExporterSpec,
     LlamaCppServer,
     ModelPool,
     SimulatorServer,
@@ -120,6 +122,41 @@ def _exporter(what: str, source_flag: str, port: int, tier: int) -> ServiceDef:
     )  # fmt: skip
 
 
+def _http_front_def(
+    slot: ModelServerSlot, port: int, run_dir: Path, files: dict[Path, str]
+) -> ServiceDef:
+    """The nginx HTTP fault front of one replica (harness/faults/http_front.py), no fault on."""
+    from harness.faults import http_front
+
+    faults_path = http_front.faults_file(run_dir / "config", slot.name)
+    conf = run_dir / "config" / f"{http_front.service_name(slot.name)}.conf"
+    files[faults_path] = http_front.render_faults(None)
+    files[conf] = http_front.render_front(
+        run_dir=run_dir, replica=slot.name, port=port, server_port=slot.port,
+        faults_path=faults_path,
+    )  # fmt: skip
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
+    return ServiceDef(
+        name=http_front.service_name(slot.name), role="fault_front",
+        argv=[str(find_binary("nginx")), "-p", str(run_dir), "-c", str(conf),
+              "-e", str(run_dir / "logs" / f"{http_front.service_name(slot.name)}-error.log")],
+        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/fault-front-health"),
+        image="nginx", tier=TIER_BACKENDS, mounts=[run_dir],
+    )  # fmt: skip
+
+
+def _gpu_sim_exporter_def(spec: GpuSimExporterSpec, port: int) -> ServiceDef:
+    """A fake GPU memory exporter (no GPU here); the gpu_memory fault sets its figures."""
+    return ServiceDef(
+        name=GPU_SIM_EXPORTER, role="exporter",
+        argv=[sys.executable, "-m", "harness.faults.gpu_sim_exporter", "--port", str(port),
+              "--total-bytes", str(spec.total_bytes), "--idle-ratio", f"{spec.idle_ratio:g}"],
+        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/metrics"), image="gateway",
+        tier=TIER_BACKENDS, env={"PYTHONPATH": str(PROJECT_ROOT)}, mounts=[PROJECT_ROOT],
+    )  # fmt: skip
+
+
 def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) -> ServicePlan:
     run_dir = run_dir.resolve()
     pools = spec.pools()
@@ -127,8 +164,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     n_gw = spec.gateway.replicas
     # toxiproxy api, redis, redis proxy, model servers + their proxies, gateways,
     # nginx + status, two exporters, prometheus, alertmanager, webhook, log store + its syslog
-    # input + its agent.
-    ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3 + 3)
+    # input + its agent; HTTP fault fronts and the simulated GPU exporter (faults:).
+    n_fronts = sum(pools[p].replicas for p in set(spec.faults.http_front))
+    ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3 + 3 + n_fronts + 1)
 
     toxi_port, redis_port = ports.take(), ports.take()
     slots = [
@@ -136,15 +174,19 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         for pool_name, pool in pools.items()
         for i in range(pool.replicas)
     ]
+    # An HTTP fault front sits between a replica's proxy and the server: it is what they dial.
+    http_fronts = {s.name: ports.take() for s in slots if s.pool in spec.faults.http_front}
+    server_port = {s.name: http_fronts.get(s.name, s.port) for s in slots}
     fronted = set(spec.toxiproxy.front)
-    proxies = [ProxyDef(s.name, ports.take(), s.port) for s in slots if s.pool in fronted]
+    proxies = [ProxyDef(s.name, ports.take(), server_port[s.name]) for s in slots
+               if s.pool in fronted]  # fmt: skip
     redis_proxy = ProxyDef("redis", ports.take(), redis_port) if "redis" in fronted else None
     if redis_proxy:
         proxies.append(redis_proxy)
     proxy_port = {p.name: p.listen_port for p in proxies}
 
     def dial(slot: ModelServerSlot) -> str:
-        return f"http://127.0.0.1:{proxy_port.get(slot.name, slot.port)}"
+        return f"http://127.0.0.1:{proxy_port.get(slot.name, server_port[slot.name])}"
 
     gw_ports = [ports.take() for _ in range(n_gw)]
     nginx_port, nginx_status_port = ports.take(), ports.take()
@@ -176,6 +218,13 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
     services.append(log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots],
                                       TIER_GATEWAYS))  # fmt: skip
+    for s in slots:
+        if s.name in http_fronts:
+            services.append(_http_front_def(s, http_fronts[s.name], run_dir, files))
+    gpu_sim = spec.faults.gpu_sim_exporter
+    gpu_port = ports.take()
+    if gpu_sim is not None:
+        services.append(_gpu_sim_exporter_def(gpu_sim, gpu_port))
 
     key = api_key or spec.gateway.settings.auth.api_keys[0]
     redis_dial = redis_proxy.listen_port if redis_proxy else redis_port
@@ -262,6 +311,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         render.ScrapeTarget("victoria-logs", f"127.0.0.1:{logs_port}", {}),
         render.ScrapeTarget("vlagent", f"127.0.0.1:{agent_port}", {}),
     ]
+    if gpu_sim is not None:
+        targets.append(render.ScrapeTarget("gpu-sim", f"127.0.0.1:{gpu_port}", {}))
     rules = run_dir / "config" / "alerts.yml"
     files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
     prom_conf = run_dir / "config" / "prometheus.yml"

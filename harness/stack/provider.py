@@ -109,6 +109,8 @@ class RunningStack:
             else "no Toxiproxy proxies named for the primary pool",
             "alerts": None if self.alerts else "no Alertmanager in the stack spec",
             "processes": "no process handles (the harness did not start this stack)",
+            "fault parts": "no HTTP fault fronts or simulated GPU exporter (they run only in "
+            "stacks the harness starts)",
             "rules file": "the deployed alert rules file is not at hand (the harness did not "
             "start this stack)",
             "declared settings": None if "gateway" in self.spec.model_fields_set

@@ -68,6 +68,10 @@ def proportion(name: str, summary: LoadSummary) -> tuple[int, int] | None:
         return summary.counts.errors, summary.counts.total
     if name in shares:
         return served.get(shares[name], 0), answered
+    if name == "incomplete_share":
+        return summary.counts.incomplete, summary.counts.total
+    if name == "rate_limited_share":
+        return summary.counts.by_status.get("429", 0), summary.counts.total
     if name == "goodput":
         return summary.goodput.meeting, summary.counts.total
     if name == "cache_hit_rate":

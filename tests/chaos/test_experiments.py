@@ -18,15 +18,19 @@ from harness.paths import PROJECT_ROOT
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
+# The simulated stack with HTTP fault fronts and the simulated GPU exporter.
+SIM_CHAOS_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-chaos-stack.yaml"
 CHAOS = PROJECT_ROOT / "chaos"
 
 
-def run_chaos(tmp_path: Path, *experiments: str) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
+def run_chaos(
+    tmp_path: Path, *experiments: str, stack: Path = SIM_STACK
+) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, "-m", "harness", "chaos", *(str(CHAOS / e) for e in experiments),
-         "--stack", str(SIM_STACK), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+         "--stack", str(stack), "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     return r, report
@@ -41,6 +45,66 @@ def test_fallback_experiments_pass(tmp_path: Path, experiment: str) -> None:
     assert journal["fault_start_s"] < journal["fault_end_s"]
     assert set(journal["phases"]) == {"before", "during", "after"}
     assert journal["phases"]["during"]["served"]["counts"].get("fallback", 0) > 0
+
+
+def test_a_latency_fault_ends_within_a_second_of_its_window(tmp_path: Path) -> None:
+    """8 s of latency on both primaries, longer than the gateway's primary timeout: slowed
+    streams are still held when the window ends, and the fault must end anyway (removing the
+    toxic alone waits for them to drain: 37 s once)."""
+    r, report = run_chaos(tmp_path, "primary-latency-fallback.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    journal = report["experiments"][0]
+    assert journal["fault_end_s"] - journal["fault_planned_end_s"] <= 1.0, journal
+    assert journal["fault_end_s"] >= journal["fault_planned_end_s"]
+    assert journal["phases"]["after"]["counts"]["total"] >= 10
+    assert journal["phases"]["after"]["served"]["counts"].get("primary", 0) > 0
+
+
+# One stack for all of them (about 4 minutes on 2 cores): file -> the figures each must show.
+PRACTICE_EXPERIMENTS = [
+    "redis-down.yaml",
+    "primary-killed-under-load.yaml",
+    "stream-cut.yaml",
+    "stream-stall.yaml",
+    "token-trickle.yaml",
+    "gpu-memory-high.yaml",
+    "error-storm-alert.yaml",
+    "slow-primary-alert.yaml",
+]
+
+
+def test_the_practice_experiments_hold_their_expectations(tmp_path: Path) -> None:
+    r, report = run_chaos(tmp_path, *PRACTICE_EXPERIMENTS, stack=SIM_CHAOS_STACK)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    journals = {Path(j["file"]).name: j for j in report["experiments"]}
+    assert set(journals) == set(PRACTICE_EXPERIMENTS)
+    for name, j in journals.items():
+        assert j["fault_end_s"] - j["fault_planned_end_s"] <= 1.0, name
+        assert all(c["outcome"] in ("pass", "warn") for c in j["checks"]), name
+
+    def during(name: str) -> dict:  # type: ignore[type-arg]
+        return journals[name]["phases"]["during"]  # type: ignore[no-any-return]
+
+    # A cut or stalled stream is never a success: most of the fault's requests are counted
+    # incomplete (the rest fell back before their first token, or were short enough to end
+    # before the cut).
+    for name in ("stream-cut.yaml", "stream-stall.yaml"):
+        counts = during(name)["counts"]
+        incomplete = sum(counts["by_kind"].get(k, 0) for k in ("incomplete", "stream_error",
+                                                                 "timeout"))  # fmt: skip
+        assert incomplete >= 0.6 * counts["total"], name
+    # The trickle is seen in the inter-token latency, not hidden in the first token.
+    assert during("token-trickle.yaml")["latency"]["itl_ms"]["p50"] > 100
+    # The error storm: every request failed, then the alert fired and resolved.
+    assert during("error-storm-alert.yaml")["counts"]["error_rate"] == 1
+    marks = {(m["alert"], m["status"]) for j in journals.values() for m in j["timeline"]["alerts"]}
+    assert {("HighErrorRate", "firing"), ("HighErrorRate", "resolved"), ("SlowResponse", "firing"),
+            ("GPUMemoryHigh", "firing"), ("GPUMemoryHigh", "resolved")} <= marks  # fmt: skip
+    # Redis down: served from the model servers, no errors (rate limiting failed open).
+    assert during("redis-down.yaml")["counts"]["errors"] == 0
+    # The killed replica's pool is back in rotation once the breaker (4 s here) retries it.
+    after = journals["primary-killed-under-load.yaml"]["phases"]["after"]
+    assert after["served"]["counts"].get("primary", 0) > 0
 
 
 def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> None:

@@ -140,3 +140,11 @@ def test_load_refuses_a_remote_target_unless_allowed() -> None:
     assert problem.location == "--target" and "--allow-remote" in problem.message
     assert target_problems("http://192.168.1.20:8000", None, None, None, allow_remote=True) == []
     assert target_problems("http://127.0.0.1:8000", None, None, None) == []
+
+
+def test_fault_parts_are_the_harness_own() -> None:
+    exp = ExperimentSpec.model_validate({
+        "kind": "experiment", "title": "t",
+        "fault": {"kind": "http_error", "targets": ["primary-0"], "status": 503, "share": 0.5},
+    })  # fmt: skip
+    assert experiment_needs(exp) == ("fault parts",)
