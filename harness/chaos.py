@@ -19,6 +19,7 @@ from harness.measure.slo import parse_slo
 from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
+from harness.observe.alert_states import AlertStates
 from harness.observe.live_rules import live_rules
 from harness.observe.webhook import AlertLog, AlertNotification
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
@@ -178,6 +179,36 @@ def _notified(
     )  # fmt: skip
 
 
+def _pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> list[CheckResult]:
+    """Each alert expected pending: Prometheus showed it pending within the time allowed after
+    the fault started, and not only after it fired."""
+    out = []
+    for want in exp.expect.alerts:
+        if want.pending_within_s is None:
+            continue
+        name = f"{exp.title}: alert {want.alert} pending"
+        pending = states.first_seen.get((want.alert, "pending"))
+        firing = states.first_seen.get((want.alert, "firing"))
+        ok = pending is not None and since <= pending <= since + want.pending_within_s and (
+            firing is None or pending <= firing)  # fmt: skip
+        if ok:
+            assert pending is not None
+            reason = f"pending {pending - since:.1f}s after the fault started" + (
+                f", firing {firing - since:.1f}s after" if firing is not None else "")  # fmt: skip
+            measured = {"alert": want.alert, "pending_after_s": round(pending - since, 1)}
+            out.append(CheckResult(name=name, category="alerts", outcome="pass", reasons=[reason],
+                                   measured=measured))  # fmt: skip
+        else:
+            seen = "never seen pending" if pending is None else (
+                f"first seen pending {pending - since:.1f}s after the fault started")  # fmt: skip
+            out.append(CheckResult(
+                name=name, category="alerts", outcome="fail",
+                reasons=[f"{seen}; want pending within {want.pending_within_s:g}s, before firing "
+                         f"({states.errors} failed polls of Prometheus)"],
+            ))  # fmt: skip
+    return out
+
+
 def _alert_checks(
     exp: ExperimentSpec, stack: RunningStack, fault_start: float, fault_end: float
 ) -> list[CheckResult]:
@@ -256,6 +287,9 @@ def _run_experiment(
     exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress
 ) -> ExperimentResult:
     load = _BackgroundLoad(exp, stack, run_dir, progress)
+    states = None
+    if any(a.pending_within_s is not None for a in exp.expect.alerts):
+        states = AlertStates(stack.endpoints.prometheus).start()
     load.start()
     result = ExperimentResult(spec=exp, checks=[])
     try:
@@ -284,6 +318,8 @@ def _run_experiment(
     finally:
         if load.is_alive():
             load.join(timeout=60)
+        if states is not None:
+            states.stop()
     if load.error is not None:
         raise load.error
     run = load.result
@@ -295,5 +331,7 @@ def _run_experiment(
     result.checks = [_load_check(exp, summarize(run.samples, run.context))]
     result.checks += _phase_checks(exp, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)
+    if states is not None:
+        result.checks += _pending_checks(exp, states, wall_start)
     result.timeline = _timeline(run, result)
     return result

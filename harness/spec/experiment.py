@@ -207,6 +207,9 @@ class AlertExpectation(Strict):
     fires_within_s: Seconds = Field(120.0, gt=0)
     # Seconds after the fault ends by which it must have notified "resolved"; None: not checked.
     resolves_within_s: Seconds | None = Field(None, gt=0)
+    # Seconds after the fault starts by which Prometheus must show it pending (before it fires:
+    # the rule's `for:` held it back); None: not checked.
+    pending_within_s: Seconds | None = Field(None, gt=0)
 
 
 class Expectations(Strict):

@@ -97,6 +97,8 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path) -> Non
     assert during("token-trickle.yaml")["latency"]["itl_ms"]["p50"] > 100
     # The error storm: every request failed, then the alert fired and resolved.
     assert during("error-storm-alert.yaml")["counts"]["error_rate"] == 1
+    storm = {c["name"].split(": ", 1)[1]: c for c in journals["error-storm-alert.yaml"]["checks"]}
+    assert storm["alert HighErrorRate pending"]["outcome"] == "pass"  # held by `for:`, then fired
     marks = {(m["alert"], m["status"]) for j in journals.values() for m in j["timeline"]["alerts"]}
     assert {("HighErrorRate", "firing"), ("HighErrorRate", "resolved"), ("SlowResponse", "firing"),
             ("GPUMemoryHigh", "firing"), ("GPUMemoryHigh", "resolved")} <= marks  # fmt: skip
