@@ -22,10 +22,12 @@ import gevent.socket
 import gevent.ssl
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
+from harness import wire
 from harness.load import clock
 from harness.load.samples import Sample
 from harness.load.sse import StreamInterpreter
 from harness.load.workload import RequestPlan
+from harness.wire import Wire
 
 _MAX_BODY = 1 << 20  # non-streamed bodies kept for parsing, beyond this only counted
 
@@ -79,6 +81,7 @@ class LLMClient:
         run_tag: str = "run",
         worker: int = 0,
         max_idle: int = 1000,
+        names: Wire | None = None,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -93,6 +96,7 @@ class LLMClient:
         self.run_tag = run_tag
         self.worker = worker
         self.max_idle = max_idle
+        self.names = names or wire.current()  # the gateway's header names (harness.wire)
         self._idle: list[gevent.socket.socket] = []
         self._ssl = gevent.ssl.create_default_context() if self.tls else None
         # The text of the last answer, for a request planned with keep_text (one user per client).
@@ -127,14 +131,17 @@ class LLMClient:
             self._idle.pop().close()
 
     # --- one request -------------------------------------------------------------------------
+    def _auth_line(self, api_key: str) -> str:
+        return "".join(f"{k}: {v}\r\n" for k, v in self.names.auth(api_key).items())
+
     def _request_bytes(self, plan: RequestPlan, request_id: str) -> bytes:
         head = (
             f"POST {self.prefix}{plan.path} HTTP/1.1\r\n"
             f"Host: {self.host_header}\r\n"
             "Content-Type: application/json\r\n"
             f"Accept: {'text/event-stream' if plan.stream else 'application/json'}\r\n"
-            f"Authorization: Bearer {plan.api_key}\r\n"
-            f"X-Request-Id: {request_id}\r\n"
+            f"{self._auth_line(plan.api_key)}"
+            f"{self.names.request_id}: {request_id}\r\n"
             f"Content-Length: {len(plan.body)}\r\n"
             "\r\n"
         )
@@ -253,9 +260,9 @@ class LLMClient:
         )
         if resp.headers_s is not None:
             s.ttfb_ms = (resp.headers_s - sent) * 1000.0
-            s.x_cache = resp.header("x-cache") or None
-            s.x_served_by = resp.header("x-served-by") or None
-            s.x_request_id = resp.header("x-request-id") or None
+            s.x_cache = resp.header(self.names.cache.lower()) or None
+            s.x_served_by = resp.header(self.names.served_by.lower()) or None
+            s.x_request_id = resp.header(self.names.request_id.lower()) or None
         if failure is None and status < 400 and not resp.stream:
             try:
                 interp.message(json.loads(bytes(resp.body)), end)

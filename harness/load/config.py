@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness.spec.load import LoadSpec, OpenLoop
+from harness.wire import Wire
 
 CONFIG_ENV = "HARNESS_LOAD_CONFIG"
 
@@ -43,6 +44,8 @@ class WorkerConfig(BaseModel):
     forward_to_master: bool = False
     # Where that master listens for them ("127.0.0.1:5557").
     master_bind: str | None = None
+    # The gateway's names on the wire (the key's header, served-by, cache, request id).
+    wire: Wire = Wire()
 
     @property
     def open_loop(self) -> bool:

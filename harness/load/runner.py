@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from harness import wire
 from harness.errors import HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
@@ -290,6 +291,7 @@ def run_load(
         target_url=target.url,
         api_key=target.api_key,
         model=model,
+        wire=wire.current(),
         sample_dir=str(sample_dir),
         run_tag=run_dir.name[:24] or "run",
         seed=seed,

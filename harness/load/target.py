@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness import wire
 from harness.errors import ConfigError, ConfigProblem
 
 
@@ -78,7 +79,7 @@ def from_endpoints(ep: object, source: str = "stack") -> Target:
 
 def discover_model(target: Target, timeout_s: float = 5.0) -> str:
     """The first model the target lists at /v1/models; ConfigError with a hint when none."""
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    headers = wire.current().auth(target.api_key)
     try:
         r = httpx.get(f"{target.url}/v1/models", headers=headers, timeout=timeout_s)
         r.raise_for_status()

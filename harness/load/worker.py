@@ -134,6 +134,7 @@ class WorkerRun:
             run_tag=self.cfg.run_tag,
             worker=self.worker,
             max_idle=max_idle,
+            names=self.cfg.wire,
         )
 
     # --- requests ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from harness import wire
 from harness.faults.toxiproxy import ToxiproxyClient
 from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
@@ -83,7 +84,7 @@ def _trip(http: httpx.Client, gateway: str, cfg: BreakerConfig, failures: list[s
     Returns when the breaker was seen open (monotonic seconds)."""
     for i in range(cfg.failure_threshold):
         r = _ask(http, gateway)
-        served = r.headers.get("x-served-by")
+        served = r.headers.get(wire.current().served_by)
         if served not in ("fallback", "degraded"):
             failures.append(
                 f"{gateway}: request {i + 1} with the primary pool down was answered "
@@ -118,9 +119,10 @@ def _recover(
         failures.append(f"{gateway}: half-open {half_open_after:.1f}s after opening, before its "
                         f"recovery timeout of {cfg.recovery_timeout_s:g}s")  # fmt: skip
     r = _ask(http, gateway)
-    if r.status_code != 200 or r.headers.get("x-served-by") != POOL:
+    if r.status_code != 200 or r.headers.get(wire.current().served_by) != POOL:
         failures.append(f"{gateway}: the half-open probe request was answered {r.status_code} by "
-                        f"{r.headers.get('x-served-by')!r}, want 200 by the primary")  # fmt: skip
+                        f"{r.headers.get(wire.current().served_by)!r}, want 200 by the "
+                        "primary")  # fmt: skip
     state = breaker_state(gateway)
     if state != 0:
         failures.append(f"{gateway}: after a successful probe the breaker reads "

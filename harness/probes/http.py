@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 
+from harness import wire
+
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    """The API key as the gated stack wants it (harness.wire)."""
+    return wire.current().auth(api_key)
 
 
 def chat_body(

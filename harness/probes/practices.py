@@ -8,6 +8,7 @@ from collections import Counter
 
 import httpx
 
+from harness import wire
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
@@ -28,6 +29,7 @@ def probe_streaming(
 ) -> CheckResult:
     """A streamed chat completion returns generated tokens chunk by chunk, spread over time."""
     policy = policy or StreamingPolicy()
+    names = wire.current()
     t0 = time.monotonic()
     failures: list[str] = []
     # A short answer cannot show whether tokens arrive spread out: ask again (a model, or a
@@ -46,14 +48,14 @@ def probe_streaming(
     else:
         if not r.text.strip():
             failures.append("no generated text")
-        if not r.headers.get("x-request-id"):
-            failures.append("no X-Request-Id header")
+        if not r.headers.get(names.request_id.lower()):  # a stream's headers: lower case
+            failures.append(f"no {names.request_id} header")
         found, figures = judge_streaming(r.chunk_times_s, r.total_s, policy)
         if len(chunks) > 1 and found:
             found.append(f"{len(chunks)} answers of {', '.join(map(str, chunks))} chunks")
         failures += found
         measured |= figures
-    measured["served_by"] = r.headers.get("x-served-by")
+    measured["served_by"] = r.headers.get(names.served_by.lower())
     return _timed(
         CheckResult.from_reasons(
             "streamed completion", "stack", failures, measured,
@@ -85,9 +87,10 @@ def _hostile_requests(
     js = {"Content-Type": "application/json"}
     key = {**auth_headers(api_key), **js}
     big = json.dumps(chat_body("x" * (max_prompt_chars + 1), max_tokens=4)).encode()
+    w = wire.current()
     return [
         ("no key", "POST", url, js, ok),
-        ("no key", "POST", url, {**js, "Authorization": "Bearer"}, ok),
+        ("no key", "POST", url, {**js, w.auth_header: w.auth_scheme}, ok),  # an empty credential
         ("unknown key", "POST", url, {**js, **auth_headers("sk-not-a-key")}, ok),
         ("unknown key", "POST", url, {**js, "X-API-Key": "sk-not-a-key"}, ok),
         ("oversized key", "POST", url, {**js, **auth_headers("sk-" + "k" * 6000)}, ok),
@@ -156,7 +159,7 @@ def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> Check
             s = time.perf_counter()
             r = http.post(f"{base_url}/v1/chat/completions", json=body)
             times.append(time.perf_counter() - s)
-            caches.append(r.headers.get("x-cache", ""))
+            caches.append(r.headers.get(wire.current().cache, ""))
             if r.status_code != 200:
                 failures.append(f"status {r.status_code}: {r.text[:200]}")
     found, measured = judge_cache(caches, times, hit_speedup)

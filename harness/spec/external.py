@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 
 from harness.spec.base import Strict
+from harness.wire import Wire
 
 
 def _http_url(value: str) -> str:
@@ -74,13 +75,13 @@ class ExternalToxiproxy(Strict):
 
 
 class GatewayContract(Strict):
-    """Which parts of the gateway contract (README, "The gateway contract") this deployment keeps,
-    under the reference gateway's names. false marks an item absent: the checks that rest on it
-    are skipped with that reason, never passed."""
+    """The gateway contract (README, "The gateway contract") under this deployment's names. A
+    header item is the header's name (the reference gateway's by default), or null: absent, and
+    the checks that rest on it are skipped with that reason, never passed."""
 
-    served_by: bool = True  # X-Served-By: primary | fallback | cache | degraded
-    cache: bool = True  # X-Cache: hit | miss | bypass
-    request_id: bool = True  # X-Request-Id on every answer
+    served_by: str | None = "X-Served-By"  # primary | fallback | cache | degraded
+    cache: str | None = "X-Cache"  # hit | miss | bypass
+    request_id: str | None = "X-Request-Id"  # on every answer, echoing the client's
     # PRACTICES.md's metric names on each replica's /metrics (cost, injection, breaker state).
     metrics: bool = True
     # 401 without a key, 403 for an unknown one, 400/405/404/413 for bad requests, 429 with
@@ -95,7 +96,7 @@ class ExternalSpec(Strict):
     # The variable holding the API key the gate sends with; never stored in a report.
     api_key_env: str | None = "HARNESS_API_KEY"
     auth_header: str = "Authorization"
-    auth_scheme: str = "Bearer"  # "" sends the bare key (as X-API-Key: KEY)
+    auth_scheme: str = "Bearer"  # "" sends the bare key (`auth_header: X-API-Key`)
     gateways: list[HttpUrl] = Field(default_factory=list)  # each replica's own URL, when reachable
     prometheus: ExternalService | None = None
     alertmanager: ExternalService | None = None
@@ -112,6 +113,16 @@ class ExternalSpec(Strict):
             if service is not None:
                 out[name] = service.url
         return out
+
+    def wire(self) -> Wire:
+        """The names requests and answers use on the wire (absent headers keep the reference
+        names, which are then simply not there)."""
+        names = {"auth_header": self.auth_header, "auth_scheme": self.auth_scheme}
+        if self.gateway is not None:
+            for item in ("served_by", "cache", "request_id"):
+                if (name := getattr(self.gateway, item)) is not None:
+                    names[item] = name
+        return Wire(**names)
 
     def env_names(self) -> list[str]:
         names = [self.api_key_env] if self.api_key_env else []

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness import wire
 from harness.errors import ConfigError, ConfigProblem, StackError
 from harness.observe.alertmanager import AlertmanagerPoller
 from harness.spec.external import ExternalSpec
@@ -107,9 +108,18 @@ def attach_external(
     allow_remote: bool = False,
     source: str = "stack spec",
 ) -> Iterator[RunningStack]:
-    """Check the deployment is there and yield it as a running stack with no service handles."""
+    """Check the deployment is there and yield it as a running stack with no service handles;
+    while it is attached, requests and answers use its names on the wire (harness.wire)."""
     ext = spec.external
     assert ext is not None
+    with wire.using(ext.wire()):
+        yield from _attached(spec, ext, run_dir, progress, allow_remote, source)
+
+
+def _attached(
+    spec: StackSpec, ext: ExternalSpec, run_dir: Path, progress: Progress, allow_remote: bool,
+    source: str,
+) -> Iterator[RunningStack]:  # fmt: skip
     t0 = time.monotonic()
     check_env(ext, source)
     urls = ext.urls()

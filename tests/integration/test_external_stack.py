@@ -38,7 +38,7 @@ def only(probe: str) -> str:
 # One API key per test that sends requests: a rate-limit probe spends its key's budget for the
 # minute, and the tests share one stack.
 KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
-        "chaos": "sk-external-chaos"}  # fmt: skip
+        "chaos": "sk-external-chaos", "renamed": "sk-external-renamed"}  # fmt: skip
 # A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
 PROFILE = """kind: gate
 name: external
@@ -426,3 +426,87 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     assert during["outcome"] == "pass", during
     assert checks["kill a primary"]["outcome"] == "skipped"
     assert "no process handles" in checks["kill a primary"]["reasons"][0]
+
+
+@pytest.fixture
+def renaming_gateway(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
+    """Another gateway's names: a real nginx in front of the stack that hides X-Served-By and
+    X-Cache and answers X-Backend and X-Cache-Status instead."""
+    (port,) = free_ports(1)
+    d = tmp_path / "renaming"
+    d.mkdir()
+    conf = d / "nginx.conf"
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf.write_text(f"""daemon off;
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {up_stack["nginx"]};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_hide_header X-Served-By;
+            proxy_hide_header X-Cache;
+            add_header X-Backend $upstream_http_x_served_by always;
+            add_header X-Cache-Status $upstream_http_x_cache always;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(
+        [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_gateway_with_other_names_is_gated_under_them(
+    tmp_path: Path, up_stack: dict[str, Any], renaming_gateway: str
+) -> None:
+    """Its headers named in the spec, its key sent bare in X-API-Key: the cache probe and the
+    primary share read the renamed headers; named as the reference, the same gateway fails."""
+    spec: dict[str, Any] = {
+        "kind": "stack", "name": "renamed", "provider": "external",
+        "external": {"url": renaming_gateway, "api_key_env": "EXTERNAL_GATE_KEY",
+                     "auth_header": "X-API-Key", "auth_scheme": "",
+                     "gateway": {"served_by": "X-Backend", "cache": "X-Cache-Status"}},
+    }  # fmt: skip
+    profile = PROFILE.replace(
+        "key_checks: [slo, load generator kept its schedule]",
+        f"probes: {only('cache')}\nkey_checks: [response cache, slo]",
+    )
+    env = {"EXTERNAL_GATE_KEY": KEYS["renamed"]}
+    r, report = _gate(tmp_path, spec, env, profile=profile)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = _checks(report)
+    assert checks["response cache"]["outcome"] == "pass", checks["response cache"]
+    assert checks["served by the primary pool"]["measured"]["estimate"] == 1
+    # The same gateway under the reference names: no X-Cache, no X-Served-By to read.
+    spec["external"]["gateway"] = {}
+    (tmp_path / "ref").mkdir()
+    r, report = _gate(tmp_path / "ref", spec, env, profile=profile)
+    assert r.returncode == 1, r.stdout[-4000:]
+    checks = _checks(report)
+    assert checks["response cache"]["outcome"] == "fail"
+    assert checks["served by the primary pool"]["measured"]["estimate"] == 0

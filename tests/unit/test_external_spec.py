@@ -112,7 +112,7 @@ def test_what_an_external_stack_lacks(tmp_path: Path) -> None:
         load(
             tmp_path,
             "kind: stack\nprovider: external\nexternal:\n"
-            "  url: http://127.0.0.1:1\n  gateway: {cache: false}\n",
+            "  url: http://127.0.0.1:1\n  gateway: {cache: null}\n",
         )
     )
     assert partial.lacks("served_by") is None
