@@ -106,6 +106,12 @@ def _decided(d: Decision) -> bool:
     return d != "inconclusive"
 
 
+def _warn_only(name: str, gate: GateSpec, written: dict[str, str]) -> bool:
+    """Is this SLO (a check name, "SLO <absolute expr>") one the profile lets only warn?"""
+    expr = name.removeprefix("SLO ")
+    return written.get(expr, expr).replace(" ", "") in gate.confidence.warn_only
+
+
 def _check(
     name: str, j: SloJudgement, gate: GateSpec, looks: int, written: dict[str, str]
 ) -> CheckResult:
@@ -116,8 +122,7 @@ def _check(
         name = f"SLO {written[expr]}"
         reasons.append(f"{written[expr]} of the calibration is {expr}")
     if j.decision == "inconclusive":
-        warn_only = written.get(expr, expr).replace(" ", "") in gate.confidence.warn_only
-        outcome = "warn" if warn_only else gate.confidence.inconclusive_is
+        outcome = "warn" if _warn_only(name, gate, written) else gate.confidence.inconclusive_is
         reasons.append(
             f"inconclusive after {looks} look(s) ({j.n} samples)"
             + (f"; about {j.samples_needed} would decide" if j.samples_needed else "")
@@ -231,12 +236,15 @@ def run_gate_load(
             if name not in decided and _decided(j.decision):
                 decided[name] = j
         undecided = [n for n in latest if n not in decided]
+        # Only an SLO that gates keeps the load going: a warn-only one is judged on the samples
+        # the others needed (a p99 bound alone would take every look, every run).
+        gating = [n for n in undecided if not _warn_only(n, gate, absolute)]
         looks.append(Look(look=k, duration_s=round(summary.window.duration_s, 2),
                           requests=len(samples), alpha=alpha, undecided=undecided))  # fmt: skip
-        if not report.summary.validity.valid or not undecided or k == plan.max_looks:
+        if not report.summary.validity.valid or not gating or k == plan.max_looks:
             break
         progress(
-            f"look {k}: {len(samples)} requests; undecided: {', '.join(undecided)}; "
+            f"look {k}: {len(samples)} requests; undecided: {', '.join(gating)}; "
             f"running the load again ({spec.duration_s:g} s, look {k + 1} of at most "
             f"{plan.max_looks})"
         )

@@ -73,9 +73,10 @@ class ConfidenceSpec(Strict):
     max_duration_s: Seconds = Field(180.0, ge=0, le=86_400)
     # What an SLO still undecided at the end means for the gate ...
     inconclusive_is: Literal["warn", "fail"] = "fail"
-    # ... except these SLOs (as written in `slos`), which only warn: a p99 needs about 300
-    # requests for a bound at all, more than a short gate sends.
-    warn_only: tuple[str, ...] = ("ttft_p99_ms<=5x",)
+    # ... except these SLOs (as written in `slos`), which only warn (and never keep the load
+    # going): a p99 needs about 300 requests for a bound at all, more than a short gate sends;
+    # the inter-token tail under overlapping requests is the machine's more than the stack's.
+    warn_only: tuple[str, ...] = ("ttft_p99_ms<=5x", "itl_p95_ms<=5x")
 
     @field_validator("warn_only")
     @classmethod
@@ -100,7 +101,8 @@ class GateSpec(Strict):
         "ttft_p50_ms<=2.5x",
         "ttft_p95_ms<=3.5x",
         "ttft_p99_ms<=5x",
-        "itl_p95_ms<=4x",
+        "itl_p50_ms<=2x",
+        "itl_p95_ms<=5x",
         "e2e_p95_ms<=3.5x",
         "error_rate<=0.05",
     )

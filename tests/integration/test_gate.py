@@ -223,3 +223,21 @@ def test_with_one_key_the_rate_limit_probe_waits_for_the_experiment_to_heal(
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (limit,) = [c for c in report["checks"] if c["name"] == "rate limit per API key"]
     assert limit["outcome"] == "pass" and limit["measured"]["ok"] <= 100
+
+
+def test_a_warn_only_slo_does_not_keep_the_load_going(tmp_path: Path) -> None:
+    """A p99 needs about 300 requests for a bound: warn-only, it is judged on the samples the
+    gating SLOs needed and warns, instead of running all five looks there is time for."""
+    profile = (
+        "kind: gate\nprobes: {rate_limit: false, breaker: false}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 5}}\n"
+        "slos: [error_rate<=0.5, ttft_p99_ms<=100000]\n"
+        "confidence: {max_duration_s: 20s, warn_only: [ttft_p99_ms<=100000]}\n"
+    )
+    r = gate(tmp_path, profile, "--no-history")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    looks = report["load"]["looks"]
+    assert len(looks) < 5 and looks[-1]["undecided"] == ["SLO ttft_p99_ms<=100000"], looks
+    p99 = next(c for c in report["checks"] if c["name"] == "SLO ttft_p99_ms<=100000")
+    assert p99["outcome"] == "warn" and p99["measured"]["decision"] == "inconclusive"

@@ -107,7 +107,8 @@ def test_the_default_profile_names_its_key_checks() -> None:
 
     gate = load_yaml_model(GateSpec, PROJECT_ROOT / "reports" / "profiles" / "default.yaml")
     assert "rate limit per API key" in gate.key_checks and "slo" in gate.key_checks
-    assert gate.confidence.warn_only == ("ttft_p99_ms<=5x",) and gate.relative_slos()
+    assert gate.confidence.warn_only == ("ttft_p99_ms<=5x", "itl_p95_ms<=5x")
+    assert gate.relative_slos()
 
 
 # --- evidence, not labels ---------------------------------------------------------------------
