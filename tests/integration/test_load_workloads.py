@@ -223,7 +223,7 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
     spec.write_text(
         "kind: load\nworkload:\n  prompt_words: 32\n  prompt_words_jitter: 0\n  max_tokens: 2\n"
         "  tokenizer: true\n  shared_prefix: {groups: 1, words: 48, share: 1}\n"
-        "load: {kind: closed, users: 1}\nduration_s: 6s\n"
+        "load: {kind: closed, users: 1}\nduration_s: 12s\n"
     )
     rd = tmp_path / "run"
     r = run_harness("load", "--target", llama_server, "--scenario", spec, "--run-dir", rd,
@@ -232,7 +232,7 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
     sizing = json.loads((rd / "tokens.json").read_text())
     assert sizing["check_tokens"] == sizing["instruction_tokens"] + sizing["check_words"]
     samples = [s for s in read_samples(rd / "samples") if s.ok]
-    assert len(samples) >= 2, r.stdout
+    assert len(samples) >= 2, r.stdout  # 12 s: a cold first prompt on a busy runner took 3.4 s
     # The message, the shared system prompt and the chat template around both, as the server
     # counts them.
     planned = sizing["instruction_tokens"] + 32 + 48 + sizing["template_system_user"]
