@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -84,6 +85,55 @@ def _gate(
 
 def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in report["checks"]}
+
+
+@contextlib.contextmanager
+def _serving(argv: list[str], ready: str, status: int | None = 200) -> Iterator[None]:
+    """A real server of the test's own, stopped by its PID whatever happens; ready once `ready`
+    answers with `status` (with anything, when None)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                code: int | None = httpx.get(ready, timeout=1).status_code
+            except httpx.HTTPError:
+                code = None
+            if code is not None and (status is None or code == status):
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, f"{argv[0]} not ready"
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _nginx(d: Path, port: int, location: str) -> list[str]:
+    """The command line of a real nginx on 127.0.0.1:`port` with one `location /`."""
+    d.mkdir()
+    # As root, nginx's workers would run as nobody and could not read files under tmp_path.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = d / "nginx.conf"
+    conf.write_text(f"""daemon off;
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+{location}
+        }}
+    }}
+}}
+""")
+    return [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")]
 
 
 @pytest.fixture(scope="module")
@@ -202,36 +252,11 @@ def test_unreachable_and_remote_addresses_are_named_before_anything_runs(tmp_pat
 def bare_simulator() -> Iterator[str]:
     """llm-d-inference-sim alone: an OpenAI-compatible server with no gateway in front."""
     (port,) = free_ports(1)
-    proc = subprocess.Popen(
-        [
-            str(find_binary("llm-d-inference-sim")),
-            "--model",
-            "bare-model",
-            "--port",
-            str(port),
-            "--time-to-first-token",
-            "40ms",
-            "--inter-token-latency",
-            "5ms",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
+    sim = [str(find_binary("llm-d-inference-sim")), "--model", "bare-model", "--port", str(port),
+           "--time-to-first-token", "40ms", "--inter-token-latency", "5ms"]  # fmt: skip
+    with _serving(sim, f"{url}/health"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_gate_a_bare_model_server(tmp_path: Path, bare_simulator: str) -> None:
@@ -269,31 +294,11 @@ def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     conf = tmp_path / "am.yml"
     conf.write_text("route: {receiver: none, group_wait: 1s}\nreceivers: [{name: none}]\n")
-    proc = subprocess.Popen(
-        [
-            str(find_binary("prometheus-alertmanager")),
-            "--config.file",
-            str(conf),
-            "--storage.path",
-            str(tmp_path / "data"),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
+    am = [str(find_binary("prometheus-alertmanager")), "--config.file", str(conf),
+          "--storage.path", str(tmp_path / "data"), "--web.listen-address", f"127.0.0.1:{port}",
+          "--cluster.listen-address="]  # fmt: skip
+    with _serving(am, f"{url}/-/ready"):
         poller = AlertmanagerPoller(url, interval_s=0.5).start()
         try:
             ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
@@ -314,9 +319,6 @@ def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
             assert poller.errors == 0
         finally:
             poller.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -324,51 +326,13 @@ def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str
     """The stack's Prometheus behind a real nginx that wants basic auth (user gate, password
     s3cret), as a deployment's monitoring usually is."""
     (port,) = free_ports(1)
-    d = tmp_path / "nginx"
-    d.mkdir()
-    (d / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
-    conf = d / "nginx.conf"
-    # As root, nginx's workers would run as nobody and not read the password file.
-    user = "user root root;" if os.geteuid() == 0 else ""
-    conf.write_text(f"""daemon off;
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            auth_basic "prometheus";
-            auth_basic_user_file {d}/htpasswd;
-            proxy_pass {up_stack["prometheus"]};
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen(
-        [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    (tmp_path / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
+    location = (f"            auth_basic prometheus;\n"
+                f"            auth_basic_user_file {tmp_path / 'htpasswd'};\n"
+                f"            proxy_pass {up_stack['prometheus']};")  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+    with _serving(_nginx(tmp_path / "nginx", port, location), url, status=None):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_secured_prometheus_is_read_with_credentials(
@@ -433,52 +397,15 @@ def renaming_gateway(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
     """Another gateway's names: a real nginx in front of the stack that hides X-Served-By and
     X-Cache and answers X-Backend and X-Cache-Status instead."""
     (port,) = free_ports(1)
-    d = tmp_path / "renaming"
-    d.mkdir()
-    conf = d / "nginx.conf"
-    user = "user root root;" if os.geteuid() == 0 else ""
-    conf.write_text(f"""daemon off;
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass {up_stack["nginx"]};
-            proxy_http_version 1.1;
-            proxy_buffering off;
-            proxy_hide_header X-Served-By;
-            proxy_hide_header X-Cache;
-            add_header X-Backend $upstream_http_x_served_by always;
-            add_header X-Cache-Status $upstream_http_x_cache always;
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen(
-        [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    location = "\n".join(f"            {line}" for line in (
+        f"proxy_pass {up_stack['nginx']};", "proxy_http_version 1.1;", "proxy_buffering off;",
+        "proxy_hide_header X-Served-By;", "proxy_hide_header X-Cache;",
+        "add_header X-Backend $upstream_http_x_served_by always;",
+        "add_header X-Cache-Status $upstream_http_x_cache always;",
+    ))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+    with _serving(_nginx(tmp_path / "renaming", port, location), url, status=None):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_gateway_with_other_names_is_gated_under_them(
