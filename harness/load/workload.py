@@ -180,12 +180,31 @@ class WorkloadGenerator:
             if len(self._tenants) == 1
             else rng.choices(self._tenants, self._weights)[0]
         )
-        body: dict[str, object] = {"model": self.model, "max_tokens": self.w.max_tokens}
+        content = [{"role": "user", "content": prompt}] if kind == "chat" else prompt
+        path, data = self._encode(kind, content, self.w.max_tokens)
+        return RequestPlan(
+            seq=seq,
+            kind=kind,
+            path=path,
+            body=data,
+            api_key=tenant.api_key,
+            tenant=tenant.name,
+            prompt_id=prompt_id,
+            repeated=repeated,
+            stream=self.w.stream,
+            prompt=prompt,
+        )
+
+    def _encode(
+        self, kind: str, content: list[dict[str, str]] | str, max_tokens: int
+    ) -> tuple[str, bytes]:
+        """The path and JSON body of a chat (messages) or completion (prompt) request."""
+        body: dict[str, object] = {"model": self.model, "max_tokens": max_tokens}
         if kind == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            body["messages"] = content
             path = "/v1/chat/completions"
         else:
-            body["prompt"] = prompt
+            body["prompt"] = content
             path = "/v1/completions"
         if self.w.stream:
             body["stream"] = True
@@ -194,18 +213,7 @@ class WorkloadGenerator:
             body["temperature"] = self.w.temperature
         if self.w.ignore_eos:
             body["ignore_eos"] = True
-        return RequestPlan(
-            seq=seq,
-            kind=kind,
-            path=path,
-            body=json.dumps(body).encode(),
-            api_key=tenant.api_key,
-            tenant=tenant.name,
-            prompt_id=prompt_id,
-            repeated=repeated,
-            stream=self.w.stream,
-            prompt=prompt,
-        )
+        return path, json.dumps(body).encode()
 
     # --- opt-in workloads ----------------------------------------------------------------------
     def _conversation(self) -> Conversation:
@@ -249,28 +257,13 @@ class WorkloadGenerator:
         seq = self._seq
         self._seq += 1
         tenant = self._tenant()
-        body: dict[str, object] = {
-            "model": self.model,
-            "max_tokens": max_tokens or self.w.max_tokens,
-        }
-        if kind == "chat":
-            body["messages"] = messages
-            path = "/v1/chat/completions"
-        else:
-            body["prompt"] = "\n\n".join(m["content"] for m in messages)
-            path = "/v1/completions"
-        if self.w.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        if self.w.temperature is not None:
-            body["temperature"] = self.w.temperature
-        if self.w.ignore_eos:
-            body["ignore_eos"] = True
+        content = messages if kind == "chat" else "\n\n".join(m["content"] for m in messages)
+        path, data = self._encode(kind, content, max_tokens or self.w.max_tokens)
         return RequestPlan(
             seq=seq,
             kind=kind,
             path=path,
-            body=json.dumps(body).encode(),
+            body=data,
             api_key=tenant.api_key,
             tenant=tenant.name,
             prompt_id=prompt_id,
