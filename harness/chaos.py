@@ -187,8 +187,8 @@ def _pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> l
         if want.pending_within_s is None:
             continue
         name = f"{exp.title}: alert {want.alert} pending"
-        pending = states.first_seen.get((want.alert, "pending"))
-        firing = states.first_seen.get((want.alert, "firing"))
+        pending = states.first(want.alert, "pending", since)
+        firing = states.first(want.alert, "firing", since)
         ok = pending is not None and since <= pending <= since + want.pending_within_s and (
             firing is None or pending <= firing)  # fmt: skip
         if ok:

@@ -186,6 +186,14 @@ class PrometheusClient:
             )
         return out
 
+    def alert_rules(self) -> list[tuple[str, str, str]]:
+        """(group, rule name, state) of every alerting rule; state: inactive, pending, firing."""
+        data = self._get("/api/v1/rules", {"type": "alert"})
+        return [
+            (str(g.get("name", "")), str(r.get("name", "")), str(r.get("state", "")))
+            for g in data.get("groups") or [] for r in g.get("rules") or []
+        ]  # fmt: skip
+
     def ready(self) -> bool:
         try:
             return self._http.get("/-/ready").status_code == 200
