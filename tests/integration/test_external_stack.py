@@ -109,8 +109,10 @@ def _serving(argv: list[str], ready: str, status: int | None = 200) -> Iterator[
         proc.wait(timeout=10)
 
 
-def _nginx(d: Path, port: int, location: str) -> list[str]:
-    """The command line of a real nginx on 127.0.0.1:`port` with one `location /`."""
+def _nginx(d: Path, port: int, directives: list[str]) -> list[str]:
+    """The command line of a real nginx on 127.0.0.1:`port` whose `location /` holds
+    `directives`."""
+    location = "\n".join(f"            {line}" for line in directives)
     d.mkdir()
     # As root, nginx's workers would run as nobody and could not read files under tmp_path.
     user = "user root root;" if os.geteuid() == 0 else ""
@@ -242,7 +244,7 @@ def test_unreachable_and_remote_addresses_are_named_before_anything_runs(tmp_pat
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"entry http://127.0.0.1:{dead}" in r.stdout and "prometheus" in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
-    spec["external"]["url"] = "http://10.0.0.7:8080"  # type: ignore[index]
+    spec["external"]["url"] = "http://192.0.2.7:8080"  # type: ignore[index]  # TEST-NET-1
     r, _ = _gate(tmp_path, spec, {})
     assert r.returncode == 2 and "--allow-remote" in r.stderr, r.stdout + r.stderr
     assert "external.url" in r.stderr
@@ -327,9 +329,8 @@ def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str
     s3cret), as a deployment's monitoring usually is."""
     (port,) = free_ports(1)
     (tmp_path / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
-    location = (f"            auth_basic prometheus;\n"
-                f"            auth_basic_user_file {tmp_path / 'htpasswd'};\n"
-                f"            proxy_pass {up_stack['prometheus']};")  # fmt: skip
+    location = ["auth_basic prometheus;", f"auth_basic_user_file {tmp_path / 'htpasswd'};",
+                f"proxy_pass {up_stack['prometheus']};"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with _serving(_nginx(tmp_path / "nginx", port, location), url, status=None):
         yield url
@@ -397,12 +398,12 @@ def renaming_gateway(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
     """Another gateway's names: a real nginx in front of the stack that hides X-Served-By and
     X-Cache and answers X-Backend and X-Cache-Status instead."""
     (port,) = free_ports(1)
-    location = "\n".join(f"            {line}" for line in (
+    location = [
         f"proxy_pass {up_stack['nginx']};", "proxy_http_version 1.1;", "proxy_buffering off;",
         "proxy_hide_header X-Served-By;", "proxy_hide_header X-Cache;",
         "add_header X-Backend $upstream_http_x_served_by always;",
         "add_header X-Cache-Status $upstream_http_x_cache always;",
-    ))  # fmt: skip
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with _serving(_nginx(tmp_path / "renaming", port, location), url, status=None):
         yield url

@@ -41,11 +41,12 @@ def test_external_needs_its_section_and_a_url(tmp_path: Path) -> None:
 def test_only_loopback_without_allow_remote(tmp_path: Path) -> None:
     assert is_loopback("http://127.0.0.1:8080") and is_loopback("http://localhost:1")
     assert is_loopback("http://[::1]:80")
-    for far in ("http://10.1.2.3", "http://192.168.1.1:8000", "https://example.com"):
+    # Documentation-range addresses (RFC 5737): refused before any request, never reached.
+    for far in ("http://192.0.2.3", "http://198.51.100.1:8000", "https://example.com"):
         assert not is_loopback(far)
     spec = load(
         tmp_path,
-        "kind: stack\nprovider: external\nexternal:\n  url: http://10.0.0.7:80\n"
+        "kind: stack\nprovider: external\nexternal:\n  url: http://203.0.113.7:80\n"
         "  prometheus: {url: 'http://127.0.0.1:9090'}\n",
     )
     assert spec.external is not None
@@ -136,9 +137,9 @@ def test_experiment_needs() -> None:
 def test_load_refuses_a_remote_target_unless_allowed() -> None:
     from harness.load.cli import target_problems
 
-    (problem,) = target_problems("http://192.168.1.20:8000", None, None, None)
+    (problem,) = target_problems("http://198.51.100.20:8000", None, None, None)
     assert problem.location == "--target" and "--allow-remote" in problem.message
-    assert target_problems("http://192.168.1.20:8000", None, None, None, allow_remote=True) == []
+    assert target_problems("http://198.51.100.20:8000", None, None, None, allow_remote=True) == []
     assert target_problems("http://127.0.0.1:8000", None, None, None) == []
 
 
