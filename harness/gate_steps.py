@@ -31,7 +31,7 @@ from harness.probes.pii import probe_pii
 from harness.probes.practices import probe_cache, probe_rate_limit, probe_security, probe_streaming
 from harness.report.model import RunReport
 from harness.report.write import write_reports
-from harness.spec.experiment import ExperimentSpec
+from harness.spec.experiment import ExperimentSpec, Kill, Pause, ProxyDown, ToxicFault
 from harness.spec.gate import GateSpec
 from harness.stack import RunningStack
 from harness.verdict.baseline import (
@@ -339,10 +339,12 @@ def run_experiments(
 
 def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     """What an experiment needs of the stack: its fault's handle, and what its checks read."""
-    kind = exp.fault.kind
-    needs = ["processes" if kind in ("pause", "kill")
-             else "fault parts" if kind in ("http_error", "stream_stall", "gpu_memory")
-             else "toxiproxy"]  # fmt: skip
+    fault = exp.fault
+    # Network faults act on Toxiproxy, process faults on handles, the rest on the harness's own
+    # fault parts (HTTP fault fronts, the simulated GPU exporter).
+    needs = ["toxiproxy" if isinstance(fault, ProxyDown | ToxicFault)
+             else "processes" if isinstance(fault, Pause | Kill)
+             else "fault parts"]  # fmt: skip
     if exp.live_rules is not None:
         needs.append("rules file")
     if exp.expect.alerts:
