@@ -10,7 +10,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.chaos_burst import burst_checks
 from harness.errors import ConfigError, ConfigProblem
+from harness.faults.burst import BurstPlan, burst_figures, plan_burst, write_answers
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, run_load
@@ -23,7 +25,7 @@ from harness.observe.alert_states import AlertStates
 from harness.observe.live_rules import live_rules
 from harness.observe.webhook import AlertLog, AlertNotification
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
-from harness.spec.experiment import ExperimentSpec
+from harness.spec.experiment import ExperimentSpec, TrafficBurst
 from harness.stack import RunningStack
 from harness.stack.names import alert_names
 from harness.verdict.checks import CheckResult
@@ -271,6 +273,7 @@ def run_experiment(
             "expect.alerts", f"no alert rule named {', '.join(unknown_alerts)}; the stack's "
             f"rules: {', '.join(sorted(alert_names(stack.spec)))}",
         )])  # fmt: skip
+    burst = _burst_plan(exp, stack, source)
     progress(f"experiment: {exp.title}")
     with ExitStack() as live:
         if exp.live_rules is not None:
@@ -280,12 +283,29 @@ def run_experiment(
             ))  # fmt: skip
             progress(f"  live rules: {', '.join(names)} with {exp.live_rules.window} windows, "
                      f"held {exp.live_rules.hold}")  # fmt: skip
-        return _run_experiment(exp, stack, run_dir, progress)
+        return _run_experiment(exp, stack, run_dir, progress, burst)
+
+
+def _burst_plan(exp: ExperimentSpec, stack: RunningStack, source: str) -> BurstPlan | None:
+    """A traffic burst's key and budget, checked before the load starts: it must exceed it."""
+    fault = exp.fault
+    if not isinstance(fault, TrafficBurst):
+        return None
+    plan = plan_burst(fault, stack, source)
+    sends = fault.planned(exp.fault_for_s)
+    if sends <= plan.per_minute:
+        raise ConfigError(source, [ConfigProblem(
+            "fault", f"the burst sends at most {sends} requests, not more than the budget "
+            f"{plan.per_minute}/minute: no request would be refused (raise rate_rps or "
+            "max_requests)",
+        )])  # fmt: skip
+    return plan
 
 
 def _run_experiment(
-    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress
-) -> ExperimentResult:
+    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress,
+    burst: BurstPlan | None,
+) -> ExperimentResult:  # fmt: skip
     load = _BackgroundLoad(exp, stack, run_dir, progress)
     states = None
     if any(a.pending_within_s is not None for a in exp.expect.alerts):
@@ -330,6 +350,12 @@ def _run_experiment(
     result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}
     result.checks = [_load_check(exp, summarize(run.samples, run.context))]
     result.checks += _phase_checks(exp, summaries)
+    if burst is not None:
+        write_answers(action.burst_answers, run_dir / "burst-answers.jsonl")
+        figures = burst_figures(action.burst_answers)
+        progress(f"  burst: {figures.sent} sent, {figures.admitted} admitted, {figures.refused} "
+                 f"refused; admitted per minute {figures.admitted_per_minute}")  # fmt: skip
+        result.checks += burst_checks(exp.title, figures, burst.per_minute, summaries)
     result.checks += _alert_checks(exp, stack, wall_start, wall_end)
     if states is not None:
         result.checks += _pending_checks(exp, states, wall_start)

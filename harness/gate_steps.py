@@ -31,7 +31,14 @@ from harness.probes.pii import probe_pii
 from harness.probes.practices import probe_cache, probe_rate_limit, probe_security, probe_streaming
 from harness.report.model import RunReport
 from harness.report.write import write_reports
-from harness.spec.experiment import ExperimentSpec, Kill, Pause, ProxyDown, ToxicFault
+from harness.spec.experiment import (
+    ExperimentSpec,
+    Kill,
+    Pause,
+    ProxyDown,
+    ToxicFault,
+    TrafficBurst,
+)
 from harness.spec.gate import GateSpec
 from harness.stack import RunningStack
 from harness.verdict.baseline import (
@@ -340,10 +347,11 @@ def run_experiments(
 def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     """What an experiment needs of the stack: its fault's handle, and what its checks read."""
     fault = exp.fault
-    # Network faults act on Toxiproxy, process faults on handles, the rest on the harness's own
-    # fault parts (HTTP fault fronts, the simulated GPU exporter).
+    # Network faults act on Toxiproxy, process faults on handles, a burst on the gateway's rate
+    # limit, the rest on the harness's own fault parts (HTTP fault fronts, the GPU exporter).
     needs = ["toxiproxy" if isinstance(fault, ProxyDown | ToxicFault)
              else "processes" if isinstance(fault, Pause | Kill)
+             else "errors" if isinstance(fault, TrafficBurst)  # a 429 is a gateway error answer
              else "fault parts"]  # fmt: skip
     if exp.live_rules is not None:
         needs.append("rules file")

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults import http_front
+from harness.faults.burst import Burst, BurstAnswer, plan_burst
 from harness.faults.gpu_sim_exporter import set_used_ratio
 from harness.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.spec.experiment import (
@@ -28,6 +29,7 @@ from harness.spec.experiment import (
     StreamStall,
     Timeout,
     ToxicFault,
+    TrafficBurst,
     unknown_targets,
 )
 from harness.stack.provider import RunningStack, ServiceHandle
@@ -59,6 +61,9 @@ class FaultAction:
         # Proxies a toxic was (or may have been) added to, with their definitions.
         self._toxics: dict[str, dict[str, Any]] = {}
         self._switched: list[str] = []
+        self._burst: Burst | None = None
+        # A traffic burst's answers, once it has ended.
+        self.burst_answers: list[BurstAnswer] = []
 
     def _toxiproxy(self) -> ToxiproxyClient:
         return ToxiproxyClient(self.stack.endpoints.toxiproxy, timeout_s=CONTROL_TIMEOUT_S)
@@ -82,6 +87,10 @@ class FaultAction:
         elif isinstance(fault, GpuMemory):
             for name in fault.targets:
                 set_used_ratio(self._url(name), fault.used_ratio)
+        elif isinstance(fault, TrafficBurst):
+            self._burst = Burst(plan_burst(fault, self.stack, "fault"), fault.rate_rps,
+                                fault.max_requests)  # fmt: skip
+            self._burst.start()
         else:
             for svc in (self.stack.service(t) for t in fault.targets):
                 if isinstance(fault, Pause):
@@ -115,6 +124,10 @@ class FaultAction:
             gpu = self.stack.spec.faults.gpu_sim_exporter
             for name in fault.targets:
                 set_used_ratio(self._url(name), gpu.idle_ratio if gpu is not None else 0.0)
+        elif isinstance(fault, TrafficBurst):
+            burst, self._burst = self._burst, None
+            if burst is not None:
+                self.burst_answers = burst.stop()
         elif isinstance(fault, Pause):
             for svc in (self.stack.service(t) for t in fault.targets):
                 svc.resume()

@@ -8,7 +8,9 @@ Fault kinds, by where they act:
 - HTTP (the nginx fault front of a model-server replica, `faults.http_front` of the stack):
   `http_error` (a share of answers replaced by 500/503/429) and `stream_stall`;
 - process (a service): `pause`, `kill`;
-- figures (the simulated GPU exporter, `faults.gpu_sim_exporter` of the stack): `gpu_memory`.
+- figures (the simulated GPU exporter, `faults.gpu_sim_exporter` of the stack): `gpu_memory`;
+- traffic (the stack's entry, where the load goes): `traffic_burst`, requests on one API key
+  over its rate limit.
 """
 
 from __future__ import annotations
@@ -165,6 +167,26 @@ class GpuMemory(Strict):
     used_ratio: float = Field(0.97, ge=0, le=1)
 
 
+class TrafficBurst(Strict):
+    """Extra requests on one API key at `rate_rps` during the fault (at most `max_requests`), on
+    top of the load and to where it goes: the per-key rate limit must refuse what exceeds
+    `per_minute` with 429 and Retry-After, and leave the load's own key alone."""
+
+    kind: Literal["traffic_burst"] = "traffic_burst"
+    # The stack's entry (nginx, or an external stack's URL): the only place a burst goes.
+    targets: tuple[Literal["entry"], ...] = Field(("entry",), min_length=1, max_length=1)
+    # None: the first key of the stack's gateway other than the load's.
+    key: str | None = Field(None, min_length=1)
+    rate_rps: float = Field(25.0, gt=0, le=200)
+    max_requests: int = Field(200, ge=1, le=1000)
+    # The budget judged (the policy's); None: the stack's declared requests_per_minute.
+    per_minute: int | None = Field(None, ge=1)
+
+    def planned(self, window_s: float) -> int:
+        """Requests the burst sends in a window this long: bounded by its rate and its count."""
+        return min(self.max_requests, int(self.rate_rps * window_s))
+
+
 AnyFault = (
     ProxyDown
     | Latency
@@ -179,6 +201,7 @@ AnyFault = (
     | Pause
     | Kill
     | GpuMemory
+    | TrafficBurst
 )
 Fault = Annotated[AnyFault, Field(discriminator="kind")]
 FAULT_KINDS: tuple[type[AnyFault], ...] = get_args(AnyFault)
@@ -196,6 +219,8 @@ def unknown_targets(
         known = {s.removeprefix(HTTP_FRONT_PREFIX) for s in services
                  if s.startswith(HTTP_FRONT_PREFIX)}  # fmt: skip
         what = "replicas with an HTTP fault front (stack: faults.http_front)"
+    elif isinstance(fault, TrafficBurst):
+        known, what = {"entry"}, "the stack's entry, where the load goes"
     else:
         known, what = services, "services"
     return [t for t in fault.targets if t not in known], what, known
@@ -269,6 +294,19 @@ class ExperimentSpec(Strict):
                 f"the fault ends at {end:g}s but the load lasts {self.load.duration_s:g}s; "
                 "leave time for the 'after' phase"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _burst_over_its_budget(self) -> ExperimentSpec:
+        fault = self.fault
+        if isinstance(fault, TrafficBurst) and fault.per_minute is not None:
+            sends = fault.planned(self.fault_for_s)
+            if sends <= fault.per_minute:
+                raise ValueError(
+                    f"fault: the burst sends at most {sends} requests (rate_rps x fault_for_s, "
+                    f"max_requests), not more than per_minute {fault.per_minute}: no request "
+                    "would be refused"
+                )
         return self
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.paths import PROJECT_ROOT
 
@@ -107,6 +108,49 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path) -> Non
     # The killed replica's pool is back in rotation once the breaker (4 s here) retries it.
     after = journals["primary-killed-under-load.yaml"]["phases"]["after"]
     assert after["served"]["counts"].get("primary", 0) > 0
+
+
+def _burst_checks(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    journal = report["experiments"][0]
+    return {c["name"].split(": ", 1)[1]: c for c in journal["checks"]}
+
+
+def test_a_burst_over_the_rate_limit_is_refused_on_its_key_alone(tmp_path: Path) -> None:
+    """200 requests in 8 s on a second key, twice the budget of 100 a minute, beside a load on
+    the first: at most the budget admitted, the rest 429 with Retry-After, the load untouched."""
+    r, report = run_chaos(tmp_path, "rate-limit-burst.yaml", stack=SIM_CHAOS_STACK)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    checks = _burst_checks(report)
+    assert all(c["outcome"] in ("pass", "warn") for c in checks.values()), checks
+    burst = checks["burst refused over its budget"]["measured"]
+    assert burst["sent"] == 200 and burst["refused"] >= 90, burst
+    assert checks["every 429 carried Retry-After"]["measured"]["retry_after_share"] == 1
+    per_minute = checks["admitted within the budget per minute"]["measured"]
+    assert 0 < per_minute["most_admitted_per_minute"] <= 100
+    phases = report["experiments"][0]["phases"]
+    assert all(p["counts"]["by_status"].get("429", 0) == 0 for p in phases.values())
+    assert (tmp_path / "out" / "experiment-0" / "burst-answers.jsonl").is_file()
+
+
+def test_a_stack_admitting_more_than_the_policy_fails_the_burst(tmp_path: Path) -> None:
+    """The planted defect: the stack's limit lifted to 1000 a minute, the policy's is 100."""
+    spec = yaml.safe_load(SIM_CHAOS_STACK.read_text())
+    spec["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 1000}
+    lax = tmp_path / "lax-stack.yaml"
+    lax.write_text(yaml.safe_dump(spec))
+    r, report = run_chaos(tmp_path, "rate-limit-burst.yaml", stack=lax)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    checks = _burst_checks(report)
+    refused = checks["burst refused over its budget"]
+    assert refused["outcome"] == "fail" and "no 429 among 200" in refused["reasons"][0]
+    # 200 admitted in 8 s: over 100 in one clock minute unless the minute turned at 4 s sharp.
+    budget = checks["admitted within the budget per minute"]
+    assert budget["outcome"] == "fail", budget
+    assert budget["measured"]["most_admitted_in_60s"] == 200
+    assert "budget 100" in budget["reasons"][0]
+    assert checks["every 429 carried Retry-After"]["reasons"] == ["no 429 to judge"]
+    assert checks["the load's own key not refused"]["outcome"] == "pass"
+    assert "burst refused over its budget" in r.stdout
 
 
 def test_every_pool_down_fires_and_resolves_high_error_rate(tmp_path: Path) -> None:
