@@ -21,7 +21,7 @@ def experiment_files(paths: list[Path]) -> list[Path]:
 def fault_line(exp: ExperimentSpec) -> str:
     fault = exp.fault
     params = ", ".join(f"{k}={v}" for k, v in fault.model_dump(mode="json").items()
-                       if k not in ("kind", "targets"))  # fmt: skip
+                       if k not in ("kind", "targets") and v is not None)  # fmt: skip
     return (f"{fault.kind} on {', '.join(fault.targets)}" + (f" ({params})" if params else "")
             + f", from {exp.fault_at_s:g}s for {exp.fault_for_s:g}s")  # fmt: skip
 

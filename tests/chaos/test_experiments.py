@@ -123,7 +123,8 @@ def test_a_burst_over_the_rate_limit_is_refused_on_its_key_alone(tmp_path: Path)
     checks = _burst_checks(report)
     assert all(c["outcome"] in ("pass", "warn") for c in checks.values()), checks
     burst = checks["burst refused over its budget"]["measured"]
-    assert burst["sent"] == 200 and burst["refused"] >= 90, burst
+    # 25 a second for 8 s: the last may fall past the window's end on a busy machine.
+    assert 190 <= burst["sent"] <= 200 and burst["refused"] >= 80, burst
     assert checks["every 429 carried Retry-After"]["measured"]["retry_after_share"] == 1
     per_minute = checks["admitted within the budget per minute"]["measured"]
     assert 0 < per_minute["most_admitted_per_minute"] <= 100
