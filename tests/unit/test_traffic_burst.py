@@ -235,3 +235,12 @@ def test_unanswered_burst_requests_and_a_refused_load_fail() -> None:
     assert load.reasons == ["2 of the load's requests meant for during were refused (429)"]
     too_few = _outcomes(_answers([1.0] * 50, [2.0] * 10))["burst refused over its budget"]
     assert too_few.reasons == ["only 60 sent, not more than the budget 100/minute"]
+
+
+def test_a_burst_needs_the_gateways_error_answers_not_fault_parts() -> None:
+    """On an external stack the burst runs wherever the gateway answers errors (429s), with no
+    fault part of the harness's own."""
+    from harness.gate_steps import experiment_needs
+
+    exp = ExperimentSpec.model_validate({"title": "b", "fault": {"kind": "traffic_burst"}})
+    assert experiment_needs(exp) == ("errors",)
