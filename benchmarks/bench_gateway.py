@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -189,6 +190,30 @@ def lag_note(phase: Phase, max_lag_ms: float) -> str:
     return f"lag p99 {lag:5.2f} ms" + (f", {errs} failed" if errs else "") + ("  !" if bad else "")
 
 
+async def pii_hold(client: aiohttp.ClientSession, gateway: str) -> tuple[float, float, float]:
+    """(streams, streams whose first text waited in the PII filter, seconds waited in all) so far,
+    from the gateway's llm_pii_filter_hold_seconds: the filter's wait, apart from its CPU."""
+    async with client.get(gateway + "/metrics") as resp:
+        text = await resp.text()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("llm_pii_filter_hold_seconds"):
+                key = sample.name + sample.labels.get("le", "")
+                found[key] = float(sample.value)
+    count = found.get("llm_pii_filter_hold_seconds_count", 0.0)
+    at_once = found.get("llm_pii_filter_hold_seconds_bucket0.0005", 0.0)
+    return count, count - at_once, found.get("llm_pii_filter_hold_seconds_sum", 0.0)
+
+
+def hold_note(before: tuple[float, float, float], after: tuple[float, float, float]) -> str:
+    n, held, waited = (y - x for x, y in zip(before, after, strict=True))
+    if not n:
+        return "  PII filter: off"
+    mean = f", {waited / held * 1000:.2f} ms each on average" if held else ""
+    return f"  PII filter held the first text of {held:.0f} of {n:.0f} streams{mean}"
+
+
 def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> None:
     print(f"\n{name}: {len(a.samples)} direct / {len(b.samples)} via gateway")
     print("                 direct    gateway   added")
@@ -224,11 +249,13 @@ async def main_async(args: argparse.Namespace) -> None:
             for conc in args.levels:
                 a, b = Phase(), Phase()
                 n = max(args.requests, conc * 2)
+                hold_before = await pii_hold(client, ep.gateways[0])
                 for r in range(args.rounds):
                     order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
                     for url, phase in order:
                         await closed_loop(client, url, ep.api_key, conc, n, args, phase)
                 report_level(f"concurrency {conc}", a, b, args)
+                print(hold_note(hold_before, await pii_hold(client, ep.gateways[0])))
             await cache_hits(client, via, ep.api_key, args)
             await max_rate(client, direct, via, ep.api_key, args)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end; logs in {run_dir}")

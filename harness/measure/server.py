@@ -76,6 +76,21 @@ GATEWAY = MetricProfile(
             ]
             for q, tag in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
         },
+        # The streaming PII filter's wait for the next delta: a cost of the practice, not of the
+        # gateway's CPU, so it is its own figure (the first bucket is "sent at once").
+        "pii_held_share": [
+            (
+                "llm_pii_filter_hold_seconds_bucket",
+                '1 - sum(increase(llm_pii_filter_hold_seconds_bucket{le="0.0005"}[$w]))'
+                " / sum(increase(llm_pii_filter_hold_seconds_count[$w]))",
+            )
+        ],
+        "pii_hold_p95_ms": [
+            (
+                "llm_pii_filter_hold_seconds_bucket",
+                _hq(0.95, "llm_pii_filter_hold_seconds_bucket"),
+            )
+        ],
         "output_tokens_per_second": [
             ("llm_tokens_generated_total", "sum(rate(llm_tokens_generated_total[$w]))")
         ],

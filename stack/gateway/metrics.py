@@ -21,6 +21,8 @@ from gateway.gpu import GpuCollector, process_rss_bytes
 # Latency buckets reach past both timeouts (5 s + 5 s) so the degraded tail stays visible.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25)
+# The first bucket holds the streams whose first text went out at once (no wait in the filter).
+PII_HOLD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # Breaker states as gauge values (documented in README.md).
@@ -68,6 +70,12 @@ class GatewayMetrics:
             "llm_gateway_overhead_seconds",
             "The gateway's own time per request, not counting waits on model servers",
             buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.pii_hold = Histogram(
+            "llm_pii_filter_hold_seconds",
+            "How long a stream's first text waited in the PII filter for the next delta",
+            buckets=PII_HOLD_BUCKETS,
             registry=r,
         )
         self.prompt_tokens = Counter(

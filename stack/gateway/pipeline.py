@@ -421,6 +421,7 @@ class Gateway:
 
         async def body() -> AsyncIterator[bytes]:
             ttft_seen = False
+            first_text_at: float | None = None  # when the first upstream text arrived
             batches = _chain_first(upstream.first, upstream.events)
             while True:
                 try:
@@ -439,12 +440,21 @@ class Gateway:
                     return
                 if batch is None:
                     break
+                arrived = time.perf_counter()
                 chunks = [chunk for event in batch for chunk in filt.process(event)]
+                if first_text_at is None and filt.content_chunks:
+                    first_text_at = arrived
                 if not ttft_seen and filt.emitted_chars:
                     ttft_seen = True
                     ttft = time.perf_counter() - started
                     self.metrics.ttft.observe(ttft)
                     outcome.log.set(ttft_ms=round(ttft * 1000, 2))
+                    if s.pii.enabled and first_text_at is not None:
+                        # The exact filter's price: a first delta ending mid-word waits for
+                        # the next one (README, "Its own cost").
+                        hold = arrived - first_text_at
+                        self.metrics.pii_hold.observe(hold)
+                        outcome.log.set(pii_hold_ms=round(hold * 1000, 2))
                 if chunks:  # one write for what one upstream read brought
                     yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
             for chunk in filt.finish():

@@ -108,3 +108,28 @@ def test_client_leaving_mid_stream_settles_the_request(
         active = gw.metric("llm_active_requests")
     assert active == 0
     assert [e.get("error") for e in gw.log_lines()] == ["client_disconnected"]
+
+
+def test_the_filters_wait_for_the_end_of_a_first_word_is_measured(
+    gateway_factory: Callable[..., GatewayProcess], fake_upstream: FakeUpstreamServer
+) -> None:
+    """ "Alas" could be the start of an address: it waits for the next delta, and the gateway
+    reports that wait (llm_pii_filter_hold_seconds), apart from its own overhead."""
+    fake_upstream.mode = "pii"
+    fake_upstream.pii_deltas = ("Alas", ", the gate is open")
+    fake_upstream.gate = threading.Event()  # the second delta comes 0.5 s after the first
+    gw = gateway_factory(primary_urls=(fake_upstream.url,))
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    threading.Timer(0.5, fake_upstream.gate.set).start()
+    with gw.client(timeout=20) as c:
+        held = c.post("/v1/chat/completions", json=body)
+        assert "".join(deltas(held.text.splitlines(), chat=True)) == "Alas, the gate is open"
+        assert (gw.metric("llm_pii_filter_hold_seconds_sum") or 0.0) >= 0.3
+        assert gw.metric("llm_pii_filter_hold_seconds_bucket", le="0.0005") == 0
+        # A first delta that ends at a space goes out at once: counted in the first bucket.
+        fake_upstream.pii_deltas = ("Alas ", "the gate is open")
+        c.post("/v1/chat/completions", json=body).raise_for_status()
+    assert gw.metric("llm_pii_filter_hold_seconds_bucket", le="0.0005") == 1
+    assert gw.metric("llm_pii_filter_hold_seconds_count") == 2
+    holds = [e["pii_hold_ms"] for e in gw.log_lines() if "pii_hold_ms" in e]
+    assert len(holds) == 2 and holds[0] >= 300 and holds[1] < 0.5

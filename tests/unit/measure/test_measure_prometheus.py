@@ -224,3 +224,14 @@ def test_gateway_overhead_quantiles_sit_beside_the_other_gateway_figures() -> No
     with client(fake_prometheus(["llm_requests_total"], {})) as c:
         (old,) = collect(c, 100.0, 130.0).profiles
     assert "overhead_p95_ms" in old.unavailable
+
+
+def test_the_pii_filters_wait_is_its_own_figure_beside_the_overhead() -> None:
+    names = ["llm_requests_total", "llm_pii_filter_hold_seconds_bucket"]
+    values = {"llm_pii_filter_hold_seconds_bucket": 0.17}
+    with client(fake_prometheus(names, values)) as c:
+        (gw,) = collect(c, 100.0, 130.0).profiles
+    assert 'llm_pii_filter_hold_seconds_bucket{le="0.0005"}[30s]' in gw.queries["pii_held_share"]
+    assert "llm_pii_filter_hold_seconds_count[30s]" in gw.queries["pii_held_share"]
+    assert gw.queries["pii_hold_p95_ms"].startswith("1000 * histogram_quantile(0.95,")
+    assert gw.values["pii_held_share"] == 0.17
