@@ -28,12 +28,21 @@ def register_kind(kind: str, model: type[BaseModel]) -> None:
 def validate_file(path: Path, *, allow_empty: bool = False) -> str:
     """Validate a spec file of any registered kind; return the kind. Raises ConfigError."""
     data = read_yaml_mapping(path, allow_empty=allow_empty)
-    kind = data.get("kind", "stack")
+    # `kind` is optional where a file's use says what it is (`harness chaos` reads experiments);
+    # here a file without one is read by what it holds: a fault makes it an experiment.
+    kind = data.get("kind", "experiment" if "fault" in data else "stack")
     model = SPEC_KINDS.get(str(kind))
+    valid = ", ".join(sorted(SPEC_KINDS))
     if model is None:
-        valid = ", ".join(sorted(SPEC_KINDS))
         raise ConfigError(
             str(path), [ConfigProblem("kind", f"unknown kind {kind!r}; valid: {valid}")]
         )
-    parse_model(model, data, str(path))
+    try:
+        parse_model(model, data, str(path))
+    except ConfigError as e:
+        if "kind" not in data:
+            e.problems.append(ConfigProblem(
+                "kind", f"absent, so the file was read as a {kind} spec; name its kind ({valid})",
+            ))  # fmt: skip
+        raise
     return str(kind)

@@ -93,6 +93,16 @@ def test_validate_file_rejects_an_unknown_kind(tmp_path: Path) -> None:
         validate_file(write(tmp_path, "kind: stak\n"))
 
 
+def test_validate_file_reads_a_file_without_kind_by_what_it_holds(tmp_path: Path) -> None:
+    # chaos/README.md calls `kind` optional: an experiment written without it validates.
+    experiment = "title: t\nfault: {kind: proxy_down, targets: [primary-0]}\n"
+    assert validate_file(write(tmp_path, experiment)) == "experiment"
+    # A file that is none of the kinds names the kind it was read as, and the choices.
+    with pytest.raises(ConfigError) as e:
+        validate_file(write(tmp_path, "title: t\nworkload: {max_tokens: 4}\n"))
+    assert "kind: absent, so the file was read as a stack spec; name its kind" in str(e.value)
+
+
 def test_experiment_overrides_merge_into_what_the_user_set_only(tmp_path: Path) -> None:
     from harness.spec.experiment import apply_stack_overrides
     from harness.spec.images import ImageMap, resolve_image_map
