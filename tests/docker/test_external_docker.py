@@ -28,6 +28,7 @@ def container_endpoints(
     docker_engine.require(*SIM_IMAGES)
     with harness_up(tmp_path_factory.mktemp("docker-up"), "--provider", "docker") as endpoints:
         assert endpoints["provider"] == "docker"
+        assert len(docker_engine.client.containers.list()) >= 10  # every service a container
         yield endpoints
     assert docker_engine.client.containers.list(all=True) == [], "harness up left containers"
 
