@@ -30,6 +30,10 @@ METRICS: dict[str, str] = {
     "llm_cost_usd_total": "cost accounting",
     "llm_prompt_injection_detected_total": "prompt-injection flagging",
     "llm_circuit_breaker_state": "circuit breaker opens and recovers",
+    # Figures of the load report's server view, beside the client's exact ones (not judged).
+    "llm_time_to_first_token_seconds": "the load report's server view",
+    "llm_gateway_overhead_seconds": "the load report's server view",
+    "llm_cache_misses_total": "the load report's server view",
 }
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 

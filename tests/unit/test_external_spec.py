@@ -12,6 +12,7 @@ import pytest
 from harness import wire
 from harness.errors import ConfigError
 from harness.gate_steps import experiment_needs
+from harness.measure.server import GATEWAY, under_names
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
@@ -277,3 +278,16 @@ def test_judges_read_the_gateways_names() -> None:
     failures, _ = judge_cost(200, usage, {}, 2, 10, {"default": 0.1},
                              ("acme_spend", "acme_out", "acme_in"))  # fmt: skip
     assert "acme_spend did not grow" in failures
+
+
+def test_the_server_view_reads_the_gateways_names() -> None:
+    names = wire.Wire(
+        metrics={"llm_gateway_overhead_seconds": "acme_own_seconds", "llm_cache_misses_total": None}
+    )
+    view = under_names(GATEWAY, names.metric)
+    ((metric, query),) = view.figures["overhead_p95_ms"]
+    assert metric == "acme_own_seconds_bucket"
+    assert "rate(acme_own_seconds_bucket$sel[$w])" in query and "llm_gateway" not in query
+    assert view.figures["cache_hit_rate"] == []  # reads a metric the gateway does not have
+    assert view.figures["request_rate_rps"] == GATEWAY.figures["request_rate_rps"]
+    assert under_names(GATEWAY, wire.Wire().metric) == GATEWAY
