@@ -339,7 +339,8 @@ def test_metric_names_and_error_answers_are_mapped_one_by_one(
     tmp_path: Path, up_stack: dict[str, Any], renaming_metrics: list[str]
 ) -> None:
     """One metric under another name: read under it, the cost check passes; the same mapping on
-    a gateway without that name fails it; an item marked absent skips its check, named."""
+    a gateway without that name fails it, as do error answers mapped to another status or
+    `code`; an item marked absent skips its check, named."""
     assert "acme_spend_usd_total" in httpx.get(f"{renaming_metrics[0]}/metrics").text
     profile = (
         f"kind: gate\nload: null\nprobes: {only('cost', 'injection', 'security')}\n"
@@ -357,7 +358,9 @@ def test_metric_names_and_error_answers_are_mapped_one_by_one(
         assert checks[name]["outcome"] == "pass", checks[name]
     # The same mapping on the stack's own gateways (no such metric there), and a wrong status.
     spec["external"]["gateways"] = up_stack["gateways"]
-    spec["external"]["gateway"]["errors"] = {"missing_key": 403}
+    spec["external"]["gateway"]["errors"] = {
+        "missing_key": 403, "unknown_key": {"status": 403, "code": "unknown_api_key"},
+    }  # fmt: skip
     r, report = run_gate(tmp_path / "wrong", spec, env, profile=profile)
     assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
     checks = by_name(report)
@@ -366,6 +369,8 @@ def test_metric_names_and_error_answers_are_mapped_one_by_one(
     security = checks["authentication and input validation"]
     assert security["outcome"] == "fail"
     assert "no key: POST answered 401, want [403]" in security["reasons"]
+    assert ("unknown key: POST 403 error code 'invalid_api_key', want 'unknown_api_key'"
+            in security["reasons"])  # fmt: skip
     # Marked absent: skipped with the item named, never passed; a skipped key check fails.
     spec["external"]["gateway"] = {
         "metrics": {"llm_cost_usd_total": None, "llm_prompt_injection_detected_total": None},
