@@ -24,11 +24,27 @@ from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
 from harness.paths import STACK_DIR
-from harness.probes.accounting import probe_cost, probe_injection
-from harness.probes.breaker import BreakerConfig, probe_breaker, wait_breakers_healed
+from harness.probes.accounting import (
+    COST_METRICS,
+    INJECTION_METRIC,
+    probe_cost,
+    probe_injection,
+)
+from harness.probes.breaker import (
+    BREAKER_METRIC,
+    BreakerConfig,
+    probe_breaker,
+    wait_breakers_healed,
+)
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.pii import probe_pii
-from harness.probes.practices import probe_cache, probe_rate_limit, probe_security, probe_streaming
+from harness.probes.practices import (
+    HOSTILE,
+    probe_cache,
+    probe_rate_limit,
+    probe_security,
+    probe_streaming,
+)
 from harness.report.model import RunReport
 from harness.report.write import write_reports
 from harness.spec.experiment import (
@@ -162,20 +178,23 @@ class Probes(Step):
             (gate.probes.streaming, "streamed completion", "stack", ("request_id",),
              lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming)),
             (gate.probes.security, "authentication and input validation", "security",
-             ("errors",),
+             tuple(f"error:{e}" for e in HOSTILE.values()),
              lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
             (gate.probes.injection, "prompt-injection flagging", "security",
-             ("metrics", "gateways"),
+             (f"metric:{INJECTION_METRIC}", "gateways",
+              *(("error:prompt_injection",) if validation.injection_policy == "reject" else ())),
              lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
                                      validation.injection_patterns, validation.injection_policy)),
             (gate.probes.pii, "PII filtered from answers", "security", ("gateway",),
              lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
             (gate.probes.cache, "response cache", "cache", ("cache",),
              lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
-            (gate.probes.cost, "cost accounting", "cost", ("metrics", "gateways"),
+            (gate.probes.cost, "cost accounting", "cost",
+             (*(f"metric:{m}" for m in COST_METRICS), "gateways"),
              lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
                                 settings.cost.price_per_1k_tokens)),
-            (gate.probes.monitoring, "metrics and alert rules", "monitoring", ("prometheus",),
+            (gate.probes.monitoring, "metrics and alert rules", "monitoring",
+             ("prometheus", *(f"metric:{m}" for m in policy.monitoring.gateway_metrics)),
              lambda: probe_monitoring(ep.prometheus, policy, len(ep.gateways) or None,
                                       headers=prom_headers)),
             (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
@@ -183,7 +202,7 @@ class Probes(Step):
              lambda: probe_alert_rule_tests(stack.run_dir / "config" / "alerts.yml",
                                             gate_rule_tests(gate))),
             (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
-             ("served_by", "gateways", "primary proxies"),
+             ("served_by", f"metric:{BREAKER_METRIC}", "gateways", "primary proxies"),
              lambda: probe_breaker(
                  ep.gateways, ep.api_key, ep.toxiproxy,
                  sorted(p for p in ep.proxies if p.startswith("primary-")),
@@ -216,7 +235,7 @@ class RateLimit(Step):
             ctx.add(disabled("rate limit per API key", "rate-limit"))
             return
         stack = ctx.stack
-        if why := stack.lacks("errors"):
+        if why := stack.lacks("error:rate_limited"):
             ctx.add(unmet("rate limit per API key", "rate-limit", why))
             return
         if self.heal_first:  # an open breaker would leave the burst to the fallback pool alone

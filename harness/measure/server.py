@@ -1,8 +1,9 @@
 """The server-side view of a run: what the gateway and model servers told Prometheus, same window.
 
 Metric names differ by server and by version, so each figure is looked up through a profile
-(gateway `llm_*`, vLLM and the simulator `vllm:*`, llama.cpp `llamacpp:*`) that lists candidate
-queries in order; the first whose metric Prometheus has is used and recorded in the report.
+(gateway `llm_*`, under an external gateway's own names when its spec maps them; vLLM and the
+simulator `vllm:*`, llama.cpp `llamacpp:*`) that lists candidate queries in order; the first
+whose metric Prometheus has is used and recorded in the report.
 Histogram quantiles are Prometheus estimates from buckets, not exact: they sit beside the
 client's exact figures as a cross-check, never in place of them.
 """
@@ -10,11 +11,14 @@ client's exact figures as a cross-check, never in place of them.
 from __future__ import annotations
 
 import math
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict
 
+from harness import wire
 from harness.observe.prometheus import PrometheusClient, PrometheusError
 
 # Templates use $w for the window ("37s") and $sel for a label selector after each metric name
@@ -173,6 +177,32 @@ LLAMACPP = MetricProfile(
 )
 
 PROFILES: dict[str, MetricProfile] = {p.name: p for p in (GATEWAY, VLLM, LLAMACPP)}
+_GATEWAY_METRIC = re.compile(r"\bllm_[a-z_]+")
+
+
+def under_names(prof: MetricProfile, name: Callable[[str], str | None]) -> MetricProfile:
+    """The gateway profile under a gateway's own metric names (`name`: harness.wire's mapping);
+    a query reading a metric the gateway does not have is dropped."""
+
+    def rename(text: str) -> str | None:
+        absent: list[str] = []
+
+        def one(m: re.Match[str]) -> str:
+            mapped = name(m.group(0))
+            if mapped is None:
+                absent.append(m.group(0))
+            return mapped or m.group(0)
+
+        out = _GATEWAY_METRIC.sub(one, text)
+        return None if absent else out
+
+    figures = {
+        figure: [
+            (m, t) for metric, tmpl in candidates if (m := rename(metric)) and (t := rename(tmpl))
+        ]
+        for figure, candidates in prof.figures.items()
+    }
+    return replace(prof, detect=tuple(d for n in prof.detect if (d := rename(n))), figures=figures)
 
 
 class ServerFigures(BaseModel):
@@ -218,6 +248,8 @@ def collect(
         view.errors.append(str(exc))
         return view
     for prof in (PROFILES[p] for p in (profiles or list(PROFILES))):
+        if prof is GATEWAY:
+            prof = under_names(prof, wire.current().metric)
         present = [d for d in prof.detect if d in names]
         if not present:
             continue

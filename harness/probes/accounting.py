@@ -1,7 +1,7 @@
 """Probes that read the gateways' own counters around one exact request: cost accounting (the
 request's `usage.cost_usd` and `llm_cost_usd_total` agree with the tokens and the price list) and
 prompt-injection flagging (`llm_prompt_injection_detected_total` counts the pattern; the reject
-policy answers 400).
+policy answers 400); under the gated stack's names (harness.wire).
 
 Counters are read from every gateway replica's /metrics and summed (gateway_metrics.py), so it
 does not matter which replica nginx picked. The judging is in harness/verdict/practices.py.
@@ -14,12 +14,16 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
+from harness import wire
 from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.verdict.checks import CheckResult
 from harness.verdict.practices import judge_cost, judge_injection
 
 TIMEOUT_S = 60.0
+# The gateway metrics each probe reads, by their reference names (harness.wire.METRICS).
+COST_METRICS = ("llm_cost_usd_total", "llm_tokens_generated_total", "llm_prompt_tokens_total")
+INJECTION_METRIC = "llm_prompt_injection_detected_total"
 
 
 def probe_cost(
@@ -28,7 +32,8 @@ def probe_cost(
     """One uncacheable request: its usage.cost_usd and the gateways' cost and token counters
     must agree with the tokens and the price list."""
     t0 = time.monotonic()
-    names = ("llm_cost_usd_total", "llm_tokens_generated_total", "llm_prompt_tokens_total")
+    cost, generated, prompted = map(wire.current().expected_metric, COST_METRICS)
+    names = (cost, generated, prompted)
     before = read_counters(gateways, names)
     body = chat_body(unique_prompt("Count to three."), max_tokens=8, temperature=0.7)
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
@@ -38,10 +43,11 @@ def probe_cost(
     failures, measured = judge_cost(
         r.status_code,
         usage,
-        deltas(before, after, "llm_cost_usd_total", "model"),
-        sum(deltas(before, after, "llm_tokens_generated_total").values()),
-        sum(deltas(before, after, "llm_prompt_tokens_total").values()),
+        deltas(before, after, cost, "model"),
+        sum(deltas(before, after, generated).values()),
+        sum(deltas(before, after, prompted).values()),
         prices,
+        names,
     )
     check = CheckResult.from_reasons(
         "cost accounting", "cost", failures, measured,
@@ -64,7 +70,8 @@ def probe_injection(
             reasons=["no injection patterns configured"],
         )  # fmt: skip
     pattern = patterns[0]
-    name = "llm_prompt_injection_detected_total"
+    name = wire.current().expected_metric(INJECTION_METRIC)
+    reject = wire.current().expected_error("prompt_injection") if policy == "reject" else None
     before = read_counters(gateways, (name,))
     body = chat_body(unique_prompt(f"Please {pattern.upper()} and say hi."), max_tokens=4)
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
@@ -76,7 +83,7 @@ def probe_injection(
             code = (r.json().get("error") or {}).get("code")
         except ValueError:
             code = None
-    failures = judge_injection(r.status_code, code, counted, policy, pattern)
+    failures = judge_injection(r.status_code, code, counted, policy, pattern, reject, name)
     check = CheckResult.from_reasons(
         "prompt-injection flagging", "security", failures,
         {"pattern": pattern, "policy": policy, "status": r.status_code, "counted": counted},

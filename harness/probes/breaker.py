@@ -36,9 +36,15 @@ class BreakerConfig:
     slack_s: float = 15.0
 
 
+BREAKER_METRIC = "llm_circuit_breaker_state"  # reference name (harness.wire.METRICS)
+
+
 def breaker_state(gateway: str, pool: str = POOL) -> int | None:
-    """The replica's breaker state for `pool` from its /metrics (None: no such gauge)."""
-    name = "llm_circuit_breaker_state"
+    """The replica's breaker state for `pool` from its /metrics (None: no such gauge, or the
+    gateway contract marks it absent)."""
+    name = wire.current().metric(BREAKER_METRIC)
+    if name is None:
+        return None
     value = read_counters([gateway], (name,)).get((name, (("pool", pool),)))
     return None if value is None else int(value)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from harness import wire
 from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
 from harness.tools import find_binary
@@ -53,21 +54,22 @@ def probe_monitoring(
         )
 
     # The gateway's counters appear after the first requests; allow a scrape or two.
+    named = {m: wire.current().expected_metric(m) for m in metrics}  # under the gateway's names
+    query = f'count by (__name__) ({{__name__=~"{"|".join(named.values())}", job="gateway"}})'
     deadline = time.monotonic() + settle_s
     while True:
         present = {
             str(s["metric"]["__name__"])  # type: ignore[index]
-            for s in _query(
-                prometheus_url,
-                'count by (__name__) ({__name__=~"llm_.*", job="gateway"})',
-                headers,
-            )
+            for s in _query(prometheus_url, query, headers)
         }
-        missing = [m for m in metrics if m not in present]
+        missing = [m for m in metrics if named[m] not in present]
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    failures += [f"metric {m} not exported by the gateways" for m in missing]
+    failures += [
+        f"metric {named[m]}{'' if named[m] == m else f' ({m})'} not exported by the gateways"
+        for m in missing
+    ]
 
     r = httpx.get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
     rules = r.json()["data"]["groups"]

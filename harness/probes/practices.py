@@ -67,16 +67,24 @@ def probe_streaming(
     )  # fmt: skip
 
 
-# The hostile classes the security probe sends, each with the answers it must get.
-_HOSTILE_WANT: dict[str, set[int]] = {
-    "no key": {401},
-    "unknown key": {403},
-    "oversized key": {400, 401, 403, 431},
-    "oversized prompt": {400, 413},
-    "malformed JSON": {400, 422},
-    "wrong method": {404, 405},
-    "unknown path": {404},
+# The hostile classes the security probe sends, each with the error (harness.wire.ERRORS) whose
+# answer it must get.
+HOSTILE: dict[str, str] = {
+    "no key": "missing_key",
+    "unknown key": "unknown_key",
+    "oversized key": "oversized_key",
+    "oversized prompt": "oversized_prompt",
+    "malformed JSON": "malformed_json",
+    "wrong method": "wrong_method",
+    "unknown path": "unknown_path",
 }
+
+
+def _error_code(resp: httpx.Response) -> str | None:
+    """The `code` of an OpenAI-style error body; ValueError when the body is not JSON."""
+    body = resp.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error["code"]) if isinstance(error, dict) and error.get("code") else None
 
 
 def _hostile_requests(
@@ -107,8 +115,9 @@ def _hostile_requests(
 
 def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) -> CheckResult:
     """Hostile requests by class (no key, unknown or oversized key, oversized prompt, malformed
-    JSON, wrong method, unknown path): each must get its 4xx with a JSON error, never a 2xx or
-    5xx. How many of each class were sent and how each was answered go in `measured`."""
+    JSON, wrong method, unknown path): each must get its 4xx with a JSON error (and its `code`,
+    where the gateway contract names one), never a 2xx or 5xx. How many of each class were sent
+    and how each was answered go in `measured`."""
     t0 = time.monotonic()
     url = f"{base_url}/v1/chat/completions"
     failures: list[str] = []
@@ -119,15 +128,19 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
         ):
             resp = http.request(method, target, headers=headers, content=body or None)
             answers.setdefault(label, Counter())[resp.status_code] += 1
-            want = _HOSTILE_WANT[label]
-            if resp.status_code not in want:
+            want = wire.current().expected_error(HOSTILE[label])
+            if resp.status_code not in want.status:
                 failures.append(f"{label}: {method} answered {resp.status_code}, "
-                                f"want {sorted(want)}")  # fmt: skip
+                                f"want {sorted(want.status)}")  # fmt: skip
                 continue
             try:
-                resp.json()
+                code = _error_code(resp)
             except ValueError:
                 failures.append(f"{label}: {method} {resp.status_code} error body is not JSON")
+                continue
+            if want.code and code != want.code:
+                failures.append(f"{label}: {method} {resp.status_code} error code {code!r}, "
+                                f"want {want.code!r}")  # fmt: skip
     measured: dict[str, float | int | str | None] = {
         "sent": sum(sum(c.values()) for c in answers.values())
     }
@@ -204,12 +217,16 @@ def probe_rate_limit(
         with ThreadPoolExecutor(max_workers=8) as pool:
             responses += pool.map(one, range(per_minute + 19))
     codes = [r.status_code for r in responses]
-    limited = [r for r in responses if r.status_code == 429]
-    failures = judge_rate_limit(codes, per_minute, declared, fresh_key)
+    refused = wire.current().expected_error("rate_limited")
+    limited = [r for r in responses if r.status_code in refused.status]
+    failures = judge_rate_limit(codes, per_minute, declared, fresh_key, refused.status)
+    shown = "/".join(map(str, refused.status))
     if any(not r.headers.get("retry-after", "").isdigit() for r in limited):
-        failures.append("a 429 without a Retry-After of whole seconds")
+        failures.append(f"a {shown} without a Retry-After of whole seconds")
     if any("json" not in r.headers.get("content-type", "") for r in limited):
-        failures.append("a 429 without a JSON error body")
+        failures.append(f"a {shown} without a JSON error body")
+    elif refused.code and any(_error_code(r) != refused.code for r in limited):
+        failures.append(f"a {shown} without the error code {refused.code!r}")
     measured: dict[str, float | int | str | None] = {
         "sent": len(codes), "ok": codes.count(200), "limited": len(limited),
         "limit_per_minute": per_minute, "declared_per_minute": declared,
@@ -218,6 +235,6 @@ def probe_rate_limit(
     return _timed(
         CheckResult.from_reasons("rate limit per API key", "rate-limit", failures, measured,
                                  f"{codes.count(200)} admitted, {len(limited)} of {len(codes)} "
-                                 "refused with 429 + Retry-After"),
+                                 f"refused with {shown} + Retry-After"),
         t0,
     )  # fmt: skip

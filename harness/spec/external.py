@@ -8,13 +8,15 @@ harness reads them at run time (and redacts them in every report).
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Mapping
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from harness.spec.base import Strict
-from harness.wire import Wire
+from harness.wire import ERRORS, METRICS, ErrorAnswer, Wire
 
 
 def _http_url(value: str) -> str:
@@ -74,19 +76,93 @@ class ExternalToxiproxy(Strict):
     proxies: dict[Literal["primary", "fallback", "redis"], list[str]] = Field(default_factory=dict)
 
 
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _metric_name(name: str | None) -> str | None:
+    if name is not None and not _METRIC_NAME.fullmatch(name):
+        raise ValueError("expected a Prometheus metric name, or null for absent")
+    return name
+
+
+def _status(code: int) -> int:
+    if not 400 <= code <= 599:
+        raise ValueError("expected an HTTP error status (400-599)")
+    return code
+
+
+class ErrorAnswerSpec(Strict):
+    """`401`, `[400, 413]` or `{status: 400, code: prompt_injection_detected}`."""
+
+    status: list[Annotated[int, AfterValidator(_status)]] = Field(min_length=1)
+    code: str | None = None  # the error body's `code`; checked when given
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, value: object) -> object:
+        if isinstance(value, int):
+            return {"status": [value]}
+        if isinstance(value, list):
+            return {"status": value}
+        if isinstance(value, dict) and isinstance(value.get("status"), int):
+            return {**value, "status": [value["status"]]}
+        return value
+
+
+def _items(what: str, value_is: str, catalogue: Mapping[str, object]) -> Callable[[object], object]:
+    """`true` (or omitted): every item as the reference gateway has it; `false`: every item
+    absent; else a mapping whose keys are items of `catalogue`."""
+
+    def expand(value: object) -> object:
+        if value is True:
+            return {}
+        if value is False:
+            return dict.fromkeys(catalogue)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected true (as the reference gateway), false (all absent) or "
+                             f"a mapping of {what} to {value_is}")  # fmt: skip
+        unknown = [k for k in value if k not in catalogue]
+        if unknown:
+            raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; expected one of "
+                             f"{', '.join(catalogue)}")  # fmt: skip
+        return value
+
+    return expand
+
+
 class GatewayContract(Strict):
-    """The gateway contract (README, "The gateway contract") under this deployment's names. A
-    header item is the header's name (the reference gateway's by default), or null: absent, and
-    the checks that rest on it are skipped with that reason, never passed."""
+    """The gateway contract (README, "The gateway contract") under this deployment's names. Each
+    item is the deployment's name for it (the reference gateway's by default), or null: absent,
+    and the checks that rest on it are skipped with that reason, never passed."""
 
     served_by: str | None = "X-Served-By"  # primary | fallback | cache | degraded
     cache: str | None = "X-Cache"  # hit | miss | bypass
     request_id: str | None = "X-Request-Id"  # on every answer, echoing the client's
-    # PRACTICES.md's metric names on each replica's /metrics (cost, injection, breaker state).
-    metrics: bool = True
-    # 401 without a key, 403 for an unknown one, 400/405/404/413 for bad requests, 429 with
-    # Retry-After over the rate limit.
-    errors: bool = True
+    # Each metric the checks read (harness.wire.METRICS) -> its name here, or null.
+    metrics: Annotated[
+        dict[str, Annotated[str | None, AfterValidator(_metric_name)]],
+        BeforeValidator(_items("metric", "its name here or null", METRICS)),
+    ] = Field(default_factory=dict)
+    # Each error the probes provoke (harness.wire.ERRORS) -> how it is answered here, or null.
+    errors: Annotated[
+        dict[str, ErrorAnswerSpec | None],
+        BeforeValidator(_items("error", "its status here or null", ERRORS)),
+    ] = Field(default_factory=dict)
+
+    def wire_names(self) -> dict[str, object]:
+        """The contract as `harness.wire.Wire` fields (absent headers keep the reference names,
+        which are then simply not there)."""
+        names: dict[str, object] = {
+            item: name
+            for item in ("served_by", "cache", "request_id")
+            if (name := getattr(self, item)) is not None
+        }
+        names["metrics"] = dict(self.metrics)
+        names["errors"] = {
+            item: None if a is None else ErrorAnswer(status=tuple(a.status), code=a.code)
+            for item, a in self.errors.items()
+        }
+        return names
 
 
 class ExternalSpec(Strict):
@@ -115,14 +191,13 @@ class ExternalSpec(Strict):
         return out
 
     def wire(self) -> Wire:
-        """The names requests and answers use on the wire (absent headers keep the reference
-        names, which are then simply not there)."""
-        names = {"auth_header": self.auth_header, "auth_scheme": self.auth_scheme}
+        """The names requests and answers use on the wire."""
+        names: dict[str, object] = {
+            "auth_header": self.auth_header, "auth_scheme": self.auth_scheme,
+        }  # fmt: skip
         if self.gateway is not None:
-            for item in ("served_by", "cache", "request_id"):
-                if (name := getattr(self.gateway, item)) is not None:
-                    names[item] = name
-        return Wire(**names)
+            names |= self.gateway.wire_names()
+        return Wire.model_validate(names)
 
     def env_names(self) -> list[str]:
         names = [self.api_key_env] if self.api_key_env else []

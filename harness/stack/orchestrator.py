@@ -210,7 +210,8 @@ def start_stack(
             _warm_up(handles)
             if any(d.role == "toxiproxy" for d in tier):
                 _create_proxies(plan, toxiproxy_url)
-        endpoints = Endpoints.model_validate(plan.endpoints)
+        # The launcher's provider: `--provider` may differ from the spec's.
+        endpoints = Endpoints.model_validate({**plan.endpoints, "provider": provider})
         if wait_for_scrapes:
             wait_targets_up(endpoints.prometheus)
             progress(f"[{time.monotonic() - t0:5.1f}s] Prometheus sees every target up")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.wire import Wire, family
+
 if TYPE_CHECKING:
     from harness.observe.webhook import AlertLog
     from harness.spec.stack import StackSpec
@@ -116,13 +118,14 @@ class RunningStack:
             "declared settings": None if "gateway" in self.spec.model_fields_set
             else "the stack spec declares no gateway settings to judge",
         }  # fmt: skip
-        for item in ("served_by", "cache", "request_id", "metrics", "errors"):
+        for item in ("served_by", "cache", "request_id"):
             why[item] = (
                 "no gateway" if contract is None
                 else None if getattr(contract, item)
                 else f"the gateway contract marks `{item}` absent"
             )  # fmt: skip
-        reasons = [r for n in needs if (r := why[n]) is not None]
+        names = ext.wire()
+        reasons = [r for n in needs if (r := _lacks_item(n, names, contract is None, why))]
         return "; ".join(dict.fromkeys(reasons)) or None
 
     def prometheus_headers(self) -> dict[str, str]:
@@ -135,3 +138,19 @@ class RunningStack:
             return self.services[name]
         except KeyError:
             raise KeyError(f"no service {name!r}; services: {', '.join(self.services)}") from None
+
+
+def _lacks_item(need: str, names: Wire, no_gateway: bool, why: dict[str, str | None]) -> str | None:
+    """Why `need` is unmet: a named requirement, `metric:NAME` (a reference metric name) or
+    `error:ITEM` (an error of harness.wire.ERRORS), both per the gateway contract."""
+    kind, _, item = need.partition(":")
+    if kind not in ("metric", "error") or not item:
+        return why[need]
+    if no_gateway:
+        return "no gateway"
+    if kind == "metric":
+        absent = names.metric(item) is None
+        item = family(item) or item
+    else:
+        absent = names.error(item) is None
+    return f"the gateway contract marks {kind} `{item}` absent" if absent else None

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import Outcome
+from harness.wire import ErrorAnswer
 
 Measured = dict[str, float | int | str | None]
 
@@ -73,12 +74,13 @@ def judge_cache(
 
 
 def judge_rate_limit(
-    codes: list[int], budget: int, declared: int | None, fresh_key: bool
-) -> list[str]:
+    codes: list[int], budget: int, declared: int | None, fresh_key: bool,
+    refused: tuple[int, ...] = (429,),
+) -> list[str]:  # fmt: skip
     """The limiter admits at most the policy's budget, and on a key nothing has used yet exactly
     what the candidate declares (when that is within the policy): one request more or less is a
-    limiter that does not do what it says."""
-    ok, limited = codes.count(200), codes.count(429)
+    limiter that does not do what it says. `refused`: the gateway's rate-limited statuses."""
+    ok, limited = codes.count(200), sum(c in refused for c in codes)
     failures: list[str] = []
     if ok > budget:
         failures.append(f"{ok} of {len(codes)} requests admitted at once, policy {budget}/minute")
@@ -86,8 +88,9 @@ def judge_rate_limit(
         failures.append(f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
                         f"declares {declared}/minute")  # fmt: skip
     if not limited:
-        failures.append(f"no 429 among {len(codes)} requests sent at once")
-    other = sorted({c for c in codes if c not in (200, 429)})
+        failures.append(f"no {' or '.join(map(str, refused))} among {len(codes)} requests sent "
+                        "at once")  # fmt: skip
+    other = sorted({c for c in codes if c != 200 and c not in refused})
     if other:
         failures.append(f"unexpected statuses {other}")
     return failures
@@ -104,8 +107,13 @@ def judge_cost(
     completion_delta: float,
     prompt_delta: float,
     prices: Mapping[str, float],
-) -> tuple[list[str], Measured]:
-    """Failures and figures of one answered request against the counters' growth."""
+    names: tuple[str, str, str] = (
+        "llm_cost_usd_total", "llm_tokens_generated_total", "llm_prompt_tokens_total",
+    ),
+) -> tuple[list[str], Measured]:  # fmt: skip
+    """Failures and figures of one answered request against the counters' growth (the counters
+    as the gateway names them: cost, completion tokens, prompt tokens)."""
+    cost_total, generated_total, prompt_total = names
     if status != 200:
         return [f"status {status}, want 200"], {"status": status}
     if not isinstance(usage, dict) or not all(
@@ -116,7 +124,7 @@ def judge_cost(
     cost = usage.get("cost_usd")
     failures: list[str] = []
     if len(cost_by_model) > 1:
-        failures.append(f"llm_cost_usd_total grew for several models: {dict(cost_by_model)}")
+        failures.append(f"{cost_total} grew for several models: {dict(cost_by_model)}")
     model, counted = next(iter(cost_by_model.items()), ("", 0.0))
     price = prices.get(model, prices.get("default", 0.0)) if model else None
     expected = (prompt + completion) / 1000 * price if price is not None else None
@@ -128,7 +136,7 @@ def judge_cost(
         failures.append("the answer's usage has no cost_usd")
     elif expected is None:
         if cost != 0:
-            failures.append(f"usage.cost_usd = {cost} but llm_cost_usd_total did not grow")
+            failures.append(f"usage.cost_usd = {cost} but {cost_total} did not grow")
     else:
         if not _close(cost, expected):
             failures.append(
@@ -136,35 +144,35 @@ def judge_cost(
                 f"= ({prompt} + {completion}) tokens / 1000 x {price} ({model})"
             )
         if not _close(counted, expected):
-            failures.append(f"llm_cost_usd_total grew by {counted:.10g}, want {expected:.10g}")
+            failures.append(f"{cost_total} grew by {counted:.10g}, want {expected:.10g}")
     # A request that used tokens and cost nothing is accounting that does not account.
     if prompt + completion > 0:
         if isinstance(cost, (int, float)) and cost <= 0:
             failures.append(f"usage.cost_usd = {cost} for {prompt + completion} tokens: a zero "
                             "cost (zero prices, or accounting off)")  # fmt: skip
         if counted <= 0:
-            failures.append("llm_cost_usd_total did not grow")
+            failures.append(f"{cost_total} did not grow")
     if completion_delta != completion:
-        failures.append(
-            f"llm_tokens_generated_total grew by {completion_delta:g}, want {completion}"
-        )
+        failures.append(f"{generated_total} grew by {completion_delta:g}, want {completion}")
     if prompt_delta != prompt:
-        failures.append(f"llm_prompt_tokens_total grew by {prompt_delta:g}, want {prompt}")
+        failures.append(f"{prompt_total} grew by {prompt_delta:g}, want {prompt}")
     return failures, measured
 
 
 def judge_injection(
-    status: int, error_code: str | None, counted: float, policy: str, pattern: str
-) -> list[str]:
+    status: int, error_code: str | None, counted: float, policy: str, pattern: str,
+    reject: ErrorAnswer | None = None, metric: str = "llm_prompt_injection_detected_total",
+) -> list[str]:  # fmt: skip
+    """`reject`: how the gateway answers a rejected prompt (default: 400
+    prompt_injection_detected); `metric`: its injection counter's name."""
+    reject = reject or ErrorAnswer(status=(400,), code="prompt_injection_detected")
     failures = []
     if counted != 1:
-        failures.append(
-            f"llm_prompt_injection_detected_total{{pattern={pattern!r}}} grew by {counted:g}, "
-            "want 1"
-        )
-    if policy == "reject" and (status != 400 or error_code != "prompt_injection_detected"):
-        failures.append(f"policy reject: status {status} code {error_code!r}, want 400 "
-                        "'prompt_injection_detected'")  # fmt: skip
+        failures.append(f"{metric}{{pattern={pattern!r}}} grew by {counted:g}, want 1")
+    if policy == "reject" and (status not in reject.status
+                               or (reject.code and error_code != reject.code)):  # fmt: skip
+        failures.append(f"policy reject: status {status} code {error_code!r}, want "
+                        f"{reject.describe()}")  # fmt: skip
     if policy == "log" and status != 200:
         failures.append(f"policy log: status {status}, want 200 (flagged, let through)")
     return failures

@@ -15,6 +15,10 @@ from harness.spec.images import ImageMap
 from harness.stack.docker import RUN_LABEL
 from harness.stack.readiness import ReadyCheck
 
+# The images of tests/fixtures/sim-stack.yaml's services.
+SIM_IMAGES = ("simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
+              "victoria_logs", "vlagent")  # fmt: skip
+
 
 @dataclass
 class Engine:

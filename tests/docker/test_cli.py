@@ -15,15 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docker_support import Engine
+from docker_support import SIM_IMAGES, Engine
 
 from harness.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
-SIM_IMAGES = ("simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-              "victoria_logs", "vlagent")  # fmt: skip
 
 
 def _containers(engine: Engine) -> list[str]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,74 +15,24 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from external_support import (
+    HARNESS,
+    KEYS,
+    PROFILE,
+    assert_breaker_gated_through_its_toxiproxy,
+    assert_gated_without_toxiproxy,
+    by_name,
+    external_spec,
+    harness_up,
+    only,
+    run_gate,
+)
 
 from harness.observe.alertmanager import AlertmanagerPoller
 from harness.stack.ports import free_ports
-from harness.stack.process import pid_alive
 from harness.tools import find_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
-
-HARNESS = [sys.executable, "-m", "harness"]
-SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
-PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "monitoring",
-          "alert_rule_tests", "breaker", "rate_limit")  # fmt: skip
-
-
-def only(probe: str) -> str:
-    """A profile's `probes:` with every probe off but one."""
-    return "{" + ", ".join(f"{p}: {str(p == probe).lower()}" for p in PROBES) + "}"
-
-
-# One API key per test that sends requests: a rate-limit probe spends its key's budget for the
-# minute, and the tests share one stack.
-KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
-        "chaos": "sk-external-chaos", "renamed": "sk-external-renamed"}  # fmt: skip
-# A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
-PROFILE = """kind: gate
-name: external
-policy: {breaker: {recovery_timeout_s: 4}, cache: {hit_speedup: 4}}
-load:
-  kind: load
-  name: external-load
-  duration_s: 8s
-  workload: {max_tokens: 16, prompt_words: 12}
-  load: {kind: open, rate_rps: 3, arrival: constant}
-slos: [ttft_p50_ms<=1500, error_rate<=0.2]
-confidence: {max_duration_s: 0s, inconclusive_is: warn}
-key_checks: [slo, load generator kept its schedule]
-"""
-
-
-def _gate(
-    tmp: Path, stack: dict[str, Any], env: dict[str, str], *extra: str, profile: str = PROFILE
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    (tmp / "profile.yaml").write_text(profile)
-    (tmp / "stack.yaml").write_text(yaml.safe_dump(stack))
-    r = subprocess.run(
-        [
-            *HARNESS,
-            "gate",
-            "--profile",
-            str(tmp / "profile.yaml"),
-            "--stack",
-            str(tmp / "stack.yaml"),
-            "--out",
-            str(tmp / "out"),
-            "--no-history",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env={**os.environ, **env},
-    )
-    path = tmp / "out" / "report.json"
-    return r, json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in report["checks"]}
 
 
 @contextlib.contextmanager
@@ -140,93 +88,21 @@ http {{
 
 @pytest.fixture(scope="module")
 def up_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The simulated stack, started by `harness up` in another process
-    (and the tests' own keys)."""
-    d = tmp_path_factory.mktemp("up")
-    ready = d / "ready.json"
-    spec = yaml.safe_load(SIM_STACK.read_text())
-    spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-harness-local", *KEYS.values()]}
-    (d / "stack.yaml").write_text(yaml.safe_dump(spec))
-    proc = subprocess.Popen(
-        [*HARNESS, "up", "--stack", str(d / "stack.yaml"), "--ready-file", str(ready)],
-        stdout=(d / "up.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.is_file():
-            assert proc.poll() is None and time.monotonic() < deadline, (d / "up.log").read_text()
-            time.sleep(0.5)
-        yield json.loads(ready.read_text())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        assert not pid_alive(proc.pid)
-
-
-def _external(ep: dict[str, Any], toxiproxy: bool) -> dict[str, Any]:
-    ext: dict[str, Any] = {
-        "url": ep["nginx"],
-        "api_key_env": "EXTERNAL_GATE_KEY",
-        "gateways": ep["gateways"],
-        "prometheus": {"url": ep["prometheus"]},
-        "alertmanager": {"url": ep["alertmanager"]},
-    }
-    if toxiproxy:
-        ext["toxiproxy"] = {
-            "url": ep["toxiproxy"],
-            "proxies": {"primary": ["primary-0", "primary-1"]},
-        }
-    return {"kind": "stack", "name": "staging", "provider": "external", "external": ext}
+    """The simulated stack, started by `harness up` in another process."""
+    with harness_up(tmp_path_factory.mktemp("up")) as endpoints:
+        yield endpoints
 
 
 def test_gate_an_external_stack_without_its_toxiproxy(
     tmp_path: Path, up_stack: dict[str, Any]
 ) -> None:
-    r, report = _gate(
-        tmp_path, _external(up_stack, toxiproxy=False), {"EXTERNAL_GATE_KEY": up_stack["api_key"]}
-    )
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    checks = _checks(report)
-    for name in (
-        "streamed completion",
-        "authentication and input validation",
-        "response cache",
-        "cost accounting",
-        "prompt-injection flagging",
-        "metrics and alert rules",
-        "rate limit per API key",
-    ):
-        assert checks[name]["outcome"] == "pass", checks[name]
-    # Judged from the served-by header (24 requests are too few to decide a 0.9 share: warn).
-    primary = checks["served by the primary pool"]
-    assert primary["outcome"] in ("pass", "warn") and primary["measured"]["estimate"] == 1
-    breaker = checks["circuit breaker opens and recovers"]
-    assert breaker["outcome"] == "skipped"
-    assert breaker["reasons"] == ["cannot run on this stack: no Toxiproxy in the stack spec"]
-    assert checks["alert rule unit tests (promtool)"]["outcome"] == "skipped"
-    assert checks["candidate's practices meet the policy"]["outcome"] == "skipped"
-    assert checks["SLO ttft_p50_ms<=1500"]["outcome"] == "pass"
-    # The key is never written into a report.
-    assert up_stack["api_key"] not in (tmp_path / "out" / "report.json").read_text()
-    assert report["endpoints"]["provider"] == "external"
+    assert_gated_without_toxiproxy(tmp_path, up_stack, up_stack["api_key"])
 
 
 def test_gate_an_external_stack_with_its_toxiproxy_runs_the_breaker(
     tmp_path: Path, up_stack: dict[str, Any]
 ) -> None:
-    profile = (
-        "kind: gate\npolicy: {breaker: {recovery_timeout_s: 4}}\nload: null\n"
-        f"probes: {only('breaker')}\nkey_checks: [circuit breaker opens and recovers]\n"
-    )
-    r, report = _gate(
-        tmp_path,
-        _external(up_stack, toxiproxy=True),
-        {"EXTERNAL_GATE_KEY": KEYS["breaker"]},
-        profile=profile,
-    )
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert _checks(report)["circuit breaker opens and recovers"]["outcome"] == "pass"
+    assert_breaker_gated_through_its_toxiproxy(tmp_path, up_stack, KEYS["breaker"])
 
 
 def test_unreachable_and_remote_addresses_are_named_before_anything_runs(tmp_path: Path) -> None:
@@ -240,12 +116,12 @@ def test_unreachable_and_remote_addresses_are_named_before_anything_runs(tmp_pat
             "prometheus": {"url": f"http://127.0.0.1:{dead}"},
         },
     }
-    r, _ = _gate(tmp_path, spec, {})
+    r, _ = run_gate(tmp_path, spec, {})
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"entry http://127.0.0.1:{dead}" in r.stdout and "prometheus" in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
     spec["external"]["url"] = "http://192.0.2.7:8080"  # type: ignore[index]  # TEST-NET-1
-    r, _ = _gate(tmp_path, spec, {})
+    r, _ = run_gate(tmp_path, spec, {})
     assert r.returncode == 2 and "--allow-remote" in r.stderr, r.stdout + r.stderr
     assert "external.url" in r.stderr
 
@@ -268,9 +144,9 @@ def test_gate_a_bare_model_server(tmp_path: Path, bare_simulator: str) -> None:
         "provider": "external",
         "external": {"url": bare_simulator, "api_key_env": None, "gateway": None},
     }
-    r, report = _gate(tmp_path, spec, {})
+    r, report = run_gate(tmp_path, spec, {})
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    checks = _checks(report)
+    checks = by_name(report)
     assert checks["SLO ttft_p50_ms<=1500"]["outcome"] == "pass"
     assert checks["SLO error_rate<=0.2"]["outcome"] == "pass"
     assert checks["SLO ttft_p50_ms<=1500"]["measured"]["n"] >= 20
@@ -286,9 +162,9 @@ def test_gate_a_bare_model_server(tmp_path: Path, bare_simulator: str) -> None:
     assert report["endpoints"]["served_models"] == {"primary": "bare-model"}  # from /v1/models
     # The same server made slow is caught by the same profile: the SLO fails the gate.
     slow = PROFILE.replace("ttft_p50_ms<=1500", "ttft_p50_ms<=20")
-    r, report = _gate(tmp_path, spec, {}, profile=slow)
+    r, report = run_gate(tmp_path, spec, {}, profile=slow)
     assert r.returncode == 1, r.stdout[-4000:]
-    assert _checks(report)["SLO ttft_p50_ms<=20"]["outcome"] == "fail"
+    assert by_name(report)["SLO ttft_p50_ms<=20"]["outcome"] == "fail"
 
 
 def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
@@ -339,7 +215,7 @@ def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str
 def test_a_secured_prometheus_is_read_with_credentials(
     tmp_path: Path, up_stack: dict[str, Any], secured_prometheus: str
 ) -> None:
-    spec = _external(up_stack, toxiproxy=False)
+    spec = external_spec(up_stack, toxiproxy=False)
     spec["external"]["prometheus"] = {
         "url": secured_prometheus,
         "auth": {"kind": "basic", "username_env": "PROM_USER", "password_env": "PROM_PASSWORD"},
@@ -354,12 +230,12 @@ def test_a_secured_prometheus_is_read_with_credentials(
         f"probes: {only('monitoring')}\n"
     )
     env = {"EXTERNAL_GATE_KEY": KEYS["secured"], "PROM_USER": "gate", "PROM_PASSWORD": "s3cret"}
-    r, report = _gate(tmp_path, spec, env, profile=profile)
+    r, report = run_gate(tmp_path, spec, env, profile=profile)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert _checks(report)["metrics and alert rules"]["outcome"] == "pass"
+    assert by_name(report)["metrics and alert rules"]["outcome"] == "pass"
     assert "s3cret" not in (tmp_path / "out" / "report.json").read_text()
     # A wrong password: Prometheus is named unreachable before anything runs.
-    r, _ = _gate(tmp_path, spec, {**env, "PROM_PASSWORD": "wrong"}, profile=profile)
+    r, _ = run_gate(tmp_path, spec, {**env, "PROM_PASSWORD": "wrong"}, profile=profile)
     assert r.returncode == 2 and f"prometheus {secured_prometheus}" in r.stdout, r.stdout
     assert "answered 401" in r.stdout
 
@@ -368,7 +244,7 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     tmp_path: Path, up_stack: dict[str, Any]
 ) -> None:
     """A network fault through the deployment's own Toxiproxy; a process fault is skipped."""
-    spec = _external(up_stack, toxiproxy=True)
+    spec = external_spec(up_stack, toxiproxy=True)
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec))
     exp = yaml.safe_load((Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml")
                          .read_text())  # fmt: skip
@@ -386,7 +262,7 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
         env={**os.environ, "EXTERNAL_GATE_KEY": KEYS["chaos"]},
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    checks = _checks(json.loads((tmp_path / "out" / "report.json").read_text()))
+    checks = by_name(json.loads((tmp_path / "out" / "report.json").read_text()))
     during = checks["primary pool down, fallback serves: during the fault, fallback_share>=0.5"]
     assert during["outcome"] == "pass", during
     assert checks["kill a primary"]["outcome"] == "skipped"
@@ -425,16 +301,91 @@ def test_a_gateway_with_other_names_is_gated_under_them(
         f"probes: {only('cache')}\nkey_checks: [response cache, slo]",
     )
     env = {"EXTERNAL_GATE_KEY": KEYS["renamed"]}
-    r, report = _gate(tmp_path, spec, env, profile=profile)
+    r, report = run_gate(tmp_path, spec, env, profile=profile)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    checks = _checks(report)
+    checks = by_name(report)
     assert checks["response cache"]["outcome"] == "pass", checks["response cache"]
     assert checks["served by the primary pool"]["measured"]["estimate"] == 1
     # The same gateway under the reference names: no X-Cache, no X-Served-By to read.
     spec["external"]["gateway"] = {}
-    (tmp_path / "ref").mkdir()
-    r, report = _gate(tmp_path / "ref", spec, env, profile=profile)
+    r, report = run_gate(tmp_path / "ref", spec, env, profile=profile)
     assert r.returncode == 1, r.stdout[-4000:]
-    checks = _checks(report)
+    checks = by_name(report)
     assert checks["response cache"]["outcome"] == "fail"
     assert checks["served by the primary pool"]["measured"]["estimate"] == 0
+
+
+@pytest.fixture
+def renaming_metrics(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[list[str]]:
+    """Each gateway replica behind a real nginx whose /metrics calls the cost counter
+    `acme_spend_usd_total`: another gateway's metric name."""
+    urls = []
+    with contextlib.ExitStack() as stack:
+        for i, gateway in enumerate(up_stack["gateways"]):
+            (port,) = free_ports(1)
+            location = [
+                f"proxy_pass {gateway};", 'proxy_set_header Accept-Encoding "";',
+                "sub_filter_types *;", "sub_filter_once off;",
+                "sub_filter llm_cost_usd_total acme_spend_usd_total;",
+            ]  # fmt: skip
+            urls.append(f"http://127.0.0.1:{port}")
+            stack.enter_context(
+                _serving(_nginx(tmp_path / f"metrics-{i}", port, location), urls[-1], status=None)
+            )
+        yield urls
+
+
+def test_metric_names_and_error_answers_are_mapped_one_by_one(
+    tmp_path: Path, up_stack: dict[str, Any], renaming_metrics: list[str]
+) -> None:
+    """One metric under another name: read under it, the cost check passes; the same mapping on
+    a gateway without that name fails it, as do error answers mapped to another status or
+    `code`; an item marked absent skips its check, named."""
+    assert "acme_spend_usd_total" in httpx.get(f"{renaming_metrics[0]}/metrics").text
+    profile = (
+        f"kind: gate\nload: null\nprobes: {only('cost', 'injection', 'security')}\n"
+        "key_checks: [cost accounting]\n"
+    )
+    env = {"EXTERNAL_GATE_KEY": KEYS["mapped"]}
+    spec = external_spec(up_stack, toxiproxy=False)
+    spec["external"]["gateway"] = {"metrics": {"llm_cost_usd_total": "acme_spend_usd_total"}}
+    spec["external"]["gateways"] = renaming_metrics
+    r, report = run_gate(tmp_path / "renamed", spec, env, profile=profile)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = by_name(report)
+    for name in ("cost accounting", "prompt-injection flagging",
+                 "authentication and input validation"):  # fmt: skip
+        assert checks[name]["outcome"] == "pass", checks[name]
+    # The same mapping on the stack's own gateways (no such metric there), and a wrong status.
+    spec["external"]["gateways"] = up_stack["gateways"]
+    spec["external"]["gateway"]["errors"] = {
+        "missing_key": 403, "unknown_key": {"status": 403, "code": "unknown_api_key"},
+    }  # fmt: skip
+    r, report = run_gate(tmp_path / "wrong", spec, env, profile=profile)
+    assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = by_name(report)
+    assert checks["cost accounting"]["outcome"] == "fail"
+    assert "acme_spend_usd_total did not grow" in checks["cost accounting"]["reasons"]
+    security = checks["authentication and input validation"]
+    assert security["outcome"] == "fail"
+    assert "no key: POST answered 401, want [403]" in security["reasons"]
+    assert ("unknown key: POST 403 error code 'invalid_api_key', want 'unknown_api_key'"
+            in security["reasons"])  # fmt: skip
+    # Marked absent: skipped with the item named, never passed; a skipped key check fails.
+    spec["external"]["gateway"] = {
+        "metrics": {"llm_cost_usd_total": None, "llm_prompt_injection_detected_total": None},
+        "errors": {"unknown_key": None},
+    }
+    r, report = run_gate(tmp_path / "absent", spec, env, profile=profile)
+    assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = by_name(report)
+    for name, item in (
+        ("cost accounting", "metric `llm_cost_usd_total`"),
+        ("prompt-injection flagging", "metric `llm_prompt_injection_detected_total`"),
+        ("authentication and input validation", "error `unknown_key`"),
+    ):
+        assert checks[name]["outcome"] == "skipped", checks[name]
+        assert checks[name]["reasons"] == [
+            f"cannot run on this stack: the gateway contract marks {item} absent"
+        ]
+    assert checks["key checks ran"]["outcome"] == "fail"

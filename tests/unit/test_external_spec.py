@@ -3,17 +3,23 @@ checks a stack that the harness did not start can serve."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from harness import wire
 from harness.errors import ConfigError
 from harness.gate_steps import experiment_needs
+from harness.measure.server import GATEWAY, under_names
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 from harness.stack.external import check_env, check_remote, is_loopback
 from harness.stack.provider import Endpoints, RunningStack
+from harness.verdict.practices import judge_cost, judge_injection, judge_rate_limit
+from harness.wire import ERRORS, METRICS, ErrorAnswer
 
 
 def load(tmp_path: Path, text: str) -> StackSpec:
@@ -149,3 +155,139 @@ def test_fault_parts_are_the_harness_own() -> None:
         "fault": {"kind": "http_error", "targets": ["primary-0"], "status": 503, "share": 0.5},
     })  # fmt: skip
     assert experiment_needs(exp) == ("fault parts",)
+
+
+def _contract(tmp_path: Path, gateway: str) -> RunningStack:
+    return _running(
+        load(
+            tmp_path,
+            "kind: stack\nprovider: external\nexternal:\n"
+            f"  url: http://127.0.0.1:1\n  gateway: {gateway}\n",
+        )
+    )
+
+
+def test_metrics_and_errors_are_mapped_one_by_one(tmp_path: Path) -> None:
+    stack = _contract(
+        tmp_path,
+        "{metrics: {llm_cost_usd_total: acme_spend_dollars, llm_request_duration_seconds: "
+        "acme_latency_seconds, llm_circuit_breaker_state: null}, errors: {missing_key: 403, "
+        "oversized_prompt: [400, 422], prompt_injection: {status: 403, code: blocked}, "
+        "unknown_key: null}}",
+    )
+    assert stack.spec.external is not None
+    names = stack.spec.external.wire()
+    assert names.metric("llm_cost_usd_total") == "acme_spend_dollars"
+    # A histogram's series follow its family's name.
+    assert names.metric("llm_request_duration_seconds_bucket") == "acme_latency_seconds_bucket"
+    assert names.metric("llm_prompt_tokens_total") == "llm_prompt_tokens_total"  # not mapped
+    assert names.metric("llm_circuit_breaker_state") is None
+    assert names.error("missing_key") == ErrorAnswer(status=(403,))
+    assert names.error("oversized_prompt") == ErrorAnswer(status=(400, 422))
+    assert names.error("prompt_injection") == ErrorAnswer(status=(403,), code="blocked")
+    assert names.error("unknown_key") is None
+    assert names.error("wrong_method") == ErrorAnswer(status=(404, 405))  # the reference's
+    # What is absent is named; what is mapped or left alone is there.
+    assert stack.lacks("metric:llm_cost_usd_total", "error:missing_key") is None
+    assert (
+        stack.lacks("metric:llm_circuit_breaker_state", "gateways")
+        == "the gateway contract marks metric `llm_circuit_breaker_state` absent; "
+        "no per-replica gateway URLs in the stack spec"
+    )
+    assert (
+        stack.lacks("error:unknown_key") == "the gateway contract marks error `unknown_key` absent"
+    )
+    with pytest.raises(LookupError, match="error `unknown_key` absent"):
+        names.expected_error("unknown_key")
+
+
+def test_metrics_and_errors_as_a_whole(tmp_path: Path) -> None:
+    # Omitted or true: every item as the reference gateway has it.
+    for gateway in ("{}", "{metrics: true, errors: true}"):
+        stack = _contract(tmp_path, gateway)
+        assert (
+            stack.lacks(*(f"metric:{m}" for m in METRICS), *(f"error:{e}" for e in ERRORS)) is None
+        )
+        assert wire.Wire().metric("llm_cost_usd_total") == "llm_cost_usd_total"
+    # false: every item absent, each named.
+    stack = _contract(tmp_path, "{metrics: false, errors: false}")
+    assert stack.lacks("metric:llm_request_duration_seconds_bucket") == (
+        "the gateway contract marks metric `llm_request_duration_seconds` absent"
+    )
+    assert (
+        stack.lacks("error:rate_limited")
+        == "the gateway contract marks error `rate_limited` absent"
+    )
+    # No gateway at all: every item is missing for that reason.
+    bare = _contract(tmp_path, "null")
+    assert bare.lacks("metric:llm_cost_usd_total", "error:missing_key") == "no gateway"
+    # A metric no check maps (a policy may ask for any) is read under its own name.
+    assert stack.lacks("metric:llm_gpu_utilization_percent") is None
+
+
+@pytest.mark.parametrize(
+    ("gateway", "field", "expected"),
+    [
+        ("{metrics: {llm_cost_usd_totl: x}}", "external.gateway.metrics",
+         "unknown metric 'llm_cost_usd_totl'; expected one of llm_requests_total"),
+        ("{metrics: {llm_cost_usd_total: 'acme cost'}}",
+         "external.gateway.metrics.llm_cost_usd_total", "expected a Prometheus metric name"),
+        ("{metrics: 3}", "external.gateway.metrics", "expected true (as the reference gateway)"),
+        ("{errors: {missing_keys: 401}}", "external.gateway.errors",
+         "unknown error 'missing_keys'; expected one of missing_key"),
+        ("{errors: {missing_key: 200}}", "external.gateway.errors.missing_key.status[0]",
+         "expected an HTTP error status (400-599)"),
+        ("{errors: {missing_key: []}}", "external.gateway.errors.missing_key.status",
+         "at least 1 item"),
+        ("{errors: {prompt_injection: {code: blocked}}}",
+         "external.gateway.errors.prompt_injection.status", "Field required"),
+    ],
+)  # fmt: skip
+def test_a_bad_mapping_names_file_field_and_what_was_expected(
+    tmp_path: Path, gateway: str, field: str, expected: str
+) -> None:
+    p = tmp_path / "stack.yaml"
+    p.write_text(f"kind: stack\nprovider: external\nexternal:\n  url: http://127.0.0.1:1\n"
+                 f"  gateway: {gateway}\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "harness", "validate", str(p)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert f"{p}: {field}: " in out and expected in out, out
+    assert "Traceback" not in out
+
+
+def test_judges_read_the_gateways_names() -> None:
+    reject = ErrorAnswer(status=(403,), code="blocked")
+    assert judge_injection(403, "blocked", 1, "reject", "system:", reject) == []
+    (wrong,) = judge_injection(400, "prompt_injection_detected", 1, "reject", "system:", reject)
+    assert (
+        wrong
+        == "policy reject: status 400 code 'prompt_injection_detected', want 403 code 'blocked'"
+    )
+    (missed,) = judge_injection(200, None, 0, "log", "system:", metric="acme_injections")
+    assert missed.startswith("acme_injections{pattern='system:'} grew by 0")
+    # A limiter that refuses with 503: counted as refused under its mapping, unexpected without.
+    codes = [200] * 5 + [503] * 3
+    assert judge_rate_limit(codes, 5, None, fresh_key=False, refused=(503,)) == []
+    assert judge_rate_limit(codes, 5, None, fresh_key=False) == [
+        "no 429 among 8 requests sent at once",
+        "unexpected statuses [503]",
+    ]
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.0012}
+    failures, _ = judge_cost(200, usage, {}, 2, 10, {"default": 0.1},
+                             ("acme_spend", "acme_out", "acme_in"))  # fmt: skip
+    assert "acme_spend did not grow" in failures
+
+
+def test_the_server_view_reads_the_gateways_names() -> None:
+    names = wire.Wire(
+        metrics={"llm_gateway_overhead_seconds": "acme_own_seconds", "llm_cache_misses_total": None}
+    )
+    view = under_names(GATEWAY, names.metric)
+    ((metric, query),) = view.figures["overhead_p95_ms"]
+    assert metric == "acme_own_seconds_bucket"
+    assert "rate(acme_own_seconds_bucket$sel[$w])" in query and "llm_gateway" not in query
+    assert view.figures["cache_hit_rate"] == []  # reads a metric the gateway does not have
+    assert view.figures["request_rate_rps"] == GATEWAY.figures["request_rate_rps"]
+    assert under_names(GATEWAY, wire.Wire().metric) == GATEWAY
