@@ -55,8 +55,10 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
         proxies, services = stack_names(spec)
     problems: list[ConfigProblem] = []
     missing, what, known = unknown_targets(exp.fault, proxies, services)
-    if ext is not None and what != "Toxiproxy proxies":
-        missing = []  # no process handles or fault parts there: skipped when it comes up
+    if ext is not None and (what != "Toxiproxy proxies" or ext.toxiproxy is None):
+        # No process handles or fault parts there, or no Toxiproxy at all: the experiment is
+        # skipped with that reason when it comes up. Only a proxy its Toxiproxy lacks is a typo.
+        missing = []
     if missing:
         problems.append(_unknown("fault.targets", missing, what, known))
     rules = alert_names(spec) if ext is None else {a.alert for a in exp.expect.alerts}

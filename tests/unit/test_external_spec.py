@@ -128,6 +128,30 @@ def test_what_an_external_stack_lacks(tmp_path: Path) -> None:
     assert _running(StackSpec()).lacks("cache", "processes", "toxiproxy", "rules file") is None
 
 
+def test_an_external_stack_without_toxiproxy_skips_network_faults_not_refuses_them(
+    tmp_path: Path,
+) -> None:
+    from harness.stack.names import experiment_problems
+
+    exp = ExperimentSpec.model_validate(
+        {"title": "t", "fault": {"kind": "proxy_down", "targets": ["primary-0"]}}
+    )
+    bare = load(
+        tmp_path, "kind: stack\nprovider: external\nexternal: {url: 'http://127.0.0.1:1'}\n"
+    )
+    # No Toxiproxy: the gate skips the experiment ("no Toxiproxy in the stack spec"), exit 0/1.
+    assert experiment_problems(exp, bare) == []
+    assert _running(bare).lacks(*experiment_needs(exp)) == "no Toxiproxy in the stack spec"
+    # A Toxiproxy without that proxy: a misspelt name, refused before anything runs.
+    with_proxies = load(
+        tmp_path,
+        "kind: stack\nprovider: external\nexternal:\n  url: http://127.0.0.1:1\n"
+        "  toxiproxy: {url: 'http://127.0.0.1:2', proxies: {primary: [p0]}}\n",
+    )
+    (problem,) = experiment_problems(exp, with_proxies)
+    assert "unknown 'primary-0'; expected one of the stack's Toxiproxy proxies: p0" in str(problem)
+
+
 def test_experiment_needs() -> None:
     exp = ExperimentSpec.model_validate(
         {
