@@ -370,7 +370,7 @@ def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     # limit, the rest on the harness's own fault parts (HTTP fault fronts, the GPU exporter).
     needs = ["toxiproxy" if isinstance(fault, ProxyDown | ToxicFault)
              else "processes" if isinstance(fault, Pause | Kill)
-             else "errors" if isinstance(fault, TrafficBurst)  # a 429 is a gateway error answer
+             else "error:rate_limited" if isinstance(fault, TrafficBurst)  # the gateway's 429
              else "fault parts"]  # fmt: skip
     if exp.live_rules is not None:
         needs.append("rules file")

@@ -152,6 +152,16 @@ def test_an_external_stack_without_toxiproxy_skips_network_faults_not_refuses_th
     assert "unknown 'primary-0'; expected one of the stack's Toxiproxy proxies: p0" in str(problem)
 
 
+def test_a_burst_is_judged_by_the_contracts_rate_limited_answer(tmp_path: Path) -> None:
+    exp = ExperimentSpec.model_validate({"title": "b", "fault": {"kind": "traffic_burst"}})
+    base = "kind: stack\nprovider: external\nexternal:\n  url: http://127.0.0.1:1\n"
+    assert _running(load(tmp_path, base)).lacks(*experiment_needs(exp)) is None
+    absent = load(tmp_path, base + "  gateway: {errors: {rate_limited: null}}\n")
+    assert _running(absent).lacks(*experiment_needs(exp)) == (
+        "the gateway contract marks error `rate_limited` absent"
+    )
+
+
 def test_experiment_needs() -> None:
     exp = ExperimentSpec.model_validate(
         {

@@ -243,4 +243,4 @@ def test_a_burst_needs_the_gateways_error_answers_not_fault_parts() -> None:
     from harness.gate_steps import experiment_needs
 
     exp = ExperimentSpec.model_validate({"title": "b", "fault": {"kind": "traffic_burst"}})
-    assert experiment_needs(exp) == ("errors",)
+    assert experiment_needs(exp) == ("error:rate_limited",)
