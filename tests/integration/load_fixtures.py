@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nginx_support import nginx_argv
 
 from harness.observe.prometheus import PrometheusClient
 from harness.stack.ports import free_ports
@@ -167,42 +168,21 @@ _SSE_ANSWER = (
 def idle_closing_nginx(tmp_path: Path) -> Iterator[Callable[[int], str]]:
     """A real nginx that closes keep-alive connections idle longer than `keepalive_ms` (as
     llama-server does), answering every completion with a canned stream; returns its URL."""
-    binary = find_binary("nginx")
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(keepalive_ms: int) -> str:
         port = free_port()
         d = tmp_path / f"nginx-{port}"
-        d.mkdir()
-        conf = d / "nginx.conf"
-        conf.write_text(
-            f"""daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    keepalive_timeout {keepalive_ms}ms;
-    server {{
-        listen 127.0.0.1:{port};
-        location /v1/ {{
+        server = f"""location /v1/ {{
             default_type text/event-stream;
             return 200 '{_SSE_ANSWER}';
         }}
-        location = /health {{ return 200 'ok'; }}
-    }}
-}}
-"""
-        )
+        location = /health {{ return 200 'ok'; }}"""
+        argv = nginx_argv(d, port, server, http=f"keepalive_timeout {keepalive_ms}ms;",
+                          connections=256)  # fmt: skip
         log = d / "stdout.log"
         with log.open("wb") as f:
-            proc = subprocess.Popen(
-                [str(binary), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-                stdout=f, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/health", proc, log)
         return f"http://127.0.0.1:{port}"

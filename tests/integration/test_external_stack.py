@@ -27,6 +27,7 @@ from external_support import (
     only,
     run_gate,
 )
+from nginx_support import nginx_argv
 
 from harness.observe.alertmanager import AlertmanagerPoller
 from harness.stack.ports import free_ports
@@ -57,33 +58,14 @@ def _serving(argv: list[str], ready: str, status: int | None = 200) -> Iterator[
         proc.wait(timeout=10)
 
 
-def _nginx(d: Path, port: int, directives: list[str]) -> list[str]:
-    """The command line of a real nginx on 127.0.0.1:`port` whose `location /` holds
-    `directives`."""
+@contextlib.contextmanager
+def _nginx_front(d: Path, directives: list[str]) -> Iterator[str]:
+    """A real nginx on a free loopback port whose `location /` holds `directives`; its URL."""
+    (port,) = free_ports(1)
     location = "\n".join(f"            {line}" for line in directives)
-    d.mkdir()
-    # As root, nginx's workers would run as nobody and could not read files under tmp_path.
-    user = "user root root;" if os.geteuid() == 0 else ""
-    conf = d / "nginx.conf"
-    conf.write_text(f"""daemon off;
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-{location}
-        }}
-    }}
-}}
-""")
-    return [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")]
+    url = f"http://127.0.0.1:{port}"
+    with _serving(nginx_argv(d, port, f"location / {{\n{location}\n        }}"), url, status=None):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -203,12 +185,10 @@ def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
 def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
     """The stack's Prometheus behind a real nginx that wants basic auth (user gate, password
     s3cret), as a deployment's monitoring usually is."""
-    (port,) = free_ports(1)
     (tmp_path / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
     location = ["auth_basic prometheus;", f"auth_basic_user_file {tmp_path / 'htpasswd'};",
                 f"proxy_pass {up_stack['prometheus']};"]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with _serving(_nginx(tmp_path / "nginx", port, location), url, status=None):
+    with _nginx_front(tmp_path / "nginx", location) as url:
         yield url
 
 
@@ -273,15 +253,13 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
 def renaming_gateway(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
     """Another gateway's names: a real nginx in front of the stack that hides X-Served-By and
     X-Cache and answers X-Backend and X-Cache-Status instead."""
-    (port,) = free_ports(1)
     location = [
         f"proxy_pass {up_stack['nginx']};", "proxy_http_version 1.1;", "proxy_buffering off;",
         "proxy_hide_header X-Served-By;", "proxy_hide_header X-Cache;",
         "add_header X-Backend $upstream_http_x_served_by always;",
         "add_header X-Cache-Status $upstream_http_x_cache always;",
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with _serving(_nginx(tmp_path / "renaming", port, location), url, status=None):
+    with _nginx_front(tmp_path / "renaming", location) as url:
         yield url
 
 
@@ -322,16 +300,12 @@ def renaming_metrics(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[list[
     urls = []
     with contextlib.ExitStack() as stack:
         for i, gateway in enumerate(up_stack["gateways"]):
-            (port,) = free_ports(1)
             location = [
                 f"proxy_pass {gateway};", 'proxy_set_header Accept-Encoding "";',
                 "sub_filter_types *;", "sub_filter_once off;",
                 "sub_filter llm_cost_usd_total acme_spend_usd_total;",
             ]  # fmt: skip
-            urls.append(f"http://127.0.0.1:{port}")
-            stack.enter_context(
-                _serving(_nginx(tmp_path / f"metrics-{i}", port, location), urls[-1], status=None)
-            )
+            urls.append(stack.enter_context(_nginx_front(tmp_path / f"metrics-{i}", location)))
         yield urls
 
 
