@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test up images lint typecheck check bench bench-gateway clean
+.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-gateway clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,12 +10,29 @@ install:
 gate: install
 	$(BIN)/harness gate
 
-# Lint and types first (seconds), then the whole suite: unit, integration, chaos, docker.
+# Tests that wait run side by side; the few that measure time run after them, alone.
+TEST_WORKERS ?= 6
+PYTEST_PHASES := -p no:randomly
+
+# Lint, types and the dependency check first (seconds), then the whole suite: unit,
+# integration, chaos, docker, then the serial phase.
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
+	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pip check
+	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/pytest $(PYTEST_PHASES) -m serial
+
+# The pure tests alone, for the edit-test loop (under a minute).
+test-unit: install
+	$(BIN)/pytest $(PYTEST_PHASES) -n 2 tests/unit -q
+
+# The parallel phase in a random order: tests must not depend on each other. pytest-randomly
+# prints its seed; `-p randomly --randomly-seed=N` repeats an order.
+test-random: install
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
 
 up: install
 	$(BIN)/harness up --ready-file reports/runs/endpoints.json
@@ -26,6 +43,7 @@ images: install
 lint: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
+	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 
 typecheck: install
 	$(BIN)/mypy

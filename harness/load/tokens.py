@@ -9,10 +9,13 @@ with its special tokens; vLLM: `/tokenize` of the messages), so a planned size i
 will count for the whole prompt, and a trace's input length is matched as the server counts it.
 
 Sizing is measured once per run and kept in the run folder (`tokens.json`, reused when the same
-server and model are asked again): which vocabulary words are exactly one token (a prompt of N of
-them is N tokens after the instruction), how many tokens the instruction takes, and each dataset
-conversation's first-turn length. A check tokenizes one generated prompt whole and records whether
-its count is what the sizing predicts, so a tokenizer that merges across words is seen, not assumed.
+server and model are asked again): which vocabulary words are exactly one token both after a space
+and at the start of a message (a shared prefix's first word has no space before it inside the
+template, and some words are two tokens there), how many tokens the instruction takes, and each
+dataset conversation's first-turn length. A check tokenizes one generated prompt whole and records
+whether its count is what the sizing predicts; a second check does the same for a whole chat
+request (a system message of one-token words and the user message, inside the template), so a
+tokenizer that merges across words or messages is seen, not assumed.
 """
 
 from __future__ import annotations
@@ -49,10 +52,19 @@ class TokenSizing:
     # user message; None when the server cannot say (then sizes are the messages' own tokens).
     template_user: int | None = None
     template_system_user: int | None = None
+    # The whole-request check: tokens the server counted for a system message of
+    # `check_words` one-token words and the check prompt, inside the template (None when the
+    # server cannot apply its template).
+    check_chat_tokens: int | None = None
 
     @property
     def exact(self) -> bool:
-        return self.check_tokens == self.instruction_tokens + self.check_words
+        if self.check_tokens != self.instruction_tokens + self.check_words:
+            return False
+        if self.check_chat_tokens is None or self.template_system_user is None:
+            return True
+        want = self.instruction_tokens + 2 * self.check_words + self.template_system_user
+        return self.check_chat_tokens == want
 
 
 class Tokenizer:
@@ -83,22 +95,26 @@ class Tokenizer:
             raise TokenizeError(f"{self.url}/tokenize answered no token list")
         return len(tokens)
 
-    def template(self, messages: list[dict[str, str]]) -> int | None:
-        """Tokens the chat template adds to `messages` (each message's own tokens taken off)."""
-        own = sum(self.count(m["content"]) for m in messages)
+    def chat(self, messages: list[dict[str, str]]) -> int | None:
+        """Tokens the server counts for `messages` as one chat request, template included;
+        None when it cannot say."""
         try:
             r = self._http.post(f"{self.url}/apply-template", json={"messages": messages})
             if r.status_code == 200 and isinstance(r.json().get("prompt"), str):
                 body = {"content": r.json()["prompt"], "add_special": True}
-                whole = len(self._http.post(f"{self.url}/tokenize", json=body).json()["tokens"])
-                return whole - own
+                return len(self._http.post(f"{self.url}/tokenize", json=body).json()["tokens"])
             body2 = {"model": self.model, "messages": messages, "add_generation_prompt": True}
             r = self._http.post(f"{self.url}/tokenize", json=body2)
             if r.status_code == 200 and isinstance(r.json().get("tokens"), list):
-                return len(r.json()["tokens"]) - own
+                return len(r.json()["tokens"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             pass
         return None
+
+    def template(self, messages: list[dict[str, str]]) -> int | None:
+        """Tokens the chat template adds to `messages` (each message's own tokens taken off)."""
+        whole = self.chat(messages)
+        return None if whole is None else whole - sum(self.count(m["content"]) for m in messages)
 
     def close(self) -> None:
         self._http.close()
@@ -106,7 +122,9 @@ class Tokenizer:
 
 def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> TokenSizing:
     """What the module docstring says, in one pass over the server (one request per word)."""
-    one = [w for w in VOCAB if tok.count(f" {w}") == 1]
+    # One token both ways: inside a prompt a word follows a space, but the first word of a
+    # message (a shared prefix is a system message of its own) follows the template's newline.
+    one = [w for w in VOCAB if tok.count(f" {w}") == 1 and tok.count(w) == 1]
     if len(one) < 16:
         raise TokenizeError(
             f"only {len(one)} of {len(VOCAB)} vocabulary words are one token for this model: "
@@ -118,9 +136,14 @@ def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> 
     lengths = {c.index: tok.count(c.first) for c in conversations or []}
     user = [{"role": "user", "content": "hello"}]
     system = [{"role": "system", "content": "hello"}, *user]
+    prefix = random.Random("tokens:check-prefix").choices(one, k=_CHECK_WORDS)
+    whole = [
+        {"role": "system", "content": " ".join(prefix)},
+        {"role": "user", "content": f"{INSTRUCTION} {' '.join(words)}"},
+    ]
     return TokenSizing(
         tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check,
-        tok.template(user), tok.template(system),
+        tok.template(user), tok.template(system), tok.chat(whole),
     )  # fmt: skip
 
 

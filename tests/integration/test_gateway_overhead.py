@@ -12,7 +12,7 @@ import pytest
 from gateway_fixtures import *  # noqa: F403
 from gateway_fixtures import GatewayProcess
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 CHAT = "/v1/chat/completions"
 SIM_TTFT_MS = 20.0

@@ -13,7 +13,7 @@ from harness.load.execute import measure_load
 from harness.load.target import Target
 from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop, Workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.load]
+pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]
 
 TTFT_MS, ITL_MS, TOKENS = 200, 50, 16
 # Fixed work per request; few requests in flight so the 2-core machine is not the bottleneck.

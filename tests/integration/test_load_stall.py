@@ -21,7 +21,7 @@ from harness.load.samples import read_samples
 from harness.load.target import Target
 from harness.spec.load import ClosedLoop, LoadModel, LoadSpec, OpenLoop, Workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.load]
+pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]
 
 STALL_S = 3.0
 STALL_AFTER_S = 3.0  # after the first request went out

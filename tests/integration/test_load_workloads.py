@@ -242,3 +242,40 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
     view = report_of(rd)["workload"]
     assert view["server_cache"]["deltas"]["llamacpp:prompt_tokens_total"] is not None
     assert view["server_cache"]["evaluated_share"] < 1.0
+
+
+def test_token_sized_prompts_are_exact_for_every_seed(llama_server: str) -> None:  # noqa: F811
+    """The sizing holds for any draw, not only for the run's seed: for 60 seeds, prompts behind a
+    shared system prefix are planned at exactly the tokens llama-server counts for the whole chat
+    request (a prefix's first word sits at the start of a message, where some words are two
+    tokens: the sizing must only use words that are one token there too)."""
+    from harness.load.tokens import Tokenizer, measure
+    from harness.load.workload import WorkloadGenerator
+    from harness.spec.load import Workload
+
+    tok = Tokenizer(llama_server, "primary")
+    try:
+        sizing = measure(tok)
+        assert sizing.exact, sizing
+        assert sizing.template_user is not None and sizing.template_system_user is not None
+        workload = Workload.model_validate(
+            {"prompt_words": 24, "prompt_words_jitter": 0.5, "max_tokens": 2, "tokenizer": True,
+             "shared_prefix": {"groups": 3, "words": 40, "share": 0.7}}
+        )  # fmt: skip
+        mismatched = []
+        for seed in range(60):
+            gen = WorkloadGenerator(
+                workload, "primary", "key", seed, 0,
+                one_token_words=sizing.one_token_words,
+                instruction_tokens=sizing.instruction_tokens,
+                template_tokens=(sizing.template_user, sizing.template_system_user),
+            )  # fmt: skip
+            for _ in range(2):
+                plan = gen.next_request()
+                messages = json.loads(plan.body)["messages"]
+                counted = tok.chat(messages)
+                if counted != plan.planned_tokens:
+                    mismatched.append((seed, plan.prompt_id, plan.planned_tokens, counted))
+        assert not mismatched, mismatched
+    finally:
+        tok.close()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow, pytest.mark.serial]
 
 
+@pytest.mark.timeout(1600)  # the subprocess's own limit, and room to read its report
 def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # As `make gate` (= `harness gate`), with the history kept out of the project's runs folder.

@@ -184,7 +184,13 @@ def test_gate_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], mome
 
 
 # Two rounds each at random moments too (the seed is printed with the round).
-SEED = int(os.environ.get("HARNESS_ORPHAN_SEED", time.time()))
+# A fresh draw each run. Side by side, every worker collects the tests and must draw the same
+# moments: xdist gives all workers of one run the same id.
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+SEED = int(
+    os.environ.get("HARNESS_ORPHAN_SEED")
+    or (int(_RUN_ID[:8], 16) if _RUN_ID else int(time.time()))
+)
 _rng = random.Random(SEED)
 RANDOM_GATE = [f"@{_rng.uniform(2, 24):.1f}" for _ in range(2)]
 RANDOM_LOAD = [f"@{_rng.uniform(2, 16):.1f}" for _ in range(2)]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.tools import find_binary
+
 ROOT = Path(__file__).parents[2]
 TEMPLATES = {
     "github-actions.yml": "vendor.github-workflows",
@@ -80,3 +82,38 @@ def test_template_runs_the_readme_commands(name: str) -> None:
     assert any(c.startswith(".venv/bin/harness nightly --history ") for c in commands)
     for c in commands:
         assert c in readme, f"{name} runs `{c}`, which the README does not give"
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint as the template's users run it, with shellcheck on the `run:` scripts."""
+    binary = find_binary("actionlint")
+    shellcheck = find_binary("shellcheck")
+    return subprocess.run([str(binary), "-shellcheck", str(shellcheck), "-no-color", str(path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_github_template_passes_actionlint() -> None:
+    r = actionlint(ROOT / "ci-templates" / "github-actions.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        # An expression the runner cannot evaluate: a context that does not exist.
+        ("key: nightly-history-${{ github.run_id }}\n          restore-keys",
+         "key: nightly-history-${{ gitub.run_id }}\n          restore-keys", "undefined variable"),
+        # A shell defect in a `run:` script, found by shellcheck through actionlint.
+        ('run: cat gate-runs/*-gate/summary.md >> "$GITHUB_STEP_SUMMARY"',
+         "run: cat gate-runs/*-gate/summary.md >> $GITHUB_STEP_SUMMARY", "shellcheck"),
+    ],
+)  # fmt: skip
+def test_a_broken_github_template_fails_actionlint(
+    tmp_path: Path, old: str, new: str, error: str
+) -> None:
+    text = (ROOT / "ci-templates" / "github-actions.yml").read_text()
+    assert old in text
+    broken = tmp_path / "github-actions.yml"
+    broken.write_text(text.replace(old, new))
+    r = actionlint(broken)
+    assert r.returncode == 1 and error in r.stdout, r.stdout + r.stderr
