@@ -30,10 +30,13 @@ ProfileOpt = Annotated[
 
 
 def _compare_spec(
-    profile: Path | None, min_effect: float | None, fallback: CompareSpec | None = None
+    profile: Path | None,
+    min_effect: float | None,
+    min_effect_pp: float | None = None,
+    fallback: CompareSpec | None = None,
 ) -> CompareSpec:
     """The `compare:` section of --profile, else `fallback`, else the defaults; --min-effect
-    over any of them."""
+    and --min-effect-pp over any of them."""
     from harness.spec.compare import CompareSpec
     from harness.spec.gate import GateSpec
     from harness.spec.loader import load_yaml_model
@@ -41,11 +44,16 @@ def _compare_spec(
     spec = fallback or CompareSpec()
     if profile is not None:
         spec = load_yaml_model(GateSpec, profile).compare
-    if min_effect is not None:
-        if not 0 < min_effect < 100:
-            problem = ConfigProblem("", f"{min_effect}: expected a percentage between 0 and 100")
-            raise ConfigError("--min-effect", [problem])
-        spec = spec.model_copy(update={"min_effect_pct": min_effect})
+    for option, field, value, unit in (
+        ("--min-effect", "min_effect_pct", min_effect, "a percentage"),
+        ("--min-effect-pp", "min_effect_pp", min_effect_pp, "percentage points"),
+    ):
+        if value is None:
+            continue
+        if not 0 < value < 100:
+            problem = ConfigProblem("", f"{value}: expected {unit} between 0 and 100")
+            raise ConfigError(option, [problem])
+        spec = spec.model_copy(update={field: value})
     return spec
 
 
@@ -68,6 +76,14 @@ def register(app: typer.Typer) -> None:
                 "(default: the profile's, else B's own profile's, else 10).",
             ),
         ] = None,
+        min_effect_pp: Annotated[
+            float | None,
+            typer.Option(
+                "--min-effect-pp",
+                help="Smallest change of a rate (errors, fallback, degraded) that matters, in "
+                "percentage points (default: the profile's, else B's own profile's, else 1).",
+            ),
+        ] = None,
         out: Annotated[
             Path | None,
             typer.Option(
@@ -78,15 +94,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare two runs request by request: per figure, the change of the median and p95
         with bootstrap intervals, Mann-Whitney U, Kolmogorov-Smirnov, an effect size and a label
-        (regressed / improved / same / inconclusive). Exit 1 on a blocking regression."""
+        (regressed / improved / same / inconclusive); the error rate and the fallback and
+        degraded shares in percentage points with an interval, Fisher's test and the same
+        labels. Exit 1 on a blocking regression."""
         from harness.compare.runs import load_run
         from harness.compare.runs_compare import compare_runs, spec_of
         from harness.paths import new_run_dir
         from harness.report.compare_page import render_compare_markdown, write_comparison
 
-        _compare_spec(profile, min_effect)  # a bad option is reported before reading runs
+        # A bad option is reported before reading runs.
+        _compare_spec(profile, min_effect, min_effect_pp)
         a, b = load_run(run_a), load_run(run_b)
-        spec = _compare_spec(profile, min_effect, spec_of(b))
+        spec = _compare_spec(profile, min_effect, min_effect_pp, spec_of(b))
         result = compare_runs(a, b, spec)
         written = write_comparison(result, a, b, out or new_run_dir("compare"))
         typer.echo(render_compare_markdown(result))
@@ -121,7 +140,7 @@ def register(app: typer.Typer) -> None:
             pinned = set_baseline(
                 history,
                 stored,
-                _compare_spec(profile, None, spec_of(stored)),
+                _compare_spec(profile, None, None, spec_of(stored)),
                 why,
                 allow_failed_gate,
             )

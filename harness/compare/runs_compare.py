@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from harness.compare.runs import StoredRun
-from harness.compare.stats import Label, MetricComparison, compare_values
-from harness.spec.compare import CompareSpec
+from harness.compare.stats import MetricComparison, compare_values
+from harness.measure.sample_file import SampleTable
+from harness.spec.compare import RATE_METRICS, CompareSpec
+from harness.verdict.labels import Label, worst
+from harness.verdict.rates import Count, RateComparison, compare_rate
 
 
 class RunSide(BaseModel):
@@ -29,11 +31,11 @@ class Comparison(BaseModel):
     a: RunSide
     b: RunSide
     min_effect_pct: float
+    min_effect_pp: float
     level: float
     metrics: list[MetricComparison]
+    rates: list[RateComparison]
     blocking: list[str]
-    # Fisher's exact test on the error counts (errors are not latencies: no interval label).
-    error_rate_p: float | None = None
     label: Label
     verdict: Literal["passed", "failed"]
     reasons: list[str]
@@ -47,11 +49,19 @@ def _side(run: StoredRun) -> RunSide:
     )
 
 
-def overall(labels: list[Label]) -> Label:
-    for lab in ("regressed", "improved", "inconclusive"):
-        if lab in labels:
-            return lab
-    return "same"
+def rate_count(samples: SampleTable, metric: str) -> Count | None:
+    """k of n behind a rate, counted as the load summary counts it: errors of all requests, a
+    served-by value of the requests answered with a status. None: no answer said who served it
+    (a stack without the header)."""
+    if metric == "error_rate":
+        return Count(int((~samples.ok).sum()), len(samples))
+    answered = samples.numbers["status"] > 0
+    served = [
+        (v or "").lower() for v, yes in zip(samples.text["served_by"], answered, strict=True) if yes
+    ]
+    if served and not any(served):
+        return None
+    return Count(served.count(metric.removesuffix("_share")), len(served))
 
 
 def compare_runs(a: StoredRun, b: StoredRun, spec: CompareSpec, seed: int = 0) -> Comparison:
@@ -67,29 +77,44 @@ def compare_runs(a: StoredRun, b: StoredRun, spec: CompareSpec, seed: int = 0) -
             seed=seed,
         )
         for m in spec.metrics
+        if m not in RATE_METRICS
     ]
-    sa, sb = _side(a), _side(b)
-    error_p = None
-    if sa.errors or sb.errors:
-        table = [[sa.errors, sa.requests - sa.errors], [sb.errors, sb.requests - sb.errors]]
-        error_p = float(stats.fisher_exact(table).pvalue)
-    blocking = [m.metric for m in metrics if m.metric in spec.blocking and m.label == "regressed"]
+    rates = [
+        compare_rate(
+            m,
+            rate_count(a.samples, m),
+            rate_count(b.samples, m),
+            min_effect_pp=spec.min_effect_pp,
+            level=spec.level,
+        )
+        for m in spec.metrics
+        if m in RATE_METRICS
+    ]
+    labels = {m.metric: m.label for m in metrics} | {r.metric: r.label for r in rates}
+    blocking = [m for m, lab in labels.items() if lab == "regressed" and m in spec.blocking]
     reasons = [f"{m.metric}: {m.label}: {m.reason}" for m in metrics]
+    reasons += [r.reason for r in rates]
     if blocking:
+        how = []
+        if any(m not in RATE_METRICS for m in blocking):
+            how.append(f"more than {spec.min_effect_pct:g}% slower")
+        if any(m in RATE_METRICS for m in blocking):
+            how.append(f"more than {spec.min_effect_pp:g} pp higher")
         reasons.insert(
             0,
             f"blocking regression of {', '.join(blocking)} "
-            f"(more than {spec.min_effect_pct:g}% slower, {spec.level:.0%} sure)",
+            f"({', '.join(how)}, {spec.level:.0%} sure)",
         )
     return Comparison(
-        a=sa,
-        b=sb,
+        a=_side(a),
+        b=_side(b),
         min_effect_pct=spec.min_effect_pct,
+        min_effect_pp=spec.min_effect_pp,
         level=spec.level,
         metrics=metrics,
+        rates=rates,
         blocking=blocking,
-        error_rate_p=error_p,
-        label=overall([m.label for m in metrics]),
+        label=worst(labels.values()),
         verdict="failed" if blocking else "passed",
         reasons=reasons,
     )

@@ -5,12 +5,9 @@ interval (scipy.stats.bootstrap, each run resampled on its own). Beside them a r
 (Mann-Whitney U), a distribution test (two-sample Kolmogorov-Smirnov) and an effect size (the
 rank-biserial correlation: P(a request of B is slower) - P(it is faster)).
 
-Labels (for latencies, lower is better; d = min_effect):
-- same: the interval lies inside (-d, +d): any change there may be is smaller than d;
-- regressed: the interval lies above 0 and the estimate is at least +d;
-- improved: the interval lies below 0 and the estimate is at most -d;
-- inconclusive: anything else; `samples_needed` says about how many requests per run would
-  decide, from the interval's width shrinking as 1/sqrt(n).
+Labels: `harness.verdict.labels` (d = min_effect, relative to A); when inconclusive,
+`samples_needed` says about how many requests per run would decide, from the interval's width
+shrinking as 1/sqrt(n).
 """
 
 from __future__ import annotations
@@ -23,9 +20,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
-Label = Literal["regressed", "improved", "same", "inconclusive"]
-# Which label wins when the median and the p95 disagree.
-_PRECEDENCE: tuple[Label, ...] = ("regressed", "improved", "inconclusive", "same")
+from harness.verdict.labels import Label, label_change, worst
+
 MIN_SAMPLES = 10  # below this per run no interval is computed
 _MAX_NEEDED = 1_000_000
 
@@ -84,16 +80,6 @@ def _needed(n: int, est: float, low: float, high: float, d: float) -> int:
         ratios = [up / (d - est), down / (d + est)]
     need = n * max(ratios) ** 2 * 1.1  # 10% margin: the estimate itself moves too
     return max(n + 1, min(_MAX_NEEDED, math.ceil(need)))
-
-
-def label_change(est: float, low: float, high: float, d: float) -> Label:
-    if -d < low and high < d:
-        return "same"
-    if low > 0 and est >= d:
-        return "regressed"
-    if high < 0 and est <= -d:
-        return "improved"
-    return "inconclusive"
 
 
 def _change(
@@ -164,7 +150,7 @@ def compare_values(
     ]
     mw = stats.mannwhitneyu(b, a, alternative="two-sided")
     ks = stats.ks_2samp(a, b)
-    label = next(lab for lab in _PRECEDENCE if any(c.label == lab for c in changes))
+    label = worst(c.label for c in changes)
     reason = "; ".join(
         f"{c.statistic} {c.a:.1f} -> {c.b:.1f} ms ({c.rel:+.1%}, {level:.0%} CI "
         f"{c.rel_low:+.1%} .. {c.rel_high:+.1%}): {c.label}"

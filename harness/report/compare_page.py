@@ -12,6 +12,7 @@ from harness.compare.runs import StoredRun
 from harness.compare.runs_compare import Comparison
 from harness.compare.stats import MetricComparison
 from harness.report.render_html import svg_line_chart
+from harness.verdict.rates import NAMES, RateComparison
 
 _LABEL_COLOURS = {
     "regressed": "#cf222e",
@@ -31,6 +32,8 @@ COLUMNS = (
     "effect",
     "label",
 )
+
+RATE_COLUMNS = ("rate", "A", "B", "change [CI] (pp)", "Fisher p", "label")
 
 
 def _p(v: float | None) -> str:
@@ -56,6 +59,25 @@ def metric_row(m: MetricComparison) -> tuple[str, ...]:
     return tuple(cells)
 
 
+def rate_row(r: RateComparison) -> tuple[str, ...]:
+    def share(k: int, n: int) -> str:
+        return f"{k / n:.1%} ({k}/{n})" if n else "-"
+
+    change = "-"
+    if r.diff_pp is not None and r.low_pp is not None and r.high_pp is not None:
+        change = f"{r.diff_pp:+.1f} [{r.low_pp:+.1f}, {r.high_pp:+.1f}]" + (
+            f" (~{r.samples_needed}/run to decide)" if r.samples_needed else ""
+        )
+    return (
+        NAMES.get(r.metric, r.metric),
+        share(r.k_a, r.n_a),
+        share(r.k_b, r.n_b),
+        change,
+        _p(r.fisher_p),
+        r.label.upper(),
+    )
+
+
 def _how_to_read(c: Comparison) -> str:
     return (
         f"Changes are B relative to A with {c.level:.0%} bootstrap intervals; the smallest "
@@ -63,6 +85,15 @@ def _how_to_read(c: Comparison) -> str:
         f"+-{c.min_effect_pct:g}%; regressed / improved: it excludes 0 and the change is at "
         f"least {c.min_effect_pct:g}%; inconclusive: more requests would decide. Effect: "
         "rank-biserial correlation, > 0 when B's requests tend to be slower."
+    )
+
+
+def _how_to_read_rates(c: Comparison) -> str:
+    return (
+        "Rates: errors of all requests, fallback and degraded answers (X-Served-By) of those "
+        "answered; the change is B - A in percentage points (pp) with Newcombe's "
+        f"{c.level:.0%} interval, and the smallest change that matters is "
+        f"{c.min_effect_pp:g} pp; labels as above."
     )
 
 
@@ -75,8 +106,6 @@ def render_compare_markdown(c: Comparison) -> str:
         f"- B (candidate): {c.b.label}, {c.b.requests} requests, {c.b.errors} errors, "
         f"outcome {c.b.outcome}",
     ]
-    if c.error_rate_p is not None:
-        lines.append(f"- error counts differ by chance with p = {_p(c.error_rate_p)} (Fisher)")
     if c.blocking:
         lines.append(f"- **blocking regression: {', '.join(c.blocking)}**")
     lines += [
@@ -87,6 +116,8 @@ def render_compare_markdown(c: Comparison) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(metric_row(m)) + " |" for m in c.metrics]
+    if c.rates:
+        lines += ["", _how_to_read_rates(c), "", *(f"- {r.reason}" for r in c.rates)]
     return "\n".join(lines) + "\n"
 
 
@@ -108,16 +139,29 @@ def ecdf_chart(metric: str, a: np.ndarray, b: np.ndarray) -> str:
     )
 
 
+def _html_table(columns: tuple[str, ...], rows: list[tuple[tuple[str, ...], str]]) -> str:
+    """A table whose last cell, the label, is coloured by `label` of (cells, label)."""
+    e = html.escape
+    head = "".join(f"<th>{e(x)}</th>" for x in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{e(x)}</td>" for x in cells[:-1])
+        + f'<td style="color:{_LABEL_COLOURS[label]};font-weight:600">{e(cells[-1])}</td>'
+        "</tr>"
+        for cells, label in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def render_compare_html(c: Comparison, a: StoredRun, b: StoredRun) -> str:
     e = html.escape
     colour = _LABEL_COLOURS[c.label]
-    head = "".join(f"<th>{e(x)}</th>" for x in COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{e(x)}</td>" for x in metric_row(m)[:-1])
-        + f'<td style="color:{_LABEL_COLOURS[m.label]};font-weight:600">{m.label.upper()}</td>'
-        "</tr>"
-        for m in c.metrics
+    figures = _html_table(COLUMNS, [(metric_row(m), m.label) for m in c.metrics])
+    rates = (
+        f"<h2>Rates</h2><p>{e(_how_to_read_rates(c))}</p>"
+        + _html_table(RATE_COLUMNS, [(rate_row(r), r.label) for r in c.rates])
+        if c.rates
+        else ""
     )
     charts = "".join(
         f"<div class=chart>{chart}</div>"
@@ -144,7 +188,8 @@ td, th {{ border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; 
 B (candidate): {e(c.b.label)}, {c.b.requests} requests, {c.b.errors} errors</p>
 {blocking}
 <p>{e(_how_to_read(c))}</p>
-<table><tr>{head}</tr>{body}</table>
+{figures}
+{rates}
 <h2>Distributions (ECDF)</h2>{charts}
 </body></html>
 """
