@@ -129,8 +129,8 @@ DatasetOpt = Annotated[
     str | None,
     typer.Option(
         "--dataset",
-        help="Conversations file (JSONL: ShareGPT-style `conversations` or `messages`) whose "
-        "user turns are the prompts.",
+        help="Conversations file whose user turns are the prompts: the ShareGPT JSON array, or "
+        "JSONL (ShareGPT `conversations` or `messages`), read as a stream.",
     ),
 ]
 TraceOpt = Annotated[

@@ -257,6 +257,7 @@ class LLMClient:
             turn=plan.turn,
             prefix_group=plan.prefix_group,
             planned_tokens=plan.planned_tokens,
+            dataset_id=plan.dataset_id,
         )
         if resp.headers_s is not None:
             s.ttfb_ms = (resp.headers_s - sent) * 1000.0

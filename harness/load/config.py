@@ -39,6 +39,9 @@ class WorkerConfig(BaseModel):
     token_lengths: dict[int, int] | None = None
     # The chat template's tokens around one user message / a system and a user message.
     template_tokens: tuple[int, int] | None = None
+    # The model's context as its server reported it (None: not asked, or it did not say);
+    # workload.context_overflow applies to the requests over it.
+    context_tokens: int | None = None
     # The workers run elsewhere (`--external-workers`): they send their samples to the master
     # over Locust's messages, and the master writes them under sample_dir.
     forward_to_master: bool = False

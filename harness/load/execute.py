@@ -71,6 +71,7 @@ def measure_load(
         workload=workload,
         samples_dir=str(run.run_dir / "samples"),
         locust_log=str(run.locust_log),
+        limits=run.limits,
     )
     path = run.run_dir / "report.json"
     report.write(path)

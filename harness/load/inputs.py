@@ -26,12 +26,13 @@ def _absolute(value: str, base: Path, source: str, field: str) -> str:
 
 def resolve_inputs(spec: LoadSpec, base: Path, source: str) -> LoadSpec:
     """The spec with its dataset and trace paths absolute (relative ones count from `base`), each
-    file read and checked."""
+    file checked (a dataset up to its first conversation the length filters keep)."""
     w = spec.workload
     if w.dataset is not None:
         path = _absolute(w.dataset.path, base, source, "workload.dataset.path")
         dataset = w.dataset.model_copy(update={"path": path})
-        select(read_conversations(Path(path)), dataset)
+        # A file of any size is checked quickly; the run reads it whole.
+        select(read_conversations(Path(path)), dataset.model_copy(update={"limit": 1}))
         spec = spec.model_copy(update={"workload": w.model_copy(update={"dataset": dataset})})
     load = spec.load
     if isinstance(load, OpenLoop) and load.trace is not None:

@@ -35,6 +35,7 @@ class Part:
     target: dict[str, object]
     samples: list[Sample]
     accounts: list[WorkerAccount]
+    context_tokens: int | None = None  # the model's context the run's requests were fitted to
 
 
 def _sample_dir(folder: Path) -> Path:
@@ -54,10 +55,12 @@ def _read_part(folder: Path) -> Part:
         if report.is_file():
             r = LoadReport.read(report)
             spec, model, target = LoadSpec.model_validate(r.config), r.model, r.target
+            context = r.limits.context_tokens if r.limits is not None else None
         elif config is not None:
             d = json.loads(config.read_text())
             spec, model = LoadSpec.model_validate(d["spec"]), str(d["model"])
             target = {"url": d.get("target_url")}
+            context = d.get("context_tokens")
         else:
             raise ConfigError(
                 SOURCE,
@@ -69,7 +72,8 @@ def _read_part(folder: Path) -> Part:
         ) from None
     if not any(samples_at.glob(SAMPLE_GLOB)):
         raise ConfigError(SOURCE, [ConfigProblem(str(folder), f"no {SAMPLE_GLOB} in {samples_at}")])
-    return Part(folder, spec, model, target, read_samples(samples_at), read_accounts(samples_at))
+    samples, accounts = read_samples(samples_at), read_accounts(samples_at)
+    return Part(folder, spec, model, target, samples, accounts, context)
 
 
 def _one_schedule(parts: list[Part]) -> bool:
@@ -87,12 +91,15 @@ def merge_runs(folders: list[Path], out: Path) -> LoadReport:
     first = parts[0].spec
     if _one_schedule(parts):
         spec = first
-        ctx = run_context(spec, samples, accounts, [])
+        ctx = run_context(spec, samples, accounts, [], context_tokens=parts[0].context_tokens)
         how = f"one schedule over {len(accounts)} of {spec.processes} workers"
     else:
         spec = first.model_copy(update={"processes": sum(p.spec.processes for p in parts)})
-        ctx = run_context(spec, samples, accounts, [])
-        each = [run_context(p.spec, p.samples, p.accounts, []) for p in parts]
+        ctx = run_context(spec, samples, accounts, [], context_tokens=parts[0].context_tokens)
+        each = [
+            run_context(p.spec, p.samples, p.accounts, [], context_tokens=p.context_tokens)
+            for p in parts
+        ]
         end = max(c.start_s + c.duration_s for c in each)
         ctx = dataclasses.replace(ctx, duration_s=end - ctx.start_s)
         if all(c.expected_requests is not None for c in each):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness import __version__, provenance
+from harness.load.limits import ContextCheck
 from harness.load.workload_view import WorkloadView, render_view
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
@@ -48,6 +49,8 @@ class LoadReport(BaseModel):
     server: ServerView | None = None
     # The opt-in workloads' own figures (tokens sent and served, per turn, prefix cache).
     workload: WorkloadView | None = None
+    # Dataset and trace runs: the requests over the model's context, counted before the run.
+    limits: ContextCheck | None = None
     samples_dir: str
     locust_log: str
 
@@ -161,6 +164,8 @@ def render(report: LoadReport) -> str:
     seed = report.config.get("seed")
     if seed is not None:
         lines.append(f"  seed {seed} (--seed {seed} sends these prompts and arrivals again)")
+    if report.limits is not None:
+        lines.append(f"  {report.limits.line()}")
     for check in s.slo_checks:
         lines.append(f"  SLO {'PASS' if check.passed else 'FAIL'}  {check.reason}")
     for check in s.default_checks:

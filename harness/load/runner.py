@@ -30,16 +30,24 @@ from pathlib import Path
 from types import FrameType
 
 from harness import wire
-from harness.errors import HarnessError
+from harness.errors import ConfigError, ConfigProblem, HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
-from harness.load.dataset import read_conversations, select
+from harness.load.dataset import Conversation, read_conversations, select
+from harness.load.limits import (
+    TRACE_COUNTED,
+    ContextCheck,
+    Fitted,
+    counted_how,
+    fit_conversations,
+    fit_trace,
+)
 from harness.load.profile import build_profile
 from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
 from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
-from harness.load.target import Target, discover_model
+from harness.load.target import Target, discover_context, discover_model
 from harness.load.tokens import TokenSizing, sizing_for_run
-from harness.load.trace import read_trace
+from harness.load.trace import TraceEntry, read_trace
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
 from harness.paths import PROJECT_ROOT, runs_dir
@@ -75,6 +83,8 @@ class LoadRun:
     locust_log: Path
     wall_s: float
     started_at: float = field(default_factory=time.time)
+    # Dataset and trace runs: the requests over the model's context, counted before the run.
+    limits: ContextCheck | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -285,7 +295,8 @@ def run_load(
     if repeat:
         emit(f"warning: {repeat}")
     hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
-    sizing = _token_sizing(spec, target, model, run_dir, emit)
+    sizing = _token_sizing(spec, target, model, run_dir, seed, emit)
+    limits, notes = _inputs_and_limits(spec, target, model, seed, sizing, emit)
     cfg = WorkerConfig(
         spec=spec,
         target_url=target.url,
@@ -300,6 +311,7 @@ def run_load(
         instruction_tokens=sizing.instruction_tokens if sizing else None,
         token_lengths=sizing.token_lengths if sizing and spec.workload.dataset else None,
         template_tokens=_template_tokens(sizing),
+        context_tokens=limits.context_tokens if limits else None,
         forward_to_master=master_bind is not None,
         master_bind=master_bind,
     )
@@ -385,9 +397,11 @@ def run_load(
     printer.tick()
     samples = read_samples(sample_dir)
     accounts = read_accounts(sample_dir)
-    ctx = run_context(spec, samples, accounts, problems, launched_s, interrupted_s)
+    ctx = run_context(
+        spec, samples, accounts, problems, launched_s, interrupted_s, cfg.context_tokens
+    )
     ctx.default_checks = default_checks
-    ctx.warnings = [repeat] if repeat else []
+    ctx.warnings = ([repeat] if repeat else []) + notes
     return LoadRun(
         spec=spec,
         target=target,
@@ -398,22 +412,20 @@ def run_load(
         locust_exit=exit_code,
         locust_log=log_path,
         wall_s=time.monotonic() - t_start,
+        limits=limits,
     )
 
 
 def _token_sizing(
-    spec: LoadSpec, target: Target, model: str, run_dir: Path, emit: Progress
+    spec: LoadSpec, target: Target, model: str, run_dir: Path, seed: int, emit: Progress
 ) -> TokenSizing | None:
     """workload.tokenizer: the run's sizing in the model's tokens (tokens.py), the dataset's
-    length filters checked again in tokens."""
+    conversations chosen by their tokens."""
     w = spec.workload
     if not w.tokenizer:
         return None
-    convs = read_conversations(Path(w.dataset.path)) if w.dataset is not None else None
     url = target.tokenizer_url or target.url
-    sizing = sizing_for_run(run_dir, url, model, target.api_key, convs)
-    if w.dataset is not None and convs is not None:
-        select(convs, w.dataset, sizing.token_lengths)
+    sizing = sizing_for_run(run_dir, url, model, target.api_key, w.dataset, seed)
     emit(
         f"tokenizer {url}/tokenize: {len(sizing.one_token_words)} one-token words, instruction "
         f"{sizing.instruction_tokens} tokens; check prompt {sizing.check_tokens} tokens for "
@@ -426,6 +438,60 @@ def _token_sizing(
         )
     )
     return sizing
+
+
+def _inputs_and_limits(
+    spec: LoadSpec,
+    target: Target,
+    model: str,
+    seed: int,
+    sizing: TokenSizing | None,
+    emit: Progress,
+) -> tuple[ContextCheck | None, list[str]]:
+    """A dataset: which conversations the run draws from (one line, with the entries skipped,
+    which also goes to the run's warnings). A dataset or trace run: its requests over the model's
+    context counted (limits.py); ConfigError when workload.context_overflow leaves none to send."""
+    w, load = spec.workload, spec.load
+    trace = load.trace if isinstance(load, OpenLoop) else None
+    notes: list[str] = []
+    convs = None
+    lengths = sizing.token_lengths if sizing is not None and w.dataset is not None else None
+    if w.dataset is not None:
+        path = Path(w.dataset.path)
+        reader = read_conversations(path)
+        chosen = select(reader, w.dataset, lengths, seed=seed)
+        convs = chosen.conversations
+        emit(f"dataset {path.name}: the run draws from {chosen.how}, of {chosen.read} read")
+        if (skipped := reader.skipped_line()) is not None:
+            notes.append(f"dataset {path.name}: {skipped}")
+            emit(notes[-1])
+    if trace is None and convs is None:
+        return None, notes
+    context, where = discover_context(target, model)
+    if trace is not None:
+        entries = [e for e in read_trace(Path(trace.path), trace) if e.offset_s < spec.duration_s]
+        fit: Fitted[TraceEntry] | Fitted[Conversation] = fit_trace(
+            entries, context, w.context_overflow
+        )
+        unit, counted = "requests", TRACE_COUNTED
+    else:
+        assert convs is not None
+        template = _template_tokens(sizing)
+        fit = fit_conversations(convs, w, context, lengths, template)
+        unit, counted = "conversations", counted_how(sizing is not None, template is not None)
+    check = ContextCheck(
+        context_tokens=context, source=where, policy=w.context_overflow, unit=unit,
+        total=len(fit.items) + fit.skipped, over=fit.over, clipped=fit.clipped,
+        skipped=fit.skipped, counted=counted,
+    )  # fmt: skip
+    emit(check.line())
+    if not fit.items:
+        source = trace.path if trace is not None else w.dataset.path if w.dataset else ""
+        problem = ConfigProblem(
+            "workload.context_overflow", f"nothing left to send: {check.line()}"
+        )
+        raise ConfigError(source, [problem])
+    return check, notes
 
 
 def _template_tokens(sizing: TokenSizing | None) -> tuple[int, int] | None:
@@ -460,9 +526,12 @@ def run_context(
     problems: list[str],
     launched_s: float | None = None,
     interrupted_s: float | None = None,
+    context_tokens: int | None = None,
 ) -> RunContext:
     """How the samples came about. An interrupted run is summarized as a run of the length that
-    actually ran (its rates and expected arrivals over that span), never of the planned length."""
+    actually ran (its rates and expected arrivals over that span), never of the planned length.
+    A trace's requests over `context_tokens` that workload.context_overflow skips are not
+    expected."""
     load = spec.load
     open_loop = isinstance(load, OpenLoop)
     if accounts:
@@ -480,8 +549,9 @@ def run_context(
         ran = duration = min(max(interrupted_s - start, 1e-3), spec.duration_s)
     expected = None
     if isinstance(load, OpenLoop) and load.trace is not None:
-        trace = read_trace(Path(load.trace.path), load.trace)
-        expected = float(sum(1 for e in trace if e.offset_s < duration))
+        policy = spec.workload.context_overflow
+        trace = fit_trace(read_trace(Path(load.trace.path), load.trace), context_tokens, policy)
+        expected = float(sum(1 for e in trace.items if e.offset_s < duration))
     elif isinstance(load, OpenLoop):
         expected = build_profile(spec.shape, load.rate_rps, spec.duration_s).cumulative(duration)
     return RunContext(

@@ -60,11 +60,13 @@ class Sample:
     retries: int = 0
     # Opt-in workloads: the turn of a multi-turn session (1-based), the shared prefix the prompt
     # began with, the prompt tokens meant (trace / tokenizer-sized) and those the server said it
-    # took from its prefix cache.
+    # took from its prefix cache; a dataset prompt's entry `id` (its line or entry number is in
+    # prompt_id: conv-N).
     turn: int | None = None
     prefix_group: int | None = None
     planned_tokens: int | None = None
     cached_tokens: int | None = None
+    dataset_id: str | None = None
 
     @property
     def ok(self) -> bool:

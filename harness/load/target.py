@@ -1,9 +1,11 @@
-"""Where load goes: a URL, its API key and model, and (when known) the Prometheus watching it."""
+"""Where load goes: a URL, its API key and model, and (when known) the Prometheus watching it;
+the model and its context length as the target's servers report them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -91,4 +93,60 @@ def discover_model(target: Target, timeout_s: float = 5.0) -> str:
         why = f"GET {target.url}/v1/models failed: {type(exc).__name__}: {exc}"
     raise ConfigError(
         "--model", [ConfigProblem("--model", f"no model given and {why}; pass --model NAME")]
+    )
+
+
+def context_of_models(body: object, model: str) -> int | None:
+    """The model's /v1/models entry (the first entry that says, when none is the model): vLLM's
+    and llm-d-inference-sim's `max_model_len`, llama.cpp's `meta.n_ctx` (one slot's context; its
+    `n_ctx_train` is the training context, not the served one)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    entries = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+    found = [(d.get("id"), n) for d in entries if (n := _entry_context(d)) is not None]
+    return next((n for id_, n in found if id_ == model), found[0][1] if found else None)
+
+
+def _entry_context(entry: dict[str, Any]) -> int | None:
+    meta = entry.get("meta")
+    return _tokens(entry.get("max_model_len")) or (
+        _tokens(meta.get("n_ctx")) if isinstance(meta, dict) else None
+    )
+
+
+def context_of_props(body: object) -> int | None:
+    """llama.cpp's llama-server: `n_ctx` in /props (`default_generation_settings`, or top level
+    in older builds): the context of one slot, what a single request must fit in."""
+    if not isinstance(body, dict):
+        return None
+    settings = body.get("default_generation_settings")
+    nested = _tokens(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    return nested or _tokens(body.get("n_ctx"))
+
+
+def _tokens(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def discover_context(target: Target, model: str, timeout_s: float = 5.0) -> tuple[int | None, str]:
+    """The model's context length in tokens and the answer it was read from; (None, what was
+    asked) when no server says. The model server (a stack's primary) is asked before the target
+    itself: a gateway's /v1/models lists names only."""
+    headers = wire.current().auth(target.api_key)
+    urls = list(dict.fromkeys(u for u in (target.tokenizer_url, target.url) if u))
+    asked = []
+    for url in urls:
+        for path, parse in (
+            ("/v1/models", lambda b: context_of_models(b, model)),
+            ("/props", context_of_props),
+        ):
+            asked.append(f"{url}{path}")
+            try:
+                r = httpx.get(f"{url}{path}", headers=headers, timeout=timeout_s)
+                found = parse(r.json()) if r.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                continue
+            if found is not None:
+                return found, f"{url}{path}"
+    return None, (
+        f"the server did not say its context (asked {', '.join(asked)} for max_model_len or n_ctx)"
     )

@@ -9,13 +9,15 @@ with its special tokens; vLLM: `/tokenize` of the messages), so a planned size i
 will count for the whole prompt, and a trace's input length is matched as the server counts it.
 
 Sizing is measured once per run and kept in the run folder (`tokens.json`, reused when the same
-server and model are asked again): which vocabulary words are exactly one token both after a space
-and at the start of a message (a shared prefix's first word has no space before it inside the
-template, and some words are two tokens there), how many tokens the instruction takes, and each
-dataset conversation's first-turn length. A check tokenizes one generated prompt whole and records
-whether its count is what the sizing predicts; a second check does the same for a whole chat
-request (a system message of one-token words and the user message, inside the template), so a
-tokenizer that merges across words or messages is seen, not assumed.
+server, model and dataset are asked again): which vocabulary words are exactly one token both
+after a space and at the start of a message (a shared prefix's first word has no space before it
+inside the template, and some words are two tokens there), how many tokens the instruction takes,
+and the first-turn length of each dataset conversation the run uses: the file is read as a stream,
+each first turn tokenized and filtered, and only the conversations kept (`dataset.select`) are
+stored. A check tokenizes one generated prompt whole and records whether its count is what the
+sizing predicts; a second check does the same for a whole chat request (a system message of
+one-token words and the user message, inside the template), so a tokenizer that merges across
+words or messages is seen, not assumed.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from pathlib import Path
 import httpx
 
 from harness.errors import HarnessError
-from harness.load.dataset import Conversation
+from harness.load.dataset import read_conversations, select
 from harness.load.workload import INSTRUCTION, VOCAB
+from harness.spec.load import Dataset
 
 CACHE_NAME = "tokens.json"
 _CHECK_WORDS = 64
@@ -45,13 +48,15 @@ class TokenSizing:
     model: str
     one_token_words: list[str]
     instruction_tokens: int
-    token_lengths: dict[int, int]  # dataset conversation (line) -> first-turn tokens
+    token_lengths: dict[int, int]  # dataset conversation kept (line) -> first-turn tokens
     check_words: int  # the check prompt: words after the instruction
     check_tokens: int  # ... and the tokens the server counted for the whole prompt
     # Tokens the chat template adds around one user message, and around a system message and a
     # user message; None when the server cannot say (then sizes are the messages' own tokens).
     template_user: int | None = None
     template_system_user: int | None = None
+    # The dataset file (path, size, modification time), its filters and the seed measured for.
+    dataset_key: str | None = None
     # The whole-request check: tokens the server counted for a system message of
     # `check_words` one-token words and the check prompt, inside the template (None when the
     # server cannot apply its template).
@@ -120,8 +125,9 @@ class Tokenizer:
         self._http.close()
 
 
-def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> TokenSizing:
-    """What the module docstring says, in one pass over the server (one request per word)."""
+def measure(tok: Tokenizer, dataset: Dataset | None = None, seed: int = 0) -> TokenSizing:
+    """What the module docstring says, in one pass over the server (one request per word and
+    per dataset conversation read)."""
     # One token both ways: inside a prompt a word follows a space, but the first word of a
     # message (a shared prefix is a system message of its own) follows the template's newline.
     one = [w for w in VOCAB if tok.count(f" {w}") == 1 and tok.count(w) == 1]
@@ -133,7 +139,14 @@ def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> 
     instruction = tok.count(INSTRUCTION)
     words = random.Random("tokens:check").choices(one, k=_CHECK_WORDS)
     check = tok.count(f"{INSTRUCTION} {' '.join(words)}")
-    lengths = {c.index: tok.count(c.first) for c in conversations or []}
+    lengths = (
+        select(
+            read_conversations(Path(dataset.path)), dataset, seed=seed,
+            length=lambda c: tok.count(c.first),
+        ).lengths
+        if dataset is not None
+        else {}
+    )  # fmt: skip
     user = [{"role": "user", "content": "hello"}]
     system = [{"role": "system", "content": "hello"}, *user]
     prefix = random.Random("tokens:check-prefix").choices(one, k=_CHECK_WORDS)
@@ -143,8 +156,18 @@ def measure(tok: Tokenizer, conversations: list[Conversation] | None = None) -> 
     ]
     return TokenSizing(
         tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check,
-        tok.template(user), tok.template(system), tok.chat(whole),
+        tok.template(user), tok.template(system), _dataset_key(dataset, seed), tok.chat(whole),
     )  # fmt: skip
+
+
+def _dataset_key(dataset: Dataset | None, seed: int) -> str | None:
+    if dataset is None:
+        return None
+    try:
+        st = Path(dataset.path).stat()
+    except OSError:
+        return None
+    return f"{dataset.model_dump_json()} seed {seed} size {st.st_size} mtime {st.st_mtime_ns}"
 
 
 def sizing_for_run(
@@ -152,12 +175,12 @@ def sizing_for_run(
     url: str,
     model: str,
     api_key: str = "",
-    conversations: list[Conversation] | None = None,
+    dataset: Dataset | None = None,
+    seed: int = 0,
 ) -> TokenSizing:
-    """The run folder's sizing when it was measured for this server, model and dataset; else
-    measured now and stored there."""
+    """The run folder's sizing when it was measured for this server, model, dataset and seed;
+    else measured now and stored there."""
     path = run_dir / CACHE_NAME
-    want = {c.index for c in conversations or []}
     try:
         d = json.loads(path.read_text())
         d["token_lengths"] = {int(k): int(v) for k, v in d["token_lengths"].items()}
@@ -165,14 +188,14 @@ def sizing_for_run(
         if (
             cached.url == url.rstrip("/")
             and cached.model == model
-            and set(cached.token_lengths) == want
+            and cached.dataset_key == _dataset_key(dataset, seed)
         ):
             return cached
     except (OSError, ValueError, KeyError, TypeError):
         pass
     tok = Tokenizer(url, model, api_key)
     try:
-        sizing = measure(tok, conversations)
+        sizing = measure(tok, dataset, seed)
     finally:
         tok.close()
     path.write_text(json.dumps(asdict(sizing), indent=1))

@@ -24,6 +24,7 @@ from harness.load.client import LLMClient
 from harness.load.config import WorkerConfig
 from harness.load.dataset import read_conversations, select
 from harness.load.forward import DONE, START, ForwardingWriter, Send
+from harness.load.limits import fit_conversations, fit_trace
 from harness.load.profile import Profile, build_profile
 from harness.load.samples import Sample, SampleWriter
 from harness.load.trace import TraceEntry, read_trace
@@ -79,9 +80,6 @@ class WorkerRun:
         self.started = True
         self.worker = worker_index
         self.on_sample = on_sample
-        self.t0 = clock.now()
-        self.deadline = self.t0 + self.cfg.spec.duration_s
-        self._cpu0 = time.process_time()
         d = Path(self.cfg.sample_dir)
         self.send = send
         self.quit_worker = quit_worker
@@ -91,11 +89,18 @@ class WorkerRun:
             else SampleWriter(d / f"samples-{worker_index:03d}-{os.getpid()}.jsonl")
         )
         w = self.cfg.spec.workload
-        convs = (
-            select(read_conversations(Path(w.dataset.path)), w.dataset, self.cfg.token_lengths)
-            if w.dataset is not None
-            else None
-        )
+        convs, lengths = None, self.cfg.token_lengths
+        if w.dataset is not None:
+            chosen = select(
+                read_conversations(Path(w.dataset.path)), w.dataset, lengths, seed=self.cfg.seed
+            )
+            fit = fit_conversations(
+                chosen.conversations, w, self.cfg.context_tokens, lengths, self.cfg.template_tokens
+            )
+            convs = fit.items
+            # A clipped first turn is no longer the size the tokenizer counted.
+            clipped = {convs[i].index for i in fit.changed}
+            lengths = {k: v for k, v in (lengths or {}).items() if k not in clipped} or None
         self.workload = WorkloadGenerator(
             w,
             self.cfg.model,
@@ -106,12 +111,16 @@ class WorkerRun:
             conversations=convs,
             one_token_words=self.cfg.one_token_words,
             instruction_tokens=self.cfg.instruction_tokens,
-            token_lengths=self.cfg.token_lengths,
+            token_lengths=lengths,
             template_tokens=self.cfg.template_tokens,
             block_tokens=load.trace.block_tokens
             if isinstance(load := self.cfg.spec.load, OpenLoop) and load.trace
             else 512,
         )
+        # The schedule starts once the dataset is read: a large file takes seconds.
+        self.t0 = clock.now()
+        self.deadline = self.t0 + self.cfg.spec.duration_s
+        self._cpu0 = time.process_time()
         if send is not None:
             send(START, {"worker": worker_index, "pid": os.getpid(), "t0_s": self.t0})
         else:
@@ -192,7 +201,9 @@ class WorkerRun:
         give_up = self.deadline + self.cfg.spec.drain_timeout_s
         sized: Iterator[tuple[float, TraceEntry | None]]
         if load.trace is not None:
-            trace = read_trace(Path(load.trace.path), load.trace)[self.worker :: n]
+            policy = self.cfg.spec.workload.context_overflow
+            entries = read_trace(Path(load.trace.path), load.trace)
+            trace = fit_trace(entries, self.cfg.context_tokens, policy).items[self.worker :: n]
             end = self.cfg.spec.duration_s
             sized = iter([(e.offset_s, e) for e in trace if e.offset_s < end])
         else:
@@ -263,6 +274,7 @@ class WorkerRun:
                     kind=f.plan.kind,
                     tenant=f.plan.tenant,
                     prompt_id=f.plan.prompt_id,
+                    dataset_id=f.plan.dataset_id,
                     repeated=f.plan.repeated,
                     intended_s=f.intended_s,
                     sent_s=f.sent_s,

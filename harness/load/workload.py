@@ -64,6 +64,7 @@ class RequestPlan:
     prefix_group: int | None = None  # which shared prefix the prompt starts with
     planned_tokens: int | None = None  # prompt tokens meant (trace entry, tokenizer-sized)
     keep_text: bool = False  # the answer is needed (the next turn appends it)
+    dataset_id: str | None = None  # the dataset entry's own id
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Session:
     prefix_group: int | None
     sent: int = 0
     answers: list[str] = field(default_factory=list)
+    dataset_id: str | None = None
 
     @property
     def over(self) -> bool:
@@ -252,6 +254,7 @@ class WorkloadGenerator:
         prefix_group: int | None = None,
         planned_tokens: int | None = None,
         keep_text: bool = False,
+        dataset_id: str | None = None,
     ) -> RequestPlan:
         """A request of the opt-in workloads (the default one keeps its own path in `next`)."""
         seq = self._seq
@@ -274,6 +277,7 @@ class WorkloadGenerator:
             prefix_group=prefix_group,
             planned_tokens=planned_tokens,
             keep_text=keep_text,
+            dataset_id=dataset_id,
         )
 
     def _kind(self) -> Literal["chat", "completion"]:
@@ -287,18 +291,16 @@ class WorkloadGenerator:
             return self.next()  # the default workload, exactly as before
         group = self._prefix_group()
         planned: int | None = None
+        dataset_id: str | None = None
         if self._convs:
             conv = self._conversation()
             own, prompt, prompt_id = conv.system, conv.first, f"conv-{conv.index}"
+            dataset_id = conv.id
             n_first = self._token_lengths.get(conv.index)
             if n_first is not None and conv.system is None:
                 planned = self._sized(group, n_first)
             d = self.w.dataset
-            answer_len = (
-                len(conv.answers[0].split())
-                if d is not None and d.answer_len_as_max_tokens and conv.answers
-                else None
-            )
+            answer_len = conv.answer_words if d is not None and d.answer_len_as_max_tokens else None
         else:
             own, answer_len = None, None
             n = self._prompt_words()
@@ -318,6 +320,7 @@ class WorkloadGenerator:
             kind=self._kind(),
             prefix_group=group,
             planned_tokens=planned,
+            dataset_id=dataset_id,
         )
 
     def new_session(self) -> Session:
@@ -327,9 +330,10 @@ class WorkloadGenerator:
         group = self._prefix_group()
         self._session_n += 1
         sid = f"s{self.worker}-{self._session_n}"
+        dataset_id: str | None = None
         if self._convs:
             conv = self._conversation()
-            turns, own = conv.turns[:n], conv.system
+            turns, own, dataset_id = conv.turns[:n], conv.system, conv.id
             sid = f"{sid}/conv-{conv.index}"
         else:
             first = make_prompt(self._rng, self._prompt_words(), self._vocab)
@@ -342,7 +346,9 @@ class WorkloadGenerator:
         messages = []
         if (system := self._system(group, own)) is not None:
             messages.append({"role": "system", "content": system})
-        return Session(id=sid, messages=messages, turns=tuple(turns), prefix_group=group)
+        return Session(
+            id=sid, messages=messages, turns=tuple(turns), prefix_group=group, dataset_id=dataset_id
+        )
 
     def next_turn(self, session: Session) -> RequestPlan:
         """The session's next turn: the conversation so far plus the next user message. The
@@ -355,6 +361,7 @@ class WorkloadGenerator:
             turn=session.sent,
             prefix_group=session.prefix_group,
             keep_text=not session.over,
+            dataset_id=session.dataset_id,
         )
 
     def _sized(self, group: int | None, content: int) -> int | None:

@@ -124,10 +124,11 @@ class Tenant(Strict):
 
 
 class Dataset(Strict):
-    """Prompts from a conversations file (JSONL), one conversation a line, in either layout:
-    ShareGPT-style {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]} or
-    {"messages": [{"role": "user", "content": ...}, ...]}. A relative path is relative to the spec
-    file's folder. Conversations are drawn by the run's seed.
+    """Prompts from a conversations file: one JSON array of conversations (the ShareGPT file) or
+    one a line (JSONL), in either layout: ShareGPT {"id": ..., "conversations": [{"from":
+    "human", "value": ...}, {"from": "gpt", ...}]} or {"messages": [{"role": "user", "content":
+    ...}, ...]}. Entries without a usable conversation are skipped and counted. A relative path is
+    relative to the spec file's folder. Conversations are drawn by the run's seed.
     """
 
     path: str = Field(min_length=1)
@@ -137,7 +138,8 @@ class Dataset(Strict):
     # `workload.tokenizer` is on) at least / at most.
     min_prompt_len: int = Field(1, ge=1)
     max_prompt_len: int | None = Field(None, ge=1)
-    # Use at most this many conversations (the first ones that pass the filters).
+    # Use at most this many conversations (the first ones that pass the filters; reading stops
+    # there). Without it, all that pass, up to 10,000: past that a uniform sample by the seed.
     limit: int | None = Field(None, ge=1)
     # Ask for the recorded answer's length (in words, as max_tokens) instead of workload.max_tokens.
     answer_len_as_max_tokens: bool = False
@@ -198,6 +200,10 @@ class Workload(Strict):
     # Size prompts in the serving model's tokens (its /tokenize endpoint): prompt_words and
     # trace input lengths become token counts, dataset length filters count tokens.
     tokenizer: bool = False
+    # Dataset and trace requests whose prompt plus max_tokens exceed the model's context (as its
+    # server reports it) are counted before the run, then: report (sent as they are), skip (not
+    # sent) or clip (the prompt shortened to the context minus max_tokens).
+    context_overflow: Literal["report", "skip", "clip"] = "report"
 
     @field_validator("tenants")
     @classmethod

@@ -49,10 +49,12 @@ def test_dataset_replay_sends_the_files_first_turns(simulator: SimFactory, tmp_p
     # min_prompt_len 4 of the scenario leaves lines 2 and 3 (the first has 2 words).
     assert {s.prompt_id for s in samples} == {"conv-2", "conv-3"}
     assert "workload tokens:" in r.stdout
+    # A file with no conversation in it (a bad line among good ones is skipped and counted).
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"messages": [{"role": "user", "content": "fine"}]}\n{"text": "x"}\n')
+    bad.write_text('{"text": "x"}\n{"messages": [{"role": "assistant", "content": "y"}]}\n')
     r = run_harness("load", "--target", sim.url, "--dataset", bad, "--run-dir", tmp_path / "r2")
     assert r.returncode == 2 and str(bad) in r.stderr and "line 2" in r.stderr, r.stderr
+    assert "none of the first 2 entries is a conversation" in r.stderr
     assert "Traceback" not in r.stderr
 
 

@@ -43,45 +43,70 @@ def test_both_conversation_layouts_are_read(tmp_path: Path) -> None:
                       {"role": "user", "content": "four five six"}]},
     ])  # fmt: skip
     a, b = read_conversations(f)
-    assert a.turns == ("one two", "three") and a.answers == ("a",) and a.system is None
+    assert a.turns == ("one two", "three") and a.answer_words == 1 and a.system is None
     assert b.turns == ("four five six",) and b.system == "be brief" and b.index == 2
 
 
 @pytest.mark.parametrize(
-    ("line", "expected"),
+    ("line", "kind", "expected"),
     [
-        ("{not json", "not JSON"),
-        ('{"text": "hi"}', '"conversations" or a "messages"'),
-        ('{"messages": [{"role": "assistant", "content": "x"}]}', "no user turn"),
-        ('{"conversations": [{"from": "human"}]}', "string 'value'"),
+        ("{not json", "not JSON", "not JSON"),
+        ('{"text": "hi"}', "not a conversation", '"conversations" or a "messages"'),
+        ('{"messages": [{"role": "assistant", "content": "x"}]}', "no user turn", "no user turn"),
+        ('{"conversations": [{"from": "human"}]}', "malformed turn", "string 'value'"),
+        ('{"conversations": []}', "empty", "no turns"),
     ],
 )
-def test_a_bad_line_is_a_config_error_naming_its_line(
-    tmp_path: Path, line: str, expected: str
+def test_a_bad_entry_is_skipped_and_counted_a_file_of_them_is_a_config_error(
+    tmp_path: Path, line: str, kind: str, expected: str
 ) -> None:
     f = tmp_path / "c.jsonl"
     f.write_text('{"messages": [{"role": "user", "content": "fine"}]}\n' + line + "\n")
+    source = read_conversations(f)
+    assert [c.first for c in source] == ["fine"]
+    assert source.skipped == {kind: (1, "line 2")}
+    assert source.skipped_line() == f"1 of 2 entries read skipped: {kind} 1 (first at line 2)"
+    f.write_text(line + "\n")
     with pytest.raises(ConfigError) as err:
-        read_conversations(f)
+        list(read_conversations(f))
     assert err.value.source == str(f)
-    assert err.value.problems[0].location == "line 2" and expected in err.value.problems[0].message
+    assert "none of the first 1 entries is a conversation" in err.value.problems[0].message
+    assert err.value.problems[1].location == "line 1" and expected in err.value.problems[1].message
 
 
 def test_length_filters_and_limit(tmp_path: Path) -> None:
     convs = read_conversations(SAMPLE)
-    kept = select(convs, Dataset(path="x", min_prompt_len=15, max_prompt_len=40))
+    kept = select(convs, Dataset(path="x", min_prompt_len=15, max_prompt_len=40)).conversations
     assert kept and all(15 <= len(c.first.split()) <= 40 for c in kept)
-    assert len(select(convs, Dataset(path="x", limit=3))) == 3
-    # In tokens when the tokenizer counted them.
-    lengths = {c.index: 100 + c.index for c in convs}
-    only = select(convs, Dataset(path="x", min_prompt_len=110, max_prompt_len=111), lengths)
-    assert [c.index for c in only] == [10, 11]
+    assert len(select(convs, Dataset(path="x", limit=3)).conversations) == 3
+    # In tokens when the tokenizer counts them; a worker keeps the ones chosen so.
+    tokens = Dataset(path="x", min_prompt_len=110, max_prompt_len=111)
+    only = select(convs, tokens, length=lambda c: 100 + c.index)
+    assert [c.index for c in only.conversations] == [10, 11] and only.lengths == {10: 110, 11: 111}
+    again = select(convs, Dataset(path="x"), only.lengths)
+    assert again.conversations == only.conversations
     with pytest.raises(ConfigError, match="no conversation of 24"):
         select(convs, Dataset(path="x", min_prompt_len=10_000))
 
 
+def test_without_a_limit_a_run_keeps_a_seeded_uniform_sample_in_file_order() -> None:
+    convs = list(read_conversations(SAMPLE))
+    a = select(convs, Dataset(path="x"), seed=1, pool=8)
+    assert a.conversations == select(convs, Dataset(path="x"), seed=1, pool=8).conversations
+    assert len(a.conversations) == 8 and a.passed == 24 and "8 of the 24 conversations" in a.how
+    assert [c.index for c in a.conversations] == sorted(c.index for c in a.conversations)
+    b = select(convs, Dataset(path="x"), seed=2, pool=8)
+    assert a.conversations != b.conversations
+    # Each conversation as likely as any other to be kept.
+    kept = [0] * 25
+    for seed in range(600):
+        for c in select(convs, Dataset(path="x"), seed=seed, pool=8).conversations:
+            kept[c.index] += 1
+    assert min(kept[1:]) > 600 * 8 / 24 * 0.7 and max(kept) < 600 * 8 / 24 * 1.3
+
+
 def test_dataset_prompts_are_seeded_and_sequential_order_strides_workers() -> None:
-    convs = read_conversations(SAMPLE)
+    convs = list(read_conversations(SAMPLE))
     w = Workload(dataset=Dataset(path=str(SAMPLE)))
     first = [body(gen(w, conversations=convs).next_request()) for _ in range(1)]
     assert first == [body(gen(w, conversations=convs).next_request())]
@@ -95,12 +120,12 @@ def test_dataset_prompts_are_seeded_and_sequential_order_strides_workers() -> No
 
 
 def test_dataset_system_prompt_and_answer_length() -> None:
-    convs = read_conversations(SAMPLE)
+    convs = list(read_conversations(SAMPLE))
     with_system = [c for c in convs if c.system][:1]
     w = Workload(dataset=Dataset(path="x", answer_len_as_max_tokens=True))
     b = body(gen(w, conversations=with_system).next_request())
     assert b["messages"][0] == {"role": "system", "content": with_system[0].system}  # type: ignore[index]
-    assert b["max_tokens"] == len(with_system[0].answers[0].split())
+    assert b["max_tokens"] == with_system[0].answer_words
 
 
 def test_default_workload_requests_are_unchanged() -> None:
