@@ -77,15 +77,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.harness-installed"
-EDIVISIVE="signal-processing-algorithms==2.1.6"
-want=$( (cat "$ROOT/pyproject.toml"; echo "$EDIVISIVE") | sha256sum | cut -d' ' -f1)
+want=$(sha256sum < "$ROOT/pyproject.toml" | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   say "pip: installing the project and its dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev]"
-  # E-divisive change points (the nightly trend). Its metadata pins numpy<2 and gevent<25, which
-  # Locust's geventhttpclient cannot use; it runs on the newer ones, and its own imports
-  # (structlog, more-itertools) are in pyproject.toml.
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$EDIVISIVE"
+  # Every dependency as its own metadata allows: nothing installed against its pins.
+  "$VENV/bin/pip" check
   echo "$want" > "$stamp"
 else
   say "pip: project up to date"

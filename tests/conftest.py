@@ -23,6 +23,7 @@ def _own_runs_folder(
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # One private dockerd serves the docker tests: they share one worker (`--dist loadgroup`).
     for item in items:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
@@ -57,10 +58,10 @@ class MetricComparison(BaseModel):
     reason: str = ""
 
 
-def _quantile_ratio(q: float) -> Callable[..., np.ndarray]:
+def _quantile_ratio(q: float) -> Callable[..., NDArray[Any]]:
     """(q-quantile of B - that of A) / that of A, along the resamples' last axis."""
 
-    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    def statistic(a: NDArray[Any], b: NDArray[Any], axis: int = -1) -> NDArray[Any]:
         qa = np.quantile(a, q, axis=axis)
         return np.asarray((np.quantile(b, q, axis=axis) - qa) / qa)
 
@@ -85,8 +86,8 @@ def _needed(n: int, est: float, low: float, high: float, d: float) -> int:
 def _change(
     name: Literal["median", "p95"],
     q: float,
-    a: np.ndarray,
-    b: np.ndarray,
+    a: NDArray[Any],
+    b: NDArray[Any],
     d: float,
     level: float,
     resamples: int,
@@ -124,8 +125,8 @@ def _change(
 
 def compare_values(
     metric: str,
-    a: np.ndarray,
-    b: np.ndarray,
+    a: NDArray[Any],
+    b: NDArray[Any],
     *,
     min_effect: float,
     level: float = 0.95,

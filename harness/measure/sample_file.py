@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from harness.load.samples import Sample
 
@@ -99,21 +100,21 @@ class SampleTable:
     """The columns of a sample file: numbers as float arrays (NaN: no value), text as lists."""
 
     t0_s: float
-    numbers: dict[str, np.ndarray]
+    numbers: dict[str, NDArray[Any]]
     text: dict[str, list[str | None]]
 
     def __len__(self) -> int:
         return len(self.numbers["sent_ms"])
 
     @property
-    def ok(self) -> np.ndarray:
+    def ok(self) -> NDArray[Any]:
         """Which requests succeeded."""
         return np.array([e is None for e in self.text["error"]], dtype=bool)
 
-    def values(self, column: str) -> np.ndarray:
+    def values(self, column: str) -> NDArray[Any]:
         """The finite values of `column` over the requests that succeeded."""
         a = self.numbers[column][self.ok]
-        kept: np.ndarray = a[np.isfinite(a)]
+        kept: NDArray[Any] = a[np.isfinite(a)]
         return kept
 
 
@@ -147,7 +148,7 @@ def read_sample_file(path: Path) -> SampleTable:
             continue  # a torn last line (or the empty one after the final newline)
         if isinstance(row, list) and len(row) == len(names):
             rows.append(row)
-    numbers: dict[str, np.ndarray] = {}
+    numbers: dict[str, NDArray[Any]] = {}
     texts: dict[str, list[str | None]] = {}
     for i, name in enumerate(names):
         if name not in COLUMNS:

@@ -7,9 +7,10 @@ the p-th percentile interpolates between the two nearest ranks, so p50 of [1, 2]
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 PERCENTILE_METHOD: Final = "linear"
@@ -35,7 +36,7 @@ class Distribution(BaseModel):
         return value if isinstance(value, float) else None
 
 
-def distribution(values: Sequence[float] | np.ndarray) -> Distribution:
+def distribution(values: Sequence[float] | NDArray[Any]) -> Distribution:
     a = np.asarray(values, dtype=np.float64)
     if a.size == 0:
         return Distribution()
@@ -52,6 +53,6 @@ def distribution(values: Sequence[float] | np.ndarray) -> Distribution:
     )
 
 
-def percentile(values: Sequence[float] | np.ndarray, q: float) -> float | None:
+def percentile(values: Sequence[float] | NDArray[Any], q: float) -> float | None:
     a = np.asarray(values, dtype=np.float64)
     return float(np.percentile(a, q, method=PERCENTILE_METHOD)) if a.size else None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 from harness.load.samples import Sample
@@ -33,8 +35,9 @@ class SecondBucket(BaseModel):
     e2e_from_intended_p95_ms: float | None = None
 
 
-def _bucket(ts: np.ndarray, start: float, n: int) -> np.ndarray:
-    return np.clip(np.floor(ts - start), 0, n - 1).astype(np.int64)
+def _bucket(ts: NDArray[Any], start: float, n: int) -> NDArray[np.int64]:
+    buckets: NDArray[np.int64] = np.clip(np.floor(ts - start), 0, n - 1).astype(np.int64)
+    return buckets
 
 
 def per_second(samples: Sequence[Sample], start_s: float, span_s: float) -> list[SecondBucket]:

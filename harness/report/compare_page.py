@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from harness.compare.runs import StoredRun
 from harness.compare.runs_compare import Comparison
@@ -121,7 +123,7 @@ def render_compare_markdown(c: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ecdf_chart(metric: str, a: np.ndarray, b: np.ndarray) -> str:
+def ecdf_chart(metric: str, a: NDArray[Any], b: NDArray[Any]) -> str:
     """Both runs' ECDFs of one figure on a shared grid (0.5th to 99.5th percentile of both)."""
     if a.size == 0 or b.size == 0:
         return ""

@@ -123,6 +123,14 @@ def test_rate_limit_is_shared_by_both_gateway_replicas(stack: RunningStack) -> N
 def test_primary_down_falls_back_then_the_breaker_opens(
     stack: RunningStack, toxi: ToxiproxyClient
 ) -> None:
+    def opened() -> float:
+        return sum(
+            metric(gw, "llm_circuit_breaker_transitions_total", pool="primary", to_state="open")
+            or 0.0
+            for gw in stack.endpoints.gateways
+        )
+
+    before = opened()
     for name in ("primary-0", "primary-1"):
         toxi.set_enabled(name, False)
     served = []
@@ -131,10 +139,9 @@ def test_primary_down_falls_back_then_the_breaker_opens(
         assert r.status_code == 200, r.text
         served.append(r.headers["x-served-by"])
     assert set(served) == {"fallback"}, served
-    states = [
-        metric(gw, "llm_circuit_breaker_state", pool="primary") for gw in stack.endpoints.gateways
-    ]
-    assert 2.0 in states, f"breaker state per replica: {states} (2 = open)"
+    # The transition, not the state now: on a busy machine the 14 answers can take longer than
+    # the recovery timeout, and an opened breaker is half-open again by the time it is read.
+    assert opened() > before, "no replica's breaker opened"
 
     # Primary back: after the recovery timeout a half-open probe succeeds and closes the breaker.
     for name in ("primary-0", "primary-1"):
