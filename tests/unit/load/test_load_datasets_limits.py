@@ -117,13 +117,16 @@ def _write_sharegpt(path: Path, n: int) -> int:
 
 
 _READ_WHOLE = """
-import json, resource, sys
+import json, re, sys
 from pathlib import Path
 from harness.load.dataset import read_conversations, select
 from harness.spec.load import Dataset
 
 def high_water_kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # This process's own peak (VmHWM): getrusage's ru_maxrss starts at the parent's resident
+    # size when the parent is larger, which would hide the growth measured here.
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 
 marks = [high_water_kb()]
 for path in sys.argv[1:]:
