@@ -32,6 +32,10 @@ def probe_streaming(
     names = wire.current()
     t0 = time.monotonic()
     failures: list[str] = []
+    # One unjudged answer first: the first request through freshly started gateways pays their
+    # one-off setup (connections, lazy imports), and on a busy machine the model's tokens pile
+    # up behind it and arrive together, which would read as a buffering proxy.
+    stream_chat(base_url, api_key, chat_body(unique_prompt("Say hello."), max_tokens=4))
     # A short answer cannot show whether tokens arrive spread out: ask again (a model, or a
     # simulator drawing answer lengths, may stop after a token or two).
     chunks: list[int] = []

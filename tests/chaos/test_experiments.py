@@ -7,6 +7,7 @@ that the command judged them, exited 0 and left a report with the experiment's j
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,11 +153,14 @@ def test_a_stack_admitting_more_than_the_policy_fails_the_burst(tmp_path: Path) 
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     checks = _burst_checks(report)
     refused = checks["burst refused over its budget"]
-    assert refused["outcome"] == "fail" and "no 429 among 200" in refused["reasons"][0]
-    # 200 admitted in 8 s: over 100 in one clock minute unless the minute turned at 4 s sharp.
+    # The burst is bounded by its window too: on a busy machine a request or two of the 200 may
+    # not have been sent by its end. Every one sent was admitted, well over the budget of 100.
+    sent = re.search(r"no 429 among (\d+) burst requests", refused["reasons"][0])
+    assert refused["outcome"] == "fail" and sent and int(sent.group(1)) > 150, refused
+    # All admitted in 8 s: over 100 in one clock minute unless the minute turned at 4 s sharp.
     budget = checks["admitted within the budget per minute"]
     assert budget["outcome"] == "fail", budget
-    assert budget["measured"]["most_admitted_in_60s"] == 200
+    assert budget["measured"]["most_admitted_in_60s"] == int(sent.group(1))
     assert "budget 100" in budget["reasons"][0]
     assert checks["every 429 carried Retry-After"]["reasons"] == ["no 429 to judge"]
     assert checks["the load's own key not refused"]["outcome"] == "pass"
