@@ -11,7 +11,7 @@ gate: install
 	$(BIN)/harness gate
 
 # Tests that wait run side by side; the few that measure time run after them, alone.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 4
 PYTEST_PHASES := -p no:randomly
 
 # Lint, types and the dependency check first (seconds), then the whole suite: unit,

@@ -1,0 +1,33 @@
+"""The suite bounds itself: a hung test fails with its traceback in minutes, and each phase of
+`make test` is bounded well inside CI's 90 minutes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_suite_has_a_per_test_and_a_per_phase_timeout() -> None:
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert 0 < float(ini["timeout"]) <= 600
+    # Two phases (parallel, then serial): both inside CI's 5,400 s with room for the install.
+    assert 0 < float(ini["session_timeout"]) * 2 <= 4800
+
+
+def test_a_planted_hang_fails_by_timeout_with_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_hangs():\n    time.sleep(600)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
+         "-o", "timeout=3", str(tmp_path / "test_hang.py")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Timeout" in out and "time.sleep(600)" in out, out  # the hung line, in the traceback
