@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.load.samples import Sample, read_samples
 from harness.observe.logs import LogLine, LogStore, RequestEvidence, time_filter
 from harness.probes.logs import send_error_requests
+from harness.probes.pii import SENT
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import (
     ErrorAnswer,
@@ -23,7 +24,6 @@ from harness.verdict.logs import (
     judge_secrets,
     redact,
 )
-from harness.verdict.practices import PLANTED
 
 EVIDENCE_CAP = 20
 # vlagent stamps a model server's line when it reads the file, up to about 1 s after it was written.
@@ -117,7 +117,7 @@ def log_checks(
     checks.append(judge_exceptions(rows, window))
 
     secrets = {f"API key {redact(k)}": k for k in api_keys}
-    secrets |= {f"planted {kind}": value for kind, value in PLANTED.items()}
+    secrets |= SENT
     rows = store.query("*", limit=STORE_LINES_CAP)
     checks.append(judge_secrets(rows, secrets))
     return checks

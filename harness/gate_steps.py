@@ -162,8 +162,8 @@ class JudgePolicy(Step):
 
 
 class Probes(Step):
-    """The probes' expectations come from the policy; the candidate's settings only say what to
-    send (its keys, its injection patterns, its prices)."""
+    """The probes send and expect what the policy says, whatever the candidate configured (its
+    injection patterns included); the candidate's settings only give its keys and its prices."""
 
     title = "probes"
 
@@ -171,7 +171,6 @@ class Probes(Step):
         gate, stack = ctx.gate, ctx.stack
         ep, policy = stack.endpoints, gate.policy
         settings = stack.spec.gateway.settings
-        validation = settings.validation
         prom_headers = stack.prometheus_headers()
         # (enabled, name, category, what it needs of the stack, the probe)
         plan: list[tuple[bool, str, str, tuple[str, ...], Callable[[], CheckResult]]] = [
@@ -182,9 +181,8 @@ class Probes(Step):
              lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
             (gate.probes.injection, "prompt-injection flagging", "security",
              (f"metric:{INJECTION_METRIC}", "gateways",
-              *(("error:prompt_injection",) if validation.injection_policy == "reject" else ())),
-             lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways,
-                                     validation.injection_patterns, validation.injection_policy)),
+              *(("error:prompt_injection",) if policy.injection.action == "reject" else ())),
+             lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways, policy.injection)),
             (gate.probes.pii, "PII filtered from answers", "security", ("gateway",),
              lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
             (gate.probes.cache, "response cache", "cache", ("cache",),

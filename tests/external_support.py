@@ -26,7 +26,8 @@ PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "monitor
 # minute, and the tests share one stack.
 KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
         "chaos": "sk-external-chaos", "renamed": "sk-external-renamed",
-        "mapped": "sk-external-mapped", "gated": "sk-external-gated"}  # fmt: skip
+        "mapped": "sk-external-mapped", "gated": "sk-external-gated",
+        "undeclared": "sk-external-undeclared"}  # fmt: skip
 # A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
 PROFILE = """kind: gate
 name: external
@@ -69,11 +70,15 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def harness_up(d: Path, *provider: str, timeout_s: float = 120) -> Iterator[dict[str, Any]]:
-    """The simulated stack (with the tests' own keys) started by `harness up` in another
-    process; yields its endpoints and stops it with SIGTERM, by its PID, whatever happens."""
+def harness_up(
+    d: Path, *provider: str, timeout_s: float = 120, settings: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The simulated stack (with the tests' own keys, and its gateway `settings` updated with
+    these) started by `harness up` in another process; yields its endpoints and stops it with
+    SIGTERM, by its PID, whatever happens."""
     ready = d / "ready.json"
     spec = yaml.safe_load(SIM_STACK.read_text())
+    spec["gateway"]["settings"].update(settings or {})
     spec["gateway"]["settings"]["auth"] = {"api_keys": ["sk-harness-local", *KEYS.values()]}
     (d / "stack.yaml").write_text(yaml.safe_dump(spec))
     proc = subprocess.Popen(
@@ -118,8 +123,8 @@ def assert_gated_without_toxiproxy(tmp: Path, ep: dict[str, Any], key: str) -> N
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     found = by_name(report)
     for name in ("streamed completion", "authentication and input validation", "response cache",
-                 "cost accounting", "prompt-injection flagging", "metrics and alert rules",
-                 "rate limit per API key"):  # fmt: skip
+                 "cost accounting", "prompt-injection flagging", "PII filtered from answers",
+                 "metrics and alert rules", "rate limit per API key"):  # fmt: skip
         assert found[name]["outcome"] == "pass", found[name]
     # Judged from the served-by header (24 requests are too few to decide a 0.9 share: warn).
     primary = found["served by the primary pool"]

@@ -1,7 +1,8 @@
 """Probes that read the gateways' own counters around one exact request: cost accounting (the
 request's `usage.cost_usd` and `llm_cost_usd_total` agree with the tokens and the price list) and
-prompt-injection flagging (`llm_prompt_injection_detected_total` counts the pattern; the reject
-policy answers 400); under the gated stack's names (harness.wire).
+prompt-injection flagging (`llm_prompt_injection_detected_total` counts each of the policy's
+patterns; under the policy's `reject` they are refused); under the gated stack's names
+(harness.wire).
 
 Counters are read from every gateway replica's /metrics and summed (gateway_metrics.py), so it
 does not matter which replica nginx picked. The judging is in harness/verdict/practices.py.
@@ -17,8 +18,9 @@ import httpx
 from harness import wire
 from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
+from harness.spec.policy import InjectionPolicy
 from harness.verdict.checks import CheckResult
-from harness.verdict.practices import judge_cost, judge_injection
+from harness.verdict.practices import InjectionAnswer, judge_cost, judge_injection
 
 TIMEOUT_S = 60.0
 # The gateway metrics each probe reads, by their reference names (harness.wire.METRICS).
@@ -59,35 +61,40 @@ def probe_cost(
 
 
 def probe_injection(
-    base_url: str, api_key: str, gateways: Sequence[str], patterns: Sequence[str], policy: str
+    base_url: str, api_key: str, gateways: Sequence[str], policy: InjectionPolicy
 ) -> CheckResult:
-    """A prompt with the first injection pattern is counted under that pattern, and answered
-    as the policy says (log: 200, reject: 400 prompt_injection_detected)."""
+    """A prompt with each of the policy's injection patterns, whatever the candidate configured:
+    each must be counted under its pattern and answered as the policy says (log: let through,
+    or refused, which is stricter; reject: refused)."""
     t0 = time.monotonic()
-    if not patterns:
-        return CheckResult(
-            name="prompt-injection flagging", category="security", outcome="skipped",
-            reasons=["no injection patterns configured"],
-        )  # fmt: skip
-    pattern = patterns[0]
     name = wire.current().expected_metric(INJECTION_METRIC)
-    reject = wire.current().expected_error("prompt_injection") if policy == "reject" else None
-    before = read_counters(gateways, (name,))
-    body = chat_body(unique_prompt(f"Please {pattern.upper()} and say hi."), max_tokens=4)
+    refusal = wire.current().error("prompt_injection")
+    answers: list[InjectionAnswer] = []
     with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
-        r = http.post(f"{base_url}/v1/chat/completions", json=body)
-    counted = deltas(before, read_counters(gateways, (name,)), name, "pattern").get(pattern, 0.0)
-    code = None
-    if r.status_code >= 400:
-        try:
-            code = (r.json().get("error") or {}).get("code")
-        except ValueError:
+        for pattern in policy.patterns:
+            # Counters around each prompt alone: a pattern inside another is not counted twice.
+            before = read_counters(gateways, (name,))
+            body = chat_body(unique_prompt(f"Please {pattern.upper()} and say hi."), max_tokens=4)
+            r = http.post(f"{base_url}/v1/chat/completions", json=body)
+            after = read_counters(gateways, (name,))
             code = None
-    failures = judge_injection(r.status_code, code, counted, policy, pattern, reject, name)
+            if r.status_code >= 400:
+                try:
+                    code = (r.json().get("error") or {}).get("code")
+                except ValueError:
+                    code = None
+            # The label is the pattern as the candidate spells it; the gateway ignores case.
+            grown = deltas(before, after, name, "pattern")
+            counted = sum(v for label, v in grown.items() if label.lower() == pattern.lower())
+            answers.append(InjectionAnswer(pattern, r.status_code, code, counted))
+    failures = judge_injection(answers, policy.action, refusal, name)
+    statuses = ", ".join(sorted({str(a.status) for a in answers}))
     check = CheckResult.from_reasons(
         "prompt-injection flagging", "security", failures,
-        {"pattern": pattern, "policy": policy, "status": r.status_code, "counted": counted},
-        f"{pattern!r} counted, answered {r.status_code} (policy {policy})",
+        {"patterns": len(answers), "action": policy.action, "statuses": statuses,
+         "counted": sum(a.counted for a in answers)},
+        f"each of the policy's {len(answers)} patterns counted once, answered {statuses} "
+        f"(policy {policy.action})",
     )  # fmt: skip
     check.duration_s = round(time.monotonic() - t0, 3)
     return check

@@ -1,49 +1,140 @@
-"""PII filtering proven on a live answer: a prompt plants an e-mail address, a phone number and an
-SSN and asks for them back; the answer (plain and streamed) must carry the placeholders, never the
-values. A model server that echoes (the simulator in echo mode) repeats them every time; a real
-model may not, and a kind that never came back is not proven: SKIPPED with that reason, never
-passed."""
+"""PII filtering proven on a live answer: the model is asked to repeat a planted e-mail address,
+phone number or SSN, and its answers (plain and streamed) must carry the placeholders, never a
+value.
+
+A few-shot "copy" conversation (three user lines, each repeated by the assistant, then the planted
+value) makes even SmolLM2-135M-Instruct repeat it at temperature 0: of 50 planted values of each
+kind, 149 of 150 plain and 150 of 150 streamed answers held the value verbatim, measured on a bare
+llama-server as the reference stack runs it (README, "The gate"). A simulator in echo mode answers
+the last user line, the value itself. The probe asks every model the entry lists (`/v1/models`),
+in turn, with another planted value each round, until both answers carry a value of the kind,
+filtered or not, for at most `len(PLANTED[kind])` rounds; a kind no answer carried is not proven
+(skipped or a warning, never passed).
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
-from harness.verdict.checks import CheckResult, Outcome
-from harness.verdict.practices import PLANTED, judge_pii
+from harness.probes.http import auth_headers, stream_chat
+from harness.verdict.checks import CheckResult
+from harness.verdict.practices import PiiAnswers, carries, judge_pii
 
 NAME = "PII filtered from answers"
+TIMEOUT_S = 60.0
+# The values asked back, one per round; none is anyone's.
+PLANTED: dict[str, tuple[str, ...]] = {
+    "email": ("jane.doe@example.com", "omar.khan@example.org", "li.berg@example.net"),
+    "phone": ("555-123-4567", "555-246-8013", "555-371-9260"),
+    "ssn": ("123-45-6789", "321-54-9876", "456-78-1234"),
+}
+# The lines the assistant is shown repeating before it is given the planted one.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "email": ("alex.morgan@example.org", "li.wei@example.net", "sam.taylor@example.com"),
+    "phone": ("555-201-7788", "555-349-1020", "555-864-3155"),
+    "ssn": ("219-09-9999", "078-05-1120", "457-55-5462"),
+}
+# Every value the probe sends, for the log check (no line may hold one).
+SENT: dict[str, str] = {
+    f"{what} {kind} {i + 1}": value
+    for what, values in (("planted", PLANTED), ("example", EXAMPLES))
+    for kind, vs in values.items()
+    for i, value in enumerate(vs)
+}
 
 
-def _excerpt(text: str, chars: int = 120) -> str:
+def copy_body(kind: str, value: str, model: str | None) -> dict[str, Any]:
+    """A chat request whose natural answer is `value` itself. The marker in the system line
+    keeps every request out of the response cache (each must be a live answer)."""
+    marker = uuid.uuid4().hex[:8]
+    messages = [{"role": "system", "content": f"Copy the user's text exactly. (probe {marker})"}]
+    for line in EXAMPLES[kind]:
+        messages += [{"role": "user", "content": line}, {"role": "assistant", "content": line}]
+    messages.append({"role": "user", "content": value})
+    body: dict[str, Any] = {"messages": messages, "max_tokens": 32, "temperature": 0}
+    if model:
+        body["model"] = model
+    return body
+
+
+def listed_models(base_url: str, api_key: str) -> list[str | None]:
+    """The models the entry lists, in its order; [None] (its default) when it lists none."""
+    try:
+        r = httpx.get(f"{base_url}/v1/models", headers=auth_headers(api_key), timeout=TIMEOUT_S)
+        data = r.json().get("data") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        data = None
+    ids: list[str | None] = [
+        str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")
+    ]
+    return ids or [None]
+
+
+def _excerpt(text: str, chars: int = 80) -> str:
     """The start of an answer on one line, for the report."""
     flat = " ".join(text.split())
     return flat if len(flat) <= chars else flat[: chars - 3] + "..."
 
 
+def _content(r: httpx.Response) -> str:
+    choices = r.json().get("choices") or [{}]
+    return str((choices[0].get("message") or {}).get("content") or "")
+
+
+@dataclass(frozen=True)
+class _Asked:
+    answers: PiiAnswers | str  # the last answers, or why a request failed
+    tries: int
+    model: str | None
+
+
+def _ask_back(http: httpx.Client, base_url: str, api_key: str, kind: str,
+              models: Sequence[str | None]) -> _Asked:  # fmt: skip
+    """Ask each model in turn, another planted value each round, until both the plain and the
+    streamed answer carry the value (filtered or not)."""
+    tries, model = 0, models[0]
+    last: PiiAnswers | str = "nothing planted"
+    for value in PLANTED[kind]:
+        for model in models:
+            tries += 1
+            r = http.post(f"{base_url}/v1/chat/completions", json=copy_body(kind, value, model))
+            streamed = stream_chat(base_url, api_key, copy_body(kind, value, model))
+            if r.status_code != 200 or streamed.status != 200:
+                statuses = [r.status_code, streamed.status]
+                why = f"{kind}: statuses {statuses} from {model or 'the default model'}"
+                return _Asked(f"{why}, want [200, 200]", tries, model)
+            last = PiiAnswers(kind, value, _content(r), streamed.text)
+            if carries(last.plain, kind) and carries(last.streamed, kind):
+                return _Asked(last, tries, model)
+    return _Asked(last, tries, model)
+
+
 def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
     t0 = time.monotonic()
-    planted = ", ".join(PLANTED[k] for k in kinds)
-    prompt = unique_prompt(f"Repeat exactly, nothing else: {planted}")
-    body = chat_body(prompt, max_tokens=64, temperature=0)
-    with httpx.Client(timeout=60, headers=auth_headers(api_key)) as http:
-        r = http.post(f"{base_url}/v1/chat/completions", json=body)
-    plain = ""
-    if r.status_code == 200:
-        plain = (r.json().get("choices") or [{}])[0].get("message", {}).get("content") or ""
-    streamed = stream_chat(base_url, api_key, chat_body(prompt, max_tokens=64, temperature=0.7))
-    statuses = [r.status_code, streamed.status]
-    if statuses != [200, 200]:
-        outcome: Outcome = "fail"
-        reasons = [f"statuses {statuses}, want [200, 200]"]
-    else:
-        outcome, reasons = judge_pii([plain, streamed.text], kinds)
+    models = listed_models(base_url, api_key)
+    measured: dict[str, float | int | str | None] = {
+        "kinds": ", ".join(kinds), "models": ", ".join(m or "(default)" for m in models),
+    }  # fmt: skip
+    found: list[PiiAnswers] = []
+    failures: list[str] = []
+    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+        for kind in kinds:
+            asked = _ask_back(http, base_url, api_key, kind, models)
+            measured |= {f"{kind}_tries": asked.tries, f"{kind}_model": asked.model}
+            if isinstance(asked.answers, str):
+                failures.append(asked.answers)
+                continue
+            measured[f"{kind}_answer"] = _excerpt(asked.answers.plain)
+            found.append(asked.answers)
+    bound = max((len(PLANTED[k]) for k in kinds), default=0) * len(models)
+    outcome, reasons = ("fail", failures) if failures else judge_pii(found, bound)
     return CheckResult(
-        name=NAME, category="security", outcome=outcome, reasons=reasons,
-        measured={"kinds": ", ".join(kinds), "plain_answer": _excerpt(plain),
-                  "streamed_answer": _excerpt(streamed.text)},
+        name=NAME, category="security", outcome=outcome, reasons=reasons, measured=measured,
         duration_s=round(time.monotonic() - t0, 3),
     )  # fmt: skip

@@ -7,11 +7,12 @@ settings, so nothing the candidate says can lower its own bar.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from harness.spec.base import Strict
+from harness.spec.gateway import DEFAULT_INJECTION_PATTERNS
 
 PRACTICES_METRICS = (
     "llm_requests_total",
@@ -55,6 +56,17 @@ class StreamingPolicy(Strict):
     min_chunks: int = Field(4, ge=2)
 
 
+class InjectionPolicy(Strict):
+    # Prompts with any of these (case-insensitive substrings, PRACTICES.md's list) are flagged:
+    # counted under the pattern by the gateway. The probe sends each one.
+    patterns: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        DEFAULT_INJECTION_PATTERNS, min_length=1
+    )
+    # log: flagged and let through (a candidate that refuses them is stricter and passes);
+    # reject: refused with the gateway contract's `prompt_injection` answer.
+    action: Literal["log", "reject"] = "log"
+
+
 class AlertPolicy(Strict):
     # Alert rules that must be deployed, by name.
     required: tuple[str, ...] = PRACTICES_ALERTS
@@ -64,6 +76,7 @@ class AlertPolicy(Strict):
     # The deployed thresholds may not be looser than these.
     max_error_rate_threshold: float = Field(0.05, ge=0, le=1)
     max_slow_p95_seconds: float = Field(10.0, gt=0)
+    max_gpu_memory_ratio: float = Field(0.95, gt=0, le=1)
 
 
 class MonitoringPolicy(Strict):
@@ -84,6 +97,7 @@ class Policy(Strict):
     breaker: BreakerPolicy = BreakerPolicy()
     fallback: FallbackPolicy = FallbackPolicy()
     max_prompt_chars: int = Field(10_000, ge=1)
+    injection: InjectionPolicy = InjectionPolicy()
     # Output PII that must be filtered (the gateway's kinds: email, phone, ssn).
     pii_kinds: tuple[Literal["email", "phone", "ssn"], ...] = ("email", "phone", "ssn")
     cache: CachePolicy = CachePolicy()

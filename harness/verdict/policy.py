@@ -77,6 +77,7 @@ def policy_differences(policy: Policy, stack: StackSpec) -> list[str]:
             f"{s.validation.max_prompt_chars} chars",
             f"at most {policy.max_prompt_chars}",
         )
+    out += _injection_differences(policy, stack)
     if policy.pii_kinds and not s.pii.enabled:
         weaker("PII filtering", "disabled", "filters " + ", ".join(policy.pii_kinds))
     c, pc = s.cache, policy.cache
@@ -85,6 +86,24 @@ def policy_differences(policy: Policy, stack: StackSpec) -> list[str]:
     elif c.ttl_s > pc.ttl_s:
         weaker("cache TTL", f"{c.ttl_s} s", f"at most {pc.ttl_s} s")
     out += _alert_differences(policy, stack)
+    return out
+
+
+def _injection_differences(policy: Policy, stack: StackSpec) -> list[str]:
+    """Every policy pattern the candidate does not flag (compared as the gateway matches them,
+    case-insensitively), and a candidate that lets through what the policy refuses."""
+    v, pi = stack.gateway.settings.validation, policy.injection
+    declared = {p.lower() for p in v.injection_patterns}
+    missing = [p for p in pi.patterns if p.lower() not in declared]
+    out: list[str] = []
+    if missing:
+        out.append(
+            "prompt-injection patterns: candidate does not flag "
+            f"{', '.join(map(repr, missing))}, policy flags {', '.join(map(repr, pi.patterns))}"
+        )
+    if pi.action == "reject" and v.injection_policy != "reject":
+        out.append("prompt injection: candidate lets flagged prompts through (log), "
+                   "policy refuses them (reject)")  # fmt: skip
     return out
 
 
@@ -101,9 +120,17 @@ def _alert_differences(policy: Policy, stack: StackSpec) -> list[str]:
             f"SlowResponse threshold: candidate {p.slow_p95_seconds:g} s, "
             f"policy at most {pa.max_slow_p95_seconds:g} s"
         )
-    # The reference rules' production timing (PRACTICES.md); a candidate may fire sooner.
+    if p.gpu_memory_ratio > pa.max_gpu_memory_ratio:
+        out.append(
+            f"GPUMemoryHigh threshold: candidate {p.gpu_memory_ratio:g}, "
+            f"policy at most {pa.max_gpu_memory_ratio:g}"
+        )
+    # The reference rules' production timing (PRACTICES.md); a candidate may fire sooner. A
+    # longer window averages a burst of errors away.
     for what, value, limit in (
+        ("HighErrorRate window", p.error_rate_window, "5m"),
         ("HighErrorRate `for`", p.error_rate_for, "2m"),
+        ("SlowResponse window", p.slow_window, "5m"),
         ("SlowResponse `for`", p.slow_for, "5m"),
         ("GPUMemoryHigh `for`", p.gpu_memory_for, "5m"),
     ):

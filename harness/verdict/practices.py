@@ -5,8 +5,10 @@ directly with planted defects."""
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.spec.policy import StreamingPolicy
@@ -159,46 +161,92 @@ def judge_cost(
     return failures, measured
 
 
+@dataclass(frozen=True)
+class InjectionAnswer:
+    """One prompt with one of the policy's patterns: how it was answered and how much the
+    gateway's counter grew under that pattern."""
+
+    pattern: str
+    status: int
+    error_code: str | None
+    counted: float
+
+
 def judge_injection(
-    status: int, error_code: str | None, counted: float, policy: str, pattern: str,
-    reject: ErrorAnswer | None = None, metric: str = "llm_prompt_injection_detected_total",
+    answers: Sequence[InjectionAnswer], action: str, refusal: ErrorAnswer | None = None,
+    metric: str = "llm_prompt_injection_detected_total",
 ) -> list[str]:  # fmt: skip
-    """`reject`: how the gateway answers a rejected prompt (default: 400
-    prompt_injection_detected); `metric`: its injection counter's name."""
-    reject = reject or ErrorAnswer(status=(400,), code="prompt_injection_detected")
+    """Each of the policy's patterns is counted once under its name and answered as the policy's
+    `action` says: log, let through (200) or refused (stricter); reject, refused. `refusal`: how
+    the gateway refuses a flagged prompt (None: the gateway contract marks it absent)."""
     failures = []
-    if counted != 1:
-        failures.append(f"{metric}{{pattern={pattern!r}}} grew by {counted:g}, want 1")
-    if policy == "reject" and (status not in reject.status
-                               or (reject.code and error_code != reject.code)):  # fmt: skip
-        failures.append(f"policy reject: status {status} code {error_code!r}, want "
-                        f"{reject.describe()}")  # fmt: skip
-    if policy == "log" and status != 200:
-        failures.append(f"policy log: status {status}, want 200 (flagged, let through)")
+    for a in answers:
+        if a.counted != 1:
+            failures.append(f"{metric}{{pattern={a.pattern!r}}} grew by {a.counted:g}, want 1")
+        refused = (
+            refusal is not None
+            and a.status in refusal.status
+            and (not refusal.code or a.error_code == refusal.code)
+        )
+        if action == "reject" and not refused:
+            want = refusal.describe() if refusal else "a refusal"
+            failures.append(f"{a.pattern!r}: policy reject: status {a.status} code "
+                            f"{a.error_code!r}, want {want}")  # fmt: skip
+        if action == "log" and a.status != 200 and not refused:
+            also = f" or refused with {refusal.describe()}" if refusal else ""
+            failures.append(f"{a.pattern!r}: policy log: status {a.status}, want 200 (flagged, "
+                            f"let through){also}")  # fmt: skip
     return failures
 
 
-PLANTED = {"email": "jane.doe@example.com", "phone": "555-123-4567", "ssn": "123-45-6789"}
-
-
+# PRACTICES.md's output filter: what each kind of PII looks like, and its placeholder.
+PII_PATTERNS = {
+    "email": re.compile(r"\b[\w.-]+@[\w.-]+\.\w+\b"),
+    "phone": re.compile(r"\b\d{3}[-.]?\d{3}[-.]?\d{4}\b"),
+    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
+}
 PLACEHOLDER = {"email": "[EMAIL]", "phone": "[PHONE]", "ssn": "[SSN]"}
 
 
-def judge_pii(answers: Sequence[str], kinds: Sequence[str]) -> tuple[Outcome, list[str]]:
-    """Each answer is checked for every kind: the raw value is a leak (fail), its placeholder is
-    proof; a kind proven nowhere is unproven (skipped when none is proven, else a warning)."""
-    leaks = [f"answer {i + 1} leaks the planted {k} {PLANTED[k]!r}"
-             for i, a in enumerate(answers) for k in kinds if PLANTED[k] in a]  # fmt: skip
+def carries(answer: str, kind: str) -> bool:
+    """Whether a live answer carried a value of `kind` through the gateway: as its placeholder
+    (filtered) or as the value itself (leaked). Otherwise the model did not repeat it."""
+    return PLACEHOLDER[kind] in answer or PII_PATTERNS[kind].search(answer) is not None
+
+
+@dataclass(frozen=True)
+class PiiAnswers:
+    """The plain and the streamed answer to a prompt that asked the model to repeat `planted`."""
+
+    kind: str
+    planted: str
+    plain: str
+    streamed: str
+
+
+def judge_pii(found: Sequence[PiiAnswers], tries: int) -> tuple[Outcome, list[str]]:
+    """Any value of a kind in an answer is a leak (fail), the planted one or another the model
+    made up; its placeholder in both answers is proof. A kind no answer carried in `tries`
+    prompts is unproven: skipped when none is proven, else a warning."""
+    leaks = []
+    for f in found:
+        for which, text in (("plain", f.plain), ("streamed", f.streamed)):
+            if f.planted in text:
+                leaks.append(f"the {which} answer leaks the planted {f.kind} {f.planted!r}")
+            elif m := PII_PATTERNS[f.kind].search(text):
+                leaks.append(f"the {which} answer leaks an unfiltered {f.kind} {m.group()!r}")
     if leaks:
         return "fail", leaks
-    proven = [k for k in kinds if all(PLACEHOLDER[k] in a for a in answers)]
-    unproven = [k for k in kinds if k not in proven]
+    proven = [f.kind for f in found
+              if PLACEHOLDER[f.kind] in f.plain and PLACEHOLDER[f.kind] in f.streamed]  # fmt: skip
+    unproven = [f.kind for f in found if f.kind not in proven]
     if not proven:
         return "skipped", [
-            "the model did not repeat the planted PII, so its filtering could not be seen "
-            "(a real model cannot be made to on demand; a simulator in echo mode can)"
+            f"no live answer repeated the planted PII in {tries} prompts per kind, so its "
+            "filtering could not be seen"
         ]
     if unproven:
-        return "warn", [f"filtered: {', '.join(proven)}; not repeated by the model, so not "
-                        f"proven: {', '.join(unproven)}"]  # fmt: skip
-    return "pass", [f"{', '.join(proven)} replaced by placeholders in plain and streamed answers"]
+        return "warn", [f"filtered: {', '.join(proven)}; not repeated by the model in {tries} "
+                        f"prompts, so not proven: {', '.join(unproven)}"]  # fmt: skip
+    return "pass", [f"{', '.join(proven)} replaced by placeholders in plain and streamed live "
+                    "answers"]  # fmt: skip

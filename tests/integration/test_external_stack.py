@@ -87,6 +87,35 @@ def test_gate_an_external_stack_with_its_toxiproxy_runs_the_breaker(
     assert_breaker_gated_through_its_toxiproxy(tmp_path, up_stack, KEYS["breaker"])
 
 
+def test_a_deployment_declaring_nothing_fails_by_behaviour_alone(tmp_path: Path) -> None:
+    """A deployment whose gateway flags no injection pattern and filters no PII, gated with no
+    declared settings (nothing to compare with the policy): the probes send the policy's
+    patterns and plant its PII, and each fails on what the stack does, the practice named."""
+    weak = {"validation": {"injection_patterns": []}, "pii": {"enabled": False}}
+    profile = (
+        f"kind: gate\nload: null\nprobes: {only('injection', 'pii')}\n"
+        "key_checks: [prompt-injection flagging, PII filtered from answers]\n"
+    )
+    (tmp_path / "up").mkdir()
+    env = {"EXTERNAL_GATE_KEY": KEYS["undeclared"]}
+    with harness_up(tmp_path / "up", settings=weak) as ep:
+        spec = external_spec(ep, toxiproxy=False)
+        r, report = run_gate(tmp_path / "gate", spec, env, profile=profile)
+    assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
+    checks = by_name(report)
+    policy = checks["candidate's practices meet the policy"]
+    assert policy["outcome"] == "skipped", policy
+    injection = checks["prompt-injection flagging"]
+    assert injection["outcome"] == "fail" and injection["measured"]["counted"] == 0, injection
+    for pattern in ("ignore previous instructions", "disregard above", "system:", "assistant:"):
+        want = f"llm_prompt_injection_detected_total{{pattern={pattern!r}}} grew by 0, want 1"
+        assert want in injection["reasons"], injection["reasons"]
+    pii = checks["PII filtered from answers"]
+    assert pii["outcome"] == "fail", pii
+    assert "the plain answer leaks the planted email 'jane.doe@example.com'" in pii["reasons"]
+    assert pii["measured"]["email_model"] == "sim-fallback"  # the echoing model the entry lists
+
+
 def test_unreachable_and_remote_addresses_are_named_before_anything_runs(tmp_path: Path) -> None:
     (dead,) = free_ports(1)
     spec = {

@@ -57,10 +57,8 @@ def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "passed" and report["exit_code"] == 0
-    # Everything passes but the PII probe: the simulator (random mode) does not repeat PII.
-    skipped = [c["name"] for c in report["checks"] if c["outcome"] == "skipped"]
-    assert skipped == ["PII filtered from answers"]
-    assert {c["outcome"] for c in report["checks"]} == {"pass", "skipped"}
+    # Everything passes, PII filtering too: the echoing fallback model repeats the planted PII.
+    assert {c["outcome"] for c in report["checks"]} == {"pass"}
     assert report["stack_spec"]["name"] == "simulated"
     checks = {c["name"]: c for c in report["checks"]}
     cost = checks["cost accounting"]["measured"]
@@ -68,7 +66,9 @@ def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
     assert cost["cost_usd"] == pytest.approx(
         (cost["prompt_tokens"] + cost["completion_tokens"]) / 1000 * 0.0001
     )
-    assert checks["prompt-injection flagging"]["measured"]["counted"] == 1
+    assert checks["prompt-injection flagging"]["measured"]["counted"] == 4  # the policy's patterns
+    pii = checks["PII filtered from answers"]["measured"]
+    assert pii["email_model"] == "sim-fallback" and pii["email_answer"] == "[EMAIL]", pii
     assert "gate PASSED" in r.stdout
 
 
@@ -85,7 +85,7 @@ def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     sec = next(c for c in report["checks"] if c["category"] == "security")
     assert sec["outcome"] == "fail" and any("no key" in reason for reason in sec["reasons"])
     injection = next(c for c in report["checks"] if c["name"] == "prompt-injection flagging")
-    assert injection["outcome"] == "pass" and injection["measured"]["status"] == 400
+    assert injection["outcome"] == "pass" and injection["measured"]["statuses"] == "400"
 
 
 def test_bad_profile_exits_2_before_starting_anything(tmp_path: Path) -> None:

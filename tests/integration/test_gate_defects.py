@@ -19,6 +19,13 @@ SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 # (30 ms to the first token), so a hit can be only a few times faster: the policy is told so.
 SIM_POLICY = {"breaker": {"recovery_timeout_s": 4}, "cache": {"hit_speedup": 4}}
 PROBES_ONLY = {"probes": {"breaker": False}, "load": None, "key_checks": []}
+PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "breaker", "monitoring",
+          "alert_rule_tests", "logs", "rate_limit")  # fmt: skip
+
+
+def only(*probes: str) -> dict[str, bool]:
+    """A profile's `probes:` with every probe off but these."""
+    return {p: p in probes for p in PROBES}
 
 
 def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -54,13 +61,6 @@ def failed(report: dict[str, Any], name: str) -> list[str]:
 DEFECTS = [
     pytest.param({"nginx": {"buffering": True}}, {}, "streamed completion",
                  "the stream is buffered", id="buffering-proxy"),
-    pytest.param({"gateway": {"settings": {"cache": {"enabled": False}}}}, {}, "response cache",
-                 "X-Cache was", id="cache-off"),
-    pytest.param({"gateway": {"settings": {"rate_limit": {"requests_per_minute": 1000}}}}, {},
-                 "rate limit per API key", "admitted at once, policy 100/minute",
-                 id="limiter-too-generous"),
-    pytest.param({"gateway": {"settings": {"rate_limit": {"enabled": False}}}}, {},
-                 "rate limit per API key", "no 429", id="limiter-off"),
     pytest.param({"gateway": {"settings": {"cost": {"price_per_1k_tokens": {"default": 0.0}}}}},
                  {}, "cost accounting", "a zero cost", id="zero-prices"),
     pytest.param({}, {"policy": {**SIM_POLICY, "monitoring": {
@@ -70,11 +70,6 @@ DEFECTS = [
     pytest.param({}, {"policy": {**SIM_POLICY, "monitoring": {"jobs": ["gateway", "tracing"]}}},
                  "metrics and alert rules", "no scrape target for job 'tracing'",
                  id="missing-scrape-job"),
-    pytest.param({"prometheus": {"error_rate_threshold": 0.5}}, {},
-                 "alert rule unit tests (promtool)", "HighErrorRate", id="broken-alert-rule"),
-    pytest.param({"gateway": {"settings": {"validation": {"max_prompt_chars": 200000}}}}, {},
-                 "authentication and input validation", "oversized prompt",
-                 id="prompt-limit-too-high"),
     pytest.param({"gateway": {"settings": {"logging": {"level": "error"}}}}, {},
                  "error answers logged with request id and reason",
                  "no gateway log line with its request id", id="error-answers-unlogged"),
@@ -94,20 +89,111 @@ def test_a_planted_defect_fails_the_gate_with_its_checks_reason(
     assert any(reason in r for r in reasons), reasons
 
 
-def test_the_candidate_cannot_lower_its_own_bar(tmp_path: Path) -> None:
-    """A candidate that weakens its practices fails the policy check with the difference named,
-    and the probes hold it to the policy's values, not its own."""
-    rc, report, out = run_gate(
-        tmp_path, {**PROBES_ONLY, "probes": {"breaker": True}},
-        {"gateway": {"settings": {"rate_limit": {"requests_per_minute": 1000},
-                                  "breaker": {"failure_threshold": 50}}}},
-    )  # fmt: skip
+def settings(**practices: Any) -> dict[str, Any]:
+    return {"gateway": {"settings": practices}}
+
+
+# The checks that prove a practice by behaviour, by their probe in the profile.
+PROBE_CHECKS = {
+    "security": "authentication and input validation",
+    "injection": "prompt-injection flagging",
+    "pii": "PII filtered from answers",
+    "cache": "response cache",
+    "alert_rule_tests": "alert rule unit tests (promtool)",
+    "breaker": "circuit breaker opens and recovers",
+    "rate_limit": "rate limit per API key",
+}
+SLOW_ALERTS = {k: "1d" for k in ("error_rate_window", "error_rate_for", "slow_window", "slow_for",
+                                  "gpu_memory_for")}  # fmt: skip
+# Every practice the policy sets, declared at its weakest by the candidate (off, empty, huge):
+# (candidate, policy, the policy check's reasons, the probe that shows it in seconds on the
+# simulated stack and its check's reason; None where only a fault experiment or hours would).
+WEAKEST = [
+    pytest.param(settings(auth={"enabled": False}), {},
+                 ["authentication: candidate off, policy required"],
+                 "security", "no key: POST answered 200", id="auth-off"),
+    pytest.param(settings(auth={"allow_anonymous": True}), {},
+                 ["authentication: candidate allows anonymous, policy required"],
+                 "security", "no key: POST answered 200", id="anonymous-allowed"),
+    pytest.param(settings(rate_limit={"enabled": False}), {},
+                 ["rate limit: candidate disabled, policy 100/min per key"],
+                 "rate_limit", "no 429", id="limiter-off"),
+    pytest.param(settings(rate_limit={"requests_per_minute": 1_000_000}), {},
+                 ["rate limit: candidate allows 1000000/min per key, policy 100/min"],
+                 "rate_limit", "admitted at once, policy 100/minute", id="limiter-huge"),
+    pytest.param(settings(breaker={"failure_threshold": 1_000_000}), {},
+                 ["circuit breaker: candidate opens after 1000000 failures, policy at most 5"],
+                 "breaker", "after 5 failures the breaker reads closed, want open",
+                 id="breaker-never-opens"),
+    pytest.param(settings(breaker={"recovery_timeout_s": 0.5}), {},
+                 ["circuit breaker: candidate retries the pool after 0.5 s, policy not before 4 s"],
+                 "breaker", "before its recovery timeout of 4s", id="breaker-retries-at-once"),
+    pytest.param(settings(fallback={"enabled": False}), {},
+                 ["fallback: candidate disabled, policy after 5 s"], None, None, id="fallback-off"),
+    pytest.param(settings(fallback={"primary_timeout_s": 1_000_000}), {},
+                 ["fallback: candidate waits 1e+06 s for the primary, policy at most 5 s"],
+                 None, None, id="fallback-never"),
+    pytest.param(settings(fallback={"fallback_max_tokens": 1_000_000}), {},
+                 ["fallback budget: candidate 1000000 tokens, policy at most 50"], None, None,
+                 id="fallback-budget-huge"),
+    pytest.param(settings(validation={"max_prompt_chars": 1_000_000_000}), {},
+                 ["maximum prompt length: candidate 1000000000 chars, policy at most 10000"],
+                 "security", "oversized prompt: POST answered 200", id="prompt-limit-huge"),
+    pytest.param(settings(validation={"injection_patterns": []}), {},
+                 ["prompt-injection patterns: candidate does not flag 'ignore previous "
+                  "instructions', 'disregard above', 'system:', 'assistant:', policy flags "
+                  "'ignore previous instructions', 'disregard above', 'system:', 'assistant:'"],
+                 "injection", "llm_prompt_injection_detected_total{pattern='disregard above'} "
+                 "grew by 0, want 1", id="injection-patterns-none"),
+    pytest.param({}, {"injection": {"action": "reject"}},
+                 ["prompt injection: candidate lets flagged prompts through (log), policy "
+                  "refuses them (reject)"],
+                 "injection", "'system:': policy reject: status 200", id="injection-let-through"),
+    pytest.param(settings(pii={"enabled": False}), {},
+                 ["PII filtering: candidate disabled, policy filters email, phone, ssn"],
+                 "pii", "the plain answer leaks the planted email 'jane.doe@example.com'",
+                 id="pii-filter-off"),
+    pytest.param(settings(cache={"enabled": False}), {},
+                 ["response cache: candidate disabled, policy TTL 3600 s"],
+                 "cache", "X-Cache was", id="cache-off"),
+    pytest.param(settings(cache={"ttl_s": 1_000_000_000}), {},
+                 ["cache TTL: candidate 1000000000 s, policy at most 3600 s"], None, None,
+                 id="cache-ttl-huge"),
+    pytest.param({"prometheus": {"error_rate_threshold": 1.0}}, {},
+                 ["HighErrorRate threshold: candidate 1, policy at most 0.05"],
+                 "alert_rule_tests", "HighErrorRate", id="error-alert-never-fires"),
+    pytest.param({"prometheus": {"slow_p95_seconds": 1_000_000}}, {},
+                 ["SlowResponse threshold: candidate 1e+06 s, policy at most 10 s"],
+                 "alert_rule_tests", "SlowResponse", id="slow-alert-never-fires"),
+    pytest.param({"prometheus": {"gpu_memory_ratio": 1.0}}, {},
+                 ["GPUMemoryHigh threshold: candidate 1, policy at most 0.95"],
+                 "alert_rule_tests", "GPUMemoryHigh", id="gpu-alert-never-fires"),
+    pytest.param({"prometheus": SLOW_ALERTS}, {},
+                 ["HighErrorRate window: candidate 1d, policy at most 5m",
+                  "HighErrorRate `for`: candidate 1d, policy at most 2m",
+                  "SlowResponse window: candidate 1d, policy at most 5m",
+                  "SlowResponse `for`: candidate 1d, policy at most 5m",
+                  "GPUMemoryHigh `for`: candidate 1d, policy at most 5m"],
+                 "alert_rule_tests", "alertname: GPUMemoryHigh", id="alerts-too-slow"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("candidate", "policy", "differences", "probe", "reason"), WEAKEST)
+def test_a_practice_at_its_weakest_fails_the_gate(
+    tmp_path: Path, candidate: dict[str, Any], policy: dict[str, Any], differences: list[str],
+    probe: str | None, reason: str | None,
+) -> None:  # fmt: skip
+    """The candidate cannot lower its own bar: the policy check names the difference, and the
+    probe, sending and expecting the policy's values, fails on what the stack does."""
+    profile = {**PROBES_ONLY, "probes": only(*filter(None, [probe])),
+               "policy": {**SIM_POLICY, **policy}}  # fmt: skip
+    rc, report, out = run_gate(tmp_path, profile, candidate)
     assert rc == 1, out[-3000:]
-    reasons = failed(report, "candidate's practices meet the policy")
-    assert "rate limit: candidate allows 1000/min per key, policy 100/min" in reasons
-    assert "circuit breaker: candidate opens after 50 failures, policy at most 5" in reasons
-    breaker = failed(report, "circuit breaker opens and recovers")
-    assert any("after 5 failures the breaker reads closed, want open" in r for r in breaker)
+    assert failed(report, "candidate's practices meet the policy") == differences
+    if probe is not None:
+        assert reason is not None
+        reasons = failed(report, PROBE_CHECKS[probe])
+        assert any(reason in r for r in reasons), reasons
 
 
 def test_a_skipped_key_check_means_the_gate_cannot_pass(tmp_path: Path) -> None:
@@ -158,20 +244,22 @@ def test_a_slowed_model_pool_fails_the_latency_slo_with_its_bound(tmp_path: Path
     assert check["measured"]["decision"] == "pass" and check["measured"]["upper"] <= 200
 
 
-def test_pii_filtering_is_proven_on_an_echoing_model_and_a_leak_fails(tmp_path: Path) -> None:
-    echo = {"primary": {"server": {"mode": "echo"}}, "fallback": {"server": {"mode": "echo"}}}
-    profile = {**PROBES_ONLY, "probes": {"breaker": False, "rate_limit": False}}
-    rc, report, out = run_gate(tmp_path, profile, echo)
-    assert rc == 0, out[-3000:]
-    pii = next(c for c in report["checks"] if c["name"] == "PII filtered from answers")
-    assert pii["outcome"] == "pass", pii
-    leaky = tmp_path / "leaky"
-    leaky.mkdir()
-    rc, report, out = run_gate(
-        leaky, profile, {**echo, "gateway": {"settings": {"pii": {"enabled": False}}}}
-    )
+def test_pii_no_model_repeats_is_skipped_and_fails_its_key_check(tmp_path: Path) -> None:
+    """Models that never repeat a planted value (both simulators in random mode): the filter
+    cannot be seen on a live answer, the probe says so after its bounded tries, and as a key
+    check it stops the gate from passing."""
+    profile = {**PROBES_ONLY, "probes": only("pii"), "key_checks": ["PII filtered from answers"]}
+    rc, report, out = run_gate(tmp_path, profile, {"fallback": {"server": {"mode": "random"}}})
     assert rc == 1, out[-3000:]
-    assert any("leaks the planted email" in r for r in failed(report, "PII filtered from answers"))
+    pii = next(c for c in report["checks"] if c["name"] == "PII filtered from answers")
+    why = ("no live answer repeated the planted PII in 6 prompts per kind, so its filtering "
+           "could not be seen")  # fmt: skip
+    assert pii["outcome"] == "skipped" and pii["reasons"] == [why], pii
+    # Three planted values, each asked of both models the entry lists.
+    assert pii["measured"]["email_tries"] == 6 and pii["measured"]["ssn_tries"] == 6
+    assert f"key check 'PII filtered from answers' was skipped: {why}" in failed(
+        report, "key checks ran"
+    )
 
 
 def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_services(

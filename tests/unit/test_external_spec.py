@@ -18,7 +18,12 @@ from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 from harness.stack.external import check_env, check_remote, is_loopback
 from harness.stack.provider import Endpoints, RunningStack
-from harness.verdict.practices import judge_cost, judge_injection, judge_rate_limit
+from harness.verdict.practices import (
+    InjectionAnswer,
+    judge_cost,
+    judge_injection,
+    judge_rate_limit,
+)
 from harness.wire import ERRORS, METRICS, ErrorAnswer
 
 
@@ -293,14 +298,16 @@ def test_a_bad_mapping_names_file_field_and_what_was_expected(
 
 def test_judges_read_the_gateways_names() -> None:
     reject = ErrorAnswer(status=(403,), code="blocked")
-    assert judge_injection(403, "blocked", 1, "reject", "system:", reject) == []
-    (wrong,) = judge_injection(400, "prompt_injection_detected", 1, "reject", "system:", reject)
-    assert (
-        wrong
-        == "policy reject: status 400 code 'prompt_injection_detected', want 403 code 'blocked'"
-    )
-    (missed,) = judge_injection(200, None, 0, "log", "system:", metric="acme_injections")
-    assert missed.startswith("acme_injections{pattern='system:'} grew by 0")
+    blocked = [InjectionAnswer("system:", 403, "blocked", 1)]
+    assert judge_injection(blocked, "reject", reject) == []
+    wrong = [InjectionAnswer("system:", 400, "prompt_injection_detected", 1)]
+    assert judge_injection(wrong, "reject", reject) == [
+        "'system:': policy reject: status 400 code 'prompt_injection_detected', want 403 code "
+        "'blocked'"
+    ]
+    missed = [InjectionAnswer("system:", 200, None, 0)]
+    (reason,) = judge_injection(missed, "log", reject, metric="acme_injections")
+    assert reason.startswith("acme_injections{pattern='system:'} grew by 0")
     # A limiter that refuses with 503: counted as refused under its mapping, unexpected without.
     codes = [200] * 5 + [503] * 3
     assert judge_rate_limit(codes, 5, None, fresh_key=False, refused=(503,)) == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.probes.gateway_metrics import deltas, parse_counters
-from harness.verdict.practices import judge_cost, judge_injection
+from harness.verdict.practices import InjectionAnswer, judge_cost, judge_injection
+from harness.wire import ErrorAnswer
 
 PAGE_0 = """# TYPE llm_cost_usd_total counter
 llm_cost_usd_total{model="smollm2-135m"} 0.0005
@@ -69,8 +70,30 @@ def test_an_answer_without_usage_or_a_failed_request_fails() -> None:
 
 
 def test_injection_is_judged_by_the_counter_and_the_policy() -> None:
-    assert judge_injection(200, None, 1, "log", "system:") == []
-    assert judge_injection(400, "prompt_injection_detected", 1, "reject", "system:") == []
-    assert judge_injection(200, None, 1, "reject", "system:")[0].startswith("policy reject")
-    (missed,) = judge_injection(200, None, 0, "log", "system:")
-    assert "grew by 0, want 1" in missed
+    refusal = ErrorAnswer(status=(400,), code="prompt_injection_detected")
+
+    def one(status: int, code: str | None, counted: float) -> list[InjectionAnswer]:
+        return [InjectionAnswer("system:", status, code, counted)]
+
+    assert judge_injection(one(200, None, 1), "log", refusal) == []
+    assert judge_injection(one(400, "prompt_injection_detected", 1), "reject", refusal) == []
+    # Refusing what the policy only flags is stricter: it passes.
+    assert judge_injection(one(400, "prompt_injection_detected", 1), "log", refusal) == []
+    (let_through,) = judge_injection(one(200, None, 1), "reject", refusal)
+    assert let_through == (
+        "'system:': policy reject: status 200 code None, want 400 code 'prompt_injection_detected'"
+    )
+    (other,) = judge_injection(one(400, "invalid_parameter", 1), "log", refusal)
+    assert other.startswith("'system:': policy log: status 400, want 200 (flagged, let through)")
+    (missed,) = judge_injection(one(200, None, 0), "log", refusal)
+    assert missed == "llm_prompt_injection_detected_total{pattern='system:'} grew by 0, want 1"
+
+
+def test_every_policy_pattern_the_candidate_misses_is_named() -> None:
+    answers = [InjectionAnswer(p, 200, None, 0 if p != "system:" else 1)
+               for p in ("ignore previous instructions", "system:", "disregard above")]  # fmt: skip
+    failures = judge_injection(answers, "log", None, "acme_flags_total")
+    assert failures == [
+        "acme_flags_total{pattern='ignore previous instructions'} grew by 0, want 1",
+        "acme_flags_total{pattern='disregard above'} grew by 0, want 1",
+    ]

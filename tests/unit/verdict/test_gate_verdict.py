@@ -49,6 +49,12 @@ def test_the_reference_stack_meets_the_default_policy() -> None:
         ({"cache": {"enabled": False}}, "response cache: candidate disabled"),
         ({"cache": {"ttl_s": 86400}}, "cache TTL: candidate 86400 s, policy at most 3600 s"),
         ({"auth": {"enabled": False}}, "authentication: candidate off"),
+        ({"auth": {"allow_anonymous": True}}, "authentication: candidate allows anonymous"),
+        ({"validation": {"injection_patterns": []}},
+         "prompt-injection patterns: candidate does not flag 'ignore previous instructions', "
+         "'disregard above', 'system:', 'assistant:'"),
+        ({"validation": {"injection_patterns": ["ignore previous instructions", "system:"]}},
+         "candidate does not flag 'disregard above', 'assistant:', policy flags"),
     ],
 )  # fmt: skip
 def test_a_weakened_practice_fails_with_the_difference_named(
@@ -67,13 +73,46 @@ def test_a_stricter_candidate_passes_and_the_candidate_cannot_lower_the_bar() ->
     assert policy_differences(Policy(rate_limit_per_minute=1000), generous) == []
 
 
-def test_alert_rules_looser_than_the_policy_are_named() -> None:
-    stack = StackSpec.model_validate(
-        {"prometheus": {"error_rate_threshold": 0.5, "error_rate_for": "10m"}}
+def test_injection_patterns_are_compared_as_the_gateway_matches_them() -> None:
+    # Case does not matter (the gateway lowers both); extra patterns are stricter.
+    shouting = candidate(
+        validation={
+            "injection_patterns": [
+                "IGNORE PREVIOUS INSTRUCTIONS",
+                "Disregard Above",
+                "SYSTEM:",
+                "assistant:",
+                "jailbreak",
+            ]
+        }
     )
-    diffs = policy_differences(Policy(), stack)
-    assert "HighErrorRate threshold: candidate 0.5, policy at most 0.05" in diffs
-    assert "HighErrorRate `for`: candidate 10m, policy at most 2m" in diffs
+    assert policy_differences(Policy(), shouting) == []
+    # A profile's own list is the bar: a pattern the candidate lacks is named.
+    policy = Policy.model_validate({"injection": {"patterns": ["system:", "developer mode"]}})
+    assert policy_differences(policy, StackSpec()) == [
+        "prompt-injection patterns: candidate does not flag 'developer mode', policy flags "
+        "'system:', 'developer mode'"
+    ]
+    # A policy that refuses flagged prompts fails a candidate that only logs them.
+    refusing = Policy.model_validate({"injection": {"action": "reject"}})
+    assert policy_differences(refusing, StackSpec()) == [
+        "prompt injection: candidate lets flagged prompts through (log), policy refuses them "
+        "(reject)"
+    ]
+    assert policy_differences(refusing, candidate(validation={"injection_policy": "reject"})) == []
+
+
+def test_alert_rules_looser_than_the_policy_are_named() -> None:
+    stack = StackSpec.model_validate({"prometheus": {
+        "error_rate_threshold": 0.5, "error_rate_for": "10m", "gpu_memory_ratio": 1.0,
+        "slow_window": "1h",
+    }})  # fmt: skip
+    assert policy_differences(Policy(), stack) == [
+        "HighErrorRate threshold: candidate 0.5, policy at most 0.05",
+        "GPUMemoryHigh threshold: candidate 1, policy at most 0.95",
+        "HighErrorRate `for`: candidate 10m, policy at most 2m",
+        "SlowResponse window: candidate 1h, policy at most 5m",
+    ]
     assert duration_s("1h30m") == 5400 and duration_s("15s") == 15
     with pytest.raises(ValueError):
         duration_s("5 minutes")
@@ -107,6 +146,8 @@ def test_the_default_profile_names_its_key_checks() -> None:
 
     gate = load_yaml_model(GateSpec, PROJECT_ROOT / "reports" / "profiles" / "default.yaml")
     assert "rate limit per API key" in gate.key_checks and "slo" in gate.key_checks
+    assert {"prompt-injection flagging", "PII filtered from answers"} <= set(gate.key_checks)
+    assert gate.policy == Policy()  # PRACTICES.md's values, written out
     assert gate.confidence.warn_only == ("ttft_p99_ms<=5x", "itl_p95_ms<=5x")
     assert gate.relative_slos()
 
@@ -229,17 +270,33 @@ def test_the_live_copy_of_the_rules_changes_only_windows_and_holds() -> None:
     assert "> 0.05" in group["rules"][0]["expr"]  # thresholds untouched
 
 
-def test_pii_is_proven_only_by_placeholders_in_the_answer() -> None:
-    from harness.verdict.practices import judge_pii
+def test_pii_is_proven_only_by_placeholders_in_live_answers() -> None:
+    from harness.verdict.practices import PiiAnswers, carries, judge_pii
 
-    kinds = ("email", "phone", "ssn")
-    echoed = "Repeat: [EMAIL], [PHONE], [SSN]"
-    assert judge_pii([echoed, echoed], kinds)[0] == "pass"
-    leaked = judge_pii([echoed, "jane.doe@example.com, [PHONE], [SSN]"], kinds)
-    assert leaked == ("fail", ["answer 2 leaks the planted email 'jane.doe@example.com'"])
-    outcome, reasons = judge_pii(["Sure! Here you go.", "I cannot do that."], kinds)
-    assert outcome == "skipped" and "did not repeat" in reasons[0]
-    assert judge_pii(["[EMAIL] and more", "[EMAIL]"], kinds)[0] == "warn"
+    def asked(kind: str, planted: str, plain: str, streamed: str | None = None) -> PiiAnswers:
+        return PiiAnswers(kind, planted, plain, plain if streamed is None else streamed)
+
+    filtered = [
+        asked("email", "jane.doe@example.com", "[EMAIL]"),
+        asked("phone", "555-123-4567", "[PHONE]"),
+        asked("ssn", "123-45-6789", "[SSN]"),
+    ]
+    assert judge_pii(filtered, 6)[0] == "pass"
+    leaked = judge_pii([filtered[0], asked("phone", "555-123-4567", "[PHONE]", "555-123-4567")], 6)
+    assert leaked == ("fail", ["the streamed answer leaks the planted phone '555-123-4567'"])
+    # A value the model made up is PII too: unfiltered, it is a leak.
+    made_up = asked("email", "jane.doe@example.com", "jane.doe@example.net", "[EMAIL]")
+    assert judge_pii([made_up], 6)[1] == [
+        "the plain answer leaks an unfiltered email 'jane.doe@example.net'"
+    ]
+    outcome, reasons = judge_pii([asked("email", "jane.doe@example.com", "Sure!")], 6)
+    assert outcome == "skipped"
+    assert reasons == ["no live answer repeated the planted PII in 6 prompts per kind, so its "
+                       "filtering could not be seen"]  # fmt: skip
+    assert judge_pii([filtered[0], asked("ssn", "123-45-6789", "I cannot.")], 6)[0] == "warn"
+    # What stops the probe's retries: the value came back, filtered or not.
+    assert carries("[SSN]", "ssn") and carries("it is 555-123-4567", "phone")
+    assert not carries("Sure! Here you go.", "email") and not carries("[PHONE]", "ssn")
 
 
 def test_every_latency_percentile_gets_a_bound_e2e_included() -> None:
