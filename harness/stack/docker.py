@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import ServiceStartError, StackError
 from harness.images.catalog import TAG_PREFIX
 from harness.spec.images import ImageMap, ImageRef, resolve_image_map
+from harness.stack import watchdog
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -280,7 +281,7 @@ class ContainerLauncher:
         # A harness killed outright (SIGKILL, power loss) could not remove its containers.
         remove_orphans(self.docker_host)
         self._lock = threading.Lock()
-        self._created: list[DockerContainer] = []
+        self._created: dict[str, DockerContainer] = {}  # by container name
         self._handles: list[ContainerHandle] = []
 
     def missing_images(self, definitions: Iterable[ServiceDef]) -> list[str]:
@@ -314,19 +315,22 @@ class ContainerLauncher:
             raise ServiceStartError(
                 definition.name, str(exc.args[0]), hint=definition.hint
             ) from None
-        container = container_for(container_settings(definition, image, self.run_id))
+        settings = container_settings(definition, image, self.run_id)
+        container = container_for(settings)
+        # By name, before it exists: a harness killed while it starts leaves no container either.
+        watchdog.current().add_container(settings.name, self.docker_host)
         with self._lock:
-            self._created.append(container)
+            self._created[settings.name] = container
         try:
             _ensure_image(container, image.ref, definition)
             container.start()
             handle = ContainerHandle(definition, container, log_path)
         except ServiceStartError:
-            self._discard(container)
+            self._discard(settings.name, container)
             raise
         except docker.errors.APIError as exc:
             tail = _container_logs(container)
-            self._discard(container)
+            self._discard(settings.name, container)
             raise ServiceStartError(
                 definition.name,
                 f"docker could not start {image.ref}: {exc.explanation or exc}",
@@ -334,7 +338,7 @@ class ContainerLauncher:
                 hint=_start_hint(definition, image, str(exc.explanation or exc)),
             ) from None
         except BaseException:
-            self._discard(container)
+            self._discard(settings.name, container)
             raise
         with self._lock:
             self._handles.append(handle)
@@ -344,13 +348,14 @@ class ContainerLauncher:
         with self._lock:
             return [h.container_id for h in self._handles]
 
-    def _discard(self, container: DockerContainer) -> None:
+    def _discard(self, name: str, container: DockerContainer) -> None:
         import docker.errors
 
         with contextlib.suppress(docker.errors.DockerException):
             container.stop(force=True, delete_volume=True)  # testcontainers' stop removes
-        with self._lock, contextlib.suppress(ValueError):
-            self._created.remove(container)
+            watchdog.current().remove_container(name)  # once gone; else the watchdog tries too
+        with self._lock:
+            self._created.pop(name, None)
 
     def close(self) -> None:
         """Remove every container this launcher created (running, paused or exited)."""
@@ -358,15 +363,16 @@ class ContainerLauncher:
 
         with self._lock:
             handles, self._handles = self._handles, []
-            created, self._created = self._created, []
+            created, self._created = self._created, {}
         by_container = {id(h._tc): h for h in handles}
-        for container in created:
+        for name, container in created.items():
             handle = by_container.get(id(container))
             with contextlib.suppress(docker.errors.DockerException):
                 if handle is not None:
                     handle.remove()
                 else:
                     container.stop(force=True, delete_volume=True)
+                watchdog.current().remove_container(name)
 
 
 def _start_hint(definition: ServiceDef, image: ImageRef, why: str) -> str:

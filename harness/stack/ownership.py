@@ -10,6 +10,10 @@ the members of every recorded session, resets a Toxiproxy that still answers (fa
 applied), waits for the ports to close, and deletes the record. A session is only touched while
 its number still names it: if the leader's PID now runs a process with another start time, the
 old session is gone and its number reused, so nothing is killed.
+
+Each session is also registered with the harness's watchdog (`watchdog.py`), which kills it the
+moment the harness dies; the record is the second line of defence, for a watchdog that was
+killed too.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import httpx
 
 from harness.paths import runs_dir
+from harness.stack import watchdog
 from harness.stack.ports import port_is_listening
 
 
@@ -167,8 +172,11 @@ class Ownership:
         with self._lock:
             self._rec().sessions[pid] = {"name": name, "start": start}
             self._write()
+        # The session's leader leads its process group too: killed whole if the harness dies.
+        watchdog.current().add_group(pid, start)
 
     def remove_session(self, pid: int) -> None:
+        watchdog.current().remove_group(pid)
         with self._lock:
             if self._rec().sessions.pop(pid, None) is not None:
                 self._write()

@@ -1,6 +1,6 @@
 """Services as child processes: each in a session of its own, recorded in the harness's ownership
-record (so a dead harness's leftovers are found by the next command), stopped as one, logs to a
-file."""
+record and registered with its watchdog (so nothing outlives a dead harness), stopped as one,
+logs to a file."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent(parent: int) -> None:
     """Runs in the child before exec: if the harness dies (even by SIGKILL), the kernel sends
-    the service SIGKILL. Its own children get no such signal: the ownership record covers them."""
+    the service SIGKILL. Its own children get no such signal: the watchdog kills the group."""
     try:
         import ctypes
 

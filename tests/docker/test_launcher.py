@@ -174,6 +174,7 @@ ORPHAN_MAKER = """
 import json, os, signal, sys
 from pathlib import Path
 from harness.spec.images import ImageMap
+from harness.stack import watchdog
 from harness.stack.docker import ContainerLauncher
 sys.path.insert(0, {tests!r})
 from test_launcher import redis_def
@@ -182,13 +183,16 @@ images = ImageMap.model_validate_json(Path({images!r}).read_text())
 launcher = ContainerLauncher(images, docker_host={host!r})
 launcher.launch(redis_def(Path({run_dir!r})), Path({run_dir!r}) / "redis.log")
 print(launcher.run_id, flush=True)
+if {without_watchdog!r}:  # the watchdog is gone too: only the next harness can clean up
+    watchdog.current()._proc.kill()
+    watchdog.current()._proc.wait()
 os.kill(os.getpid(), signal.SIGKILL)  # no close(): the containers are orphaned
 """
 
 
-def test_containers_of_a_killed_harness_are_removed_by_the_next_one(
-    docker_engine: Engine, tmp_path: Path
-) -> None:
+def _killed_harness(docker_engine: Engine, tmp_path: Path, without_watchdog: bool) -> str:
+    """Run a harness that starts a redis container and SIGKILLs itself; return its run id
+    once it is dead."""
     import subprocess
     import sys
 
@@ -196,12 +200,32 @@ def test_containers_of_a_killed_harness_are_removed_by_the_next_one(
     images = tmp_path / "images.json"
     images.write_text(docker_engine.images.model_dump_json())
     script = ORPHAN_MAKER.format(
-        tests=str(Path(__file__).parent), images=str(images),
-        host=docker_engine.paths.host, run_dir=str(tmp_path),
+        tests=str(Path(__file__).parent), images=str(images), host=docker_engine.paths.host,
+        run_dir=str(tmp_path), without_watchdog=without_watchdog,
     )  # fmt: skip
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    run_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-    assert run_id, r.stderr[-2000:]
+    # stderr (which the watchdog shares) is not waited for: the container is watched instead.
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -9 and out.strip(), out
+    return out.strip().splitlines()[-1]
+
+
+def test_containers_of_a_killed_harness_are_removed_by_its_watchdog(
+    docker_engine: Engine, tmp_path: Path
+) -> None:
+    import time
+
+    run_id = _killed_harness(docker_engine, tmp_path, without_watchdog=False)
+    t0 = time.monotonic()
+    wait_until(lambda: docker_engine.labelled(run_id) == [], timeout_s=10)
+    print(f"container removed {time.monotonic() - t0:.2f} s after the harness died")
+
+
+def test_containers_of_a_killed_harness_are_removed_by_the_next_one(
+    docker_engine: Engine, tmp_path: Path
+) -> None:
+    run_id = _killed_harness(docker_engine, tmp_path, without_watchdog=True)
     assert docker_engine.labelled(run_id), "the killed harness should have left its container"
     ContainerLauncher(docker_engine.images, docker_host=docker_engine.paths.host).close()
     assert docker_engine.labelled(run_id) == []

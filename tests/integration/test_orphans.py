@@ -1,10 +1,13 @@
-"""SIGKILL `harness gate` and `harness load` at chosen moments; the next `harness` command must
-leave nothing of them: no process of their sessions, no listening port, no applied fault.
+"""SIGKILL `harness gate` and `harness load` at chosen moments: nothing of them may be left, with
+no other command run (the harness's watchdog kills every process group it started), and the next
+`harness` command must find nothing either: no process of their sessions, no listening port, no
+applied fault.
 
 Each round waits for a progress marker (start-up, probes, load, a fault applied, teardown),
-kills the harness with SIGKILL, counts what its ownership record says is still running, runs the
-next command, and counts again. The count before the next command shows the test sees leftovers
-(nginx's workers outlive their master); after it, every count must be zero.
+counts the processes of the sessions the harness's ownership record names, kills the harness with
+SIGKILL, and counts again 6 s later: no process (nginx's workers included), no port, no fault,
+and no watchdog still running. Then it runs the next command, whose cleanup must find nothing
+left, and counts again.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.stack.ownership import Record, session_members
+from harness.stack.ownership import Record, proc_stat, session_members
 from harness.stack.ports import port_is_listening
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,15 +101,43 @@ def _reader(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-def _kill_at(argv: list[str], marker: str, env: dict[str, str], timeout_s: float = 150.0) -> int:
+def _watchdogs_of(pid: int) -> list[int]:
+    """Watchdog processes (harness/stack/watchdog.py) started by harness process `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[-2].endswith(b"/watchdog.py") and argv[-1] == str(pid).encode():
+            found.append(int(entry))
+    return found
+
+
+def _live_at(runs: Path, pid: int) -> int:
+    """Processes of the sessions harness `pid` has recorded so far (one pass over /proc: the
+    kill must not wait)."""
+    try:
+        record = Record.from_json(json.loads((runs / "owned" / f"{pid}.json").read_text()))
+    except OSError:
+        return 0  # nothing started yet
+    stats = (proc_stat(int(e)) for e in os.listdir("/proc") if e.isdigit())
+    return sum(1 for st in stats if st and st.session in record.sessions and st.state != "Z")
+
+
+def _kill_at(
+    argv: list[str], marker: str, env: dict[str, str], timeout_s: float = 150.0
+) -> tuple[int, int]:
     """Start the command, SIGKILL it right after a progress line matching `marker`, or at
     `@SECONDS` after it wrote its ownership record (it has started something: how long start-up
-    takes depends on how busy the machine is)."""
+    takes depends on how busy the machine is); return its PID and how many processes its
+    record's sessions held just before."""
+    runs = Path(env["HARNESS_RUNS_DIR"])
     after_s = float(marker[1:]) if marker.startswith("@") else None
     kill_at: float | None = None
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)  # fmt: skip
-    record = Path(env["HARNESS_RUNS_DIR"]) / "owned" / f"{proc.pid}.json"
+    record = runs / "owned" / f"{proc.pid}.json"
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(proc, lines), daemon=True).start()
     seen: list[str] = []
@@ -125,9 +156,10 @@ def _kill_at(argv: list[str], marker: str, env: dict[str, str], timeout_s: float
             if (kill_at is not None and time.monotonic() >= kill_at) or (
                 after_s is None and line and re.search(marker, line)
             ):
+                live = _live_at(runs, proc.pid)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=10)
-                return proc.pid
+                return proc.pid, live
         pytest.fail(f"marker {marker!r} never came; output:\n{''.join(seen[-40:])}")
     finally:
         if proc.poll() is None:
@@ -150,7 +182,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return root, env
 
 
-before_cleanup: list[int] = []
+AFTER_KILL_S = 6.0
+live_at_kill: list[int] = []
 
 GATE_MOMENTS = {
     "start-up": r"\] starting: .*nginx",
@@ -165,9 +198,14 @@ LOAD_MOMENTS = {"start-up": r"\] ready: .*nginx", "load": r"^load +[1-9]\d*s/20s
 
 def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> None:
     runs = root / "runs"
-    pid = _kill_at(argv, marker, env)
+    pid, live = _kill_at(argv, marker, env)
+    killed = time.monotonic()
+    live_at_kill.append(live)
     left = Leftovers(_record_of(runs, pid))
-    before_cleanup.append(len(left.processes()))
+    time.sleep(max(0.0, killed + AFTER_KILL_S - time.monotonic()))
+    # With no other command run: the watchdog has killed every group and ended itself.
+    unattended = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults(),
+                  "watchdogs": _watchdogs_of(pid)}  # fmt: skip
     # The next command that starts things cleans up first (this one then fails on its file).
     nxt = subprocess.run([*HARNESS, "chaos", str(root / "no-such-file.yaml")], env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -175,8 +213,9 @@ def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> Non
     assert f"cleaned up after harness process {pid}" in nxt.stderr, nxt.stderr
     assert not (runs / "owned" / f"{pid}.json").exists()
     counts = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults()}
-    print(f"{' '.join(argv[3:5])} killed at {marker!r}: {before_cleanup[-1]} processes before "
-          f"the next command, after: {counts}")  # fmt: skip
+    print(f"{' '.join(argv[3:5])} killed at {marker!r} with {live} processes running: "
+          f"{AFTER_KILL_S:g} s later {unattended}; after the next command {counts}")  # fmt: skip
+    assert unattended == {"processes": [], "ports": [], "faults": [], "watchdogs": []}
     assert counts == {"processes": [], "ports": [], "faults": []}, nxt.stderr
 
 
@@ -226,12 +265,12 @@ def test_load_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], mome
     _round(root, env, argv, LOAD_MOMENTS[moment])
 
 
-def test_the_rounds_saw_leftovers_before_the_cleanup() -> None:
-    """Without the next command's cleanup, the kills above leave processes: the counts after it
-    are zero because of the cleanup, not because nothing was there to find."""
-    if not before_cleanup:
+def test_the_rounds_killed_running_stacks() -> None:
+    """The kills above hit harnesses with services running: the counts after them are zero
+    because the watchdog removed those, not because nothing was there to find."""
+    if not live_at_kill:
         pytest.skip("run with the rounds above")
-    assert sum(before_cleanup) > 0, before_cleanup
+    assert sum(live_at_kill) > 0, live_at_kill
 
 
 def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
@@ -282,7 +321,6 @@ def test_a_stack_records_its_sessions_and_removes_them_on_teardown(
     from harness.spec.loader import load_yaml_model
     from harness.spec.stack import StackSpec
     from harness.stack import start_stack
-    from harness.stack.ownership import proc_stat
     from harness.stack.process import descendants
 
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path))
