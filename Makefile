@@ -11,7 +11,7 @@ gate: install
 	$(BIN)/harness gate
 
 # Tests that wait run side by side; the few that measure time run after them, alone.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 PYTEST_PHASES := -p no:randomly
 
 # Lint, types and the dependency check first (seconds), then the whole suite: unit,
@@ -22,15 +22,16 @@ test: install
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mypy
 	$(BIN)/pip check
-	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial
+	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
+		--durations=15 --junitxml=reports/runs/suite-parallel.xml
+	$(BIN)/pytest $(PYTEST_PHASES) -m serial --durations=5 --junitxml=reports/runs/suite-serial.xml
 
 # The pure tests alone, for the edit-test loop (under a minute).
 test-unit: install
 	$(BIN)/pytest $(PYTEST_PHASES) -n 2 tests/unit -q
 
 # The parallel phase in a random order: tests must not depend on each other. pytest-randomly
-# prints its seed; `-p randomly --randomly-seed=N` repeats an order.
+# prints its seed; `--randomly-seed=N` repeats an order.
 test-random: install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
 
