@@ -21,11 +21,3 @@ def _own_runs_folder(
     their own: tests run side by side, and one test's gate history must not be another's
     baseline, nor its orphan records another's to reap."""
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # One private dockerd serves the docker tests: they share one worker (`--dist loadgroup`).
-    for item in items:
-        if item.get_closest_marker("docker") is not None:
-            item.add_marker(pytest.mark.xdist_group("docker"))

@@ -17,6 +17,7 @@ from harness.verdict.practices import judge_cache, judge_rate_limit, judge_strea
 TIMEOUT_S = 60.0
 HITS = 3  # the cache probe's repeats of the request that filled the cache
 STREAM_TRIES = 3  # the streaming probe's prompts, while the answers are too short to judge
+STREAM_MAX_TOKENS = 96
 
 
 def _timed(check: CheckResult, t0: float) -> CheckResult:
@@ -37,11 +38,15 @@ def probe_streaming(
     # up behind it and arrive together, which would read as a buffering proxy.
     stream_chat(base_url, api_key, chat_body(unique_prompt("Say hello."), max_tokens=4))
     # A short answer cannot show whether tokens arrive spread out: ask again (a model, or a
-    # simulator drawing answer lengths, may stop after a token or two).
+    # simulator drawing answer lengths, may stop after a token or two). And a long one: a
+    # stream of a tenth of a second fits inside one scheduling stall of a busy machine, which
+    # hands every token over at once; a proxy that buffers holds a long stream back too.
     chunks: list[int] = []
     for _ in range(STREAM_TRIES):
         r = stream_chat(
-            base_url, api_key, chat_body(unique_prompt("Name three colours."), max_tokens=24)
+            base_url,
+            api_key,
+            chat_body(unique_prompt("Name three colours."), max_tokens=STREAM_MAX_TOKENS),
         )
         chunks.append(r.content_chunks)
         if r.status != 200 or r.content_chunks >= policy.min_chunks:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docker_support import SIM_IMAGES, Engine
+from docker_support import DOCKER_SUITE, SIM_IMAGES, Engine
 
 from harness.paths import PROJECT_ROOT
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, *DOCKER_SUITE]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import SIM_IMAGES, Engine
+from docker_support import DOCKER_SUITE, SIM_IMAGES, Engine
 from external_support import (
     KEYS,
     assert_breaker_gated_through_its_toxiproxy,
@@ -18,7 +18,7 @@ from external_support import (
     harness_up,
 )
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, *DOCKER_SUITE]
 
 
 @pytest.fixture(scope="module")

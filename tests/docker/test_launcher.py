@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docker_support import Engine, wait_ready, wait_until
+from docker_support import DOCKER_SUITE, Engine, wait_ready, wait_until
 
 from harness.errors import ServiceStartError, StackError
 from harness.spec.images import ImageRef
@@ -16,7 +16,7 @@ from harness.stack.plan import ServiceDef
 from harness.stack.ports import free_ports, port_is_listening
 from harness.stack.readiness import HttpReady, redis_ready
 
-pytestmark = [pytest.mark.docker]
+pytestmark = [pytest.mark.docker, *DOCKER_SUITE]
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from docker_support import Engine, wait_until
+from docker_support import DOCKER_SUITE, Engine, wait_until
 
 from harness.spec.gateway import FallbackSettings, GatewaySettings
 from harness.spec.stack import GatewaySpec, ModelPool, SimulatorServer, StackSpec
 from harness.stack.orchestrator import start_stack
 from harness.stack.provider import RunningStack
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, *DOCKER_SUITE]
 
 SIM_SPEC = StackSpec(
     provider="docker",
