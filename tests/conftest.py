@@ -1,9 +1,11 @@
 """Suite-wide settings."""
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import settings
+from xdist.scheduler import LoadScopeScheduling
 
 # Property tests check behaviour, not speed: on a busy 2-core runner an example can take longer
 # than Hypothesis' default 200 ms deadline, which would fail a correct test. In CI the examples
@@ -21,3 +23,26 @@ def _own_runs_folder(
     their own: tests run side by side, and one test's gate history must not be another's
     baseline, nor its orphan records another's to reap."""
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+class _SharedResourceGroups(LoadScopeScheduling):
+    """`--dist loadgroup` with the groups named here: each group's tests run on one worker,
+    every other test is a unit of its own. (xdist's own `xdist_group` marks rename node ids,
+    which pytest 9.2's node ids no longer allow, so grouping is done by path in the controller.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        for prefix, group in SHARED_RESOURCE_GROUPS.items():
+            if nodeid.startswith(prefix):
+                return group
+        return nodeid
+
+
+# Test folders that share one global resource: the docker tests share one private dockerd.
+SHARED_RESOURCE_GROUPS = {"tests/docker/": "docker"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    if config.getvalue("dist") == "loadgroup":
+        return _SharedResourceGroups(config, log)
+    return None

@@ -15,11 +15,10 @@ from harness.spec.images import ImageMap
 from harness.stack.docker import RUN_LABEL
 from harness.stack.readiness import ReadyCheck
 
-# Every docker test module's marks: one private dockerd serves them all, so they share one worker
-# (`--dist loadgroup`; a mark added in a collection hook is not seen by xdist), and the first of
-# them builds the images in a fresh clone (a debootstrap: minutes on a busy machine), which
-# counts against its timeout.
-DOCKER_SUITE = (pytest.mark.xdist_group("docker"), pytest.mark.timeout(900))
+# Every docker test module's marks. One private dockerd serves them all, so they share one worker
+# (tests/conftest.py groups tests/docker/), and the first of them builds the images in a fresh
+# clone (a debootstrap: minutes on a busy machine), which counts against its timeout.
+DOCKER_SUITE = (pytest.mark.timeout(900),)
 
 # The images of tests/fixtures/sim-stack.yaml's services.
 SIM_IMAGES = ("simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
