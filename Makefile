@@ -22,9 +22,12 @@ test: install
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mypy
 	$(BIN)/pip check
+	@# Both phases run even when the first fails (all results in one go); either failing fails.
 	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
-		--durations=15 --junitxml=reports/runs/suite-parallel.xml
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial --durations=5 --junitxml=reports/runs/suite-serial.xml
+		--durations=15 --junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
+	$(BIN)/pytest $(PYTEST_PHASES) -m serial --durations=5 \
+		--junitxml=reports/runs/suite-serial.xml; serial=$$?; \
+	[ $$parallel -eq 0 ] && [ $$serial -eq 0 ]
 
 # The pure tests alone, for the edit-test loop (under a minute).
 test-unit: install

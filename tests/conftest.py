@@ -25,24 +25,38 @@ def _own_runs_folder(
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
 
 
-class _SharedResourceGroups(LoadScopeScheduling):
-    """`--dist loadgroup` with the groups named here: each group's tests run on one worker,
-    every other test is a unit of its own. (xdist's own `xdist_group` marks rename node ids,
-    which pytest 9.2's node ids no longer allow, so grouping is done by path in the controller.)
-    """
+class _SuiteScheduling(LoadScopeScheduling):
+    """`--dist loadgroup` as this suite needs it. A module is one unit, so its module-scoped
+    stack starts once and its tests run in order on one worker; the modules whose tests each
+    bring up a stack of their own (and the unit tests) are spread test by test; the groups in
+    `SHARED_RESOURCE_GROUPS` run on one worker each. (xdist's own `xdist_group` marks rename
+    node ids, which pytest 9.2's node ids no longer allow, so this is decided by path here.)"""
 
     def _split_scope(self, nodeid: str) -> str:
         for prefix, group in SHARED_RESOURCE_GROUPS.items():
             if nodeid.startswith(prefix):
                 return group
-        return nodeid
+        module = nodeid.split("::", 1)[0]
+        if module.startswith(SPREAD_TEST_BY_TEST):
+            return nodeid
+        return module
 
 
 # Test folders that share one global resource: the docker tests share one private dockerd.
 SHARED_RESOURCE_GROUPS = {"tests/docker/": "docker"}
+# Each of these tests starts what it needs itself: they run side by side.
+SPREAD_TEST_BY_TEST = (
+    "tests/unit/",
+    "tests/chaos/test_experiments.py",
+    "tests/integration/test_gate.py",
+    "tests/integration/test_gate_defects.py",
+    "tests/integration/test_orphans.py",
+    "tests/integration/test_load_cli.py",
+    "tests/integration/test_load_workloads.py",
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     if config.getvalue("dist") == "loadgroup":
-        return _SharedResourceGroups(config, log)
+        return _SuiteScheduling(config, log)
     return None

@@ -160,6 +160,10 @@ def test_routes_high_urgency_to_the_small_pool(gateway: GatewayProcess) -> None:
 
 
 def test_metrics_health_and_models(gateway: GatewayProcess) -> None:
+    # Its own answers to count, one served and one refused, whatever ran before it here.
+    with gateway.client() as c:
+        c.post(CHAT, json=chat_body()).raise_for_status()
+    assert httpx.post(gateway.url + CHAT, json=chat_body(), timeout=10).status_code == 401
     text = httpx.get(gateway.url + "/metrics", timeout=10).text
     for name in PRACTICES_METRICS:
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
