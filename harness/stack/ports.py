@@ -4,8 +4,7 @@ A port found free and then released can be taken by someone else before the serv
 another harness (tests run side by side), or the kernel for an outgoing connection. So ports
 come from below the kernel's ephemeral range (outgoing connections never get them), and each one
 handed out is reserved by a file in a folder every harness process on the machine shares, until
-its service has had time to bind it (`HOLD_S`). A reservation whose owner has died, or that is
-older than that, is taken over.
+its service has had time to bind it (`HOLD_S`); a reservation older than that is taken over.
 """
 
 from __future__ import annotations
@@ -30,16 +29,6 @@ def _reservations() -> Path:
     return d
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reserve(port: int, folder: Path) -> bool:
     """Claim `port` for this process; False when a live reservation of another holds it."""
     path = folder / str(port)
@@ -52,7 +41,9 @@ def _reserve(port: int, folder: Path) -> bool:
                 age = time.time() - path.stat().st_mtime
             except (OSError, ValueError):
                 owner, age = 0, HOLD_S  # half-written or gone: treat as stale
-            if owner != os.getpid() and _alive(owner) and age < HOLD_S:
+            # Held for its whole time even when its owner has died: a killed harness's ports
+            # must not be handed out while what it started may still be listening on them.
+            if owner != os.getpid() and age < HOLD_S:
                 return False
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -110,6 +110,7 @@ def test_client_leaving_mid_stream_settles_the_request(
     assert [e.get("error") for e in gw.log_lines()] == ["client_disconnected"]
 
 
+@pytest.mark.serial  # a hold measured against a 0.5 s timer: no busy neighbour
 def test_the_filters_wait_for_the_end_of_a_first_word_is_measured(
     gateway_factory: Callable[..., GatewayProcess], fake_upstream: FakeUpstreamServer
 ) -> None:
