@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from watchdog_support import watchdogs_of
 
 from harness.stack.ownership import Record, proc_stat, session_members
 from harness.stack.ports import port_is_listening
@@ -99,19 +100,6 @@ def _reader(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.put(line)
-
-
-def _watchdogs_of(pid: int) -> list[int]:
-    """Watchdog processes (harness/stack/watchdog.py) started by harness process `pid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        except OSError:
-            continue
-        if len(argv) > 2 and argv[-2].endswith(b"/watchdog.py") and argv[-1] == str(pid).encode():
-            found.append(int(entry))
-    return found
 
 
 def _live_at(runs: Path, pid: int) -> int:
@@ -204,7 +192,7 @@ def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> int
     time.sleep(max(0.0, killed + AFTER_KILL_S - time.monotonic()))
     # With no other command run: the watchdog has killed every group and ended itself.
     unattended = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults(),
-                  "watchdogs": _watchdogs_of(pid)}  # fmt: skip
+                  "watchdogs": watchdogs_of(pid)}  # fmt: skip
     # The next command that starts things cleans up first (this one then fails on its file).
     nxt = subprocess.run([*HARNESS, "chaos", str(root / "no-such-file.yaml")], env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from watchdog_support import watchdogs_of
 
 from harness.stack import watchdog
 from harness.stack.ownership import start_time
@@ -208,18 +209,6 @@ leader.wait()
 """
 
 
-def _watchdogs_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        except OSError:
-            continue
-        if argv[-2:] == [watchdog.__file__.encode(), str(pid).encode()]:
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.parametrize("how", ["clean", "crash"])
 def test_a_harness_that_exits_leaves_no_watchdog_behind(tmp_path: Path, how: str) -> None:
     """On a normal exit the harness waits for its watchdog: when the harness is gone, so is the
@@ -230,7 +219,7 @@ def test_a_harness_that_exits_leaves_no_watchdog_behind(tmp_path: Path, how: str
                                 stderr=err, text=True, env=env)  # fmt: skip
         out, _ = proc.communicate(timeout=60)
     harness, leader = map(int, out.split())
-    assert _watchdogs_of(harness) == []
+    assert watchdogs_of(harness) == []
     said = (tmp_path / "stderr").read_text()
     assert proc.returncode == (3 if how == "crash" else 0), said
     assert (f"killed process group {leader}" in said) == (how == "crash"), said
