@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from harness import wire
+from harness.clients.http import new_async_client
 from harness.errors import ConfigError, ConfigProblem
 from harness.spec.experiment import TrafficBurst
 from harness.stack.external import is_loopback
@@ -130,7 +131,7 @@ class Burst(threading.Thread):
                 "temperature": 0, "stream": False}  # fmt: skip
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT)
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        async with httpx.AsyncClient(headers=headers, limits=limits,
+        async with new_async_client(headers=headers, limits=limits,
                                      timeout=REQUEST_TIMEOUT_S) as http:  # fmt: skip
 
             async def one() -> None:

@@ -12,9 +12,10 @@ import argparse
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from harness.clients.http import http_post
 
 
 class _State:
@@ -71,7 +72,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
 
 def set_used_ratio(base_url: str, ratio: float, timeout_s: float = 5.0) -> None:
     """What the gpu_memory fault calls (and its undo, with the idle ratio)."""
-    r = httpx.post(f"{base_url}/state", json={"used_ratio": ratio}, timeout=timeout_s)
+    r = http_post(f"{base_url}/state", json={"used_ratio": ratio}, timeout=timeout_s)
     r.raise_for_status()
 
 

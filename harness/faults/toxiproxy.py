@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import httpx
 
+from harness.clients.http import new_client
 from harness.errors import StackError
 
 Stream = Literal["upstream", "downstream"]
@@ -22,7 +23,7 @@ class ToxiproxyError(StackError):
 class ToxiproxyClient:
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._http = new_client(base_url=self.base_url, timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()

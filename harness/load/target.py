@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import wire
+from harness.clients.http import http_get
 from harness.errors import ConfigError, ConfigProblem
 
 
@@ -83,7 +84,7 @@ def discover_model(target: Target, timeout_s: float = 5.0) -> str:
     """The first model the target lists at /v1/models; ConfigError with a hint when none."""
     headers = wire.current().auth(target.api_key)
     try:
-        r = httpx.get(f"{target.url}/v1/models", headers=headers, timeout=timeout_s)
+        r = http_get(f"{target.url}/v1/models", headers=headers, timeout=timeout_s)
         r.raise_for_status()
         data = r.json().get("data") or []
         if data and isinstance(data[0], dict) and data[0].get("id"):
@@ -141,7 +142,7 @@ def discover_context(target: Target, model: str, timeout_s: float = 5.0) -> tupl
         ):
             asked.append(f"{url}{path}")
             try:
-                r = httpx.get(f"{url}{path}", headers=headers, timeout=timeout_s)
+                r = http_get(f"{url}{path}", headers=headers, timeout=timeout_s)
                 found = parse(r.json()) if r.status_code == 200 else None
             except (httpx.HTTPError, ValueError):
                 continue

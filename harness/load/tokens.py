@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.clients.http import new_client
 from harness.errors import HarnessError
 from harness.load.dataset import read_conversations, select
 from harness.load.workload import INSTRUCTION, VOCAB
@@ -77,7 +78,7 @@ class Tokenizer:
         self.url = url.rstrip("/")
         self.model = model
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(headers=headers, timeout=timeout_s)
+        self._http = new_client(headers=headers, timeout=timeout_s)
 
     def count(self, text: str) -> int:
         body = {

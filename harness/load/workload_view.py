@@ -20,6 +20,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict
 
+from harness.clients.http import http_get
 from harness.load.samples import Sample
 from harness.measure.stats import Distribution, distribution
 from harness.spec.load import LoadSpec, OpenLoop
@@ -117,7 +118,7 @@ def build_view(samples: Sequence[Sample], server_cache: ServerCache | None = Non
 def read_counters(url: str, timeout_s: float = 5.0) -> dict[str, float] | None:
     """The COUNTERS a model server's /metrics exports (summed over labels); None when unreadable."""
     try:
-        r = httpx.get(f"{url.rstrip('/')}/metrics", timeout=timeout_s)
+        r = http_get(f"{url.rstrip('/')}/metrics", timeout=timeout_s)
         r.raise_for_status()
         families = list(text_string_to_metric_families(r.text))
     except (httpx.HTTPError, ValueError):

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from harness.clients.http import http_get
 from harness.observe.webhook import AlertLog
 
 
@@ -51,7 +52,7 @@ class AlertmanagerPoller(AlertLog):
     def poll(self) -> None:
         try:
             params = {"active": "true", "silenced": "false", "inhibited": "false"}
-            r = httpx.get(f"{self.url}/api/v2/alerts", headers=self._headers, params=params,
+            r = http_get(f"{self.url}/api/v2/alerts", headers=self._headers, params=params,
                           timeout=5.0)  # fmt: skip
             r.raise_for_status()
             listed: list[dict[str, Any]] = r.json()

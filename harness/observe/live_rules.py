@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import yaml
 
+from harness.clients.http import http_get, http_post
+
 LIVE_FILE = "alerts-live-gate.yml"
 LIVE_GROUP_SUFFIX = "_gate_live"
 _RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d|w|y))+\]")
@@ -44,13 +46,13 @@ def short_window_rules(deployed: dict[str, Any], window: str, hold: str) -> dict
 
 
 def _reload(prometheus: str) -> None:
-    r = httpx.post(f"{prometheus}/-/reload", timeout=30)
+    r = http_post(f"{prometheus}/-/reload", timeout=30)
     if r.status_code != 200:
         raise RuntimeError(f"Prometheus refused the reload: {r.status_code} {r.text[:200]}")
 
 
 def _live_groups(prometheus: str) -> set[str]:
-    groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    groups = http_get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     return {str(g["name"]) for g in groups if str(g["name"]).endswith(LIVE_GROUP_SUFFIX)}
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
+
+from harness.clients.http import http_get, http_post
 
 # Fields the store adds to every line; the evidence shows the rest.
 _STORE_FIELDS = frozenset({
@@ -73,7 +74,7 @@ class LogStore:
 
     def flush(self) -> None:
         """Make what was ingested so far searchable now (the store otherwise takes about 1 s)."""
-        httpx.get(f"{self.url}/internal/force_flush", timeout=self.timeout_s).raise_for_status()
+        http_get(f"{self.url}/internal/force_flush", timeout=self.timeout_s).raise_for_status()
 
     def settle(self, wait_s: float = 0.5) -> None:
         """Wait for the shippers' last batches (they post every 0.2 s), then flush."""
@@ -81,7 +82,7 @@ class LogStore:
         self.flush()
 
     def query(self, logsql: str, limit: int = 10_000) -> list[dict[str, Any]]:
-        r = httpx.post(
+        r = http_post(
             f"{self.url}/select/logsql/query",
             data={"query": logsql, "limit": str(limit)},
             timeout=self.timeout_s,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from harness.clients.http import new_client
 from harness.errors import HarnessError
 
 
@@ -65,7 +66,7 @@ class PrometheusClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        self._http = new_client(base_url=self.base_url, timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
         self._http.close()

@@ -13,9 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-import httpx
-
 from harness import wire
+from harness.clients.http import new_client
 from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.spec.policy import InjectionPolicy
@@ -38,7 +37,7 @@ def probe_cost(
     names = (cost, generated, prompted)
     before = read_counters(gateways, names)
     body = chat_body(unique_prompt("Count to three."), max_tokens=8, temperature=0.7)
-    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         r = http.post(f"{base_url}/v1/chat/completions", json=body)
     after = read_counters(gateways, names)
     usage = r.json().get("usage") if r.status_code == 200 else None
@@ -70,7 +69,7 @@ def probe_injection(
     name = wire.current().expected_metric(INJECTION_METRIC)
     refusal = wire.current().error("prompt_injection")
     answers: list[InjectionAnswer] = []
-    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         for pattern in policy.patterns:
             # Counters around each prompt alone: a pattern inside another is not counted twice.
             before = read_counters(gateways, (name,))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import httpx
 
 from harness import wire
+from harness.clients.http import new_client
 from harness.faults.toxiproxy import ToxiproxyClient
 from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
@@ -158,7 +159,7 @@ def probe_breaker(
             reasons=[f"the breaker is not closed before the probe: {not_closed}"],
         )  # fmt: skip
     opened: dict[str, float] = {}
-    with httpx.Client(timeout=60.0, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=60.0, headers=auth_headers(api_key)) as http:
         with ToxiproxyClient(toxiproxy) as toxi:
             try:
                 for proxy in proxies:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from harness.clients.http import new_client
 
 # (sample name, sorted labels) -> value
 Counters = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -40,7 +41,7 @@ def deltas(
 
 
 def read_counters(gateways: Sequence[str], names: Sequence[str]) -> Counters:
-    with httpx.Client(timeout=10.0) as http:
+    with new_client(timeout=10.0) as http:
         pages = []
         for url in gateways:
             r = http.get(f"{url}/metrics")

@@ -8,9 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from harness import wire
+from harness.clients.http import http_stream
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -53,7 +52,7 @@ def stream_chat(
 ) -> StreamResult:
     """POST a streamed chat completion; collect the text, chunk count and time to first token."""
     t0 = time.perf_counter()
-    with httpx.stream(
+    with http_stream(
         "POST",
         f"{base_url}/v1/chat/completions",
         json={**body, "stream": True},

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
-
+from harness.clients.http import new_client
 from harness.verdict.logs import ErrorAnswer
 
 _PATH = "/v1/chat/completions"
@@ -21,7 +20,7 @@ def send_error_requests(nginx: str, api_key: str) -> list[ErrorAnswer]:
         ("bad-body", {"Authorization": f"Bearer {api_key}"}, b"{not json"),
     ]
     out: list[ErrorAnswer] = []
-    with httpx.Client(timeout=30) as http:
+    with new_client(timeout=30) as http:
         for name, headers, raw in cases:
             rid = f"logcheck-{tag}-{name}"
             h = {"X-Request-Id": rid, "Content-Type": "application/json", **headers}

@@ -7,10 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 from harness import wire
+from harness.clients.http import http_get
 from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
 from harness.tools import find_binary
@@ -18,7 +18,7 @@ from harness.verdict.checks import CheckResult
 
 
 def _query(prom: str, expr: str, headers: dict[str, str]) -> list[dict[str, object]]:
-    r = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, headers=headers, timeout=10)
+    r = http_get(f"{prom}/api/v1/query", params={"query": expr}, headers=headers, timeout=10)
     r.raise_for_status()
     result: list[dict[str, object]] = r.json()["data"]["result"]
     return result
@@ -35,7 +35,7 @@ def probe_monitoring(
     t0 = time.monotonic()
     failures: list[str] = []
     headers = headers or {}
-    r = httpx.get(f"{prometheus_url}/api/v1/targets", headers=headers, timeout=10)
+    r = http_get(f"{prometheus_url}/api/v1/targets", headers=headers, timeout=10)
     targets = r.json()["data"]["activeTargets"]
     down = [
         f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}"
@@ -71,7 +71,7 @@ def probe_monitoring(
         for m in missing
     ]
 
-    r = httpx.get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
+    r = http_get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
     rules = r.json()["data"]["groups"]
     loaded = {r["name"] for g in rules for r in g["rules"]}
     failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from harness.clients.http import http_get, new_client
 from harness.probes.http import auth_headers, stream_chat
 from harness.verdict.checks import CheckResult
 from harness.verdict.practices import PiiAnswers, carries, judge_pii
@@ -66,7 +67,7 @@ def copy_body(kind: str, value: str, model: str | None) -> dict[str, Any]:
 def listed_models(base_url: str, api_key: str) -> list[str | None]:
     """The models the entry lists, in its order; [None] (its default) when it lists none."""
     try:
-        r = httpx.get(f"{base_url}/v1/models", headers=auth_headers(api_key), timeout=TIMEOUT_S)
+        r = http_get(f"{base_url}/v1/models", headers=auth_headers(api_key), timeout=TIMEOUT_S)
         data = r.json().get("data") if r.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError):
         data = None
@@ -123,7 +124,7 @@ def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
     }  # fmt: skip
     found: list[PiiAnswers] = []
     failures: list[str] = []
-    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         for kind in kinds:
             asked = _ask_back(http, base_url, api_key, kind, models)
             measured |= {f"{kind}_tries": asked.tries, f"{kind}_model": asked.model}

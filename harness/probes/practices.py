@@ -9,6 +9,7 @@ from collections import Counter
 import httpx
 
 from harness import wire
+from harness.clients.http import new_client
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
@@ -131,7 +132,7 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
     url = f"{base_url}/v1/chat/completions"
     failures: list[str] = []
     answers: dict[str, Counter[int]] = {}
-    with httpx.Client(timeout=TIMEOUT_S) as http:
+    with new_client(timeout=TIMEOUT_S) as http:
         for label, method, target, headers, body in _hostile_requests(
             url, base_url, api_key, max_prompt_chars
         ):
@@ -178,7 +179,7 @@ def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> Check
     failures: list[str] = []
     times: list[float] = []
     caches: list[str] = []
-    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         for _ in range(1 + HITS):
             s = time.perf_counter()
             r = http.post(f"{base_url}/v1/chat/completions", json=body)
@@ -217,7 +218,7 @@ def probe_rate_limit(
     body = chat_body(unique_prompt("ok"), max_tokens=1, temperature=0)
     if fresh_key:
         _clear_of_minute_boundary()
-    with httpx.Client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
+    with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
 
         def one(_: int) -> httpx.Response:
             return http.post(f"{base_url}/v1/chat/completions", json=body)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import wire
+from harness.clients.http import http_get
 from harness.errors import ConfigError, ConfigProblem, StackError
 from harness.observe.alertmanager import AlertmanagerPoller
 from harness.spec.external import ExternalSpec
@@ -68,7 +69,7 @@ def _probe(name: str, url: str, ext: ExternalSpec) -> str | None:
     }
     path, headers = checks.get(name, ("/v1/models", {}))
     try:
-        r = httpx.get(url + path, headers=headers, timeout=5.0)
+        r = http_get(url + path, headers=headers, timeout=5.0)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
     # The entry and gateways may want a key for /v1/models: any HTTP answer shows they are there.
@@ -81,7 +82,7 @@ def _toxiproxy_listen(ext: ExternalSpec) -> dict[str, str]:
     """Each named proxy's listen address, from Toxiproxy's API; every named proxy must exist."""
     if ext.toxiproxy is None:
         return {}
-    proxies = httpx.get(f"{ext.toxiproxy.url}/proxies", timeout=5.0).json()
+    proxies = http_get(f"{ext.toxiproxy.url}/proxies", timeout=5.0).json()
     named = [p for names in ext.toxiproxy.proxies.values() for p in names]
     absent = [p for p in named if p not in proxies]
     if absent:

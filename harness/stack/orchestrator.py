@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.clients.http import http_get, http_post
 from harness.errors import ConfigError, ConfigProblem, ServiceStartError, StackError
 from harness.faults.toxiproxy import ToxiproxyClient
 from harness.observe.webhook import AlertReceiver
@@ -88,7 +89,7 @@ def _warm_up(services: list[ServiceHandle]) -> None:
         w = svc.definition.warmup
         assert w is not None
         try:
-            r = httpx.post(w.url, json=w.body, timeout=w.timeout_s)
+            r = http_post(w.url, json=w.body, timeout=w.timeout_s)
         except httpx.HTTPError as exc:
             raise ServiceStartError(
                 svc.name, f"warm-up request failed: {exc}", svc.log_tail()
@@ -117,7 +118,7 @@ def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[dict[s
     down: list[str] = []
     while True:
         try:
-            r = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=2.0)
+            r = http_get(f"{prometheus_url}/api/v1/targets", timeout=2.0)
             targets: list[dict[str, object]] = r.json()["data"]["activeTargets"]
         except (httpx.HTTPError, ValueError, KeyError):
             targets = []

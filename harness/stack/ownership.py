@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from harness.clients.http import http_post
 from harness.paths import runs_dir
 from harness.stack import watchdog
 from harness.stack.ports import port_is_listening
@@ -207,7 +208,7 @@ def current() -> Ownership:
 def _reset_toxiproxy(url: str) -> bool:
     """Clear every toxic and re-enable every proxy of a Toxiproxy that still answers."""
     try:
-        return httpx.post(f"{url}/reset", timeout=2.0).status_code < 300
+        return http_post(f"{url}/reset", timeout=2.0).status_code < 300
     except httpx.HTTPError:
         return False
 

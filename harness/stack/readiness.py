@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from harness.clients.http import http_get
+
 
 @dataclass(frozen=True)
 class HttpReady:
@@ -19,7 +21,7 @@ class HttpReady:
     def probe(self) -> str | None:
         """None when ready, otherwise why not."""
         try:
-            r = httpx.get(self.url, timeout=1.0)
+            r = http_get(self.url, timeout=1.0)
         except httpx.HTTPError as exc:
             return f"GET {self.url}: {type(exc).__name__}"
         if r.status_code != self.status:

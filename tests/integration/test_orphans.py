@@ -63,6 +63,9 @@ load:
   workload: {max_tokens: 8, prompt_words: 8}
   load: {kind: open, rate_rps: 2, arrival: constant, max_send_lag_ms: 250}
 slos: [error_rate<=0.5]
+# One look: these rounds are about what a kill leaves behind, not about deciding the SLOs (an
+# undecided share would otherwise extend the load by up to three minutes of looks).
+confidence: {max_duration_s: 0s, inconclusive_is: warn}
 regression: {enabled: false}
 experiments: [experiment.yaml]
 """

@@ -1,0 +1,1 @@
+"""How the harness talks to the services it gates: one client per service API."""
