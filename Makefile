@@ -20,6 +20,7 @@ test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
+	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
 	$(BIN)/mypy
 	$(BIN)/pip check
 	@# Both phases run even when the first fails (all results in one go); either failing fails.
@@ -48,6 +49,7 @@ lint: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
+	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
 
 typecheck: install
 	$(BIN)/mypy

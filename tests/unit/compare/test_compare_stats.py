@@ -1,5 +1,6 @@
-"""The comparison statistics on synthetic samples: labels, and the error rates the README states
-(two runs of one build labelled `regressed`; a planted +15% TTFT missed), by repeated trials."""
+"""The comparison statistics on synthetic samples: labels, and the error rates
+docs/compare-and-nightly.md states (two runs of one build labelled `regressed`; a planted +15%
+TTFT missed), by repeated trials."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def test_same_samples_same_bytes(tmp_path: Path) -> None:
 
 
 def test_size_per_10000_requests(tmp_path: Path) -> None:
-    """The README states this size; it is printed here (pytest -s) and bounded loosely."""
+    """docs/compare-and-nightly.md ("Samples kept") states this size; it is printed here (pytest -s)
+    and bounded loosely."""
     path = write_sample_file(tmp_path / "s.jsonl.gz", synthetic_samples(10_000, seed=4))
     size = path.stat().st_size
     print(f"samples.jsonl.gz: {size / 1024:.0f} KiB per 10,000 requests")
