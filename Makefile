@@ -21,6 +21,7 @@ test: install
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/pip check
 	@# Both phases run even when the first fails (all results in one go); either failing fails.
@@ -50,6 +51,7 @@ lint: install
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy

@@ -25,8 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.clients.models import Target  # noqa: E402
 from harness.load.runner import run_load  # noqa: E402
-from harness.load.target import Target  # noqa: E402
 from harness.load.workload import WorkloadGenerator  # noqa: E402
 from harness.measure.summary import summarize  # noqa: E402
 from harness.spec.load import ClosedLoop, LoadSpec, Workload  # noqa: E402

@@ -1,16 +1,32 @@
 """Exceptions raised by the harness.
 
-HarnessError
- ├── ConfigError          bad spec or option: file, field, what was expected (exit code 2)
+HarnessError                  every error the harness raises on purpose (exit code 2)
+ ├── ConfigError          bad spec or option: file, field, what was expected
  ├── ToolMissingError     a binary the stack needs is not installed (hint: `make install`)
- └── StackError
-      └── ServiceStartError   a service did not become ready; carries its log tail
+ ├── StackError           the stack misbehaved while the harness drove it
+ │    ├── ServiceStartError   a service did not become ready; carries its log tail
+ │    ├── AnswerError         an answer that is not what the contract says
+ │    ├── ToxiproxyError      (clients/toxiproxy.py) Toxiproxy refused or did not answer
+ │    ├── PrometheusError     (clients/prometheus.py) a query failed or answered nonsense
+ │    └── TokenizeError       (load/tokens.py) the model server could not size a prompt
+ ├── LoadRunError         (load/runner.py) the load generator could not run
+ ├── BaselineRefused      (nightly/run.py) a run that cannot become the baseline
+ ├── DockerdError         (images/dockerd.py) the private dockerd did not start
+ └── ImageBuildError      (images/build.py) an image did not build
+
+A crash is never a verdict. What goes wrong talking to the stack (`is_stack_side`: the HTTP
+client's transport and timeout errors, an unparseable or malformed answer, the `StackError`
+family) is evidence and may fail a check; any other exception is a defect of the harness, and
+the run ends "could not run" (exit 2) with its traceback kept in the run folder.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 
 class HarnessError(Exception):
@@ -57,6 +73,15 @@ class ToolMissingError(HarnessError):
 
 class StackError(HarnessError):
     """The stack could not be brought up or driven."""
+
+
+class AnswerError(StackError):
+    """An answer of the stack that is not what its contract says (not JSON, a missing field)."""
+
+
+def is_stack_side(exc: BaseException) -> bool:
+    """Whether `exc` is evidence about the stack rather than a defect of the harness."""
+    return isinstance(exc, httpx.HTTPError | httpx.StreamError | json.JSONDecodeError | StackError)
 
 
 class ServiceStartError(StackError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from harness.faults.toxiproxy import ToxiproxyClient
+    from harness.clients.toxiproxy import ToxiproxyClient
     from harness.spec.stack import StackSpec
     from harness.stack.provider import RunningStack
 
@@ -72,7 +72,7 @@ def harness_stack(
 
 @pytest.fixture
 def toxiproxy(harness_stack: RunningStack) -> Iterator[ToxiproxyClient]:
-    from harness.faults.toxiproxy import ToxiproxyClient
+    from harness.clients.toxiproxy import ToxiproxyClient
 
     with ToxiproxyClient(harness_stack.endpoints.toxiproxy) as client:
         client.reset()

@@ -2,11 +2,11 @@
 who served an answer, whether the cache did, and the request's id; the metric names the checks
 read from its /metrics; and how it answers each error the probes provoke.
 
-The reference gateway's names by default (README, "The gateway contract"); an external stack's
-spec may name others or mark an item absent (`external.auth_header`, `external.auth_scheme`,
-`external.gateway`). One stack is gated per harness process, so the active names are
-process-wide: the pipeline sets them for an external stack, and the load's workers receive them
-in their configuration.
+The reference gateway's names by default (docs/gateway.md, "The gateway contract"); an
+external stack's spec may name others or mark an item absent (`external.auth_header`,
+`external.auth_scheme`, `external.gateway`). One stack is gated per harness process, so the
+active names are process-wide: the pipeline sets them for an external stack, and the load's
+workers receive them in their configuration.
 """
 
 from __future__ import annotations

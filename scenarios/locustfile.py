@@ -24,9 +24,9 @@ from locust import LoadTestShape, User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from harness.data.samples import Sample
 from harness.load.config import load_worker_config
 from harness.load.forward import MasterSink
-from harness.load.samples import Sample
 from harness.load.worker import WorkerRun
 from harness.load.workload import Session
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from harness.errors import AnswerError
+
 
 @cache
 def tls_context() -> ssl.SSLContext:
@@ -39,3 +41,31 @@ def http_post(url: str, **kwargs: Any) -> httpx.Response:
 
 def http_stream(method: str, url: str, **kwargs: Any) -> AbstractContextManager[httpx.Response]:
     return httpx.stream(method, url, verify=tls_context(), **kwargs)
+
+
+def json_object(r: httpx.Response) -> dict[str, Any]:
+    """The answer's body as a JSON object; AnswerError (evidence about the stack) otherwise."""
+    try:
+        body = r.json()
+    except ValueError as exc:
+        raise AnswerError(f"{_asked(r)}: the answer is not JSON ({exc})") from exc
+    if not isinstance(body, dict):
+        raise AnswerError(f"{_asked(r)}: the answer is {type(body).__name__}, not a JSON object")
+    return body
+
+
+def json_field(r: httpx.Response, *path: str) -> Any:
+    """`body[path[0]][path[1]]...` of a JSON answer; AnswerError naming what is missing."""
+    value: Any = json_object(r)
+    for i, key in enumerate(path):
+        if not isinstance(value, dict) or key not in value:
+            raise AnswerError(f"{_asked(r)}: the answer has no {'.'.join(path[: i + 1])}")
+        value = value[key]
+    return value
+
+
+def _asked(r: httpx.Response) -> str:
+    try:
+        return f"{r.request.method} {r.request.url}"
+    except RuntimeError:  # a response built without a request (tests)
+        return "the answer"

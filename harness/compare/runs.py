@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data.samples import SAMPLE_GLOB, read_samples
 from harness.errors import ConfigError, ConfigProblem
-from harness.load.samples import SAMPLE_GLOB, read_samples
 from harness.measure.sample_file import (
     SAMPLE_FILE,
     SampleFileError,

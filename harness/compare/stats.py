@@ -19,7 +19,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from harness.verdict.labels import Label, label_change, worst
 
@@ -95,6 +94,8 @@ def _change(
 ) -> Change:
     qa, qb = float(np.quantile(a, q)), float(np.quantile(b, q))
     est = (qb - qa) / qa
+    from scipy import stats  # half a second to import: only where runs are compared
+
     res = stats.bootstrap(
         (a, b),
         _quantile_ratio(q),
@@ -149,6 +150,8 @@ def compare_values(
         _change("median", 0.5, a, b, min_effect, level, resamples, rng),
         _change("p95", 0.95, a, b, min_effect, level, resamples, rng),
     ]
+    from scipy import stats  # half a second to import: only where runs are compared
+
     mw = stats.mannwhitneyu(b, a, alternative="two-sided")
     ks = stats.ks_2samp(a, b)
     label = worst(c.label for c in changes)

@@ -122,7 +122,7 @@ class Burst(threading.Thread):
         self._ended.set()
         self.join(timeout=DRAIN_S + 5)
         if self.error is not None:
-            raise RuntimeError(f"the traffic burst failed: {self.error}") from self.error
+            raise self.error  # judged by its kind (`is_stack_side`), like any other
         return list(self.answers)
 
     async def _send_all(self) -> None:

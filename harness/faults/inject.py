@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from harness.clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.errors import ConfigError, ConfigProblem
-from harness.faults import http_front
 from harness.faults.burst import Burst, BurstAnswer, plan_burst
 from harness.faults.gpu_sim_exporter import set_used_ratio
-from harness.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.spec.experiment import (
     AnyFault,
     Bandwidth,
@@ -32,6 +31,7 @@ from harness.spec.experiment import (
     TrafficBurst,
     unknown_targets,
 )
+from harness.stack import http_front
 from harness.stack.provider import RunningStack, ServiceHandle
 
 # Toxics that hold data back: removing them waits for it to drain, so undo recreates the proxy.

@@ -23,9 +23,9 @@ import gevent.ssl
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
 from harness import wire
+from harness.clients.sse import StreamInterpreter
+from harness.data.samples import Sample
 from harness.load import clock
-from harness.load.samples import Sample
-from harness.load.sse import StreamInterpreter
 from harness.load.workload import RequestPlan
 from harness.wire import Wire
 

@@ -12,10 +12,3 @@ _ANCHOR = time.time() - time.perf_counter()
 
 def now() -> float:
     return _ANCHOR + time.perf_counter()
-
-
-def reanchor() -> None:
-    """Take the anchor again (after fork: a forked worker inherits its parent's, which is fine,
-    but a long-lived process may want a fresh one before a run)."""
-    global _ANCHOR
-    _ANCHOR = time.time() - time.perf_counter()

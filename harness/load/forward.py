@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 
 SAMPLES = "harness_samples"
 START = "harness_start"

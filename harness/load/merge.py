@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.samples import SAMPLE_GLOB, Sample, read_samples
 from harness.errors import ConfigError, ConfigProblem
 from harness.load.report import LoadReport, host_info, outcome_of
 from harness.load.runner import read_accounts, run_context
-from harness.load.samples import SAMPLE_GLOB, Sample, read_samples
 from harness.load.workload_view import build_view, opted_in
 from harness.measure.summary import WorkerAccount, summarize
 from harness.provenance import git_sha, now_iso

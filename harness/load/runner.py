@@ -30,6 +30,8 @@ from pathlib import Path
 from types import FrameType
 
 from harness import wire
+from harness.clients.models import Target, discover_context, discover_model
+from harness.data.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.errors import ConfigError, ConfigProblem, HarnessError
 from harness.load import clock
 from harness.load.config import CONFIG_ENV, WorkerConfig
@@ -44,8 +46,6 @@ from harness.load.limits import (
 )
 from harness.load.profile import build_profile
 from harness.load.repeats import RECORD_NAME, check_and_record, fingerprint
-from harness.load.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
-from harness.load.target import Target, discover_context, discover_model
 from harness.load.tokens import TokenSizing, sizing_for_run
 from harness.load.trace import TraceEntry, read_trace
 from harness.measure.stats import percentile

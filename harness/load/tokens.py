@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from harness.clients.http import new_client
-from harness.errors import HarnessError
+from harness.errors import StackError
 from harness.load.dataset import read_conversations, select
 from harness.load.workload import INSTRUCTION, VOCAB
 from harness.spec.load import Dataset
@@ -39,7 +39,7 @@ CACHE_NAME = "tokens.json"
 _CHECK_WORDS = 64
 
 
-class TokenizeError(HarnessError):
+class TokenizeError(StackError):
     """The model server's /tokenize did not answer as llama.cpp or vLLM do."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import gevent
 import gevent.lock
 
+from harness.data.samples import Sample, SampleWriter
 from harness.load import clock
 from harness.load.arrivals import arrival_offsets
 from harness.load.client import LLMClient
@@ -26,7 +27,6 @@ from harness.load.dataset import read_conversations, select
 from harness.load.forward import DONE, START, ForwardingWriter, Send
 from harness.load.limits import fit_conversations, fit_trace
 from harness.load.profile import Profile, build_profile
-from harness.load.samples import Sample, SampleWriter
 from harness.load.trace import TraceEntry, read_trace
 from harness.load.workload import RequestPlan, Session, WorkloadGenerator
 from harness.spec.load import ClosedLoop, OpenLoop

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict
 
 from harness.clients.http import http_get
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.stats import Distribution, distribution
 from harness.spec.load import LoadSpec, OpenLoop
 

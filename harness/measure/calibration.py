@@ -1,20 +1,16 @@
 """A calibration's figures, and latency SLOs written relative to them (`ttft_p95_ms<=6x`).
 
-Measured by `harness/calibrate.py`; kept in the report so a verdict can be read with the speed
+Measured by `harness/gate/calibrate.py`; kept in the report so a verdict can be read with the speed
 of the machine it ran on.
 """
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel
 
-# `ttft_p95_ms<=6x`: a latency SLO as a multiple of the calibrated median of the same figure.
-RELATIVE = re.compile(
-    r"^\s*(?P<dist>ttft|itl|tpot|e2e)_(?P<stat>p\d{2}|mean|max)_ms\s*(?P<op><=|<)\s*"
-    r"(?P<factor>\d+(?:\.\d+)?)x\s*$"
-)
+from harness.spec.slo import RELATIVE, is_relative
+
+__all__ = ["Calibration", "is_relative", "resolve"]
 
 
 class Calibration(BaseModel):
@@ -34,10 +30,6 @@ class Calibration(BaseModel):
     def base(self, dist: str) -> float:
         return {"ttft": self.ttft_ms, "itl": self.itl_ms, "tpot": self.itl_ms,
                 "e2e": self.e2e_ms}[dist]  # fmt: skip
-
-
-def is_relative(expr: str) -> bool:
-    return RELATIVE.match(expr) is not None
 
 
 def resolve(expr: str, calibration: Calibration | None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 
 SAMPLE_FILE = "samples.jsonl.gz"
 FORMAT = "llm-deploy-gate samples"
@@ -31,7 +31,7 @@ COLUMNS: dict[str, str] = {
     "intended_ms": "ms after t0_s; open loop only: when the schedule meant to send it",
     "sent_ms": "ms after t0_s: when it was actually sent",
     "status": "HTTP status, 0 when none",
-    "error": "error kind (see harness/load/samples.py), null when it succeeded",
+    "error": "error kind (see harness/data/samples.py), null when it succeeded",
     "served_by": "X-Served-By",
     "cache": "X-Cache",
     "ttfb_ms": "ms: sent -> response headers",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pydantic import BaseModel, ConfigDict
 
 from harness import wire
-from harness.observe.prometheus import PrometheusClient, PrometheusError
+from harness.clients.prometheus import PrometheusClient, PrometheusError
 
 # Templates use $w for the window ("37s") and $sel for a label selector after each metric name
 # ('{pool="primary"}' or nothing): str.format would trip over PromQL's braces.

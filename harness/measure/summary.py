@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from harness.load.samples import Sample
-from harness.measure.slo import (
+from harness.data.samples import Sample
+from harness.measure.stats import Distribution, distribution
+from harness.measure.timeseries import SecondBucket, per_second
+from harness.spec.slo import (
     DEFAULT_CHECKS,
     DISTRIBUTIONS,
     MIN_SENT_FOR_ACHIEVED_CHECK,
@@ -30,8 +32,6 @@ from harness.measure.slo import (
     parse_slo,
     parse_slos,
 )
-from harness.measure.stats import Distribution, distribution
-from harness.measure.timeseries import SecondBucket, per_second
 
 _LENIENT = ConfigDict(extra="ignore")
 _AGG = re.compile(rf"^({'|'.join(DISTRIBUTIONS)})_({'|'.join(STATS)})_ms$")

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.stats import percentile
 
 

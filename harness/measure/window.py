@@ -11,18 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.summary import LoadSummary, RunContext, summarize
 
 
 def in_window(samples: Sequence[Sample], start_s: float, end_s: float) -> list[Sample]:
     return [s for s in samples if start_s <= s.meant_s < end_s]
-
-
-def summarize_window(
-    samples: Sequence[Sample], ctx: RunContext, start_s: float, end_s: float
-) -> LoadSummary:
-    return summarize(in_window(samples, start_s, end_s), _window_context(ctx, start_s, end_s))
 
 
 def _window_context(ctx: RunContext, start_s: float, end_s: float) -> RunContext:

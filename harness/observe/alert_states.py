@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.observe.prometheus import PrometheusClient, PrometheusError
+from harness.clients.prometheus import PrometheusClient, PrometheusError
 
 
 class AlertStates:

@@ -22,6 +22,7 @@ import httpx
 import yaml
 
 from harness.clients.http import http_get, http_post
+from harness.errors import StackError
 
 LIVE_FILE = "alerts-live-gate.yml"
 LIVE_GROUP_SUFFIX = "_gate_live"
@@ -48,7 +49,7 @@ def short_window_rules(deployed: dict[str, Any], window: str, hold: str) -> dict
 def _reload(prometheus: str) -> None:
     r = http_post(f"{prometheus}/-/reload", timeout=30)
     if r.status_code != 200:
-        raise RuntimeError(f"Prometheus refused the reload: {r.status_code} {r.text[:200]}")
+        raise StackError(f"Prometheus refused the reload: {r.status_code} {r.text[:200]}")
 
 
 def _live_groups(prometheus: str) -> set[str]:
@@ -71,7 +72,7 @@ def live_rules(
         deadline = time.monotonic() + 15
         while not _live_groups(prometheus):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus did not load {path} after a reload")
+                raise StackError(f"Prometheus did not load {path} after a reload")
             time.sleep(0.25)
         yield [str(r["alert"]) for g in short["groups"] for r in g["rules"] if "alert" in r]
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.clients.http import http_get, http_post
+from harness.errors import StackError
 
 # Fields the store adds to every line; the evidence shows the rest.
 _STORE_FIELDS = frozenset({
@@ -88,7 +89,7 @@ class LogStore:
             timeout=self.timeout_s,
         )
         if r.status_code != 200:
-            raise RuntimeError(f"LogsQL {logsql!r}: status {r.status_code}: {r.text[:300]}")
+            raise StackError(f"LogsQL {logsql!r}: status {r.status_code}: {r.text[:300]}")
         return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
     def lines_of(self, request_ids: Sequence[str], limit: int = 2_000) -> dict[str, list[LogLine]]:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from harness import wire
-from harness.clients.http import new_client
+from harness.clients.http import json_object, new_client
+from harness.errors import AnswerError
 from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.spec.policy import InjectionPolicy
@@ -40,7 +41,7 @@ def probe_cost(
     with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         r = http.post(f"{base_url}/v1/chat/completions", json=body)
     after = read_counters(gateways, names)
-    usage = r.json().get("usage") if r.status_code == 200 else None
+    usage = json_object(r).get("usage") if r.status_code == 200 else None
     failures, measured = judge_cost(
         r.status_code,
         usage,
@@ -79,9 +80,10 @@ def probe_injection(
             code = None
             if r.status_code >= 400:
                 try:
-                    code = (r.json().get("error") or {}).get("code")
-                except ValueError:
-                    code = None
+                    error = json_object(r).get("error")
+                except AnswerError:
+                    error = None
+                code = error.get("code") if isinstance(error, dict) else None
             # The label is the pattern as the candidate spells it; the gateway ignores case.
             grown = deltas(before, after, name, "pattern")
             counted = sum(v for label, v in grown.items() if label.lower() == pattern.lower())

@@ -19,7 +19,7 @@ import httpx
 
 from harness import wire
 from harness.clients.http import new_client
-from harness.faults.toxiproxy import ToxiproxyClient
+from harness.clients.toxiproxy import ToxiproxyClient
 from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.verdict.checks import CheckResult

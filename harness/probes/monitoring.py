@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from harness import wire
-from harness.clients.http import http_get
+from harness.clients.http import http_get, json_field
 from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
 from harness.tools import find_binary
@@ -20,7 +20,7 @@ from harness.verdict.checks import CheckResult
 def _query(prom: str, expr: str, headers: dict[str, str]) -> list[dict[str, object]]:
     r = http_get(f"{prom}/api/v1/query", params={"query": expr}, headers=headers, timeout=10)
     r.raise_for_status()
-    result: list[dict[str, object]] = r.json()["data"]["result"]
+    result: list[dict[str, object]] = json_field(r, "data", "result")
     return result
 
 
@@ -36,7 +36,7 @@ def probe_monitoring(
     failures: list[str] = []
     headers = headers or {}
     r = http_get(f"{prometheus_url}/api/v1/targets", headers=headers, timeout=10)
-    targets = r.json()["data"]["activeTargets"]
+    targets = json_field(r, "data", "activeTargets")
     down = [
         f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}"
         for t in targets
@@ -72,7 +72,7 @@ def probe_monitoring(
     ]
 
     r = http_get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
-    rules = r.json()["data"]["groups"]
+    rules = json_field(r, "data", "groups")
     loaded = {r["name"] for g in rules for r in g["rules"]}
     failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]
     broken = [

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from harness.clients.http import http_get, new_client
+from harness.clients.http import http_get, json_object, new_client
 from harness.probes.http import auth_headers, stream_chat
 from harness.verdict.checks import CheckResult
 from harness.verdict.practices import PiiAnswers, carries, judge_pii
@@ -68,7 +68,7 @@ def listed_models(base_url: str, api_key: str) -> list[str | None]:
     """The models the entry lists, in its order; [None] (its default) when it lists none."""
     try:
         r = http_get(f"{base_url}/v1/models", headers=auth_headers(api_key), timeout=TIMEOUT_S)
-        data = r.json().get("data") if r.status_code == 200 else None
+        data = json_object(r).get("data") if r.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError):
         data = None
     ids: list[str | None] = [
@@ -84,8 +84,10 @@ def _excerpt(text: str, chars: int = 80) -> str:
 
 
 def _content(r: httpx.Response) -> str:
-    choices = r.json().get("choices") or [{}]
-    return str((choices[0].get("message") or {}).get("content") or "")
+    choices = json_object(r).get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    return str(message.get("content") or "") if isinstance(message, dict) else ""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness import __version__
+from harness.clients.webhook import WebhookPayload
 from harness.events import EventRecord
 from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
-from harness.observe.webhook import WebhookPayload
 from harness.provenance import git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
 from harness.stack.provider import Endpoints
@@ -58,6 +58,9 @@ class RunReport(BaseModel):
     outcome: RunOutcome = "running"
     exit_code: int | None = None
     errors: list[str] = Field(default_factory=list)
+    # When the harness itself crashed (a defect of the tool, not a verdict): its traceback's file
+    # in the run folder.
+    crash: str | None = None
     stack_spec: dict[str, Any] = Field(default_factory=dict)
     gate_spec: dict[str, Any] = Field(default_factory=dict)
     # Where the stack's services listened (the API key redacted).

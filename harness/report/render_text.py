@@ -45,6 +45,8 @@ def render_markdown(report: RunReport) -> str:
         lines.append(f"- stack up in {report.startup_seconds:.1f} s")
     if (cal := calibration_line(report)) is not None:
         lines.append(f"- {cal}")
+    if report.crash:
+        lines.append(f"- the harness crashed (not a verdict): traceback in `{report.crash}`")
     if report.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report.errors]
     lines += _section(

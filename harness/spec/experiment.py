@@ -248,7 +248,7 @@ class Expectations(Strict):
     @field_validator("before", "during", "after")
     @classmethod
     def _parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from harness.measure.slo import parse_slo
+        from harness.spec.slo import parse_slo
 
         for expr in v:
             if parse_slo(expr).scope != "aggregate":

@@ -122,8 +122,7 @@ class GateSpec(Strict):
     @field_validator("slos")
     @classmethod
     def _slos_parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from harness.measure.calibration import is_relative
-        from harness.measure.slo import parse_slo
+        from harness.spec.slo import is_relative, parse_slo
 
         for expr in v:
             if not is_relative(expr):  # `ttft_p95_ms<=6x`: relative to the calibration
@@ -131,6 +130,6 @@ class GateSpec(Strict):
         return v
 
     def relative_slos(self) -> bool:
-        from harness.measure.calibration import is_relative
+        from harness.spec.slo import is_relative
 
         return any(is_relative(e) for e in self.slos)

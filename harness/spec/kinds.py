@@ -21,10 +21,6 @@ SPEC_KINDS: dict[str, type[BaseModel]] = {
 }
 
 
-def register_kind(kind: str, model: type[BaseModel]) -> None:
-    SPEC_KINDS[kind] = model
-
-
 def validate_file(path: Path, *, allow_empty: bool = False) -> str:
     """Validate a spec file of any registered kind; return the kind. Raises ConfigError."""
     data = read_yaml_mapping(path, allow_empty=allow_empty)

@@ -241,7 +241,7 @@ class LoadSpec(Strict):
     @field_validator("slos")
     @classmethod
     def _slos_parse(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from harness.measure.slo import parse_slo
+        from harness.spec.slo import parse_slo
 
         for expr in v:
             parse_slo(expr)  # raises ValueError with the reason

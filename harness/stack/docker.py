@@ -344,10 +344,6 @@ class ContainerLauncher:
             self._handles.append(handle)
         return handle
 
-    def container_ids(self) -> list[str]:
-        with self._lock:
-            return [h.container_id for h in self._handles]
-
     def _discard(self, name: str, container: DockerContainer) -> None:
         import docker.errors
 

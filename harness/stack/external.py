@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import wire
+from harness.clients.alertmanager import AlertmanagerPoller
 from harness.clients.http import http_get
 from harness.errors import ConfigError, ConfigProblem, StackError
-from harness.observe.alertmanager import AlertmanagerPoller
 from harness.spec.external import ExternalSpec
 from harness.spec.stack import StackSpec
 from harness.stack.provider import Endpoints, RunningStack
@@ -95,7 +95,7 @@ def _toxiproxy_listen(ext: ExternalSpec) -> dict[str, str]:
 def _model(ext: ExternalSpec, key: str) -> str:
     if ext.model:
         return ext.model
-    from harness.load.target import Target, discover_model
+    from harness.clients.models import Target, discover_model
 
     return discover_model(Target(url=ext.url, api_key=key))
 

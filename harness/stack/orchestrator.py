@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 
 from harness.clients.http import http_get, http_post
+from harness.clients.toxiproxy import ToxiproxyClient
+from harness.clients.webhook import AlertReceiver
 from harness.errors import ConfigError, ConfigProblem, ServiceStartError, StackError
-from harness.faults.toxiproxy import ToxiproxyClient
-from harness.observe.webhook import AlertReceiver
 from harness.paths import new_run_dir
 from harness.spec.stack import StackSpec
 from harness.stack import ownership
@@ -31,7 +31,7 @@ def _quiet(_: str) -> None:
 
 
 def make_launcher(provider: str, spec: StackSpec, run_dir: Path) -> Launcher:
-    """Registry of providers by kind; an unknown kind lists the valid ones."""
+    """The launcher of a provider kind; an unknown kind lists the valid ones."""
     if provider == "local":
         from harness.stack.process import ProcessLauncher
 

@@ -125,8 +125,8 @@ def _exporter(what: str, source_flag: str, port: int, tier: int) -> ServiceDef:
 def _http_front_def(
     slot: ModelServerSlot, port: int, run_dir: Path, files: dict[Path, str]
 ) -> ServiceDef:
-    """The nginx HTTP fault front of one replica (harness/faults/http_front.py), no fault on."""
-    from harness.faults import http_front
+    """The nginx HTTP fault front of one replica (harness/stack/http_front.py), no fault on."""
+    from harness.stack import http_front
 
     faults_path = http_front.faults_file(run_dir / "config", slot.name)
     conf = run_dir / "config" / f"{http_front.service_name(slot.name)}.conf"

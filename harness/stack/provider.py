@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.wire import Wire, family
 
 if TYPE_CHECKING:
-    from harness.observe.webhook import AlertLog
+    from harness.clients.webhook import AlertLog
     from harness.spec.stack import StackSpec
     from harness.stack.plan import ServiceDef
 

@@ -34,7 +34,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+
+# scipy.special, not scipy.stats: the binomial and beta functions are the incomplete beta
+# function and its inverse (what scipy.stats computes them with), without the half second
+# scipy.stats takes to import in every harness process.
+from scipy import special
 
 from harness.measure.stats import PERCENTILE_METHOD
 
@@ -101,18 +105,25 @@ def order_statistic_ranks(n: int, q: float, alpha: float) -> tuple[int | None, i
     u = _first_k_with_cdf_at_least(1.0 - alpha, n, q) + 1
     # l - 1 is the last k with cdf(k) <= alpha; l >= 1 needs cdf(0) = (1 - q)**n <= alpha.
     k = _first_k_with_cdf_at_least(alpha, n, q)
-    l_rank = k + 1 if stats.binom.cdf(k, n, q) <= alpha else k
+    l_rank = k + 1 if _binom_cdf(k, n, q) <= alpha else k
     return (l_rank if l_rank >= 1 else None), (u if u <= n else None)
 
 
 def _first_k_with_cdf_at_least(p: float, n: int, q: float) -> int:
-    """binom.ppf, settled exactly: its float search can land one rank off near a step."""
-    k = max(int(stats.binom.ppf(p, n, q)), 0)
-    while k > 0 and stats.binom.cdf(k - 1, n, q) >= p:
+    """binom.ppf, settled exactly: the float inverse is a first guess that can land one rank off
+    near a step (or be nan at the ends)."""
+    guess = float(special.bdtrik(p, n, q))
+    k = min(max(int(guess), 0), n) if math.isfinite(guess) else 0
+    while k > 0 and _binom_cdf(k - 1, n, q) >= p:
         k -= 1
-    while k < n and stats.binom.cdf(k, n, q) < p:
+    while k < n and _binom_cdf(k, n, q) < p:
         k += 1
     return k
+
+
+def _binom_cdf(k: int, n: int, q: float) -> float:
+    """P(Binomial(n, q) <= k), through the regularized incomplete beta function."""
+    return float(special.betainc(n - k, k + 1, 1 - q)) if k < n else 1.0
 
 
 def min_samples_for_bound(q: float, alpha: float) -> int:
@@ -167,9 +178,13 @@ def proportion_interval(successes: int, n: int, alpha: float) -> Interval:
 
 
 def _clopper_pearson(successes: float, n: float, alpha: float) -> tuple[float, float]:
-    lower = 0.0 if successes <= 0 else float(stats.beta.ppf(alpha, successes, n - successes + 1))
+    lower = (
+        0.0 if successes <= 0 else float(special.betaincinv(successes, n - successes + 1, alpha))
+    )
     upper = (
-        1.0 if successes >= n else float(stats.beta.ppf(1 - alpha, successes + 1, n - successes))
+        1.0
+        if successes >= n
+        else float(special.betaincinv(successes + 1, n - successes, 1 - alpha))
     )
     return lower, upper
 

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from harness.verdict.labels import Label, label_change
 
@@ -54,6 +53,8 @@ class RateComparison(BaseModel):
 
 
 def _wilson(c: Count, level: float) -> tuple[float, float]:
+    from scipy import stats  # half a second to import: only where rates are compared
+
     ci = stats.binomtest(c.k, c.n).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -123,6 +124,8 @@ def compare_rate(
     if label == "inconclusive":
         needed = _needed(a, b, min_effect_pp, level)
     table = [[b.k, b.n - b.k], [a.k, a.n - a.k]]
+    from scipy import stats  # half a second to import: only where rates are compared
+
     p = float(stats.fisher_exact(table).pvalue)
     reason = (
         f"{name} {_share(a)} -> {_share(b)}, {diff:+.1f} pp, {level:.0%} CI "

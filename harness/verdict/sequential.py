@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import special
 
 from harness.verdict.confidence import Judgement, Op, judge_proportion, judge_quantile
 
@@ -58,8 +58,8 @@ class SequentialPlan:
             return 0.0
         if t >= 1.0:
             return self.alpha
-        z = float(stats.norm.isf(self.alpha / 2))
-        return float(2.0 * stats.norm.sf(z / math.sqrt(t)))
+        z = -float(special.ndtri(self.alpha / 2))  # the normal's isf
+        return float(2.0 * special.ndtr(-z / math.sqrt(t)))  # twice its sf
 
     def alpha_at(self, look: int) -> float:
         """One-sided alpha of look 1..max_looks; the sum over all looks is alpha."""

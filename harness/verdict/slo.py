@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.load.samples import Sample
-from harness.measure.slo import Slo
+from harness.data.samples import Sample
 from harness.measure.summary import LoadSummary
+from harness.spec.slo import Slo
 from harness.verdict.confidence import Decision, judge_proportion, judge_quantile
 
 _PERCENTILE = re.compile(r"^(?P<dist>[a-z0-9_]+?)_p(?P<q>\d{2})_ms$")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from nginx_support import nginx_argv
 
-from harness.observe.prometheus import PrometheusClient
+from harness.clients.prometheus import PrometheusClient
 from harness.stack.ports import free_ports
 from harness.tools import find_binary
 

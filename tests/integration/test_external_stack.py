@@ -29,7 +29,7 @@ from external_support import (
 )
 from nginx_support import nginx_argv
 
-from harness.observe.alertmanager import AlertmanagerPoller
+from harness.clients.alertmanager import AlertmanagerPoller
 from harness.stack.ports import free_ports
 from harness.tools import find_binary
 

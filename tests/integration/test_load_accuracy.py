@@ -9,8 +9,8 @@ import pytest
 from load_fixtures import *  # noqa: F403 (fixtures)
 from load_fixtures import SimFactory
 
+from harness.clients.models import Target
 from harness.load.execute import measure_load
-from harness.load.target import Target
 from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop, Workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]

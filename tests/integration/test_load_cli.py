@@ -24,8 +24,8 @@ from load_fixtures import (
 )
 from typer.testing import CliRunner
 
+from harness.commands.load import register
 from harness.errors import ConfigError
-from harness.load.cli import register
 from harness.stack.ports import port_is_listening
 from harness.stack.process import descendants, pid_alive
 from harness.stack.provider import Endpoints

@@ -11,7 +11,7 @@ import pytest
 from load_fixtures import *  # noqa: F403 (fixtures)
 from load_fixtures import SimFactory, run_harness
 
-from harness.load.samples import read_samples
+from harness.data.samples import read_samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 

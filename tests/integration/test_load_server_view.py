@@ -9,9 +9,9 @@ import pytest
 from load_fixtures import *  # noqa: F403 (fixtures)
 from load_fixtures import SimFactory
 
+from harness.clients.models import Target
 from harness.load.execute import measure_load
 from harness.load.report import render
-from harness.load.target import Target
 from harness.spec.load import LoadSpec, OpenLoop, Workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]

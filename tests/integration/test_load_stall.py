@@ -15,10 +15,10 @@ import pytest
 from load_fixtures import *  # noqa: F403 (fixtures)
 from load_fixtures import Sim, SimFactory
 
+from harness.clients.models import Target
+from harness.data.samples import read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
-from harness.load.samples import read_samples
-from harness.load.target import Target
 from harness.spec.load import ClosedLoop, LoadModel, LoadSpec, OpenLoop, Workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]

@@ -20,8 +20,8 @@ from gateway_fixtures import gateway_log_dir, llama_server  # noqa: F401 (fixtur
 from load_fixtures import *  # noqa: F403 (fixtures)
 from load_fixtures import SimFactory, free_port, run_harness, start_harness, stop_harness
 
+from harness.data.samples import read_samples
 from harness.load.runner import LOCUSTFILE
-from harness.load.samples import read_samples
 from harness.measure.stats import distribution
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]

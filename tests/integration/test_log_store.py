@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from gateway.log_shipping import LogStoreHandler
-from harness.gate_logs import log_checks
-from harness.load.samples import Sample
+from harness.data.samples import Sample
+from harness.gate.logs_step import log_checks
 from harness.observe.logs import FAILED_QUERY, LogStore, request_query
 from harness.spec.stack import ModelPool, SimulatorServer, StackSpec
 from harness.stack.logs_service import SERVICE, jsonline_url

@@ -264,7 +264,7 @@ def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
 ) -> None:
     """A Toxiproxy the record names that still answers (started outside the harness's sessions
     here, as one in a container would be) gets every proxy enabled and every toxic removed."""
-    from harness.faults.toxiproxy import ToxiproxyClient
+    from harness.clients.toxiproxy import ToxiproxyClient
     from harness.stack.ownership import _boot_id, reap_dead_owners
     from harness.stack.ports import free_ports
     from harness.tools import find_binary

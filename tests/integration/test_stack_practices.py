@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.faults.toxiproxy import ToxiproxyClient
+from harness.clients.toxiproxy import ToxiproxyClient
 from harness.paths import STACK_DIR
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.spec.loader import load_yaml_model, parse_model

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from harness.data.samples import Sample
 from harness.load.report import HostInfo
-from harness.load.samples import Sample
 from harness.measure.summary import RunContext, summarize
 from harness.report.model import GateLoadReport
 

@@ -9,8 +9,7 @@ import sys
 import pytest
 from pydantic import BaseModel
 
-from harness.chaos_list import experiment_files
-from harness.measure.slo import DISTRIBUTIONS, SCALARS, STATS
+from harness.chaos.catalog import experiment_files
 from harness.paths import PROJECT_ROOT
 from harness.spec.experiment import (
     FAULT_KINDS,
@@ -20,6 +19,7 @@ from harness.spec.experiment import (
     LiveRules,
 )
 from harness.spec.loader import load_yaml_model
+from harness.spec.slo import DISTRIBUTIONS, SCALARS, STATS
 from harness.spec.stack import FaultsSpec, GpuSimExporterSpec
 
 README = (PROJECT_ROOT / "chaos" / "README.md").read_text()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.commands.main import app
 from harness.spec.gate import GateSpec
 from harness.spec.stack import StackSpec
 

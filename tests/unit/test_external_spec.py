@@ -11,7 +11,7 @@ import pytest
 
 from harness import wire
 from harness.errors import ConfigError
-from harness.gate_steps import experiment_needs
+from harness.gate.steps import experiment_needs
 from harness.measure.server import GATEWAY, under_names
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.loader import load_yaml_model
@@ -180,7 +180,7 @@ def test_experiment_needs() -> None:
 
 
 def test_load_refuses_a_remote_target_unless_allowed() -> None:
-    from harness.load.cli import target_problems
+    from harness.commands.load import target_problems
 
     (problem,) = target_problems("http://198.51.100.20:8000", None, None, None)
     assert problem.location == "--target" and "--allow-remote" in problem.message

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from harness.faults import http_front
 from harness.faults.gpu_sim_exporter import _handler, _State, set_used_ratio
 from harness.spec.experiment import (
     Fault,
@@ -22,6 +21,7 @@ from harness.spec.experiment import (
     unknown_targets,
 )
 from harness.spec.stack import FaultsSpec, ModelPool, SimulatorServer, StackSpec
+from harness.stack import http_front
 from harness.stack.planner import build_plan
 from harness.stack.ports import free_ports
 from harness.tools import find_binary
@@ -152,9 +152,9 @@ def test_gpu_sim_exporter_serves_what_the_fault_sets() -> None:
 
 
 def test_incomplete_and_rate_limited_shares_are_judged_with_bounds() -> None:
-    from harness.load.samples import Sample
-    from harness.measure.slo import parse_slo
+    from harness.data.samples import Sample
     from harness.measure.summary import RunContext, WorkerAccount, summarize
+    from harness.spec.slo import parse_slo
     from harness.verdict.slo import judge_share
 
     def sample(i: int, **kw: object) -> Sample:

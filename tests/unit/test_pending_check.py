@@ -4,7 +4,7 @@ was already pending before the fault (left so by an earlier experiment) do not c
 
 from __future__ import annotations
 
-from harness.chaos import _pending_checks
+from harness.chaos.runner import _pending_checks
 from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
 

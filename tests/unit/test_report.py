@@ -81,7 +81,7 @@ def test_html_escapes_untrusted_text() -> None:
 
 
 def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
-    from harness.load.samples import Sample
+    from harness.data.samples import Sample
     from harness.measure.summary import RunContext, summarize
     from harness.report.experiment_figures import phase_rows
     from harness.report.experiment_journal import ExperimentJournal

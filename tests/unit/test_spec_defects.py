@@ -189,7 +189,7 @@ def test_run_experiment_refuses_an_unknown_alert_before_any_load(tmp_path: Path)
     from types import SimpleNamespace
     from typing import cast
 
-    from harness.chaos import run_experiment
+    from harness.chaos.runner import run_experiment
     from harness.stack import RunningStack
 
     p = tmp_path / "e.yaml"

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from harness.chaos_burst import burst_checks
+from harness.chaos.burst import burst_checks
 from harness.errors import ConfigError
 from harness.faults.burst import Burst, BurstAnswer, BurstPlan, burst_figures, plan_burst
 from harness.measure.summary import LoadSummary
@@ -240,7 +240,7 @@ def test_unanswered_burst_requests_and_a_refused_load_fail() -> None:
 def test_a_burst_needs_the_gateways_error_answers_not_fault_parts() -> None:
     """On an external stack the burst runs wherever the gateway answers errors (429s), with no
     fault part of the harness's own."""
-    from harness.gate_steps import experiment_needs
+    from harness.gate.steps import experiment_needs
 
     exp = ExperimentSpec.model_validate({"title": "b", "fault": {"kind": "traffic_burst"}})
     assert experiment_needs(exp) == ("error:rate_limited",)

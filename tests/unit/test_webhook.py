@@ -3,7 +3,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.observe.webhook import AlertReceiver
+from harness.clients.webhook import AlertReceiver
 from harness.stack.ports import free_ports
 
 PAYLOAD = {

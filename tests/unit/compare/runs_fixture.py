@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 
 

@@ -12,8 +12,8 @@ from runs_fixture import make_run, synthetic_samples
 
 from harness.compare.runs import load_run
 from harness.compare.runs_compare import compare_runs
-from harness.load.samples import Sample
-from harness.nightly import record_nightly
+from harness.data.samples import Sample
+from harness.nightly.run import record_nightly
 from harness.spec.compare import CompareSpec
 
 SPEC = CompareSpec(resamples=500)

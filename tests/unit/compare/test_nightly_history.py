@@ -10,7 +10,7 @@ from runs_fixture import make_run, synthetic_samples
 
 from harness.compare.change_points import change_points
 from harness.compare.history import pinned, read_history
-from harness.nightly import BaselineRefused, record_nightly, set_baseline
+from harness.nightly.run import BaselineRefused, record_nightly, set_baseline
 from harness.spec.compare import CompareSpec
 
 SPEC = CompareSpec(resamples=500, history_window=8)

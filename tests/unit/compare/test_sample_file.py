@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from runs_fixture import synthetic_samples
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.sample_file import (
     COLUMNS,
     SampleFileError,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from harness.clients.models import Target, context_of_models, context_of_props, discover_context
 from harness.errors import ConfigError
 from harness.load.dataset import Conversation, read_conversations, select
 from harness.load.limits import (
@@ -25,7 +26,6 @@ from harness.load.limits import (
     fit_conversations,
     fit_trace,
 )
-from harness.load.target import Target, context_of_models, context_of_props, discover_context
 from harness.load.trace import TraceEntry
 from harness.load.workload import WorkloadGenerator
 from harness.spec.load import Dataset, LoadSpec, Workload

@@ -6,8 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from harness.data.samples import Sample, read_samples
 from harness.load.forward import DONE, SAMPLES, START, ForwardingWriter, MasterSink
-from harness.load.samples import Sample, read_samples
 
 
 def sample(seq: int) -> Sample:

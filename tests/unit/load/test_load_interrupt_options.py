@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.load.cli import target_problems
+from harness.commands.load import target_problems
+from harness.data.samples import Sample
 from harness.load.runner import _signals_held, run_context
-from harness.load.samples import Sample
 from harness.spec.load import LoadSpec, OpenLoop
 
 T0 = 1_000_000.0

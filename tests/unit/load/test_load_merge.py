@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.samples import Sample
 from harness.errors import ConfigError
 from harness.load.merge import merge_runs
-from harness.load.samples import Sample
 from harness.measure.stats import distribution
 from harness.spec.load import LoadSpec
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.data.samples import Sample
 from harness.load.report import LoadReport, host_info, outcome_of, render
-from harness.load.samples import Sample
 from harness.measure.summary import RunContext, WorkerAccount, summarize
 from harness.provenance import now_iso
 

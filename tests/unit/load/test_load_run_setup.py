@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness.commands.load import _run_dir, register
+from harness.data.samples import Sample
 from harness.errors import ConfigError
-from harness.load.cli import _run_dir, register
 from harness.load.repeats import KEEP, check_and_record, fingerprint
 from harness.load.runner import _ProgressPrinter
-from harness.load.samples import Sample
 from harness.load.scenarios import Overrides, apply_overrides, load_scenario
 from harness.load.workload import INSTRUCTION, WorkloadGenerator
 from harness.spec.load import LoadSpec, Workload

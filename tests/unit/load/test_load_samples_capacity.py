@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.samples import Sample, SampleTail, SampleWriter, read_samples
 from harness.load.capacity import CapacityStep, SearchPlan, search
-from harness.load.samples import Sample, SampleTail, SampleWriter, read_samples
 
 
 def sample(seq: int, sent: float, **kw: object) -> Sample:

@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.load.sse import StreamInterpreter
+from harness.clients.sse import StreamInterpreter
 
 
 def chunk(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.clients.models import Target, check_url, discover_model
 from harness.errors import ConfigError
-from harness.load.target import Target, check_url, discover_model, from_ready_file
 from harness.stack.provider import Endpoints
+from harness.stack.target import from_ready_file
 
 
 def endpoints() -> Endpoints:

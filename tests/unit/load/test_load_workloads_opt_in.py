@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.clients.sse import StreamInterpreter
+from harness.data.samples import Sample
 from harness.errors import ConfigError
 from harness.load.dataset import read_conversations, select
-from harness.load.samples import Sample
 from harness.load.scenarios import Overrides, apply_overrides, load_scenario
-from harness.load.sse import StreamInterpreter
 from harness.load.trace import TraceEntry, read_trace
 from harness.load.workload import INSTRUCTION, WorkloadGenerator
 from harness.load.workload_view import build_view, counter_deltas
@@ -353,7 +353,7 @@ def test_capacity_refuses_a_trace_before_anything_starts(tmp_path: Path) -> None
     import typer
     from typer.testing import CliRunner
 
-    from harness.load.cli import register
+    from harness.commands.load import register
 
     app = typer.Typer()
     register(app)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from harness.clients.prometheus import PrometheusClient, PrometheusError
 from harness.measure.server import collect
-from harness.observe.prometheus import PrometheusClient, PrometheusError
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.measure.slo import aggregate_metric_names, parse_slo
 from harness.measure.stats import distribution, percentile
+from harness.spec.slo import aggregate_metric_names, parse_slo
 
 
 def test_percentiles_are_exact_not_bucketed() -> None:

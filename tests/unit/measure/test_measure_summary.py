@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.load.samples import Sample
+from harness.data.samples import Sample
 from harness.measure.summary import RunContext, WorkerAccount, summarize
 from harness.measure.window import in_window, phases
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.load.samples import Sample
-from harness.measure.slo import parse_slo
+from harness.data.samples import Sample
 from harness.measure.summary import RunContext, summarize
 from harness.observe.resources import ServiceUsage
 from harness.spec.gate import GateSpec
 from harness.spec.policy import Policy, ResourcePolicy, StreamingPolicy
+from harness.spec.slo import parse_slo
 from harness.spec.stack import StackSpec
 from harness.verdict.checklist import checklist
 from harness.verdict.checks import CheckResult, coverage_check

@@ -3,8 +3,8 @@ them), and the evidence picked from load samples."""
 
 from __future__ import annotations
 
-from harness.gate_logs import what_went_wrong
-from harness.load.samples import Sample
+from harness.data.samples import Sample
+from harness.gate.logs_step import what_went_wrong
 from harness.observe.logs import LogLine, ids_filter, to_line
 from harness.verdict.logs import ErrorAnswer, judge_error_lines, judge_exceptions, judge_secrets
 
@@ -90,7 +90,7 @@ def test_store_rows_become_lines_and_ids_are_quoted() -> None:
 
 
 def test_evidence_goes_under_the_first_check_that_did_not_pass_else_the_first() -> None:
-    from harness.gate_logs import attach
+    from harness.gate.logs_step import attach
     from harness.observe.logs import RequestEvidence
     from harness.verdict.checks import CheckResult
 
@@ -105,7 +105,7 @@ def test_evidence_goes_under_the_first_check_that_did_not_pass_else_the_first() 
 
 
 def test_evidence_lines_order_by_time_whatever_the_fraction_digits() -> None:
-    from harness.gate_logs import _when
+    from harness.gate.logs_step import _when
 
     times = ["2026-11-30T15:29:50.71Z", "2026-11-30T15:29:50.7Z", "2026-11-30T15:29:43.297931Z"]
     lines = [LogLine(time=t, layer="model") for t in times]

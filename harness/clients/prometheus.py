@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 
 from harness.clients.http import new_client
-from harness.errors import HarnessError
+from harness.errors import StackError
 
 
-class PrometheusError(HarnessError):
+class PrometheusError(StackError):
     """A Prometheus API call failed (unreachable, timed out, bad query, or status != success)."""
 
 

@@ -136,3 +136,14 @@ def parse_slo(text: str) -> Slo:
 
 def parse_slos(texts: tuple[str, ...] | list[str]) -> list[Slo]:
     return [parse_slo(t) for t in texts]
+
+
+# `ttft_p95_ms<=6x`: a latency SLO as a multiple of the calibrated median of the same figure.
+RELATIVE = re.compile(
+    r"^\s*(?P<dist>ttft|itl|tpot|e2e)_(?P<stat>p\d{2}|mean|max)_ms\s*(?P<op><=|<)\s*"
+    r"(?P<factor>\d+(?:\.\d+)?)x\s*$"
+)
+
+
+def is_relative(expr: str) -> bool:
+    return RELATIVE.match(expr) is not None

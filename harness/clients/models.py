@@ -1,10 +1,9 @@
 """Where load goes: a URL, its API key and model, and (when known) the Prometheus watching it;
-the model and its context length as the target's servers report them."""
+the model and its context length as the target's servers report them (model discovery)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,41 +42,6 @@ def check_url(url: str, option: str) -> str:
     if u.scheme not in ("http", "https") or not u.hostname:
         raise ConfigError(option, [ConfigProblem(option, f"expected an http(s) URL, got {url!r}")])
     return url.rstrip("/").removesuffix("/v1")
-
-
-def from_ready_file(path: Path) -> Target:
-    """The front door (nginx) of a stack started by `harness up --ready-file`."""
-    from pydantic import ValidationError
-
-    from harness.stack.provider import Endpoints
-
-    try:
-        ep = Endpoints.read(path)
-    except FileNotFoundError:
-        raise ConfigError(
-            str(path), [ConfigProblem("", "ready file not found (is `harness up` running?)")]
-        ) from None
-    except (ValidationError, ValueError) as exc:
-        raise ConfigError(
-            str(path), [ConfigProblem("", f"not a ready file of `harness up`: {exc}")]
-        ) from None
-    return from_endpoints(ep, source=f"ready file {path}")
-
-
-def from_endpoints(ep: object, source: str = "stack") -> Target:
-    from harness.stack.provider import Endpoints
-
-    assert isinstance(ep, Endpoints)
-    model = ep.served_models.get("primary") if ep.served_models else None
-    servers = ep.model_pools.get("primary") or ep.model_servers
-    return Target(
-        tokenizer_url=servers[0].rstrip("/") if servers else None,
-        url=ep.nginx.rstrip("/"),
-        api_key=ep.api_key,
-        model=model,
-        prometheus=ep.prometheus or None,
-        source=source,
-    )
 
 
 def discover_model(target: Target, timeout_s: float = 5.0) -> str:

@@ -10,24 +10,24 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.chaos_burst import burst_checks
+from harness.chaos.burst import burst_checks
+from harness.clients.webhook import AlertLog, AlertNotification
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults.burst import BurstPlan, burst_figures, plan_burst, write_answers
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
-from harness.load.runner import LoadRun, run_load
-from harness.load.target import from_endpoints
-from harness.measure.slo import parse_slo
+from harness.load.runner import LoadRun, LoadRunError, run_load
 from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
 from harness.observe.alert_states import AlertStates
 from harness.observe.live_rules import live_rules
-from harness.observe.webhook import AlertLog, AlertNotification
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
 from harness.spec.experiment import ExperimentSpec, TrafficBurst
+from harness.spec.slo import parse_slo
 from harness.stack import RunningStack
 from harness.stack.names import alert_names
+from harness.stack.target import from_endpoints
 from harness.verdict.checks import CheckResult
 from harness.verdict.slo import judge_share
 
@@ -83,7 +83,7 @@ def _wait_first_request(load: _BackgroundLoad) -> None:
     deadline = time.monotonic() + FIRST_SAMPLE_TIMEOUT_S
     while not load.first_request_sent():
         if not load.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(
+            raise LoadRunError(
                 "the experiment's load never completed a request: " + str(load.error)
             )
         time.sleep(0.2)
@@ -344,7 +344,7 @@ def _run_experiment(
         raise load.error
     run = load.result
     if run is None:
-        raise RuntimeError("the experiment's load did not finish")
+        raise LoadRunError("the experiment's load did not finish")
     summaries = phases(run.samples, run.context, result.fault_start_s, result.fault_end_s)
     # A phase's per-second series is the timeline's, already: not kept twice.
     result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}

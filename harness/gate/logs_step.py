@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.load.samples import Sample, read_samples
+from harness.data.samples import Sample, read_samples
 from harness.observe.logs import LogLine, LogStore, RequestEvidence, time_filter
 from harness.probes.logs import send_error_requests
 from harness.probes.pii import SENT

@@ -59,7 +59,7 @@ def render_faults(fault: HttpError | StreamStall | None) -> str:
     else:
         rate, after = "map $request_id $fault_stall_rate { default 0; }\n", 0
     return (
-        "# Written by the harness (harness/faults/http_front.py); rewritten on every fault.\n"
+        "# Written by the harness (harness/stack/http_front.py); rewritten on every fault.\n"
         + status
         + f"map $request_id $fault_retry_after {{ default {retry}; }}\n"
         + rate

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from harness import __version__
+from harness.commands.common import err, print_outcome
 from harness.errors import (
     ConfigError,
     ConfigProblem,
@@ -25,14 +26,19 @@ from harness.errors import (
     ToolMissingError,
 )
 from harness.exit_codes import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, exit_code
+from harness.gate.prepare import (
+    check_experiment_names,
+    check_external,
+    check_gate_load,
+    gate_inputs,
+    load_experiments,
+    prepare_gate,
+)
 from harness.spec.files import load_stack_spec
 from harness.spec.loader import load_yaml_model
-from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
-    from harness.gate_steps import ExperimentFile
-    from harness.pipeline import GateRun
-    from harness.spec.gate import GateSpec
+    from harness.gate.pipeline import GateRun
 
 app = typer.Typer(
     name="harness",
@@ -62,10 +68,6 @@ AllowRemoteOption = Annotated[
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", help="local (processes) or docker (containers).")
 ]
-
-
-def err(msg: str) -> None:
-    typer.echo(msg, err=True)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -237,8 +239,8 @@ def gate(
     allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
+    from harness.gate.pipeline import run_gate
     from harness.paths import PROJECT_ROOT, new_run_dir
-    from harness.pipeline import run_gate
 
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
     profile_path = profile or (default_profile if default_profile.is_file() else None)
@@ -274,8 +276,8 @@ def chaos(
 
     `harness chaos list [FILE|DIR...]` shows each experiment's title, fault and expectations
     (default: chaos/)."""
+    from harness.gate.pipeline import run_chaos
     from harness.paths import new_run_dir
-    from harness.pipeline import run_chaos
     from harness.spec.experiment import apply_stack_overrides
 
     if files and str(files[0]) == "list" and not files[0].exists():
@@ -298,7 +300,7 @@ def chaos(
 
 
 def _chaos_list(paths: list[Path], allow_empty: bool) -> None:
-    from harness.chaos_list import describe, experiment_files
+    from harness.chaos.catalog import describe, experiment_files
 
     experiments = load_experiments(experiment_files(paths), allow_empty)
     for i, exp in enumerate(experiments):
@@ -343,108 +345,6 @@ def report(
     raise typer.Exit(exit_code(stored.outcome))
 
 
-def prepare_gate(
-    profile_path: Path | None, stack: Path | None, allow_empty: bool
-) -> tuple[GateSpec, StackSpec, list[ExperimentFile]]:
-    """A gate profile with its stack and experiments, every file and name checked."""
-    from harness.spec.gate import GateSpec
-
-    gate_spec = (
-        load_yaml_model(GateSpec, profile_path, allow_empty=allow_empty)
-        if profile_path
-        else GateSpec()
-    )
-    stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
-    from harness.spec.experiment import apply_stack_overrides
-
-    for exp in experiments:
-        # Overrides the gate's stack already satisfies change nothing: those run.
-        overrides = exp.spec.stack_overrides
-        if (
-            overrides
-            and apply_stack_overrides(stack_spec, [overrides], str(exp.path)) != stack_spec
-        ):
-            raise ConfigError(str(exp.path), [ConfigProblem(
-                "stack_overrides", "not allowed in a gate profile's experiments unless the gate's "
-                "stack already has them (they run on the gate's stack): put the settings in the "
-                "stack spec, or run it with `harness chaos`",
-            )])  # fmt: skip
-    check_experiment_names(experiments, stack_spec)
-    check_gate_load(gate_spec, stack_spec, profile_path)
-    base = profile_path.parent if profile_path is not None else Path.cwd()
-    return resolve_rule_tests(gate_spec, base, profile_path), stack_spec, experiments
-
-
-def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) -> GateSpec:
-    """The policy's promtool tests, relative to the profile; a missing file is a config error."""
-    name = gate_spec.policy.alerts.rule_tests
-    if not name:
-        return gate_spec
-    path = (base / name).resolve()
-    if not path.is_file():
-        raise ConfigError(str(profile or "gate profile"), [ConfigProblem(
-            "policy.alerts.rule_tests", f"file not found: {path} (relative to the profile)",
-        )])  # fmt: skip
-    alerts = gate_spec.policy.alerts.model_copy(update={"rule_tests": str(path)})
-    policy = gate_spec.policy.model_copy(update={"alerts": alerts})
-    return gate_spec.model_copy(update={"policy": policy})
-
-
-def load_experiments(paths: list[Path], allow_empty: bool = False) -> list[ExperimentFile]:
-    from harness.gate_steps import ExperimentFile
-    from harness.spec.experiment import ExperimentSpec
-
-    return [
-        ExperimentFile(p, load_yaml_model(ExperimentSpec, p, allow_empty=allow_empty))
-        for p in paths
-    ]
-
-
-def gate_inputs(
-    gate_spec: GateSpec, profile_path: Path | None, stack: Path | None, allow_empty: bool
-) -> tuple[StackSpec, list[ExperimentFile]]:
-    """The stack and experiments a gate profile names, relative to the profile's folder: every
-    named file must exist (the field that names it is reported if not)."""
-    from harness.spec.loader import referenced_file
-
-    stack_path = stack
-    experiment_paths = [Path(p) for p in gate_spec.experiments]
-    if profile_path is not None:
-        if stack_path is None and gate_spec.stack:
-            stack_path = referenced_file(profile_path, "stack", gate_spec.stack)
-        experiment_paths = [
-            referenced_file(profile_path, f"experiments[{i}]", p)
-            for i, p in enumerate(gate_spec.experiments)
-        ]
-    return load_stack_spec(stack_path, allow_empty), load_experiments(experiment_paths, allow_empty)
-
-
-def check_gate_load(gate_spec: GateSpec, stack_spec: StackSpec, profile: Path | None) -> None:
-    """The gate's own load may name a model: one of the stack's pools must serve it."""
-    from harness.stack.names import load_problems
-
-    if gate_spec.load is not None and (problems := load_problems(gate_spec.load, stack_spec)):
-        raise ConfigError(str(profile or "the default gate profile"), problems)
-
-
-def check_external(spec: StackSpec, path: Path | None, allow_remote: bool) -> None:
-    """Before anything runs: an external stack's secrets are in the environment and its
-    addresses are on loopback (or `--allow-remote` says otherwise)."""
-    if spec.external is None:
-        return
-    from harness.stack.external import check_env, check_remote
-
-    check_env(spec.external, str(path))
-    check_remote(spec.external.urls(), allow_remote, str(path))
-
-
-def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -> None:
-    """Before anything starts: every name an experiment uses exists in this stack."""
-    from harness.stack.names import check_experiments
-
-    check_experiments([(exp.path, exp.spec) for exp in experiments], spec)
-
-
 def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> None:
     """Run a gate or chaos pipeline; an interrupt still leaves its partial report (exit 130)."""
     try:
@@ -458,19 +358,6 @@ def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> Non
 def _print_outcome(run: GateRun, label: str) -> None:
     print_outcome(run, label)
     raise typer.Exit(run.exit_code)
-
-
-def print_outcome(run: GateRun, label: str) -> None:
-    report = run.report
-    typer.echo("")
-    typer.echo(f"{label} {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
-        f"{n} {k}" for k, n in sorted(report.counts().items())))  # fmt: skip
-    for c in report.checks:
-        if c.outcome in ("fail", "error", "warn"):
-            typer.echo(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")
-    for e in report.errors:
-        typer.echo(f"  ERROR {e}")
-    typer.echo(f"reports: {run.paths['html']} (also report.json, junit.xml, summary.md)")
 
 
 def _watch(running: object) -> None:
@@ -488,9 +375,9 @@ def _watch(running: object) -> None:
 
 
 def _register_subcommands() -> None:
-    from harness.compare.cli import register as register_compare
-    from harness.images.cli import register as register_images
-    from harness.load.cli import register as register_load
+    from harness.commands.compare import register as register_compare
+    from harness.commands.images import register as register_images
+    from harness.commands.load import register as register_load
 
     register_load(app)
     register_images(app)

@@ -11,17 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.data.samples import Sample, read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
-from harness.load.samples import Sample, read_samples
-from harness.load.target import from_endpoints
 from harness.measure.calibration import Calibration, resolve
-from harness.measure.slo import Slo, parse_slo, parse_slos
 from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec, OpenLoop
+from harness.spec.slo import Slo, parse_slo, parse_slos
 from harness.stack import RunningStack
+from harness.stack.target import from_endpoints
 from harness.verdict.checks import CheckResult, Outcome
 from harness.verdict.confidence import Decision
 from harness.verdict.sequential import SequentialPlan

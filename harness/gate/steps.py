@@ -3,7 +3,8 @@ report; `plan_gate` lists them in order, with each ordering constraint stated wh
 (the rate limit on a key nothing else uses runs right after the probes; on the gate's own key it
 runs last, after any breaker an experiment opened has healed).
 
-Probes and the load step measure; every pass/fail decision is made in `harness/verdict/`.
+Steps measure and hand their evidence to `harness/verdict/`, which decides most outcomes; the
+probes, the load step's validity check and the chaos runner still decide some of their own.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.calibrate import calibrate
-from harness.chaos import run_experiment
-from harness.errors import ConfigError, HarnessError
+from harness.chaos.runner import run_experiment
+from harness.data.samples import Sample
+from harness.errors import is_stack_side
 from harness.events import CheckDecided, EventBus
-from harness.gate_load import run_gate_load
-from harness.gate_logs import attach, collect_evidence, log_checks, samples_under
-from harness.load.samples import Sample
+from harness.gate.calibrate import calibrate
+from harness.gate.load_step import run_gate_load
+from harness.gate.logs_step import attach, collect_evidence, log_checks, samples_under
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
@@ -112,11 +113,14 @@ class Step:
 
 
 def guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckResult:
-    """A probe that raises is an `error` check with the reason, not a crashed gate."""
+    """A probe that fails talking to the stack is an `error` check with the reason; any other
+    exception is the harness's own defect and ends the run as a crash (`is_stack_side`)."""
     t0 = time.monotonic()
     try:
         return fn()
-    except Exception as exc:  # any failure of a probe is evidence, keep going
+    except Exception as exc:
+        if not is_stack_side(exc):
+            raise
         return CheckResult(
             name=name, category=category, outcome="error",
             reasons=[f"{type(exc).__name__}: {exc}"], duration_s=round(time.monotonic() - t0, 3),
@@ -311,6 +315,8 @@ class Logs(Step):
         try:
             checks = log_checks(store, ep.nginx, ep.api_key, auth.api_keys, load)
         except Exception as exc:  # the store is evidence too: its failure is an error check
+            if not is_stack_side(exc):
+                raise
             checks = [CheckResult(name=n, category="logging", outcome="error",
                                   reasons=[f"log store: {type(exc).__name__}: {exc}"])
                       for n in names]  # fmt: skip
@@ -341,9 +347,9 @@ def run_experiments(
             result = run_experiment(
                 exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path)
             )
-        except (RuntimeError, HarnessError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
+        except Exception as exc:
+            if not is_stack_side(exc):
+                raise  # a bad file (exit 2) or the harness's own defect: never a verdict
             checks = [CheckResult(
                 name=f"{exp.spec.title}", category="chaos", outcome="error",
                 reasons=[f"{type(exc).__name__}: {exc}"],
@@ -387,6 +393,8 @@ def add_evidence(
     try:
         attach(collect_evidence(store, samples), checks)
     except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
+        if not is_stack_side(exc):
+            raise
         note(f"log evidence for {step} not read: {type(exc).__name__}: {exc}")
 
 

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from harness.clients.models import Target, check_url
 from harness.errors import ConfigError, ConfigProblem
 from harness.exit_codes import EXIT_FAIL, EXIT_INTERRUPTED, exit_code
 from harness.load.scenarios import CLI_SOURCE, Overrides, apply_overrides, load_scenario
-from harness.load.target import Target, check_url, from_ready_file
 from harness.spec.load import LoadSpec, OpenLoop
+from harness.stack.target import from_ready_file
 
 if TYPE_CHECKING:  # the report module pulls numpy in; `harness --help` should not wait for it
     from harness.load.report import LoadReport
@@ -261,9 +262,9 @@ def resolve_target(
         t = from_ready_file(ready_file)
         yield dataclasses.replace(t, api_key=api_key or t.api_key)
         return
-    from harness.load.target import from_endpoints
     from harness.spec.files import load_stack_spec
     from harness.stack import start_stack
+    from harness.stack.target import from_endpoints
 
     stack_spec = load_stack_spec(stack)
     progress(f"no --target or --ready-file: bringing up the stack ({stack or 'reference stack'})")

@@ -17,17 +17,6 @@ SAMPLE_GLOB = "samples-*.jsonl"
 DONE_GLOB = "done-*.json"
 START_GLOB = "start-*.json"  # {"t0_s": ...}: when a worker's schedule began (for progress)
 
-# Error kinds, fixed names (the summary counts by them).
-ERROR_KINDS = (
-    "connect",  # could not open a connection
-    "timeout",  # request exceeded request_timeout_s (or a read stalled that long)
-    "http",  # status >= 400 (see `status`)
-    "stream_error",  # an error object inside a 200 stream
-    "incomplete",  # the stream ended before [DONE] / a finish reason
-    "protocol",  # unparseable response
-    "unfinished",  # still in flight when the run's drain time ran out
-)
-
 
 @dataclass
 class Sample:
@@ -42,6 +31,11 @@ class Sample:
     sent_s: float
     e2e_ms: float
     status: int = 0  # 0: no HTTP status (connection failed)
+    # None, or the kind of failure (fixed names; the summary counts by them): "connect" (no
+    # connection), "timeout" (past request_timeout_s, or a read stalled that long), "http" (status
+    # >= 400), "stream_error" (an error object inside a 200 stream), "incomplete" (the stream
+    # ended before [DONE] or a finish reason), "protocol" (unparseable), "unfinished" (still in
+    # flight when the run's drain time ran out).
     error: str | None = None
     error_detail: str | None = None
     ttfb_ms: float | None = None  # response headers

@@ -1,13 +1,14 @@
 """The one place the steps are chained: spec -> stack -> steps (probes, load, experiments) ->
-verdict -> report. The gate's steps are declared in `gate_steps.py`; this module brings the stack
+verdict -> report. The gate's steps are declared in `steps.py`; this module brings the stack
 up, runs them and writes the report whatever happens.
 
-The CLI and the pytest plugin are thin callers of `run_gate` and `run_chaos`.
+`harness gate`, `harness chaos` and the nightly's gate call `run_gate` and `run_chaos`.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.events import CheckDecided, EventBus, Recorder, StepStarted, console
 from harness.exit_codes import exit_code
-from harness.gate_steps import (
+from harness.gate.steps import (
     ExperimentFile,
     GateContext,
     history_record,
@@ -33,6 +34,9 @@ from harness.verdict.checks import CheckResult, coverage_check, overall_outcome
 
 Progress = Callable[[str], None]
 __all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate"]
+
+# The traceback of a crash of the harness, beside the report.
+CRASH_FILE = "crash.txt"
 
 
 @dataclass
@@ -121,7 +125,11 @@ def _run(
         report.errors.append(str(exc))
     except Exception as exc:  # a crash of the harness: could not run, never a verdict
         report.outcome = "error"
-        report.errors.append(f"the harness crashed: {type(exc).__name__}: {exc}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CRASH_FILE).write_text(traceback.format_exc())
+        report.crash = CRASH_FILE
+        report.errors.append(f"the harness crashed: {type(exc).__name__}: {exc} (a defect of the "
+                             f"harness, not a verdict; traceback in {CRASH_FILE})")  # fmt: skip
         crashed = exc
     finally:
         report.finished_at = now_iso()

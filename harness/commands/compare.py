@@ -1,5 +1,5 @@
-"""`harness compare`, `harness baseline set|show` and `harness nightly`: thin commands over
-`compare_runs` and `harness.nightly`."""
+"""`harness compare`, `harness baseline set|show` and `harness nightly`: their options and
+output over `compare_runs`, the history folder and `harness.nightly.run`."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         pass or it regressed against the current baseline or in the history."""
         from harness.compare.runs import load_run
         from harness.compare.runs_compare import spec_of
-        from harness.nightly import BaselineRefused, set_baseline
+        from harness.nightly.run import BaselineRefused, set_baseline
 
         stored = load_run(run)
         try:
@@ -177,10 +177,11 @@ def register(app: typer.Typer) -> None:
         """Run the gate with the nightly profile, compare it with the pinned baseline and the
         last accepted run, append it to the history, write the trend page. Exit 0 pass, 1 the
         gate failed or a blocking figure regressed, 2 could not run."""
-        from harness.cli import prepare_gate, print_outcome
-        from harness.nightly import record_nightly
+        from harness.commands.common import print_outcome
+        from harness.gate.pipeline import run_gate
+        from harness.gate.prepare import prepare_gate
+        from harness.nightly.run import record_nightly
         from harness.paths import PROJECT_ROOT, new_run_dir
-        from harness.pipeline import run_gate
 
         profile_path = profile or PROJECT_ROOT / "reports" / "profiles" / "nightly.yaml"
         gate_spec, stack_spec, experiments = prepare_gate(profile_path, stack, False)

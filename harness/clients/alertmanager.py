@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from harness.clients.http import http_get
-from harness.observe.webhook import AlertLog
+from harness.clients.webhook import AlertLog
 
 
 class AlertmanagerPoller(AlertLog):

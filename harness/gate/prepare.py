@@ -1,0 +1,116 @@
+"""A gate's inputs before anything starts: the profile with its stack and experiments, every
+file it names found and every name it uses checked against the stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import ConfigError, ConfigProblem
+from harness.spec.experiment import ExperimentSpec, apply_stack_overrides
+from harness.spec.files import load_stack_spec
+from harness.spec.gate import GateSpec
+from harness.spec.loader import load_yaml_model, referenced_file
+from harness.spec.stack import StackSpec
+
+if TYPE_CHECKING:
+    # The steps import the whole gate; a command that only checks its inputs need not.
+    from harness.gate.steps import ExperimentFile
+
+
+def prepare_gate(
+    profile_path: Path | None, stack: Path | None, allow_empty: bool
+) -> tuple[GateSpec, StackSpec, list[ExperimentFile]]:
+    """A gate profile with its stack and experiments, every file and name checked."""
+
+    gate_spec = (
+        load_yaml_model(GateSpec, profile_path, allow_empty=allow_empty)
+        if profile_path
+        else GateSpec()
+    )
+    stack_spec, experiments = gate_inputs(gate_spec, profile_path, stack, allow_empty)
+
+    for exp in experiments:
+        # Overrides the gate's stack already satisfies change nothing: those run.
+        overrides = exp.spec.stack_overrides
+        if (
+            overrides
+            and apply_stack_overrides(stack_spec, [overrides], str(exp.path)) != stack_spec
+        ):
+            raise ConfigError(str(exp.path), [ConfigProblem(
+                "stack_overrides", "not allowed in a gate profile's experiments unless the gate's "
+                "stack already has them (they run on the gate's stack): put the settings in the "
+                "stack spec, or run it with `harness chaos`",
+            )])  # fmt: skip
+    check_experiment_names(experiments, stack_spec)
+    check_gate_load(gate_spec, stack_spec, profile_path)
+    base = profile_path.parent if profile_path is not None else Path.cwd()
+    return resolve_rule_tests(gate_spec, base, profile_path), stack_spec, experiments
+
+
+def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) -> GateSpec:
+    """The policy's promtool tests, relative to the profile; a missing file is a config error."""
+    name = gate_spec.policy.alerts.rule_tests
+    if not name:
+        return gate_spec
+    path = (base / name).resolve()
+    if not path.is_file():
+        raise ConfigError(str(profile or "gate profile"), [ConfigProblem(
+            "policy.alerts.rule_tests", f"file not found: {path} (relative to the profile)",
+        )])  # fmt: skip
+    alerts = gate_spec.policy.alerts.model_copy(update={"rule_tests": str(path)})
+    policy = gate_spec.policy.model_copy(update={"alerts": alerts})
+    return gate_spec.model_copy(update={"policy": policy})
+
+
+def load_experiments(paths: list[Path], allow_empty: bool = False) -> list[ExperimentFile]:
+    from harness.gate.steps import ExperimentFile
+
+    return [
+        ExperimentFile(p, load_yaml_model(ExperimentSpec, p, allow_empty=allow_empty))
+        for p in paths
+    ]
+
+
+def gate_inputs(
+    gate_spec: GateSpec, profile_path: Path | None, stack: Path | None, allow_empty: bool
+) -> tuple[StackSpec, list[ExperimentFile]]:
+    """The stack and experiments a gate profile names, relative to the profile's folder: every
+    named file must exist (the field that names it is reported if not)."""
+
+    stack_path = stack
+    experiment_paths = [Path(p) for p in gate_spec.experiments]
+    if profile_path is not None:
+        if stack_path is None and gate_spec.stack:
+            stack_path = referenced_file(profile_path, "stack", gate_spec.stack)
+        experiment_paths = [
+            referenced_file(profile_path, f"experiments[{i}]", p)
+            for i, p in enumerate(gate_spec.experiments)
+        ]
+    return load_stack_spec(stack_path, allow_empty), load_experiments(experiment_paths, allow_empty)
+
+
+def check_gate_load(gate_spec: GateSpec, stack_spec: StackSpec, profile: Path | None) -> None:
+    """The gate's own load may name a model: one of the stack's pools must serve it."""
+    from harness.stack.names import load_problems
+
+    if gate_spec.load is not None and (problems := load_problems(gate_spec.load, stack_spec)):
+        raise ConfigError(str(profile or "the default gate profile"), problems)
+
+
+def check_external(spec: StackSpec, path: Path | None, allow_remote: bool) -> None:
+    """Before anything runs: an external stack's secrets are in the environment and its
+    addresses are on loopback (or `--allow-remote` says otherwise)."""
+    if spec.external is None:
+        return
+    from harness.stack.external import check_env, check_remote
+
+    check_env(spec.external, str(path))
+    check_remote(spec.external.urls(), allow_remote, str(path))
+
+
+def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -> None:
+    """Before anything starts: every name an experiment uses exists in this stack."""
+    from harness.stack.names import check_experiments
+
+    check_experiments([(exp.path, exp.spec) for exp in experiments], spec)
