@@ -10,6 +10,7 @@ stream, so what a person saw scroll by is what the report's event log keeps.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,17 +84,41 @@ class EventRecord(BaseModel):
     text: str
 
 
-class Recorder:
-    """Keeps every step and check event (load progress lines are too many to keep)."""
+# The load's progress line, written every two seconds of a look: too many to keep whole.
+LOAD_TICK = re.compile(r"^load +\d+s/")
 
-    def __init__(self) -> None:
+
+class Recorder:
+    """Keeps every step, check and note; of the load's progress lines it keeps one every
+    `tick_every_s` and says, in a note where they were, how many it did not keep."""
+
+    def __init__(self, tick_every_s: float = 10.0) -> None:
         self.t0 = time.monotonic()
+        self.tick_every_s = tick_every_s
         self.records: list[EventRecord] = []
+        self._last_kept_tick: float | None = None
+        self._left_out: EventRecord | None = None  # the note counting this run of ticks
+        self._left_out_n = 0
 
     def record(self, event: Event) -> None:
-        if isinstance(event, Note):
-            return
-        kind = "step" if isinstance(event, StepStarted) else "check"
-        self.records.append(
-            EventRecord(t_s=round(time.monotonic() - self.t0, 2), kind=kind, text=describe(event))
-        )
+        t = round(time.monotonic() - self.t0, 2)
+        if isinstance(event, Note) and LOAD_TICK.match(event.text):
+            last = self._last_kept_tick
+            if last is not None and t - last < self.tick_every_s:
+                self._count_left_out(t)
+                return
+            self._last_kept_tick = t
+        else:
+            self._left_out, self._left_out_n = None, 0  # a new run of ticks counts afresh
+        kind = {StepStarted: "step", CheckDecided: "check", Note: "note"}[type(event)]
+        self.records.append(EventRecord(t_s=t, kind=kind, text=describe(event)))
+
+    def _count_left_out(self, t: float) -> None:
+        self._left_out_n += 1
+        text = (f"({self._left_out_n} load progress line(s) not kept here: one is kept every "
+                f"{self.tick_every_s:g} s)")  # fmt: skip
+        if self._left_out is None:
+            self._left_out = EventRecord(t_s=t, kind="note", text=text)
+            self.records.append(self._left_out)
+        else:
+            self._left_out.text = text

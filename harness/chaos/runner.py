@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.chaos.burst import burst_checks
 from harness.clients.webhook import AlertLog, AlertNotification
+from harness.data.progress import Progress
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults.burst import BurstPlan, burst_figures, plan_burst, write_answers
 from harness.faults.inject import FaultAction, check_targets
@@ -31,7 +31,6 @@ from harness.stack.target import from_endpoints
 from harness.verdict.checks import CheckResult
 from harness.verdict.slo import judge_share
 
-Progress = Callable[[str], None]
 FIRST_SAMPLE_TIMEOUT_S = 90.0
 
 
@@ -309,7 +308,7 @@ def _run_experiment(
     load = _BackgroundLoad(exp, stack, run_dir, progress)
     states = None
     if any(a.pending_within_s is not None for a in exp.expect.alerts):
-        states = AlertStates(stack.endpoints.prometheus).start()
+        states = AlertStates(stack.endpoints.prometheus, headers=stack.prometheus_headers()).start()
     load.start()
     result = ExperimentResult(spec=exp, checks=[])
     try:

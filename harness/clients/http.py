@@ -54,16 +54,6 @@ def json_object(r: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def json_field(r: httpx.Response, *path: str) -> Any:
-    """`body[path[0]][path[1]]...` of a JSON answer; AnswerError naming what is missing."""
-    value: Any = json_object(r)
-    for i, key in enumerate(path):
-        if not isinstance(value, dict) or key not in value:
-            raise AnswerError(f"{_asked(r)}: the answer has no {'.'.join(path[: i + 1])}")
-        value = value[key]
-    return value
-
-
 def _asked(r: httpx.Response) -> str:
     try:
         return f"{r.request.method} {r.request.url}"

@@ -44,6 +44,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Rule:
+    group: str
+    name: str
+    kind: str  # "alerting" | "recording"
+    state: str  # alerting rules: "inactive" | "pending" | "firing"; recording rules: ""
+    health: str  # "ok" | "err" | "unknown"
+    last_error: str
+
+
+@dataclass(frozen=True)
 class Alert:
     name: str
     state: str  # "pending" | "firing"
@@ -61,12 +71,21 @@ def _float(v: Any) -> float:
 
 
 class PrometheusClient:
+    """Prometheus's HTTP API, the one place the harness speaks it. `headers`: the credentials an
+    external stack's Prometheus asks for (`RunningStack.prometheus_headers`)."""
+
     def __init__(
-        self, base_url: str, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._http = new_client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        self._http = new_client(
+            base_url=self.base_url, timeout=timeout_s, transport=transport, headers=headers or {}
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -189,11 +208,27 @@ class PrometheusClient:
 
     def alert_rules(self) -> list[tuple[str, str, str]]:
         """(group, rule name, state) of every alerting rule; state: inactive, pending, firing."""
-        data = self._get("/api/v1/rules", {"type": "alert"})
+        return [(r.group, r.name, r.state) for r in self.rules(alerting_only=True)]
+
+    def rules(self, alerting_only: bool = False) -> list[Rule]:
+        """Every rule loaded, with its group, health and last evaluation error."""
+        data = self._get("/api/v1/rules", {"type": "alert"} if alerting_only else None)
         return [
-            (str(g.get("name", "")), str(r.get("name", "")), str(r.get("state", "")))
+            Rule(group=str(g.get("name", "")), name=str(r.get("name", "")),
+                 kind=str(r.get("type", "")), state=str(r.get("state", "")),
+                 health=str(r.get("health", "unknown")), last_error=str(r.get("lastError") or ""))
             for g in data.get("groups") or [] for r in g.get("rules") or []
         ]  # fmt: skip
+
+    def reload(self) -> None:
+        """Prometheus reads its configuration and rule files again (`--web.enable-lifecycle`)."""
+        what = f"POST {self.base_url}/-/reload"
+        try:
+            r = self._http.post("/-/reload", timeout=30)
+        except httpx.HTTPError as exc:
+            raise PrometheusError(f"{what}: {type(exc).__name__}: {exc}") from None
+        if r.status_code != 200:
+            raise PrometheusError(f"{what}: refused, HTTP {r.status_code}: {r.text[:200]}")
 
     def ready(self) -> bool:
         try:

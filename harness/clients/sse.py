@@ -49,10 +49,13 @@ def _cached(obj: dict[str, Any]) -> int | None:
 
 
 class StreamInterpreter:
-    def __init__(self, keep_text: bool = False) -> None:
-        # The generated text is kept only when asked (a multi-turn session appends it).
+    def __init__(self, keep_text: bool = False, keep_times: bool = False) -> None:
+        # The generated text is kept only when asked (a multi-turn session appends it, a probe
+        # reads it), and so is when each text-carrying event arrived (a probe's streaming check).
         self.keep_text = keep_text
+        self.keep_times = keep_times
         self.text: list[str] = []
+        self.text_times_s: list[float] = []
         self.cached_tokens: int | None = None
         self.first_text_s: float | None = None
         self.last_text_s: float | None = None
@@ -146,6 +149,8 @@ class StreamInterpreter:
                 self.finish_reason = str(ch["finish_reason"])
         if text:
             self.chunks += 1
+            if self.keep_times:
+                self.text_times_s.append(t)
             if self.first_text_s is None:
                 self.first_text_s = t
             elif self.last_text_s is not None:

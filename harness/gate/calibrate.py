@@ -14,9 +14,9 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from harness.data.progress import Progress
 from harness.errors import StackError
 from harness.load.workload import make_prompt
 from harness.measure.calibration import Calibration
@@ -28,8 +28,6 @@ from harness.stack.ports import free_ports
 from harness.stack.process import ProcessService
 from harness.stack.readiness import HttpReady
 from harness.tools import default_model_path, find_binary
-
-Progress = Callable[[str], None]
 
 
 def calibrate(load: LoadSpec, run_dir: Path, progress: Progress, requests: int = 12) -> Calibration:

@@ -7,10 +7,10 @@ times does not make a wrong verdict more likely than the profile's confidence le
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.data.progress import Progress
 from harness.data.samples import Sample, read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
@@ -27,7 +27,6 @@ from harness.verdict.confidence import Decision
 from harness.verdict.sequential import SequentialPlan
 from harness.verdict.slo import SloJudgement, judge_share, judge_slo
 
-Progress = Callable[[str], None]
 PRIMARY = "served by the primary pool"
 
 

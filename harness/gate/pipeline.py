@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.progress import Progress
 from harness.errors import HarnessError
 from harness.events import CheckDecided, EventBus, Recorder, StepStarted, console
 from harness.exit_codes import exit_code
@@ -32,7 +33,6 @@ from harness.stack import RunningStack, start_stack
 from harness.verdict.baseline import append_history
 from harness.verdict.checks import CheckResult, coverage_check, overall_outcome
 
-Progress = Callable[[str], None]
 __all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate"]
 
 # The traceback of a crash of the harness, beside the report.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.chaos.runner import run_experiment
+from harness.data.progress import Progress
 from harness.data.samples import Sample
 from harness.errors import is_stack_side
 from harness.events import CheckDecided, EventBus
@@ -70,8 +71,6 @@ from harness.verdict.checks import CheckResult
 from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy
 from harness.verdict.resources import judge_resources
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,3 @@ def arrival_offsets(
             return
         yield t
         i += workers
-
-
-def expected_arrivals(profile: Profile) -> float:
-    """Arrivals the whole run should offer (all workers together)."""
-    return profile.total()

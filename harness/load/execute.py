@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.clients.models import Target
+from harness.data.progress import Progress
 from harness.load.report import LoadReport, host_info, outcome_of
-from harness.load.runner import Progress, run_load
+from harness.load.runner import run_load
 from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.measure.server import ServerView, collect_view

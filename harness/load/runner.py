@@ -24,13 +24,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from harness import wire
 from harness.clients.models import Target, discover_context, discover_model
+from harness.data.progress import Progress
 from harness.data.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.errors import ConfigError, ConfigProblem, HarnessError
 from harness.load import clock
@@ -63,8 +64,6 @@ STARTUP_ALLOWANCE_S = 30.0
 # Workers on other machines are started by hand once the master is up.
 EXTERNAL_WORKERS_WAIT_S = 300.0
 PROGRESS_EVERY_S = 2.0
-
-Progress = Callable[[str], None]
 
 
 class LoadRunError(HarnessError):

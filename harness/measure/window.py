@@ -15,10 +15,6 @@ from harness.data.samples import Sample
 from harness.measure.summary import LoadSummary, RunContext, summarize
 
 
-def in_window(samples: Sequence[Sample], start_s: float, end_s: float) -> list[Sample]:
-    return [s for s in samples if start_s <= s.meant_s < end_s]
-
-
 def _window_context(ctx: RunContext, start_s: float, end_s: float) -> RunContext:
     if end_s <= start_s:
         raise ValueError(f"empty window: end {end_s} <= start {start_s}")

@@ -16,8 +16,10 @@ from harness.clients.prometheus import PrometheusClient, PrometheusError
 
 
 class AlertStates:
-    def __init__(self, prometheus: str, interval_s: float = 0.5) -> None:
-        self._client = PrometheusClient(prometheus, timeout_s=2.0)
+    def __init__(
+        self, prometheus: str, interval_s: float = 0.5, headers: dict[str, str] | None = None
+    ) -> None:
+        self._client = PrometheusClient(prometheus, timeout_s=2.0, headers=headers)
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alert-states", daemon=True)

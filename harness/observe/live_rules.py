@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
-from harness.clients.http import http_get, http_post
+from harness.clients.prometheus import PrometheusClient
 from harness.errors import StackError
 
 LIVE_FILE = "alerts-live-gate.yml"
@@ -47,14 +47,13 @@ def short_window_rules(deployed: dict[str, Any], window: str, hold: str) -> dict
 
 
 def _reload(prometheus: str) -> None:
-    r = http_post(f"{prometheus}/-/reload", timeout=30)
-    if r.status_code != 200:
-        raise StackError(f"Prometheus refused the reload: {r.status_code} {r.text[:200]}")
+    with PrometheusClient(prometheus, timeout_s=10) as prom:
+        prom.reload()
 
 
 def _live_groups(prometheus: str) -> set[str]:
-    groups = http_get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
-    return {str(g["name"]) for g in groups if str(g["name"]).endswith(LIVE_GROUP_SUFFIX)}
+    with PrometheusClient(prometheus, timeout_s=10) as prom:
+        return {r.group for r in prom.rules() if r.group.endswith(LIVE_GROUP_SUFFIX)}
 
 
 @contextmanager

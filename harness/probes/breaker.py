@@ -12,7 +12,7 @@ is polled, so no request is spent while waiting (the API key's rate limit is lef
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -20,13 +20,13 @@ import httpx
 from harness import wire
 from harness.clients.http import new_client
 from harness.clients.toxiproxy import ToxiproxyClient
+from harness.data.progress import Progress
 from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.verdict.checks import CheckResult
 
 POOL = "primary"
 STATES = {0: "closed", 1: "half-open", 2: "open"}
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from typing import Any
 
 from harness import wire
 from harness.clients.http import http_stream
+from harness.clients.sse import StreamInterpreter
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -38,13 +38,14 @@ class StreamResult:
     status: int
     headers: dict[str, str]
     text: str = ""
-    content_chunks: int = 0
+    content_chunks: int = 0  # events carrying generated text (as the load counts them)
     ttft_s: float | None = None
     total_s: float = 0.0
     error_body: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
     # When each content chunk arrived, in seconds from the request's start.
     chunk_times_s: list[float] = field(default_factory=list)
+    # The stream's own failure, as the load classifies it: "stream_error" | "protocol".
+    stream_error: str | None = None
 
 
 def stream_chat(
@@ -66,22 +67,15 @@ def stream_chat(
             result.error_body = r.read().decode(errors="replace")[:500]
             result.total_s = time.perf_counter() - t0
             return result
-        for line in r.iter_lines():
-            if not line.startswith("data: ") or line.strip() == "data: [DONE]":
-                continue
-            try:
-                event = json.loads(line[6:])
-            except ValueError:
-                continue
-            result.events.append(event)
-            for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content") or ""
-                if piece:
-                    now = time.perf_counter() - t0
-                    result.chunk_times_s.append(now)
-                    if result.ttft_s is None:
-                        result.ttft_s = now
-                    result.text += piece
-                    result.content_chunks += 1
+        # The load's own reader (clients/sse.py): one definition of a chunk and of its time.
+        interp = StreamInterpreter(keep_text=True, keep_times=True)
+        for data in r.iter_bytes():
+            interp.feed(data, time.perf_counter() - t0)
+        interp.end(time.perf_counter() - t0)
     result.total_s = time.perf_counter() - t0
+    result.text = "".join(interp.text)
+    result.content_chunks = interp.chunks
+    result.chunk_times_s = interp.text_times_s
+    result.ttft_s = interp.first_text_s
+    result.stream_error = interp.error
     return result

@@ -10,18 +10,11 @@ from pathlib import Path
 import yaml
 
 from harness import wire
-from harness.clients.http import http_get, json_field
+from harness.clients.prometheus import PrometheusClient, Rule
 from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
 from harness.tools import find_binary
 from harness.verdict.checks import CheckResult
-
-
-def _query(prom: str, expr: str, headers: dict[str, str]) -> list[dict[str, object]]:
-    r = http_get(f"{prom}/api/v1/query", params={"query": expr}, headers=headers, timeout=10)
-    r.raise_for_status()
-    result: list[dict[str, object]] = json_field(r, "data", "result")
-    return result
 
 
 def probe_monitoring(
@@ -34,53 +27,29 @@ def probe_monitoring(
     metrics, alerts = policy.monitoring.gateway_metrics, policy.alerts.required
     t0 = time.monotonic()
     failures: list[str] = []
-    headers = headers or {}
-    r = http_get(f"{prometheus_url}/api/v1/targets", headers=headers, timeout=10)
-    targets = json_field(r, "data", "activeTargets")
-    down = [
-        f"{t['scrapePool']} {t['scrapeUrl']}: {t['lastError']}"
-        for t in targets
-        if t["health"] != "up"
-    ]
-    failures += [f"target down: {d}" for d in down]
-    jobs: dict[str, int] = {}
-    for t in targets:
-        job = str(t.get("labels", {}).get("job", t.get("scrapePool", "")))
-        jobs[job] = jobs.get(job, 0) + 1
+    with PrometheusClient(prometheus_url, timeout_s=10, headers=headers) as prom:
+        targets = prom.targets()
+        down = [f"{t.job} {t.scrape_url}: {t.last_error}" for t in targets if t.health != "up"]
+        failures += [f"target down: {d}" for d in down]
+        jobs: dict[str, int] = {}
+        for t in targets:
+            jobs[t.job] = jobs.get(t.job, 0) + 1
+        missing, rules = _gateway_metrics_and_rules(prom, metrics, settle_s)
     failures += [f"no scrape target for job {j!r}" for j in policy.monitoring.jobs if j not in jobs]
+    named = {m: wire.current().expected_metric(m) for m in metrics}  # under the gateway's names
     if gateway_replicas is not None and jobs.get("gateway", 0) < gateway_replicas:
         failures.append(
             f"{jobs.get('gateway', 0)} gateway targets scraped, the stack runs {gateway_replicas}"
         )
 
-    # The gateway's counters appear after the first requests; allow a scrape or two.
-    named = {m: wire.current().expected_metric(m) for m in metrics}  # under the gateway's names
-    query = f'count by (__name__) ({{__name__=~"{"|".join(named.values())}", job="gateway"}})'
-    deadline = time.monotonic() + settle_s
-    while True:
-        present = {
-            str(s["metric"]["__name__"])  # type: ignore[index]
-            for s in _query(prometheus_url, query, headers)
-        }
-        missing = [m for m in metrics if named[m] not in present]
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
     failures += [
         f"metric {named[m]}{'' if named[m] == m else f' ({m})'} not exported by the gateways"
         for m in missing
     ]
 
-    r = http_get(f"{prometheus_url}/api/v1/rules", headers=headers, timeout=10)
-    rules = json_field(r, "data", "groups")
-    loaded = {r["name"] for g in rules for r in g["rules"]}
+    loaded = {r.name for r in rules}
     failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]
-    broken = [
-        f"{r['name']}: {r.get('lastError')}"
-        for g in rules
-        for r in g["rules"]
-        if r.get("health") == "err"
-    ]
+    broken = [f"{r.name}: {r.last_error}" for r in rules if r.health == "err"]
     failures += [f"alert rule fails to evaluate: {b}" for b in broken]
     measured: dict[str, float | int | str | None] = {
         "targets": len(targets),
@@ -95,6 +64,22 @@ def probe_monitoring(
     )  # fmt: skip
     check.duration_s = round(time.monotonic() - t0, 3)
     return check
+
+
+def _gateway_metrics_and_rules(
+    prom: PrometheusClient, metrics: tuple[str, ...] | list[str], settle_s: float
+) -> tuple[list[str], list[Rule]]:
+    """The policy's gateway metrics not exported (under the gateway's names), and the rules.
+    The gateway's counters appear after the first requests: allow a scrape or two."""
+    named = {m: wire.current().expected_metric(m) for m in metrics}
+    query = f'count by (__name__) ({{__name__=~"{"|".join(named.values())}", job="gateway"}})'
+    deadline = time.monotonic() + settle_s
+    while True:
+        present = {s.labels.get("__name__", "") for s in prom.query(query)}
+        missing = [m for m in metrics if named[m] not in present]
+        if not missing or time.monotonic() > deadline:
+            return missing, prom.rules()
+        time.sleep(0.5)
 
 
 def probe_alert_rule_tests(

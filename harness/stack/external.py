@@ -12,7 +12,7 @@ import contextlib
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,12 +21,11 @@ import httpx
 from harness import wire
 from harness.clients.alertmanager import AlertmanagerPoller
 from harness.clients.http import http_get
+from harness.data.progress import Progress
 from harness.errors import ConfigError, ConfigProblem, StackError
 from harness.spec.external import ExternalSpec
 from harness.spec.stack import StackSpec
 from harness.stack.provider import Endpoints, RunningStack
-
-Progress = Callable[[str], None]
 
 
 def is_loopback(url: str) -> bool:

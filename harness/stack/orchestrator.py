@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-from harness.clients.http import http_get, http_post
+from harness.clients.http import http_post
+from harness.clients.prometheus import PrometheusClient, PrometheusError
+from harness.clients.prometheus import Target as PromTarget
 from harness.clients.toxiproxy import ToxiproxyClient
 from harness.clients.webhook import AlertReceiver
+from harness.data.progress import Progress
 from harness.errors import ConfigError, ConfigProblem, ServiceStartError, StackError
 from harness.paths import new_run_dir
 from harness.spec.stack import StackSpec
@@ -22,8 +25,6 @@ from harness.stack.plan import ServiceDef, ServicePlan
 from harness.stack.planner import build_plan
 from harness.stack.ports import port_is_listening
 from harness.stack.provider import Endpoints, Launcher, RunningStack, ServiceHandle
-
-Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
@@ -112,20 +113,23 @@ def _create_proxies(plan: ServicePlan, toxiproxy_url: str) -> None:
             toxi.create_proxy(p.name, p.listen, p.upstream)
 
 
-def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[dict[str, object]]:
+def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[PromTarget]:
     """Wait until Prometheus has scraped every target successfully; return the targets."""
     deadline = time.monotonic() + timeout_s
-    down: list[str] = []
+    with PrometheusClient(prometheus_url, timeout_s=2.0) as prom:
+        return _targets_up(prom, deadline, timeout_s)
+
+
+def _targets_up(prom: PrometheusClient, deadline: float, timeout_s: float) -> list[PromTarget]:
     while True:
         try:
-            r = http_get(f"{prometheus_url}/api/v1/targets", timeout=2.0)
-            targets: list[dict[str, object]] = r.json()["data"]["activeTargets"]
-        except (httpx.HTTPError, ValueError, KeyError):
+            targets = prom.targets()
+        except PrometheusError:
             targets = []
         down = [
-            f"{t.get('scrapePool')} {t.get('scrapeUrl')} ({t.get('health')}: {t.get('lastError')})"
+            f"{t.job} {t.scrape_url} ({t.health}: {t.last_error})"
             for t in targets
-            if t.get("health") != "up"
+            if t.health != "up"
         ]
         if targets and not down:
             return targets

@@ -126,24 +126,6 @@ def _binom_cdf(k: int, n: int, q: float) -> float:
     return float(special.betainc(n - k, k + 1, 1 - q)) if k < n else 1.0
 
 
-def min_samples_for_bound(q: float, alpha: float) -> int:
-    """Smallest n for which the one-sided upper bound of the q-quantile exists (59 for p95 at 0.05).
-
-    The largest value bounds the quantile with confidence 1 - q**n, so n >= log(alpha) / log(q).
-    """
-    _check_q(q)
-    _check_alpha(alpha)
-    if alpha == 0.0:
-        raise ValueError("alpha must be > 0: no sample bounds a quantile with certainty")
-    n = max(1, math.ceil(math.log(alpha) / math.log(q)))
-    # Float rounding of the logarithms can land one off in either direction; settle it exactly.
-    while n > 1 and q ** (n - 1) <= alpha:
-        n -= 1
-    while q**n > alpha:
-        n += 1
-    return n
-
-
 def quantile_interval(
     values: Sequence[float] | NDArray[np.float64], q: float, alpha: float
 ) -> Interval:

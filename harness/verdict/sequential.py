@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from harness.verdict.confidence import Judgement, Op, judge_proportion, judge_quantile
+from harness.verdict.confidence import Judgement, Op, judge_quantile
 
 
 @dataclass(frozen=True)
@@ -89,23 +89,6 @@ def run_sequential(
         return judge_quantile(
             sample_at_look(k), q, op, threshold, plan.alpha_at(k), label=label, unit=unit
         )
-
-    return _run(plan, judge)
-
-
-def run_sequential_proportion(
-    plan: SequentialPlan,
-    counts_at_look: Callable[[int], tuple[int, int]],
-    op: Op,
-    threshold: float,
-    *,
-    label: str = "share",
-) -> tuple[Judgement, int]:
-    """As `run_sequential`, for a share: `counts_at_look(k)` is (successes, n) so far at look k."""
-
-    def judge(k: int) -> Judgement:
-        successes, n = counts_at_look(k)
-        return judge_proportion(successes, n, op, threshold, plan.alpha_at(k), label=label)
 
     return _run(plan, judge)
 

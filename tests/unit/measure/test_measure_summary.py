@@ -6,7 +6,7 @@ import pytest
 
 from harness.data.samples import Sample
 from harness.measure.summary import RunContext, WorkerAccount, summarize
-from harness.measure.window import in_window, phases
+from harness.measure.window import phases
 
 T0 = 1_000_000.0
 
@@ -156,7 +156,6 @@ def test_timeseries_buckets_by_intended_second() -> None:
 
 def test_windows_select_by_meant_time_and_summarize_phases() -> None:
     samples = [s(i, intended=T0 + i, e2e=(3000 if 3 <= i < 6 else 100)) for i in range(10)]
-    assert len(in_window(samples, T0 + 3, T0 + 6)) == 3
     ph = phases(samples, open_ctx(), T0 + 3, T0 + 6)
     assert set(ph) == {"before", "during", "after"}
     assert ph["during"].latency.e2e_ms.p50 == pytest.approx(3000.0)

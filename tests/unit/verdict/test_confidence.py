@@ -16,7 +16,6 @@ from harness.verdict.confidence import (
     Op,
     judge_proportion,
     judge_quantile,
-    min_samples_for_bound,
     order_statistic_ranks,
     proportion_interval,
     quantile_interval,
@@ -31,10 +30,9 @@ ALPHA = 0.05
 @pytest.mark.parametrize(
     ("q", "alpha", "n"), [(0.95, 0.05, 59), (0.99, 0.05, 299), (0.5, 0.05, 5), (0.95, 0.01, 90)]
 )
-def test_min_samples_for_bound_is_where_the_upper_bound_starts(
+def test_the_upper_bound_starts_at_the_smallest_sample_that_has_one(
     q: float, alpha: float, n: int
 ) -> None:
-    assert min_samples_for_bound(q, alpha) == n
     assert quantile_interval(np.arange(n, dtype=float), q, alpha).upper == n - 1  # the maximum
     assert quantile_interval(np.arange(n - 1, dtype=float), q, alpha).upper is None
 
@@ -96,8 +94,6 @@ def test_alpha_is_one_sided_and_small(bad_alpha: float) -> None:
 def test_nan_is_no_sample_and_zero_alpha_bounds_nothing() -> None:
     with pytest.raises(ValueError, match="NaN"):
         quantile_interval([1.0, float("nan")], 0.5, ALPHA)
-    with pytest.raises(ValueError, match="alpha must be > 0"):
-        min_samples_for_bound(0.95, 0.0)
     # An early sequential look may spend alpha 0: nothing is bounded, nothing decided.
     assert judge_quantile(np.arange(1000.0), 0.95, "<=", 1e9, 0.0).decision == "inconclusive"
 

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from harness.verdict.confidence import Op, judge_quantile, order_statistic_ranks
-from harness.verdict.sequential import SequentialPlan, run_sequential, run_sequential_proportion
+from harness.verdict.sequential import SequentialPlan, run_sequential
 
 PLAN = SequentialPlan(alpha=0.05, max_looks=8)
 REPS = 3000
@@ -206,30 +206,6 @@ def test_the_replay_is_run_sequential() -> None:
             return samples[i, : sizes[k - 1]]
 
         judgement, k = run_sequential(PLAN, sample, Q, "<=", threshold)
-        assert (judgement.decision, k) == (NAMES[int(decision[i])], int(look[i]))
-    assert {PASS, FAIL, INCONCLUSIVE} <= set(decision.tolist())
-
-
-@pytest.mark.parametrize(("op", "threshold"), [("<=", 0.05), (">=", 0.05)])
-def test_the_proportion_replay_is_run_sequential_proportion(op: Op, threshold: float) -> None:
-    reps, n_max = 60, 8_000
-    p = np.linspace(0.04, 0.06, reps)
-    rng = np.random.default_rng(9)
-    chunks: list[NDArray[np.int_]] = []
-
-    def draw(r: int, m: int) -> NDArray[np.int_]:
-        chunks.append(rng.binomial(m, p, size=r))
-        return chunks[-1]
-
-    decision, look = replay_proportion(draw, n_max, op, threshold, SPENT, reps=reps)
-    successes = np.cumsum(np.stack(chunks, axis=1), axis=1)
-    sizes = look_sizes(n_max)
-    for i in range(reps):
-
-        def counts(k: int, i: int = i) -> tuple[int, int]:
-            return int(successes[i, k - 1]), sizes[k - 1]
-
-        judgement, k = run_sequential_proportion(PLAN, counts, op, threshold)
         assert (judgement.decision, k) == (NAMES[int(decision[i])], int(look[i]))
     assert {PASS, FAIL, INCONCLUSIVE} <= set(decision.tolist())
 
