@@ -15,6 +15,13 @@ def tools_dir() -> Path:
     return Path(os.environ.get("HARNESS_TOOLS_DIR", PROJECT_ROOT / ".tools"))
 
 
+def machine_cache_dir() -> Path:
+    """What every clone on this machine shares (the one `make install` fills): built tools,
+    wheels, and the container images' saved layers."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llm-deploy-gate"
+    return Path(os.environ.get("HARNESS_MACHINE_CACHE") or default)
+
+
 def runs_dir() -> Path:
     return Path(os.environ.get("HARNESS_RUNS_DIR", PROJECT_ROOT / "reports" / "runs"))
 

@@ -4,6 +4,11 @@ Steps: debootstrap a Debian minbase rootfs and `docker import` it; build `docker
 build each catalog image FROM the base (host networking, so apt and pip reach their mirrors with
 no bridge); write `.tools/images.yaml` naming every local image present. An image whose
 fingerprint label matches its inputs is left alone, so a second run takes a second or two.
+
+Each image built is also saved (`docker save`) in the machine cache under its fingerprint, and
+an engine that lacks it (a fresh clone's private dockerd) loads it from there instead of building
+it again: a fresh clone gets its images in seconds, not minutes. The rootfs keeps its image id
+through save and load, so the fingerprints built on it match too.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from harness.images.catalog import (
     Inputs,
     LocalImage,
 )
-from harness.paths import tools_dir
+from harness.paths import machine_cache_dir, tools_dir
 
 if TYPE_CHECKING:
     import docker
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
 FINGERPRINT_LABEL = "io.llm-deploy-gate.inputs"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
-Outcome = Literal["built", "up to date", "skipped", "failed"]
+Outcome = Literal["built", "restored", "up to date", "skipped", "failed"]
 
 
 class ImageBuildError(HarnessError):
@@ -91,6 +96,47 @@ def _current(client: docker.DockerClient, tag: str, fingerprint: str) -> str | N
     return str(image.id) if labels.get(FINGERPRINT_LABEL) == fingerprint else None
 
 
+def _saved(tag: str, fingerprint: str) -> Path:
+    return (
+        machine_cache_dir()
+        / "images"
+        / f"{tag.replace('/', '_').replace(':', '_')}-{fingerprint}.tar"
+    )
+
+
+def _restore(client: docker.DockerClient, tag: str, fingerprint: str) -> bool:
+    """Load `tag` from the machine cache when it holds this fingerprint's image."""
+    path = _saved(tag, fingerprint)
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        client.api.load_image(f)  # type: ignore[no-untyped-call]  # streamed, not read whole
+    return _current(client, tag, fingerprint) is not None
+
+
+def _keep(
+    client: docker.DockerClient, tag: str, fingerprint: str, only_if_missing: bool = False
+) -> None:
+    """Save `tag` in the machine cache (replacing its older fingerprints); best effort."""
+    path = _saved(tag, fingerprint)
+    if only_if_missing and path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            for chunk in client.images.get(tag).save(named=True):
+                f.write(chunk)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return
+    prefix = path.name[: -len(f"{fingerprint}.tar")]
+    for old in path.parent.glob(f"{prefix}*.tar"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
 def _sources_list(mirror: str) -> str:
     lines = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
     if mirror.rstrip("/") == DEFAULT_MIRROR:
@@ -111,7 +157,10 @@ def build_rootfs(client: docker.DockerClient, opts: BuildOptions) -> BuildResult
     start = time.monotonic()
     fingerprint = _fingerprint([("suite", SUITE.encode()), ("mirror", opts.mirror.encode())])
     if not opts.force and _current(client, ROOTFS_TAG, fingerprint):
+        _keep(client, ROOTFS_TAG, fingerprint, only_if_missing=True)
         return BuildResult("rootfs", ROOTFS_TAG, "up to date", time.monotonic() - start)
+    if not opts.force and _restore(client, ROOTFS_TAG, fingerprint):
+        return BuildResult("rootfs", ROOTFS_TAG, "restored", time.monotonic() - start)
     if os.geteuid() != 0:
         raise ImageBuildError("debootstrap needs root: run `harness images build` as root")
     from harness.images.dockerd import _apt_install
@@ -139,6 +188,7 @@ def build_rootfs(client: docker.DockerClient, opts: BuildOptions) -> BuildResult
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
         tarball.unlink(missing_ok=True)
+    _keep(client, ROOTFS_TAG, fingerprint)
     return BuildResult("rootfs", ROOTFS_TAG, "built", time.monotonic() - start)
 
 
@@ -196,7 +246,10 @@ def build_one(
     parent_id = str(client.images.get(parent).id)
     fingerprint = _fingerprint_of(directory, inputs, parent_id)
     if not opts.force and _current(client, tag, fingerprint):
+        _keep(client, tag, fingerprint, only_if_missing=True)
         return BuildResult(name, tag, "up to date", time.monotonic() - start)
+    if not opts.force and _restore(client, tag, fingerprint):
+        return BuildResult(name, tag, "restored", time.monotonic() - start)
     context = opts.scratch() / f"context-{directory.name}"
     try:
         _prepare_context(directory, inputs, context, _runner(client, parent))
@@ -216,6 +269,7 @@ def build_one(
         raise ImageBuildError(f"building {tag} failed: {exc.msg}\n{tail}") from None
     finally:
         shutil.rmtree(context, ignore_errors=True)
+    _keep(client, tag, fingerprint)
     return BuildResult(name, tag, "built", time.monotonic() - start)
 
 
