@@ -152,12 +152,10 @@ def _download_wheels(context: Path, run_in_base: RunInBase) -> None:
 
 
 def _gateway() -> Inputs:
-    texts = {
-        "wheels/requirements.txt": gateway_requirements(),
-        # As the host venv's editable install does: `harness` (whose spec models the gateway
-        # reads its config with) importable from the checkout the provider bind-mounts.
-        "wheels/llm-deploy-gate.pth": f"{PROJECT_ROOT}\n",
-    }
+    # No path of the checkout in the image: the container gets the checkout (bind-mounted at its
+    # own path) on PYTHONPATH when it starts (the planner's gateway service), so one image, and
+    # its fingerprint in the machine cache, serves every clone.
+    texts = {"wheels/requirements.txt": gateway_requirements()}
     return Inputs(texts=texts, fetch=_download_wheels)
 
 

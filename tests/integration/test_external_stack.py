@@ -257,8 +257,10 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec))
     exp = yaml.safe_load((Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml")
                          .read_text())  # fmt: skip
-    exp["load"].update(duration_s="16s", load={"kind": "open", "rate_rps": 3,
-                                               "arrival": "constant"})  # fmt: skip
+    # The shipped experiment's load at 3 a second: its own send-lag bound (250 ms) kept, as a
+    # user running it gets (replacing the whole `load` had put the 50 ms default in its place).
+    exp["load"]["duration_s"] = "16s"
+    exp["load"]["load"].update(rate_rps=3, arrival="constant")
     exp.update(fault_at_s="4s", fault_for_s="6s")
     exp["expect"] = {"during": ["fallback_share>=0.5", "error_rate<=0.2"]}
     (tmp_path / "down.yaml").write_text(yaml.safe_dump(exp))
