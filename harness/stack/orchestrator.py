@@ -117,28 +117,21 @@ def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[PromTa
     """Wait until Prometheus has scraped every target successfully; return the targets."""
     deadline = time.monotonic() + timeout_s
     with PrometheusClient(prometheus_url, timeout_s=2.0) as prom:
-        return _targets_up(prom, deadline, timeout_s)
-
-
-def _targets_up(prom: PrometheusClient, deadline: float, timeout_s: float) -> list[PromTarget]:
-    while True:
-        try:
-            targets = prom.targets()
-        except PrometheusError:
-            targets = []
-        down = [
-            f"{t.job} {t.scrape_url} ({t.health}: {t.last_error})"
-            for t in targets
-            if t.health != "up"
-        ]
-        if targets and not down:
-            return targets
-        if time.monotonic() > deadline:
-            raise StackError(
-                "Prometheus did not see every target up within "
-                f"{timeout_s:g}s; down: " + ("; ".join(down) or "no targets yet")
-            )
-        time.sleep(0.25)
+        while True:
+            try:
+                targets = prom.targets()
+            except PrometheusError:
+                targets = []
+            down = [f"{t.job} {t.scrape_url} ({t.health}: {t.last_error})"
+                    for t in targets if t.health != "up"]  # fmt: skip
+            if targets and not down:
+                return targets
+            if time.monotonic() > deadline:
+                raise StackError(
+                    "Prometheus did not see every target up within "
+                    f"{timeout_s:g}s; down: " + ("; ".join(down) or "no targets yet")
+                )
+            time.sleep(0.25)
 
 
 def stack_ports(plan: ServicePlan) -> list[int]:
