@@ -29,6 +29,9 @@ KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
         "mapped": "sk-external-mapped", "gated": "sk-external-gated",
         "undeclared": "sk-external-undeclared"}  # fmt: skip
 # A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
+# The send-lag bound is the shipped profile's (250 ms, sized for a 2-core runner): these tests
+# share the CPUs with the suite's other workers, and a scheduler stall of 80 ms on one of 24
+# sends is the machine, not the generator falling behind its rate.
 PROFILE = """kind: gate
 name: external
 policy: {breaker: {recovery_timeout_s: 4}, cache: {hit_speedup: 4}}
@@ -37,7 +40,7 @@ load:
   name: external-load
   duration_s: 8s
   workload: {max_tokens: 16, prompt_words: 12}
-  load: {kind: open, rate_rps: 3, arrival: constant}
+  load: {kind: open, rate_rps: 3, arrival: constant, max_send_lag_ms: 250}
 slos: [ttft_p50_ms<=1500, error_rate<=0.2]
 confidence: {max_duration_s: 0s, inconclusive_is: warn}
 key_checks: [slo, load generator kept its schedule]
