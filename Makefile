@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test test-unit test-random durations up images lint typecheck check bench bench-gateway clean
+.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-gateway clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,10 +30,6 @@ test: install
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial --durations=5 \
 		--junitxml=reports/runs/suite-serial.xml; serial=$$?; \
 	[ $$parallel -eq 0 ] && [ $$serial -eq 0 ]
-
-# After a suite run: how long its tests took, for the scheduler that starts the longest first.
-durations:
-	$(BIN)/python scripts/test_durations.py reports/runs/suite-parallel.xml
 
 # The pure tests alone, for the edit-test loop (under a minute).
 test-unit: install

@@ -1,8 +1,6 @@
 """Suite-wide settings."""
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,12 +30,16 @@ class _SuiteScheduling(LoadScopeScheduling):
     stack starts once and its tests run in order on one worker; the modules whose tests each
     bring up a stack of their own (and the unit tests) are spread test by test; the groups in
     `SHARED_RESOURCE_GROUPS` run on one worker each. (xdist's own `xdist_group` marks rename
-    node ids, which pytest 9.2's node ids no longer allow, so this is decided by path here.)
-    The units go out in the collection's order, which `pytest_collection_modifyitems` sorts
-    longest first."""
+    node ids, which pytest 9.2's node ids no longer allow, so this is decided by path here.)"""
 
     def _split_scope(self, nodeid: str) -> str:
-        return _unit(nodeid)
+        for prefix, group in SHARED_RESOURCE_GROUPS.items():
+            if nodeid.startswith(prefix):
+                return group
+        module = nodeid.split("::", 1)[0]
+        if module.startswith(SPREAD_TEST_BY_TEST):
+            return nodeid
+        return module
 
 
 # Test folders that share one global resource: the docker tests share one private dockerd.
@@ -52,34 +54,9 @@ SPREAD_TEST_BY_TEST = (
     "tests/integration/test_load_cli.py",
     "tests/integration/test_load_workloads.py",
 )
-# Seconds each test of two seconds or more took in a suite run (`make durations` rewrites it); a
-# test not named counts one second.
-DURATIONS = Path(__file__).parent / "durations.json"
-
-
-def _unit(nodeid: str) -> str:
-    """The unit of work a test is scheduled in (see `_SuiteScheduling`)."""
-    for prefix, group in SHARED_RESOURCE_GROUPS.items():
-        if nodeid.startswith(prefix):
-            return group
-    module = nodeid.split("::", 1)[0]
-    return nodeid if module.startswith(SPREAD_TEST_BY_TEST) else module
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest units of work first (each unit's tests kept together, in their order): the
-    workers then start the long waits at once and end on short tests, instead of one worker
-    starting a two-minute test when the others are done. Every worker sorts the same way."""
-    known: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
-    total: dict[str, float] = {}
-    for item in items:
-        unit = _unit(item.nodeid)
-        total[unit] = total.get(unit, 0.0) + known.get(item.nodeid, 1.0)
-    items.sort(key=lambda item: -total[_unit(item.nodeid)])  # stable: order within a unit kept
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     if config.getvalue("dist") == "loadgroup":
-        config.option.loadscopereorder = False  # keep the order sorted above
         return _SuiteScheduling(config, log)
     return None
