@@ -1,6 +1,7 @@
 """Suite-wide settings."""
 
 import os
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -30,16 +31,11 @@ class _SuiteScheduling(LoadScopeScheduling):
     stack starts once and its tests run in order on one worker; the modules whose tests each
     bring up a stack of their own (and the unit tests) are spread test by test; the groups in
     `SHARED_RESOURCE_GROUPS` run on one worker each. (xdist's own `xdist_group` marks rename
-    node ids, which pytest 9.2's node ids no longer allow, so this is decided by path here.)"""
+    node ids, which pytest 9.2's node ids no longer allow, so this is decided by path here.)
+    The units go out in the order `pytest_collection_modifyitems` gives them."""
 
     def _split_scope(self, nodeid: str) -> str:
-        for prefix, group in SHARED_RESOURCE_GROUPS.items():
-            if nodeid.startswith(prefix):
-                return group
-        module = nodeid.split("::", 1)[0]
-        if module.startswith(SPREAD_TEST_BY_TEST):
-            return nodeid
-        return module
+        return _unit(nodeid)
 
 
 # Test folders that share one global resource: the docker tests share one private dockerd.
@@ -54,9 +50,33 @@ SPREAD_TEST_BY_TEST = (
     "tests/integration/test_load_cli.py",
     "tests/integration/test_load_workloads.py",
 )
+# Single tests of about two minutes: in xdist's order (units with the most tests first) they
+# started when the queue was nearly empty and ran on alone for a minute after the other workers
+# were done. They start first instead. (All the long tests first ran the heavy ones together:
+# each got slower and the phase took 100 s more.)
+START_FIRST = ("tests/integration/test_nightly.py",)
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work a test is scheduled in (see `_SuiteScheduling`)."""
+    for prefix, group in SHARED_RESOURCE_GROUPS.items():
+        if nodeid.startswith(prefix):
+            return group
+    module = nodeid.split("::", 1)[0]
+    return nodeid if module.startswith(SPREAD_TEST_BY_TEST) else module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """xdist's order of units (the most tests first, each unit's tests together and in their
+    order), with `START_FIRST` ahead of them. Every worker sorts the same way."""
+    count = Counter(_unit(item.nodeid) for item in items)
+    items.sort(
+        key=lambda item: (not item.nodeid.startswith(START_FIRST), -count[_unit(item.nodeid)])
+    )
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     if config.getvalue("dist") == "loadgroup":
+        config.option.loadscopereorder = False  # the order sorted above
         return _SuiteScheduling(config, log)
     return None
