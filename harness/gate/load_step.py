@@ -19,15 +19,20 @@ from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec, OpenLoop
-from harness.spec.slo import Slo, parse_slo, parse_slos
+from harness.spec.slo import parse_slo, parse_slos
 from harness.stack import RunningStack
 from harness.stack.target import from_endpoints
-from harness.verdict.checks import CheckResult, Outcome
-from harness.verdict.confidence import Decision
+from harness.verdict.checks import CheckResult
+from harness.verdict.load_checks import (
+    PRIMARY,
+    judge_all,
+    kept_up_check,
+    slo_check,
+    validity_check,
+    warn_only,
+)
 from harness.verdict.sequential import SequentialPlan
-from harness.verdict.slo import SloJudgement, judge_share, judge_slo
-
-PRIMARY = "served by the primary pool"
+from harness.verdict.slo import SloJudgement
 
 
 @dataclass
@@ -75,120 +80,6 @@ def _pooled_summary(
     return summarize(samples, ctx)
 
 
-def _judge_all(
-    gate: GateSpec,
-    slos: list[Slo],
-    samples: list[Sample],
-    summary: LoadSummary,
-    alpha: float,
-    served_by: bool = True,
-) -> dict[str, SloJudgement]:
-    out: dict[str, SloJudgement] = {}
-    for slo in slos:
-        if slo.scope == "aggregate":
-            out[f"SLO {slo.expr}"] = judge_slo(slo, samples, summary, alpha)
-    # The policy's shares, judged as any share SLO is.
-    policy = gate.policy
-    shares = {PRIMARY: f"primary_share>={policy.min_primary_share:g}"} if served_by else {}
-    per_request = [s.expr for s in slos if s.scope == "request"]
-    if per_request:
-        shares = {"goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
-                  **shares}  # fmt: skip
-    for name, expr in shares.items():
-        judged = judge_share(parse_slo(expr), summary, alpha)
-        assert judged is not None  # goodput and primary_share are proportions
-        out[name] = judged
-    return out
-
-
-def _decided(d: Decision) -> bool:
-    return d != "inconclusive"
-
-
-def _warn_only(name: str, gate: GateSpec, written: dict[str, str]) -> bool:
-    """Is this SLO (a check name, "SLO <absolute expr>") one the profile lets only warn?"""
-    expr = name.removeprefix("SLO ")
-    return written.get(expr, expr).replace(" ", "") in gate.confidence.warn_only
-
-
-def _check(
-    name: str, j: SloJudgement, gate: GateSpec, looks: int, written: dict[str, str]
-) -> CheckResult:
-    outcome: Outcome
-    expr = name.removeprefix("SLO ")
-    reasons = [j.reason]
-    if written.get(expr, expr) != expr:  # relative to the calibration
-        name = f"SLO {written[expr]}"
-        reasons.append(f"{written[expr]} of the calibration is {expr}")
-    if j.decision == "inconclusive":
-        outcome = "warn" if _warn_only(name, gate, written) else gate.confidence.inconclusive_is
-        reasons.append(
-            f"inconclusive after {looks} look(s) ({j.n} samples)"
-            + (f"; about {j.samples_needed} would decide" if j.samples_needed else "")
-        )
-    else:
-        outcome = j.decision
-    category = "slo" if name.startswith(("SLO ", "goodput")) else "load"
-    return CheckResult(
-        name=name,
-        category=category,
-        outcome=outcome,
-        reasons=reasons,
-        measured={
-            "decision": j.decision, "n": j.n, "estimate": j.estimate, "lower": j.lower,
-            "upper": j.upper, "looks": looks,
-        },
-    )  # fmt: skip
-
-
-def _validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
-    total = sum(r.summary.counts.total for r in reports)
-    last = reports[-1].summary.generator
-    measured: dict[str, float | int | str | None] = {
-        "requests": total,
-        "looks": len(reports),
-        "offered_rate_rps": last.offered_rate_rps,
-        "achieved_rate_rps": last.achieved_rate_rps,
-        "send_lag_p99_ms": max(
-            (p99 for r in reports if (lag := r.summary.generator.send_lag_ms) and
-             (p99 := lag.p99) is not None), default=None,
-        ),
-    }  # fmt: skip
-    invalid = [
-        (i, r.summary.validity) for i, r in enumerate(reports, 1) if not r.summary.validity.valid
-    ]
-    if not invalid:
-        warnings = [w for r in reports for w in r.summary.validity.warnings]
-        return CheckResult(
-            name="load generator kept its schedule", category="load", outcome="pass",
-            reasons=[f"{total} requests in {len(reports)} look(s), {last.achieved_rate_rps:.2f} "
-                     f"req/s achieved of {last.offered_rate_rps} offered", *warnings],
-            measured=measured,
-        )  # fmt: skip
-    return CheckResult(
-        name="load generator kept its schedule", category="load",
-        outcome="fail" if gate.invalid_load_is == "fail" else "warn",
-        reasons=["the run is invalid, its latencies cannot be trusted",
-                 *(f"look {i}: {reason}" for i, v in invalid for reason in v.reasons)],
-        measured=measured,
-    )  # fmt: skip
-
-
-def _kept_up_check(summary: LoadSummary) -> CheckResult:
-    """The stack answered what was sent within the schedule (the load summary's default check of
-    achieved against sent, over all looks on one clock): a stack that falls behind builds a
-    backlog that the drain after the schedule shows."""
-    name = "stack kept up with the offered rate"
-    check = next((c for c in summary.default_checks if c.expr.startswith("achieved_ratio")), None)
-    if check is None or "not judged" in check.reason:
-        why = check.reason if check else "closed loop: no offered rate"
-        return CheckResult(name=name, category="load", outcome="skipped", reasons=[why])
-    return CheckResult(
-        name=name, category="load", outcome="pass" if check.passed else "fail",
-        reasons=[check.reason], measured={"achieved_ratio": check.observed},
-    )  # fmt: skip
-
-
 def max_looks(gate: GateSpec) -> int:
     assert gate.load is not None
     extra = gate.confidence.max_duration_s / gate.load.duration_s
@@ -229,15 +120,15 @@ def run_gate_load(
         samples = _contiguous(reports, per_look)
         summary = _pooled_summary(spec, reports, samples)
         alpha = plan.alpha_at(k)
-        judged = _judge_all(gate, slos, samples, summary, alpha, served_by=no_served_by is None)
+        judged = judge_all(gate, slos, samples, summary, alpha, served_by=no_served_by is None)
         for name, j in judged.items():
             latest[name] = j
-            if name not in decided and _decided(j.decision):
+            if name not in decided and j.decision != "inconclusive":
                 decided[name] = j
         undecided = [n for n in latest if n not in decided]
         # Only an SLO that gates keeps the load going: a warn-only one is judged on the samples
         # the others needed (a p99 bound alone would take every look, every run).
-        gating = [n for n in undecided if not _warn_only(n, gate, absolute)]
+        gating = [n for n in undecided if not warn_only(n, gate, absolute)]
         looks.append(Look(look=k, duration_s=round(summary.window.duration_s, 2),
                           requests=len(samples), alpha=alpha, undecided=undecided))  # fmt: skip
         if not report.summary.validity.valid or not gating or k == plan.max_looks:
@@ -248,9 +139,10 @@ def run_gate_load(
             f"{plan.max_looks})"
         )
     assert summary is not None
-    checks = [_validity_check(gate, reports), _kept_up_check(summary)]
+    checks = [validity_check(gate, reports), kept_up_check(summary)]
     checks += [
-        _check(name, decided.get(name, j), gate, len(looks), absolute) for name, j in latest.items()
+        slo_check(name, decided.get(name, j), gate, len(looks), absolute)
+        for name, j in latest.items()
     ]
     if no_served_by is not None:
         why = f"cannot run on this stack: {no_served_by}"

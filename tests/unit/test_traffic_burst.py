@@ -15,7 +15,6 @@ from typing import Any, cast
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from harness.chaos.burst import burst_checks
 from harness.errors import ConfigError
 from harness.faults.burst import Burst, BurstAnswer, BurstPlan, burst_figures, plan_burst
 from harness.measure.summary import LoadSummary
@@ -23,6 +22,7 @@ from harness.spec.experiment import ExperimentSpec, Fault, TrafficBurst, unknown
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack
+from harness.verdict.burst import burst_checks
 
 FAULT = TypeAdapter(Fault)
 LOAD_KEY = "sk-load"

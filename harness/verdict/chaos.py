@@ -1,0 +1,103 @@
+"""A chaos experiment's checks: each phase's expectations on the requests meant for it, the
+experiment's own load keeping its schedule, and the alerts expected pending seen so in time. The
+runner (`harness/chaos/runner.py`) measures; these judge what it measured."""
+
+from __future__ import annotations
+
+from harness.measure.summary import LoadSummary
+from harness.observe.alert_states import AlertStates
+from harness.spec.experiment import ExperimentSpec
+from harness.spec.slo import parse_slo
+from harness.verdict.checks import CheckResult
+from harness.verdict.slo import judge_share
+
+# Fewer requests than this meant for a phase prove nothing about it.
+MIN_PHASE_REQUESTS = 5
+# Phase expectations are one look each: a share is judged at this one-sided error rate.
+PHASE_ALPHA = 0.05
+
+
+def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list[CheckResult]:
+    """Each phase's expectations on its own requests: shares and error rates with binomial
+    bounds (a phase too short to decide warns with how many requests would), other figures on
+    the estimate; a phase with too few requests fails."""
+    checks = []
+    for phase, exprs in (("before", exp.expect.before), ("during", exp.expect.during),
+                         ("after", exp.expect.after)):  # fmt: skip
+        summary = summaries.get(phase)
+        n = summary.counts.total if summary is not None else 0
+        for expr in exprs:
+            name = f"{exp.title}: {phase} the fault, {expr}"
+            if summary is None or n < MIN_PHASE_REQUESTS:
+                checks.append(CheckResult(
+                    name=name, category="chaos", outcome="fail",
+                    reasons=[f"{n} requests meant for this phase, at least {MIN_PHASE_REQUESTS} "
+                             "are needed to judge it"],
+                    measured={"requests": n},
+                ))  # fmt: skip
+                continue
+            slo = parse_slo(expr)
+            judged = judge_share(slo, summary, PHASE_ALPHA)
+            if judged is None:
+                result = slo.check(summary.metric(slo.metric))
+                checks.append(CheckResult(
+                    name=name, category="chaos", outcome="pass" if result.passed else "fail",
+                    reasons=[f"{result.reason} ({n} requests meant for this phase)"],
+                    measured={"observed": result.observed, "requests": n},
+                ))  # fmt: skip
+                continue
+            reasons = [f"{judged.reason} ({n} requests meant for this phase)"]
+            if judged.decision == "inconclusive":
+                reasons.append("too few requests to decide at 95% confidence"
+                               + (f"; about {judged.samples_needed} would"
+                                  if judged.samples_needed else ""))  # fmt: skip
+            checks.append(CheckResult(
+                name=name, category="chaos",
+                outcome="warn" if judged.decision == "inconclusive" else judged.decision,
+                reasons=reasons,
+                measured={"observed": judged.estimate, "requests": n, "lower": judged.lower,
+                          "upper": judged.upper, "decision": judged.decision},
+            ))  # fmt: skip
+    return checks
+
+
+def load_check(exp: ExperimentSpec, summary: LoadSummary) -> CheckResult:
+    """An experiment whose own load fell behind its schedule measured the client, not the stack."""
+    v = summary.validity
+    return CheckResult(
+        name=f"{exp.title}: load kept its schedule", category="chaos",
+        outcome="pass" if v.valid else "fail",
+        reasons=[f"{summary.counts.total} requests as scheduled", *v.warnings] if v.valid
+        else ["the experiment's load is invalid, its phases cannot be trusted", *v.reasons],
+        measured={"requests": summary.counts.total},
+    )  # fmt: skip
+
+
+def pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> list[CheckResult]:
+    """Each alert expected pending: Prometheus showed it pending within the time allowed after
+    the fault started, and not only after it fired."""
+    out = []
+    for want in exp.expect.alerts:
+        if want.pending_within_s is None:
+            continue
+        name = f"{exp.title}: alert {want.alert} pending"
+        pending = states.first(want.alert, "pending", since)
+        firing = states.first(want.alert, "firing", since)
+        ok = pending is not None and since <= pending <= since + want.pending_within_s and (
+            firing is None or pending <= firing)  # fmt: skip
+        if ok:
+            assert pending is not None
+            reason = f"pending {pending - since:.1f}s after the fault started" + (
+                f", firing {firing - since:.1f}s after" if firing is not None else "")  # fmt: skip
+            measured = {"alert": want.alert, "pending_after_s": round(pending - since, 1)}
+            out.append(CheckResult(name=name, category="alerts", outcome="pass", reasons=[reason],
+                                   measured=measured))  # fmt: skip
+        else:
+            seen = "never seen pending" if pending is None else (
+                f"first seen pending {pending - since:.1f}s after the fault started")  # fmt: skip
+            out.append(CheckResult(
+                name=name, category="alerts", outcome="fail",
+                reasons=[f"{seen}; want pending within {want.pending_within_s:g}s, before firing "
+                         f"({states.errors} failed polls of Prometheus)"],
+            ))  # fmt: skip
+    return out

@@ -1,0 +1,127 @@
+"""The load step's checks: the SLOs and the policy's shares judged on every look's samples
+together, whether the generator kept its schedule, and whether the stack kept up with it. The
+gate's load step (`harness/gate/load_step.py`) runs the looks and asks these for the verdicts."""
+
+from __future__ import annotations
+
+from harness.data.samples import Sample
+from harness.load.report import LoadReport
+from harness.measure.summary import LoadSummary
+from harness.spec.gate import GateSpec
+from harness.spec.slo import Slo, parse_slo
+from harness.verdict.checks import CheckResult, Outcome
+from harness.verdict.slo import SloJudgement, judge_share, judge_slo
+
+PRIMARY = "served by the primary pool"
+
+
+def judge_all(
+    gate: GateSpec,
+    slos: list[Slo],
+    samples: list[Sample],
+    summary: LoadSummary,
+    alpha: float,
+    served_by: bool = True,
+) -> dict[str, SloJudgement]:
+    """Every aggregate SLO and the policy's shares (the primary pool's, and goodput when SLOs
+    are per request) judged on the pooled samples at this look's error rate `alpha`."""
+    out: dict[str, SloJudgement] = {}
+    for slo in slos:
+        if slo.scope == "aggregate":
+            out[f"SLO {slo.expr}"] = judge_slo(slo, samples, summary, alpha)
+    # The policy's shares, judged as any share SLO is.
+    policy = gate.policy
+    shares = {PRIMARY: f"primary_share>={policy.min_primary_share:g}"} if served_by else {}
+    per_request = [s.expr for s in slos if s.scope == "request"]
+    if per_request:
+        shares = {"goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
+                  **shares}  # fmt: skip
+    for name, expr in shares.items():
+        judged = judge_share(parse_slo(expr), summary, alpha)
+        assert judged is not None  # goodput and primary_share are proportions
+        out[name] = judged
+    return out
+
+
+def warn_only(name: str, gate: GateSpec, written: dict[str, str]) -> bool:
+    """Is this SLO (a check name, "SLO <absolute expr>") one the profile lets only warn?"""
+    expr = name.removeprefix("SLO ")
+    return written.get(expr, expr).replace(" ", "") in gate.confidence.warn_only
+
+
+def slo_check(
+    name: str, j: SloJudgement, gate: GateSpec, looks: int, written: dict[str, str]
+) -> CheckResult:
+    outcome: Outcome
+    expr = name.removeprefix("SLO ")
+    reasons = [j.reason]
+    if written.get(expr, expr) != expr:  # relative to the calibration
+        name = f"SLO {written[expr]}"
+        reasons.append(f"{written[expr]} of the calibration is {expr}")
+    if j.decision == "inconclusive":
+        outcome = "warn" if warn_only(name, gate, written) else gate.confidence.inconclusive_is
+        reasons.append(
+            f"inconclusive after {looks} look(s) ({j.n} samples)"
+            + (f"; about {j.samples_needed} would decide" if j.samples_needed else "")
+        )
+    else:
+        outcome = j.decision
+    category = "slo" if name.startswith(("SLO ", "goodput")) else "load"
+    return CheckResult(
+        name=name,
+        category=category,
+        outcome=outcome,
+        reasons=reasons,
+        measured={
+            "decision": j.decision, "n": j.n, "estimate": j.estimate, "lower": j.lower,
+            "upper": j.upper, "looks": looks,
+        },
+    )  # fmt: skip
+
+
+def validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
+    total = sum(r.summary.counts.total for r in reports)
+    last = reports[-1].summary.generator
+    measured: dict[str, float | int | str | None] = {
+        "requests": total,
+        "looks": len(reports),
+        "offered_rate_rps": last.offered_rate_rps,
+        "achieved_rate_rps": last.achieved_rate_rps,
+        "send_lag_p99_ms": max(
+            (p99 for r in reports if (lag := r.summary.generator.send_lag_ms) and
+             (p99 := lag.p99) is not None), default=None,
+        ),
+    }  # fmt: skip
+    invalid = [
+        (i, r.summary.validity) for i, r in enumerate(reports, 1) if not r.summary.validity.valid
+    ]
+    if not invalid:
+        warnings = [w for r in reports for w in r.summary.validity.warnings]
+        return CheckResult(
+            name="load generator kept its schedule", category="load", outcome="pass",
+            reasons=[f"{total} requests in {len(reports)} look(s), {last.achieved_rate_rps:.2f} "
+                     f"req/s achieved of {last.offered_rate_rps} offered", *warnings],
+            measured=measured,
+        )  # fmt: skip
+    return CheckResult(
+        name="load generator kept its schedule", category="load",
+        outcome="fail" if gate.invalid_load_is == "fail" else "warn",
+        reasons=["the run is invalid, its latencies cannot be trusted",
+                 *(f"look {i}: {reason}" for i, v in invalid for reason in v.reasons)],
+        measured=measured,
+    )  # fmt: skip
+
+
+def kept_up_check(summary: LoadSummary) -> CheckResult:
+    """The stack answered what was sent within the schedule (the load summary's default check of
+    achieved against sent, over all looks on one clock): a stack that falls behind builds a
+    backlog that the drain after the schedule shows."""
+    name = "stack kept up with the offered rate"
+    check = next((c for c in summary.default_checks if c.expr.startswith("achieved_ratio")), None)
+    if check is None or "not judged" in check.reason:
+        why = check.reason if check else "closed loop: no offered rate"
+        return CheckResult(name=name, category="load", outcome="skipped", reasons=[why])
+    return CheckResult(
+        name=name, category="load", outcome="pass" if check.passed else "fail",
+        reasons=[check.reason], measured={"achieved_ratio": check.observed},
+    )  # fmt: skip
