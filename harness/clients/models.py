@@ -3,7 +3,7 @@ the model and its context length as the target's servers report them (model disc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +23,8 @@ class Target:
     source: str = "--target"  # how it was chosen, for the report
     # The model server whose /tokenize sizes prompts in tokens (workload.tokenizer); None: `url`.
     tokenizer_url: str | None = None
+    # Credentials an external stack's Prometheus asks for; never written to a report.
+    prometheus_headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     def redacted(self) -> dict[str, object]:
         key = self.api_key

@@ -21,7 +21,7 @@ from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec, OpenLoop
 from harness.spec.slo import parse_slo, parse_slos
 from harness.stack import RunningStack
-from harness.stack.target import from_endpoints
+from harness.stack.target import from_stack
 from harness.verdict.checks import CheckResult
 from harness.verdict.load_checks import (
     PRIMARY,
@@ -104,7 +104,7 @@ def run_gate_load(
     slos = parse_slos(exprs)
     plan = SequentialPlan(alpha=1 - gate.confidence.level, max_looks=max_looks(gate))
     no_served_by = stack.lacks("served_by")  # who served is read from the gateway's header
-    target = from_endpoints(stack.endpoints)
+    target = from_stack(stack)
     reports: list[LoadReport] = []
     per_look: list[list[Sample]] = []
     samples: list[Sample] = []

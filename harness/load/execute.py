@@ -58,7 +58,9 @@ def measure_load(
     # An interrupted run skips the Prometheus queries: whoever pressed Ctrl-C wants out now.
     if server_view and target.prometheus and not run.interrupted:
         end = summary.window.start_s + summary.window.span_s
-        view = collect_view(target.prometheus, summary.window.start_s, end)
+        view = collect_view(
+            target.prometheus, summary.window.start_s, end, headers=target.prometheus_headers
+        )
     report = LoadReport(
         git_sha=git_sha(),
         created_at=now_iso(),

@@ -303,11 +303,17 @@ def _figures(
 
 
 def collect_view(
-    prometheus_url: str, start_s: float, end_s: float, settle_s: float = 2.0, timeout_s: float = 5.0
+    prometheus_url: str,
+    start_s: float,
+    end_s: float,
+    settle_s: float = 2.0,
+    timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> ServerView:
-    """Wait for the scrape that covers `end_s`, then query. `settle_s` > the scrape interval."""
+    """Wait for the scrape that covers `end_s`, then query. `settle_s` > the scrape interval;
+    `headers`: the credentials an external stack's Prometheus asks for."""
     wait = end_s + settle_s - time.time()
     if wait > 0:
         time.sleep(wait)
-    with PrometheusClient(prometheus_url, timeout_s=timeout_s) as client:
+    with PrometheusClient(prometheus_url, timeout_s=timeout_s, headers=headers) as client:
         return collect(client, start_s, end_s)

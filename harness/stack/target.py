@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.clients.models import Target
 from harness.errors import ConfigError, ConfigProblem
-from harness.stack.provider import Endpoints
+from harness.stack.provider import Endpoints, RunningStack
 
 
 def from_ready_file(path: Path) -> Target:
@@ -37,3 +38,8 @@ def from_endpoints(ep: Endpoints, source: str = "stack") -> Target:
         prometheus=ep.prometheus or None,
         source=source,
     )
+
+
+def from_stack(stack: RunningStack) -> Target:
+    """The front door of a running stack, with the credentials its Prometheus asks for."""
+    return replace(from_endpoints(stack.endpoints), prometheus_headers=stack.prometheus_headers())

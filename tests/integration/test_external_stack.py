@@ -234,14 +234,23 @@ def test_a_secured_prometheus_is_read_with_credentials(
                headers={"Authorization": f"Bearer {KEYS['secured']}"},
                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
                ).raise_for_status()  # fmt: skip
+    # A short load too: its server view is read from the same Prometheus, with the credentials.
+    load = (
+        "{kind: load, name: secured, duration_s: 4s, workload: {max_tokens: 8, prompt_words: 8},"
+        " load: {kind: open, rate_rps: 2, arrival: constant, max_send_lag_ms: 250}}"
+    )
     profile = (
-        "kind: gate\nload: null\nkey_checks: [metrics and alert rules]\n"
-        f"probes: {only('monitoring')}\n"
+        f"kind: gate\nload: {load}\nslos: [error_rate<=0.5]\n"
+        "key_checks: [metrics and alert rules]\n"
+        f"confidence: {{max_duration_s: 0s, inconclusive_is: warn}}\nprobes: {only('monitoring')}\n"
     )
     env = {"EXTERNAL_GATE_KEY": KEYS["secured"], "PROM_USER": "gate", "PROM_PASSWORD": "s3cret"}
     r, report = run_gate(tmp_path, spec, env, profile=profile)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert by_name(report)["metrics and alert rules"]["outcome"] == "pass"
+    looks = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*/**/report.json")]
+    views = [look["server"] for look in looks if look.get("server")]
+    assert views and all(not v["errors"] and v["profiles"] for v in views), views
     assert "s3cret" not in (tmp_path / "out" / "report.json").read_text()
     # A wrong password: Prometheus is named unreachable before anything runs.
     r, _ = run_gate(tmp_path, spec, {**env, "PROM_PASSWORD": "wrong"}, profile=profile)
