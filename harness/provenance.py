@@ -8,6 +8,8 @@ import socket
 import subprocess
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from harness.paths import PROJECT_ROOT
 
 
@@ -30,14 +32,29 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
-def host_info() -> dict[str, str | int]:
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count() or 0,
-    }
+class HostInfo(BaseModel):
+    """The machine a run was made on, the same fields in every report."""
+
+    model_config = ConfigDict(extra="ignore")  # stored: lenient
+    hostname: str = ""
+    platform: str = ""
+    python: str = ""
+    cpus: int = 0
+
+
+def host_info() -> HostInfo:
+    return HostInfo(
+        hostname=socket.gethostname(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        cpus=os.cpu_count() or 0,
+    )
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def iso_at(epoch_s: float) -> str:
+    """A time.time() stamp as now_iso() writes one."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")

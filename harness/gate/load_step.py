@@ -148,7 +148,8 @@ def run_gate_load(
         why = f"cannot run on this stack: {no_served_by}"
         checks.append(CheckResult(name=PRIMARY, category="slo", outcome="skipped", reasons=[why]))
     pooled = GateLoadReport(
-        **reports[-1].model_dump(exclude={"summary", "samples_dir"}),
+        **reports[-1].model_dump(exclude={"summary", "samples_dir", "started_at"}),
+        started_at=reports[0].started_at,  # the first look's: the load began then
         summary=summary, samples_dir=str(run_dir), looks=looks,
     )  # fmt: skip
     return GateLoad(checks, pooled, [s for look in per_look for s in look])

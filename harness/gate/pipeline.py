@@ -194,7 +194,7 @@ def run_chaos(
 ) -> GateRun:
     """Run experiments on one stack (their stack_overrides merged into the stack spec)."""
     report = RunReport(
-        command=command, name="chaos: " + ", ".join(e.spec.title for e in experiments),
+        command=command, kind="chaos", name=", ".join(e.spec.title for e in experiments),
         stack_spec=_spec_copy(stack_spec), run_dir=str(out_dir),
     )  # fmt: skip
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from harness.clients.models import Target
 from harness.data.progress import Progress
-from harness.load.report import LoadReport, host_info, outcome_of
+from harness.load.report import LoadReport, outcome_of
 from harness.load.runner import run_load
 from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.measure.server import ServerView, collect_view
 from harness.measure.summary import summarize
-from harness.provenance import git_sha, now_iso
+from harness.provenance import git_sha, host_info, iso_at
 from harness.spec.load import LoadSpec
 
 
@@ -63,7 +63,8 @@ def measure_load(
         )
     report = LoadReport(
         git_sha=git_sha(),
-        created_at=now_iso(),
+        name=run.spec.name,
+        started_at=iso_at(summary.window.start_s),
         host=host_info(),
         config=run.spec.model_dump(mode="json"),
         target=target.redacted(),

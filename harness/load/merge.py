@@ -17,11 +17,11 @@ from pathlib import Path
 
 from harness.data.samples import SAMPLE_GLOB, Sample, read_samples
 from harness.errors import ConfigError, ConfigProblem
-from harness.load.report import LoadReport, host_info, outcome_of
+from harness.load.report import LoadReport, outcome_of
 from harness.load.runner import read_accounts, run_context
 from harness.load.workload_view import build_view, opted_in
 from harness.measure.summary import WorkerAccount, summarize
-from harness.provenance import git_sha, now_iso
+from harness.provenance import git_sha, host_info, iso_at
 from harness.spec.load import LoadSpec
 
 SOURCE = "harness load merge (command line)"
@@ -110,7 +110,8 @@ def merge_runs(folders: list[Path], out: Path) -> LoadReport:
     summary = summarize(samples, ctx)
     report = LoadReport(
         git_sha=git_sha(),
-        created_at=now_iso(),
+        name=spec.name,
+        started_at=iso_at(summary.window.start_s),
         host=host_info(),
         config=spec.model_dump(mode="json"),
         target=parts[0].target,

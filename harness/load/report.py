@@ -11,25 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from harness import __version__, provenance
+from harness import __version__
 from harness.load.limits import ContextCheck
 from harness.load.workload_view import WorkloadView, render_view
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
 from harness.measure.summary import LoadSummary
+from harness.provenance import HostInfo
 
 SCHEMA_VERSION = 1
 Outcome = Literal["passed", "failed", "invalid", "interrupted"]
-
-
-class HostInfo(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    hostname: str
-    platform: str
-    python: str
-    cpus: int
 
 
 class LoadReport(BaseModel):
@@ -37,9 +30,12 @@ class LoadReport(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     kind: Literal["load"] = "load"
+    # The spec's name; reports written before it was kept read as "load".
+    name: str = "load"
     harness_version: str = __version__
     git_sha: str | None = None
-    created_at: str
+    # Named as in the gate's report; reports written before read theirs from `created_at`.
+    started_at: str = Field(validation_alias=AliasChoices("started_at", "created_at"))
     host: HostInfo
     config: dict[str, Any]  # the LoadSpec that produced this run
     target: dict[str, Any]
@@ -63,10 +59,6 @@ class LoadReport(BaseModel):
     @classmethod
     def read(cls, path: Path) -> LoadReport:
         return cls.model_validate_json(path.read_text())
-
-
-def host_info() -> HostInfo:
-    return HostInfo.model_validate(provenance.host_info())
 
 
 def outcome_of(summary: LoadSummary) -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from harness import __version__
 from harness.clients.webhook import WebhookPayload
@@ -12,7 +12,7 @@ from harness.events import EventRecord
 from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration
 from harness.observe.resources import ServiceUsage
-from harness.provenance import git_dirty, git_sha, host_info, now_iso
+from harness.provenance import HostInfo, git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
 from harness.stack.provider import Endpoints
 from harness.verdict.baseline import HistoryRecord
@@ -49,8 +49,10 @@ class RunReport(BaseModel):
     harness_version: str = __version__
     git_sha: str | None = Field(default_factory=git_sha)
     git_dirty: bool | None = Field(default_factory=git_dirty)
-    host: dict[str, str | int] = Field(default_factory=host_info)
+    host: HostInfo = Field(default_factory=host_info)
     command: str = ""
+    # What ran: a gate (`name` its profile's) or chaos experiments (`name` lists them).
+    kind: Literal["gate", "chaos"] = "gate"
     name: str = "gate"
     started_at: str = Field(default_factory=now_iso)
     finished_at: str | None = None
@@ -87,10 +89,21 @@ class RunReport(BaseModel):
         """PRACTICES.md's deployment checklist, item by item, from this run's checks."""
         return checklist(self.checks)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_of_old_reports(cls, data: Any) -> Any:
+        # Reports written before `kind` was kept named a chaos run "chaos: <titles>".
+        if isinstance(data, dict) and "kind" not in data:
+            data = {
+                **data,
+                "kind": "chaos" if str(data.get("name", "")).startswith("chaos") else "gate",
+            }
+        return data
+
     @property
     def kind_title(self) -> str:
         """What the report's heading calls the run."""
-        return "Chaos run" if self.name.startswith("chaos") else "Deploy gate"
+        return "Chaos run" if self.kind == "chaos" else "Deploy gate"
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -221,7 +221,7 @@ code, pre {{ font-size: 12px; white-space: pre-wrap; }}
 <h1>{report.kind_title}: <span>{e(report.outcome.upper())}</span></h1>
 <p class=meta>{e(report.name)} &middot; started {e(report.started_at)} &middot;
 {report.duration_s or 0:.1f} s &middot; harness {e(report.harness_version)} &middot;
-commit {e((report.git_sha or "unknown")[:12])} &middot; {e(str(report.host.get("hostname", "")))}
+commit {e((report.git_sha or "unknown")[:12])} &middot; {e(report.host.hostname)}
 {f"&middot; stack up in {report.startup_seconds:.1f} s" if report.startup_seconds else ""}</p>
 {f"<p class=meta>{e(cal)}</p>" if (cal := calibration_line(report)) else ""}
 {f"<h2>Errors</h2><ul>{errors}</ul>" if errors else ""}

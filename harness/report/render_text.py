@@ -83,7 +83,7 @@ def render_markdown(report: RunReport) -> str:
 def render_junit(report: RunReport) -> str:
     suite = ET.Element(
         "testsuite",
-        name=f"deploy-gate.{report.name}",
+        name=f"deploy-gate.{report.kind}.{report.name}",
         tests=str(len(report.checks)),
         failures=str(sum(c.outcome == "fail" for c in report.checks)),
         errors=str(sum(c.outcome == "error" for c in report.checks) + len(report.errors)),

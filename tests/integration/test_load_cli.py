@@ -73,7 +73,7 @@ def test_harness_load_command_line_writes_the_documented_report(
 
     report = json.loads(out.read_text())
     assert report["schema_version"] == 1 and report["kind"] == "load"
-    assert report["harness_version"] and report["created_at"] and report["host"]["cpus"] >= 1
+    assert report["harness_version"] and report["started_at"] and report["host"]["cpus"] >= 1
     assert report["outcome"] == "passed" and report["model"] == "sim-model"  # from /v1/models
     config = report["config"]
     assert config["load"]["kind"] == "open" and config["load"]["rate_rps"] == 8

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.data.samples import Sample
-from harness.load.report import HostInfo
 from harness.measure.summary import RunContext, summarize
+from harness.provenance import HostInfo
 from harness.report.model import GateLoadReport
 
 
@@ -17,7 +17,7 @@ def load_report(ttft_ms: list[float], start_s: float = 1000.0) -> GateLoadReport
     ]  # fmt: skip
     ctx = RunContext(start_s=start_s, duration_s=len(ttft_ms) * 0.5, open_loop=True)
     return GateLoadReport(
-        created_at="2026-11-30T00:00:00Z", host=HostInfo(hostname="h", platform="p",
+        started_at="2026-11-30T00:00:00Z", host=HostInfo(hostname="h", platform="p",
         python="3.11", cpus=2), config={}, target={}, model="m", outcome="passed",
         summary=summarize(samples, ctx), samples_dir="samples", locust_log="locust.log",
     )  # fmt: skip

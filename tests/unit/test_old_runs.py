@@ -52,6 +52,9 @@ def test_an_old_report_is_read_and_rendered_again(old: tuple[Path, Path], tmp_pa
     report = RunReport.model_validate_json((run / "report.json").read_bytes())
     assert report.outcome == "passed" and report.crash is None
     assert len(report.checks) == 39 and report.load is not None
+    # Identity named as today: the kind, the host typed, the load's start from `created_at`.
+    assert report.kind == "gate" and report.host.hostname == "vm" and report.host.cpus == 2
+    assert report.load.started_at.startswith("2026-") and report.load.name == "load"
     done = _harness("report", str(run), "--out", str(tmp_path / "again"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "# Deploy gate: PASSED" in done.stdout
@@ -81,3 +84,10 @@ def test_old_history_files_are_read(old: tuple[Path, Path]) -> None:
     gates = read_gate_history(OLD / "gate-history.jsonl")
     assert [(g.name, g.outcome, g.regressed) for g in gates] == [("default", "passed", False)]
     assert gates[0].metrics["ttft_p95_ms"] == pytest.approx(353.62, abs=0.01)
+
+
+def test_an_old_chaos_report_is_named_a_chaos_run() -> None:
+    """Before `kind` was kept, a chaos run's name began "chaos: "; it still reads as one."""
+    old_chaos = RunReport.model_validate({"name": "chaos: primary down", "outcome": "passed"})
+    assert old_chaos.kind == "chaos" and old_chaos.kind_title == "Chaos run"
+    assert RunReport.model_validate({"name": "default", "outcome": "passed"}).kind == "gate"

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from harness.data.samples import Sample
-from harness.load.report import LoadReport, host_info, outcome_of, render
+from harness.load.report import LoadReport, outcome_of, render
 from harness.measure.summary import RunContext, WorkerAccount, summarize
-from harness.provenance import now_iso
+from harness.provenance import host_info, now_iso
 
 T0 = 1_000.0
 
@@ -29,7 +29,7 @@ def report(slos: tuple[str, ...] = (), lag_s: float = 0.0) -> LoadReport:
     )  # fmt: skip
     summary = summarize(samples, ctx)
     return LoadReport(
-        created_at=now_iso(), host=host_info(), config={"name": "unit"}, target={"url": "http://x"},
+        started_at=now_iso(), host=host_info(), config={"name": "unit"}, target={"url": "http://x"},
         model="m", outcome=outcome_of(summary), summary=summary, samples_dir="s", locust_log="l",
     )  # fmt: skip
 
