@@ -7,7 +7,7 @@ PrometheusError saying which call, what came back and what to check; nothing ret
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,12 +25,6 @@ class InstantSample:
     labels: dict[str, str]
     time_s: float
     value: float
-
-
-@dataclass(frozen=True)
-class RangeSeries:
-    labels: dict[str, str]
-    points: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,32 +134,6 @@ class PrometheusClient:
                 dict(item.get("metric", {})), _float(item["value"][0]), _float(item["value"][1])
             )
             for item in result or []
-        ]
-
-    def query_value(self, expr: str, time_s: float | None = None) -> float | None:
-        """The single value of an aggregated query; None when it returns nothing or NaN."""
-        samples = self.query(expr, time_s)
-        if not samples or math.isnan(samples[0].value):
-            return None
-        return samples[0].value
-
-    def query_range(
-        self, expr: str, start_s: float, end_s: float, step_s: float
-    ) -> list[RangeSeries]:
-        params = {
-            "query": expr,
-            "start": f"{start_s:.3f}",
-            "end": f"{end_s:.3f}",
-            "step": f"{step_s:g}",
-            "timeout": f"{self.timeout_s:g}s",
-        }
-        data = self._get("/api/v1/query_range", params)
-        return [
-            RangeSeries(
-                dict(item.get("metric", {})),
-                [(_float(t), _float(v)) for t, v in item.get("values", [])],
-            )
-            for item in data.get("result") or []
         ]
 
     def metric_names(self) -> list[str]:

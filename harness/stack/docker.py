@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -284,28 +283,6 @@ class ContainerLauncher:
         self._created: dict[str, DockerContainer] = {}  # by container name
         self._handles: list[ContainerHandle] = []
 
-    def missing_images(self, definitions: Iterable[ServiceDef]) -> list[str]:
-        """Image refs the plan needs that the engine does not have (they would be pulled)."""
-        import docker
-        import docker.errors
-
-        refs = sorted({self.images.get(d.image).ref for d in definitions})
-        client = (
-            docker.DockerClient(base_url=self.docker_host)
-            if self.docker_host
-            else docker.from_env()
-        )
-        try:
-            missing = []
-            for ref in refs:
-                try:
-                    client.images.get(ref)
-                except docker.errors.ImageNotFound:
-                    missing.append(ref)
-            return missing
-        finally:
-            client.close()
-
     def launch(self, definition: ServiceDef, log_path: Path) -> ContainerHandle:
         import docker.errors
 
@@ -410,27 +387,6 @@ def _ensure_image(container: DockerContainer, ref: str, definition: ServiceDef) 
             hint="on a machine with no registry run `harness images build`; otherwise point "
             f"images.{definition.image} at an image you can pull",
         ) from None
-
-
-def remove_labelled(run_id: str | None = None, docker_host: str | None = None) -> int:
-    """Remove containers this harness created (of one run, or all): a crash's leftovers."""
-    import docker
-    import docker.errors
-
-    from harness.images.dockerd import resolve_docker_host
-
-    host = docker_host or resolve_docker_host()
-    client = docker.DockerClient(base_url=host) if host else docker.from_env()
-    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    removed = 0
-    try:
-        for c in client.containers.list(all=True, filters={"label": label}):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True, v=True)
-                removed += 1
-    finally:
-        client.close()
-    return removed
 
 
 def remove_orphans(docker_host: str | None = None) -> int:

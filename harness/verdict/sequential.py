@@ -26,14 +26,9 @@ fail) is the gate profile's choice.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
 from scipy import special
-
-from harness.verdict.confidence import Judgement, Op, judge_quantile
 
 
 @dataclass(frozen=True)
@@ -67,35 +62,3 @@ class SequentialPlan:
             raise ValueError(f"look must be in 1..{self.max_looks}, got {look}")
         k = self.max_looks
         return self.spent(look / k) - self.spent((look - 1) / k)
-
-
-def run_sequential(
-    plan: SequentialPlan,
-    sample_at_look: Callable[[int], Sequence[float] | NDArray[np.float64]],
-    q: float,
-    op: Op,
-    threshold: float,
-    *,
-    label: str | None = None,
-    unit: str = "",
-) -> tuple[Judgement, int]:
-    """Judge the q-quantile at looks 1..max_looks; stop at the first pass or fail.
-
-    `sample_at_look(k)` returns every sample so far (cumulative) at look k. Returns the judgement
-    and the look it was taken at (max_looks when it stayed inconclusive).
-    """
-
-    def judge(k: int) -> Judgement:
-        return judge_quantile(
-            sample_at_look(k), q, op, threshold, plan.alpha_at(k), label=label, unit=unit
-        )
-
-    return _run(plan, judge)
-
-
-def _run(plan: SequentialPlan, judge: Callable[[int], Judgement]) -> tuple[Judgement, int]:
-    for k in range(1, plan.max_looks + 1):
-        judgement = judge(k)
-        if judgement.decision != "inconclusive" or k == plan.max_looks:
-            return judgement, k
-    raise AssertionError("unreachable: max_looks >= 1")

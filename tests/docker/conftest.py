@@ -8,11 +8,13 @@ failed test leaves nothing running. All traffic stays on 127.0.0.1: the engine h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
 
 import docker
+import docker.errors
 import pytest
 from docker_support import Engine
 
@@ -25,7 +27,7 @@ from harness.images.build import (
 )
 from harness.images.catalog import CATALOG
 from harness.spec.images import default_image_map_file, resolve_image_map
-from harness.stack.docker import remove_labelled
+from harness.stack.docker import RUN_LABEL
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,10 @@ def docker_engine() -> Iterator[Engine]:
         write_image_map(default_image_map_file(), present_local_images(client))
         yield Engine(paths, client, builds, resolve_image_map())
     finally:
-        remove_labelled(docker_host=paths.host)
+        # Whatever a test left of the harness's containers (a crash's leftovers).
+        for c in client.containers.list(all=True, filters={"label": RUN_LABEL}):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True, v=True)
         client.close()
         patch.undo()
         if started and not os.environ.get("HARNESS_KEEP_DOCKERD"):

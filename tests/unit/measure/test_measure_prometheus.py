@@ -25,7 +25,7 @@ def client(handler: Handler) -> PrometheusClient:
     )
 
 
-def test_instant_range_targets_alerts() -> None:
+def test_instant_targets_alerts() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         path = req.url.path
         if path == "/api/v1/query":
@@ -33,13 +33,6 @@ def test_instant_range_targets_alerts() -> None:
             assert req.url.params["timeout"] == "2s"
             return ok(
                 {"resultType": "vector", "result": [{"metric": {"job": "a"}, "value": [12.5, "1"]}]}
-            )
-        if path == "/api/v1/query_range":
-            return ok(
-                {
-                    "resultType": "matrix",
-                    "result": [{"metric": {}, "values": [[1, "2"], [2, "NaN"]]}],
-                }
             )
         if path == "/api/v1/targets":
             target = {
@@ -63,8 +56,6 @@ def test_instant_range_targets_alerts() -> None:
     with client(handler) as c:
         (s,) = c.query("up", time_s=12.5)
         assert s.labels == {"job": "a"} and s.value == 1.0
-        (r,) = c.query_range("x", 0, 2, 1)
-        assert r.points[0] == (1.0, 2.0)
         (t,) = c.targets()
         assert (t.job, t.health) == ("gw", "up")
         (a,) = c.alerts()
@@ -78,8 +69,9 @@ def test_scalar_results_and_empty_values() -> None:
         return ok({"resultType": "vector", "result": []})
 
     with client(handler) as c:
-        assert c.query_value("1+1") == 2.0
-        assert c.query_value("absent_metric") is None
+        (two,) = c.query("1+1")
+        assert two.value == 2.0 and two.labels == {}
+        assert c.query("absent_metric") == []
 
 
 @pytest.mark.parametrize(

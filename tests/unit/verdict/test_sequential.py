@@ -2,7 +2,8 @@
 
 Each scenario replays thousands of gates at once (fixed seeds). A replay draws the samples look by
 look, exactly as the load step grows them (8 equal looks up to the maximum sample), and applies
-the rule `run_sequential` applies; `test_the_replay_is_run_sequential` checks, sample for sample,
+the rule of the load step (`run_sequential` here: judge each look at its spent alpha, stop at
+the first pass or fail); `test_the_replay_is_run_sequential` checks, sample for sample,
 that both decide alike. The measured rates are printed (run with -s to see them).
 
 The sample sizes the claims need (alpha 0.05, 8 looks; lognormal latencies):
@@ -24,10 +25,30 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from harness.verdict.confidence import Op, judge_quantile, order_statistic_ranks
-from harness.verdict.sequential import SequentialPlan, run_sequential
+from harness.verdict.confidence import Judgement, Op, judge_quantile, order_statistic_ranks
+from harness.verdict.sequential import SequentialPlan
 
 PLAN = SequentialPlan(alpha=0.05, max_looks=8)
+
+
+def run_sequential(
+    plan: SequentialPlan,
+    sample_at_look: Callable[[int], NDArray[np.float64] | list[float]],
+    q: float,
+    op: Op,
+    threshold: float,
+    *,
+    unit: str = "",
+) -> tuple[Judgement, int]:
+    """The load step's rule on a quantile: judge looks 1..max_looks, each on every sample so far
+    at that look's alpha; stop at the first pass or fail (max_looks when still inconclusive)."""
+    for k in range(1, plan.max_looks + 1):
+        judgement = judge_quantile(sample_at_look(k), q, op, threshold, plan.alpha_at(k), unit=unit)
+        if judgement.decision != "inconclusive" or k == plan.max_looks:
+            return judgement, k
+    raise AssertionError("unreachable: max_looks >= 1")
+
+
 REPS = 3000
 Q = 0.95
 PASS, INCONCLUSIVE, FAIL = 1, 0, -1
