@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.clients.poll import poll_until
 from harness.clients.webhook import AlertLog, AlertNotification
 from harness.data.progress import Progress
 from harness.errors import ConfigError, ConfigProblem
@@ -78,13 +79,14 @@ class _BackgroundLoad(threading.Thread):
 
 
 def _wait_first_request(load: _BackgroundLoad) -> None:
-    deadline = time.monotonic() + FIRST_SAMPLE_TIMEOUT_S
-    while not load.first_request_sent():
-        if not load.is_alive() or time.monotonic() > deadline:
-            raise LoadRunError(
-                "the experiment's load never completed a request: " + str(load.error)
-            )
-        time.sleep(0.2)
+    sent = poll_until(
+        load.first_request_sent,
+        FIRST_SAMPLE_TIMEOUT_S,
+        0.2,
+        until=lambda sent: sent or not load.is_alive(),
+    )
+    if not sent:
+        raise LoadRunError("the experiment's load never completed a request: " + str(load.error))
 
 
 def _notified(
@@ -101,9 +103,13 @@ def _notified(
             None,
         )  # fmt: skip
 
-    while first() is None and time.time() < deadline:
-        receiver.wait_for(alert, status, timeout_s=min(1.0, max(0.0, deadline - time.time())))
-    note = first()
+    # A notification ends the wait between looks early; at most a second between them.
+    note = poll_until(
+        first,
+        deadline - time.time(),
+        1.0,
+        sleep=lambda s: receiver.wait_for(alert, status, timeout_s=s),
+    )
     if note is None:
         return CheckResult(
             name=name, category="alerts", outcome="fail",

@@ -8,9 +8,9 @@ seconds; so the toxics that hold data are undone by deleting the proxy and creat
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from harness.clients.poll import poll_until
 from harness.clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.errors import ConfigError, ConfigProblem
 from harness.faults.burst import Burst, BurstAnswer, plan_burst
@@ -160,7 +160,4 @@ def _remove_toxic(
 
 def _wait_ready(services: list[ServiceHandle], timeout_s: float = 60.0) -> None:
     """Restarted services answer their readiness check again (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    for svc in services:
-        while svc.definition.ready.probe() is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
+    poll_until(lambda: all(s.definition.ready.probe() is None for s in services), timeout_s, 0.2)

@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+from harness.clients.poll import poll_until
 from harness.data.progress import Progress
 from harness.errors import StackError
 from harness.load.workload import make_prompt
@@ -49,12 +50,14 @@ def calibrate(load: LoadSpec, run_dir: Path, progress: Progress, requests: int =
     progress(f"calibration: {binary.name} with {model.name}, {requests} requests one at a time")
     service.start()
     try:
-        deadline = time.monotonic() + 60
-        while (why := definition.ready.probe()) is not None:
-            if not service.alive() or time.monotonic() > deadline:
-                raise StackError(f"the calibration llama-server did not start ({why}); "
-                                 f"log tail:\n{service.log_tail()}")  # fmt: skip
-            time.sleep(0.2)
+        why = poll_until(
+            definition.ready.probe, 60, 0.2, until=lambda why: why is None or not service.alive()
+        )
+        if why is not None:
+            raise StackError(
+                f"the calibration llama-server did not start ({why}); "
+                f"log tail:\n{service.log_tail()}"
+            )
         rng = random.Random()
         words, budget = load.workload.prompt_words, load.workload.max_tokens
         ttft, itl, e2e = [], [], []

@@ -13,10 +13,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.clients.poll import poll_until
 from harness.errors import HarnessError, ToolMissingError
 from harness.paths import tools_dir
 
@@ -173,13 +173,11 @@ def start(paths: DockerdPaths | None = None, timeout_s: float = 30.0) -> tuple[D
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+    # Until it answers, or exits (its exit code is then the error).
+    if poll_until(lambda: proc.poll() is not None or ping(paths, timeout_s=1.0), timeout_s, 0.2):
+        if proc.returncode is not None:
             raise DockerdError(f"dockerd exited with {proc.returncode}\n{_log_tail(paths)}")
-        if ping(paths, timeout_s=1.0):
-            return paths, True
-        time.sleep(0.2)
+        return paths, True
     _terminate(proc.pid, grace_s=5.0)
     raise DockerdError(f"dockerd did not answer within {timeout_s:.0f} s\n{_log_tail(paths)}")
 
@@ -211,11 +209,8 @@ def _unmount_below(root: Path) -> None:
 def _terminate(pid: int, grace_s: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
+    if poll_until(lambda: not _alive(pid), grace_s, 0.1):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
 

@@ -31,6 +31,7 @@ from types import FrameType
 
 from harness import wire
 from harness.clients.models import Target, discover_context, discover_model
+from harness.clients.poll import poll_until
 from harness.data.progress import Progress
 from harness.data.samples import DONE_GLOB, START_GLOB, Sample, SampleTail, read_samples
 from harness.errors import ConfigError, ConfigProblem, HarnessError
@@ -169,11 +170,7 @@ def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | N
         with contextlib.suppress(ProcessLookupError):
             # The group outlives its leader while a worker is in it (its id is not reused then).
             os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + wait_s
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait_s)
-        while not _group_gone(proc, family) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: _group_gone(proc, family), wait_s, 0.05)
     return proc.poll()
 
 

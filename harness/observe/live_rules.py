@@ -12,7 +12,6 @@ with another reload, whatever happens.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
+from harness.clients.poll import poll_until
 from harness.clients.prometheus import PrometheusClient
 from harness.errors import StackError
 
@@ -68,11 +68,8 @@ def live_rules(
     path.write_text(yaml.safe_dump(short, sort_keys=False), encoding="utf-8")
     try:
         _reload(prometheus)
-        deadline = time.monotonic() + 15
-        while not _live_groups(prometheus):
-            if time.monotonic() > deadline:
-                raise StackError(f"Prometheus did not load {path} after a reload")
-            time.sleep(0.25)
+        if not poll_until(lambda: _live_groups(prometheus), 15, 0.25):
+            raise StackError(f"Prometheus did not load {path} after a reload")
         yield [str(r["alert"]) for g in short["groups"] for r in g["rules"] if "alert" in r]
     finally:
         path.unlink(missing_ok=True)

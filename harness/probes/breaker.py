@@ -19,6 +19,7 @@ import httpx
 
 from harness import wire
 from harness.clients.http import new_client
+from harness.clients.poll import poll_until
 from harness.clients.toxiproxy import ToxiproxyClient
 from harness.data.progress import Progress
 from harness.probes.gateway_metrics import read_counters
@@ -53,11 +54,13 @@ def breaker_state(gateway: str, pool: str = POOL) -> int | None:
 def _while_open(gateways: Sequence[str], deadline: float) -> list[str]:
     """Poll /metrics (no request is spent) until no replica's breaker reads open, or the
     deadline; returns the replicas still open."""
-    still = [gw for gw in gateways if breaker_state(gw) == 2]
-    while still and time.monotonic() < deadline:
-        time.sleep(0.25)
-        still = [gw for gw in still if breaker_state(gw) == 2]
-    return still
+    still = list(gateways)
+
+    def open_ones() -> list[str]:  # only those still open are read again
+        still[:] = [gw for gw in still if breaker_state(gw) == 2]
+        return still
+
+    return poll_until(open_ones, deadline - time.monotonic(), 0.25, until=lambda left: not left)
 
 
 def wait_breakers_healed(

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from harness import wire
+from harness.clients.poll import poll_until
 from harness.clients.prometheus import PrometheusClient, Rule
 from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
@@ -73,13 +74,12 @@ def _gateway_metrics_and_rules(
     The gateway's counters appear after the first requests: allow a scrape or two."""
     named = {m: wire.current().expected_metric(m) for m in metrics}
     query = f'count by (__name__) ({{__name__=~"{"|".join(named.values())}", job="gateway"}})'
-    deadline = time.monotonic() + settle_s
-    while True:
+
+    def missing() -> list[str]:
         present = {s.labels.get("__name__", "") for s in prom.query(query)}
-        missing = [m for m in metrics if named[m] not in present]
-        if not missing or time.monotonic() > deadline:
-            return missing, prom.rules()
-        time.sleep(0.5)
+        return [m for m in metrics if named[m] not in present]
+
+    return poll_until(missing, settle_s, 0.5, until=lambda left: not left), prom.rules()
 
 
 def probe_alert_rule_tests(

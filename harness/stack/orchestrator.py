@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from harness.clients.http import http_post
+from harness.clients.poll import poll_until
 from harness.clients.prometheus import PrometheusClient, PrometheusError
 from harness.clients.prometheus import Target as PromTarget
 from harness.clients.toxiproxy import ToxiproxyClient
@@ -52,9 +53,9 @@ def _wait_ready(
 ) -> None:
     """Wait until every service of a tier passes its readiness check; fail fast on exit."""
     pending = {s.name: s for s in started}
-    deadlines = {s.name: time.monotonic() + s.definition.ready_timeout_s for s in started}
-    last_reason: dict[str, str] = {}
-    while pending:
+    reasons: dict[str, str] = {}
+
+    def not_ready() -> dict[str, ServiceHandle]:
         for name, svc in list(pending.items()):
             code = svc.exit_code()
             if code is not None:
@@ -65,18 +66,26 @@ def _wait_ready(
             reason = svc.definition.ready.probe()
             if reason is None:
                 del pending[name]
-                continue
-            last_reason[name] = reason
-            if time.monotonic() > deadlines[name]:
-                d = svc.definition
-                raise ServiceStartError(
-                    name,
-                    f"not ready after {d.ready_timeout_s:g}s ({d.ready.describe()}: {reason})",
-                    svc.log_tail(),
-                    d.hint or f"check that {name} listens on 127.0.0.1:{d.port}",
-                )
-        if pending:
-            time.sleep(poll_s)
+            else:
+                reasons[name] = reason
+        return pending
+
+    # Each service has its own timeout: all are looked at until the soonest is due, and so on.
+    begun = time.monotonic()
+    for svc in sorted(started, key=lambda s: s.definition.ready_timeout_s):
+        d, name = svc.definition, svc.name
+        left = poll_until(
+            not_ready, d.ready_timeout_s - (time.monotonic() - begun), poll_s, until=lambda p: not p
+        )
+        if not left:
+            break
+        if name in left:
+            raise ServiceStartError(
+                name,
+                f"not ready after {d.ready_timeout_s:g}s ({d.ready.describe()}: {reasons[name]})",
+                svc.log_tail(),
+                d.hint or f"check that {name} listens on 127.0.0.1:{d.port}",
+            )
     progress(f"[{time.monotonic() - t0:5.1f}s] ready: {', '.join(s.name for s in started)}")
 
 
@@ -115,23 +124,29 @@ def _create_proxies(plan: ServicePlan, toxiproxy_url: str) -> None:
 
 def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[PromTarget]:
     """Wait until Prometheus has scraped every target successfully; return the targets."""
-    deadline = time.monotonic() + timeout_s
     with PrometheusClient(prometheus_url, timeout_s=2.0) as prom:
-        while True:
+
+        def targets() -> list[PromTarget]:
             try:
-                targets = prom.targets()
+                return prom.targets()
             except PrometheusError:
-                targets = []
-            down = [f"{t.job} {t.scrape_url} ({t.health}: {t.last_error})"
-                    for t in targets if t.health != "up"]  # fmt: skip
-            if targets and not down:
-                return targets
-            if time.monotonic() > deadline:
-                raise StackError(
-                    "Prometheus did not see every target up within "
-                    f"{timeout_s:g}s; down: " + ("; ".join(down) or "no targets yet")
-                )
-            time.sleep(0.25)
+                return []
+
+        seen = poll_until(
+            targets,
+            timeout_s,
+            0.25,
+            until=lambda ts: bool(ts) and all(t.health == "up" for t in ts),
+        )
+    down = [
+        f"{t.job} {t.scrape_url} ({t.health}: {t.last_error})" for t in seen if t.health != "up"
+    ]
+    if seen and not down:
+        return seen
+    raise StackError(
+        "Prometheus did not see every target up within "
+        f"{timeout_s:g}s; down: " + ("; ".join(down) or "no targets yet")
+    )
 
 
 def stack_ports(plan: ServicePlan) -> list[int]:

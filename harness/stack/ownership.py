@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import httpx
 
 from harness.clients.http import http_post
+from harness.clients.poll import poll_until
 from harness.paths import runs_dir
 from harness.stack import watchdog
 from harness.stack.ports import port_is_listening
@@ -92,15 +92,16 @@ def session_members(sid: int, leader_start: int) -> list[int]:
 def kill_session(sid: int, leader_start: int, timeout_s: float = 5.0) -> list[int]:
     """SIGKILL every member of the session until none is left; return the PIDs killed."""
     killed: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    while members := session_members(sid, leader_start):
+
+    def kill_members() -> list[int]:
+        members = session_members(sid, leader_start)
         for pid in members:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return members
+
+    poll_until(kill_members, timeout_s, 0.05, until=lambda left: not left)
     return sorted(killed)
 
 
@@ -214,10 +215,12 @@ def _reset_toxiproxy(url: str) -> bool:
 
 
 def _wait_closed(ports: list[int], timeout_s: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while (still := [p for p in ports if port_is_listening(p)]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return still
+    return poll_until(
+        lambda: [p for p in ports if port_is_listening(p)],
+        timeout_s,
+        0.1,
+        until=lambda left: not left,
+    )
 
 
 def reap_record(rec: Record) -> list[str]:
