@@ -28,7 +28,13 @@ from harness.stack import RunningStack
 from harness.stack.names import alert_names
 from harness.stack.target import from_endpoints
 from harness.verdict.burst import burst_checks
-from harness.verdict.chaos import load_check, pending_checks, phase_checks
+from harness.verdict.chaos import (
+    AlertNotified,
+    alert_checks,
+    load_check,
+    pending_checks,
+    phase_checks,
+)
 from harness.verdict.checks import CheckResult
 
 FIRST_SAMPLE_TIMEOUT_S = 90.0
@@ -89,19 +95,22 @@ def _wait_first_request(load: _BackgroundLoad) -> None:
         raise LoadRunError("the experiment's load never completed a request: " + str(load.error))
 
 
-def _notified(
-    receiver: AlertLog, alert: str, status: str, since: float, within_s: float, name: str
-) -> CheckResult:
-    """Did Alertmanager notify `status` for `alert` within `within_s` of `since` (wall time)?"""
+def _first_notified(
+    receiver: AlertLog, alert: str, status: str, since: float, within_s: float
+) -> float | None:
+    """Seconds from `since` (wall time) to Alertmanager's first `status` notification for
+    `alert`, waiting for it up to `within_s` after `since` (None: none came)."""
     deadline = since + within_s
-    event = "started" if status == "firing" else "ended"
 
     def first() -> AlertNotification | None:
         return next(
-            (n for n in receiver.notifications
-             if since <= n.received_at <= deadline and alert in n.alert_names(status)),
+            (
+                n
+                for n in receiver.notifications
+                if since <= n.received_at and alert in n.alert_names(status)
+            ),
             None,
-        )  # fmt: skip
+        )
 
     # A notification ends the wait between looks early; at most a second between them.
     note = poll_until(
@@ -110,45 +119,26 @@ def _notified(
         1.0,
         sleep=lambda s: receiver.wait_for(alert, status, timeout_s=s),
     )
-    if note is None:
-        return CheckResult(
-            name=name, category="alerts", outcome="fail",
-            reasons=[f"no {status} notification within {within_s:g}s after the fault {event}"],
-        )  # fmt: skip
-    after = note.received_at - since
-    return CheckResult(
-        name=name, category="alerts", outcome="pass",
-        reasons=[f"{status} notification {after:.1f}s after the fault {event}"],
-        measured={"alert": alert, f"{status}_after_s": round(after, 1)},
-    )  # fmt: skip
+    return None if note is None else note.received_at - since
 
 
-def _alert_checks(
+def _alerts_notified(
     exp: ExperimentSpec, stack: RunningStack, fault_start: float, fault_end: float
-) -> list[CheckResult]:
-    checks: list[CheckResult] = []
+) -> list[AlertNotified] | None:
+    """When each expected alert was notified (None: the stack has no alert receiver)."""
     receiver = stack.alerts
+    if receiver is None:
+        return None
+    seen = []
     for want in exp.expect.alerts:
-        if receiver is None:
-            checks.append(CheckResult(name=f"{exp.title}: alert {want.alert}", category="alerts",
-                                      outcome="error", reasons=["no alert receiver"]))  # fmt: skip
-            continue
-        checks.append(
-            _notified(
-                receiver,
-                want.alert,
-                "firing",
-                fault_start,
-                want.fires_within_s,
-                f"{exp.title}: alert {want.alert} fires",
-            )
-        )
+        firing = _first_notified(receiver, want.alert, "firing", fault_start, want.fires_within_s)
+        resolved = None
         if want.resolves_within_s is not None:
-            checks.append(_notified(
-                receiver, want.alert, "resolved", fault_end, want.resolves_within_s,
-                f"{exp.title}: alert {want.alert} resolves",
-            ))  # fmt: skip
-    return checks
+            resolved = _first_notified(
+                receiver, want.alert, "resolved", fault_end, want.resolves_within_s
+            )
+        seen.append(AlertNotified(firing, resolved))
+    return seen
 
 
 def _timeline(run: LoadRun, result: ExperimentResult) -> Timeline:
@@ -268,7 +258,7 @@ def _run_experiment(
         progress(f"  burst: {figures.sent} sent, {figures.admitted} admitted, {figures.refused} "
                  f"refused; admitted per minute {figures.admitted_per_minute}")  # fmt: skip
         result.checks += burst_checks(exp.title, figures, burst.per_minute, summaries)
-    result.checks += _alert_checks(exp, stack, wall_start, wall_end)
+    result.checks += alert_checks(exp, _alerts_notified(exp, stack, wall_start, wall_end))
     if states is not None:
         result.checks += pending_checks(exp, states, wall_start)
     result.timeline = _timeline(run, result)

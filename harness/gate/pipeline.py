@@ -31,7 +31,7 @@ from harness.spec.gate import GateSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
 from harness.verdict.baseline import append_history
-from harness.verdict.checks import CheckResult, coverage_check, overall_outcome
+from harness.verdict.checks import coverage_check, overall_outcome, stack_check
 
 __all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate"]
 
@@ -54,14 +54,6 @@ def _spec_copy(spec: StackSpec) -> dict[str, object]:
     """The stack spec as the report keeps it; an external one only as written (the defaults of
     the reference stack, such as its development keys, say nothing about someone else's)."""
     return spec.model_dump(mode="json", exclude_unset=spec.external is not None)
-
-
-def _stack_check(stack: RunningStack) -> CheckResult:
-    return CheckResult(
-        name="stack starts and every target is scraped", category="stack", outcome="pass",
-        reasons=[f"up in {stack.startup_seconds:.1f} s"],
-        measured={"startup_s": round(stack.startup_seconds, 2)},
-    )  # fmt: skip
 
 
 def _bus(report: RunReport, progress: Progress) -> EventBus:
@@ -104,7 +96,7 @@ def _run(
         ) as stack:
             report.endpoints = stack.endpoints.model_copy(update={"api_key": "<redacted>"})
             report.startup_seconds = round(stack.startup_seconds, 2)
-            report.checks.append(_stack_check(stack))
+            report.checks.append(stack_check(stack.startup_seconds))
             try:
                 body(stack)
             finally:

@@ -32,12 +32,7 @@ from harness.probes.accounting import (
     probe_cost,
     probe_injection,
 )
-from harness.probes.breaker import (
-    BREAKER_METRIC,
-    BreakerConfig,
-    probe_breaker,
-    wait_breakers_healed,
-)
+from harness.probes.breaker import BREAKER_METRIC, probe_breaker, wait_breakers_healed
 from harness.probes.monitoring import probe_alert_rule_tests, probe_monitoring
 from harness.probes.pii import probe_pii
 from harness.probes.practices import (
@@ -67,6 +62,7 @@ from harness.verdict.baseline import (
     same_stack,
     trend,
 )
+from harness.verdict.breaker import BreakerConfig
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy

@@ -1,4 +1,5 @@
 """Functional probes: short, exact requests that prove one practice of the stack each.
 
-Each probe returns a CheckResult listing every way the stack fell short, never only the first.
+Each probe measures and hands typed evidence to its judge in harness/verdict/, whose CheckResult
+(every way the stack fell short, never only the first) it returns.
 """

@@ -20,7 +20,7 @@ from harness.probes.gateway_metrics import deltas, read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
 from harness.spec.policy import InjectionPolicy
 from harness.verdict.checks import CheckResult
-from harness.verdict.practices import InjectionAnswer, judge_cost, judge_injection
+from harness.verdict.practices import InjectionAnswer, cost_check, injection_check
 
 TIMEOUT_S = 60.0
 # The gateway metrics each probe reads, by their reference names (harness.wire.METRICS).
@@ -42,7 +42,7 @@ def probe_cost(
         r = http.post(f"{base_url}/v1/chat/completions", json=body)
     after = read_counters(gateways, names)
     usage = json_object(r).get("usage") if r.status_code == 200 else None
-    failures, measured = judge_cost(
+    check = cost_check(
         r.status_code,
         usage,
         deltas(before, after, cost, "model"),
@@ -51,11 +51,6 @@ def probe_cost(
         prices,
         names,
     )
-    check = CheckResult.from_reasons(
-        "cost accounting", "cost", failures, measured,
-        f"{measured.get('prompt_tokens')} + {measured.get('completion_tokens')} tokens cost "
-        f"{measured.get('cost_usd')} USD, counters agree",
-    )  # fmt: skip
     check.duration_s = round(time.monotonic() - t0, 3)
     return check
 
@@ -88,14 +83,6 @@ def probe_injection(
             grown = deltas(before, after, name, "pattern")
             counted = sum(v for label, v in grown.items() if label.lower() == pattern.lower())
             answers.append(InjectionAnswer(pattern, r.status_code, code, counted))
-    failures = judge_injection(answers, policy.action, refusal, name)
-    statuses = ", ".join(sorted({str(a.status) for a in answers}))
-    check = CheckResult.from_reasons(
-        "prompt-injection flagging", "security", failures,
-        {"patterns": len(answers), "action": policy.action, "statuses": statuses,
-         "counted": sum(a.counted for a in answers)},
-        f"each of the policy's {len(answers)} patterns counted once, answered {statuses} "
-        f"(policy {policy.action})",
-    )  # fmt: skip
+    check = injection_check(answers, policy.action, refusal, name)
     check.duration_s = round(time.monotonic() - t0, 3)
     return check

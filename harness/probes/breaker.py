@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -24,19 +24,16 @@ from harness.clients.toxiproxy import ToxiproxyClient
 from harness.data.progress import Progress
 from harness.probes.gateway_metrics import read_counters
 from harness.probes.http import auth_headers, chat_body, unique_prompt
+from harness.verdict.breaker import (
+    POOL,
+    Answer,
+    BreakerConfig,
+    BreakerEvidence,
+    ReplicaCycle,
+    judge_breaker,
+    not_closed,
+)
 from harness.verdict.checks import CheckResult
-
-POOL = "primary"
-STATES = {0: "closed", 1: "half-open", 2: "open"}
-
-
-@dataclass(frozen=True)
-class BreakerConfig:
-    failure_threshold: int
-    recovery_timeout_s: float
-    # Beyond the recovery timeout, how long the breaker may take to read half-open and close.
-    slack_s: float = 15.0
-
 
 BREAKER_METRIC = "llm_circuit_breaker_state"  # reference name (harness.wire.METRICS)
 
@@ -85,59 +82,49 @@ def _ask(http: httpx.Client, gateway: str) -> httpx.Response:
     return http.post(f"{gateway}/v1/chat/completions", json=body)
 
 
-def _state_name(state: int | None) -> str:
-    return "absent" if state is None else STATES.get(state, str(state))
+def _answer(r: httpx.Response) -> Answer:
+    return Answer(r.status_code, r.headers.get(wire.current().served_by))
 
 
-def _trip(http: httpx.Client, gateway: str, cfg: BreakerConfig, failures: list[str]) -> float:
-    """Send the threshold's worth of failing requests, then one the breaker must pass over.
-    Returns when the breaker was seen open (monotonic seconds)."""
-    for i in range(cfg.failure_threshold):
-        r = _ask(http, gateway)
-        served = r.headers.get(wire.current().served_by)
-        if served not in ("fallback", "degraded"):
-            failures.append(
-                f"{gateway}: request {i + 1} with the primary pool down was answered "
-                f"{r.status_code} by {served!r}, want fallback or degraded"
-            )
+@dataclass(frozen=True)
+class _Tripped:
+    """A replica's opening: the threshold's answers, the state then, the next request's
+    X-Fallback-Reason and when the breaker was seen open (monotonic seconds)."""
+
+    tripping: list[Answer]
+    state: int | None
+    fallback_reason: str | None
+    opened: float
+
+
+def _trip(http: httpx.Client, gateway: str, cfg: BreakerConfig) -> _Tripped:
+    """Send the threshold's worth of failing requests, then one the breaker must pass over."""
+    tripping = [_answer(_ask(http, gateway)) for _ in range(cfg.failure_threshold)]
     opened = time.monotonic()
     state = breaker_state(gateway)
-    if state != 2:
-        failures.append(f"{gateway}: after {cfg.failure_threshold} failures the breaker reads "
-                        f"{_state_name(state)}, want open")  # fmt: skip
-    r = _ask(http, gateway)
-    if r.headers.get("x-fallback-reason") != "breaker_open":
-        failures.append(f"{gateway}: with the breaker open, X-Fallback-Reason is "
-                        f"{r.headers.get('x-fallback-reason')!r}, want 'breaker_open'")  # fmt: skip
-    return opened
+    reason = _ask(http, gateway).headers.get("x-fallback-reason")
+    return _Tripped(tripping, state, reason, opened)
 
 
 def _recover(
-    http: httpx.Client, gateway: str, opened: float, cfg: BreakerConfig, failures: list[str]
-) -> float | None:
-    """Wait (reading /metrics only) until the breaker reads half-open; one request must then be
-    answered by the primary and close it. Returns seconds from open to half-open."""
-    _while_open([gateway], opened + cfg.recovery_timeout_s + cfg.slack_s)
+    http: httpx.Client, gateway: str, tripped: _Tripped, cfg: BreakerConfig
+) -> ReplicaCycle:
+    """Wait (reading /metrics only) until the breaker leaves open; once half-open, send the
+    request the primary must answer, and read the state after it."""
+    _while_open([gateway], tripped.opened + cfg.recovery_timeout_s + cfg.slack_s)
     state = breaker_state(gateway)
-    half_open_after = time.monotonic() - opened
-    if state != 1:
-        failures.append(f"{gateway}: {half_open_after:.1f}s after opening (recovery timeout "
-                        f"{cfg.recovery_timeout_s:g}s) the breaker reads {_state_name(state)}, "
-                        "want half-open")  # fmt: skip
-        return None
-    if half_open_after < cfg.recovery_timeout_s - 1.0:
-        failures.append(f"{gateway}: half-open {half_open_after:.1f}s after opening, before its "
-                        f"recovery timeout of {cfg.recovery_timeout_s:g}s")  # fmt: skip
-    r = _ask(http, gateway)
-    if r.status_code != 200 or r.headers.get(wire.current().served_by) != POOL:
-        failures.append(f"{gateway}: the half-open probe request was answered {r.status_code} by "
-                        f"{r.headers.get(wire.current().served_by)!r}, want 200 by the "
-                        "primary")  # fmt: skip
-    state = breaker_state(gateway)
-    if state != 0:
-        failures.append(f"{gateway}: after a successful probe the breaker reads "
-                        f"{_state_name(state)}, want closed")  # fmt: skip
-    return half_open_after
+    cycle = ReplicaCycle(
+        gateway=gateway,
+        tripping=tripped.tripping,
+        state_after_trip=tripped.state,
+        fallback_reason=tripped.fallback_reason,
+        state_after_wait=state,
+        half_open_after_s=time.monotonic() - tripped.opened,
+    )
+    if state != 1:  # not half-open: a request now would not test the recovery
+        return cycle
+    probe = _answer(_ask(http, gateway))
+    return replace(cycle, probe=probe, state_after_probe=breaker_state(gateway))
 
 
 def probe_breaker(
@@ -149,45 +136,40 @@ def probe_breaker(
     progress: Progress = lambda _: None,
 ) -> CheckResult:
     t0 = time.monotonic()
-    name, category = "circuit breaker opens and recovers", "resilience"
-    if not proxies:
-        return CheckResult(name=name, category=category, outcome="skipped",
-                           reasons=["the primary pool has no Toxiproxy proxy"])  # fmt: skip
-    failures: list[str] = []
-    closed = {gw: breaker_state(gw) for gw in gateways}
-    not_closed = {gw: _state_name(s) for gw, s in closed.items() if s != 0}
-    if not_closed:
-        return CheckResult(
-            name=name, category=category, outcome="fail",
-            reasons=[f"the breaker is not closed before the probe: {not_closed}"],
-        )  # fmt: skip
-    opened: dict[str, float] = {}
+    evidence = BreakerEvidence(proxies=len(proxies))
+    if proxies:
+        evidence = _cycles(gateways, api_key, toxiproxy, proxies, cfg, progress)
+    check = judge_breaker(evidence, cfg)
+    check.duration_s = round(time.monotonic() - t0, 3)
+    return check
+
+
+def _cycles(
+    gateways: Sequence[str],
+    api_key: str,
+    toxiproxy: str,
+    proxies: Sequence[str],
+    cfg: BreakerConfig,
+    progress: Progress,
+) -> BreakerEvidence:
+    """Each replica's states before, then (when every breaker is closed) each one's cycle."""
+    before = {gw: breaker_state(gw) for gw in gateways}
+    if not_closed(before):
+        return BreakerEvidence(proxies=len(proxies), before=before)
+    tripped: dict[str, _Tripped] = {}
     with new_client(timeout=60.0, headers=auth_headers(api_key)) as http:
         with ToxiproxyClient(toxiproxy) as toxi:
             try:
                 for proxy in proxies:
                     toxi.set_enabled(proxy, False)
                 for gw in gateways:
-                    opened[gw] = _trip(http, gw, cfg, failures)
+                    tripped[gw] = _trip(http, gw, cfg)
             finally:
                 for proxy in proxies:
                     toxi.set_enabled(proxy, True)
-        progress(f"  breaker open on {len(gateways)} replica(s); waiting out its recovery timeout "
-                 f"({cfg.recovery_timeout_s:g}s)")  # fmt: skip
-        recovered = {gw: _recover(http, gw, opened[gw], cfg, failures) for gw in gateways}
-    waits = [s for s in recovered.values() if s is not None]
-    measured: dict[str, float | int | str | None] = {
-        "replicas": len(gateways),
-        "failure_threshold": cfg.failure_threshold,
-        "recovery_timeout_s": cfg.recovery_timeout_s,
-        "half_open_after_s_max": round(max(waits), 1) if waits else None,
-    }
-    check = CheckResult.from_reasons(
-        name, category, failures, measured,
-        f"open after {cfg.failure_threshold} failures on each of {len(gateways)} replicas, "
-        f"breaker_open skips the pool, half-open after "
-        f"{measured['half_open_after_s_max']}s (recovery {cfg.recovery_timeout_s:g}s), "
-        "closed by a primary answer",
-    )  # fmt: skip
-    check.duration_s = round(time.monotonic() - t0, 3)
-    return check
+        progress(
+            f"  breaker open on {len(gateways)} replica(s); waiting out its recovery timeout "
+            f"({cfg.recovery_timeout_s:g}s)"
+        )
+        cycles = [_recover(http, gw, tripped[gw], cfg) for gw in gateways]
+    return BreakerEvidence(proxies=len(proxies), before=before, cycles=cycles)

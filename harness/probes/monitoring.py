@@ -16,6 +16,12 @@ from harness.paths import STACK_DIR
 from harness.spec.policy import Policy
 from harness.tools import find_binary
 from harness.verdict.checks import CheckResult
+from harness.verdict.monitoring import (
+    MonitoringEvidence,
+    PromtoolRun,
+    judge_monitoring,
+    judge_rule_tests,
+)
 
 
 def probe_monitoring(
@@ -25,44 +31,26 @@ def probe_monitoring(
     """Every target up; every target the policy expects is there (one per gateway replica); the
     gateways export the policy's metrics; the policy's alert rules are loaded and evaluate."""
     policy = policy or Policy()
-    metrics, alerts = policy.monitoring.gateway_metrics, policy.alerts.required
     t0 = time.monotonic()
-    failures: list[str] = []
     with PrometheusClient(prometheus_url, timeout_s=10, headers=headers) as prom:
         targets = prom.targets()
-        down = [f"{t.job} {t.scrape_url}: {t.last_error}" for t in targets if t.health != "up"]
-        failures += [f"target down: {d}" for d in down]
         jobs: dict[str, int] = {}
         for t in targets:
             jobs[t.job] = jobs.get(t.job, 0) + 1
-        missing, rules = _gateway_metrics_and_rules(prom, metrics, settle_s)
-    failures += [f"no scrape target for job {j!r}" for j in policy.monitoring.jobs if j not in jobs]
-    named = {m: wire.current().expected_metric(m) for m in metrics}  # under the gateway's names
-    if gateway_replicas is not None and jobs.get("gateway", 0) < gateway_replicas:
-        failures.append(
-            f"{jobs.get('gateway', 0)} gateway targets scraped, the stack runs {gateway_replicas}"
+        missing, rules = _gateway_metrics_and_rules(
+            prom, policy.monitoring.gateway_metrics, settle_s
         )
-
-    failures += [
-        f"metric {named[m]}{'' if named[m] == m else f' ({m})'} not exported by the gateways"
-        for m in missing
-    ]
-
-    loaded = {r.name for r in rules}
-    failures += [f"alert rule {a} not loaded" for a in alerts if a not in loaded]
-    broken = [f"{r.name}: {r.last_error}" for r in rules if r.health == "err"]
-    failures += [f"alert rule fails to evaluate: {b}" for b in broken]
-    measured: dict[str, float | int | str | None] = {
-        "targets": len(targets),
-        "targets_down": len(down),
-        "jobs": len(jobs),
-        "practices_metrics_present": len(metrics) - len(missing),
-        "alert_rules_loaded": len(loaded),
-    }
-    check = CheckResult.from_reasons(
-        "metrics and alert rules", "monitoring", failures, measured,
-        f"{len(targets)} targets up, {len(loaded)} alert rules loaded",
-    )  # fmt: skip
+    evidence = MonitoringEvidence(
+        targets=len(targets),
+        down=[f"{t.job} {t.scrape_url}: {t.last_error}" for t in targets if t.health != "up"],
+        jobs=jobs,
+        # Under the gateway's names, beside the policy's.
+        missing_metrics={m: wire.current().expected_metric(m) for m in missing},
+        rules_loaded=frozenset(r.name for r in rules),
+        broken_rules=[f"{r.name}: {r.last_error}" for r in rules if r.health == "err"],
+        gateway_replicas=gateway_replicas,
+    )
+    check = judge_monitoring(evidence, policy)
     check.duration_s = round(time.monotonic() - t0, 3)
     return check
 
@@ -99,13 +87,6 @@ def probe_alert_rule_tests(
             cwd=tmp, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     out = (run.stdout + run.stderr).strip()
-    failures = (
-        [] if run.returncode == 0 else [line for line in out.splitlines() if line.strip()][-10:]
-    )
-    check = CheckResult.from_reasons(
-        "alert rule unit tests (promtool)", "monitoring", failures,
-        {"exit_code": run.returncode, "rules": str(deployed_rules), "tests": str(tests_file)},
-        f"the policy's tests ({tests_file.name}) pass on the deployed rules",
-    )  # fmt: skip
+    check = judge_rule_tests(PromtoolRun(run.returncode, out, deployed_rules, tests_file))
     check.duration_s = round(time.monotonic() - t0, 3)
     return check

@@ -25,7 +25,7 @@ import httpx
 from harness.clients.http import http_get, json_object, new_client
 from harness.probes.http import auth_headers, stream_chat
 from harness.verdict.checks import CheckResult
-from harness.verdict.practices import PiiAnswers, carries, judge_pii
+from harness.verdict.practices import PiiAnswers, PiiUnanswered, carries, judge_pii_probe
 
 NAME = "PII filtered from answers"
 TIMEOUT_S = 60.0
@@ -92,7 +92,7 @@ def _content(r: httpx.Response) -> str:
 
 @dataclass(frozen=True)
 class _Asked:
-    answers: PiiAnswers | str  # the last answers, or why a request failed
+    answers: PiiAnswers | PiiUnanswered  # the last answers, or the request that failed
     tries: int
     model: str | None
 
@@ -102,19 +102,19 @@ def _ask_back(http: httpx.Client, base_url: str, api_key: str, kind: str,
     """Ask each model in turn, another planted value each round, until both the plain and the
     streamed answer carry the value (filtered or not)."""
     tries, model = 0, models[0]
-    last: PiiAnswers | str = "nothing planted"
+    last: PiiAnswers | None = None
     for value in PLANTED[kind]:
         for model in models:
             tries += 1
             r = http.post(f"{base_url}/v1/chat/completions", json=copy_body(kind, value, model))
             streamed = stream_chat(base_url, api_key, copy_body(kind, value, model))
             if r.status_code != 200 or streamed.status != 200:
-                statuses = [r.status_code, streamed.status]
-                why = f"{kind}: statuses {statuses} from {model or 'the default model'}"
-                return _Asked(f"{why}, want [200, 200]", tries, model)
+                unanswered = PiiUnanswered(kind, (r.status_code, streamed.status), model)
+                return _Asked(unanswered, tries, model)
             last = PiiAnswers(kind, value, _content(r), streamed.text)
             if carries(last.plain, kind) and carries(last.streamed, kind):
                 return _Asked(last, tries, model)
+    assert last is not None, kind  # every kind has planted values, and there is a model
     return _Asked(last, tries, model)
 
 
@@ -125,18 +125,18 @@ def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
         "kinds": ", ".join(kinds), "models": ", ".join(m or "(default)" for m in models),
     }  # fmt: skip
     found: list[PiiAnswers] = []
-    failures: list[str] = []
+    unanswered: list[PiiUnanswered] = []
     with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         for kind in kinds:
             asked = _ask_back(http, base_url, api_key, kind, models)
             measured |= {f"{kind}_tries": asked.tries, f"{kind}_model": asked.model}
-            if isinstance(asked.answers, str):
-                failures.append(asked.answers)
+            if isinstance(asked.answers, PiiUnanswered):
+                unanswered.append(asked.answers)
                 continue
             measured[f"{kind}_answer"] = _excerpt(asked.answers.plain)
             found.append(asked.answers)
     bound = max((len(PLANTED[k]) for k in kinds), default=0) * len(models)
-    outcome, reasons = ("fail", failures) if failures else judge_pii(found, bound)
+    outcome, reasons = judge_pii_probe(found, unanswered, bound)
     return CheckResult(
         name=NAME, category="security", outcome=outcome, reasons=reasons, measured=measured,
         duration_s=round(time.monotonic() - t0, 3),

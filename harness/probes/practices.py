@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 
 import httpx
 
@@ -13,7 +12,16 @@ from harness.clients.http import new_client
 from harness.probes.http import auth_headers, chat_body, stream_chat, unique_prompt
 from harness.spec.policy import StreamingPolicy
 from harness.verdict.checks import CheckResult
-from harness.verdict.practices import judge_cache, judge_rate_limit, judge_streaming
+from harness.verdict.practices import (
+    CacheAnswer,
+    HostileAnswer,
+    RateLimitAnswer,
+    StreamedAnswer,
+    cache_check,
+    rate_limit_check,
+    security_check,
+    streaming_check,
+)
 
 TIMEOUT_S = 60.0
 HITS = 3  # the cache probe's repeats of the request that filled the cache
@@ -33,7 +41,6 @@ def probe_streaming(
     policy = policy or StreamingPolicy()
     names = wire.current()
     t0 = time.monotonic()
-    failures: list[str] = []
     # One unjudged answer first: the first request through freshly started gateways pays their
     # one-off setup (connections, lazy imports), and on a busy machine the model's tokens pile
     # up behind it and arrive together, which would read as a buffering proxy.
@@ -52,29 +59,19 @@ def probe_streaming(
         chunks.append(r.content_chunks)
         if r.status != 200 or r.content_chunks >= policy.min_chunks:
             break
-    measured: dict[str, float | int | str | None] = {"status": r.status, "tries": len(chunks)}
-    if r.status != 200:
-        failures.append(f"status {r.status}, want 200: {r.error_body}")
-    else:
-        if not r.text.strip():
-            failures.append("no generated text")
-        if not r.headers.get(names.request_id.lower()):  # a stream's headers: lower case
-            failures.append(f"no {names.request_id} header")
-        found, figures = judge_streaming(r.chunk_times_s, r.total_s, policy)
-        if len(chunks) > 1 and found:
-            found.append(f"{len(chunks)} answers of {', '.join(map(str, chunks))} chunks")
-        failures += found
-        measured |= figures
-    measured["served_by"] = r.headers.get(names.served_by.lower())
-    return _timed(
-        CheckResult.from_reasons(
-            "streamed completion", "stack", failures, measured,
-            f"{r.content_chunks} chunks from {measured.get('first_chunk_ms')} to "
-            f"{measured.get('last_chunk_ms')} ms (spread {measured.get('spread')}), "
-            f"gaps p50 {measured.get('gap_p50_ms')} ms",
-        ),
-        t0,
-    )  # fmt: skip
+    answer = StreamedAnswer(
+        status=r.status,
+        error_body=r.error_body,
+        text=r.text,
+        request_id_header=names.request_id,
+        request_id=r.headers.get(names.request_id.lower()),  # a stream's headers: lower case
+        served_by=r.headers.get(names.served_by.lower()),
+        content_chunks=r.content_chunks,
+        chunk_times_s=r.chunk_times_s,
+        total_s=r.total_s,
+        tries=chunks,
+    )
+    return _timed(streaming_check(answer, policy), t0)
 
 
 # The hostile classes the security probe sends, each with the error (harness.wire.ERRORS) whose
@@ -130,43 +127,19 @@ def probe_security(base_url: str, api_key: str, max_prompt_chars: int = 10_000) 
     and how each was answered go in `measured`."""
     t0 = time.monotonic()
     url = f"{base_url}/v1/chat/completions"
-    failures: list[str] = []
-    answers: dict[str, Counter[int]] = {}
+    answers: list[HostileAnswer] = []
     with new_client(timeout=TIMEOUT_S) as http:
         for label, method, target, headers, body in _hostile_requests(
             url, base_url, api_key, max_prompt_chars
         ):
             resp = http.request(method, target, headers=headers, content=body or None)
-            answers.setdefault(label, Counter())[resp.status_code] += 1
-            want = wire.current().expected_error(HOSTILE[label])
-            if resp.status_code not in want.status:
-                failures.append(f"{label}: {method} answered {resp.status_code}, "
-                                f"want {sorted(want.status)}")  # fmt: skip
-                continue
             try:
-                code = _error_code(resp)
+                code, json_body = _error_code(resp), True
             except ValueError:
-                failures.append(f"{label}: {method} {resp.status_code} error body is not JSON")
-                continue
-            if want.code and code != want.code:
-                failures.append(f"{label}: {method} {resp.status_code} error code {code!r}, "
-                                f"want {want.code!r}")  # fmt: skip
-    measured: dict[str, float | int | str | None] = {
-        "sent": sum(sum(c.values()) for c in answers.values())
-    }
-    described = []
-    for label, counts in answers.items():
-        slug = label.replace(" ", "_").lower()
-        measured[f"{slug}_sent"] = sum(counts.values())
-        measured[f"{slug}_answers"] = ", ".join(f"{n}x{c}" for c, n in sorted(counts.items()))
-        described.append(f"{label}: {sum(counts.values())} sent, "
-                         f"answered {measured[f'{slug}_answers']}")  # fmt: skip
-    check = CheckResult.from_reasons(
-        "authentication and input validation", "security", failures, measured,
-        f"{measured['sent']} hostile requests in {len(answers)} classes, each refused as specified",
-    )  # fmt: skip
-    check.reasons += described
-    return _timed(check, t0)
+                code, json_body = None, False
+            want = wire.current().expected_error(HOSTILE[label])
+            answers.append(HostileAnswer(label, method, resp.status_code, code, json_body, want))
+    return _timed(security_check(answers), t0)
 
 
 def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> CheckResult:
@@ -176,25 +149,16 @@ def probe_cache(base_url: str, api_key: str, hit_speedup: float = 10.0) -> Check
     # Room for a real generation: a miss of a few tokens is so quick that a busy machine's
     # scheduling noise on one hit, not the cache, would decide the ratio.
     body = chat_body(unique_prompt("Say one word."), max_tokens=64, temperature=0)
-    failures: list[str] = []
-    times: list[float] = []
-    caches: list[str] = []
+    answers: list[CacheAnswer] = []
     with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
         for _ in range(1 + HITS):
             s = time.perf_counter()
             r = http.post(f"{base_url}/v1/chat/completions", json=body)
-            times.append(time.perf_counter() - s)
-            caches.append(r.headers.get(wire.current().cache, ""))
-            if r.status_code != 200:
-                failures.append(f"status {r.status_code}: {r.text[:200]}")
-    found, measured = judge_cache(caches, times, hit_speedup)
-    failures += found
-    return _timed(
-        CheckResult.from_reasons("response cache", "cache", failures, measured,
-                                 f"miss then hit, {measured['speedup']}x faster "
-                                 f"(policy {hit_speedup:g}x)"),
-        t0,
-    )  # fmt: skip
+            took = time.perf_counter() - s
+            answers.append(
+                CacheAnswer(r.status_code, r.text, r.headers.get(wire.current().cache, ""), took)
+            )
+    return _timed(cache_check(answers, hit_speedup), t0)
 
 
 def _clear_of_minute_boundary(margin_s: float = 15.0) -> None:
@@ -228,25 +192,16 @@ def probe_rate_limit(
         responses = [one(0)]
         with ThreadPoolExecutor(max_workers=8) as pool:
             responses += pool.map(one, range(per_minute + 19))
-    codes = [r.status_code for r in responses]
     refused = wire.current().expected_error("rate_limited")
-    limited = [r for r in responses if r.status_code in refused.status]
-    failures = judge_rate_limit(codes, per_minute, declared, fresh_key, refused.status)
-    shown = "/".join(map(str, refused.status))
-    if any(not r.headers.get("retry-after", "").isdigit() for r in limited):
-        failures.append(f"a {shown} without a Retry-After of whole seconds")
-    if any("json" not in r.headers.get("content-type", "") for r in limited):
-        failures.append(f"a {shown} without a JSON error body")
-    elif refused.code and any(_error_code(r) != refused.code for r in limited):
-        failures.append(f"a {shown} without the error code {refused.code!r}")
-    measured: dict[str, float | int | str | None] = {
-        "sent": len(codes), "ok": codes.count(200), "limited": len(limited),
-        "limit_per_minute": per_minute, "declared_per_minute": declared,
-        "fresh_key": str(fresh_key).lower(),
-    }  # fmt: skip
-    return _timed(
-        CheckResult.from_reasons("rate limit per API key", "rate-limit", failures, measured,
-                                 f"{codes.count(200)} admitted, {len(limited)} of {len(codes)} "
-                                 f"refused with {shown} + Retry-After"),
-        t0,
-    )  # fmt: skip
+    answers = [_rate_limit_answer(r) for r in responses]
+    return _timed(rate_limit_check(answers, per_minute, declared, fresh_key, refused), t0)
+
+
+def _rate_limit_answer(r: httpx.Response) -> RateLimitAnswer:
+    try:
+        code = _error_code(r)
+    except ValueError:  # not a JSON body: no code
+        code = None
+    return RateLimitAnswer(
+        r.status_code, r.headers.get("retry-after", ""), r.headers.get("content-type", ""), code
+    )

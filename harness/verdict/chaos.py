@@ -1,8 +1,12 @@
 """A chaos experiment's checks: each phase's expectations on the requests meant for it, the
-experiment's own load keeping its schedule, and the alerts expected pending seen so in time. The
-runner (`harness/chaos/runner.py`) measures; these judge what it measured."""
+experiment's own load keeping its schedule, the alerts expected notified (firing, resolved) and
+pending seen so in time. The runner (`harness/chaos/runner.py`) measures; these judge what it
+measured."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from harness.measure.summary import LoadSummary
 from harness.observe.alert_states import AlertStates
@@ -101,3 +105,73 @@ def pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> li
                          f"({states.errors} failed polls of Prometheus)"],
             ))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class AlertNotified:
+    """When Alertmanager first notified an expected alert: seconds from the fault's start to
+    "firing", and from its end to "resolved" (None: no such notification came while the runner
+    waited, or resolution was not expected)."""
+
+    firing_after_s: float | None
+    resolved_after_s: float | None = None
+
+
+def _notified_check(
+    name: str, alert: str, status: str, within_s: float, after_s: float | None
+) -> CheckResult:
+    event = "started" if status == "firing" else "ended"
+    if after_s is None or after_s > within_s:
+        return CheckResult(
+            name=name,
+            category="alerts",
+            outcome="fail",
+            reasons=[f"no {status} notification within {within_s:g}s after the fault {event}"],
+        )
+    return CheckResult(
+        name=name,
+        category="alerts",
+        outcome="pass",
+        reasons=[f"{status} notification {after_s:.1f}s after the fault {event}"],
+        measured={"alert": alert, f"{status}_after_s": round(after_s, 1)},
+    )
+
+
+def alert_checks(
+    exp: ExperimentSpec, notified: Sequence[AlertNotified] | None
+) -> list[CheckResult]:
+    """Each expected alert notified firing within its time after the fault started, and resolved
+    within its time after the fault ended where that is expected. `notified`: one per expected
+    alert, in their order (None: the stack has no alert receiver, so none could be seen)."""
+    if notified is None:
+        return [
+            CheckResult(
+                name=f"{exp.title}: alert {want.alert}",
+                category="alerts",
+                outcome="error",
+                reasons=["no alert receiver"],
+            )
+            for want in exp.expect.alerts
+        ]
+    checks = []
+    for want, seen in zip(exp.expect.alerts, notified, strict=True):
+        checks.append(
+            _notified_check(
+                f"{exp.title}: alert {want.alert} fires",
+                want.alert,
+                "firing",
+                want.fires_within_s,
+                seen.firing_after_s,
+            )
+        )
+        if want.resolves_within_s is not None:
+            checks.append(
+                _notified_check(
+                    f"{exp.title}: alert {want.alert} resolves",
+                    want.alert,
+                    "resolved",
+                    want.resolves_within_s,
+                    seen.resolved_after_s,
+                )
+            )
+    return checks

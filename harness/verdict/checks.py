@@ -53,6 +53,18 @@ def overall_outcome(results: list[CheckResult]) -> Outcome:
     return "pass" if worst.outcome in ("pass", "skipped") else worst.outcome
 
 
+def stack_check(startup_s: float) -> CheckResult:
+    """A stack that came up passes: bringing it up waits until every target is scraped, and
+    raises (the gate's error) when it cannot."""
+    return CheckResult(
+        name="stack starts and every target is scraped",
+        category="stack",
+        outcome="pass",
+        reasons=[f"up in {startup_s:.1f} s"],
+        measured={"startup_s": round(startup_s, 2)},
+    )
+
+
 def coverage_check(results: list[CheckResult], key_checks: tuple[str, ...]) -> CheckResult:
     """A gate in which nothing was judged, or a key check was skipped or missing, cannot pass."""
     judged = [r for r in results if r.outcome != "skipped" and r.category != "stack"]

@@ -1,18 +1,19 @@
 """Judging the practices' probes: pure functions from what a probe measured to the failures it
-shows (probes measure; the verdict judges). Each takes exact numbers, so unit tests call them
-directly with planted defects."""
+shows, and to each probe's whole check (probes measure; the verdict judges). Each takes exact
+numbers or typed answers, so unit tests call them directly with planted defects."""
 
 from __future__ import annotations
 
 import itertools
 import re
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.spec.policy import StreamingPolicy
-from harness.verdict.checks import Outcome
+from harness.verdict.checks import CheckResult, Outcome
 from harness.wire import ErrorAnswer
 
 Measured = dict[str, float | int | str | None]
@@ -250,3 +251,250 @@ def judge_pii(found: Sequence[PiiAnswers], tries: int) -> tuple[Outcome, list[st
                         f"prompts, so not proven: {', '.join(unproven)}"]  # fmt: skip
     return "pass", [f"{', '.join(proven)} replaced by placeholders in plain and streamed live "
                     "answers"]  # fmt: skip
+
+
+# --- whole checks: each probe's evidence in, its CheckResult out -------------------------------
+
+
+@dataclass(frozen=True)
+class StreamedAnswer:
+    """The streaming probe's last streamed answer, and how many content chunks each answer it
+    asked for carried (it asks again while the answers are too short to judge)."""
+
+    status: int
+    error_body: str
+    text: str
+    request_id_header: str
+    request_id: str | None
+    served_by: str | None
+    content_chunks: int
+    chunk_times_s: list[float]
+    total_s: float
+    tries: Sequence[int]
+
+
+def streaming_check(answer: StreamedAnswer, policy: StreamingPolicy) -> CheckResult:
+    """A 200 with generated text and a request id, its chunks spread over the answer."""
+    a = answer
+    failures: list[str] = []
+    measured: Measured = {"status": a.status, "tries": len(a.tries)}
+    if a.status != 200:
+        failures.append(f"status {a.status}, want 200: {a.error_body}")
+    else:
+        if not a.text.strip():
+            failures.append("no generated text")
+        if not a.request_id:
+            failures.append(f"no {a.request_id_header} header")
+        found, figures = judge_streaming(a.chunk_times_s, a.total_s, policy)
+        if len(a.tries) > 1 and found:
+            found.append(f"{len(a.tries)} answers of {', '.join(map(str, a.tries))} chunks")
+        failures += found
+        measured |= figures
+    measured["served_by"] = a.served_by
+    return CheckResult.from_reasons(
+        "streamed completion",
+        "stack",
+        failures,
+        measured,
+        f"{a.content_chunks} chunks from {measured.get('first_chunk_ms')} to "
+        f"{measured.get('last_chunk_ms')} ms (spread {measured.get('spread')}), "
+        f"gaps p50 {measured.get('gap_p50_ms')} ms",
+    )
+
+
+@dataclass(frozen=True)
+class HostileAnswer:
+    """One hostile request of a class (`label`), its answer, and the answer it must get."""
+
+    label: str
+    method: str
+    status: int
+    # The error body's `code` (None: none), and whether the body is JSON at all.
+    code: str | None
+    json_body: bool
+    want: ErrorAnswer
+
+
+def security_check(answers: Sequence[HostileAnswer]) -> CheckResult:
+    """Each hostile request gets its 4xx with a JSON error body (and its `code`, where the
+    gateway contract names one). How many of each class were sent and how each was answered are
+    in `measured` and in the reasons, pass or fail."""
+    failures: list[str] = []
+    counts: dict[str, Counter[int]] = {}
+    for a in answers:
+        counts.setdefault(a.label, Counter())[a.status] += 1
+        if a.status not in a.want.status:
+            failures.append(
+                f"{a.label}: {a.method} answered {a.status}, want {sorted(a.want.status)}"
+            )
+        elif not a.json_body:
+            failures.append(f"{a.label}: {a.method} {a.status} error body is not JSON")
+        elif a.want.code and a.code != a.want.code:
+            failures.append(
+                f"{a.label}: {a.method} {a.status} error code {a.code!r}, want {a.want.code!r}"
+            )
+    measured: Measured = {"sent": len(answers)}
+    described = []
+    for label, by_status in counts.items():
+        slug = label.replace(" ", "_").lower()
+        measured[f"{slug}_sent"] = sum(by_status.values())
+        measured[f"{slug}_answers"] = ", ".join(f"{n}x{c}" for c, n in sorted(by_status.items()))
+        described.append(
+            f"{label}: {sum(by_status.values())} sent, answered {measured[f'{slug}_answers']}"
+        )
+    check = CheckResult.from_reasons(
+        "authentication and input validation",
+        "security",
+        failures,
+        measured,
+        f"{len(answers)} hostile requests in {len(counts)} classes, each refused as specified",
+    )
+    check.reasons += described
+    return check
+
+
+@dataclass(frozen=True)
+class CacheAnswer:
+    """One of the cache probe's identical requests: its status, body, X-Cache and time."""
+
+    status: int
+    body: str
+    cache: str
+    time_s: float
+
+
+def cache_check(answers: Sequence[CacheAnswer], hit_speedup: float) -> CheckResult:
+    """Every request answered 200; a miss, then hits `hit_speedup` times faster (judge_cache)."""
+    failures = [f"status {a.status}: {a.body[:200]}" for a in answers if a.status != 200]
+    found, measured = judge_cache(
+        [a.cache for a in answers], [a.time_s for a in answers], hit_speedup
+    )
+    return CheckResult.from_reasons(
+        "response cache",
+        "cache",
+        failures + found,
+        measured,
+        f"miss then hit, {measured['speedup']}x faster (policy {hit_speedup:g}x)",
+    )
+
+
+@dataclass(frozen=True)
+class RateLimitAnswer:
+    """One answer of the rate-limit burst: status, Retry-After, Content-Type and the error
+    body's `code` (None: none, or not a JSON body)."""
+
+    status: int
+    retry_after: str = ""
+    content_type: str = ""
+    code: str | None = None
+
+
+def rate_limit_check(
+    answers: Sequence[RateLimitAnswer],
+    per_minute: int,
+    declared: int | None,
+    fresh_key: bool,
+    refused: ErrorAnswer,
+) -> CheckResult:
+    """The budget admitted (judge_rate_limit), and each refusal as the contract says it: its
+    status with a Retry-After of whole seconds and a JSON error body with its `code`."""
+    codes = [a.status for a in answers]
+    limited = [a for a in answers if a.status in refused.status]
+    failures = judge_rate_limit(codes, per_minute, declared, fresh_key, refused.status)
+    shown = "/".join(map(str, refused.status))
+    if any(not a.retry_after.isdigit() for a in limited):
+        failures.append(f"a {shown} without a Retry-After of whole seconds")
+    if any("json" not in a.content_type for a in limited):
+        failures.append(f"a {shown} without a JSON error body")
+    elif refused.code and any(a.code != refused.code for a in limited):
+        failures.append(f"a {shown} without the error code {refused.code!r}")
+    measured: Measured = {
+        "sent": len(codes),
+        "ok": codes.count(200),
+        "limited": len(limited),
+        "limit_per_minute": per_minute,
+        "declared_per_minute": declared,
+        "fresh_key": str(fresh_key).lower(),
+    }
+    return CheckResult.from_reasons(
+        "rate limit per API key",
+        "rate-limit",
+        failures,
+        measured,
+        f"{codes.count(200)} admitted, {len(limited)} of {len(codes)} refused with {shown} + "
+        "Retry-After",
+    )
+
+
+def cost_check(
+    status: int,
+    usage: Any,
+    cost_by_model: Mapping[str, float],
+    completion_delta: float,
+    prompt_delta: float,
+    prices: Mapping[str, float],
+    names: tuple[str, str, str] = (
+        "llm_cost_usd_total",
+        "llm_tokens_generated_total",
+        "llm_prompt_tokens_total",
+    ),
+) -> CheckResult:
+    """The cost probe's check: judge_cost on its one request and the counters' growth."""
+    failures, measured = judge_cost(
+        status, usage, cost_by_model, completion_delta, prompt_delta, prices, names
+    )
+    return CheckResult.from_reasons(
+        "cost accounting",
+        "cost",
+        failures,
+        measured,
+        f"{measured.get('prompt_tokens')} + {measured.get('completion_tokens')} tokens cost "
+        f"{measured.get('cost_usd')} USD, counters agree",
+    )
+
+
+def injection_check(
+    answers: Sequence[InjectionAnswer],
+    action: str,
+    refusal: ErrorAnswer | None = None,
+    metric: str = "llm_prompt_injection_detected_total",
+) -> CheckResult:
+    """The injection probe's check: judge_injection on each pattern's answer and count."""
+    failures = judge_injection(answers, action, refusal, metric)
+    statuses = ", ".join(sorted({str(a.status) for a in answers}))
+    return CheckResult.from_reasons(
+        "prompt-injection flagging",
+        "security",
+        failures,
+        {
+            "patterns": len(answers),
+            "action": action,
+            "statuses": statuses,
+            "counted": sum(a.counted for a in answers),
+        },
+        f"each of the policy's {len(answers)} patterns counted once, answered {statuses} "
+        f"(policy {action})",
+    )
+
+
+@dataclass(frozen=True)
+class PiiUnanswered:
+    """A kind whose plain or streamed request was not answered 200, so nothing was seen."""
+
+    kind: str
+    statuses: tuple[int, int]  # plain, streamed
+    model: str | None
+
+
+def judge_pii_probe(
+    found: Sequence[PiiAnswers], unanswered: Sequence[PiiUnanswered], tries: int
+) -> tuple[Outcome, list[str]]:
+    """A request the gateway did not answer fails the probe; else the answers are judged
+    (judge_pii)."""
+    if unanswered:
+        return "fail", [
+            f"{u.kind}: statuses {list(u.statuses)} from {u.model or 'the default model'}, "
+            "want [200, 200]"
+            for u in unanswered
+        ]
+    return judge_pii(found, tries)

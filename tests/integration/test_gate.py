@@ -161,10 +161,11 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
 
 def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_path: Path) -> None:
     """The probe is told the breaker opens after 3 failures; the gateway's opens after 5."""
-    from harness.probes.breaker import BreakerConfig, breaker_state, probe_breaker
+    from harness.probes.breaker import breaker_state, probe_breaker
     from harness.spec.loader import load_yaml_model
     from harness.spec.stack import StackSpec
     from harness.stack.orchestrator import start_stack
+    from harness.verdict.breaker import BreakerConfig
 
     spec = load_yaml_model(StackSpec, SIM_STACK)
     with start_stack(spec, run_dir=tmp_path / "run", wait_for_scrapes=False) as stack:
