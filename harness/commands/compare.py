@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
     @baseline.command("show")
     def baseline_show(history: HistoryOpt) -> None:
         """Print the pinned baseline of the history folder (exit 1 when there is none)."""
-        from harness.compare.history import pinned
+        from harness.measure.history import pinned
 
         p = pinned(history)
         if p is None:
@@ -214,7 +214,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(run.exit_code if run.exit_code != EXIT_OK else EXIT_CANNOT_RUN)
         result = record_nightly(history, out_dir, gate_spec.compare)
         title = (
-            f"{result.record.label.upper()} against the baseline"
+            f"{result.baseline.label.upper()} against the baseline"
             if result.baseline
             else "no baseline to compare with"
         )

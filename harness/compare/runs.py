@@ -32,6 +32,8 @@ class StoredRun:
     outcome: str
     gate_spec: dict[str, Any]
     samples: SampleTable
+    # The load summary's, when the report has one (not from the samples: it needs the window).
+    output_tokens_per_second: float | None = None
 
     @property
     def label(self) -> str:
@@ -85,4 +87,13 @@ def load_run(path: Path) -> StoredRun:
         outcome=str(report.get("outcome") or "?"),
         gate_spec=gate_spec if isinstance(gate_spec, dict) else {},
         samples=table,
+        output_tokens_per_second=_output_tokens_per_second(report),
     )
+
+
+def _output_tokens_per_second(report: dict[str, Any]) -> float | None:
+    """report.load.summary.throughput.output_tokens_per_second, if the report has it."""
+    node: Any = report
+    for key in ("load", "summary", "throughput", "output_tokens_per_second"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None

@@ -24,13 +24,13 @@ from harness.gate.steps import (
     plan_gate,
     run_experiments,
 )
+from harness.measure.history import append_history
 from harness.provenance import now_iso
 from harness.report.model import RunReport
 from harness.report.write import write_reports
 from harness.spec.gate import GateSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
-from harness.verdict.baseline import append_history
 from harness.verdict.checks import coverage_check, overall_outcome, stack_check
 
 __all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate"]

@@ -22,6 +22,13 @@ from harness.events import CheckDecided, EventBus
 from harness.gate.calibrate import calibrate
 from harness.gate.load_step import run_gate_load
 from harness.gate.logs_step import attach, collect_evidence, log_checks, samples_under
+from harness.measure.history import (
+    HistoryRecord,
+    figures_of_summary,
+    read_history,
+    same_stack,
+    trend,
+)
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.observe.logs import LogStore
 from harness.observe.resources import ResourceSampler
@@ -54,14 +61,7 @@ from harness.spec.experiment import (
 )
 from harness.spec.gate import GateSpec
 from harness.stack import RunningStack
-from harness.verdict.baseline import (
-    HistoryRecord,
-    compare_with_history,
-    key_metrics,
-    read_history,
-    same_stack,
-    trend,
-)
+from harness.verdict.baseline import accepted, compare_with_history
 from harness.verdict.breaker import BreakerConfig
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
@@ -273,10 +273,16 @@ class Load(Step):
         history = same_stack(read_history(ctx.history), ctx.stack_key)
         if gate.regression.enabled:
             r = gate.regression
-            ctx.add(compare_with_history(
-                key_metrics(load.report), history, window=r.window, min_runs=r.min_runs,
-                max_regression_pct=r.max_regression_pct, outcome_on_regression=r.outcome,
-            ))  # fmt: skip
+            ctx.add(
+                compare_with_history(
+                    figures_of_summary(load.report.summary),
+                    history,
+                    window=r.window,
+                    min_runs=r.min_runs,
+                    max_regression_pct=r.max_regression_pct,
+                    outcome_on_regression=r.outcome,
+                )
+            )
         report.history = trend(history, history_record(ctx))
 
 
@@ -284,10 +290,19 @@ def history_record(ctx: GateContext) -> HistoryRecord:
     r = ctx.report
     regressed = any(c.category == "regression" and c.outcome in ("warn", "fail")
                     for c in r.checks)  # fmt: skip
+    summary = r.load.summary if r.load else None
     return HistoryRecord(
-        name=ctx.gate.name, started_at=r.started_at, git_sha=r.git_sha, outcome=r.outcome,
-        metrics=key_metrics(r.load), stack=ctx.stack_key, regressed=regressed,
-    )  # fmt: skip
+        name=ctx.gate.name,
+        run=ctx.out_dir.name,
+        started_at=r.started_at,
+        git_sha=r.git_sha,
+        outcome=r.outcome,
+        stack=ctx.stack_key,
+        requests=summary.counts.total if summary else 0,
+        figures=figures_of_summary(summary),
+        regressed=regressed,
+        accepted=accepted(r.outcome, regressed),
+    )
 
 
 class Logs(Step):

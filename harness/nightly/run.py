@@ -11,23 +11,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.compare.change_points import change_points
-from harness.compare.history import (
-    NightlyRecord,
-    PinnedBaseline,
-    append_record,
-    baseline_dir,
-    figures_of,
-    keep_run,
-    pin,
-    pinned,
-    read_history,
-)
 from harness.compare.runs import StoredRun, load_run
 from harness.compare.runs_compare import Comparison, compare_runs
 from harness.errors import HarnessError
+from harness.measure.history import (
+    HistoryRecord,
+    PinnedBaseline,
+    append_history,
+    baseline_dir,
+    figures_of_samples,
+    history_file,
+    keep_run,
+    kept_run,
+    pin,
+    pinned,
+    read_folder,
+)
 from harness.report.compare_page import write_comparison
 from harness.report.trend_page import write_trend
 from harness.spec.compare import CompareSpec
+from harness.verdict.baseline import (
+    accepted,
+    is_accepted,
+    night_label,
+    pin_refusal,
+    pin_refusal_against,
+)
 
 
 class BaselineRefused(HarnessError):
@@ -36,7 +45,7 @@ class BaselineRefused(HarnessError):
 
 @dataclass
 class NightlyResult:
-    record: NightlyRecord
+    record: HistoryRecord
     baseline: Comparison | None
     previous: Comparison | None
     change_points: dict[str, list[int]]
@@ -51,34 +60,26 @@ class NightlyResult:
 def set_baseline(
     folder: Path, run: StoredRun, spec: CompareSpec, why: str, allow_failed_gate: bool = False
 ) -> PinnedBaseline:
-    """Pin `run` as the baseline of `folder`, unless it failed (a failed gate only with
-    `allow_failed_gate`: a failed experiment says nothing against the load's samples) or
-    regressed."""
-    if run.outcome != "passed" and not (allow_failed_gate and run.outcome == "failed"):
-        raise BaselineRefused(
-            f"{run.path}: its gate outcome is {run.outcome!r}; only a passed "
-            "run can be the baseline (a failed one with --allow-failed-gate)"
-        )
-    for r in read_history(folder):
-        if r.run == run.path.name and r.blocking:
-            raise BaselineRefused(
-                f"{run.path}: the history recorded it as regressed "
-                f"({', '.join(r.blocking)}) against the baseline of its night"
-            )
-    if pinned(folder) is not None and run.path.resolve() != baseline_dir(folder).resolve():
-        current = load_run(baseline_dir(folder))
-        c = compare_runs(current, run, spec)
-        if c.blocking:
-            raise BaselineRefused(
-                f"{run.path}: regressed against the current baseline ({'; '.join(c.reasons[:2])})"
-            )
+    """Pin `run` as the baseline of `folder`, unless `pin_refusal` or `pin_refusal_against` the
+    current baseline refuses it."""
+    recorded = [r for r in read_folder(folder) if r.run == run.path.name]
+    why_not = pin_refusal(run.outcome, allow_failed_gate, recorded)
+    if why_not is None and (
+        pinned(folder) is not None and run.path.resolve() != baseline_dir(folder).resolve()
+    ):
+        c = compare_runs(load_run(baseline_dir(folder)), run, spec)
+        why_not = pin_refusal_against(c.blocking, c.reasons)
+    if why_not is not None:
+        raise BaselineRefused(f"{run.path}: {why_not}")
     return pin(folder, run, why)
 
 
-def _last_accepted(folder: Path, history: list[NightlyRecord]) -> StoredRun | None:
+def _last_accepted(folder: Path, history: list[HistoryRecord]) -> StoredRun | None:
     for r in reversed(history):
-        path = folder / "runs" / r.run
-        if r.accepted and (path / "report.json").is_file():
+        if r.run is None:
+            continue
+        path = kept_run(folder, r.run)
+        if is_accepted(r) and (path / "report.json").is_file():
             return load_run(path)
     return None
 
@@ -86,7 +87,7 @@ def _last_accepted(folder: Path, history: list[NightlyRecord]) -> StoredRun | No
 def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyResult:
     """Everything after the gate run in `run_dir` (which has report.json and samples)."""
     run = load_run(run_dir)
-    history = read_history(folder)
+    history = read_folder(folder)
     lines: list[str] = []
     base: Comparison | None = None
     base_pin = pinned(folder)
@@ -106,20 +107,22 @@ def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyRes
             " (not blocking)"
         )
     blocking = base.blocking if base else []
-    record = NightlyRecord(
+    record = HistoryRecord(
+        name=run.name,
         run=run.path.name,
         started_at=run.started_at,
         git_sha=run.git_sha,
-        gate_outcome=run.outcome,
-        label=base.label if base else "no baseline",
-        blocking=blocking,
-        accepted=run.outcome == "passed" and not blocking,
+        outcome=run.outcome,
         requests=len(run.samples),
-        figures=figures_of(run),
+        figures=figures_of_samples(run.samples, run.output_tokens_per_second),
+        regressed=bool(blocking),
+        label=night_label(base.label if base else None),
+        blocking=blocking,
+        accepted=accepted(run.outcome, bool(blocking)),
     )
-    append_record(folder, record)
-    keep_run(folder, run, spec)
-    if base_pin is None and record.accepted:
+    append_history(history_file(folder), record)
+    keep_run(folder, run.path, spec.history_window)
+    if base_pin is None and is_accepted(record):
         base_pin = pin(folder, run, "the first passing nightly run of an empty history")
         lines.append(f"no baseline yet: this run ({run.path.name}) is now the pinned baseline")
     elif base_pin is None:
@@ -127,7 +130,7 @@ def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyRes
             f"no baseline yet, and this run's gate {run.outcome}: nothing pinned "
             f"(`harness baseline set {run.path} --history {folder}` pins a run by hand)"
         )
-    records = read_history(folder)[-spec.history_window :]
+    records = read_folder(folder)[-spec.history_window :]
     figures = list(records[-1].figures) if records else []
     # Shifts smaller than the minimum effect are no change, as in the comparison.
     shift = spec.min_effect_pct / 100
@@ -136,5 +139,7 @@ def record_nightly(folder: Path, run_dir: Path, spec: CompareSpec) -> NightlyRes
     }
     write_trend(records, points, base_pin, folder, run_dir)
     for f, idx in points.items():
-        lines.append(f"change point in {f} at run(s) {', '.join(records[i].run for i in idx)}")
+        lines.append(
+            f"change point in {f} at run(s) {', '.join(records[i].run or '-' for i in idx)}"
+        )
     return NightlyResult(record, base, prev, points, base_pin, lines)

@@ -1,8 +1,10 @@
-"""A nightly report's view of the history: each key figure over the last runs, this run last."""
+"""A gate report's view of its history: each key figure (the ones the gate judges) over the last
+runs, this run last."""
 
 from __future__ import annotations
 
-from harness.verdict.baseline import KEY_METRICS, HistoryRecord
+from harness.measure.history import HistoryRecord
+from harness.verdict.baseline import KEY_METRICS
 
 # (title, unit, figures on one chart)
 HISTORY_CHARTS = (
@@ -15,7 +17,7 @@ HISTORY_COLUMNS = ("run", "commit", "outcome", *KEY_METRICS)
 
 
 def series(history: list[HistoryRecord], figure: str) -> list[float | None]:
-    return [row.metrics.get(figure) for row in history]
+    return [row.figures.get(figure) for row in history]
 
 
 def history_rows(history: list[HistoryRecord], last: int = 10) -> list[tuple[str, ...]]:
@@ -24,6 +26,6 @@ def history_rows(history: list[HistoryRecord], last: int = 10) -> list[tuple[str
     for row in reversed(history[-last:]):
         rows.append((
             row.started_at[:19], (row.git_sha or "")[:10], row.outcome,
-            *(f"{v:,.1f}" if (v := row.metrics.get(k)) is not None else "-" for k in KEY_METRICS),
+            *(f"{v:,.1f}" if (v := row.figures.get(k)) is not None else "-" for k in KEY_METRICS),
         ))  # fmt: skip
     return rows

@@ -11,11 +11,11 @@ from harness.clients.webhook import WebhookPayload
 from harness.events import EventRecord
 from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration
+from harness.measure.history import HistoryRecord
 from harness.observe.resources import ServiceUsage
 from harness.provenance import HostInfo, git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
 from harness.stack.provider import Endpoints
-from harness.verdict.baseline import HistoryRecord
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
 

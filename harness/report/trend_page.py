@@ -6,8 +6,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from harness.compare.history import NightlyRecord, PinnedBaseline
+from harness.measure.history import HistoryRecord, PinnedBaseline
 from harness.report.render_html import svg_line_chart
+from harness.verdict.baseline import is_accepted
 
 _CHARTS = (
     ("Time to first token", ("ttft_p50_ms", "ttft_p95_ms")),
@@ -28,19 +29,19 @@ COLUMNS = (
 )
 
 
-def _v(r: NightlyRecord, key: str) -> str:
+def _v(r: HistoryRecord, key: str) -> str:
     x = r.figures.get(key)
     return "-" if x is None else f"{x:.1f}"
 
 
-def run_row(r: NightlyRecord) -> tuple[str, ...]:
+def run_row(r: HistoryRecord) -> tuple[str, ...]:
     return (
-        r.run,
+        r.run or "-",
         r.started_at,
         (r.git_sha or "-")[:10],
-        r.gate_outcome,
-        r.label + (f" ({', '.join(r.blocking)})" if r.blocking else ""),
-        "yes" if r.accepted else "no",
+        r.outcome,
+        (r.label or "-") + (f" ({', '.join(r.blocking)})" if r.blocking else ""),
+        "yes" if is_accepted(r) else "no",
         str(r.requests),
         f"{_v(r, 'ttft_p50_ms')} / {_v(r, 'ttft_p95_ms')}",
         _v(r, "itl_p95_ms"),
@@ -48,22 +49,23 @@ def run_row(r: NightlyRecord) -> tuple[str, ...]:
     )
 
 
-def change_lines(records: list[NightlyRecord], points: dict[str, list[int]]) -> list[str]:
+def change_lines(records: list[HistoryRecord], points: dict[str, list[int]]) -> list[str]:
     out = []
     for figure, idx in points.items():
         for i in idx:
             before = records[i - 1].figures.get(figure) if i > 0 else None
             now = records[i].figures.get(figure)
-            shift = f" ({before:.1f} -> {now:.1f} ms)" if before and now else ""
+            unit = " ms" if figure.endswith("_ms") else ""
+            shift = f" ({before:.1f} -> {now:.1f}{unit})" if before and now else ""
             out.append(
-                f"{figure}: level changed at run {records[i].run} "
+                f"{figure}: level changed at run {records[i].run or '-'} "
                 f"(commit {(records[i].git_sha or '-')[:10]}){shift}"
             )
     return out
 
 
 def render_trend_markdown(
-    records: list[NightlyRecord], points: dict[str, list[int]], baseline: PinnedBaseline | None
+    records: list[HistoryRecord], points: dict[str, list[int]], baseline: PinnedBaseline | None
 ) -> str:
     lines = ["# Nightly trend", ""]
     lines.append(
@@ -95,7 +97,7 @@ def _mark(chart: str, n: int, indices: list[int], width: int = 560, height: int 
 
 
 def render_trend_html(
-    records: list[NightlyRecord], points: dict[str, list[int]], baseline: PinnedBaseline | None
+    records: list[HistoryRecord], points: dict[str, list[int]], baseline: PinnedBaseline | None
 ) -> str:
     e = html.escape
     xs = [float(i) for i in range(len(records))]
@@ -142,7 +144,7 @@ td, th {{ border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; 
 
 
 def write_trend(
-    records: list[NightlyRecord],
+    records: list[HistoryRecord],
     points: dict[str, list[int]],
     baseline: PinnedBaseline | None,
     *folders: Path,

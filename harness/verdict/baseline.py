@@ -1,19 +1,19 @@
-"""Regression against history: this run's key figures beside the median of earlier passing runs.
+"""Regression against history: this run's key figures beside the median of earlier passing runs
+(the gate's `--history`), and what of the nightly's history may be its baseline.
 
 A nightly job runs the same gate every night; a figure that got worse than its recent median by
-more than the profile allows is a regression, reported with both numbers and the threshold.
+more than the profile allows is a regression, reported with both numbers and the threshold. The
+nightly's own comparison with its pinned baseline is `harness compare`'s (its labels:
+`labels.py`, `rates.py`); here is what a night's record says of it and which runs may be pinned.
+The records themselves are stored by `harness/measure/history.py`.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from harness.load.report import LoadReport
+from harness.measure.history import HistoryRecord
 from harness.verdict.checks import CheckResult
 
 # Figure -> which direction is better.
@@ -27,52 +27,20 @@ KEY_METRICS: dict[str, Literal["lower", "higher"]] = {
 }
 
 
-class HistoryRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # stored: lenient
-
-    name: str
-    started_at: str
-    git_sha: str | None = None
-    outcome: str
-    metrics: dict[str, float | None] = Field(default_factory=dict)
-    # Which stack the figures are of ("<stack name> (<provider>)"): only like is compared.
-    stack: str | None = None
-    # The run's figures regressed against the history: kept for the trend, never a baseline (so
-    # a slow regression cannot become the new normal).
-    regressed: bool = False
-    # In a report's trend: the run the report is of (not stored in the history file).
-    current: bool = False
+def accepted(outcome: str, regressed: bool) -> bool:
+    """Whether a run may be a baseline (of the gate's median, or the nightly's pinned or
+    "previous" run): its gate passed and it did not regress."""
+    return outcome == "passed" and not regressed
 
 
-def same_stack(history: list[HistoryRecord], stack: str | None) -> list[HistoryRecord]:
-    """The records of runs on `stack` (records written before stacks were recorded count too)."""
-    return [r for r in history if r.stack is None or stack is None or r.stack == stack]
-
-
-def key_metrics(load_report: LoadReport | None) -> dict[str, float | None]:
-    """The KEY_METRICS of a load report."""
-    if load_report is None:
-        return dict.fromkeys(KEY_METRICS)
-    return {name: load_report.summary.metric(name) for name in KEY_METRICS}
-
-
-def read_history(path: Path) -> list[HistoryRecord]:
-    """Records of earlier runs, oldest first; unreadable lines are skipped, not fatal."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(HistoryRecord.model_validate(json.loads(line)))
-        except (ValueError, ValidationError):
-            continue
-    return records
-
-
-def append_history(path: Path, record: HistoryRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(record.model_dump_json(exclude={"current"}) + "\n")
+def is_accepted(record: HistoryRecord) -> bool:
+    """As judged when it was recorded; a record that did not say (the gate's, before the one
+    history model), by the same rule."""
+    return (
+        record.accepted
+        if record.accepted is not None
+        else accepted(record.outcome, record.regressed)
+    )
 
 
 def compare_with_history(
@@ -86,7 +54,7 @@ def compare_with_history(
 ) -> CheckResult:
     """One check listing every figure that regressed beyond the allowance, never only the first."""
     name = "no regression against history"
-    baseline_runs = [r for r in history if r.outcome == "passed" and not r.regressed][-window:]
+    baseline_runs = [r for r in history if is_accepted(r)][-window:]
     if len(baseline_runs) < min_runs:
         return CheckResult(
             name=name, category="regression", outcome="skipped",
@@ -99,7 +67,7 @@ def compare_with_history(
     measured: dict[str, float | int | str | None] = {"baseline_runs": len(baseline_runs)}
     for metric, better in KEY_METRICS.items():
         now = current.get(metric)
-        past = [v for r in baseline_runs if (v := r.metrics.get(metric)) is not None]
+        past = [v for r in baseline_runs if (v := r.figures.get(metric)) is not None]
         if now is None or not past:
             continue
         base = statistics.median(past)
@@ -119,10 +87,34 @@ def compare_with_history(
                        reasons=notes or ["no comparable figures"], measured=measured)  # fmt: skip
 
 
-def trend(
-    history: list[HistoryRecord], current: HistoryRecord, last: int = 30
-) -> list[HistoryRecord]:
-    """The last `last` runs of the history and this one (marked `current`), oldest first: what a
-    nightly report plots to show where the figures are going."""
-    # Its outcome is not known yet while the run goes on.
-    return [*history[-last:], current.model_copy(update={"outcome": "this run", "current": True})]
+NO_BASELINE = "no baseline"
+
+
+def night_label(vs_baseline: str | None) -> str:
+    """A nightly record's label: its comparison's with the pinned baseline, if there was one."""
+    return vs_baseline if vs_baseline is not None else NO_BASELINE
+
+
+def pin_refusal(outcome: str, allow_failed_gate: bool, recorded: list[HistoryRecord]) -> str | None:
+    """Why a run may not be pinned as the nightly baseline, by its gate outcome and its records
+    in the history (`recorded`), or None. A failed gate only with `allow_failed_gate`: a failed
+    experiment says nothing against the load's samples."""
+    if outcome != "passed" and not (allow_failed_gate and outcome == "failed"):
+        return (
+            f"its gate outcome is {outcome!r}; only a passed "
+            "run can be the baseline (a failed one with --allow-failed-gate)"
+        )
+    for r in recorded:
+        if r.regressed:
+            return (
+                f"the history recorded it as regressed "
+                f"({', '.join(r.blocking)}) against the baseline of its night"
+            )
+    return None
+
+
+def pin_refusal_against(blocking: list[str], reasons: list[str]) -> str | None:
+    """Why a run may not replace the pinned baseline, by its comparison with it, or None."""
+    if blocking:
+        return f"regressed against the current baseline ({'; '.join(reasons[:2])})"
+    return None

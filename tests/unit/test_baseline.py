@@ -1,18 +1,13 @@
 from pathlib import Path
 
-from harness.verdict.baseline import (
-    HistoryRecord,
-    append_history,
-    compare_with_history,
-    key_metrics,
-    read_history,
-)
+from harness.measure.history import HistoryRecord, append_history, figures_of_summary, read_history
+from harness.verdict.baseline import compare_with_history
 
 
 def record(ttft: float, tps: float, outcome: str = "passed") -> HistoryRecord:
     return HistoryRecord(
         name="nightly", started_at="2026-11-01T00:00:00Z", outcome=outcome,
-        metrics={"ttft_p95_ms": ttft, "output_tokens_per_second": tps},
+        figures={"ttft_p95_ms": ttft, "output_tokens_per_second": tps},
     )  # fmt: skip
 
 
@@ -61,31 +56,31 @@ def test_history_file_round_trip_skips_bad_lines(tmp_path: Path) -> None:
     with path.open("a") as f:
         f.write("not json\n")
     append_history(path, record(120, 40))
-    assert [r.metrics["ttft_p95_ms"] for r in read_history(path)] == [100, 120]
+    assert [r.figures["ttft_p95_ms"] for r in read_history(path)] == [100, 120]
     assert read_history(tmp_path / "missing.jsonl") == []
 
 
-def test_key_metrics_from_a_load_report() -> None:
+def test_figures_from_a_load_summary() -> None:
     from load_report_fixture import load_report
 
     load = load_report([10.0] * 19 + [12.5])
-    m = key_metrics(load)
+    m = figures_of_summary(load.summary)
     assert m["ttft_p50_ms"] == 10 and m["ttft_p95_ms"] == load.summary.latency.ttft_ms.p95
     assert m["e2e_p95_ms"] == load.summary.latency.e2e_ms.p95
     assert m["output_tokens_per_second"] == load.summary.throughput.output_tokens_per_second
-    assert key_metrics(None)["ttft_p95_ms"] is None
+    assert figures_of_summary(None)["ttft_p95_ms"] is None
 
 
 def test_trend_is_the_last_runs_then_this_one_and_renders() -> None:
+    from harness.measure.history import trend
     from harness.report.history_figures import history_rows, series
     from harness.report.model import RunReport
     from harness.report.render_html import render_html
     from harness.report.render_text import render_markdown
-    from harness.verdict.baseline import trend
 
     history = [record(100 + i, 50, outcome="failed" if i == 3 else "passed") for i in range(40)]
     runs = trend(history, record(180, 40), last=30)
-    assert len(runs) == 31 and runs[0].metrics["ttft_p95_ms"] == 110
+    assert len(runs) == 31 and runs[0].figures["ttft_p95_ms"] == 110
     assert runs[-1].current is True and runs[-1].outcome == "this run"
     assert series(runs, "ttft_p95_ms")[-2:] == [139.0, 180.0]
     assert series(runs, "e2e_p95_ms") == [None] * 31
@@ -101,7 +96,7 @@ def test_trend_is_the_last_runs_then_this_one_and_renders() -> None:
 
 
 def test_only_runs_on_the_same_stack_are_compared() -> None:
-    from harness.verdict.baseline import same_stack
+    from harness.measure.history import same_stack
 
     sim, ref, legacy = record(40, 12), record(900, 26), record(950, 25)
     sim.stack, ref.stack = "simulated (local)", "reference (local)"

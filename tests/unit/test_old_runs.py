@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare.history import pinned, read_history
+from harness.measure.history import pinned
+from harness.measure.history import read_folder as read_history
+from harness.measure.history import read_history as read_gate_history
 from harness.report.model import RunReport
-from harness.verdict.baseline import read_history as read_gate_history
 
 OLD = Path(__file__).parents[1] / "fixtures" / "old-runs"
 HARNESS = [sys.executable, "-m", "harness"]

@@ -9,7 +9,8 @@ import pytest
 from runs_fixture import make_run, synthetic_samples
 
 from harness.compare.change_points import change_points
-from harness.compare.history import pinned, read_history
+from harness.measure.history import pinned
+from harness.measure.history import read_folder as read_history
 from harness.nightly.run import BaselineRefused, record_nightly, set_baseline
 from harness.spec.compare import CompareSpec
 
