@@ -42,7 +42,7 @@ def test_dataset_replay_sends_the_files_first_turns(simulator: SimFactory, tmp_p
     r = run_harness(
         "load", "--target", sim.url, "--scenario", "dataset", "--dataset", conv.name,
         "--duration", "2s", "--users", "2", "--max-tokens", "4", "--run-dir", tmp_path / "run",
-        cwd=tmp_path,
+        "--no-default-checks", cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     samples = read_samples(tmp_path / "run" / "samples")
@@ -71,7 +71,10 @@ def test_multi_turn_sessions_grow_by_each_answer_after_the_think_time(
         "  dataset: {path: conv.jsonl}\n  sessions: {turns: 3, think_time_s: 0.3s}\n"
         "load: {kind: closed, users: 2}\nduration_s: 3s\n"
     )
-    r = run_harness("load", "--target", sim.url, "--scenario", spec, "--run-dir", tmp_path / "run")
+    r = run_harness(
+        "load", "--target", sim.url, "--scenario", spec, "--run-dir", tmp_path / "run",
+        "--no-default-checks",
+    )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     by_session = defaultdict(list)
     for s in read_samples(tmp_path / "run" / "samples"):
@@ -101,7 +104,7 @@ def test_trace_replay_keeps_recorded_times_and_sizes(simulator: SimFactory, tmp_
     )
     r = run_harness(
         "load", "--target", sim.url, "--scenario", "trace", "--trace", trace, "--duration", "3s",
-        "--run-dir", tmp_path / "run",
+        "--run-dir", tmp_path / "run", "--no-default-checks",
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     spec = report_of(tmp_path / "run")["config"]
@@ -134,7 +137,7 @@ def test_master_and_two_workers_write_one_report_of_the_single_process_schedule(
 ) -> None:
     sim = simulator(ttft_ms=10, itl_ms=2)
     common = ["--target", sim.url, "--rate", "10", "--arrival", "constant", "--duration", "3s",
-              "--max-tokens", "4", "--seed", "7"]  # fmt: skip
+              "--max-tokens", "4", "--seed", "7", "--no-default-checks"]  # fmt: skip
     port = free_port()
     rd = tmp_path / "dist"
     log = tmp_path / "master.log"
@@ -209,7 +212,7 @@ def test_master_and_two_workers_write_one_report_of_the_single_process_schedule(
         for f in (rd / "samples").glob(f"*-{worker}-*.json*"):
             (part / "samples" / f.name).write_bytes(f.read_bytes())
         parts.append(part)
-    r = run_harness("load", "merge", *parts, "--out", tmp_path / "merged")
+    r = run_harness("load", "merge", *parts, "--out", tmp_path / "merged", "--no-default-checks")
     assert r.returncode == 0, r.stdout + r.stderr
     merged = report_of(tmp_path / "merged")
     for figure in ("ttft_ms", "e2e_ms", "ttft_from_intended_ms"):
@@ -229,7 +232,7 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
     )
     rd = tmp_path / "run"
     r = run_harness("load", "--target", llama_server, "--scenario", spec, "--run-dir", rd,
-                    timeout_s=240)  # fmt: skip
+                    "--no-default-checks", timeout_s=240)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     sizing = json.loads((rd / "tokens.json").read_text())
     assert sizing["check_tokens"] == sizing["instruction_tokens"] + sizing["check_words"]
