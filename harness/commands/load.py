@@ -2,8 +2,11 @@
 
 Target, in order: --target URL (any OpenAI-compatible server), --ready-file F (a stack started by
 `harness up`), else a stack this command brings up itself (--stack spec, default reference stack;
---provider local|docker) and tears down at the end. Exit codes: 0 passed, 1 an SLO or a default
-check failed (error rate, achieved vs offered; --no-default-checks leaves them out), 2 could
+--provider local|docker) and tears down at the end. The SLOs and the default checks (error rate,
+achieved vs sent; --no-default-checks leaves them out) are judged with confidence bounds at alpha
+0.05 (`harness/verdict/load_run.py`). Exit codes: 0 passed, 1 a check failed or an SLO ended
+inconclusive (too few requests to decide: an inconclusive SLO has not passed; an undecided
+default check is reported, not gating), 2 could
 not run or the run is invalid (the generator fell behind: the numbers would describe the client,
 not the server), 130 interrupted (Ctrl-C or SIGTERM): the report of the part that ran is still
 written, with outcome "interrupted", and a stack the command brought up is torn down.
@@ -336,12 +339,14 @@ def merge_command(
         Path | None, typer.Option("--out", help="Folder for the merged report.json.")
     ] = None,
     json_path: JsonOpt = None,
+    no_default_checks: NoDefaultChecksOpt = False,
 ) -> None:
     """Merge load runs written separately into one report: exact percentiles over the union."""
     from harness.load.merge import merge_runs
+    from harness.verdict.load_run import run_verdict
 
     rd = _run_dir(out, "load-merged")
-    report = merge_runs(folders, rd)
+    report = merge_runs(folders, rd, judge=run_verdict, default_checks=not no_default_checks)
     typer.echo(f"report: {_show(report, rd / 'report.json', json_path)}")
     code = exit_code(report.outcome)
     if code:
@@ -387,6 +392,7 @@ def load_command(
     if ctx.invoked_subcommand is not None:
         return  # `harness load merge ...`
     from harness.load.execute import LoadInterrupted, measure_load
+    from harness.verdict.load_run import run_verdict
 
     _check_target(target, ready_file, stack, provider, allow_remote)
     bind = _master_bind(master_bind) if external_workers is not None else None
@@ -434,6 +440,7 @@ def load_command(
                 progress=_echo_err,
                 default_checks=not no_default_checks,
                 master_bind=bind,
+                judge=run_verdict,
             )
     except LoadInterrupted as stopped:
         # Here the stack (if this command started one) is already down: the interrupt went
@@ -486,6 +493,7 @@ def capacity_command(
     """Find the highest open-loop rate meeting every --slo (doubling, then bisection)."""
     from harness.load.capacity import CapacityStep, SearchPlan, search, step_from_report
     from harness.load.execute import LoadInterrupted, measure_load
+    from harness.verdict.load_run import step_verdict
 
     slos = list(slo or [])
     problems = target_problems(target, ready_file, stack, provider, allow_remote)
@@ -545,7 +553,9 @@ def capacity_command(
             spec = apply_overrides(base, Overrides(rate_rps=rate))
             step_dir = rd / f"step-{len(list(rd.glob('step-*'))) + 1:02d}-{rate:.4g}rps"
             try:
-                report = measure_load(spec, tgt, step_dir, progress=_echo_err, server_view=False)
+                report = measure_load(
+                    spec, tgt, step_dir, _echo_err, server_view=False, judge=step_verdict
+                )
             except LoadInterrupted as stopped:
                 report = stopped.report  # the search ends on it, keeping the steps so far
             step = step_from_report(rate, report, str(step_dir / "report.json"))

@@ -27,10 +27,12 @@ from harness.verdict.load_checks import (
     PRIMARY,
     judge_all,
     kept_up_check,
+    load_outcome,
     slo_check,
     validity_check,
     warn_only,
 )
+from harness.verdict.load_run import run_verdict
 from harness.verdict.sequential import SequentialPlan
 from harness.verdict.slo import SloJudgement
 
@@ -74,8 +76,6 @@ def _pooled_summary(
         max_send_lag_ms=spec.load.max_send_lag_ms if isinstance(spec.load, OpenLoop) else 50.0,
         slos=spec.slos,
         workers_expected=0,  # each look's workers were accounted for in its own validity
-        # The achieved/sent check is read from here; the error rate is the SLOs' to judge.
-        default_checks=True,
     )
     return summarize(samples, ctx)
 
@@ -114,7 +114,9 @@ def run_gate_load(
     summary: LoadSummary | None = None
     for k in range(1, plan.max_looks + 1):
         look_dir = run_dir if plan.max_looks == 1 else run_dir / f"look-{k}"
-        report = measure_load(spec, target, look_dir, progress)
+        # Each look's own report.json is judged as `harness load` judges a run; the gate's
+        # verdict is the pooled one below.
+        report = measure_load(spec, target, look_dir, progress, judge=run_verdict)
         reports.append(report)
         per_look.append(read_samples(Path(report.samples_dir)))
         samples = _contiguous(reports, per_look)
@@ -139,7 +141,7 @@ def run_gate_load(
             f"{plan.max_looks})"
         )
     assert summary is not None
-    checks = [validity_check(gate, reports), kept_up_check(summary)]
+    checks = [validity_check(gate, reports, summary), kept_up_check(summary)]
     checks += [
         slo_check(name, decided.get(name, j), gate, len(looks), absolute)
         for name, j in latest.items()
@@ -147,9 +149,16 @@ def run_gate_load(
     if no_served_by is not None:
         why = f"cannot run on this stack: {no_served_by}"
         checks.append(CheckResult(name=PRIMARY, category="slo", outcome="skipped", reasons=[why]))
+    # The pooled report's outcome is the load step's checks', not the last look's own; those
+    # checks are the run report's, so none are copied here.
     pooled = GateLoadReport(
-        **reports[-1].model_dump(exclude={"summary", "samples_dir", "started_at"}),
+        **reports[-1].model_dump(
+            exclude={"summary", "samples_dir", "outcome", "checks", "started_at"}
+        ),
         started_at=reports[0].started_at,  # the first look's: the load began then
-        summary=summary, samples_dir=str(run_dir), looks=looks,
-    )  # fmt: skip
+        summary=summary,
+        samples_dir=str(run_dir),
+        looks=looks,
+        outcome=load_outcome(reports, checks),
+    )
     return GateLoad(checks, pooled, [s for look in per_look for s in look])

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from harness import __version__
 from harness.load.report import LoadReport
 
-StepOutcome = Literal["passed", "failed", "invalid", "interrupted"]
+StepOutcome = Literal["passed", "failed", "inconclusive", "invalid", "interrupted"]
 Bound = Literal["slo", "generator", "max_rate", "min_rate", "steps", "interrupted"]
 
 
@@ -60,7 +60,7 @@ class SearchPlan:
 
 def step_from_report(rate: float, report: LoadReport, path: str | None = None) -> CapacityStep:
     s = report.summary
-    reasons = [c.reason for c in s.checks if not c.passed] + list(s.validity.reasons)
+    reasons = [c.reason for c in report.checks if not c.passed] + list(s.validity.reasons)
     return CapacityStep(
         rate_rps=rate,
         outcome=report.outcome,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.clients.models import Target
 from harness.data.progress import Progress
-from harness.load.report import LoadReport, outcome_of
+from harness.load.report import LoadReport, RunJudge
 from harness.load.runner import run_load
 from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
@@ -36,20 +36,24 @@ def measure_load(
     target: Target,
     run_dir: Path,
     progress: Progress | None = None,
+    *,
+    judge: RunJudge,
     server_view: bool = True,
     default_checks: bool = True,
     master_bind: str | None = None,
 ) -> LoadReport:
-    """Run, summarize and write `run_dir/report.json`; raise LoadInterrupted after writing it
-    when the run was stopped early. The report's config is the spec as run: with the seed drawn
-    for it when the spec had none. `default_checks=False` leaves out the default checks (error
-    rate, achieved vs offered) that otherwise decide the outcome beside the SLOs."""
+    """Run, summarize, judge and write `run_dir/report.json`; raise LoadInterrupted after writing
+    it when the run was stopped early. The report's config is the spec as run: with the seed drawn
+    for it when the spec had none. `judge` (from the verdict, passed in by the command) judges the
+    SLOs and, unless `default_checks=False`, the default checks (error rate, achieved vs sent),
+    and gives the run's outcome."""
     cache_url = (target.tokenizer_url or target.url) if opted_in(spec) else None
     before = read_counters(cache_url) if cache_url else None
     run = run_load(
         spec, target, run_dir, progress, default_checks=default_checks, master_bind=master_bind
     )
     summary = summarize(run.samples, run.context)
+    checks, outcome = judge(run.samples, summary, run.context)
     workload = None
     if cache_url:
         after = read_counters(cache_url)
@@ -69,8 +73,9 @@ def measure_load(
         config=run.spec.model_dump(mode="json"),
         target=target.redacted(),
         model=run.model,
-        outcome="interrupted" if run.interrupted else outcome_of(summary),
+        outcome="interrupted" if run.interrupted else outcome,
         summary=summary,
+        checks=checks,
         server=view,
         workload=workload,
         samples_dir=str(run.run_dir / "samples"),

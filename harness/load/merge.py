@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.data.samples import SAMPLE_GLOB, Sample, read_samples
 from harness.errors import ConfigError, ConfigProblem
-from harness.load.report import LoadReport, outcome_of
+from harness.load.report import LoadReport, RunJudge
 from harness.load.runner import read_accounts, run_context
 from harness.load.workload_view import build_view, opted_in
 from harness.measure.summary import WorkerAccount, summarize
@@ -83,8 +83,11 @@ def _one_schedule(parts: list[Part]) -> bool:
     return len(specs) == 1 and len(workers) == len(set(workers))
 
 
-def merge_runs(folders: list[Path], out: Path) -> LoadReport:
-    """Summarize the union of the folders' samples into `out/report.json`."""
+def merge_runs(
+    folders: list[Path], out: Path, judge: RunJudge, default_checks: bool = True
+) -> LoadReport:
+    """Summarize and judge (the SLOs, and the default checks unless turned off) the union of
+    the folders' samples into `out/report.json`."""
     parts = [_read_part(f.resolve()) for f in folders]
     samples = sorted((s for p in parts for s in p.samples), key=lambda s: s.sent_s)
     accounts = [a for p in parts for a in p.accounts]
@@ -107,7 +110,9 @@ def merge_runs(folders: list[Path], out: Path) -> LoadReport:
             ctx = dataclasses.replace(ctx, expected_requests=total)
         how = f"{len(parts)} separate runs, their arrivals and workers added up"
     ctx.warnings = [f"merged from {len(parts)} folder(s): {how}"]
+    ctx.default_checks = default_checks
     summary = summarize(samples, ctx)
+    checks, outcome = judge(samples, summary, ctx)
     report = LoadReport(
         git_sha=git_sha(),
         name=spec.name,
@@ -116,8 +121,9 @@ def merge_runs(folders: list[Path], out: Path) -> LoadReport:
         config=spec.model_dump(mode="json"),
         target=parts[0].target,
         model=parts[0].model,
-        outcome=outcome_of(summary),
+        outcome=outcome,
         summary=summary,
+        checks=checks,
         workload=build_view(samples) if opted_in(spec) else None,
         samples_dir=", ".join(str(_sample_dir(p.folder)) for p in parts),
         locust_log="",

@@ -2,27 +2,71 @@
 
 The report describes itself well enough to rerun it: schema and harness version, git commit,
 host, the full load spec, the (redacted) target. Reading is lenient (extra fields ignored) so older
-reports still load; the outcome has fixed names: passed, failed (an SLO), invalid (the run itself),
-interrupted (stopped by Ctrl-C or SIGTERM: a partial report of the part that ran).
+reports still load; the outcome has fixed names: passed, failed (an SLO or a default check),
+inconclusive (none failed, but an SLO the user gave could not be decided on this many requests:
+not passed; a default check left undecided is shown so and does not decide it),
+invalid (the run itself), interrupted (stopped by Ctrl-C or SIGTERM: a partial report of the part
+that ran).
+
+The checks are judged in `harness/verdict/load_run.py` (the caller hands `measure_load` the judge);
+reports written before they moved kept them in the summary (`summary.slo_checks`,
+`summary.default_checks`, each with `passed` and `observed`): reading lifts those into `checks`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from harness import __version__
+from harness.data.samples import Sample
 from harness.load.limits import ContextCheck
 from harness.load.workload_view import WorkloadView, render_view
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
-from harness.measure.summary import LoadSummary
+from harness.measure.summary import LoadSummary, RunContext
 from harness.provenance import HostInfo
 
 SCHEMA_VERSION = 1
-Outcome = Literal["passed", "failed", "invalid", "interrupted"]
+Outcome = Literal["passed", "failed", "inconclusive", "invalid", "interrupted"]
+Decision = Literal["pass", "fail", "inconclusive"]
+
+
+class LoadCheck(BaseModel):
+    """One SLO or default check of the run as the verdict judged it: the decision, the sample
+    size, the estimate and its confidence bounds (None where the figure has none)."""
+
+    model_config = ConfigDict(extra="ignore")
+    expr: str
+    decision: Decision
+    # Set by the verdict: an inconclusive check has not passed.
+    passed: bool
+    reason: str
+    n: int | None = None
+    estimate: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    # One-sided error rate of each bound; None: judged on the estimate alone.
+    alpha: float | None = None
+    samples_needed: int | None = None  # inconclusive: about how many requests would decide
+    default: bool = False  # a default check of every run, not an SLO the user gave
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_entry(cls, data: Any) -> Any:
+        """An entry of an older report: `passed` and `observed`, no decision."""
+        if isinstance(data, dict) and "decision" not in data and "passed" in data:
+            data = {**data, "decision": "pass" if data["passed"] else "fail"}
+            data.setdefault("estimate", data.get("observed"))
+        return data
+
+
+# Judges a run's SLOs and default checks and gives its outcome (harness/verdict/load_run.py);
+# the command passes it in.
+RunJudge = Callable[[Sequence[Sample], LoadSummary, RunContext], tuple[list[LoadCheck], Outcome]]
 
 
 class LoadReport(BaseModel):
@@ -42,6 +86,8 @@ class LoadReport(BaseModel):
     model: str
     outcome: Outcome
     summary: LoadSummary
+    # The user's SLOs, then the default checks; empty when the run was not judged.
+    checks: list[LoadCheck] = []
     server: ServerView | None = None
     # The opt-in workloads' own figures (tokens sent and served, per turn, prefix cache).
     workload: WorkloadView | None = None
@@ -60,12 +106,17 @@ class LoadReport(BaseModel):
     def read(cls, path: Path) -> LoadReport:
         return cls.model_validate_json(path.read_text())
 
-
-def outcome_of(summary: LoadSummary) -> Outcome:
-    """invalid (the run itself), else failed when an SLO or a default check failed."""
-    if not summary.validity.valid:
-        return "invalid"
-    return "passed" if all(c.passed for c in summary.checks) else "failed"
+    @model_validator(mode="before")
+    @classmethod
+    def _old_checks(cls, data: Any) -> Any:
+        """A report written before the checks left the summary keeps them there."""
+        if not isinstance(data, dict) or "checks" in data:
+            return data
+        summary = data.get("summary")
+        if not isinstance(summary, dict):
+            return data
+        old = [*summary.get("slo_checks", []), *summary.get("default_checks", [])]
+        return {**data, "checks": old} if old else data
 
 
 # --- console -----------------------------------------------------------------------------------
@@ -140,13 +191,14 @@ def render(report: LoadReport) -> str:
         )
         lines.append(
             f"  generator: open loop ({g.arrival}), offered {g.offered_rate_rps or 0:.2f} req/s, "
-            f"sent {g.sent_rate_rps:.2f} req/s, achieved {g.achieved_rate_rps:.2f} req/s; "
-            f"send lag {lag_txt}"
+            f"sent {g.sent_rate_rps:.2f} req/s, achieved {g.achieved_rate_rps:.2f} req/s "
+            f"over the {_secs(s.window.duration_s)} schedule window; send lag {lag_txt}"
         )
     else:
         lines.append(
             f"  generator: closed loop, sent {g.sent_rate_rps:.2f} req/s, "
-            f"achieved {g.achieved_rate_rps:.2f} req/s"
+            f"achieved {g.achieved_rate_rps:.2f} req/s over the {_secs(s.window.duration_s)} "
+            "schedule window"
         )
     lines.append(
         f"  drain: {g.completed_after_window} request{'' if g.completed_after_window == 1 else 's'}"
@@ -158,10 +210,22 @@ def render(report: LoadReport) -> str:
         lines.append(f"  seed {seed} (--seed {seed} sends these prompts and arrivals again)")
     if report.limits is not None:
         lines.append(f"  {report.limits.line()}")
-    for check in s.slo_checks:
-        lines.append(f"  SLO {'PASS' if check.passed else 'FAIL'}  {check.reason}")
-    for check in s.default_checks:
-        lines.append(f"  CHECK {'PASS' if check.passed else 'FAIL'}  {check.reason}")
+    for check in report.checks:
+        kind = "CHECK" if check.default else "SLO"
+        lines.append(f"  {kind} {check.decision.upper()}  {check.reason}")
+    undecided = [c.expr for c in report.checks if c.decision == "inconclusive" and not c.default]
+    if undecided:
+        lines.append(
+            f"  INCONCLUSIVE: {', '.join(undecided)} not decided on {s.counts.total} requests; "
+            "an SLO that ends inconclusive has not passed (exit 1): run longer or at a higher "
+            "rate for more samples"
+        )
+    guards = [c.expr for c in report.checks if c.decision == "inconclusive" and c.default]
+    if guards:
+        lines.append(
+            f"  not decided on {s.counts.total} requests (default checks: they fail the run "
+            f"only when decided against it): {', '.join(guards)}"
+        )
     tag = "PARTIAL" if report.outcome == "interrupted" else "INVALID"
     for r in s.validity.reasons:
         lines.append(f"  {tag}: {r}")

@@ -2,12 +2,14 @@
 were served, the generator's own account, and whether the run is valid at all.
 
 Latency distributions cover successful requests; failures are counted by status and kind, and
-count against goodput. Rates (throughput, achieved) count the requests completed within the
-scheduled window and divide by its length, as guidellm does, so a server that falls behind shows
-achieved < offered; the time spent draining the backlog after the window is reported apart.
+count against goodput. Every rate is over the schedule window (the run's `duration_s`, from the
+first scheduled send): offered (the arrivals the schedule meant), sent, and achieved (successful
+requests completed within the window, as guidellm counts them), so a server that falls behind
+shows achieved < sent; what finished while the backlog drained after the window is counted apart
+(`completed_after_window`, `drain_s`). Each is computed once, in `summarize`.
 
-Default checks (error rate, and in open loop achieved vs offered) judge every run unless turned
-off; they sit in `default_checks`, the same shape as `slo_checks`, each marked `default`.
+The summary carries figures only: the SLOs and the default checks are judged from it (and the
+samples) in `harness/verdict/load_run.py`.
 """
 
 from __future__ import annotations
@@ -23,15 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.data.samples import Sample
 from harness.measure.stats import Distribution, distribution
 from harness.measure.timeseries import SecondBucket, per_second
-from harness.spec.slo import (
-    DEFAULT_CHECKS,
-    DISTRIBUTIONS,
-    MIN_SENT_FOR_ACHIEVED_CHECK,
-    STATS,
-    Slo,
-    parse_slo,
-    parse_slos,
-)
+from harness.spec.slo import DISTRIBUTIONS, STATS, Slo, parse_slos
 
 _LENIENT = ConfigDict(extra="ignore")
 _AGG = re.compile(rf"^({'|'.join(DISTRIBUTIONS)})_({'|'.join(STATS)})_ms$")
@@ -71,7 +65,8 @@ class RunContext:
     # Set when SIGINT/SIGTERM stopped the run: seconds of the schedule that ran. The summary then
     # covers only that part (duration_s is that long); requests in flight at the stop are lost.
     interrupted_after_s: float | None = None
-    # Apply DEFAULT_CHECKS (a user's SLO on the same figure replaces its default).
+    # Judge the run by DEFAULT_CHECKS too (a user's SLO on the same figure replaces its default):
+    # read by the verdict's run judge, not here.
     default_checks: bool = True
     # Said before the run (e.g. it repeats an earlier run's prompts); kept with the run's warnings.
     warnings: list[str] = field(default_factory=list)
@@ -123,8 +118,10 @@ class Latency(BaseModel):
 
 
 class Throughput(BaseModel):
+    """Over the schedule window, as the generator's achieved rate."""
+
     model_config = _LENIENT
-    requests_per_second: float
+    requests_per_second: float  # the generator's achieved_rate_rps, the same figure
     output_tokens_per_second: float
     goodput_requests_per_second: float
 
@@ -163,15 +160,23 @@ class Cache(BaseModel):
 
 class Generator(BaseModel):
     model_config = _LENIENT
+    """The generator's account. Every `*_rate_rps` is per second of the schedule window
+    (`window.duration_s`), none over the drain after it; a gate's pooled summary puts its looks'
+    windows end to end, so its rates are over all looks."""
+
     mode: str  # "open" | "closed"
     arrival: str | None
+    # The arrivals the schedule meant (expected_requests) per second of the window.
     offered_rate_rps: float | None
     expected_requests: float | None
     sent: int
+    # Requests sent (the schedule's draw: poisson can send more or fewer than offered).
     sent_rate_rps: float
-    # Successful requests completed within the scheduled window, per second of it.
+    # Successful requests completed within the window, per second of it (throughput's
+    # requests_per_second is this figure).
     achieved_rate_rps: float
-    # achieved / sent rate (open loop: sent is what the schedule drew, e.g. 9 of 10 expected).
+    # Open loop: achieved / sent over the window, i.e. the share of the requests sent that
+    # completed successfully within it (the stack kept up when it is near 1).
     achieved_ratio: float | None = None
     # After the window: how long the last requests took to finish, and how many finished then.
     drain_s: float = 0.0
@@ -194,15 +199,6 @@ class Validity(BaseModel):
     warnings: list[str]
 
 
-class SloCheck(BaseModel):
-    model_config = _LENIENT
-    expr: str
-    observed: float | None
-    passed: bool
-    reason: str
-    default: bool = False  # a default check of every run, not an SLO the user gave
-
-
 class LoadSummary(BaseModel):
     model_config = _LENIENT
     window: Window
@@ -214,9 +210,7 @@ class LoadSummary(BaseModel):
     cache: Cache
     generator: Generator
     validity: Validity
-    slo_checks: list[SloCheck]
     timeseries: list[SecondBucket] = []  # empty in chaos phases (the timeline has it)
-    default_checks: list[SloCheck] = []
 
     def metric(self, name: str) -> float | None:
         """An aggregate figure by SLO name (`ttft_p95_ms`, `error_rate`, ...)."""
@@ -247,15 +241,6 @@ class LoadSummary(BaseModel):
         if name not in scalars:
             raise KeyError(f"unknown metric {name!r}")
         return scalars[name]
-
-    @property
-    def checks(self) -> list[SloCheck]:
-        """Every check that decides the outcome: the user's SLOs, then the default checks."""
-        return [*self.slo_checks, *self.default_checks]
-
-    @property
-    def passed(self) -> bool:
-        return self.validity.valid and all(c.passed for c in self.checks)
 
 
 def _by_tenant(samples: Sequence[Sample]) -> dict[str, dict[str, int]]:
@@ -370,38 +355,6 @@ def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Val
     return Validity(valid=not reasons, reasons=reasons, warnings=warnings)
 
 
-def _default_checks(summary: LoadSummary, ctx: RunContext, user: list[Slo]) -> list[SloCheck]:
-    taken = {s.metric for s in user}
-    out: list[SloCheck] = []
-    for expr, why in DEFAULT_CHECKS:
-        slo = parse_slo(expr)
-        if slo.metric in taken:
-            continue
-        observed = summary.metric(slo.metric)
-        if slo.metric == "achieved_ratio":
-            if not ctx.open_loop or ctx.interrupted_after_s is not None:
-                continue  # no schedule to compare with, or only part of one
-            sent = summary.generator.sent
-            if sent < MIN_SENT_FOR_ACHIEVED_CHECK and observed is not None:
-                out.append(
-                    SloCheck(
-                        expr=slo.expr, observed=observed, passed=True, default=True,
-                        reason=f"achieved_ratio = {observed:.3g} not judged: {sent} requests "
-                        f"sent, fewer than {MIN_SENT_FOR_ACHIEVED_CHECK} (one request finishing "
-                        "after the window would move it by more than the 10% allowed)",
-                    )
-                )  # fmt: skip
-                continue
-        r = slo.check(observed)
-        out.append(
-            SloCheck(
-                expr=r.expr, observed=r.observed, passed=r.passed, default=True,
-                reason=f"{r.reason} (default check: {why})",
-            )
-        )  # fmt: skip
-    return out
-
-
 def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
     ok = [s for s in samples if s.ok]
     last_done = max((s.done_s for s in samples), default=ctx.start_s)
@@ -487,7 +440,7 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         workers_done=len(ctx.workers),
         cpu_share_max=max(cpu) if cpu else None,
     )
-    summary = LoadSummary(
+    return LoadSummary(
         window=window,
         counts=counts,
         latency=_latency(ok, ctx.open_loop),
@@ -502,16 +455,5 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         cache=cache,
         generator=gen,
         validity=_validity(ctx, samples, gen),
-        slo_checks=[],
         timeseries=per_second(samples, ctx.start_s, span),
     )
-    # Per-request SLOs define goodput (gate it with e.g. "goodput>=0.95"); aggregates are checked.
-    for slo in slos:
-        if slo.scope == "aggregate":
-            r = slo.check(summary.metric(slo.metric))
-            summary.slo_checks.append(
-                SloCheck(expr=r.expr, observed=r.observed, passed=r.passed, reason=r.reason)
-            )
-    if ctx.default_checks:
-        summary.default_checks = _default_checks(summary, ctx, slos)
-    return summary

@@ -1,7 +1,8 @@
 """SLO expressions such as ``ttft_p95_ms<=500`` (aggregate) or ``ttft_ms<=500`` (per request).
 
-An aggregate SLO is checked once against the run's summary. A per-request SLO is checked against
-every request; the share of successful requests meeting all of them is the run's goodput.
+An aggregate SLO is judged once on the run's samples and summary (`harness/verdict/slo.py`). A
+per-request SLO is checked against every request; the share of successful requests meeting all of
+them is the run's goodput.
 
 `itl` is inter-token latency per request as guidellm defines it ((last token - first token) /
 (tokens - 1)), `token_gap` every gap between streamed chunks, pooled over all requests; the
@@ -31,7 +32,7 @@ STATS = ("p50", "p90", "p95", "p99", "mean", "min", "max")
 # Scalar figures of the summary (shares are 0..1).
 SCALARS = (
     "error_rate",
-    "achieved_ratio",  # open loop: achieved / sent rate over the scheduled window
+    "achieved_ratio",  # open loop: achieved / sent rate, both over the schedule window
     "requests_per_second",
     "output_tokens_per_second",
     "goodput",
@@ -80,14 +81,6 @@ def aggregate_metric_names() -> list[str]:
 
 
 @dataclass(frozen=True)
-class SloResult:
-    expr: str
-    observed: float | None
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class Slo:
     metric: str
     op: str
@@ -100,18 +93,6 @@ class Slo:
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
-
-    def check(self, observed: float | None) -> SloResult:
-        if observed is None:
-            return SloResult(self.expr, None, False, f"{self.metric} was not measured (no samples)")
-        ok = self.holds(observed)
-        verdict = "meets" if ok else "violates"
-        return SloResult(
-            self.expr,
-            observed,
-            ok,
-            f"{self.metric} = {observed:.4g} {verdict} {self.op} {self.threshold:g}",
-        )
 
 
 def parse_slo(text: str) -> Slo:

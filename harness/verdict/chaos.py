@@ -13,7 +13,7 @@ from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.slo import parse_slo
 from harness.verdict.checks import CheckResult
-from harness.verdict.slo import judge_share
+from harness.verdict.slo import judge_estimate, judge_share
 
 # Fewer requests than this meant for a phase prove nothing about it.
 MIN_PHASE_REQUESTS = 5
@@ -43,11 +43,13 @@ def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list
             slo = parse_slo(expr)
             judged = judge_share(slo, summary, PHASE_ALPHA)
             if judged is None:
-                result = slo.check(summary.metric(slo.metric))
+                # Not a share: judged on the estimate; one not measured fails the phase.
+                est = judge_estimate(slo, summary)
+                passed = est.decision == "pass"
                 checks.append(CheckResult(
-                    name=name, category="chaos", outcome="pass" if result.passed else "fail",
-                    reasons=[f"{result.reason} ({n} requests meant for this phase)"],
-                    measured={"observed": result.observed, "requests": n},
+                    name=name, category="chaos", outcome="pass" if passed else "fail",
+                    reasons=[f"{est.reason} ({n} requests meant for this phase)"],
+                    measured={"observed": est.estimate, "requests": n},
                 ))  # fmt: skip
                 continue
             reasons = [f"{judged.reason} ({n} requests meant for this phase)"]

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from harness.data.samples import Sample
 from harness.load.report import LoadReport
+from harness.load.report import Outcome as LoadOutcome
 from harness.measure.summary import LoadSummary
 from harness.spec.gate import GateSpec
-from harness.spec.slo import Slo, parse_slo
+from harness.spec.slo import DEFAULT_CHECKS, Slo, parse_slo
 from harness.verdict.checks import CheckResult, Outcome
+from harness.verdict.load_run import judge_kept_up, kept_up_unjudged
 from harness.verdict.slo import SloJudgement, judge_share, judge_slo
 
 PRIMARY = "served by the primary pool"
+# The default check's threshold for achieved / sent.
+KEPT_UP = next(expr for expr, _ in DEFAULT_CHECKS if expr.startswith("achieved_ratio"))
 
 
 def judge_all(
@@ -79,14 +83,17 @@ def slo_check(
     )  # fmt: skip
 
 
-def validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
+def validity_check(gate: GateSpec, reports: list[LoadReport], pooled: LoadSummary) -> CheckResult:
+    """Every look's generator kept its schedule; the rates said are the pooled summary's (all
+    looks' schedule windows end to end), the figures the load table shows."""
     total = sum(r.summary.counts.total for r in reports)
-    last = reports[-1].summary.generator
+    gen = pooled.generator
     measured: dict[str, float | int | str | None] = {
         "requests": total,
         "looks": len(reports),
-        "offered_rate_rps": last.offered_rate_rps,
-        "achieved_rate_rps": last.achieved_rate_rps,
+        "offered_rate_rps": gen.offered_rate_rps,
+        "sent_rate_rps": gen.sent_rate_rps,
+        "achieved_rate_rps": gen.achieved_rate_rps,
         "send_lag_p99_ms": max(
             (p99 for r in reports if (lag := r.summary.generator.send_lag_ms) and
              (p99 := lag.p99) is not None), default=None,
@@ -97,10 +104,12 @@ def validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
     ]
     if not invalid:
         warnings = [w for r in reports for w in r.summary.validity.warnings]
+        offered = f" of {gen.offered_rate_rps:.2f} offered" if gen.offered_rate_rps else ""
         return CheckResult(
             name="load generator kept its schedule", category="load", outcome="pass",
-            reasons=[f"{total} requests in {len(reports)} look(s), {last.achieved_rate_rps:.2f} "
-                     f"req/s achieved of {last.offered_rate_rps} offered", *warnings],
+            reasons=[f"{total} requests in {len(reports)} look(s), {gen.sent_rate_rps:.2f} req/s "
+                     f"sent{offered} over the {pooled.window.duration_s:g} s schedule window",
+                     *warnings],
             measured=measured,
         )  # fmt: skip
     return CheckResult(
@@ -113,15 +122,27 @@ def validity_check(gate: GateSpec, reports: list[LoadReport]) -> CheckResult:
 
 
 def kept_up_check(summary: LoadSummary) -> CheckResult:
-    """The stack answered what was sent within the schedule (the load summary's default check of
-    achieved against sent, over all looks on one clock): a stack that falls behind builds a
-    backlog that the drain after the schedule shows."""
+    """The stack answered what was sent within the schedule (achieved against sent over all looks
+    on one clock, the default check's threshold): a stack that falls behind builds a backlog that
+    the drain after the schedule shows."""
     name = "stack kept up with the offered rate"
-    check = next((c for c in summary.default_checks if c.expr.startswith("achieved_ratio")), None)
-    if check is None or "not judged" in check.reason:
-        why = check.reason if check else "closed loop: no offered rate"
-        return CheckResult(name=name, category="load", outcome="skipped", reasons=[why])
+    unjudged = kept_up_unjudged(summary)
+    if unjudged is not None:
+        return CheckResult(name=name, category="load", outcome="skipped", reasons=[unjudged])
+    j = judge_kept_up(parse_slo(KEPT_UP), summary)
+    outcome: Outcome = "pass" if j.decision == "pass" else "fail"
+    g = summary.generator
     return CheckResult(
-        name=name, category="load", outcome="pass" if check.passed else "fail",
-        reasons=[check.reason], measured={"achieved_ratio": check.observed},
+        name=name, category="load", outcome=outcome, reasons=[j.reason],
+        measured={"achieved_ratio": j.estimate, "achieved_rate_rps": g.achieved_rate_rps,
+                  "sent_rate_rps": g.sent_rate_rps},
     )  # fmt: skip
+
+
+def load_outcome(reports: list[LoadReport], checks: list[CheckResult]) -> LoadOutcome:
+    """The gate's load step as one load outcome (its pooled report's): invalid when a look was,
+    failed when one of its checks failed, else passed (a check the profile lets only warn, or
+    whose inconclusive end it lets warn, has not failed the gate)."""
+    if any(not r.summary.validity.valid for r in reports):
+        return "invalid"
+    return "failed" if any(c.outcome == "fail" for c in checks) else "passed"

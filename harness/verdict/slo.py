@@ -109,10 +109,18 @@ def judge_slo(
     share = judge_share(slo, summary, alpha)
     if share is not None:
         return share
+    return judge_estimate(slo, summary)
+
+
+def judge_estimate(slo: Slo, summary: LoadSummary) -> SloJudgement:
+    """A figure judged on its estimate alone (a mean, a maximum, a rate per second, or any figure
+    where the caller wants no bound): inconclusive only when it was not measured."""
     observed = summary.metric(slo.metric)
     n = summary.counts.total
     if observed is None:
-        return SloJudgement(slo.expr, "inconclusive", f"{slo.metric} was not measured", n, None)
+        return SloJudgement(
+            slo.expr, "inconclusive", f"{slo.metric} was not measured (no samples)", n, None
+        )
     ok = slo.holds(observed)
     return SloJudgement(
         slo.expr,

@@ -12,6 +12,7 @@ from load_fixtures import SimFactory
 from harness.clients.models import Target
 from harness.load.execute import measure_load
 from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop, Workload
+from harness.verdict.load_run import run_verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]
 
@@ -27,7 +28,9 @@ def within(measured: float | None, configured: float, tolerance: float = 0.05) -
 def test_closed_loop_medians_match_simulator_timings(simulator: SimFactory, tmp_path: Path) -> None:
     sim = simulator(ttft_ms=TTFT_MS, itl_ms=ITL_MS)
     spec = LoadSpec(duration_s=10, load=ClosedLoop(users=4), workload=WORK, drain_timeout_s=10)
-    report = measure_load(spec, Target(url=sim.url), tmp_path / "run", server_view=False)
+    report = measure_load(
+        spec, Target(url=sim.url), tmp_path / "run", judge=run_verdict, server_view=False
+    )
     s = report.summary
     print(
         f"\nclosed loop: n={s.counts.total} "
@@ -64,7 +67,9 @@ def test_open_loop_latency_from_intended_time_matches_when_generator_keeps_up(
         workload=WORK,
         drain_timeout_s=10,
     )
-    report = measure_load(spec, Target(url=sim.url), tmp_path / "run", server_view=False)
+    report = measure_load(
+        spec, Target(url=sim.url), tmp_path / "run", judge=run_verdict, server_view=False
+    )
     s = report.summary
     lag = s.generator.send_lag_ms
     assert lag is not None and s.latency.ttft_from_intended_ms is not None

@@ -13,6 +13,7 @@ from harness.clients.models import Target
 from harness.load.execute import measure_load
 from harness.load.report import render
 from harness.spec.load import LoadSpec, OpenLoop, Workload
+from harness.verdict.load_run import run_verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 
@@ -27,7 +28,9 @@ def test_server_view_sits_beside_the_client_view(
         load=OpenLoop(rate_rps=5, arrival="constant"),
         workload=Workload(max_tokens=10, ignore_eos=True),
     )
-    report = measure_load(spec, Target(url=sim.url, prometheus=prom), tmp_path / "run")
+    report = measure_load(
+        spec, Target(url=sim.url, prometheus=prom), tmp_path / "run", judge=run_verdict
+    )
     print("\n" + render(report))
     view = report.server
     assert view is not None and not view.errors, view

@@ -20,6 +20,7 @@ from harness.data.samples import read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
 from harness.spec.load import ClosedLoop, LoadModel, LoadSpec, OpenLoop, Workload
+from harness.verdict.load_run import run_verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.serial]
 
@@ -53,7 +54,9 @@ def run_with_stall(sim: Sim, load: LoadModel, run_dir: Path) -> tuple[LoadReport
     t = threading.Thread(target=freeze_mid_run, daemon=True)
     t.start()
     try:
-        report = measure_load(spec, Target(url=sim.url), run_dir, server_view=False)
+        report = measure_load(
+            spec, Target(url=sim.url), run_dir, judge=run_verdict, server_view=False
+        )
     finally:
         t.join(timeout=30)
         sim.resume()

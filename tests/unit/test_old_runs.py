@@ -56,6 +56,11 @@ def test_an_old_report_is_read_and_rendered_again(old: tuple[Path, Path], tmp_pa
     # Identity named as today: the kind, the host typed, the load's start from `created_at`.
     assert report.kind == "gate" and report.host.hostname == "vm" and report.host.cpus == 2
     assert report.load.started_at.startswith("2026-") and report.load.name == "load"
+    # Its load summary kept the SLO and default checks (`passed`, `observed`): read into `checks`.
+    load_checks = report.load.checks
+    assert len(load_checks) == 8 and all(c.decision == "pass" and c.passed for c in load_checks)
+    assert load_checks[-1].default and load_checks[-1].expr == "achieved_ratio>=0.9"
+    assert load_checks[0].estimate == pytest.approx(227.21, abs=0.01)  # its `observed`
     done = _harness("report", str(run), "--out", str(tmp_path / "again"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "# Deploy gate: PASSED" in done.stdout

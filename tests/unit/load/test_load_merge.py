@@ -12,6 +12,7 @@ from harness.errors import ConfigError
 from harness.load.merge import merge_runs
 from harness.measure.stats import distribution
 from harness.spec.load import LoadSpec
+from harness.verdict.load_run import run_verdict
 
 T0 = 1_000_000.0
 
@@ -51,7 +52,7 @@ def test_separate_runs_add_their_arrivals_and_workers(tmp_path: Path) -> None:
     a, b = [10.0, 30.0, 20.0, 50.0, 40.0, 60.0, 70.0, 80.0], [5.0, 15.0, 25.0, 900.0]
     write_run(tmp_path / "a", spec(1, 1), 0, a)
     write_run(tmp_path / "b", spec(1, 2), 0, b)
-    r = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    r = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out", judge=run_verdict)
     assert r.summary.latency.ttft_ms == distribution(a + b)
     g = r.summary.generator
     assert g.expected_requests == 16 and g.workers_expected == 2 and g.workers_done == 2
@@ -62,7 +63,7 @@ def test_separate_runs_add_their_arrivals_and_workers(tmp_path: Path) -> None:
 def test_workers_of_one_schedule_are_one_run(tmp_path: Path) -> None:
     write_run(tmp_path / "w0", spec(2, 7), 0, [1.0, 2.0, 3.0, 4.0])
     write_run(tmp_path / "w1", spec(2, 7), 1, [5.0, 6.0, 7.0, 8.0])
-    r = merge_runs([tmp_path / "w0", tmp_path / "w1"], tmp_path / "out")
+    r = merge_runs([tmp_path / "w0", tmp_path / "w1"], tmp_path / "out", judge=run_verdict)
     assert r.summary.latency.ttft_ms == distribution([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
     assert r.summary.generator.expected_requests == 8
     assert "one schedule over 2 of 2 workers" in r.summary.validity.warnings[-1]
@@ -71,4 +72,4 @@ def test_workers_of_one_schedule_are_one_run(tmp_path: Path) -> None:
 def test_a_folder_without_a_run_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"report\.json or load-config\.json"):
-        merge_runs([tmp_path / "empty"], tmp_path / "out")
+        merge_runs([tmp_path / "empty"], tmp_path / "out", judge=run_verdict)

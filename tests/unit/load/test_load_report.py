@@ -6,14 +6,17 @@ import json
 from pathlib import Path
 
 from harness.data.samples import Sample
-from harness.load.report import LoadReport, outcome_of, render
+from harness.load.report import LoadReport, render
 from harness.measure.summary import RunContext, WorkerAccount, summarize
 from harness.provenance import host_info, now_iso
+from harness.verdict.load_run import judge_run, run_outcome
 
 T0 = 1_000.0
 
 
-def report(slos: tuple[str, ...] = (), lag_s: float = 0.0) -> LoadReport:
+def report(slos: tuple[str, ...] = (), lag_s: float = 0.0, n: int = 10) -> LoadReport:
+    """n requests, one a second; judged as `harness load` judges (10 are too few to show an
+    error rate under 1%, 300 are enough)."""
     samples = [
         Sample(
             worker=0, seq=i, kind="chat", tenant="default", prompt_id="p", repeated=False,
@@ -21,21 +24,27 @@ def report(slos: tuple[str, ...] = (), lag_s: float = 0.0) -> LoadReport:
             token_gaps_ms=[10.0] * 9, output_tokens=10, output_chunks=10, status=200,
             x_served_by="primary", x_cache="miss",
         )
-        for i in range(10)
+        for i in range(n)
     ]  # fmt: skip
     ctx = RunContext(
-        start_s=T0, duration_s=10, open_loop=True, arrival="constant", expected_requests=10,
-        slos=slos, workers=[WorkerAccount(0, T0, T0 + 10)],
+        start_s=T0, duration_s=n, open_loop=True, arrival="constant", expected_requests=n,
+        slos=slos, workers=[WorkerAccount(0, T0, T0 + n)],
     )  # fmt: skip
     summary = summarize(samples, ctx)
+    checks = judge_run(samples, summary, ctx)
     return LoadReport(
         started_at=now_iso(), host=host_info(), config={"name": "unit"}, target={"url": "http://x"},
-        model="m", outcome=outcome_of(summary), summary=summary, samples_dir="s", locust_log="l",
+        model="m", outcome=run_outcome(summary, checks), summary=summary, checks=checks,
+        samples_dir="s", locust_log="l",
     )  # fmt: skip
 
 
 def test_outcomes_have_fixed_names() -> None:
+    assert report(n=300).outcome == "passed"
+    # 0 errors in 10: the default error-rate check is undecided, reported and not gating; an
+    # SLO the user gave that 10 requests cannot decide has not passed.
     assert report().outcome == "passed"
+    assert report(slos=("ttft_p95_ms<=500",)).outcome == "inconclusive"
     assert report(slos=("ttft_p50_ms<=1",)).outcome == "failed"
     assert report(lag_s=0.5).outcome == "invalid"
 
@@ -83,14 +92,63 @@ def test_render_names_both_inter_token_figures_the_drain_seed_and_default_checks
     assert "inter-token latency" in text and "token gap (pooled)" in text
     assert "drain: 0 requests finished 0.0s after the window" in text
     assert "seed 4242 (--seed 4242" in text
-    assert "CHECK PASS  error_rate = 0 meets <= 0.01 (default check" in text
+    assert "CHECK INCONCLUSIVE  error_rate = 0, 95% bounds [0, 0.2589] straddle 0.01" in text
+    assert (
+        "not decided on 10 requests (default checks: they fail the run only when decided "
+        "against it): error_rate<=0.01, achieved_ratio>=0.9" in text
+    )
+    assert "INCONCLUSIVE: " not in text  # no SLO of the user's is undecided
+    passed = render(report(n=300))
+    assert "CHECK PASS  error_rate = 0, 95% upper bound 0.009936 <= 0.01 (n=300): pass" in passed
+    assert "CHECK PASS  achieved_ratio = 1 meets >= 0.9 (n=300; a point estimate" in passed
+    assert "300.00 req/s" not in passed and "achieved 1.00 req/s over the 300s schedule" in passed
+    assert "INCONCLUSIVE" not in passed
 
 
 def test_a_failed_default_check_fails_the_run() -> None:
-    r = report()
-    failing = r.summary.default_checks[0].model_copy(update={"passed": False})
-    r.summary.default_checks = [failing]
-    assert outcome_of(r.summary) == "failed"
+    r = report(n=300)
+    failing = r.checks[0].model_copy(update={"decision": "fail", "passed": False})
+    assert run_outcome(r.summary, [failing, *r.checks[1:]]) == "failed"
+
+
+def test_checks_read_back_with_their_decision_n_and_bounds(tmp_path: Path) -> None:
+    r = report(slos=("ttft_p95_ms<=500",), n=100)
+    p = tmp_path / "r.json"
+    r.write(p)
+    stored = json.loads(p.read_text())
+    assert "slo_checks" not in stored["summary"] and "default_checks" not in stored["summary"]
+    first = stored["checks"][0]
+    assert first["expr"] == "ttft_p95_ms<=500" and first["decision"] == "pass"
+    assert first["n"] == 100 and first["upper"] == 30.0 and first["alpha"] == 0.05
+    assert LoadReport.read(p).checks == r.checks
+
+
+def test_a_report_written_before_the_checks_left_the_summary_still_reads(
+    tmp_path: Path,
+) -> None:
+    """Older reports kept the checks in the summary, with `passed` and `observed`."""
+    data = json.loads(report().model_dump_json())
+    del data["checks"]
+    data["summary"]["slo_checks"] = [
+        {"expr": "ttft_p95_ms<=500", "observed": 30.0, "passed": True,
+         "reason": "ttft_p95_ms = 30 meets <= 500", "default": False},
+    ]  # fmt: skip
+    data["summary"]["default_checks"] = [
+        {"expr": "error_rate<=0.01", "observed": 0.02, "passed": False,
+         "reason": "error_rate = 0.02 violates <= 0.01 (default check: ...)", "default": True},
+    ]  # fmt: skip
+    data["outcome"] = "failed"
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(data))
+    old = LoadReport.read(p)
+    assert [(c.expr, c.decision, c.passed, c.estimate, c.default) for c in old.checks] == [
+        ("ttft_p95_ms<=500", "pass", True, 30.0, False),
+        ("error_rate<=0.01", "fail", False, 0.02, True),
+    ]
+    assert old.checks[0].n is None and old.checks[0].upper is None  # not stored then
+    assert run_outcome(old.summary, old.checks) == "failed"
+    assert "SLO PASS  ttft_p95_ms = 30 meets <= 500" in render(old)
+    assert "CHECK FAIL  error_rate = 0.02 violates" in render(old)
 
 
 def test_served_by_shares_are_of_the_requests_answered() -> None:
