@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.chaos.steady_state import await_steady_state
 from harness.clients.poll import poll_until
 from harness.clients.webhook import AlertLog, AlertNotification
 from harness.data.progress import Progress
@@ -24,6 +25,7 @@ from harness.observe.alert_states import AlertStates
 from harness.observe.live_rules import live_rules
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
 from harness.spec.experiment import ExperimentSpec, TrafficBurst
+from harness.spec.policy import Policy
 from harness.stack import RunningStack
 from harness.stack.names import alert_names
 from harness.stack.target import from_endpoints
@@ -36,8 +38,11 @@ from harness.verdict.chaos import (
     phase_checks,
 )
 from harness.verdict.checks import CheckResult
+from harness.verdict.steady_state import steady_state_check
 
 FIRST_SAMPLE_TIMEOUT_S = 90.0
+# The policy's breaker recovery timeout when no profile gives one (PRACTICES.md).
+DEFAULT_RECOVERY_S = Policy().breaker.recovery_timeout_s
 
 
 @dataclass
@@ -164,9 +169,11 @@ def _timeline(run: LoadRun, result: ExperimentResult) -> Timeline:
 
 def run_experiment(
     exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress = print,
-    source: str = "experiment",
+    source: str = "experiment", recovery_timeout_s: float = DEFAULT_RECOVERY_S,
 ) -> ExperimentResult:  # fmt: skip
-    """Run one experiment; the fault is always undone, whatever happens meanwhile."""
+    """Run one experiment from steady state (waited for up to the policy's breaker
+    `recovery_timeout_s` and a margin; not reached: the fault is not injected and the result
+    says why); the fault is always undone, whatever happens meanwhile."""
     check_targets(exp.fault, set(stack.endpoints.proxies), set(stack.services), source)
     unknown_alerts = [a.alert for a in exp.expect.alerts if a.alert not in alert_names(stack.spec)]
     # Checked before the load starts, not minutes into the run; an external stack's are its own.
@@ -177,6 +184,10 @@ def run_experiment(
         )])  # fmt: skip
     burst = _burst_plan(exp, stack, source)
     progress(f"experiment: {exp.title}")
+    steady = steady_state_check(exp.title, await_steady_state(stack, recovery_timeout_s, progress))
+    if steady.outcome != "pass":
+        progress(f"  {steady.reasons[0]}")
+        return ExperimentResult(spec=exp, checks=[steady])
     with ExitStack() as live:
         if exp.live_rules is not None:
             names = live.enter_context(live_rules(
@@ -185,7 +196,9 @@ def run_experiment(
             ))  # fmt: skip
             progress(f"  live rules: {', '.join(names)} with {exp.live_rules.window} windows, "
                      f"held {exp.live_rules.hold}")  # fmt: skip
-        return _run_experiment(exp, stack, run_dir, progress, burst)
+        result = _run_experiment(exp, stack, run_dir, progress, burst)
+    result.checks.insert(0, steady)
+    return result
 
 
 def _burst_plan(exp: ExperimentSpec, stack: RunningStack, source: str) -> BurstPlan | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.chaos.runner import run_experiment
+from harness.chaos.runner import DEFAULT_RECOVERY_S, run_experiment
 from harness.data.progress import Progress
 from harness.data.samples import Sample
 from harness.errors import is_stack_side
@@ -340,13 +340,16 @@ class Experiments(Step):
     title = "experiments"
 
     def run(self, ctx: GateContext) -> None:
-        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.bus)
+        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.bus,
+                        ctx.gate.policy.breaker.recovery_timeout_s)  # fmt: skip
 
 
 def run_experiments(
     experiments: list[ExperimentFile], stack: RunningStack, out_dir: Path, report: RunReport,
-    bus: EventBus,
+    bus: EventBus, recovery_timeout_s: float = DEFAULT_RECOVERY_S,
 ) -> None:  # fmt: skip
+    """Each experiment in turn, each from steady state (bounded by the policy's breaker
+    `recovery_timeout_s`, never the candidate's)."""
     for i, exp in enumerate(experiments):
         if why := stack.lacks(*experiment_needs(exp.spec)):
             check = unmet(exp.spec.title, "chaos", why)
@@ -355,8 +358,9 @@ def run_experiments(
             continue
         try:
             result = run_experiment(
-                exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path)
-            )
+                exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path),
+                recovery_timeout_s=recovery_timeout_s,
+            )  # fmt: skip
         except Exception as exc:
             if not is_stack_side(exc):
                 raise  # a bad file (exit 2) or the harness's own defect: never a verdict
