@@ -18,9 +18,10 @@ from harness.faults.burst import BurstPlan, burst_figures, plan_burst, write_ans
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
+from harness.measure.fates import FateTable, fate_table
 from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
-from harness.measure.window import phases
+from harness.measure.window import phase_of, phases
 from harness.observe.alert_states import AlertStates
 from harness.observe.live_rules import live_rules
 from harness.report.experiment_journal import AlertMark, ExperimentJournal, Timeline
@@ -36,6 +37,8 @@ from harness.verdict.chaos import (
     load_check,
     pending_checks,
     phase_checks,
+    phase_readers,
+    silent_truncation_checks,
 )
 from harness.verdict.checks import CheckResult
 from harness.verdict.steady_state import steady_state_check
@@ -56,13 +59,18 @@ class ExperimentResult:
     phases: dict[str, LoadSummary] = field(default_factory=dict)
     # Seconds since the load started: the fault window, alert notifications, outcomes per second.
     timeline: Timeline = field(default_factory=Timeline)
+    # What became of each request, per phase and for those in flight at the fault's start and end.
+    fates: FateTable | None = None
+    # Each request's phase by client request id, and the checks that read each phase (evidence).
+    request_phases: dict[str, str] = field(default_factory=dict)
+    readers: dict[str, list[str]] = field(default_factory=dict)
 
     def journal(self, file: str = "") -> ExperimentJournal:
         return ExperimentJournal(
             file=file, title=self.spec.title, experiment=self.spec.model_dump(mode="json"),
             fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s,
             fault_planned_end_s=self.fault_planned_end_s, phases=self.phases,
-            timeline=self.timeline, checks=self.checks,
+            timeline=self.timeline, checks=self.checks, fates=self.fates,
         )  # fmt: skip
 
 
@@ -265,6 +273,10 @@ def _run_experiment(
     result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}
     result.checks = [load_check(exp, summarize(run.samples, run.context))]
     result.checks += phase_checks(exp, summaries)
+    result.fates = fate_table(
+        run.samples, run.context.start_s, result.fault_start_s, result.fault_end_s
+    )
+    result.checks += silent_truncation_checks(exp, result.fates)
     if burst is not None:
         write_answers(action.burst_answers, run_dir / "burst-answers.jsonl")
         figures = burst_figures(action.burst_answers)
@@ -275,4 +287,10 @@ def _run_experiment(
     if states is not None:
         result.checks += pending_checks(exp, states, wall_start)
     result.timeline = _timeline(run, result)
+    result.readers = phase_readers(exp, result.checks)
+    result.request_phases = {
+        s.client_request_id: p
+        for s in run.samples
+        if (p := phase_of(s, run.context.start_s, result.fault_start_s, result.fault_end_s))
+    }
     return result

@@ -16,6 +16,10 @@ from typing import IO, Any
 SAMPLE_GLOB = "samples-*.jsonl"
 DONE_GLOB = "done-*.json"
 START_GLOB = "start-*.json"  # {"t0_s": ...}: when a worker's schedule began (for progress)
+# The error_detail of an "incomplete" stream whose body ended cleanly (HTTP-wise) without a finish
+# reason or [DONE]: a silent cut, which a client not reading the SSE counts as a success (a
+# connection dropped mid-body is "incomplete" too, but any HTTP client sees that one fail).
+STREAM_ENDED_SILENTLY = "stream ended without [DONE] or a finish reason"
 
 
 @dataclass
@@ -49,6 +53,9 @@ class Sample:
     x_cache: str | None = None
     x_served_by: str | None = None
     x_request_id: str | None = None
+    # The Retry-After header of an error answer (429/503), as sent; None: not given (or a sample
+    # written before it was recorded).
+    retry_after: str | None = None
     client_request_id: str = ""
     # 1 when a pooled connection turned out closed and the request went again on a new one.
     retries: int = 0

@@ -3,16 +3,18 @@
 Evidence: every failed, degraded or fallback request of the load step or an experiment (up to
 `EVIDENCE_CAP` each) with its lines from each layer, read from the store by request id and
 attached to the first check of that step that did not pass (or to its first check when all
-passed).
+passed). An experiment's requests are placed by phase: each names its phase and the checks that
+read it, and goes under the first of those that did not pass (else the first of them).
 The checks are judged in `harness/verdict/logs.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.data.samples import Sample, read_samples
+from harness.measure.fates import request_id
 from harness.observe.logs import LogLine, LogStore, RequestEvidence, time_filter
 from harness.probes.logs import send_error_requests
 from harness.probes.pii import SENT
@@ -42,10 +44,6 @@ def samples_under(root: Path) -> list[Sample]:
     return out
 
 
-def request_id(s: Sample) -> str:
-    return s.x_request_id or s.client_request_id
-
-
 def what_went_wrong(s: Sample) -> str | None:
     """Why a request is evidence: failed, degraded or answered by the fallback pool."""
     if s.error is not None:
@@ -58,8 +56,14 @@ def what_went_wrong(s: Sample) -> str | None:
 
 
 def collect_evidence(
-    store: LogStore, samples: Sequence[Sample], cap: int = EVIDENCE_CAP
+    store: LogStore,
+    samples: Sequence[Sample],
+    cap: int = EVIDENCE_CAP,
+    phases: Mapping[str, str] | None = None,
+    readers: Mapping[str, Sequence[str]] | None = None,
 ) -> list[RequestEvidence]:
+    """`phases`: an experiment's phase of each request by client request id; `readers`: the
+    checks that read each phase's requests."""
     picked = [(s, why) for s in samples if (why := what_went_wrong(s)) is not None][:cap]
     if not picked:
         return []
@@ -70,6 +74,8 @@ def collect_evidence(
             request_id=request_id(s), status=s.status, outcome=why,
             lines=sorted(lines.get(request_id(s), [])
                          + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S), key=_when),
+            phase=(phase := (phases or {}).get(s.client_request_id)),
+            checks=list((readers or {}).get(phase or "", [])),
         )
         for s, why in picked
     ]  # fmt: skip
@@ -82,12 +88,14 @@ def _when(line: LogLine) -> str:
 
 
 def attach(evidence: list[RequestEvidence], checks: Sequence[CheckResult]) -> None:
-    """Under the step's first check that did not pass (once: a report shows it there); under
-    its first check when every one passed."""
-    if not evidence or not checks:
+    """Each request once, under the first check that read it and did not pass, else the first
+    that read it (a request naming no check was read by all of the step's checks)."""
+    if not checks:
         return
-    failing = [c for c in checks if c.outcome not in ("pass", "skipped")]
-    (failing or list(checks))[0].evidence = evidence
+    for ev in evidence:
+        readers = [c for c in checks if c.name in ev.checks] or list(checks)
+        failing = [c for c in readers if c.outcome not in ("pass", "skipped")]
+        (failing or readers)[0].evidence.append(ev)
 
 
 def error_answers(samples: Sequence[Sample], source: str) -> list[ErrorAnswer]:

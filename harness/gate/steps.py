@@ -10,7 +10,7 @@ probes, the load step's validity check and the chaos runner still decide some of
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -374,7 +374,8 @@ def run_experiments(
             if stack.endpoints.logs is not None:
                 add_evidence(LogStore(stack.endpoints.logs),
                              samples_under(out_dir / f"experiment-{i}"), checks,
-                             exp.spec.title, bus.note)  # fmt: skip
+                             exp.spec.title, bus.note, result.request_phases,
+                             result.readers)  # fmt: skip
         for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
@@ -401,11 +402,18 @@ def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
 
 
 def add_evidence(
-    store: LogStore, samples: list[Sample], checks: list[CheckResult], step: str, note: Progress
+    store: LogStore,
+    samples: list[Sample],
+    checks: list[CheckResult],
+    step: str,
+    note: Progress,
+    phases: Mapping[str, str] | None = None,
+    readers: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """A step's failed, degraded and fallback requests with their log lines, under its checks."""
+    """A step's failed, degraded and fallback requests with their log lines, under its checks
+    (an experiment's under the checks of their phase)."""
     try:
-        attach(collect_evidence(store, samples), checks)
+        attach(collect_evidence(store, samples, phases=phases, readers=readers), checks)
     except Exception as exc:  # evidence is a help, not a verdict: say why it is missing
         if not is_stack_side(exc):
             raise

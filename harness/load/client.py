@@ -24,7 +24,7 @@ from geventhttpclient.response import HTTPParseError, HTTPResponse
 
 from harness import wire
 from harness.clients.sse import StreamInterpreter
-from harness.data.samples import Sample
+from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
 from harness.load import clock
 from harness.load.workload import RequestPlan
 from harness.wire import Wire
@@ -264,6 +264,8 @@ class LLMClient:
             s.x_cache = resp.header(self.names.cache.lower()) or None
             s.x_served_by = resp.header(self.names.served_by.lower()) or None
             s.x_request_id = resp.header(self.names.request_id.lower()) or None
+            if status >= 400:
+                s.retry_after = resp.header("retry-after") or None
         if failure is None and status < 400 and not resp.stream:
             try:
                 interp.message(json.loads(bytes(resp.body)), end)
@@ -278,7 +280,7 @@ class LLMClient:
         elif interp.error is not None:
             s.error, s.error_detail = interp.error, interp.error_detail
         elif resp.stream and not interp.complete():
-            s.error, s.error_detail = "incomplete", "stream ended without [DONE] or a finish reason"
+            s.error, s.error_detail = "incomplete", STREAM_ENDED_SILENTLY
         if interp.first_text_s is not None:
             s.ttft_ms = (interp.first_text_s - sent) * 1000.0
         s.token_gaps_ms = [round(g, 3) for g in interp.gaps_ms]

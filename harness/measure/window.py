@@ -25,6 +25,16 @@ def _window_context(ctx: RunContext, start_s: float, end_s: float) -> RunContext
     )
 
 
+def phase_of(s: Sample, run_start_s: float, fault_start_s: float, fault_end_s: float) -> str | None:
+    """The fault phase a request belongs to (see `phases`); None: meant before the run began."""
+    meant = s.meant_s
+    if meant >= fault_end_s:
+        return "after"
+    if meant < fault_start_s and s.done_s < fault_start_s:
+        return "before"
+    return "during" if meant >= run_start_s else None
+
+
 def phases(
     samples: Sequence[Sample], ctx: RunContext, fault_start_s: float, fault_end_s: float
 ) -> dict[str, LoadSummary]:
@@ -36,13 +46,8 @@ def phases(
     run_end = ctx.start_s + ctx.duration_s
     split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
     for s in samples:
-        meant = s.meant_s
-        if meant >= fault_end_s:
-            split["after"].append(s)
-        elif meant < fault_start_s and s.done_s < fault_start_s:
-            split["before"].append(s)
-        elif meant >= ctx.start_s:
-            split["during"].append(s)
+        if (phase := phase_of(s, ctx.start_s, fault_start_s, fault_end_s)) is not None:
+            split[phase].append(s)
     bounds = {
         "before": (ctx.start_s, fault_start_s),
         "during": (fault_start_s, fault_end_s),

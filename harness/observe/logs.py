@@ -44,6 +44,10 @@ class RequestEvidence(BaseModel):
     status: int
     outcome: str  # "error: timeout", "served by fallback", "degraded", "status 502", ...
     lines: list[LogLine] = Field(default_factory=list)
+    # An experiment's request: its phase (before / during / after the fault) and the checks that
+    # read it. None and []: a load step's request (read by all its checks), or an older report.
+    phase: str | None = None
+    checks: list[str] = Field(default_factory=list)
 
     @property
     def layers(self) -> list[str]:

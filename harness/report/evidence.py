@@ -1,5 +1,6 @@
 """A check's evidence in the reports: each traced request with its lines from each layer (HTML),
-and one row per request (Markdown summary)."""
+and one row per request (Markdown summary); an experiment's request with its phase and the checks
+that read it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ from collections.abc import Iterator, Sequence
 from harness.observe.logs import LogLine, RequestEvidence
 from harness.verdict.checks import CheckResult
 
-EVIDENCE_COLUMNS = ("check", "request id", "what happened", "log lines")
+EVIDENCE_COLUMNS = ("phase", "request id", "what happened", "checks that read it", "log lines")
 
 # Shown first on each line, in this order; the rest follow by name.
 _LEADING = ("status", "error", "served_by", "fallback_reason", "upstream", "upstream_status",
             "request_time", "latency_ms", "exception_type", "_msg", "msg")  # fmt: skip
 _HIDDEN = frozenset({"request_id", "client_request_id", "ts", "logger", "level", "replica"})
+
+
+def read_by(names: Sequence[str]) -> str:
+    """The checks that read a request: the first name in full, the experiment's title left off
+    the others that share it."""
+    if not names:
+        return ""
+    title = names[0].split(": ", 1)[0] + ": "
+    rest = [n.removeprefix(title) for n in names[1:]]
+    return "; ".join([names[0], *rest])
 
 
 def _line(line: LogLine) -> str:
@@ -38,9 +49,12 @@ def render_evidence(evidence: list[RequestEvidence]) -> str:
     for ev in evidence:
         layers = ", ".join(ev.layers) or "no line in the log store"
         rows = "".join(_line(x) for x in ev.lines)
+        placed = f" &middot; {e(ev.phase)} the fault" if ev.phase else ""
+        if ev.checks:
+            placed += f" &middot; read by {e(read_by(ev.checks))}"
         parts.append(
             f"<details><summary><code>{e(ev.request_id)}</code> &middot; {e(ev.outcome)}"
-            f" &middot; {len(ev.lines)} lines ({e(layers)})</summary>"
+            f" &middot; {len(ev.lines)} lines ({e(layers)}){placed}</summary>"
             f"<table class=evidence>{rows}</table></details>"
         )
     return (
@@ -51,9 +65,17 @@ def render_evidence(evidence: list[RequestEvidence]) -> str:
     )
 
 
-def evidence_rows(checks: Sequence[CheckResult]) -> Iterator[tuple[str, str, str, str]]:
+def evidence_rows(checks: Sequence[CheckResult]) -> Iterator[tuple[str, str, str, str, str]]:
+    """One row per request; a load step's (no phase) names the check it sits under."""
     for c in checks:
         for ev in c.evidence:
             layers = ", ".join(f"{n} {layer}" for layer in ev.layers
                                if (n := sum(x.layer == layer for x in ev.lines)))  # fmt: skip
-            yield c.name, ev.request_id, ev.outcome, layers or "none in the log store"
+            readers = read_by(ev.checks) or c.name
+            yield (
+                ev.phase or "-",
+                ev.request_id,
+                ev.outcome,
+                readers,
+                layers or "none in the log store",
+            )

@@ -1,5 +1,6 @@
 """What a person reads of a chaos experiment: a timeline of how each second's requests ended,
-with the fault window and the alert notifications on it, and one row per phase."""
+with the fault window and the alert notifications on it, one row per phase, and the fate of its
+requests per phase."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from harness.measure.fates import FATES
 from harness.report.experiment_journal import AlertMark, ExperimentJournal
 
 # Outcome -> colour; the order is the stacking order, bottom up.
@@ -123,6 +125,33 @@ def phase_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
             phase, str(counts.total), _share(counts.error_rate), _share(served.primary_share),
             _share(served.fallback_share), _share(served.degraded_share), _ms(e2e.p95),
         ))  # fmt: skip
+    return rows
+
+
+FATE_COLUMNS = ("requests", "total", *FATES)
+_FATE_GROUPS = {
+    "before": "before the fault",
+    "during": "during",
+    "after": "after",
+    "in_flight_at_start": "in flight when it started",
+    "in_flight_at_end": "in flight when it ended",
+    "all": "all",
+}
+
+
+def fate_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
+    """One row per group of requests (each phase, those in flight at the fault's start and end,
+    all), cells as FATE_COLUMNS; none for a journal written before fates were kept."""
+    if experiment.fates is None:
+        return []
+    rows: list[tuple[str, ...]] = []
+    for group, label in _FATE_GROUPS.items():
+        counts = experiment.fates.group(group)
+        cells = [str(counts.counts.get(f, 0)) for f in FATES]
+        refused = counts.counts.get("refused", 0)
+        if refused:
+            cells[FATES.index("refused")] += f" ({counts.refused_with_retry_after} Retry-After)"
+        rows.append((label, str(counts.requests), *cells))
     return rows
 
 

@@ -1,6 +1,7 @@
 """The journal of one chaos experiment as the report keeps it: the experiment as written, when
-the fault began and ended, each phase's summary, the per-second outcomes with the alert
-notifications, and the checks. Stored output: lenient, so older reports still load."""
+the fault began and ended, each phase's summary, the fate of its requests per phase, the
+per-second outcomes with the alert notifications, and the checks. Stored output: lenient, so
+older reports still load."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.measure.fates import FateTable
 from harness.measure.summary import LoadSummary
 from harness.verdict.checks import CheckResult
 
@@ -45,3 +47,5 @@ class ExperimentJournal(BaseModel):
     phases: dict[str, LoadSummary] = Field(default_factory=dict)
     timeline: Timeline = Timeline()
     checks: list[CheckResult] = Field(default_factory=list)
+    # What became of each request (harness/measure/fates.py); None in reports before it was kept.
+    fates: FateTable | None = None

@@ -244,6 +244,9 @@ class Expectations(Strict):
     during: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     alerts: tuple[AlertExpectation, ...] = ()
+    # No stream may end without a finish reason or [DONE] (a client would count it a success):
+    # judged on every request of the experiment; false only to tell a story that expects it.
+    no_silent_truncation: bool = True
 
     @field_validator("before", "during", "after")
     @classmethod

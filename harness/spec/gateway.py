@@ -94,6 +94,14 @@ class LoggingSettings(Strict):
     debug_requests: bool = False
 
 
+class PlantedDefects(Strict):
+    """Defects planted for tests only, each to see a gate check fail; never for a real stack."""
+
+    # When the upstream stream breaks off mid-answer, end the client's stream cleanly with
+    # neither an error event nor [DONE] (a silent truncation; chaos checks must fail it).
+    defect_close_stream_silently: bool = False
+
+
 class GatewaySettings(Strict):
     auth: AuthSettings = AuthSettings()
     validation: ValidationSettings = ValidationSettings()
@@ -105,6 +113,7 @@ class GatewaySettings(Strict):
     routing: RoutingSettings = RoutingSettings()
     cost: CostSettings = CostSettings()
     logging: LoggingSettings = LoggingSettings()
+    planted_defects: PlantedDefects = PlantedDefects()
 
 
 class GatewayRuntimeConfig(Strict):

@@ -1,18 +1,19 @@
 """A chaos experiment's checks: each phase's expectations on the requests meant for it, the
-experiment's own load keeping its schedule, the alerts expected notified (firing, resolved) and
-pending seen so in time. The runner (`harness/chaos/runner.py`) measures; these judge what it
-measured."""
+experiment's own load keeping its schedule, no stream cut off silently, the alerts expected
+notified (firing, resolved) and pending seen so in time. The runner (`harness/chaos/runner.py`)
+measures; these judge what it measured."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.measure.fates import FateTable
 from harness.measure.summary import LoadSummary
 from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.slo import parse_slo
-from harness.verdict.checks import CheckResult
+from harness.verdict.checks import CheckResult, Outcome
 from harness.verdict.slo import judge_estimate, judge_share
 
 # Fewer requests than this meant for a phase prove nothing about it.
@@ -31,7 +32,7 @@ def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list
         summary = summaries.get(phase)
         n = summary.counts.total if summary is not None else 0
         for expr in exprs:
-            name = f"{exp.title}: {phase} the fault, {expr}"
+            name = phase_check_name(exp, phase, expr)
             if summary is None or n < MIN_PHASE_REQUESTS:
                 checks.append(CheckResult(
                     name=name, category="chaos", outcome="fail",
@@ -177,3 +178,55 @@ def alert_checks(
                 )
             )
     return checks
+
+
+def phase_check_name(exp: ExperimentSpec, phase: str, expr: str) -> str:
+    return f"{exp.title}: {phase} the fault, {expr}"
+
+
+# Checks of an experiment that read every request of its load, whatever its phase.
+_WHOLE_LOAD = (
+    "load kept its schedule",
+    "no stream cut off silently",
+    "the load's own key not refused",
+)
+
+
+def phase_readers(exp: ExperimentSpec, checks: list[CheckResult]) -> dict[str, list[str]]:
+    """Per phase, the names of the checks (of `checks`) that read its requests: its own
+    expectations, then those of the whole load."""
+    present = {c.name for c in checks}
+    wanted = {"before": exp.expect.before, "during": exp.expect.during, "after": exp.expect.after}
+    out = {}
+    for phase, exprs in wanted.items():
+        names = [phase_check_name(exp, phase, e) for e in exprs]
+        names += [f"{exp.title}: {w}" for w in _WHOLE_LOAD]
+        out[phase] = [n for n in dict.fromkeys(names) if n in present]
+    return out
+
+
+def silent_truncation_checks(exp: ExperimentSpec, fates: FateTable) -> list[CheckResult]:
+    """A stream that ended without a finish reason or [DONE] is a failure its client cannot see:
+    any one fails (a count, nothing to sample). On by default; an experiment may opt out."""
+    if not exp.expect.no_silent_truncation:
+        return []
+    every = fates.group("all")
+    cut = every.counts.get("cut_silently", 0)
+    name = f"{exp.title}: no stream cut off silently"
+    measured: dict[str, float | int | str | None] = {
+        "silent_truncations": cut,
+        "requests": every.requests,
+    }
+    reason = f"{cut} of {every.requests} requests cut off silently"
+    if cut:
+        ids = ", ".join(every.ids.get("cut_silently", []))
+        reason += (
+            " (the stream ended cleanly with no finish reason, [DONE] or error event: a client "
+            f"counts it a success), e.g. {ids}"
+        )
+    outcome: Outcome = "fail" if cut else "pass"
+    return [
+        CheckResult(
+            name=name, category="chaos", outcome=outcome, reasons=[reason], measured=measured
+        )
+    ]

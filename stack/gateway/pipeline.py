@@ -433,6 +433,8 @@ class Gateway:
                     outcome.log.set(error=f"stream_broken:{type(e).__name__}")
                     for chunk in filt.finish():
                         yield chunk
+                    if s.planted_defects.defect_close_stream_silently:
+                        return  # the planted defect: no error event, no [DONE]
                     yield encode_event(
                         error_body("upstream stream broke off", "upstream_error", "stream_broken")
                     )

@@ -102,6 +102,13 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path, group:
         incomplete = sum(counts["by_kind"].get(k, 0) for k in ("incomplete", "stream_error",
                                                                  "timeout"))  # fmt: skip
         assert incomplete >= 0.6 * counts["total"], name
+    if "stream-cut.yaml" in journals:
+        # The gateway ends each broken stream with an error event: seen, never a silent cut.
+        fates = journals["stream-cut.yaml"]["fates"]["groups"]
+        assert fates["during"]["counts"]["error_in_stream"] > 0, fates
+        assert fates["all"]["counts"]["cut_silently"] == 0, fates
+        cut = _named_checks(journals["stream-cut.yaml"])["no stream cut off silently"]
+        assert cut["outcome"] == "pass", cut
     if "token-trickle.yaml" in journals:
         # The trickle is seen in the inter-token latency, not hidden in the first token.
         assert during("token-trickle.yaml")["latency"]["itl_ms"]["p50"] > 100
@@ -120,9 +127,34 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path, group:
         assert after["served"]["counts"].get("primary", 0) > 0
 
 
-def _burst_checks(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
-    journal = report["experiments"][0]
+def _named_checks(journal: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    """An experiment's checks by name without the experiment's title."""
     return {c["name"].split(": ", 1)[1]: c for c in journal["checks"]}
+
+
+def _burst_checks(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return _named_checks(report["experiments"][0])
+
+
+def test_a_gateway_closing_broken_streams_silently_fails_the_experiment(tmp_path: Path) -> None:
+    """The planted defect: when its upstream breaks off mid-stream, the gateway ends the stream
+    cleanly, with neither an error event nor [DONE]. A client reading only HTTP sees a success;
+    the experiment's default expectation fails it, naming the requests."""
+    spec = yaml.safe_load(SIM_CHAOS_STACK.read_text())
+    spec["gateway"]["settings"]["planted_defects"] = {"defect_close_stream_silently": True}
+    silent = tmp_path / "silent-stack.yaml"
+    silent.write_text(yaml.safe_dump(spec))
+    r, report = run_chaos(tmp_path, "stream-cut.yaml", stack=silent)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    journal = report["experiments"][0]
+    cut = _named_checks(journal)["no stream cut off silently"]
+    assert cut["outcome"] == "fail", cut
+    assert cut["measured"]["silent_truncations"] > 0
+    assert "cut off silently" in cut["reasons"][0] and "e.g. " in cut["reasons"][0]
+    fates = journal["fates"]["groups"]
+    assert fates["during"]["counts"]["cut_silently"] > 0, fates
+    assert fates["during"]["counts"]["error_in_stream"] == 0, fates
+    assert "no stream cut off silently" in r.stdout
 
 
 def test_a_burst_over_the_rate_limit_is_refused_on_its_key_alone(tmp_path: Path) -> None:

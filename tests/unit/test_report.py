@@ -122,6 +122,73 @@ def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
     md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
     assert md.startswith("# Chaos run: PASSED") and "## Experiment: pools down" in md
     assert "| during | 2 | 100% | 0% | 0% | 100% | - |" in md
+    # A journal written before fates were kept shows no fate table.
+    assert "the fate of each request" not in md and "The fate of each request" not in page
+
+
+def test_experiment_section_counts_the_fate_of_each_request() -> None:
+    from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
+    from harness.measure.fates import fate_table
+    from harness.report.experiment_figures import FATE_COLUMNS, fate_rows
+    from harness.report.experiment_journal import ExperimentJournal
+    from harness.report.render_text import render_markdown
+
+    def sample(i: int, **kw: object) -> Sample:
+        base: dict[str, object] = dict(
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id="p",
+            repeated=False,
+            intended_s=float(i),
+            sent_s=float(i),
+            e2e_ms=1500.0,
+            status=200,
+            x_served_by="primary",
+        )
+        return Sample(**{**base, **kw})  # type: ignore[arg-type]
+
+    samples = [
+        sample(0),
+        sample(1, error="incomplete", error_detail=STREAM_ENDED_SILENTLY),
+        sample(2, status=429, error="http", retry_after="1"),
+        sample(3, status=429, error="http"),
+        sample(5, x_served_by="fallback"),
+    ]
+    fates = fate_table(samples, 0.0, 2.0, 4.0)
+    experiment = ExperimentJournal(title="cut", fates=fates)
+    again = ExperimentJournal.model_validate_json(experiment.model_dump_json())
+    assert again.fates == fates
+    rows = fate_rows(again)
+    assert FATE_COLUMNS == (
+        "requests",
+        "total",
+        "completed",
+        "failed_over",
+        "error_in_stream",
+        "cut_silently",
+        "refused",
+        "hung",
+        "failed",
+    )
+    assert [r[0] for r in rows] == [
+        "before the fault",
+        "during",
+        "after",
+        "in flight when it started",
+        "in flight when it ended",
+        "all",
+    ]
+    # Sent at 1 s, done at 2.5 s: in flight when the fault began, counted in "during".
+    assert rows[1] == ("during", "3", "0", "0", "0", "1", "2 (1 Retry-After)", "0", "0")
+    assert rows[3] == ("in flight when it started", "1", "0", "0", "0", "1", "0", "0", "0")
+    assert rows[5][:3] == ("all", "5", "1")
+    md = render_markdown(RunReport(name="chaos", outcome="failed", experiments=[experiment]))
+    assert "## Experiment: cut: the fate of each request" in md
+    assert "| during | 3 | 0 | 0 | 0 | 1 | 2 (1 Retry-After) | 0 | 0 |" in md
+    page = render_html(RunReport(name="chaos", outcome="failed", experiments=[experiment]))
+    assert "<p>The fate of each request</p>" in page and "<th>cut_silently</th>" in page
 
 
 def test_the_checklist_says_what_each_item_rests_on() -> None:

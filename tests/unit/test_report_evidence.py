@@ -45,4 +45,24 @@ def test_html_shows_each_request_and_its_lines_under_the_failed_check() -> None:
 def test_the_summary_lists_each_traced_request_with_its_layers() -> None:
     md = render_markdown(_report())
     assert "## Failed, degraded and fallback requests (lines in report.html)" in md
-    assert "| SLO ttft_p95_ms<=500 | load-0-7 | status 503 | 1 gateway, 1 nginx |" in md
+    # A load step's request has no phase; the check it sits under read it.
+    assert "| - | load-0-7 | status 503 | SLO ttft_p95_ms<=500 | 1 gateway, 1 nginx |" in md
+
+
+def test_an_experiments_request_names_its_phase_and_the_checks_that_read_it() -> None:
+    reading = ["x: during the fault, fallback_share>=0.9", "x: load kept its schedule"]
+    ev = EVIDENCE.model_copy(update={"phase": "during", "checks": reading})
+    check = CheckResult(name=reading[0], category="chaos", outcome="pass", evidence=[ev])
+    report = RunReport(checks=[check], outcome="passed")
+    md = render_markdown(report)
+    assert (
+        "| during | load-0-7 | status 503 | x: during the fault, fallback_share>=0.9; load "
+        "kept its schedule | 1 gateway, 1 nginx |"
+    ) in md
+    page = render_html(report)
+    assert (
+        "2 lines (gateway, nginx) &middot; during the fault &middot; read by x: during the "
+        "fault, fallback_share&gt;=0.9; load kept its schedule</summary>"
+    ) in page
+    again = RunReport.model_validate_json(report.model_dump_json())
+    assert again.checks[0].evidence[0].phase == "during"

@@ -110,3 +110,39 @@ def test_evidence_lines_order_by_time_whatever_the_fraction_digits() -> None:
     times = ["2026-11-30T15:29:50.71Z", "2026-11-30T15:29:50.7Z", "2026-11-30T15:29:43.297931Z"]
     lines = [LogLine(time=t, layer="model") for t in times]
     assert [x.time for x in sorted(lines, key=_when)] == [times[2], times[1], times[0]]
+
+
+def test_an_experiments_evidence_goes_under_a_check_of_its_own_phase() -> None:
+    """A fallback answer of the fault goes under a check that read the fault's requests, not
+    under the experiment's first check; it names its phase and every check that read it."""
+    from harness.gate.logs_step import attach
+    from harness.observe.logs import RequestEvidence
+    from harness.verdict.checks import CheckResult
+
+    names = (
+        "x: before the fault, primary_share>=0.8",
+        "x: during the fault, fallback_share>=0.9",
+        "x: during the fault, error_rate<=0.01",
+        "x: load kept its schedule",
+    )
+    outcomes = ("pass", "pass", "fail", "pass")
+    checks = [
+        CheckResult(name=n, category="chaos", outcome=o)
+        for n, o in zip(names, outcomes, strict=True)
+    ]
+    during = RequestEvidence(
+        request_id="r-1",
+        status=200,
+        outcome="served by the fallback pool",
+        phase="during",
+        checks=[names[1], names[2], names[3]],
+    )
+    before = RequestEvidence(
+        request_id="r-0",
+        status=200,
+        outcome="served by the fallback pool",
+        phase="before",
+        checks=[names[0], names[3]],
+    )
+    attach([before, during], checks)
+    assert [[e.request_id for e in c.evidence] for c in checks] == [["r-0"], [], ["r-1"], []]
