@@ -17,6 +17,7 @@ from harness.faults.burst import BurstPlan, burst_figures, plan_burst, write_ans
 from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
+from harness.measure.recovery import Recovery, recovery
 from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phases
@@ -34,6 +35,7 @@ from harness.verdict.chaos import (
     load_check,
     pending_checks,
     phase_checks,
+    recovery_checks,
 )
 from harness.verdict.checks import CheckResult
 
@@ -51,6 +53,7 @@ class ExperimentResult:
     phases: dict[str, LoadSummary] = field(default_factory=dict)
     # Seconds since the load started: the fault window, alert notifications, outcomes per second.
     timeline: Timeline = field(default_factory=Timeline)
+    recovery: Recovery | None = None
 
     def journal(self, file: str = "") -> ExperimentJournal:
         return ExperimentJournal(
@@ -58,6 +61,7 @@ class ExperimentResult:
             fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s,
             fault_planned_end_s=self.fault_planned_end_s, phases=self.phases,
             timeline=self.timeline, checks=self.checks,
+            recovery=self.recovery,
         )  # fmt: skip
 
 
@@ -252,6 +256,15 @@ def _run_experiment(
     result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}
     result.checks = [load_check(exp, summarize(run.samples, run.context))]
     result.checks += phase_checks(exp, summaries)
+    ctx = run.context
+    result.recovery = recovery(
+        run.samples,
+        ctx.start_s,
+        ctx.start_s + ctx.duration_s,
+        result.fault_start_s,
+        result.fault_end_s,
+    )
+    result.checks += recovery_checks(exp, result.recovery)
     if burst is not None:
         write_answers(action.burst_answers, run_dir / "burst-answers.jsonl")
         figures = burst_figures(action.burst_answers)

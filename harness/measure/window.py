@@ -25,6 +25,22 @@ def _window_context(ctx: RunContext, start_s: float, end_s: float) -> RunContext
     )
 
 
+def split_phases(
+    samples: Sequence[Sample], run_start_s: float, fault_start_s: float, fault_end_s: float
+) -> dict[str, list[Sample]]:
+    """The requests of before / during / after a fault (see `phases`)."""
+    split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
+    for s in samples:
+        meant = s.meant_s
+        if meant >= fault_end_s:
+            split["after"].append(s)
+        elif meant < fault_start_s and s.done_s < fault_start_s:
+            split["before"].append(s)
+        elif meant >= run_start_s:
+            split["during"].append(s)
+    return split
+
+
 def phases(
     samples: Sequence[Sample], ctx: RunContext, fault_start_s: float, fault_end_s: float
 ) -> dict[str, LoadSummary]:
@@ -34,15 +50,7 @@ def phases(
     before the fault ended (sent into it, or in flight when it began); after: meant after it.
     """
     run_end = ctx.start_s + ctx.duration_s
-    split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
-    for s in samples:
-        meant = s.meant_s
-        if meant >= fault_end_s:
-            split["after"].append(s)
-        elif meant < fault_start_s and s.done_s < fault_start_s:
-            split["before"].append(s)
-        elif meant >= ctx.start_s:
-            split["during"].append(s)
+    split = split_phases(samples, ctx.start_s, fault_start_s, fault_end_s)
     bounds = {
         "before": (ctx.start_s, fault_start_s),
         "during": (fault_start_s, fault_end_s),

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.measure.recovery import Recovery
 from harness.measure.summary import LoadSummary
 from harness.verdict.checks import CheckResult
 
@@ -45,3 +46,5 @@ class ExperimentJournal(BaseModel):
     phases: dict[str, LoadSummary] = Field(default_factory=dict)
     timeline: Timeline = Timeline()
     checks: list[CheckResult] = Field(default_factory=list)
+    # Time to fail over and to recover, goodput lost (None: a report from before they were kept).
+    recovery: Recovery | None = None

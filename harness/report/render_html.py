@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 
 from harness.load.report import LoadReport
 from harness.report.evidence import render_evidence
-from harness.report.experiment_figures import PHASE_COLUMNS, experiment_figure, phase_rows
+from harness.report.experiment_figures import (
+    PHASE_COLUMNS,
+    RECOVERY_COLUMNS,
+    experiment_figure,
+    phase_rows,
+    recovery_rows,
+)
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
@@ -141,6 +147,7 @@ def _experiments(report: RunReport) -> str:
             f"<p class=meta>{e(exp.file)}</p>"
             + (f"<div class=chart>{figure}</div>" if figure else "")
             + _table(PHASE_COLUMNS, phase_rows(exp))
+            + _table(RECOVERY_COLUMNS, recovery_rows(exp))
         )
     return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
 

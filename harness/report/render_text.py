@@ -6,7 +6,12 @@ from collections.abc import Iterable, Sequence
 from xml.etree import ElementTree as ET
 
 from harness.report.evidence import EVIDENCE_COLUMNS, evidence_rows
-from harness.report.experiment_figures import PHASE_COLUMNS, phase_rows
+from harness.report.experiment_figures import (
+    PHASE_COLUMNS,
+    RECOVERY_COLUMNS,
+    phase_rows,
+    recovery_rows,
+)
 from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
@@ -75,6 +80,8 @@ def render_markdown(report: RunReport) -> str:
         rows = phase_rows(exp)
         if rows:
             lines += _section(f"Experiment: {exp.title}", PHASE_COLUMNS, rows)
+        if recovery := recovery_rows(exp):
+            lines += _section(f"Recovery: {exp.title}", RECOVERY_COLUMNS, recovery)
     if report.history:
         lines += _section("History (newest first)", HISTORY_COLUMNS, history_rows(report.history))
     return "\n".join(lines) + "\n"
