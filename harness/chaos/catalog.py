@@ -39,6 +39,10 @@ def describe(path: Path, exp: ExperimentSpec) -> list[str]:
                     if a.resolves_within_s is not None else "")  # fmt: skip
         lines.append(f"  alert:  {a.alert} fires within {a.fires_within_s:g}s of the fault's "
                      f"start{resolves}")  # fmt: skip
+    if (within := exp.expect.recovers_within_s) is not None:
+        lines.append(f"  recovery: back to the steady state within {within:g}s of the fault's end")
+    if (lost := exp.expect.max_goodput_lost) is not None:
+        lines.append(f"  goodput: at most {lost:.0%} lost during and after the fault")
     if exp.live_rules is not None:
         lines.append(f"  rules:  live copies, {exp.live_rules.window} windows, "
                      f"held {exp.live_rules.hold}")  # fmt: skip

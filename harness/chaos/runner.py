@@ -19,6 +19,7 @@ from harness.faults.inject import FaultAction, check_targets
 from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
 from harness.measure.fates import FateTable, fate_table
+from harness.measure.recovery import Recovery, recovery
 from harness.measure.summary import LoadSummary, summarize
 from harness.measure.timeseries import outcomes_per_second
 from harness.measure.window import phase_of, phases
@@ -38,6 +39,7 @@ from harness.verdict.chaos import (
     pending_checks,
     phase_checks,
     phase_readers,
+    recovery_checks,
     silent_truncation_checks,
 )
 from harness.verdict.checks import CheckResult
@@ -64,6 +66,7 @@ class ExperimentResult:
     # Each request's phase by client request id, and the checks that read each phase (evidence).
     request_phases: dict[str, str] = field(default_factory=dict)
     readers: dict[str, list[str]] = field(default_factory=dict)
+    recovery: Recovery | None = None
 
     def journal(self, file: str = "") -> ExperimentJournal:
         return ExperimentJournal(
@@ -71,6 +74,7 @@ class ExperimentResult:
             fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s,
             fault_planned_end_s=self.fault_planned_end_s, phases=self.phases,
             timeline=self.timeline, checks=self.checks, fates=self.fates,
+            recovery=self.recovery,
         )  # fmt: skip
 
 
@@ -277,6 +281,15 @@ def _run_experiment(
         run.samples, run.context.start_s, result.fault_start_s, result.fault_end_s
     )
     result.checks += silent_truncation_checks(exp, result.fates)
+    ctx = run.context
+    result.recovery = recovery(
+        run.samples,
+        ctx.start_s,
+        ctx.start_s + ctx.duration_s,
+        result.fault_start_s,
+        result.fault_end_s,
+    )
+    result.checks += recovery_checks(exp, result.recovery)
     if burst is not None:
         write_answers(action.burst_answers, run_dir / "burst-answers.jsonl")
         figures = burst_figures(action.burst_answers)

@@ -35,6 +35,17 @@ def phase_of(s: Sample, run_start_s: float, fault_start_s: float, fault_end_s: f
     return "during" if meant >= run_start_s else None
 
 
+def split_phases(
+    samples: Sequence[Sample], run_start_s: float, fault_start_s: float, fault_end_s: float
+) -> dict[str, list[Sample]]:
+    """The requests of before / during / after a fault (see `phases`)."""
+    split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
+    for s in samples:
+        if (phase := phase_of(s, run_start_s, fault_start_s, fault_end_s)) is not None:
+            split[phase].append(s)
+    return split
+
+
 def phases(
     samples: Sequence[Sample], ctx: RunContext, fault_start_s: float, fault_end_s: float
 ) -> dict[str, LoadSummary]:
@@ -44,10 +55,7 @@ def phases(
     before the fault ended (sent into it, or in flight when it began); after: meant after it.
     """
     run_end = ctx.start_s + ctx.duration_s
-    split: dict[str, list[Sample]] = {"before": [], "during": [], "after": []}
-    for s in samples:
-        if (phase := phase_of(s, ctx.start_s, fault_start_s, fault_end_s)) is not None:
-            split[phase].append(s)
+    split = split_phases(samples, ctx.start_s, fault_start_s, fault_end_s)
     bounds = {
         "before": (ctx.start_s, fault_start_s),
         "during": (fault_start_s, fault_end_s),

@@ -155,6 +155,64 @@ def fate_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
     return rows
 
 
+RECOVERY_COLUMNS = ("figure", "value", "measured on")
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f} s"
+
+
+def recovery_rows(experiment: ExperimentJournal) -> list[tuple[str, str, str]]:
+    """Time to fail over, time to recover and goodput lost, each with what it was measured on
+    (docs/chaos.md, "Recovery figures"); no rows for a report from before they were kept."""
+    r = experiment.recovery
+    if r is None:
+        return []
+    failover = _s(r.failover_s) if r.failover_s is not None else "none"
+    if not r.served_by_seen:
+        failover = "- (no X-Served-By header)"
+    rows = [("time to fail over", failover, "fault start to the first fallback or degraded answer")]
+    steady = r.steady
+    if steady is None:
+        rows += [("time to recover", "-", r.reason), ("goodput lost", "-", r.reason)]
+        return rows
+    condition = (
+        f"no error, first answer within {steady.bound_ms:,.0f} ms; at most "
+        f"{steady.allowed_misses} misses in any {r.window} requests"
+    )
+    if r.recover_s is None:
+        recover = f"not recovered within the {r.observed_s:.0f} s observed"
+        on = f"{r.after_requests} requests after the fault; {condition}"
+    else:
+        upper = r.recovered_miss_rate_upper
+        recover = _s(r.recover_s)
+        on = (
+            f"{r.recovered_requests} requests from then to the end, {r.recovered_misses} "
+            f"missing"
+            + ("" if upper is None else f" (miss rate <= {_share(upper)} at 95%)")
+            + f"; {condition}"
+        )
+    lost = (
+        "-" if r.goodput_lost is None else f"{r.goodput_lost:.1f} ({_share(r.goodput_lost_share)})"
+    )
+    rows += [
+        ("time to recover", recover, on),
+        (
+            "goodput lost",
+            lost,
+            f"{r.affected_misses} of {r.affected_requests} requests during and after the fault "
+            f"missed, {r.expected_misses or 0:.1f} expected",
+        ),
+        (
+            "steady state",
+            f"{steady.requests} requests before the fault",
+            f"first answer p95 {_ms(steady.first_answer_p95_ms)} ms, {steady.misses} missing "
+            f"({_share(steady.miss_rate)})",
+        ),
+    ]
+    return rows
+
+
 def experiment_figure(experiment: ExperimentJournal) -> str:
     """The timeline chart of one experiment journal, or "" when it has none."""
     t = experiment.timeline

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.measure.fates import FateTable
+from harness.measure.recovery import Recovery
 from harness.measure.summary import LoadSummary
 from harness.verdict.checks import CheckResult
 
@@ -49,3 +50,5 @@ class ExperimentJournal(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     # What became of each request (harness/measure/fates.py); None in reports before it was kept.
     fates: FateTable | None = None
+    # Time to fail over and to recover, goodput lost (None: a report from before they were kept).
+    recovery: Recovery | None = None

@@ -10,9 +10,11 @@ from harness.report.evidence import render_evidence
 from harness.report.experiment_figures import (
     FATE_COLUMNS,
     PHASE_COLUMNS,
+    RECOVERY_COLUMNS,
     experiment_figure,
     fate_rows,
     phase_rows,
+    recovery_rows,
 )
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
@@ -152,6 +154,7 @@ def _experiments(report: RunReport) -> str:
                 if (fates := fate_rows(exp))
                 else ""
             )
+            + _table(RECOVERY_COLUMNS, recovery_rows(exp))
         )
     return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
 

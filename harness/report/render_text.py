@@ -6,7 +6,14 @@ from collections.abc import Iterable, Sequence
 from xml.etree import ElementTree as ET
 
 from harness.report.evidence import EVIDENCE_COLUMNS, evidence_rows
-from harness.report.experiment_figures import FATE_COLUMNS, PHASE_COLUMNS, fate_rows, phase_rows
+from harness.report.experiment_figures import (
+    FATE_COLUMNS,
+    PHASE_COLUMNS,
+    RECOVERY_COLUMNS,
+    fate_rows,
+    phase_rows,
+    recovery_rows,
+)
 from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
@@ -79,6 +86,8 @@ def render_markdown(report: RunReport) -> str:
             lines += _section(
                 f"Experiment: {exp.title}: the fate of each request", FATE_COLUMNS, fates
             )
+        if recovery := recovery_rows(exp):
+            lines += _section(f"Recovery: {exp.title}", RECOVERY_COLUMNS, recovery)
     if report.history:
         lines += _section("History (newest first)", HISTORY_COLUMNS, history_rows(report.history))
     return "\n".join(lines) + "\n"

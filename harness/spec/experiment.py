@@ -247,6 +247,12 @@ class Expectations(Strict):
     # No stream may end without a finish reason or [DONE] (a client would count it a success):
     # judged on every request of the experiment; false only to tell a story that expects it.
     no_silent_truncation: bool = True
+    # Recovery (docs/chaos.md, "Recovery figures"); None: not judged. Seconds from the fault's
+    # end until the stack is back within its steady state ...
+    recovers_within_s: Seconds | None = Field(None, gt=0)
+    # ... and the most good traffic the fault may cost: a share of the requests meant during and
+    # after it, beyond what the steady state predicts (a share, so it holds at any load rate).
+    max_goodput_lost: float | None = Field(None, ge=0, le=1)
 
     @field_validator("before", "during", "after")
     @classmethod

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.measure.fates import FateTable
+from harness.measure.recovery import Recovery
 from harness.measure.summary import LoadSummary
 from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
@@ -230,3 +231,68 @@ def silent_truncation_checks(exp: ExperimentSpec, fates: FateTable) -> list[Chec
             name=name, category="chaos", outcome=outcome, reasons=[reason], measured=measured
         )
     ]
+
+
+def _recovery_check(exp: ExperimentSpec, figures: Recovery | None, within_s: float) -> CheckResult:
+    name = f"{exp.title}: recovers within {within_s:g}s"
+    want = f"want back within the steady state within {within_s:g}s of the fault's end"
+    if figures is None or figures.recover_s is None:
+        # Censored or unmeasured: a recovery nobody saw never passes.
+        why = figures.reason if figures is not None else "no recovery figures"
+        return CheckResult(name=name, category="chaos", outcome="fail", reasons=[f"{why}; {want}"])
+    got = figures.recover_s
+    upper = figures.recovered_miss_rate_upper
+    bound = "" if upper is None else f", miss rate <= {upper:.0%} at 95%"
+    return CheckResult(
+        name=name,
+        category="chaos",
+        outcome="pass" if got <= within_s else "fail",
+        reasons=[
+            f"back within the steady state {got:.1f}s after the fault ended "
+            f"({figures.recovered_requests} requests from then, {figures.recovered_misses} "
+            f"missing{bound}); {want}"
+        ],
+        measured={
+            "recover_s": round(got, 2),
+            "requests": figures.recovered_requests,
+            "miss_rate_upper": upper,
+        },
+    )
+
+
+def _goodput_check(exp: ExperimentSpec, figures: Recovery | None, most: float) -> CheckResult:
+    name = f"{exp.title}: goodput lost <= {most:g}"
+    want = f"want at most {most:.0%} of the requests during and after the fault lost"
+    if figures is None or figures.goodput_lost is None or figures.goodput_lost_share is None:
+        why = figures.reason if figures is not None else "no recovery figures"
+        if figures is not None and figures.goodput_lost is not None:
+            why = "no requests during or after the fault"
+        return CheckResult(name=name, category="chaos", outcome="fail", reasons=[f"{why}; {want}"])
+    share, n = figures.goodput_lost_share, figures.affected_requests
+    return CheckResult(
+        name=name,
+        category="chaos",
+        outcome="pass" if share <= most else "fail",
+        reasons=[
+            f"{figures.goodput_lost:.1f} of {n} requests lost ({share:.0%}): "
+            f"{figures.affected_misses} missed the steady state, "
+            f"{figures.expected_misses or 0:.1f} expected; {want}"
+        ],
+        measured={
+            "goodput_lost": round(figures.goodput_lost, 2),
+            "goodput_lost_share": round(share, 4),
+            "requests": n,
+        },
+    )
+
+
+def recovery_checks(exp: ExperimentSpec, figures: Recovery | None) -> list[CheckResult]:
+    """The recovery an experiment expects: back within its steady state in time (a censored
+    recovery fails, saying how long was observed), and no more good traffic lost than allowed.
+    A figure that could not be measured fails: it never passes."""
+    checks = []
+    if exp.expect.recovers_within_s is not None:
+        checks.append(_recovery_check(exp, figures, exp.expect.recovers_within_s))
+    if exp.expect.max_goodput_lost is not None:
+        checks.append(_goodput_check(exp, figures, exp.expect.max_goodput_lost))
+    return checks

@@ -47,6 +47,12 @@ def test_fallback_experiments_pass(tmp_path: Path, experiment: str) -> None:
     assert journal["fault_start_s"] < journal["fault_end_s"]
     assert set(journal["phases"]) == {"before", "during", "after"}
     assert journal["phases"]["during"]["served"]["counts"].get("fallback", 0) > 0
+    # Recovery figures for every experiment; the primary outage expects its recovery in time.
+    recovery = journal["recovery"]
+    assert recovery["failover_s"] is not None and recovery["recover_s"] is not None, recovery
+    if experiment == "primary-down-fallback.yaml":
+        outcomes = {c["name"].split(": ", 1)[1]: c["outcome"] for c in journal["checks"]}
+        assert outcomes["recovers within 5s"] == "pass", recovery
 
 
 def test_a_latency_fault_ends_within_a_second_of_its_window(tmp_path: Path) -> None:

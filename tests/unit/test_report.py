@@ -191,6 +191,70 @@ def test_experiment_section_counts_the_fate_of_each_request() -> None:
     assert "<p>The fate of each request</p>" in page and "<th>cut_silently</th>" in page
 
 
+def test_recovery_figures_render_in_text_and_html() -> None:
+    from harness.measure.recovery import Recovery, SteadyState
+    from harness.report.experiment_figures import recovery_rows
+    from harness.report.experiment_journal import ExperimentJournal
+    from harness.report.render_text import render_markdown
+
+    steady = SteadyState(
+        requests=9, misses=0, miss_rate=0.0, first_answer_p95_ms=58.6, bound_ms=500.0
+    )
+    recovered = Recovery(
+        failover_s=0.39,
+        served_by_seen=True,
+        steady=steady,
+        recover_s=0.36,
+        observed_s=11.4,
+        after_requests=11,
+        recovered_requests=11,
+        recovered_misses=0,
+        recovered_miss_rate_upper=0.238,
+        affected_requests=21,
+        affected_misses=0,
+        expected_misses=0.0,
+        goodput_lost=0.0,
+        goodput_lost_share=0.0,
+    )
+    experiment = ExperimentJournal(title="primary down", recovery=recovered)
+    assert recovery_rows(experiment) == [
+        ("time to fail over", "0.4 s", "fault start to the first fallback or degraded answer"),
+        (
+            "time to recover",
+            "0.4 s",
+            "11 requests from then to the end, 0 missing (miss rate "
+            "<= 24% at 95%); no error, first answer within 500 ms; at most 0 misses in any 5 "
+            "requests",
+        ),
+        (
+            "goodput lost",
+            "0.0 (0%)",
+            "0 of 21 requests during and after the fault missed, 0.0 expected",
+        ),
+        ("steady state", "9 requests before the fault", "first answer p95 59 ms, 0 missing (0%)"),
+    ]
+    censored = recovered.model_copy(
+        update={
+            "recover_s": None,
+            "censored": True,
+            "failover_s": None,
+            "served_by_seen": False,
+        }
+    )
+    rows = recovery_rows(ExperimentJournal(title="t", recovery=censored))
+    assert rows[0][1] == "- (no X-Served-By header)"
+    assert rows[1][:2] == ("time to recover", "not recovered within the 11 s observed")
+    md = render_markdown(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
+    assert "## Recovery: primary down" in md and "| time to recover | 0.4 s |" in md
+    page = render_html(RunReport(name="chaos", outcome="passed", experiments=[experiment]))
+    assert "<td>time to recover</td><td>0.4 s</td>" in page
+    # A journal stored before the figures were kept renders without them.
+    old = ExperimentJournal.model_validate({"title": "old"})
+    assert recovery_rows(old) == [] and "Recovery" not in render_markdown(
+        RunReport(name="chaos", outcome="passed", experiments=[old])
+    )
+
+
 def test_the_checklist_says_what_each_item_rests_on() -> None:
     from harness.verdict.checklist import CHECKLIST, ChecklistRow, checklist
 
