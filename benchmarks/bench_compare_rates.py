@@ -42,13 +42,15 @@ def latency_table(args: argparse.Namespace, rng: np.random.Generator) -> None:
         for i in range(args.trials):
             a = rng.lognormal(np.log(45.0), args.sigma, n)
             b = rng.lognormal(np.log(45.0), args.sigma, n)
-            label = compare_values("ttft_ms", a, b, min_effect=args.min_effect, resamples=1000,
-                                   seed=i).label  # fmt: skip
+            label = compare_values(
+                "ttft_ms", a, b, min_effect=args.min_effect, resamples=1000, seed=i
+            ).label
             fa += label == "regressed"
             same += label == "same"
             for s in slowdowns:
-                slow = compare_values("ttft_ms", a, b * (1 + s), min_effect=args.min_effect,
-                                      resamples=1000, seed=i).label  # fmt: skip
+                slow = compare_values(
+                    "ttft_ms", a, b * (1 + s), min_effect=args.min_effect, resamples=1000, seed=i
+                ).label
                 detected[s] += slow == "regressed"
         cells = [str(n), f"{fa / args.trials:.1%}", f"{same / args.trials:.1%}"]
         cells += [f"{detected[s] / args.trials:.1%}" for s in slowdowns]

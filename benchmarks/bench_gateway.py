@@ -138,9 +138,14 @@ async def with_ticker(phase: Phase, work: Callable[[], Awaitable[None]]) -> None
 
 
 async def closed_loop(
-    client: aiohttp.ClientSession, url: str, key: str, conc: int, n: int, args: argparse.Namespace,
+    client: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    conc: int,
+    n: int,
+    args: argparse.Namespace,
     phase: Phase,
-) -> None:  # fmt: skip
+) -> None:
     counter = iter(range(n))
 
     async def worker(k: int) -> None:
@@ -158,9 +163,14 @@ async def closed_loop(
 
 
 async def open_loop(
-    client: aiohttp.ClientSession, url: str, key: str, rate: float, duration_s: float,
-    args: argparse.Namespace, phase: Phase,
-) -> None:  # fmt: skip
+    client: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    rate: float,
+    duration_s: float,
+    args: argparse.Namespace,
+    phase: Phase,
+) -> None:
     async def run() -> None:
         tasks = []
         start = time.perf_counter() + 0.01
@@ -171,9 +181,11 @@ async def open_loop(
                 await asyncio.sleep(delay)
             phase.send_lags_s.append(max(0.0, time.perf_counter() - due))
             # Latency from the intended send time: a late send cannot hide a stall.
-            tasks.append(asyncio.create_task(
-                one_request(client, url, key, body(args.max_tokens, 0.7, i), due)
-            ))  # fmt: skip
+            tasks.append(
+                asyncio.create_task(
+                    one_request(client, url, key, body(args.max_tokens, 0.7, i), due)
+                )
+            )
         phase.samples += await asyncio.gather(*tasks)
 
     await with_ticker(phase, run)
@@ -317,21 +329,25 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=40, help="requests per path per round")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument(
-        "--spread-ms", type=float, default=110.0,
+        "--spread-ms",
+        type=float,
+        default=110.0,
         help="closed loop: spread the workers' first requests over this window (0: all at once)",
-    )  # fmt: skip
+    )
     ap.add_argument("--cache-requests", type=int, default=200)
     ap.add_argument(
-        "--rates", default="5,10,25,50,75,100,150,200",
+        "--rates",
+        default="5,10,25,50,75,100,150,200",
         type=lambda s: [float(x) for x in s.split(",")],
-    )  # fmt: skip
+    )
     ap.add_argument("--rate-duration", type=float, default=5.0)
     ap.add_argument("--max-lag-ms", type=float, default=5.0)
     ap.add_argument("--toxiproxy", action="store_true", help="keep Toxiproxy on the hops")
     ap.add_argument(
-        "--no-pii", action="store_true",
+        "--no-pii",
+        action="store_true",
         help="PII filter off: no word held back until the next delta shows where it ends",
-    )  # fmt: skip
+    )
     args = ap.parse_args()
     try:
         import uvloop  # the generator's loop must not be the slow part

@@ -86,8 +86,9 @@ def start_nginx(d: Path) -> tuple[subprocess.Popen[bytes], str]:
     conf = nginx_conf(d, port)
     proc = subprocess.Popen(
         [str(find_binary("nginx")), "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -101,9 +102,12 @@ def start_nginx(d: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def instrumented_rps(url: str, users: int, duration: float, d: Path) -> float:
     spec = LoadSpec(
-        duration_s=duration, load=ClosedLoop(users=users), model="bench",
-        workload=Workload(max_tokens=3), drain_timeout_s=5,
-    )  # fmt: skip
+        duration_s=duration,
+        load=ClosedLoop(users=users),
+        model="bench",
+        workload=Workload(max_tokens=3),
+        drain_timeout_s=5,
+    )
     run = run_load(spec, Target(url=url, api_key="sk-bench"), d / "instrumented")
     summary = summarize(run.samples, run.context)
     if summary.counts.errors:
@@ -115,10 +119,25 @@ def plain_rps(url: str, users: int, duration: float, d: Path) -> float:
     plan = WorkloadGenerator(Workload(max_tokens=3), "bench", "sk-bench", seed=1, worker=0).next()
     env = {**os.environ, "BENCH_PATH": plan.path, "BENCH_BODY": plan.body.decode()}
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "plain_locustfile.py"),
-        "--headless", "--only-summary", "--json", "-u", str(users), "-r", str(users * 100),
-        "-t", f"{duration:g}s", "--host", url, "--stop-timeout", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "benchmarks" / "plain_locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--json",
+        "-u",
+        str(users),
+        "-r",
+        str(users * 100),
+        "-t",
+        f"{duration:g}s",
+        "--host",
+        url,
+        "--stop-timeout",
+        "1",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60, cwd=d)
     stats = json.loads(out.stdout[out.stdout.index("[") :])
     total = int(sum(e["num_requests"] for e in stats))

@@ -33,8 +33,15 @@ from harness.stack.logs_service import jsonline_url  # noqa: E402
 from harness.stack.ports import free_ports  # noqa: E402
 from harness.tools import find_binary  # noqa: E402
 
-FIELDS = {"event": "request", "request_id": "bench-1", "replica": "gateway-0", "status": 200,
-          "served_by": "primary", "cache": "miss", "latency_ms": 12.3}  # fmt: skip
+FIELDS = {
+    "event": "request",
+    "request_id": "bench-1",
+    "replica": "gateway-0",
+    "status": 200,
+    "served_by": "primary",
+    "cache": "miss",
+    "latency_ms": 12.3,
+}
 
 
 def timed_calls(log: logging.Logger, lines: int) -> np.ndarray:
@@ -62,9 +69,13 @@ def main() -> None:
     port = free_ports(1)[0]
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         store = subprocess.Popen(
-            [str(find_binary("victoria-logs")), f"-httpListenAddr=127.0.0.1:{port}",
-             f"-storageDataPath={tmp}/data", "-loggerLevel=ERROR"],
-        )  # fmt: skip
+            [
+                str(find_binary("victoria-logs")),
+                f"-httpListenAddr=127.0.0.1:{port}",
+                f"-storageDataPath={tmp}/data",
+                "-loggerLevel=ERROR",
+            ],
+        )
         try:
             for _ in range(100):
                 try:
@@ -94,8 +105,11 @@ def main() -> None:
             us = timed_calls(log, args.lines)
             store.send_signal(signal.SIGCONT)
             shipper.close()
-            row("stderr + shipper, store stopped", us,
-                f"sent {shipper.sent} dropped {shipper.dropped}")  # fmt: skip
+            row(
+                "stderr + shipper, store stopped",
+                us,
+                f"sent {shipper.sent} dropped {shipper.dropped}",
+            )
             devnull.close()
         finally:
             store.send_signal(signal.SIGCONT)

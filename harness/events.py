@@ -115,8 +115,10 @@ class Recorder:
 
     def _count_left_out(self, t: float) -> None:
         self._left_out_n += 1
-        text = (f"({self._left_out_n} load progress line(s) not kept here: one is kept every "
-                f"{self.tick_every_s:g} s)")  # fmt: skip
+        text = (
+            f"({self._left_out_n} load progress line(s) not kept here: one is kept every "
+            f"{self.tick_every_s:g} s)"
+        )
         if self._left_out is None:
             self._left_out = EventRecord(t_s=t, kind="note", text=text)
             self.records.append(self._left_out)

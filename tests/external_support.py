@@ -20,14 +20,29 @@ from harness.stack.process import pid_alive
 
 HARNESS = [sys.executable, "-m", "harness"]
 SIM_STACK = Path(__file__).parent / "fixtures" / "sim-stack.yaml"
-PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "monitoring",
-          "alert_rule_tests", "breaker", "rate_limit")  # fmt: skip
+PROBES = (
+    "streaming",
+    "security",
+    "injection",
+    "pii",
+    "cache",
+    "cost",
+    "monitoring",
+    "alert_rule_tests",
+    "breaker",
+    "rate_limit",
+)
 # One API key per test that sends requests: a rate-limit probe spends its key's budget for the
 # minute, and the tests share one stack.
-KEYS = {"breaker": "sk-external-breaker", "secured": "sk-external-secured",
-        "chaos": "sk-external-chaos", "renamed": "sk-external-renamed",
-        "mapped": "sk-external-mapped", "gated": "sk-external-gated",
-        "undeclared": "sk-external-undeclared"}  # fmt: skip
+KEYS = {
+    "breaker": "sk-external-breaker",
+    "secured": "sk-external-secured",
+    "chaos": "sk-external-chaos",
+    "renamed": "sk-external-renamed",
+    "mapped": "sk-external-mapped",
+    "gated": "sk-external-gated",
+    "undeclared": "sk-external-undeclared",
+}
 # A short load judged on absolute SLOs: the external stack is the candidate, the profile the bar.
 # The send-lag bound is the shipped profile's (250 ms, sized for a 2-core runner): these tests
 # share the CPUs with the suite's other workers, and a scheduler stall of 80 ms on one of 24
@@ -60,10 +75,23 @@ def run_gate(
     (tmp / "profile.yaml").write_text(profile)
     (tmp / "stack.yaml").write_text(yaml.safe_dump(stack))
     r = subprocess.run(
-        [*HARNESS, "gate", "--profile", str(tmp / "profile.yaml"), "--stack",
-         str(tmp / "stack.yaml"), "--out", str(tmp / "out"), "--no-history", *extra],
-        capture_output=True, text=True, timeout=400, env={**os.environ, **env},
-    )  # fmt: skip
+        [
+            *HARNESS,
+            "gate",
+            "--profile",
+            str(tmp / "profile.yaml"),
+            "--stack",
+            str(tmp / "stack.yaml"),
+            "--out",
+            str(tmp / "out"),
+            "--no-history",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, **env},
+    )
     path = tmp / "out" / "report.json"
     return r, json.loads(path.read_text()) if path.is_file() else {}
 
@@ -129,9 +157,16 @@ def assert_gated_without_toxiproxy(tmp: Path, ep: dict[str, Any], key: str) -> N
     r, report = run_gate(tmp, external_spec(ep, toxiproxy=False), {"EXTERNAL_GATE_KEY": key})
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     found = by_name(report)
-    for name in ("streamed completion", "authentication and input validation", "response cache",
-                 "cost accounting", "prompt-injection flagging", "PII filtered from answers",
-                 "metrics and alert rules", "rate limit per API key"):  # fmt: skip
+    for name in (
+        "streamed completion",
+        "authentication and input validation",
+        "response cache",
+        "cost accounting",
+        "prompt-injection flagging",
+        "PII filtered from answers",
+        "metrics and alert rules",
+        "rate limit per API key",
+    ):
         assert found[name]["outcome"] == "pass", found[name]
     # Judged from the served-by header (24 requests are too few to decide a 0.9 share: warn).
     primary = found["served by the primary pool"]

@@ -20,10 +20,16 @@ def experiment_files(paths: list[Path]) -> list[Path]:
 
 def fault_line(exp: ExperimentSpec) -> str:
     fault = exp.fault
-    params = ", ".join(f"{k}={v}" for k, v in fault.model_dump(mode="json").items()
-                       if k not in ("kind", "targets") and v is not None)  # fmt: skip
-    return (f"{fault.kind} on {', '.join(fault.targets)}" + (f" ({params})" if params else "")
-            + f", from {exp.fault_at_s:g}s for {exp.fault_for_s:g}s")  # fmt: skip
+    params = ", ".join(
+        f"{k}={v}"
+        for k, v in fault.model_dump(mode="json").items()
+        if k not in ("kind", "targets") and v is not None
+    )
+    return (
+        f"{fault.kind} on {', '.join(fault.targets)}"
+        + (f" ({params})" if params else "")
+        + f", from {exp.fault_at_s:g}s for {exp.fault_for_s:g}s"
+    )
 
 
 def describe(path: Path, exp: ExperimentSpec) -> list[str]:
@@ -35,17 +41,22 @@ def describe(path: Path, exp: ExperimentSpec) -> list[str]:
         if exprs:
             lines.append(f"  {phase + ':':7} {', '.join(exprs)}")
     for a in exp.expect.alerts:
-        resolves = (f", resolves within {a.resolves_within_s:g}s of its end"
-                    if a.resolves_within_s is not None else "")  # fmt: skip
-        lines.append(f"  alert:  {a.alert} fires within {a.fires_within_s:g}s of the fault's "
-                     f"start{resolves}")  # fmt: skip
+        resolves = (
+            f", resolves within {a.resolves_within_s:g}s of its end"
+            if a.resolves_within_s is not None
+            else ""
+        )
+        lines.append(
+            f"  alert:  {a.alert} fires within {a.fires_within_s:g}s of the fault's start{resolves}"
+        )
     if (within := exp.expect.recovers_within_s) is not None:
         lines.append(f"  recovery: back to the steady state within {within:g}s of the fault's end")
     if (lost := exp.expect.max_goodput_lost) is not None:
         lines.append(f"  goodput: at most {lost:.0%} lost during and after the fault")
     if exp.live_rules is not None:
-        lines.append(f"  rules:  live copies, {exp.live_rules.window} windows, "
-                     f"held {exp.live_rules.hold}")  # fmt: skip
+        lines.append(
+            f"  rules:  live copies, {exp.live_rules.window} windows, held {exp.live_rules.hold}"
+        )
     if exp.stack_overrides:
         lines.append(f"  stack:  overrides {exp.stack_overrides}")
     return lines

@@ -70,12 +70,18 @@ class ExperimentResult:
 
     def journal(self, file: str = "") -> ExperimentJournal:
         return ExperimentJournal(
-            file=file, title=self.spec.title, experiment=self.spec.model_dump(mode="json"),
-            fault_start_s=self.fault_start_s, fault_end_s=self.fault_end_s,
-            fault_planned_end_s=self.fault_planned_end_s, phases=self.phases,
-            timeline=self.timeline, checks=self.checks, fates=self.fates,
+            file=file,
+            title=self.spec.title,
+            experiment=self.spec.model_dump(mode="json"),
+            fault_start_s=self.fault_start_s,
+            fault_end_s=self.fault_end_s,
+            fault_planned_end_s=self.fault_planned_end_s,
+            phases=self.phases,
+            timeline=self.timeline,
+            checks=self.checks,
+            fates=self.fates,
             recovery=self.recovery,
-        )  # fmt: skip
+        )
 
 
 class _BackgroundLoad(threading.Thread):
@@ -169,9 +175,13 @@ def _timeline(run: LoadRun, result: ExperimentResult) -> Timeline:
             after = c.measured.get(f"{status}_after_s")
             if c.category == "alerts" and isinstance(after, (int, float)):
                 alert = c.measured.get("alert")
-                marks.append(AlertMark(alert=None if alert is None else str(alert),
-                                       status=status,
-                                       t_s=round(since - ctx.start_s + after, 2)))  # fmt: skip
+                marks.append(
+                    AlertMark(
+                        alert=None if alert is None else str(alert),
+                        status=status,
+                        t_s=round(since - ctx.start_s + after, 2),
+                    )
+                )
     return Timeline(
         fault_s=[round(start - ctx.start_s, 2), round(end - ctx.start_s, 2)],
         alerts=marks,
@@ -180,9 +190,13 @@ def _timeline(run: LoadRun, result: ExperimentResult) -> Timeline:
 
 
 def run_experiment(
-    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress = print,
-    source: str = "experiment", recovery_timeout_s: float = DEFAULT_RECOVERY_S,
-) -> ExperimentResult:  # fmt: skip
+    exp: ExperimentSpec,
+    stack: RunningStack,
+    run_dir: Path,
+    progress: Progress = print,
+    source: str = "experiment",
+    recovery_timeout_s: float = DEFAULT_RECOVERY_S,
+) -> ExperimentResult:
     """Run one experiment from steady state (waited for up to the policy's breaker
     `recovery_timeout_s` and a margin; not reached: the fault is not injected and the result
     says why); the fault is always undone, whatever happens meanwhile."""
@@ -190,10 +204,16 @@ def run_experiment(
     unknown_alerts = [a.alert for a in exp.expect.alerts if a.alert not in alert_names(stack.spec)]
     # Checked before the load starts, not minutes into the run; an external stack's are its own.
     if unknown_alerts and stack.spec.external is None:
-        raise ConfigError(source, [ConfigProblem(
-            "expect.alerts", f"no alert rule named {', '.join(unknown_alerts)}; the stack's "
-            f"rules: {', '.join(sorted(alert_names(stack.spec)))}",
-        )])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "expect.alerts",
+                    f"no alert rule named {', '.join(unknown_alerts)}; the stack's "
+                    f"rules: {', '.join(sorted(alert_names(stack.spec)))}",
+                )
+            ],
+        )
     burst = _burst_plan(exp, stack, source)
     progress(f"experiment: {exp.title}")
     steady = steady_state_check(exp.title, await_steady_state(stack, recovery_timeout_s, progress))
@@ -202,12 +222,18 @@ def run_experiment(
         return ExperimentResult(spec=exp, checks=[steady])
     with ExitStack() as live:
         if exp.live_rules is not None:
-            names = live.enter_context(live_rules(
-                stack.endpoints.prometheus, stack.run_dir / "config" / "alerts.yml",
-                exp.live_rules.window, exp.live_rules.hold,
-            ))  # fmt: skip
-            progress(f"  live rules: {', '.join(names)} with {exp.live_rules.window} windows, "
-                     f"held {exp.live_rules.hold}")  # fmt: skip
+            names = live.enter_context(
+                live_rules(
+                    stack.endpoints.prometheus,
+                    stack.run_dir / "config" / "alerts.yml",
+                    exp.live_rules.window,
+                    exp.live_rules.hold,
+                )
+            )
+            progress(
+                f"  live rules: {', '.join(names)} with {exp.live_rules.window} windows, "
+                f"held {exp.live_rules.hold}"
+            )
         result = _run_experiment(exp, stack, run_dir, progress, burst)
     result.checks.insert(0, steady)
     return result
@@ -221,18 +247,27 @@ def _burst_plan(exp: ExperimentSpec, stack: RunningStack, source: str) -> BurstP
     plan = plan_burst(fault, stack, source)
     sends = fault.planned(exp.fault_for_s)
     if sends <= plan.per_minute:
-        raise ConfigError(source, [ConfigProblem(
-            "fault", f"the burst sends at most {sends} requests, not more than the budget "
-            f"{plan.per_minute}/minute: no request would be refused (raise rate_rps or "
-            "max_requests)",
-        )])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "fault",
+                    f"the burst sends at most {sends} requests, not more than the budget "
+                    f"{plan.per_minute}/minute: no request would be refused (raise rate_rps or "
+                    "max_requests)",
+                )
+            ],
+        )
     return plan
 
 
 def _run_experiment(
-    exp: ExperimentSpec, stack: RunningStack, run_dir: Path, progress: Progress,
+    exp: ExperimentSpec,
+    stack: RunningStack,
+    run_dir: Path,
+    progress: Progress,
     burst: BurstPlan | None,
-) -> ExperimentResult:  # fmt: skip
+) -> ExperimentResult:
     load = _BackgroundLoad(exp, stack, run_dir, progress)
     states = None
     if any(a.pending_within_s is not None for a in exp.expect.alerts):
@@ -249,8 +284,10 @@ def _run_experiment(
             result.fault_planned_end_s = result.fault_start_s + exp.fault_for_s
             wall_start = time.time()
             action.apply()
-            progress(f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
-                     f"for {exp.fault_for_s:g}s")  # fmt: skip
+            progress(
+                f"  fault: {exp.fault.kind} on {', '.join(exp.fault.targets)} "
+                f"for {exp.fault_for_s:g}s"
+            )
             time.sleep(max(0.0, exp.fault_for_s - (now() - result.fault_start_s)))
         finally:
             undo_from = now()
@@ -293,8 +330,10 @@ def _run_experiment(
     if burst is not None:
         write_answers(action.burst_answers, run_dir / "burst-answers.jsonl")
         figures = burst_figures(action.burst_answers)
-        progress(f"  burst: {figures.sent} sent, {figures.admitted} admitted, {figures.refused} "
-                 f"refused; admitted per minute {figures.admitted_per_minute}")  # fmt: skip
+        progress(
+            f"  burst: {figures.sent} sent, {figures.admitted} admitted, {figures.refused} "
+            f"refused; admitted per minute {figures.admitted_per_minute}"
+        )
         result.checks += burst_checks(exp.title, figures, burst.per_minute, summaries)
     result.checks += alert_checks(exp, _alerts_notified(exp, stack, wall_start, wall_end))
     if states is not None:

@@ -52,17 +52,19 @@ class AlertmanagerPoller(AlertLog):
     def poll(self) -> None:
         try:
             params = {"active": "true", "silenced": "false", "inhibited": "false"}
-            r = http_get(f"{self.url}/api/v2/alerts", headers=self._headers, params=params,
-                          timeout=5.0)  # fmt: skip
+            r = http_get(
+                f"{self.url}/api/v2/alerts", headers=self._headers, params=params, timeout=5.0
+            )
             r.raise_for_status()
             listed: list[dict[str, Any]] = r.json()
         except (httpx.HTTPError, ValueError):
             self.errors += 1
             return
         now = {
-            str(a.get("fingerprint")): a for a in listed
+            str(a.get("fingerprint")): a
+            for a in listed
             if a.get("status", {}).get("state") == "active"
-        }  # fmt: skip
+        }
         started = [a for f, a in now.items() if f not in self._active]
         ended = [a for f, a in self._active.items() if f not in now]
         self._active = now
@@ -77,11 +79,17 @@ class AlertmanagerPoller(AlertLog):
 
 def _payload(status: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "status": status, "receiver": "alertmanager-api",
+        "status": status,
+        "receiver": "alertmanager-api",
         "alerts": [
-            {"status": status, "labels": a.get("labels", {}),
-             "annotations": a.get("annotations", {}), "startsAt": a.get("startsAt"),
-             "endsAt": a.get("endsAt"), "fingerprint": a.get("fingerprint")}
+            {
+                "status": status,
+                "labels": a.get("labels", {}),
+                "annotations": a.get("annotations", {}),
+                "startsAt": a.get("startsAt"),
+                "endsAt": a.get("endsAt"),
+                "fingerprint": a.get("fingerprint"),
+            }
             for a in alerts
         ],
-    }  # fmt: skip
+    }

@@ -182,11 +182,17 @@ class PrometheusClient:
         """Every rule loaded, with its group, health and last evaluation error."""
         data = self._get("/api/v1/rules", {"type": "alert"} if alerting_only else None)
         return [
-            Rule(group=str(g.get("name", "")), name=str(r.get("name", "")),
-                 kind=str(r.get("type", "")), state=str(r.get("state", "")),
-                 health=str(r.get("health", "unknown")), last_error=str(r.get("lastError") or ""))
-            for g in data.get("groups") or [] for r in g.get("rules") or []
-        ]  # fmt: skip
+            Rule(
+                group=str(g.get("name", "")),
+                name=str(r.get("name", "")),
+                kind=str(r.get("type", "")),
+                state=str(r.get("state", "")),
+                health=str(r.get("health", "unknown")),
+                last_error=str(r.get("lastError") or ""),
+            )
+            for g in data.get("groups") or []
+            for r in g.get("rules") or []
+        ]
 
     def reload(self) -> None:
         """Prometheus reads its configuration and rule files again (`--web.enable-lifecycle`)."""

@@ -55,9 +55,10 @@ class ToxiproxyClient:
 
     def create_proxy(self, name: str, listen: str, upstream: str) -> None:
         self._call(
-            "POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream,
-                                 "enabled": True},
-        )  # fmt: skip
+            "POST",
+            "/proxies",
+            {"name": name, "listen": listen, "upstream": upstream, "enabled": True},
+        )
 
     def proxy(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/proxies/{name}")
@@ -84,9 +85,14 @@ class ToxiproxyClient:
         self._call(
             "POST",
             f"/proxies/{proxy}/toxics",
-            {"name": toxic_name, "type": toxic_type, "stream": stream, "toxicity": toxicity,
-             "attributes": attributes},
-        )  # fmt: skip
+            {
+                "name": toxic_name,
+                "type": toxic_type,
+                "stream": stream,
+                "toxicity": toxicity,
+                "attributes": attributes,
+            },
+        )
         return toxic_name
 
     def remove_toxic(self, proxy: str, toxic_name: str) -> None:

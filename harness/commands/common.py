@@ -17,8 +17,10 @@ def err(msg: str) -> None:
 def print_outcome(run: GateRun, label: str) -> None:
     report = run.report
     typer.echo("")
-    typer.echo(f"{label} {report.outcome.upper()} in {report.duration_s:.1f}s: " + ", ".join(
-        f"{n} {k}" for k, n in sorted(report.counts().items())))  # fmt: skip
+    typer.echo(
+        f"{label} {report.outcome.upper()} in {report.duration_s:.1f}s: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items()))
+    )
     for c in report.checks:
         if c.outcome in ("fail", "error", "warn"):
             typer.echo(f"  {c.outcome.upper():5} {c.name}: {'; '.join(c.reasons)}")

@@ -214,10 +214,12 @@ def target_problems(
 
     problems = []
     if target is not None and not allow_remote and not is_loopback(target):
-        problems.append(ConfigProblem(
-            "--target", f"{target} is not a loopback address; pass --allow-remote to send load "
-            "there",
-        ))  # fmt: skip
+        problems.append(
+            ConfigProblem(
+                "--target",
+                f"{target} is not a loopback address; pass --allow-remote to send load there",
+            )
+        )
     if target is not None and ready_file is not None:
         problems.append(ConfigProblem("--target/--ready-file", "give one of them, not both"))
     given = "--target" if target is not None else "--ready-file" if ready_file else None

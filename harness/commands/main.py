@@ -249,15 +249,25 @@ def gate(
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
 
-    history_file = None if no_history else (
-        history or runs_dir() / "history" / f"{gate_spec.name}.jsonl"
-    )  # fmt: skip
+    history_file = (
+        None if no_history else (history or runs_dir() / "history" / f"{gate_spec.name}.jsonl")
+    )
     command = "harness " + " ".join(sys.argv[1:])
-    _run_and_print("gate", out_dir, lambda: run_gate(
-        gate_spec, stack_spec, out_dir=out_dir, provider=provider, command=command,
-        progress=typer.echo, experiments=experiments, history=history_file,
-        allow_remote=allow_remote,
-    ))  # fmt: skip
+    _run_and_print(
+        "gate",
+        out_dir,
+        lambda: run_gate(
+            gate_spec,
+            stack_spec,
+            out_dir=out_dir,
+            provider=provider,
+            command=command,
+            progress=typer.echo,
+            experiments=experiments,
+            history=history_file,
+            allow_remote=allow_remote,
+        ),
+    )
 
 
 @app.command()
@@ -293,10 +303,19 @@ def chaos(
     check_external(stack_spec, stack, allow_remote)
     out_dir = out or new_run_dir("chaos")
     command = "harness " + " ".join(sys.argv[1:])
-    _run_and_print("chaos", out_dir, lambda: run_chaos(
-        experiments, stack_spec, out_dir=out_dir, provider=provider, command=command,
-        progress=typer.echo, allow_remote=allow_remote,
-    ))  # fmt: skip
+    _run_and_print(
+        "chaos",
+        out_dir,
+        lambda: run_chaos(
+            experiments,
+            stack_spec,
+            out_dir=out_dir,
+            provider=provider,
+            command=command,
+            progress=typer.echo,
+            allow_remote=allow_remote,
+        ),
+    )
 
 
 def _chaos_list(paths: list[Path], allow_empty: bool) -> None:

@@ -68,20 +68,35 @@ def plan_burst(fault: TrafficBurst, stack: RunningStack, source: str) -> BurstPl
     if key is None:
         others = [k for k in auth.api_keys if k != load_key] if not external else []
         if external:
-            problems.append(ConfigProblem("fault.key", "an external stack's keys are not the "
-                                          "harness's to know: name the burst's key"))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    "fault.key",
+                    "an external stack's keys are not the harness's to know: name the burst's key",
+                )
+            )
         elif not auth.enabled:
-            problems.append(ConfigProblem("fault", "the stack's gateway has auth off: no key to "
-                                          "limit the burst by"))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    "fault", "the stack's gateway has auth off: no key to limit the burst by"
+                )
+            )
         elif not others:
-            problems.append(ConfigProblem(
-                "fault.key", "the stack's gateway has no API key besides the load's; add one "
-                "(gateway.settings.auth.api_keys) or name it here",
-            ))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    "fault.key",
+                    "the stack's gateway has no API key besides the load's; add one "
+                    "(gateway.settings.auth.api_keys) or name it here",
+                )
+            )
         key = others[0] if others else ""
     elif key == load_key:
-        problems.append(ConfigProblem("fault.key", "the load's own key: the burst must use "
-                                      "another, whose refusals leave the load alone"))  # fmt: skip
+        problems.append(
+            ConfigProblem(
+                "fault.key",
+                "the load's own key: the burst must use "
+                "another, whose refusals leave the load alone",
+            )
+        )
     per_minute = fault.per_minute
     if per_minute is None:
         limits = spec.gateway.settings.rate_limit
@@ -89,10 +104,12 @@ def plan_burst(fault: TrafficBurst, stack: RunningStack, source: str) -> BurstPl
         if limits.enabled and declared:
             per_minute = limits.requests_per_minute
         else:
-            problems.append(ConfigProblem(
-                "fault.per_minute", "the stack declares no rate limit to judge the burst "
-                "against: name the budget",
-            ))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    "fault.per_minute",
+                    "the stack declares no rate limit to judge the burst against: name the budget",
+                )
+            )
     if problems:
         raise ConfigError(source, problems)
     assert per_minute is not None
@@ -127,12 +144,17 @@ class Burst(threading.Thread):
 
     async def _send_all(self) -> None:
         headers = wire.current().auth(self.plan.key)
-        body = {"messages": [{"role": "user", "content": self.prompt}], "max_tokens": 1,
-                "temperature": 0, "stream": False}  # fmt: skip
+        body = {
+            "messages": [{"role": "user", "content": self.prompt}],
+            "max_tokens": 1,
+            "temperature": 0,
+            "stream": False,
+        }
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT)
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        async with new_async_client(headers=headers, limits=limits,
-                                     timeout=REQUEST_TIMEOUT_S) as http:  # fmt: skip
+        async with new_async_client(
+            headers=headers, limits=limits, timeout=REQUEST_TIMEOUT_S
+        ) as http:
 
             async def one() -> None:
                 sent = time.time()
@@ -193,12 +215,15 @@ def burst_figures(answers: list[BurstAnswer]) -> BurstFigures:
             lo += 1
         most = max(most, hi - lo + 1)
     return BurstFigures(
-        sent=len(answers), admitted=statuses[200], refused=statuses[429],
+        sent=len(answers),
+        admitted=statuses[200],
+        refused=statuses[429],
         other={s: n for s, n in sorted(statuses.items()) if s not in (200, 429)},
         retry_after_share=len(given) / len(refused) if refused else None,
         retry_after_s=(min(given), max(given)) if given else None,
-        admitted_per_minute=dict(sorted(per_minute.items())), most_admitted_in_60s=most,
-    )  # fmt: skip
+        admitted_per_minute=dict(sorted(per_minute.items())),
+        most_admitted_in_60s=most,
+    )
 
 
 def write_answers(answers: list[BurstAnswer], path: Path) -> None:

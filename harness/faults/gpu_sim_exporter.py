@@ -22,10 +22,18 @@ class _State:
     def __init__(self, total_bytes: int, idle_ratio: float) -> None:
         self.registry = CollectorRegistry()
         labels = {"gpu": "0", "source": "simulated"}
-        self.used = Gauge("llm_gpu_memory_used", "GPU memory in use, bytes (simulated)",
-                          list(labels), registry=self.registry).labels(**labels)  # fmt: skip
-        total = Gauge("llm_gpu_memory_total", "GPU memory, bytes (simulated)", list(labels),
-                      registry=self.registry).labels(**labels)  # fmt: skip
+        self.used = Gauge(
+            "llm_gpu_memory_used",
+            "GPU memory in use, bytes (simulated)",
+            list(labels),
+            registry=self.registry,
+        ).labels(**labels)
+        total = Gauge(
+            "llm_gpu_memory_total",
+            "GPU memory, bytes (simulated)",
+            list(labels),
+            registry=self.registry,
+        ).labels(**labels)
         total.set(total_bytes)
         self.total_bytes = total_bytes
         self.set_ratio(idle_ratio)
@@ -82,8 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--total-bytes", type=int, default=80 * 2**30)
     ap.add_argument("--idle-ratio", type=float, default=0.5)
     args = ap.parse_args(argv)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port),
-                                 _handler(_State(args.total_bytes, args.idle_ratio)))  # fmt: skip
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", args.port), _handler(_State(args.total_bytes, args.idle_ratio))
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

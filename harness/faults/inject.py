@@ -46,9 +46,15 @@ def check_targets(fault: AnyFault, proxies: set[str], services: set[str], source
     fault front, or a service."""
     missing, what, known = unknown_targets(fault, proxies, services)
     if missing:
-        raise ConfigError(source, [ConfigProblem(
-            "fault.targets", f"unknown {', '.join(missing)}; {what}: {', '.join(sorted(known))}"
-        )])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "fault.targets",
+                    f"unknown {', '.join(missing)}; {what}: {', '.join(sorted(known))}",
+                )
+            ],
+        )
 
 
 class FaultAction:
@@ -78,8 +84,14 @@ class FaultAction:
             with self._toxiproxy() as toxi:
                 for proxy in fault.targets:
                     self._toxics[proxy] = toxi.proxy(proxy)
-                    toxi.add_toxic(proxy, fault.kind, dict(fault.attributes()), name=TOXIC_NAME,
-                                   stream=fault.stream, toxicity=fault.toxicity)  # fmt: skip
+                    toxi.add_toxic(
+                        proxy,
+                        fault.kind,
+                        dict(fault.attributes()),
+                        name=TOXIC_NAME,
+                        stream=fault.stream,
+                        toxicity=fault.toxicity,
+                    )
         elif isinstance(fault, HttpError | StreamStall):
             for replica in fault.targets:
                 self._switched.append(replica)
@@ -88,8 +100,9 @@ class FaultAction:
             for name in fault.targets:
                 set_used_ratio(self._url(name), fault.used_ratio)
         elif isinstance(fault, TrafficBurst):
-            self._burst = Burst(plan_burst(fault, self.stack, "fault"), fault.rate_rps,
-                                fault.max_requests)  # fmt: skip
+            self._burst = Burst(
+                plan_burst(fault, self.stack, "fault"), fault.rate_rps, fault.max_requests
+            )
             self._burst.start()
         else:
             for svc in (self.stack.service(t) for t in fault.targets):

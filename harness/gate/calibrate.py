@@ -40,12 +40,30 @@ def calibrate(load: LoadSpec, run_dir: Path, progress: Progress, requests: int =
     binary = find_binary("llama-server")
     url = f"http://127.0.0.1:{port}"
     definition = ServiceDef(
-        name="calibration", role="model_server",
-        argv=[str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-              "-np", "1", "-c", str(server.context), "-t", str(server.threads),
-              "--alias", "calibration"],
-        port=port, ready=HttpReady(f"{url}/health"), image="llama_cpp", tier=0,
-    )  # fmt: skip
+        name="calibration",
+        role="model_server",
+        argv=[
+            str(binary),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-np",
+            "1",
+            "-c",
+            str(server.context),
+            "-t",
+            str(server.threads),
+            "--alias",
+            "calibration",
+        ],
+        port=port,
+        ready=HttpReady(f"{url}/health"),
+        image="llama_cpp",
+        tier=0,
+    )
     service = ProcessService(definition, run_dir / "logs" / "calibration.log")
     progress(f"calibration: {binary.name} with {model.name}, {requests} requests one at a time")
     service.start()
@@ -62,8 +80,9 @@ def calibrate(load: LoadSpec, run_dir: Path, progress: Progress, requests: int =
         words, budget = load.workload.prompt_words, load.workload.max_tokens
         ttft, itl, e2e = [], [], []
         for i in range(requests + 1):  # the first one warms the server up and is not counted
-            r = stream_chat(url, None, chat_body(make_prompt(rng, words), max_tokens=budget,
-                                                 temperature=0.7))  # fmt: skip
+            r = stream_chat(
+                url, None, chat_body(make_prompt(rng, words), max_tokens=budget, temperature=0.7)
+            )
             if r.status != 200 or r.ttft_s is None or len(r.chunk_times_s) < 2:
                 raise StackError(f"calibration request failed: status {r.status} {r.error_body}")
             if i == 0:
@@ -75,11 +94,19 @@ def calibrate(load: LoadSpec, run_dir: Path, progress: Progress, requests: int =
     finally:
         service.stop()
     cal = Calibration(
-        server=str(binary), model=model.name, threads=server.threads, requests=requests,
-        prompt_words=words, max_tokens=budget, ttft_ms=round(statistics.median(ttft), 1),
-        itl_ms=round(statistics.median(itl), 2), e2e_ms=round(statistics.median(e2e), 1),
+        server=str(binary),
+        model=model.name,
+        threads=server.threads,
+        requests=requests,
+        prompt_words=words,
+        max_tokens=budget,
+        ttft_ms=round(statistics.median(ttft), 1),
+        itl_ms=round(statistics.median(itl), 2),
+        e2e_ms=round(statistics.median(e2e), 1),
         duration_s=round(time.monotonic() - t0, 1),
-    )  # fmt: skip
-    progress(f"  calibrated: TTFT {cal.ttft_ms} ms, ITL {cal.itl_ms} ms, e2e {cal.e2e_ms} ms "
-             f"(medians of {requests}, {cal.duration_s} s)")  # fmt: skip
+    )
+    progress(
+        f"  calibrated: TTFT {cal.ttft_ms} ms, ITL {cal.itl_ms} ms, e2e {cal.e2e_ms} ms "
+        f"(medians of {requests}, {cal.duration_s} s)"
+    )
     return cal

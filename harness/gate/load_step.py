@@ -52,10 +52,13 @@ def _contiguous(reports: list[LoadReport], looks: list[list[Sample]]) -> list[Sa
     for report, samples in zip(reports, looks, strict=True):
         shift = report.summary.window.start_s - t
         out += [
-            replace(s, sent_s=s.sent_s - shift,
-                    intended_s=None if s.intended_s is None else s.intended_s - shift)
+            replace(
+                s,
+                sent_s=s.sent_s - shift,
+                intended_s=None if s.intended_s is None else s.intended_s - shift,
+            )
             for s in samples
-        ]  # fmt: skip
+        ]
         t += report.summary.window.duration_s
     return out
 
@@ -131,8 +134,15 @@ def run_gate_load(
         # Only an SLO that gates keeps the load going: a warn-only one is judged on the samples
         # the others needed (a p99 bound alone would take every look, every run).
         gating = [n for n in undecided if not warn_only(n, gate, absolute)]
-        looks.append(Look(look=k, duration_s=round(summary.window.duration_s, 2),
-                          requests=len(samples), alpha=alpha, undecided=undecided))  # fmt: skip
+        looks.append(
+            Look(
+                look=k,
+                duration_s=round(summary.window.duration_s, 2),
+                requests=len(samples),
+                alpha=alpha,
+                undecided=undecided,
+            )
+        )
         if not report.summary.validity.valid or not gating or k == plan.max_looks:
             break
         progress(

@@ -71,14 +71,18 @@ def collect_evidence(
     lines = store.lines_of([request_id(s) for s, _ in picked])
     return [
         RequestEvidence(
-            request_id=request_id(s), status=s.status, outcome=why,
-            lines=sorted(lines.get(request_id(s), [])
-                         + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S), key=_when),
+            request_id=request_id(s),
+            status=s.status,
+            outcome=why,
+            lines=sorted(
+                lines.get(request_id(s), []) + store.model_lines(s.sent_s, s.done_s + MODEL_LAG_S),
+                key=_when,
+            ),
             phase=(phase := (phases or {}).get(s.client_request_id)),
             checks=list((readers or {}).get(phase or "", [])),
         )
         for s, why in picked
-    ]  # fmt: skip
+    ]
 
 
 def _when(line: LogLine) -> str:
@@ -119,8 +123,9 @@ def log_checks(
     # The load step's window; the whole run when the gate has no load step.
     window = "*"
     if load_samples:
-        window = time_filter(min(s.sent_s for s in load_samples) - 1,
-                             max(s.done_s for s in load_samples) + 1)  # fmt: skip
+        window = time_filter(
+            min(s.sent_s for s in load_samples) - 1, max(s.done_s for s in load_samples) + 1
+        )
     rows = store.query(f"{window} level:in(error,critical)", limit=STORE_LINES_CAP)
     checks.append(judge_exceptions(rows, window))
 

@@ -120,8 +120,10 @@ def _run(
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / CRASH_FILE).write_text(traceback.format_exc())
         report.crash = CRASH_FILE
-        report.errors.append(f"the harness crashed: {type(exc).__name__}: {exc} (a defect of the "
-                             f"harness, not a verdict; traceback in {CRASH_FILE})")  # fmt: skip
+        report.errors.append(
+            f"the harness crashed: {type(exc).__name__}: {exc} (a defect of the "
+            f"harness, not a verdict; traceback in {CRASH_FILE})"
+        )
         crashed = exc
     finally:
         report.finished_at = now_iso()
@@ -152,16 +154,18 @@ def run_gate(
     With `history`, the run's key figures are compared with earlier runs there and appended.
     """
     report = RunReport(
-        command=command, name=gate.name, gate_spec=gate.model_dump(mode="json"),
-        stack_spec=_spec_copy(stack_spec), run_dir=str(out_dir),
-    )  # fmt: skip
+        command=command,
+        name=gate.name,
+        gate_spec=gate.model_dump(mode="json"),
+        stack_spec=_spec_copy(stack_spec),
+        run_dir=str(out_dir),
+    )
     stack_key = f"{stack_spec.name} ({provider or stack_spec.provider})"
     contexts: list[GateContext] = []
     bus = _bus(report, progress)
 
     def body(stack: RunningStack) -> None:
-        ctx = GateContext(gate, stack, report, out_dir, bus, experiments or [], history,
-                          stack_key)  # fmt: skip
+        ctx = GateContext(gate, stack, report, out_dir, bus, experiments or [], history, stack_key)
         contexts.append(ctx)
         for step in plan_gate(ctx):
             bus.emit(StepStarted(step.title))
@@ -186,9 +190,12 @@ def run_chaos(
 ) -> GateRun:
     """Run experiments on one stack (their stack_overrides merged into the stack spec)."""
     report = RunReport(
-        command=command, kind="chaos", name=", ".join(e.spec.title for e in experiments),
-        stack_spec=_spec_copy(stack_spec), run_dir=str(out_dir),
-    )  # fmt: skip
+        command=command,
+        kind="chaos",
+        name=", ".join(e.spec.title for e in experiments),
+        stack_spec=_spec_copy(stack_spec),
+        run_dir=str(out_dir),
+    )
 
     bus = _bus(report, progress)
 

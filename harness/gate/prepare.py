@@ -37,11 +37,17 @@ def prepare_gate(
             overrides
             and apply_stack_overrides(stack_spec, [overrides], str(exp.path)) != stack_spec
         ):
-            raise ConfigError(str(exp.path), [ConfigProblem(
-                "stack_overrides", "not allowed in a gate profile's experiments unless the gate's "
-                "stack already has them (they run on the gate's stack): put the settings in the "
-                "stack spec, or run it with `harness chaos`",
-            )])  # fmt: skip
+            raise ConfigError(
+                str(exp.path),
+                [
+                    ConfigProblem(
+                        "stack_overrides",
+                        "not allowed in a gate profile's experiments unless the gate's "
+                        "stack already has them (they run on the gate's stack): put the "
+                        "settings in the stack spec, or run it with `harness chaos`",
+                    )
+                ],
+            )
     check_experiment_names(experiments, stack_spec)
     check_gate_load(gate_spec, stack_spec, profile_path)
     base = profile_path.parent if profile_path is not None else Path.cwd()
@@ -55,9 +61,15 @@ def resolve_rule_tests(gate_spec: GateSpec, base: Path, profile: Path | None) ->
         return gate_spec
     path = (base / name).resolve()
     if not path.is_file():
-        raise ConfigError(str(profile or "gate profile"), [ConfigProblem(
-            "policy.alerts.rule_tests", f"file not found: {path} (relative to the profile)",
-        )])  # fmt: skip
+        raise ConfigError(
+            str(profile or "gate profile"),
+            [
+                ConfigProblem(
+                    "policy.alerts.rule_tests",
+                    f"file not found: {path} (relative to the profile)",
+                )
+            ],
+        )
     alerts = gate_spec.policy.alerts.model_copy(update={"rule_tests": str(path)})
     policy = gate_spec.policy.model_copy(update={"alerts": alerts})
     return gate_spec.model_copy(update={"policy": policy})

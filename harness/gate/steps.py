@@ -117,21 +117,29 @@ def guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckRes
         if not is_stack_side(exc):
             raise
         return CheckResult(
-            name=name, category=category, outcome="error",
-            reasons=[f"{type(exc).__name__}: {exc}"], duration_s=round(time.monotonic() - t0, 3),
-        )  # fmt: skip
+            name=name,
+            category=category,
+            outcome="error",
+            reasons=[f"{type(exc).__name__}: {exc}"],
+            duration_s=round(time.monotonic() - t0, 3),
+        )
 
 
 def disabled(name: str, category: str) -> CheckResult:
-    return CheckResult(name=name, category=category, outcome="skipped",
-                       reasons=["disabled in the gate profile"])  # fmt: skip
+    return CheckResult(
+        name=name, category=category, outcome="skipped", reasons=["disabled in the gate profile"]
+    )
 
 
 def unmet(name: str, category: str, why: str) -> CheckResult:
     """A check whose requirement the stack lacks: skipped with the reason, never passed (the
     profile's key checks decide whether that stops the gate from passing)."""
-    return CheckResult(name=name, category=category, outcome="skipped",
-                       reasons=[f"cannot run on this stack: {why}"])  # fmt: skip
+    return CheckResult(
+        name=name,
+        category=category,
+        outcome="skipped",
+        reasons=[f"cannot run on this stack: {why}"],
+    )
 
 
 def gate_rule_tests(gate: GateSpec) -> Path:
@@ -145,8 +153,7 @@ class Calibrate(Step):
 
     def run(self, ctx: GateContext) -> None:
         assert ctx.gate.load is not None
-        ctx.report.calibration = calibrate(ctx.gate.load, ctx.out_dir / "calibration",
-                                           ctx.progress)  # fmt: skip
+        ctx.report.calibration = calibrate(ctx.gate.load, ctx.out_dir / "calibration", ctx.progress)
 
 
 class JudgePolicy(Step):
@@ -173,41 +180,89 @@ class Probes(Step):
         prom_headers = stack.prometheus_headers()
         # (enabled, name, category, what it needs of the stack, the probe)
         plan: list[tuple[bool, str, str, tuple[str, ...], Callable[[], CheckResult]]] = [
-            (gate.probes.streaming, "streamed completion", "stack", ("request_id",),
-             lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming)),
-            (gate.probes.security, "authentication and input validation", "security",
-             tuple(f"error:{e}" for e in HOSTILE.values()),
-             lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars)),
-            (gate.probes.injection, "prompt-injection flagging", "security",
-             (f"metric:{INJECTION_METRIC}", "gateways",
-              *(("error:prompt_injection",) if policy.injection.action == "reject" else ())),
-             lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways, policy.injection)),
-            (gate.probes.pii, "PII filtered from answers", "security", ("gateway",),
-             lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds)),
-            (gate.probes.cache, "response cache", "cache", ("cache",),
-             lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup)),
-            (gate.probes.cost, "cost accounting", "cost",
-             (*(f"metric:{m}" for m in COST_METRICS), "gateways"),
-             lambda: probe_cost(ep.nginx, ep.api_key, ep.gateways,
-                                settings.cost.price_per_1k_tokens)),
-            (gate.probes.monitoring, "metrics and alert rules", "monitoring",
-             ("prometheus", *(f"metric:{m}" for m in policy.monitoring.gateway_metrics)),
-             lambda: probe_monitoring(ep.prometheus, policy, len(ep.gateways) or None,
-                                      headers=prom_headers)),
-            (gate.probes.alert_rule_tests, "alert rule unit tests (promtool)", "monitoring",
-             ("rules file",),
-             lambda: probe_alert_rule_tests(stack.run_dir / "config" / "alerts.yml",
-                                            gate_rule_tests(gate))),
-            (gate.probes.breaker, "circuit breaker opens and recovers", "resilience",
-             ("served_by", f"metric:{BREAKER_METRIC}", "gateways", "primary proxies"),
-             lambda: probe_breaker(
-                 ep.gateways, ep.api_key, ep.toxiproxy,
-                 sorted(p for p in ep.proxies if p.startswith("primary-")),
-                 BreakerConfig(policy.breaker.failure_threshold,
-                               policy.breaker.recovery_timeout_s),
-                 ctx.progress,
-             )),
-        ]  # fmt: skip
+            (
+                gate.probes.streaming,
+                "streamed completion",
+                "stack",
+                ("request_id",),
+                lambda: probe_streaming(ep.nginx, ep.api_key, policy.streaming),
+            ),
+            (
+                gate.probes.security,
+                "authentication and input validation",
+                "security",
+                tuple(f"error:{e}" for e in HOSTILE.values()),
+                lambda: probe_security(ep.nginx, ep.api_key, policy.max_prompt_chars),
+            ),
+            (
+                gate.probes.injection,
+                "prompt-injection flagging",
+                "security",
+                (
+                    f"metric:{INJECTION_METRIC}",
+                    "gateways",
+                    *(("error:prompt_injection",) if policy.injection.action == "reject" else ()),
+                ),
+                lambda: probe_injection(ep.nginx, ep.api_key, ep.gateways, policy.injection),
+            ),
+            (
+                gate.probes.pii,
+                "PII filtered from answers",
+                "security",
+                ("gateway",),
+                lambda: probe_pii(ep.nginx, ep.api_key, policy.pii_kinds),
+            ),
+            (
+                gate.probes.cache,
+                "response cache",
+                "cache",
+                ("cache",),
+                lambda: probe_cache(ep.nginx, ep.api_key, policy.cache.hit_speedup),
+            ),
+            (
+                gate.probes.cost,
+                "cost accounting",
+                "cost",
+                (*(f"metric:{m}" for m in COST_METRICS), "gateways"),
+                lambda: probe_cost(
+                    ep.nginx, ep.api_key, ep.gateways, settings.cost.price_per_1k_tokens
+                ),
+            ),
+            (
+                gate.probes.monitoring,
+                "metrics and alert rules",
+                "monitoring",
+                ("prometheus", *(f"metric:{m}" for m in policy.monitoring.gateway_metrics)),
+                lambda: probe_monitoring(
+                    ep.prometheus, policy, len(ep.gateways) or None, headers=prom_headers
+                ),
+            ),
+            (
+                gate.probes.alert_rule_tests,
+                "alert rule unit tests (promtool)",
+                "monitoring",
+                ("rules file",),
+                lambda: probe_alert_rule_tests(
+                    stack.run_dir / "config" / "alerts.yml", gate_rule_tests(gate)
+                ),
+            ),
+            (
+                gate.probes.breaker,
+                "circuit breaker opens and recovers",
+                "resilience",
+                ("served_by", f"metric:{BREAKER_METRIC}", "gateways", "primary proxies"),
+                lambda: probe_breaker(
+                    ep.gateways,
+                    ep.api_key,
+                    ep.toxiproxy,
+                    sorted(p for p in ep.proxies if p.startswith("primary-")),
+                    BreakerConfig(
+                        policy.breaker.failure_threshold, policy.breaker.recovery_timeout_s
+                    ),
+                    ctx.progress,
+                ),
+            ),
+        ]
         for enabled, name, category, needs, fn in plan:
             if not enabled:
                 ctx.add(disabled(name, category))
@@ -236,17 +291,26 @@ class RateLimit(Step):
             ctx.add(unmet("rate limit per API key", "rate-limit", why))
             return
         if self.heal_first:  # an open breaker would leave the burst to the fallback pool alone
-            wait_breakers_healed(stack.endpoints.gateways,
-                                 stack.spec.gateway.settings.breaker.recovery_timeout_s,
-                                 ctx.progress)  # fmt: skip
+            wait_breakers_healed(
+                stack.endpoints.gateways,
+                stack.spec.gateway.settings.breaker.recovery_timeout_s,
+                ctx.progress,
+            )
         limits = stack.spec.gateway.settings.rate_limit
         declared = limits.requests_per_minute if limits.enabled else None
-        ctx.add(guarded(
-            "rate limit per API key", "rate-limit",
-            lambda: probe_rate_limit(stack.endpoints.nginx, self.key,
-                                     ctx.gate.policy.rate_limit_per_minute,
-                                     declared=declared, fresh_key=self.fresh_key),
-        ))  # fmt: skip
+        ctx.add(
+            guarded(
+                "rate limit per API key",
+                "rate-limit",
+                lambda: probe_rate_limit(
+                    stack.endpoints.nginx,
+                    self.key,
+                    ctx.gate.policy.rate_limit_per_minute,
+                    declared=declared,
+                    fresh_key=self.fresh_key,
+                ),
+            )
+        )
 
 
 class Load(Step):
@@ -259,8 +323,9 @@ class Load(Step):
         gate, report = ctx.gate, ctx.report
         sampler = ResourceSampler(ctx.stack.services).start()
         try:
-            load = run_gate_load(gate, ctx.stack, ctx.out_dir / "load", ctx.progress,
-                                 report.calibration)  # fmt: skip
+            load = run_gate_load(
+                gate, ctx.stack, ctx.out_dir / "load", ctx.progress, report.calibration
+            )
         finally:
             report.resources = sampler.stop()
         report.load = load.report
@@ -288,8 +353,7 @@ class Load(Step):
 
 def history_record(ctx: GateContext) -> HistoryRecord:
     r = ctx.report
-    regressed = any(c.category == "regression" and c.outcome in ("warn", "fail")
-                    for c in r.checks)  # fmt: skip
+    regressed = any(c.category == "regression" and c.outcome in ("warn", "fail") for c in r.checks)
     summary = r.load.summary if r.load else None
     return HistoryRecord(
         name=ctx.gate.name,
@@ -316,8 +380,11 @@ class Logs(Step):
         ep = ctx.stack.endpoints
         if not ctx.gate.probes.logs or ep.logs is None:
             for name in names:
-                ctx.add(disabled(name, "logging") if not ctx.gate.probes.logs
-                        else unmet(name, "logging", "no log store in the stack"))  # fmt: skip
+                ctx.add(
+                    disabled(name, "logging")
+                    if not ctx.gate.probes.logs
+                    else unmet(name, "logging", "no log store in the stack")
+                )
             return
         store = LogStore(ep.logs)
         auth = ctx.stack.spec.gateway.settings.auth
@@ -327,9 +394,15 @@ class Logs(Step):
         except Exception as exc:  # the store is evidence too: its failure is an error check
             if not is_stack_side(exc):
                 raise
-            checks = [CheckResult(name=n, category="logging", outcome="error",
-                                  reasons=[f"log store: {type(exc).__name__}: {exc}"])
-                      for n in names]  # fmt: skip
+            checks = [
+                CheckResult(
+                    name=n,
+                    category="logging",
+                    outcome="error",
+                    reasons=[f"log store: {type(exc).__name__}: {exc}"],
+                )
+                for n in names
+            ]
         load_checks = [c for c in ctx.report.checks if c.category in ("slo", "load")]
         add_evidence(store, load, load_checks or checks, "the load step", ctx.progress)
         for check in checks:
@@ -340,14 +413,24 @@ class Experiments(Step):
     title = "experiments"
 
     def run(self, ctx: GateContext) -> None:
-        run_experiments(ctx.experiments, ctx.stack, ctx.out_dir, ctx.report, ctx.bus,
-                        ctx.gate.policy.breaker.recovery_timeout_s)  # fmt: skip
+        run_experiments(
+            ctx.experiments,
+            ctx.stack,
+            ctx.out_dir,
+            ctx.report,
+            ctx.bus,
+            ctx.gate.policy.breaker.recovery_timeout_s,
+        )
 
 
 def run_experiments(
-    experiments: list[ExperimentFile], stack: RunningStack, out_dir: Path, report: RunReport,
-    bus: EventBus, recovery_timeout_s: float = DEFAULT_RECOVERY_S,
-) -> None:  # fmt: skip
+    experiments: list[ExperimentFile],
+    stack: RunningStack,
+    out_dir: Path,
+    report: RunReport,
+    bus: EventBus,
+    recovery_timeout_s: float = DEFAULT_RECOVERY_S,
+) -> None:
     """Each experiment in turn, each from steady state (bounded by the policy's breaker
     `recovery_timeout_s`, never the candidate's)."""
     for i, exp in enumerate(experiments):
@@ -358,24 +441,37 @@ def run_experiments(
             continue
         try:
             result = run_experiment(
-                exp.spec, stack, out_dir / f"experiment-{i}", bus.note, source=str(exp.path),
+                exp.spec,
+                stack,
+                out_dir / f"experiment-{i}",
+                bus.note,
+                source=str(exp.path),
                 recovery_timeout_s=recovery_timeout_s,
-            )  # fmt: skip
+            )
         except Exception as exc:
             if not is_stack_side(exc):
                 raise  # a bad file (exit 2) or the harness's own defect: never a verdict
-            checks = [CheckResult(
-                name=f"{exp.spec.title}", category="chaos", outcome="error",
-                reasons=[f"{type(exc).__name__}: {exc}"],
-            )]  # fmt: skip
+            checks = [
+                CheckResult(
+                    name=f"{exp.spec.title}",
+                    category="chaos",
+                    outcome="error",
+                    reasons=[f"{type(exc).__name__}: {exc}"],
+                )
+            ]
         else:
             checks = result.checks
             report.experiments.append(result.journal(str(exp.path)))
             if stack.endpoints.logs is not None:
-                add_evidence(LogStore(stack.endpoints.logs),
-                             samples_under(out_dir / f"experiment-{i}"), checks,
-                             exp.spec.title, bus.note, result.request_phases,
-                             result.readers)  # fmt: skip
+                add_evidence(
+                    LogStore(stack.endpoints.logs),
+                    samples_under(out_dir / f"experiment-{i}"),
+                    checks,
+                    exp.spec.title,
+                    bus.note,
+                    result.request_phases,
+                    result.readers,
+                )
         for check in checks:
             report.checks.append(check)
             bus.emit(CheckDecided(check))
@@ -387,10 +483,15 @@ def experiment_needs(exp: ExperimentSpec) -> tuple[str, ...]:
     fault = exp.fault
     # Network faults act on Toxiproxy, process faults on handles, a burst on the gateway's rate
     # limit, the rest on the harness's own fault parts (HTTP fault fronts, the GPU exporter).
-    needs = ["toxiproxy" if isinstance(fault, ProxyDown | ToxicFault)
-             else "processes" if isinstance(fault, Pause | Kill)
-             else "error:rate_limited" if isinstance(fault, TrafficBurst)  # the gateway's 429
-             else "fault parts"]  # fmt: skip
+    needs = [
+        "toxiproxy"
+        if isinstance(fault, ProxyDown | ToxicFault)
+        else "processes"
+        if isinstance(fault, Pause | Kill)
+        else "error:rate_limited"
+        if isinstance(fault, TrafficBurst)  # the gateway's 429
+        else "fault parts"
+    ]
     if exp.live_rules is not None:
         needs.append("rules file")
     if exp.expect.alerts:
@@ -445,6 +546,9 @@ def plan_gate(ctx: GateContext) -> list[Step]:
         steps.append(Experiments())
     steps.append(Logs())  # reads the lines the load and the experiments left
     if spare is None:  # the gate's own key: last, once the experiments' faults have healed
-        steps.append(RateLimit(ctx.stack.endpoints.api_key, fresh_key=False,
-                               heal_first=bool(ctx.experiments)))  # fmt: skip
+        steps.append(
+            RateLimit(
+                ctx.stack.endpoints.api_key, fresh_key=False, heal_first=bool(ctx.experiments)
+            )
+        )
     return steps

@@ -94,26 +94,45 @@ class LoadRun:
 
 def locust_command(cfg: WorkerConfig, stop_timeout_s: float) -> list[str]:
     cmd = [
-        sys.executable, "-m", "locust",
-        "-f", str(LOCUSTFILE),
-        "--headless", "--only-summary",
-        "--exit-code-on-error", "0",
-        "--stop-timeout", f"{stop_timeout_s:g}",
-        "--loglevel", "INFO",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+        "--stop-timeout",
+        f"{stop_timeout_s:g}",
+        "--loglevel",
+        "INFO",
+    ]
     if cfg.master_bind is not None:
         host, _, port_s = cfg.master_bind.rpartition(":")
         cmd += [
-            "--master", "--expect-workers", str(cfg.spec.processes),
-            "--master-bind-host", host, "--master-bind-port", port_s,
-        ]  # fmt: skip
+            "--master",
+            "--expect-workers",
+            str(cfg.spec.processes),
+            "--master-bind-host",
+            host,
+            "--master-bind-port",
+            port_s,
+        ]
     elif cfg.spec.processes > 1:
         port = free_ports(1)[0]
         cmd += [
-            "--processes", str(cfg.spec.processes),
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--master-host", "127.0.0.1", "--master-port", str(port),
-        ]  # fmt: skip
+            "--processes",
+            str(cfg.spec.processes),
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+        ]
     cmd.append(cfg.user_class)
     return cmd
 
@@ -285,9 +304,13 @@ def run_load(
     model = spec.model or _model_for(target)
     emit = progress or (lambda _m: None)
     repeat = check_and_record(
-        runs_dir() / RECORD_NAME, target.url, fingerprint(spec.workload, seed), seed, run_dir,
+        runs_dir() / RECORD_NAME,
+        target.url,
+        fingerprint(spec.workload, seed),
+        seed,
+        run_dir,
         now_iso(),
-    )  # fmt: skip
+    )
     if repeat:
         emit(f"warning: {repeat}")
     hard_stop = spec.duration_s + spec.drain_timeout_s + 10.0
@@ -476,10 +499,16 @@ def _inputs_and_limits(
         fit = fit_conversations(convs, w, context, lengths, template)
         unit, counted = "conversations", counted_how(sizing is not None, template is not None)
     check = ContextCheck(
-        context_tokens=context, source=where, policy=w.context_overflow, unit=unit,
-        total=len(fit.items) + fit.skipped, over=fit.over, clipped=fit.clipped,
-        skipped=fit.skipped, counted=counted,
-    )  # fmt: skip
+        context_tokens=context,
+        source=where,
+        policy=w.context_overflow,
+        unit=unit,
+        total=len(fit.items) + fit.skipped,
+        over=fit.over,
+        clipped=fit.clipped,
+        skipped=fit.skipped,
+        counted=counted,
+    )
     emit(check.line())
     if not fit.items:
         source = trace.path if trace is not None else w.dataset.path if w.dataset else ""

@@ -142,12 +142,14 @@ def measure(tok: Tokenizer, dataset: Dataset | None = None, seed: int = 0) -> To
     check = tok.count(f"{INSTRUCTION} {' '.join(words)}")
     lengths = (
         select(
-            read_conversations(Path(dataset.path)), dataset, seed=seed,
+            read_conversations(Path(dataset.path)),
+            dataset,
+            seed=seed,
             length=lambda c: tok.count(c.first),
         ).lengths
         if dataset is not None
         else {}
-    )  # fmt: skip
+    )
     user = [{"role": "user", "content": "hello"}]
     system = [{"role": "system", "content": "hello"}, *user]
     prefix = random.Random("tokens:check-prefix").choices(one, k=_CHECK_WORDS)
@@ -156,9 +158,18 @@ def measure(tok: Tokenizer, dataset: Dataset | None = None, seed: int = 0) -> To
         {"role": "user", "content": f"{INSTRUCTION} {' '.join(words)}"},
     ]
     return TokenSizing(
-        tok.url, tok.model, one, instruction, lengths, _CHECK_WORDS, check,
-        tok.template(user), tok.template(system), _dataset_key(dataset, seed), tok.chat(whole),
-    )  # fmt: skip
+        tok.url,
+        tok.model,
+        one,
+        instruction,
+        lengths,
+        _CHECK_WORDS,
+        check,
+        tok.template(user),
+        tok.template(system),
+        _dataset_key(dataset, seed),
+        tok.chat(whole),
+    )
 
 
 def _dataset_key(dataset: Dataset | None, seed: int) -> str | None:

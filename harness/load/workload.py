@@ -125,14 +125,16 @@ class WorkloadGenerator:
         sp = workload.shared_prefix
         self._shared = (
             [
-                " ".join(random.Random(f"{seed}:shared-prefix:{g}").choices(
-                    self._vocab or VOCAB, k=sp.words
-                ))
+                " ".join(
+                    random.Random(f"{seed}:shared-prefix:{g}").choices(
+                        self._vocab or VOCAB, k=sp.words
+                    )
+                )
                 for g in range(sp.groups)
             ]
             if sp is not None
             else []
-        )  # fmt: skip
+        )
         self._rng = random.Random(f"{seed}:{worker}:workload")
         hot_rng = random.Random(f"{seed}:repeated")
         self._hot = [

@@ -28,8 +28,9 @@ class Calibration(BaseModel):
     duration_s: float
 
     def base(self, dist: str) -> float:
-        return {"ttft": self.ttft_ms, "itl": self.itl_ms, "tpot": self.itl_ms,
-                "e2e": self.e2e_ms}[dist]  # fmt: skip
+        return {"ttft": self.ttft_ms, "itl": self.itl_ms, "tpot": self.itl_ms, "e2e": self.e2e_ms}[
+            dist
+        ]
 
 
 def resolve(expr: str, calibration: Calibration | None) -> str:

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
 from harness.measure.window import phase_of
 
-FATES = ("completed", "failed_over", "error_in_stream", "cut_silently", "refused", "hung",
-         "failed")  # fmt: skip
+FATES = ("completed", "failed_over", "error_in_stream", "cut_silently", "refused", "hung", "failed")
 # The groups a fate table counts, in the order a report shows them.
 GROUPS = ("before", "during", "after", "in_flight_at_start", "in_flight_at_end", "all")
 # Request ids kept per group of the fates a report names (enough to look a few up).

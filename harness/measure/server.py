@@ -272,9 +272,16 @@ def _pools(client: PrometheusClient, metric: str, end_s: float, view: ServerView
 
 
 def _figures(
-    client: PrometheusClient, prof: MetricProfile, names: set[str], w: str, sel: str,
-    pool: str | None, end_s: float, give_up: float, view: ServerView,
-) -> ServerFigures:  # fmt: skip
+    client: PrometheusClient,
+    prof: MetricProfile,
+    names: set[str],
+    w: str,
+    sel: str,
+    pool: str | None,
+    end_s: float,
+    give_up: float,
+    view: ServerView,
+) -> ServerFigures:
     where = prof.name + (f"[{pool}]" if pool else "")
     figs = ServerFigures(profile=prof.name, pool=pool, values={}, queries={}, unavailable=[])
     for figure, candidates in prof.figures.items():

@@ -18,10 +18,22 @@ from harness.clients.http import http_get, http_post
 from harness.errors import StackError
 
 # Fields the store adds to every line; the evidence shows the rest.
-_STORE_FIELDS = frozenset({
-    "_stream", "_stream_id", "facility", "facility_keyword", "priority", "severity", "format",
-    "timestamp", "hostname", "app_name", "proc_id", "file",
-})  # fmt: skip
+_STORE_FIELDS = frozenset(
+    {
+        "_stream",
+        "_stream_id",
+        "facility",
+        "facility_keyword",
+        "priority",
+        "severity",
+        "format",
+        "timestamp",
+        "hostname",
+        "app_name",
+        "proc_id",
+        "file",
+    }
+)
 
 
 class LogLine(BaseModel):

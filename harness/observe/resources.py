@@ -93,10 +93,13 @@ class ResourceSampler:
         out = []
         for name in self.services:
             cpu, rss = self._cpu[name], self._rss[name]
-            out.append(ServiceUsage(
-                service=name, samples=len(rss),
-                cpu_percent_mean=round(sum(cpu) / len(cpu), 1) if cpu else None,
-                cpu_percent_max=round(max(cpu), 1) if cpu else None,
-                rss_mb_max=round(max(rss) / 2**20, 1) if rss else None,
-            ))  # fmt: skip
+            out.append(
+                ServiceUsage(
+                    service=name,
+                    samples=len(rss),
+                    cpu_percent_mean=round(sum(cpu) / len(cpu), 1) if cpu else None,
+                    cpu_percent_max=round(max(cpu), 1) if cpu else None,
+                    rss_mb_max=round(max(rss) / 2**20, 1) if rss else None,
+                )
+            )
         return out

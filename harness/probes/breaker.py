@@ -69,8 +69,10 @@ def wait_breakers_healed(
     try:
         open_now = [gw for gw in gateways if breaker_state(gw) == 2]
         if open_now:
-            progress(f"  waiting for {len(open_now)} open breaker(s) to reach their recovery "
-                     f"timeout (up to {recovery_timeout_s:g}s)")  # fmt: skip
+            progress(
+                f"  waiting for {len(open_now)} open breaker(s) to reach their recovery "
+                f"timeout (up to {recovery_timeout_s:g}s)"
+            )
             _while_open(open_now, deadline)
     except httpx.HTTPError:  # a replica that does not answer: nothing to wait for there
         return

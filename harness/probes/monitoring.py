@@ -25,9 +25,12 @@ from harness.verdict.monitoring import (
 
 
 def probe_monitoring(
-    prometheus_url: str, policy: Policy | None = None, gateway_replicas: int | None = None,
-    settle_s: float = 5.0, headers: dict[str, str] | None = None,
-) -> CheckResult:  # fmt: skip
+    prometheus_url: str,
+    policy: Policy | None = None,
+    gateway_replicas: int | None = None,
+    settle_s: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> CheckResult:
     """Every target up; every target the policy expects is there (one per gateway replica); the
     gateways export the policy's metrics; the policy's alert rules are loaded and evaluate."""
     policy = policy or Policy()
@@ -84,8 +87,11 @@ def probe_alert_rule_tests(
         copy.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
         run = subprocess.run(
             [promtool, "test", "rules", copy.name],
-            cwd=tmp, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     out = (run.stdout + run.stderr).strip()
     check = judge_rule_tests(PromtoolRun(run.returncode, out, deployed_rules, tests_file))
     check.duration_s = round(time.monotonic() - t0, 3)

@@ -97,8 +97,9 @@ class _Asked:
     model: str | None
 
 
-def _ask_back(http: httpx.Client, base_url: str, api_key: str, kind: str,
-              models: Sequence[str | None]) -> _Asked:  # fmt: skip
+def _ask_back(
+    http: httpx.Client, base_url: str, api_key: str, kind: str, models: Sequence[str | None]
+) -> _Asked:
     """Ask each model in turn, another planted value each round, until both the plain and the
     streamed answer carry the value (filtered or not)."""
     tries, model = 0, models[0]
@@ -122,8 +123,9 @@ def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
     t0 = time.monotonic()
     models = listed_models(base_url, api_key)
     measured: dict[str, float | int | str | None] = {
-        "kinds": ", ".join(kinds), "models": ", ".join(m or "(default)" for m in models),
-    }  # fmt: skip
+        "kinds": ", ".join(kinds),
+        "models": ", ".join(m or "(default)" for m in models),
+    }
     found: list[PiiAnswers] = []
     unanswered: list[PiiUnanswered] = []
     with new_client(timeout=TIMEOUT_S, headers=auth_headers(api_key)) as http:
@@ -138,6 +140,10 @@ def probe_pii(base_url: str, api_key: str, kinds: Sequence[str]) -> CheckResult:
     bound = max((len(PLANTED[k]) for k in kinds), default=0) * len(models)
     outcome, reasons = judge_pii_probe(found, unanswered, bound)
     return CheckResult(
-        name=NAME, category="security", outcome=outcome, reasons=reasons, measured=measured,
+        name=NAME,
+        category="security",
+        outcome=outcome,
+        reasons=reasons,
+        measured=measured,
         duration_s=round(time.monotonic() - t0, 3),
-    )  # fmt: skip
+    )

@@ -170,9 +170,13 @@ def _clear_of_minute_boundary(margin_s: float = 15.0) -> None:
 
 
 def probe_rate_limit(
-    base_url: str, api_key: str, per_minute: int, *, declared: int | None = None,
+    base_url: str,
+    api_key: str,
+    per_minute: int,
+    *,
+    declared: int | None = None,
     fresh_key: bool = False,
-) -> CheckResult:  # fmt: skip
+) -> CheckResult:
     """More than a minute's budget at once with one key: exactly the budget succeeds (at most the
     policy's `per_minute`), the rest get 429 with Retry-After and a JSON error. Spends the key's
     budget for the minute."""

@@ -13,8 +13,19 @@ from harness.verdict.checks import CheckResult
 EVIDENCE_COLUMNS = ("phase", "request id", "what happened", "checks that read it", "log lines")
 
 # Shown first on each line, in this order; the rest follow by name.
-_LEADING = ("status", "error", "served_by", "fallback_reason", "upstream", "upstream_status",
-            "request_time", "latency_ms", "exception_type", "_msg", "msg")  # fmt: skip
+_LEADING = (
+    "status",
+    "error",
+    "served_by",
+    "fallback_reason",
+    "upstream",
+    "upstream_status",
+    "request_time",
+    "latency_ms",
+    "exception_type",
+    "_msg",
+    "msg",
+)
 _HIDDEN = frozenset({"request_id", "client_request_id", "ts", "logger", "level", "replica"})
 
 
@@ -69,8 +80,11 @@ def evidence_rows(checks: Sequence[CheckResult]) -> Iterator[tuple[str, str, str
     """One row per request; a load step's (no phase) names the check it sits under."""
     for c in checks:
         for ev in c.evidence:
-            layers = ", ".join(f"{n} {layer}" for layer in ev.layers
-                               if (n := sum(x.layer == layer for x in ev.lines)))  # fmt: skip
+            layers = ", ".join(
+                f"{n} {layer}"
+                for layer in ev.layers
+                if (n := sum(x.layer == layer for x in ev.lines))
+            )
             readers = read_by(ev.checks) or c.name
             yield (
                 ev.phase or "-",

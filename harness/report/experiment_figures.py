@@ -108,8 +108,7 @@ def _ms(x: Any) -> str:
     return f"{x:,.0f}" if isinstance(x, (int, float)) else "-"
 
 
-PHASE_COLUMNS = ("phase", "requests", "error rate", "primary", "fallback", "degraded",
-                 "e2e p95 ms")  # fmt: skip
+PHASE_COLUMNS = ("phase", "requests", "error rate", "primary", "fallback", "degraded", "e2e p95 ms")
 
 
 def phase_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
@@ -121,10 +120,17 @@ def phase_rows(experiment: ExperimentJournal) -> list[tuple[str, ...]]:
             continue
         counts, served = summary.counts, summary.served
         e2e = summary.latency.e2e_ms
-        rows.append((
-            phase, str(counts.total), _share(counts.error_rate), _share(served.primary_share),
-            _share(served.fallback_share), _share(served.degraded_share), _ms(e2e.p95),
-        ))  # fmt: skip
+        rows.append(
+            (
+                phase,
+                str(counts.total),
+                _share(counts.error_rate),
+                _share(served.primary_share),
+                _share(served.fallback_share),
+                _share(served.degraded_share),
+                _ms(e2e.p95),
+            )
+        )
     return rows
 
 
@@ -217,6 +223,8 @@ def experiment_figure(experiment: ExperimentJournal) -> str:
     """The timeline chart of one experiment journal, or "" when it has none."""
     t = experiment.timeline
     return svg_outcome_timeline(
-        f"{experiment.title}: requests per second by outcome", t.seconds,
-        t.fault_s or None, t.alerts,
-    )  # fmt: skip
+        f"{experiment.title}: requests per second by outcome",
+        t.seconds,
+        t.fault_s or None,
+        t.alerts,
+    )

@@ -24,8 +24,15 @@ def history_rows(history: list[HistoryRecord], last: int = 10) -> list[tuple[str
     """The newest `last` runs, newest first, cells as HISTORY_COLUMNS."""
     rows = []
     for row in reversed(history[-last:]):
-        rows.append((
-            row.started_at[:19], (row.git_sha or "")[:10], row.outcome,
-            *(f"{v:,.1f}" if (v := row.figures.get(k)) is not None else "-" for k in KEY_METRICS),
-        ))  # fmt: skip
+        rows.append(
+            (
+                row.started_at[:19],
+                (row.git_sha or "")[:10],
+                row.outcome,
+                *(
+                    f"{v:,.1f}" if (v := row.figures.get(k)) is not None else "-"
+                    for k in KEY_METRICS
+                ),
+            )
+        )
     return rows

@@ -36,30 +36,45 @@ def load_highlights(load: LoadReport | None) -> list[tuple[str, str]]:
         ("requests (ok / errors)", f"{counts.total} ({counts.ok} / {counts.errors})"),
         ("error rate", _pct(counts.error_rate)),
         ("errors by status", str(counts.by_status or {})),
-        (f"requests/s over the {summary.window.duration_s:g} s schedule window: offered / sent "
-         "/ achieved", " / ".join(_num(v) for v in (gen.offered_rate_rps, gen.sent_rate_rps,
-                                                     gen.achieved_rate_rps))),
+        (
+            f"requests/s over the {summary.window.duration_s:g} s schedule window: offered / sent "
+            "/ achieved",
+            " / ".join(
+                _num(v) for v in (gen.offered_rate_rps, gen.sent_rate_rps, gen.achieved_rate_rps)
+            ),
+        ),
         ("achieved / sent (achieved_ratio)", _pct(gen.achieved_ratio)),
-        ("finished after the window (drain)",
-         f"{gen.completed_after_window} requests in {gen.drain_s:.1f} s"),
+        (
+            "finished after the window (drain)",
+            f"{gen.completed_after_window} requests in {gen.drain_s:.1f} s",
+        ),
         ("output tokens/s", _num(tp.output_tokens_per_second, ".1f")),
         ("TTFT ms p50/p90/p95/p99", _ms(lat.ttft_ms)),
         ("inter-token ms per request p50/p90/p95/p99", _ms(lat.itl_ms)),
         ("token gaps ms, pooled, p50/p90/p95/p99", _ms(lat.token_gap_ms)),
         ("time per output token ms p50/p90/p95/p99", _ms(lat.tpot_ms)),
         ("end-to-end ms p50/p90/p95/p99", _ms(lat.e2e_ms)),
-    ]  # fmt: skip
+    ]
     if lat.e2e_from_intended_ms is not None:
         rows.append(("end-to-end from intended send ms", _ms(lat.e2e_from_intended_ms)))
     rows += [
         ("generator send lag ms p50/p90/p95/p99", _ms(gen.send_lag_ms)),
-        ("served primary / fallback / cache / degraded", " / ".join(
-            _pct(v) for v in (served.primary_share, served.fallback_share, served.cache_share,
-                              served.degraded_share))),
+        (
+            "served primary / fallback / cache / degraded",
+            " / ".join(
+                _pct(v)
+                for v in (
+                    served.primary_share,
+                    served.fallback_share,
+                    served.cache_share,
+                    served.degraded_share,
+                )
+            ),
+        ),
         ("cache hit rate", _pct(summary.cache.hit_rate)),
         ("goodput", _pct(summary.goodput.share)),
         ("run valid", "yes" if validity.valid else "NO: " + "; ".join(validity.reasons)),
-    ]  # fmt: skip
+    ]
     return rows
 
 

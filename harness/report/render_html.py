@@ -21,10 +21,20 @@ from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
 from harness.report.verdict_figures import CONFIDENCE_COLUMNS, calibration_line, confidence_rows
 
-_COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df",
-            "skipped": "#6e7781"}  # fmt: skip
-_OUTCOME_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#8250df",
-                    "interrupted": "#9a6700", "running": "#6e7781"}  # fmt: skip
+_COLOURS = {
+    "pass": "#1a7f37",
+    "warn": "#9a6700",
+    "fail": "#cf222e",
+    "error": "#8250df",
+    "skipped": "#6e7781",
+}
+_OUTCOME_COLOURS = {
+    "passed": "#1a7f37",
+    "failed": "#cf222e",
+    "error": "#8250df",
+    "interrupted": "#9a6700",
+    "running": "#6e7781",
+}
 
 
 def _fmt(v: object) -> str:
@@ -41,10 +51,15 @@ def _measured(values: Mapping[str, object]) -> str:
 
 
 def svg_line_chart(
-    title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = "",
-    width: int = 560, height: int = 200, x_labels: tuple[str, str] | None = None,
+    title: str,
+    xs: Sequence[float],
+    series: dict[str, Sequence[float | None]],
+    unit: str = "",
+    width: int = 560,
+    height: int = 200,
+    x_labels: tuple[str, str] | None = None,
     dots: bool = False,
-) -> str:  # fmt: skip
+) -> str:
     """One chart, one or more lines over a shared x axis (seconds into the run, unless
     `x_labels` names its two ends); `dots` marks every point (a lone point shows too)."""
     pad_l, pad_r, pad_t, pad_b = 68, 12, 24, 28
@@ -159,8 +174,13 @@ def _experiments(report: RunReport) -> str:
     return f"<h2>Chaos experiments</h2>{''.join(out)}" if out else ""
 
 
-_CHECKLIST_COLOURS = {"proven": "#1a7f37", "warning": "#9a6700", "failed": "#cf222e",
-                      "not checked": "#6e7781", "outside the gate": "#6e7781"}  # fmt: skip
+_CHECKLIST_COLOURS = {
+    "proven": "#1a7f37",
+    "warning": "#9a6700",
+    "failed": "#cf222e",
+    "not checked": "#6e7781",
+    "outside the gate": "#6e7781",
+}
 
 
 def _confidence(report: RunReport) -> str:
@@ -194,9 +214,12 @@ def _history(report: RunReport) -> str:
     charts = "".join(
         f"<div class=chart>{chart}</div>"
         for title, unit, figures in HISTORY_CHARTS
-        if (chart := svg_line_chart(title, xs, {f: series(runs, f) for f in figures}, unit,
-                                    x_labels=ends, dots=True))
-    )  # fmt: skip
+        if (
+            chart := svg_line_chart(
+                title, xs, {f: series(runs, f) for f in figures}, unit, x_labels=ends, dots=True
+            )
+        )
+    )
     return f"<h2>History</h2>{charts}{_table(HISTORY_COLUMNS, history_rows(runs))}"
 
 

@@ -57,24 +57,32 @@ def render_markdown(report: RunReport) -> str:
     if report.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report.errors]
     lines += _section(
-        "Checks", ("outcome", "check", "category", "details"),
+        "Checks",
+        ("outcome", "check", "category", "details"),
         ((_ICON[c.outcome], c.name, c.category, "; ".join(c.reasons)) for c in report.checks),
-    )  # fmt: skip
+    )
     if traced := list(evidence_rows(report.checks)):
-        lines += _section("Failed, degraded and fallback requests (lines in report.html)",
-                          EVIDENCE_COLUMNS, traced)  # fmt: skip
+        lines += _section(
+            "Failed, degraded and fallback requests (lines in report.html)",
+            EVIDENCE_COLUMNS,
+            traced,
+        )
     if rows := confidence_rows(report):
         lines += _section("How sure (95% confidence bounds)", CONFIDENCE_COLUMNS, rows)
     lines += _section(
-        "Deployment checklist (PRACTICES.md)", ("stage", "item", "status", "proven by"),
+        "Deployment checklist (PRACTICES.md)",
+        ("stage", "item", "status", "proven by"),
         ((r.stage, r.item, r.status, r.proven_by()) for r in report.checklist),
-    )  # fmt: skip
+    )
     if report.resources:
         lines += _section(
-            "Resources during the load", ("service", "CPU % mean", "CPU % max", "peak RSS MB"),
-            ((r.service, r.cpu_percent_mean, r.cpu_percent_max, r.rss_mb_max)
-             for r in report.resources),
-        )  # fmt: skip
+            "Resources during the load",
+            ("service", "CPU % mean", "CPU % max", "peak RSS MB"),
+            (
+                (r.service, r.cpu_percent_mean, r.cpu_percent_max, r.rss_mb_max)
+                for r in report.resources
+            ),
+        )
     figures = load_highlights(report.load)
     if figures:
         lines += _section("Load", ("figure", "value"), figures)

@@ -27,11 +27,22 @@ class CompareSpec(Strict):
     level: float = Field(0.95, gt=0.5, lt=1)
     resamples: int = Field(2000, ge=200, le=100_000)
     metrics: tuple[CompareMetric, ...] = (
-        "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "error_rate", "fallback_share", "degraded_share",
-    )  # fmt: skip
+        "ttft_ms",
+        "itl_ms",
+        "tpot_ms",
+        "e2e_ms",
+        "error_rate",
+        "fallback_share",
+        "degraded_share",
+    )
     # A regression of one of these fails `harness compare` (exit 1) and `harness nightly`.
     blocking: tuple[CompareMetric, ...] = (
-        "ttft_ms", "itl_ms", "e2e_ms", "error_rate", "fallback_share", "degraded_share",
-    )  # fmt: skip
+        "ttft_ms",
+        "itl_ms",
+        "e2e_ms",
+        "error_rate",
+        "fallback_share",
+        "degraded_share",
+    )
     # Nightly: how many earlier runs the trend page plots and change points are sought in.
     history_window: int = Field(60, ge=5, le=10_000)

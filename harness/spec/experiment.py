@@ -77,8 +77,11 @@ class Slicer(ToxicFault):
     delay_us: int = Field(0, ge=0)
 
     def attributes(self) -> dict[str, int]:
-        return {"average_size": self.average_size, "size_variation": self.size_variation,
-                "delay": self.delay_us}  # fmt: skip
+        return {
+            "average_size": self.average_size,
+            "size_variation": self.size_variation,
+            "delay": self.delay_us,
+        }
 
 
 class LimitData(ToxicFault):
@@ -216,8 +219,9 @@ def unknown_targets(
     if isinstance(fault, ProxyDown | ToxicFault):
         known, what = proxies, "Toxiproxy proxies"
     elif isinstance(fault, HttpError | StreamStall):
-        known = {s.removeprefix(HTTP_FRONT_PREFIX) for s in services
-                 if s.startswith(HTTP_FRONT_PREFIX)}  # fmt: skip
+        known = {
+            s.removeprefix(HTTP_FRONT_PREFIX) for s in services if s.startswith(HTTP_FRONT_PREFIX)
+        }
         what = "replicas with an HTTP fault front (stack: faults.http_front)"
     elif isinstance(fault, TrafficBurst):
         known, what = {"entry"}, "the stack's entry, where the load goes"

@@ -119,12 +119,16 @@ def _items(what: str, value_is: str, catalogue: Mapping[str, object]) -> Callabl
         if value is False:
             return dict.fromkeys(catalogue)
         if not isinstance(value, dict):
-            raise ValueError(f"expected true (as the reference gateway), false (all absent) or "
-                             f"a mapping of {what} to {value_is}")  # fmt: skip
+            raise ValueError(
+                f"expected true (as the reference gateway), false (all absent) or "
+                f"a mapping of {what} to {value_is}"
+            )
         unknown = [k for k in value if k not in catalogue]
         if unknown:
-            raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; expected one of "
-                             f"{', '.join(catalogue)}")  # fmt: skip
+            raise ValueError(
+                f"unknown {what} {', '.join(map(repr, unknown))}; expected one of "
+                f"{', '.join(catalogue)}"
+            )
         return value
 
     return expand
@@ -193,8 +197,9 @@ class ExternalSpec(Strict):
     def wire(self) -> Wire:
         """The names requests and answers use on the wire."""
         names: dict[str, object] = {
-            "auth_header": self.auth_header, "auth_scheme": self.auth_scheme,
-        }  # fmt: skip
+            "auth_header": self.auth_header,
+            "auth_scheme": self.auth_scheme,
+        }
         if self.gateway is not None:
             names |= self.gateway.wire_names()
         return Wire.model_validate(names)

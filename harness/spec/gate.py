@@ -37,13 +37,15 @@ def light_load(
     name: str, *, duration_s: float, max_tokens: int, prompt_words: int, arrival: str
 ) -> LoadSpec:
     """A short, light open-loop run: gates and experiments run on 2-core CI runners too."""
-    return LoadSpec.model_validate({
-        "name": name,
-        "workload": {"max_tokens": max_tokens, "prompt_words": prompt_words},
-        "load": {"kind": "open", "rate_rps": 1.0, "arrival": arrival, "max_send_lag_ms": 250.0},
-        "duration_s": duration_s,
-        "drain_timeout_s": 30.0,
-    })  # fmt: skip
+    return LoadSpec.model_validate(
+        {
+            "name": name,
+            "workload": {"max_tokens": max_tokens, "prompt_words": prompt_words},
+            "load": {"kind": "open", "rate_rps": 1.0, "arrival": arrival, "max_send_lag_ms": 250.0},
+            "duration_s": duration_s,
+            "drain_timeout_s": 30.0,
+        }
+    )
 
 
 def _default_load() -> LoadSpec:

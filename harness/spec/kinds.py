@@ -37,8 +37,11 @@ def validate_file(path: Path, *, allow_empty: bool = False) -> str:
         parse_model(model, data, str(path))
     except ConfigError as e:
         if "kind" not in data:
-            e.problems.append(ConfigProblem(
-                "kind", f"absent, so the file was read as a {kind} spec; name its kind ({valid})",
-            ))  # fmt: skip
+            e.problems.append(
+                ConfigProblem(
+                    "kind",
+                    f"absent, so the file was read as a {kind} spec; name its kind ({valid})",
+                )
+            )
         raise
     return str(kind)

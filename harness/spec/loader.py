@@ -83,9 +83,11 @@ class _StrictLoader(yaml.SafeLoader):
             self._aliases = getattr(self, "_aliases", 0) + 1
             if self._aliases > MAX_ALIASES:
                 raise yaml.composer.ComposerError(
-                    None, None, f"more than {MAX_ALIASES} aliases; expected a plain spec file",
+                    None,
+                    None,
+                    f"more than {MAX_ALIASES} aliases; expected a plain spec file",
                     self.peek_event().start_mark,  # type: ignore[no-untyped-call]
-                )  # fmt: skip
+                )
         return super().compose_node(parent, index)  # type: ignore[arg-type]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -100,10 +102,11 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key: the safe loader refuses it with its own words
             if seen is not None:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f"duplicate key {key!r} (first given on line {seen}); "
-                    "expected each key once", key_node.start_mark,
-                )  # fmt: skip
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first given on line {seen}); expected each key once",
+                    key_node.start_mark,
+                )
             first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
@@ -123,16 +126,27 @@ def read_spec_text(path: Path) -> str:
         raise ConfigError(source, [ConfigProblem("", f"cannot read: {exc.strerror}")]) from None
     if b"\x00" in raw:
         at = raw.index(b"\x00")
-        raise ConfigError(source, [ConfigProblem(
-            _line_col(raw, at), "binary file (a NUL byte); expected YAML text in UTF-8",
-        )])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    _line_col(raw, at),
+                    "binary file (a NUL byte); expected YAML text in UTF-8",
+                )
+            ],
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(source, [ConfigProblem(
-            _line_col(raw, exc.start),
-            f"not UTF-8 (byte 0x{raw[exc.start]:02x}); expected YAML text in UTF-8",
-        )]) from None  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    _line_col(raw, exc.start),
+                    f"not UTF-8 (byte 0x{raw[exc.start]:02x}); expected YAML text in UTF-8",
+                )
+            ],
+        ) from None
 
 
 def _line_col(raw: bytes, offset: int) -> str:
@@ -164,10 +178,16 @@ def read_yaml_mapping(path: Path | str, *, allow_empty: bool = False) -> dict[st
     if data is None:
         if allow_empty:
             return {}
-        raise ConfigError(str(path), [ConfigProblem(
-            "", "the file is empty (no settings); expected a mapping of fields "
-            "(harness validate, up, gate and chaos take --allow-empty when all defaults are meant)",
-        )])  # fmt: skip
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    "",
+                    "the file is empty (no settings); expected a mapping of fields (harness "
+                    "validate, up, gate and chaos take --allow-empty when all defaults are meant)",
+                )
+            ],
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             str(path),
@@ -185,8 +205,14 @@ def referenced_file(referrer: Path, field: str, value: str) -> Path:
     path = (referrer.parent / value).resolve()
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ConfigError(str(referrer), [ConfigProblem(
-            field, f"{value!r} {what} ({path}, relative to this file's folder); "
-            "expected a path to a YAML file",
-        )])  # fmt: skip
+        raise ConfigError(
+            str(referrer),
+            [
+                ConfigProblem(
+                    field,
+                    f"{value!r} {what} ({path}, relative to this file's folder); "
+                    "expected a path to a YAML file",
+                )
+            ],
+        )
     return path

@@ -41,9 +41,16 @@ class SimulatorServer(Strict):
     failure_injection_rate: int = Field(0, ge=0, le=100)
     # Which failures it injects (empty: any of them, 4xx and 5xx alike).
     failure_types: tuple[
-        Literal["rate_limit", "invalid_api_key", "context_length", "server_error",
-                "invalid_request", "model_not_found"], ...
-    ] = ()  # fmt: skip
+        Literal[
+            "rate_limit",
+            "invalid_api_key",
+            "context_length",
+            "server_error",
+            "invalid_request",
+            "model_not_found",
+        ],
+        ...,
+    ] = ()
     seed: int = 1
     mode: Literal["random", "echo"] = "random"
 

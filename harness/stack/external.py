@@ -42,21 +42,32 @@ def check_remote(urls: dict[str, str], allow_remote: bool, source: str) -> None:
     """Load and faults go to loopback unless the user says otherwise, in so many words."""
     remote = {name: url for name, url in urls.items() if not is_loopback(url)}
     if remote and not allow_remote:
-        raise ConfigError(source, [
-            ConfigProblem(f"external.{name}" if name != "entry" else "external.url",
-                          f"{url} is not a loopback address; pass --allow-remote to send load "
-                          "and faults there")
-            for name, url in remote.items()
-        ])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    f"external.{name}" if name != "entry" else "external.url",
+                    f"{url} is not a loopback address; pass --allow-remote to send load "
+                    "and faults there",
+                )
+                for name, url in remote.items()
+            ],
+        )
 
 
 def check_env(ext: ExternalSpec, source: str) -> None:
     missing = [n for n in ext.env_names() if not os.environ.get(n)]
     if missing:
-        raise ConfigError(source, [
-            ConfigProblem("external", f"environment variable {n} is not set (the spec reads a "
-                                      "secret from it)") for n in missing
-        ])  # fmt: skip
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "external",
+                    f"environment variable {n} is not set (the spec reads a secret from it)",
+                )
+                for n in missing
+            ],
+        )
 
 
 def _probe(name: str, url: str, ext: ExternalSpec) -> str | None:
@@ -86,8 +97,10 @@ def _toxiproxy_listen(ext: ExternalSpec) -> dict[str, str]:
     absent = [p for p in named if p not in proxies]
     if absent:
         have = ", ".join(sorted(proxies)) or "none"
-        raise StackError(f"Toxiproxy at {ext.toxiproxy.url} has no proxy named "
-                         f"{', '.join(absent)}; it has {have}")  # fmt: skip
+        raise StackError(
+            f"Toxiproxy at {ext.toxiproxy.url} has no proxy named "
+            f"{', '.join(absent)}; it has {have}"
+        )
     return {p: str(proxies[p]["listen"]) for p in named}
 
 
@@ -117,9 +130,13 @@ def attach_external(
 
 
 def _attached(
-    spec: StackSpec, ext: ExternalSpec, run_dir: Path, progress: Progress, allow_remote: bool,
+    spec: StackSpec,
+    ext: ExternalSpec,
+    run_dir: Path,
+    progress: Progress,
+    allow_remote: bool,
     source: str,
-) -> Iterator[RunningStack]:  # fmt: skip
+) -> Iterator[RunningStack]:
     t0 = time.monotonic()
     check_env(ext, source)
     urls = ext.urls()
@@ -131,22 +148,36 @@ def _attached(
     key = os.environ.get(ext.api_key_env, "") if ext.api_key_env else ""
     run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = Endpoints(
-        nginx=ext.url, prometheus=ext.prometheus.url if ext.prometheus else "",
+        nginx=ext.url,
+        prometheus=ext.prometheus.url if ext.prometheus else "",
         alertmanager=ext.alertmanager.url if ext.alertmanager else "",
-        toxiproxy=ext.toxiproxy.url if ext.toxiproxy else "", redis="",
-        gateways=list(ext.gateways), model_servers=[], model_pools={},
-        proxies=_toxiproxy_listen(ext), webhook="", exporters={}, api_key=key,
-        run_dir=str(run_dir), provider="external",
+        toxiproxy=ext.toxiproxy.url if ext.toxiproxy else "",
+        redis="",
+        gateways=list(ext.gateways),
+        model_servers=[],
+        model_pools={},
+        proxies=_toxiproxy_listen(ext),
+        webhook="",
+        exporters={},
+        api_key=key,
+        run_dir=str(run_dir),
+        provider="external",
         served_models={"primary": _model(ext, key)},
-    )  # fmt: skip
+    )
     endpoints.write(run_dir / "endpoints.json")
     alerts = None
     if ext.alertmanager is not None:
-        alerts = AlertmanagerPoller(ext.alertmanager.url, ext.alertmanager.headers(),
-                                    journal=run_dir / "alerts.jsonl").start()  # fmt: skip
+        alerts = AlertmanagerPoller(
+            ext.alertmanager.url, ext.alertmanager.headers(), journal=run_dir / "alerts.jsonl"
+        ).start()
     try:
-        yield RunningStack(spec=spec, endpoints=endpoints, run_dir=run_dir, alerts=alerts,
-                           startup_seconds=time.monotonic() - t0)  # fmt: skip
+        yield RunningStack(
+            spec=spec,
+            endpoints=endpoints,
+            run_dir=run_dir,
+            alerts=alerts,
+            startup_seconds=time.monotonic() - t0,
+        )
     finally:
         if alerts is not None:
             alerts.close()

@@ -33,11 +33,19 @@ def render_front(
     template = (STACK_DIR / "nginx" / "fault-front.conf.tmpl").read_text()
     # As root, nginx would switch its workers to "nobody", who cannot write our run folder.
     user_line = "user root root;" if os.geteuid() == 0 else ""
-    return fill_template(template, {
-        "user_line": user_line, "name": service_name(replica), "run_dir": run_dir,
-        "log_dir": run_dir / "logs", "tmp_dir": run_dir / "nginx-tmp", "faults_file": faults_path,
-        "port": port, "server_port": server_port,
-    })  # fmt: skip
+    return fill_template(
+        template,
+        {
+            "user_line": user_line,
+            "name": service_name(replica),
+            "run_dir": run_dir,
+            "log_dir": run_dir / "logs",
+            "tmp_dir": run_dir / "nginx-tmp",
+            "faults_file": faults_path,
+            "port": port,
+            "server_port": server_port,
+        },
+    )
 
 
 def _split(var: str, share: float, hit: str, miss: str, salt: str) -> str:
@@ -50,8 +58,11 @@ def _split(var: str, share: float, hit: str, miss: str, salt: str) -> str:
 
 def render_faults(fault: HttpError | StreamStall | None) -> str:
     """The included file: every variable the front reads, with this fault (None: no fault)."""
-    status = _split("fault_status", fault.share, str(fault.status), "0", "status") if isinstance(
-        fault, HttpError) else "map $request_id $fault_status { default 0; }\n"  # fmt: skip
+    status = (
+        _split("fault_status", fault.share, str(fault.status), "0", "status")
+        if isinstance(fault, HttpError)
+        else "map $request_id $fault_status { default 0; }\n"
+    )
     retry = fault.retry_after_s if isinstance(fault, HttpError) else 1
     if isinstance(fault, StreamStall):
         rate = _split("fault_stall_rate", fault.share, str(fault.rate_bytes_per_s), "0", "stall")

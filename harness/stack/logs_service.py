@@ -42,11 +42,16 @@ def logs_service(port: int, syslog_port: int, run_dir: Path, tier: int) -> Servi
         "-loggerLevel=WARN",
     ]
     return ServiceDef(
-        name=SERVICE, role="logs", argv=argv, port=port,
+        name=SERVICE,
+        role="logs",
+        argv=argv,
+        port=port,
         ready=HttpReady(f"http://127.0.0.1:{port}/health", body_contains="OK"),
-        image="victoria_logs", tier=tier, mounts=[run_dir],
+        image="victoria_logs",
+        tier=tier,
+        mounts=[run_dir],
         hint="victoria-logs is built by `make install` into .tools/bin",
-    )  # fmt: skip
+    )
 
 
 def log_agent_service(
@@ -67,8 +72,13 @@ def log_agent_service(
         fields = json.dumps({"layer": "model", "replica": name})
         argv += [f"-fileCollector.glob={logs / name}.log", f"-fileCollector.extraFields={fields}"]
     return ServiceDef(
-        name=AGENT, role="logs", argv=argv, port=port,
+        name=AGENT,
+        role="logs",
+        argv=argv,
+        port=port,
         ready=HttpReady(f"http://127.0.0.1:{port}/health", body_contains="OK"),
-        image="vlagent", tier=tier, mounts=[run_dir],
+        image="vlagent",
+        tier=tier,
+        mounts=[run_dir],
         hint="vlagent is built by `make install` into .tools/bin",
-    )  # fmt: skip
+    )

@@ -30,9 +30,10 @@ def served_models(spec: StackSpec) -> set[str]:
 
 def _unknown(field: str, missing: list[str], what: str, known: set[str]) -> ConfigProblem:
     return ConfigProblem(
-        field, f"unknown {', '.join(map(repr, missing))}; expected one of the stack's {what}: "
+        field,
+        f"unknown {', '.join(map(repr, missing))}; expected one of the stack's {what}: "
         f"{', '.join(sorted(known)) or '(none)'}",
-    )  # fmt: skip
+    )
 
 
 def load_problems(load: LoadSpec, spec: StackSpec, field: str = "load") -> list[ConfigProblem]:
@@ -48,8 +49,9 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
 
     ext = spec.external
     if ext is not None:  # its proxies are named in its spec; its alert rules are its own
-        proxies = {p for names in (ext.toxiproxy.proxies if ext.toxiproxy else {}).values()
-                   for p in names}  # fmt: skip
+        proxies = {
+            p for names in (ext.toxiproxy.proxies if ext.toxiproxy else {}).values() for p in names
+        }
         services: set[str] = set()
     else:
         proxies, services = stack_names(spec)
@@ -64,8 +66,9 @@ def experiment_problems(exp: ExperimentSpec, spec: StackSpec) -> list[ConfigProb
     rules = alert_names(spec) if ext is None else {a.alert for a in exp.expect.alerts}
     for i, want in enumerate(exp.expect.alerts):
         if want.alert not in rules:
-            problems.append(_unknown(f"expect.alerts[{i}].alert", [want.alert], "alert rules",
-                                     rules))  # fmt: skip
+            problems.append(
+                _unknown(f"expect.alerts[{i}].alert", [want.alert], "alert rules", rules)
+            )
     problems += load_problems(exp.load, spec)
     return problems
 

@@ -44,8 +44,10 @@ def make_launcher(provider: str, spec: StackSpec, run_dir: Path) -> Launcher:
 
         launcher: Launcher = ContainerLauncher(resolve_image_map(spec.images), run_id=run_dir.name)
         return launcher
-    raise ConfigError("--provider", [ConfigProblem("provider", f"unknown provider {provider!r}; "
-                                                   "valid: local, docker")])  # fmt: skip
+    raise ConfigError(
+        "--provider",
+        [ConfigProblem("provider", f"unknown provider {provider!r}; valid: local, docker")],
+    )
 
 
 def _wait_ready(
@@ -60,9 +62,11 @@ def _wait_ready(
             code = svc.exit_code()
             if code is not None:
                 raise ServiceStartError(
-                    name, f"exited with code {code} before it was ready",
-                    svc.log_tail(), svc.definition.hint,
-                )  # fmt: skip
+                    name,
+                    f"exited with code {code} before it was ready",
+                    svc.log_tail(),
+                    svc.definition.hint,
+                )
             reason = svc.definition.ready.probe()
             if reason is None:
                 del pending[name]
@@ -193,9 +197,16 @@ def start_stack(
     run_dir = run_dir or new_run_dir("stack")
     if spec.provider == "external":
         if provider not in (None, "external"):
-            raise ConfigError("--provider", [ConfigProblem(
-                "provider", f"the stack spec is external (started elsewhere); --provider "
-                            f"{provider} cannot start it")])  # fmt: skip
+            raise ConfigError(
+                "--provider",
+                [
+                    ConfigProblem(
+                        "provider",
+                        f"the stack spec is external (started elsewhere); --provider "
+                        f"{provider} cannot start it",
+                    )
+                ],
+            )
         from harness.stack.external import attach_external
 
         with attach_external(spec, run_dir, progress, allow_remote=allow_remote) as stack:
@@ -230,10 +241,13 @@ def start_stack(
             progress(f"[{time.monotonic() - t0:5.1f}s] Prometheus sees every target up")
         endpoints.write(run_dir / "endpoints.json")
         stack = RunningStack(
-            spec=spec, endpoints=endpoints, run_dir=run_dir,
-            services={s.name: s for s in started}, alerts=receiver,
+            spec=spec,
+            endpoints=endpoints,
+            run_dir=run_dir,
+            services={s.name: s for s in started},
+            alerts=receiver,
             startup_seconds=time.monotonic() - t0,
-        )  # fmt: skip
+        )
         yield stack
     finally:
         progress(f"stopping {len(started)} services")

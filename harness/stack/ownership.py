@@ -230,8 +230,10 @@ def reap_record(rec: Record) -> list[str]:
     for pid, s in sorted(rec.sessions.items()):
         killed = kill_session(pid, int(s["start"])) if same_boot else []
         if killed:
-            lines.append(f"{s['name']}: killed session {pid} ({len(killed)} processes: "
-                         f"{', '.join(map(str, killed))})")  # fmt: skip
+            lines.append(
+                f"{s['name']}: killed session {pid} ({len(killed)} processes: "
+                f"{', '.join(map(str, killed))})"
+            )
     for url in rec.toxiproxy.values():
         if same_boot and _reset_toxiproxy(url):
             lines.append(f"toxiproxy {url} still answered: every toxic removed, proxies enabled")

@@ -52,74 +52,123 @@ def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> 
         model = Path(server.model_path) if server.model_path else default_model_path()
         argv = [
             str(find_binary("llama-server")),
-            "-m", str(model),
-            "--host", "127.0.0.1",
-            "--port", str(slot.port),
-            "-np", str(server.slots),
-            "-c", str(server.context),
-            "-t", str(server.threads),
-            "-n", str(server.n_predict),
-            "--alias", server.served_name,
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(slot.port),
+            "-np",
+            str(server.slots),
+            "-c",
+            str(server.context),
+            "-t",
+            str(server.threads),
+            "-n",
+            str(server.n_predict),
+            "--alias",
+            server.served_name,
             "--metrics",
-        ]  # fmt: skip
+        ]
         return ServiceDef(
-            name=slot.name, role="model_server", argv=argv, port=slot.port,
-            ready=HttpReady(f"{url}/health"), image="llama_cpp", tier=TIER_BACKENDS,
-            pool=slot.pool, mounts=[model], ready_timeout_s=60,
+            name=slot.name,
+            role="model_server",
+            argv=argv,
+            port=slot.port,
+            ready=HttpReady(f"{url}/health"),
+            image="llama_cpp",
+            tier=TIER_BACKENDS,
+            pool=slot.pool,
+            mounts=[model],
+            ready_timeout_s=60,
             hint="llama-server loads the GGUF model at start; check the model path and memory",
             warmup=Warmup(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 1}),
-        )  # fmt: skip
+        )
     if isinstance(server, SimulatorServer):
         argv = [
             str(find_binary("llm-d-inference-sim")),
-            "--model", server.served_name,
-            "--port", str(slot.port),
-            "--mode", server.mode,
-            "--time-to-first-token", f"{server.time_to_first_token_ms}ms",
-            "--inter-token-latency", f"{server.inter_token_latency_ms}ms",
-            "--max-num-seqs", str(server.max_num_seqs),
-            "--max-model-len", str(server.max_model_len),
-            "--seed", str(server.seed),
-        ]  # fmt: skip
+            "--model",
+            server.served_name,
+            "--port",
+            str(slot.port),
+            "--mode",
+            server.mode,
+            "--time-to-first-token",
+            f"{server.time_to_first_token_ms}ms",
+            "--inter-token-latency",
+            f"{server.inter_token_latency_ms}ms",
+            "--max-num-seqs",
+            str(server.max_num_seqs),
+            "--max-model-len",
+            str(server.max_model_len),
+            "--seed",
+            str(server.seed),
+        ]
         if server.failure_injection_rate:
             argv += ["--failure-injection-rate", str(server.failure_injection_rate)]
         if server.failure_types:
             argv += ["--failure-types", ",".join(server.failure_types)]
         return ServiceDef(
-            name=slot.name, role="model_server", argv=argv, port=slot.port,
-            ready=HttpReady(f"{url}/health"), image="simulator", tier=TIER_BACKENDS,
+            name=slot.name,
+            role="model_server",
+            argv=argv,
+            port=slot.port,
+            ready=HttpReady(f"{url}/health"),
+            image="simulator",
+            tier=TIER_BACKENDS,
             pool=slot.pool,
-        )  # fmt: skip
+        )
     assert isinstance(server, VllmServer)
     argv = [
-        "vllm", "serve", server.model,
-        "--host", "127.0.0.1",
-        "--port", str(slot.port),
-        "--served-model-name", server.served_name,
-        "--gpu-memory-utilization", f"{server.gpu_memory_utilization:g}",
-        "--max-model-len", str(server.max_model_len),
+        "vllm",
+        "serve",
+        server.model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(slot.port),
+        "--served-model-name",
+        server.served_name,
+        "--gpu-memory-utilization",
+        f"{server.gpu_memory_utilization:g}",
+        "--max-model-len",
+        str(server.max_model_len),
         *server.extra_args,
-    ]  # fmt: skip
+    ]
     # Weights persist in the host's model-hub cache between runs instead of downloading again.
     hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     hf_home.mkdir(parents=True, exist_ok=True)
     return ServiceDef(
-        name=slot.name, role="model_server", argv=argv, port=slot.port,
-        ready=HttpReady(f"{url}/health"), image="vllm", tier=TIER_BACKENDS, pool=slot.pool,
-        env={"HF_HOME": str(hf_home)}, mounts=[hf_home],
-        ready_timeout_s=900, hint="vLLM downloads and loads the model at first start",
-    )  # fmt: skip
+        name=slot.name,
+        role="model_server",
+        argv=argv,
+        port=slot.port,
+        ready=HttpReady(f"{url}/health"),
+        image="vllm",
+        tier=TIER_BACKENDS,
+        pool=slot.pool,
+        env={"HF_HOME": str(hf_home)},
+        mounts=[hf_home],
+        ready_timeout_s=900,
+        hint="vLLM downloads and loads the model at first start",
+    )
 
 
 def _exporter(what: str, source_flag: str, port: int, tier: int) -> ServiceDef:
     """The Prometheus exporter of nginx or Redis (Debian's binaries; upstream flag spelling)."""
     return ServiceDef(
-        name=f"{what}-exporter", role="exporter",
-        argv=[str(find_binary(f"prometheus-{what}-exporter")), source_flag,
-              f"--web.listen-address=127.0.0.1:{port}"],
-        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/metrics"),
-        image=f"{what}_exporter", tier=tier,
-    )  # fmt: skip
+        name=f"{what}-exporter",
+        role="exporter",
+        argv=[
+            str(find_binary(f"prometheus-{what}-exporter")),
+            source_flag,
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/metrics"),
+        image=f"{what}_exporter",
+        tier=tier,
+    )
 
 
 def _http_front_def(
@@ -132,29 +181,57 @@ def _http_front_def(
     conf = run_dir / "config" / f"{http_front.service_name(slot.name)}.conf"
     files[faults_path] = http_front.render_faults(None)
     files[conf] = http_front.render_front(
-        run_dir=run_dir, replica=slot.name, port=port, server_port=slot.port,
+        run_dir=run_dir,
+        replica=slot.name,
+        port=port,
+        server_port=slot.port,
         faults_path=faults_path,
-    )  # fmt: skip
+    )
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
     return ServiceDef(
-        name=http_front.service_name(slot.name), role="fault_front",
-        argv=[str(find_binary("nginx")), "-p", str(run_dir), "-c", str(conf),
-              "-e", str(run_dir / "logs" / f"{http_front.service_name(slot.name)}-error.log")],
-        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/fault-front-health"),
-        image="nginx", tier=TIER_BACKENDS, mounts=[run_dir],
-    )  # fmt: skip
+        name=http_front.service_name(slot.name),
+        role="fault_front",
+        argv=[
+            str(find_binary("nginx")),
+            "-p",
+            str(run_dir),
+            "-c",
+            str(conf),
+            "-e",
+            str(run_dir / "logs" / f"{http_front.service_name(slot.name)}-error.log"),
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/fault-front-health"),
+        image="nginx",
+        tier=TIER_BACKENDS,
+        mounts=[run_dir],
+    )
 
 
 def _gpu_sim_exporter_def(spec: GpuSimExporterSpec, port: int) -> ServiceDef:
     """A fake GPU memory exporter (no GPU here); the gpu_memory fault sets its figures."""
     return ServiceDef(
-        name=GPU_SIM_EXPORTER, role="exporter",
-        argv=[sys.executable, "-m", "harness.faults.gpu_sim_exporter", "--port", str(port),
-              "--total-bytes", str(spec.total_bytes), "--idle-ratio", f"{spec.idle_ratio:g}"],
-        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/metrics"), image="gateway",
-        tier=TIER_BACKENDS, env={"PYTHONPATH": str(PROJECT_ROOT)}, mounts=[PROJECT_ROOT],
-    )  # fmt: skip
+        name=GPU_SIM_EXPORTER,
+        role="exporter",
+        argv=[
+            sys.executable,
+            "-m",
+            "harness.faults.gpu_sim_exporter",
+            "--port",
+            str(port),
+            "--total-bytes",
+            str(spec.total_bytes),
+            "--idle-ratio",
+            f"{spec.idle_ratio:g}",
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/metrics"),
+        image="gateway",
+        tier=TIER_BACKENDS,
+        env={"PYTHONPATH": str(PROJECT_ROOT)},
+        mounts=[PROJECT_ROOT],
+    )
 
 
 def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) -> ServicePlan:
@@ -178,8 +255,9 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     http_fronts = {s.name: ports.take() for s in slots if s.pool in spec.faults.http_front}
     server_port = {s.name: http_fronts.get(s.name, s.port) for s in slots}
     fronted = set(spec.toxiproxy.front)
-    proxies = [ProxyDef(s.name, ports.take(), server_port[s.name]) for s in slots
-               if s.pool in fronted]  # fmt: skip
+    proxies = [
+        ProxyDef(s.name, ports.take(), server_port[s.name]) for s in slots if s.pool in fronted
+    ]
     redis_proxy = ProxyDef("redis", ports.take(), redis_port) if "redis" in fronted else None
     if redis_proxy:
         proxies.append(redis_proxy)
@@ -199,25 +277,56 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     files: dict[Path, str] = {}
     services: list[ServiceDef] = []
 
-    services.append(ServiceDef(
-        name="toxiproxy", role="toxiproxy",
-        argv=[str(find_binary("toxiproxy-server")), "-host", "127.0.0.1",
-              "-port", str(toxi_port), "-proxy-metrics", "-runtime-metrics"],
-        port=toxi_port, ready=HttpReady(f"http://127.0.0.1:{toxi_port}/version"),
-        image="toxiproxy", tier=TIER_BACKENDS,
-    ))  # fmt: skip
-    services.append(ServiceDef(
-        name="redis", role="redis",
-        argv=[str(find_binary("redis-server")), "--bind", "127.0.0.1", "--port", str(redis_port),
-              "--save", "", "--appendonly", "no", "--dir", str(run_dir),
-              "--protected-mode", "yes"],
-        port=redis_port, ready=redis_ready(redis_port), image="redis", tier=TIER_BACKENDS,
-        mounts=[run_dir],
-    ))  # fmt: skip
+    services.append(
+        ServiceDef(
+            name="toxiproxy",
+            role="toxiproxy",
+            argv=[
+                str(find_binary("toxiproxy-server")),
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(toxi_port),
+                "-proxy-metrics",
+                "-runtime-metrics",
+            ],
+            port=toxi_port,
+            ready=HttpReady(f"http://127.0.0.1:{toxi_port}/version"),
+            image="toxiproxy",
+            tier=TIER_BACKENDS,
+        )
+    )
+    services.append(
+        ServiceDef(
+            name="redis",
+            role="redis",
+            argv=[
+                str(find_binary("redis-server")),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(run_dir),
+                "--protected-mode",
+                "yes",
+            ],
+            port=redis_port,
+            ready=redis_ready(redis_port),
+            image="redis",
+            tier=TIER_BACKENDS,
+            mounts=[run_dir],
+        )
+    )
     services += [_model_server_def(s, pools[s.pool], run_dir) for s in slots]
     services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
-    services.append(log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots],
-                                      TIER_GATEWAYS))  # fmt: skip
+    services.append(
+        log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots], TIER_GATEWAYS)
+    )
     for s in slots:
         if s.name in http_fronts:
             services.append(_http_front_def(s, http_fronts[s.name], run_dir, files))
@@ -242,20 +351,45 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         )
         cfg_path = run_dir / "config" / f"gateway-{i}.json"
         files[cfg_path] = cfg.model_dump_json(indent=2)
-        services.append(ServiceDef(
-            name=f"gateway-{i}", role="gateway",
-            argv=[sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-                  "--app-dir", str(STACK_DIR), "--host", "127.0.0.1", "--port", str(gw_port),
-                  "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3",
-                  "--loop", "uvloop", "--http", "httptools"],
-            port=gw_port, ready=HttpReady(f"http://127.0.0.1:{gw_port}/healthz"),
-            image="gateway", tier=TIER_GATEWAYS,
-            env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
-            mounts=[run_dir, PROJECT_ROOT],
-        ))  # fmt: skip
-    services.append(_exporter(
-        "redis", f"--redis.addr=redis://127.0.0.1:{redis_port}", redis_exp_port, TIER_GATEWAYS
-    ))  # fmt: skip
+        services.append(
+            ServiceDef(
+                name=f"gateway-{i}",
+                role="gateway",
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "gateway.app:create_app",
+                    "--factory",
+                    "--app-dir",
+                    str(STACK_DIR),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(gw_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                    "--timeout-graceful-shutdown",
+                    "3",
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                ],
+                port=gw_port,
+                ready=HttpReady(f"http://127.0.0.1:{gw_port}/healthz"),
+                image="gateway",
+                tier=TIER_GATEWAYS,
+                env={"GATEWAY_CONFIG": str(cfg_path), "PYTHONPATH": str(PROJECT_ROOT)},
+                mounts=[run_dir, PROJECT_ROOT],
+            )
+        )
+    services.append(
+        _exporter(
+            "redis", f"--redis.addr=redis://127.0.0.1:{redis_port}", redis_exp_port, TIER_GATEWAYS
+        )
+    )
 
     nginx_conf = run_dir / "config" / "nginx.conf"
     files[nginx_conf] = render.render_nginx(
@@ -268,40 +402,73 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     )
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
-    services.append(ServiceDef(
-        name="nginx", role="nginx",
-        argv=[str(find_binary("nginx")), "-p", str(run_dir), "-c", str(nginx_conf),
-              "-e", str(log_dir / "nginx-error.log")],
-        port=nginx_port, ready=HttpReady(f"http://127.0.0.1:{nginx_port}/nginx-health"),
-        image="nginx", tier=TIER_EDGE, mounts=[run_dir],
-    ))  # fmt: skip
-    services.append(_exporter(
-        "nginx", f"--nginx.scrape-uri=http://127.0.0.1:{nginx_status_port}/stub_status",
-        nginx_exp_port, TIER_OBSERVERS,
-    ))  # fmt: skip
+    services.append(
+        ServiceDef(
+            name="nginx",
+            role="nginx",
+            argv=[
+                str(find_binary("nginx")),
+                "-p",
+                str(run_dir),
+                "-c",
+                str(nginx_conf),
+                "-e",
+                str(log_dir / "nginx-error.log"),
+            ],
+            port=nginx_port,
+            ready=HttpReady(f"http://127.0.0.1:{nginx_port}/nginx-health"),
+            image="nginx",
+            tier=TIER_EDGE,
+            mounts=[run_dir],
+        )
+    )
+    services.append(
+        _exporter(
+            "nginx",
+            f"--nginx.scrape-uri=http://127.0.0.1:{nginx_status_port}/stub_status",
+            nginx_exp_port,
+            TIER_OBSERVERS,
+        )
+    )
 
     am_conf = run_dir / "config" / "alertmanager.yml"
-    files[am_conf] = render.to_yaml(render.alertmanager_config(
-        spec.alertmanager, webhook_url=f"http://127.0.0.1:{webhook_port}/alerts"
-    ))  # fmt: skip
-    services.append(ServiceDef(
-        name="alertmanager", role="alertmanager",
-        argv=[str(find_binary("prometheus-alertmanager")), "--config.file", str(am_conf),
-              "--storage.path", str(run_dir / "alertmanager-data"),
-              "--web.listen-address", f"127.0.0.1:{am_port}", "--cluster.listen-address="],
-        port=am_port, ready=HttpReady(f"http://127.0.0.1:{am_port}/-/ready"),
-        image="alertmanager", tier=TIER_BACKENDS, mounts=[run_dir],
-    ))  # fmt: skip
+    files[am_conf] = render.to_yaml(
+        render.alertmanager_config(
+            spec.alertmanager, webhook_url=f"http://127.0.0.1:{webhook_port}/alerts"
+        )
+    )
+    services.append(
+        ServiceDef(
+            name="alertmanager",
+            role="alertmanager",
+            argv=[
+                str(find_binary("prometheus-alertmanager")),
+                "--config.file",
+                str(am_conf),
+                "--storage.path",
+                str(run_dir / "alertmanager-data"),
+                "--web.listen-address",
+                f"127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            port=am_port,
+            ready=HttpReady(f"http://127.0.0.1:{am_port}/-/ready"),
+            image="alertmanager",
+            tier=TIER_BACKENDS,
+            mounts=[run_dir],
+        )
+    )
 
     targets = [
         render.ScrapeTarget("gateway", f"127.0.0.1:{p}", {"replica": f"gateway-{i}"})
         for i, p in enumerate(gw_ports)
     ]
     targets += [
-        render.ScrapeTarget(f"model-{s.pool}", f"127.0.0.1:{s.port}",
-                            {"pool": s.pool, "replica": s.name})
+        render.ScrapeTarget(
+            f"model-{s.pool}", f"127.0.0.1:{s.port}", {"pool": s.pool, "replica": s.name}
+        )
         for s in slots
-    ]  # fmt: skip
+    ]
     targets += [
         render.ScrapeTarget("nginx", f"127.0.0.1:{nginx_exp_port}", {}),
         render.ScrapeTarget("redis", f"127.0.0.1:{redis_exp_port}", {}),
@@ -316,20 +483,37 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     rules = run_dir / "config" / "alerts.yml"
     files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
     prom_conf = run_dir / "config" / "prometheus.yml"
-    files[prom_conf] = render.to_yaml(render.prometheus_config(
-        spec.prometheus, rules_file=rules, alertmanager_address=f"127.0.0.1:{am_port}",
-        targets=targets,
-    ))  # fmt: skip
-    services.append(ServiceDef(
-        name="prometheus", role="prometheus",
-        argv=[str(find_binary("prometheus")), "--config.file", str(prom_conf),
-              "--storage.tsdb.path", str(run_dir / "prometheus-data"),
-              "--web.listen-address", f"127.0.0.1:{prom_port}", "--web.enable-lifecycle"],
-        port=prom_port, ready=HttpReady(f"http://127.0.0.1:{prom_port}/-/ready"),
-        # First tier: Prometheus' discovery hands targets to the scraper only every 5 s, so
-        # starting it early hides that wait behind the other services' start-up.
-        image="prometheus", tier=TIER_BACKENDS, mounts=[run_dir],
-    ))  # fmt: skip
+    files[prom_conf] = render.to_yaml(
+        render.prometheus_config(
+            spec.prometheus,
+            rules_file=rules,
+            alertmanager_address=f"127.0.0.1:{am_port}",
+            targets=targets,
+        )
+    )
+    services.append(
+        ServiceDef(
+            name="prometheus",
+            role="prometheus",
+            argv=[
+                str(find_binary("prometheus")),
+                "--config.file",
+                str(prom_conf),
+                "--storage.tsdb.path",
+                str(run_dir / "prometheus-data"),
+                "--web.listen-address",
+                f"127.0.0.1:{prom_port}",
+                "--web.enable-lifecycle",
+            ],
+            port=prom_port,
+            ready=HttpReady(f"http://127.0.0.1:{prom_port}/-/ready"),
+            # First tier: Prometheus' discovery hands targets to the scraper only every 5 s, so
+            # starting it early hides that wait behind the other services' start-up.
+            image="prometheus",
+            tier=TIER_BACKENDS,
+            mounts=[run_dir],
+        )
+    )
 
     def url(p: int) -> str:
         return f"http://127.0.0.1:{p}"
@@ -353,9 +537,13 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         "served_models": served,
     }
     return ServicePlan(
-        run_dir=run_dir, services=services, proxies=proxies, files=files,
-        webhook_port=webhook_port, endpoints=endpoints,
-    )  # fmt: skip
+        run_dir=run_dir,
+        services=services,
+        proxies=proxies,
+        files=files,
+        webhook_port=webhook_port,
+        endpoints=endpoints,
+    )
 
 
 def stack_names(spec: StackSpec) -> tuple[set[str], set[str]]:

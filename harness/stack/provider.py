@@ -106,8 +106,10 @@ class RunningStack:
             "gateways": None if ext.gateways else "no per-replica gateway URLs in the stack spec",
             "prometheus": None if ext.prometheus else "no Prometheus in the stack spec",
             "toxiproxy": None if ext.toxiproxy else "no Toxiproxy in the stack spec",
-            "primary proxies": "no Toxiproxy in the stack spec" if not ext.toxiproxy
-            else None if ext.toxiproxy.proxies.get("primary")
+            "primary proxies": "no Toxiproxy in the stack spec"
+            if not ext.toxiproxy
+            else None
+            if ext.toxiproxy.proxies.get("primary")
             else "no Toxiproxy proxies named for the primary pool",
             "alerts": None if self.alerts else "no Alertmanager in the stack spec",
             "processes": "no process handles (the harness did not start this stack)",
@@ -115,15 +117,18 @@ class RunningStack:
             "stacks the harness starts)",
             "rules file": "the deployed alert rules file is not at hand (the harness did not "
             "start this stack)",
-            "declared settings": None if "gateway" in self.spec.model_fields_set
+            "declared settings": None
+            if "gateway" in self.spec.model_fields_set
             else "the stack spec declares no gateway settings to judge",
-        }  # fmt: skip
+        }
         for item in ("served_by", "cache", "request_id"):
             why[item] = (
-                "no gateway" if contract is None
-                else None if getattr(contract, item)
+                "no gateway"
+                if contract is None
+                else None
+                if getattr(contract, item)
                 else f"the gateway contract marks `{item}` absent"
-            )  # fmt: skip
+            )
         names = ext.wire()
         reasons = [r for n in needs if (r := _lacks_item(n, names, contract is None, why))]
         return "; ".join(dict.fromkeys(reasons)) or None

@@ -55,9 +55,14 @@ def _syslog_access_log(syslog_port: int | None) -> str:
 
 
 def render_nginx(
-    *, run_dir: Path, port: int, status_port: int, gateway_ports: Sequence[int],
-    buffering: bool = False, syslog_port: int | None = None,
-) -> str:  # fmt: skip
+    *,
+    run_dir: Path,
+    port: int,
+    status_port: int,
+    gateway_ports: Sequence[int],
+    buffering: bool = False,
+    syslog_port: int | None = None,
+) -> str:
     template = (STACK_DIR / "nginx" / "nginx.conf.tmpl").read_text()
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in gateway_ports

@@ -158,8 +158,11 @@ def main(argv: list[str]) -> None:
     done = serve(sys.stdin.fileno())
     if done:
         with contextlib.suppress(OSError):
-            print(f"harness watchdog: harness process {argv[1]} is gone: {'; '.join(done)}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"harness watchdog: harness process {argv[1]} is gone: {'; '.join(done)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class Watchdog:

@@ -57,11 +57,15 @@ def compare_with_history(
     baseline_runs = [r for r in history if is_accepted(r)][-window:]
     if len(baseline_runs) < min_runs:
         return CheckResult(
-            name=name, category="regression", outcome="skipped",
-            reasons=[f"{len(baseline_runs)} earlier passing runs without a regression in the "
-                     "history, "
-                     f"{min_runs} needed for a baseline"],
-        )  # fmt: skip
+            name=name,
+            category="regression",
+            outcome="skipped",
+            reasons=[
+                f"{len(baseline_runs)} earlier passing runs without a regression in the "
+                "history, "
+                f"{min_runs} needed for a baseline"
+            ],
+        )
     regressions: list[str] = []
     notes: list[str] = []
     measured: dict[str, float | int | str | None] = {"baseline_runs": len(baseline_runs)}
@@ -77,14 +81,26 @@ def compare_with_history(
             continue
         change_pct = (now - base) / base * 100.0
         worse_pct = change_pct if better == "lower" else -change_pct
-        line = (f"{metric} = {now:.4g} vs median {base:.4g} of the last {len(past)} passing runs "
-                f"({change_pct:+.1f}%; allowed {max_regression_pct:g}% worse)")  # fmt: skip
+        line = (
+            f"{metric} = {now:.4g} vs median {base:.4g} of the last {len(past)} passing runs "
+            f"({change_pct:+.1f}%; allowed {max_regression_pct:g}% worse)"
+        )
         (regressions if worse_pct > max_regression_pct else notes).append(line)
     if regressions:
-        return CheckResult(name=name, category="regression", outcome=outcome_on_regression,
-                           reasons=regressions, measured=measured)  # fmt: skip
-    return CheckResult(name=name, category="regression", outcome="pass",
-                       reasons=notes or ["no comparable figures"], measured=measured)  # fmt: skip
+        return CheckResult(
+            name=name,
+            category="regression",
+            outcome=outcome_on_regression,
+            reasons=regressions,
+            measured=measured,
+        )
+    return CheckResult(
+        name=name,
+        category="regression",
+        outcome="pass",
+        reasons=notes or ["no comparable figures"],
+        measured=measured,
+    )
 
 
 NO_BASELINE = "no baseline"

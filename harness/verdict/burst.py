@@ -19,14 +19,21 @@ def burst_checks(
     if fig.sent <= per_minute:
         refused.append(f"only {fig.sent} sent, not more than the budget {per_minute}/minute")
     if fig.other:
-        refused.append("unexpected statuses " + ", ".join(
-            f"{s or 'no answer'} x{n}" for s, n in fig.other.items()))  # fmt: skip
+        refused.append(
+            "unexpected statuses "
+            + ", ".join(f"{s or 'no answer'} x{n}" for s, n in fig.other.items())
+        )
     figures: dict[str, float | int | str | None] = {
-        "sent": fig.sent, "admitted": fig.admitted, "refused": fig.refused,
+        "sent": fig.sent,
+        "admitted": fig.admitted,
+        "refused": fig.refused,
         "budget_per_minute": per_minute,
-    }  # fmt: skip
-    checks = [CheckResult.from_reasons(f"{title}: burst refused over its budget", "chaos",
-                                       refused, figures, sent)]  # fmt: skip
+    }
+    checks = [
+        CheckResult.from_reasons(
+            f"{title}: burst refused over its budget", "chaos", refused, figures, sent
+        )
+    ]
 
     retry: list[str] = []
     if fig.retry_after_share is None:
@@ -35,34 +42,59 @@ def burst_checks(
         missing = fig.refused - round(fig.retry_after_share * fig.refused)
         retry.append(f"{missing} of {fig.refused} 429s without a Retry-After of whole seconds")
     given = fig.retry_after_s
-    checks.append(CheckResult.from_reasons(
-        f"{title}: every 429 carried Retry-After", "chaos", retry,
-        {"refused": fig.refused, "retry_after_share": fig.retry_after_share,
-         "retry_after_min_s": given[0] if given else None,
-         "retry_after_max_s": given[1] if given else None},
-        f"{fig.refused} of {fig.refused} with Retry-After"
-        + (f" ({given[0]}-{given[1]} s)" if given else ""),
-    ))  # fmt: skip
+    checks.append(
+        CheckResult.from_reasons(
+            f"{title}: every 429 carried Retry-After",
+            "chaos",
+            retry,
+            {
+                "refused": fig.refused,
+                "retry_after_share": fig.retry_after_share,
+                "retry_after_min_s": given[0] if given else None,
+                "retry_after_max_s": given[1] if given else None,
+            },
+            f"{fig.refused} of {fig.refused} with Retry-After"
+            + (f" ({given[0]}-{given[1]} s)" if given else ""),
+        )
+    )
 
     minutes = ", ".join(f"{m} UTC: {n}" for m, n in fig.admitted_per_minute.items()) or "none"
     most = max(fig.admitted_per_minute.values(), default=0)
-    over = [f"{n} admitted in the minute from {m} UTC, budget {per_minute}"
-            for m, n in fig.admitted_per_minute.items() if n > per_minute]  # fmt: skip
-    checks.append(CheckResult.from_reasons(
-        f"{title}: admitted within the budget per minute", "chaos", over,
-        {"most_admitted_per_minute": most, "budget_per_minute": per_minute,
-         "most_admitted_in_60s": fig.most_admitted_in_60s, "admitted_per_minute": minutes},
-        f"admitted per clock minute {minutes}; budget {per_minute}",
-    ))  # fmt: skip
+    over = [
+        f"{n} admitted in the minute from {m} UTC, budget {per_minute}"
+        for m, n in fig.admitted_per_minute.items()
+        if n > per_minute
+    ]
+    checks.append(
+        CheckResult.from_reasons(
+            f"{title}: admitted within the budget per minute",
+            "chaos",
+            over,
+            {
+                "most_admitted_per_minute": most,
+                "budget_per_minute": per_minute,
+                "most_admitted_in_60s": fig.most_admitted_in_60s,
+                "admitted_per_minute": minutes,
+            },
+            f"admitted per clock minute {minutes}; budget {per_minute}",
+        )
+    )
 
     # Per-key limiting: the load's requests (another key) are not refused while the burst is.
     load_refused = {p: s.counts.by_status.get("429", 0) for p, s in phases.items()}
     n = sum(s.counts.total for s in phases.values())
-    refused_load = [f"{k} of the load's requests meant for {p} were refused (429)"
-                    for p, k in load_refused.items() if k]  # fmt: skip
-    checks.append(CheckResult.from_reasons(
-        f"{title}: the load's own key not refused", "chaos", refused_load,
-        {"load_requests": n, "load_refused": sum(load_refused.values())},
-        f"0 of {n} of the load's requests refused",
-    ))  # fmt: skip
+    refused_load = [
+        f"{k} of the load's requests meant for {p} were refused (429)"
+        for p, k in load_refused.items()
+        if k
+    ]
+    checks.append(
+        CheckResult.from_reasons(
+            f"{title}: the load's own key not refused",
+            "chaos",
+            refused_load,
+            {"load_requests": n, "load_refused": sum(load_refused.values())},
+            f"0 of {n} of the load's requests refused",
+        )
+    )
     return checks

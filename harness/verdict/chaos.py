@@ -28,19 +28,28 @@ def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list
     bounds (a phase too short to decide warns with how many requests would), other figures on
     the estimate; a phase with too few requests fails."""
     checks = []
-    for phase, exprs in (("before", exp.expect.before), ("during", exp.expect.during),
-                         ("after", exp.expect.after)):  # fmt: skip
+    for phase, exprs in (
+        ("before", exp.expect.before),
+        ("during", exp.expect.during),
+        ("after", exp.expect.after),
+    ):
         summary = summaries.get(phase)
         n = summary.counts.total if summary is not None else 0
         for expr in exprs:
             name = phase_check_name(exp, phase, expr)
             if summary is None or n < MIN_PHASE_REQUESTS:
-                checks.append(CheckResult(
-                    name=name, category="chaos", outcome="fail",
-                    reasons=[f"{n} requests meant for this phase, at least {MIN_PHASE_REQUESTS} "
-                             "are needed to judge it"],
-                    measured={"requests": n},
-                ))  # fmt: skip
+                checks.append(
+                    CheckResult(
+                        name=name,
+                        category="chaos",
+                        outcome="fail",
+                        reasons=[
+                            f"{n} requests meant for this phase, at least {MIN_PHASE_REQUESTS} "
+                            "are needed to judge it"
+                        ],
+                        measured={"requests": n},
+                    )
+                )
                 continue
             slo = parse_slo(expr)
             judged = judge_share(slo, summary, PHASE_ALPHA)
@@ -48,24 +57,37 @@ def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list
                 # Not a share: judged on the estimate; one not measured fails the phase.
                 est = judge_estimate(slo, summary)
                 passed = est.decision == "pass"
-                checks.append(CheckResult(
-                    name=name, category="chaos", outcome="pass" if passed else "fail",
-                    reasons=[f"{est.reason} ({n} requests meant for this phase)"],
-                    measured={"observed": est.estimate, "requests": n},
-                ))  # fmt: skip
+                checks.append(
+                    CheckResult(
+                        name=name,
+                        category="chaos",
+                        outcome="pass" if passed else "fail",
+                        reasons=[f"{est.reason} ({n} requests meant for this phase)"],
+                        measured={"observed": est.estimate, "requests": n},
+                    )
+                )
                 continue
             reasons = [f"{judged.reason} ({n} requests meant for this phase)"]
             if judged.decision == "inconclusive":
-                reasons.append("too few requests to decide at 95% confidence"
-                               + (f"; about {judged.samples_needed} would"
-                                  if judged.samples_needed else ""))  # fmt: skip
-            checks.append(CheckResult(
-                name=name, category="chaos",
-                outcome="warn" if judged.decision == "inconclusive" else judged.decision,
-                reasons=reasons,
-                measured={"observed": judged.estimate, "requests": n, "lower": judged.lower,
-                          "upper": judged.upper, "decision": judged.decision},
-            ))  # fmt: skip
+                reasons.append(
+                    "too few requests to decide at 95% confidence"
+                    + (f"; about {judged.samples_needed} would" if judged.samples_needed else "")
+                )
+            checks.append(
+                CheckResult(
+                    name=name,
+                    category="chaos",
+                    outcome="warn" if judged.decision == "inconclusive" else judged.decision,
+                    reasons=reasons,
+                    measured={
+                        "observed": judged.estimate,
+                        "requests": n,
+                        "lower": judged.lower,
+                        "upper": judged.upper,
+                        "decision": judged.decision,
+                    },
+                )
+            )
     return checks
 
 
@@ -73,12 +95,14 @@ def load_check(exp: ExperimentSpec, summary: LoadSummary) -> CheckResult:
     """An experiment whose own load fell behind its schedule measured the client, not the stack."""
     v = summary.validity
     return CheckResult(
-        name=f"{exp.title}: load kept its schedule", category="chaos",
+        name=f"{exp.title}: load kept its schedule",
+        category="chaos",
         outcome="pass" if v.valid else "fail",
-        reasons=[f"{summary.counts.total} requests as scheduled", *v.warnings] if v.valid
+        reasons=[f"{summary.counts.total} requests as scheduled", *v.warnings]
+        if v.valid
         else ["the experiment's load is invalid, its phases cannot be trusted", *v.reasons],
         measured={"requests": summary.counts.total},
-    )  # fmt: skip
+    )
 
 
 def pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> list[CheckResult]:
@@ -91,23 +115,43 @@ def pending_checks(exp: ExperimentSpec, states: AlertStates, since: float) -> li
         name = f"{exp.title}: alert {want.alert} pending"
         pending = states.first(want.alert, "pending", since)
         firing = states.first(want.alert, "firing", since)
-        ok = pending is not None and since <= pending <= since + want.pending_within_s and (
-            firing is None or pending <= firing)  # fmt: skip
+        ok = (
+            pending is not None
+            and since <= pending <= since + want.pending_within_s
+            and (firing is None or pending <= firing)
+        )
         if ok:
             assert pending is not None
             reason = f"pending {pending - since:.1f}s after the fault started" + (
-                f", firing {firing - since:.1f}s after" if firing is not None else "")  # fmt: skip
+                f", firing {firing - since:.1f}s after" if firing is not None else ""
+            )
             measured = {"alert": want.alert, "pending_after_s": round(pending - since, 1)}
-            out.append(CheckResult(name=name, category="alerts", outcome="pass", reasons=[reason],
-                                   measured=measured))  # fmt: skip
+            out.append(
+                CheckResult(
+                    name=name,
+                    category="alerts",
+                    outcome="pass",
+                    reasons=[reason],
+                    measured=measured,
+                )
+            )
         else:
-            seen = "never seen pending" if pending is None else (
-                f"first seen pending {pending - since:.1f}s after the fault started")  # fmt: skip
-            out.append(CheckResult(
-                name=name, category="alerts", outcome="fail",
-                reasons=[f"{seen}; want pending within {want.pending_within_s:g}s, before firing "
-                         f"({states.errors} failed polls of Prometheus)"],
-            ))  # fmt: skip
+            seen = (
+                "never seen pending"
+                if pending is None
+                else (f"first seen pending {pending - since:.1f}s after the fault started")
+            )
+            out.append(
+                CheckResult(
+                    name=name,
+                    category="alerts",
+                    outcome="fail",
+                    reasons=[
+                        f"{seen}; want pending within {want.pending_within_s:g}s, before firing "
+                        f"({states.errors} failed polls of Prometheus)"
+                    ],
+                )
+            )
     return out
 
 

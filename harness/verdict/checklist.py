@@ -88,8 +88,9 @@ def checklist(checks: Sequence[CheckResult]) -> list[ChecklistRow]:
     rows = []
     for item in CHECKLIST:
         if item.proves is None:
-            rows.append(ChecklistRow(stage=item.stage, item=item.text, status="outside the gate",
-                                     checks=[]))  # fmt: skip
+            rows.append(
+                ChecklistRow(stage=item.stage, item=item.text, status="outside the gate", checks=[])
+            )
             continue
         mine = [c for c in checks if item.proves(c)]
         ran = [c for c in mine if c.outcome != "skipped"]
@@ -103,6 +104,13 @@ def checklist(checks: Sequence[CheckResult]) -> list[ChecklistRow]:
             status = "proven"
         else:
             status = "not checked"
-        rows.append(ChecklistRow(stage=item.stage, item=item.text, status=status,
-                                 checks=[c.name for c in mine], note=gap or ""))  # fmt: skip
+        rows.append(
+            ChecklistRow(
+                stage=item.stage,
+                item=item.text,
+                status=status,
+                checks=[c.name for c in mine],
+                note=gap or "",
+            )
+        )
     return rows

@@ -38,8 +38,10 @@ def judge_all(
     shares = {PRIMARY: f"primary_share>={policy.min_primary_share:g}"} if served_by else {}
     per_request = [s.expr for s in slos if s.scope == "request"]
     if per_request:
-        shares = {"goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
-                  **shares}  # fmt: skip
+        shares = {
+            "goodput: " + ", ".join(per_request): f"goodput>={policy.min_goodput:g}",
+            **shares,
+        }
     for name, expr in shares.items():
         judged = judge_share(parse_slo(expr), summary, alpha)
         assert judged is not None  # goodput and primary_share are proportions
@@ -77,10 +79,14 @@ def slo_check(
         outcome=outcome,
         reasons=reasons,
         measured={
-            "decision": j.decision, "n": j.n, "estimate": j.estimate, "lower": j.lower,
-            "upper": j.upper, "looks": looks,
+            "decision": j.decision,
+            "n": j.n,
+            "estimate": j.estimate,
+            "lower": j.lower,
+            "upper": j.upper,
+            "looks": looks,
         },
-    )  # fmt: skip
+    )
 
 
 def validity_check(gate: GateSpec, reports: list[LoadReport], pooled: LoadSummary) -> CheckResult:
@@ -95,10 +101,14 @@ def validity_check(gate: GateSpec, reports: list[LoadReport], pooled: LoadSummar
         "sent_rate_rps": gen.sent_rate_rps,
         "achieved_rate_rps": gen.achieved_rate_rps,
         "send_lag_p99_ms": max(
-            (p99 for r in reports if (lag := r.summary.generator.send_lag_ms) and
-             (p99 := lag.p99) is not None), default=None,
+            (
+                p99
+                for r in reports
+                if (lag := r.summary.generator.send_lag_ms) and (p99 := lag.p99) is not None
+            ),
+            default=None,
         ),
-    }  # fmt: skip
+    }
     invalid = [
         (i, r.summary.validity) for i, r in enumerate(reports, 1) if not r.summary.validity.valid
     ]
@@ -106,19 +116,26 @@ def validity_check(gate: GateSpec, reports: list[LoadReport], pooled: LoadSummar
         warnings = [w for r in reports for w in r.summary.validity.warnings]
         offered = f" of {gen.offered_rate_rps:.2f} offered" if gen.offered_rate_rps else ""
         return CheckResult(
-            name="load generator kept its schedule", category="load", outcome="pass",
-            reasons=[f"{total} requests in {len(reports)} look(s), {gen.sent_rate_rps:.2f} req/s "
-                     f"sent{offered} over the {pooled.window.duration_s:g} s schedule window",
-                     *warnings],
+            name="load generator kept its schedule",
+            category="load",
+            outcome="pass",
+            reasons=[
+                f"{total} requests in {len(reports)} look(s), {gen.sent_rate_rps:.2f} req/s "
+                f"sent{offered} over the {pooled.window.duration_s:g} s schedule window",
+                *warnings,
+            ],
             measured=measured,
-        )  # fmt: skip
+        )
     return CheckResult(
-        name="load generator kept its schedule", category="load",
+        name="load generator kept its schedule",
+        category="load",
         outcome="fail" if gate.invalid_load_is == "fail" else "warn",
-        reasons=["the run is invalid, its latencies cannot be trusted",
-                 *(f"look {i}: {reason}" for i, v in invalid for reason in v.reasons)],
+        reasons=[
+            "the run is invalid, its latencies cannot be trusted",
+            *(f"look {i}: {reason}" for i, v in invalid for reason in v.reasons),
+        ],
         measured=measured,
-    )  # fmt: skip
+    )
 
 
 def kept_up_check(summary: LoadSummary) -> CheckResult:
@@ -133,10 +150,16 @@ def kept_up_check(summary: LoadSummary) -> CheckResult:
     outcome: Outcome = "pass" if j.decision == "pass" else "fail"
     g = summary.generator
     return CheckResult(
-        name=name, category="load", outcome=outcome, reasons=[j.reason],
-        measured={"achieved_ratio": j.estimate, "achieved_rate_rps": g.achieved_rate_rps,
-                  "sent_rate_rps": g.sent_rate_rps},
-    )  # fmt: skip
+        name=name,
+        category="load",
+        outcome=outcome,
+        reasons=[j.reason],
+        measured={
+            "achieved_ratio": j.estimate,
+            "achieved_rate_rps": g.achieved_rate_rps,
+            "sent_rate_rps": g.sent_rate_rps,
+        },
+    )
 
 
 def load_outcome(reports: list[LoadReport], checks: list[CheckResult]) -> LoadOutcome:

@@ -32,10 +32,18 @@ ACHIEVED = "achieved_ratio"
 def _check(j: SloJudgement, alpha: float | None, default: bool = False) -> LoadCheck:
     bounded = j.lower is not None or j.upper is not None
     return LoadCheck(
-        expr=j.expr, decision=j.decision, passed=j.decision == "pass", reason=j.reason, n=j.n,
-        estimate=j.estimate, lower=j.lower, upper=j.upper, alpha=alpha if bounded else None,
-        samples_needed=j.samples_needed, default=default,
-    )  # fmt: skip
+        expr=j.expr,
+        decision=j.decision,
+        passed=j.decision == "pass",
+        reason=j.reason,
+        n=j.n,
+        estimate=j.estimate,
+        lower=j.lower,
+        upper=j.upper,
+        alpha=alpha if bounded else None,
+        samples_needed=j.samples_needed,
+        default=default,
+    )
 
 
 def kept_up_unjudged(summary: LoadSummary) -> str | None:
@@ -96,11 +104,15 @@ def judge_run(
             if unjudged is not None:  # too few requests to say: undecided, never a pass
                 out.append(
                     LoadCheck(
-                        expr=slo.expr, decision="inconclusive", passed=False, reason=unjudged,
-                        n=summary.generator.sent, estimate=summary.generator.achieved_ratio,
+                        expr=slo.expr,
+                        decision="inconclusive",
+                        passed=False,
+                        reason=unjudged,
+                        n=summary.generator.sent,
+                        estimate=summary.generator.achieved_ratio,
                         default=True,
                     )
-                )  # fmt: skip
+                )
                 continue
             j = judge_kept_up(slo, summary)
         else:

@@ -41,21 +41,29 @@ def judge_error_lines(
     for a in answers:
         gw = [x for x in lines.get(a.request_id, []) if x.layer == "gateway"]
         if not gw:
-            failures.append(f"{a.source} request {a.request_id} answered {a.status}: "
-                            "no gateway log line with its request id")  # fmt: skip
+            failures.append(
+                f"{a.source} request {a.request_id} answered {a.status}: "
+                "no gateway log line with its request id"
+            )
             continue
         line = gw[-1].fields
         if not line.get("error"):
-            failures.append(f"{a.source} request {a.request_id} answered {a.status}: "
-                            "its gateway line gives no reason (field `error`)")  # fmt: skip
+            failures.append(
+                f"{a.source} request {a.request_id} answered {a.status}: "
+                "its gateway line gives no reason (field `error`)"
+            )
         elif line.get("status") != str(a.status):
-            failures.append(f"{a.source} request {a.request_id} answered {a.status}: "
-                            f"its gateway line says status {line.get('status')}")  # fmt: skip
+            failures.append(
+                f"{a.source} request {a.request_id} answered {a.status}: "
+                f"its gateway line says status {line.get('status')}"
+            )
     return CheckResult.from_reasons(
-        ERRORS_LOGGED, CATEGORY, _more(failures),
+        ERRORS_LOGGED,
+        CATEGORY,
+        _more(failures),
         {"error_answers": len(answers), "unlogged_or_unexplained": len(failures)},
         f"each of {len(answers)} error answers has a gateway line with its id, status and reason",
-    )  # fmt: skip
+    )
 
 
 def is_unhandled(row: Mapping[str, Any]) -> bool:
@@ -73,11 +81,13 @@ def judge_exceptions(rows: Sequence[Mapping[str, Any]], window: str) -> CheckRes
         for r in found
     ]
     return CheckResult.from_reasons(
-        NO_EXCEPTIONS, CATEGORY, _more(failures),
+        NO_EXCEPTIONS,
+        CATEGORY,
+        _more(failures),
         {"lines_read": len(rows), "unhandled": len(found), "window": window},
         f"no traceback in {len(rows)} error-level lines"
         + (" of the load step" if window != "*" else " of the run"),
-    )  # fmt: skip
+    )
 
 
 def judge_secrets(rows: Sequence[Mapping[str, Any]], secrets: Mapping[str, str]) -> CheckResult:
@@ -92,10 +102,12 @@ def judge_secrets(rows: Sequence[Mapping[str, Any]], secrets: Mapping[str, str])
                 where = f"{row.get('layer', '?')} line at {row.get('_time', '?')}"
                 failures.append(f"{what} in a {where} (request {row.get('request_id', '?')})")
     return CheckResult.from_reasons(
-        NO_SECRETS, CATEGORY, _more(failures),
+        NO_SECRETS,
+        CATEGORY,
+        _more(failures),
         {"lines_read": len(rows), "values_searched": len(secrets), "lines_with_secrets": hits},
         f"none of {len(secrets)} keys and planted PII values in {len(rows)} stored lines",
-    )  # fmt: skip
+    )
 
 
 def redact(value: str) -> str:

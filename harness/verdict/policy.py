@@ -102,8 +102,10 @@ def _injection_differences(policy: Policy, stack: StackSpec) -> list[str]:
             f"{', '.join(map(repr, missing))}, policy flags {', '.join(map(repr, pi.patterns))}"
         )
     if pi.action == "reject" and v.injection_policy != "reject":
-        out.append("prompt injection: candidate lets flagged prompts through (log), "
-                   "policy refuses them (reject)")  # fmt: skip
+        out.append(
+            "prompt injection: candidate lets flagged prompts through (log), "
+            "policy refuses them (reject)"
+        )
     return out
 
 

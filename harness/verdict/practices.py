@@ -77,9 +77,12 @@ def judge_cache(
 
 
 def judge_rate_limit(
-    codes: list[int], budget: int, declared: int | None, fresh_key: bool,
+    codes: list[int],
+    budget: int,
+    declared: int | None,
+    fresh_key: bool,
     refused: tuple[int, ...] = (429,),
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """The limiter admits at most the policy's budget, and on a key nothing has used yet exactly
     what the candidate declares (when that is within the policy): one request more or less is a
     limiter that does not do what it says. `refused`: the gateway's rate-limited statuses."""
@@ -88,11 +91,14 @@ def judge_rate_limit(
     if ok > budget:
         failures.append(f"{ok} of {len(codes)} requests admitted at once, policy {budget}/minute")
     elif fresh_key and declared is not None and declared <= budget and ok != declared:
-        failures.append(f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
-                        f"declares {declared}/minute")  # fmt: skip
+        failures.append(
+            f"{ok} of {len(codes)} requests admitted on a fresh key, the candidate "
+            f"declares {declared}/minute"
+        )
     if not limited:
-        failures.append(f"no {' or '.join(map(str, refused))} among {len(codes)} requests sent "
-                        "at once")  # fmt: skip
+        failures.append(
+            f"no {' or '.join(map(str, refused))} among {len(codes)} requests sent at once"
+        )
     other = sorted({c for c in codes if c != 200 and c not in refused})
     if other:
         failures.append(f"unexpected statuses {other}")
@@ -111,9 +117,11 @@ def judge_cost(
     prompt_delta: float,
     prices: Mapping[str, float],
     names: tuple[str, str, str] = (
-        "llm_cost_usd_total", "llm_tokens_generated_total", "llm_prompt_tokens_total",
+        "llm_cost_usd_total",
+        "llm_tokens_generated_total",
+        "llm_prompt_tokens_total",
     ),
-) -> tuple[list[str], Measured]:  # fmt: skip
+) -> tuple[list[str], Measured]:
     """Failures and figures of one answered request against the counters' growth (the counters
     as the gateway names them: cost, completion tokens, prompt tokens)."""
     cost_total, generated_total, prompt_total = names
@@ -132,9 +140,13 @@ def judge_cost(
     price = prices.get(model, prices.get("default", 0.0)) if model else None
     expected = (prompt + completion) / 1000 * price if price is not None else None
     measured: Measured = {
-        "prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost,
-        "model": model or None, "price_per_1k": price, "counter_delta_usd": counted,
-    }  # fmt: skip
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cost_usd": cost,
+        "model": model or None,
+        "price_per_1k": price,
+        "counter_delta_usd": counted,
+    }
     if not isinstance(cost, (int, float)):
         failures.append("the answer's usage has no cost_usd")
     elif expected is None:
@@ -151,8 +163,10 @@ def judge_cost(
     # A request that used tokens and cost nothing is accounting that does not account.
     if prompt + completion > 0:
         if isinstance(cost, (int, float)) and cost <= 0:
-            failures.append(f"usage.cost_usd = {cost} for {prompt + completion} tokens: a zero "
-                            "cost (zero prices, or accounting off)")  # fmt: skip
+            failures.append(
+                f"usage.cost_usd = {cost} for {prompt + completion} tokens: a zero "
+                "cost (zero prices, or accounting off)"
+            )
         if counted <= 0:
             failures.append(f"{cost_total} did not grow")
     if completion_delta != completion:
@@ -174,9 +188,11 @@ class InjectionAnswer:
 
 
 def judge_injection(
-    answers: Sequence[InjectionAnswer], action: str, refusal: ErrorAnswer | None = None,
+    answers: Sequence[InjectionAnswer],
+    action: str,
+    refusal: ErrorAnswer | None = None,
     metric: str = "llm_prompt_injection_detected_total",
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Each of the policy's patterns is counted once under its name and answered as the policy's
     `action` says: log, let through (200) or refused (stricter); reject, refused. `refusal`: how
     the gateway refuses a flagged prompt (None: the gateway contract marks it absent)."""
@@ -191,12 +207,16 @@ def judge_injection(
         )
         if action == "reject" and not refused:
             want = refusal.describe() if refusal else "a refusal"
-            failures.append(f"{a.pattern!r}: policy reject: status {a.status} code "
-                            f"{a.error_code!r}, want {want}")  # fmt: skip
+            failures.append(
+                f"{a.pattern!r}: policy reject: status {a.status} code "
+                f"{a.error_code!r}, want {want}"
+            )
         if action == "log" and a.status != 200 and not refused:
             also = f" or refused with {refusal.describe()}" if refusal else ""
-            failures.append(f"{a.pattern!r}: policy log: status {a.status}, want 200 (flagged, "
-                            f"let through){also}")  # fmt: skip
+            failures.append(
+                f"{a.pattern!r}: policy log: status {a.status}, want 200 (flagged, "
+                f"let through){also}"
+            )
     return failures
 
 
@@ -238,8 +258,11 @@ def judge_pii(found: Sequence[PiiAnswers], tries: int) -> tuple[Outcome, list[st
                 leaks.append(f"the {which} answer leaks an unfiltered {f.kind} {m.group()!r}")
     if leaks:
         return "fail", leaks
-    proven = [f.kind for f in found
-              if PLACEHOLDER[f.kind] in f.plain and PLACEHOLDER[f.kind] in f.streamed]  # fmt: skip
+    proven = [
+        f.kind
+        for f in found
+        if PLACEHOLDER[f.kind] in f.plain and PLACEHOLDER[f.kind] in f.streamed
+    ]
     unproven = [f.kind for f in found if f.kind not in proven]
     if not proven:
         return "skipped", [
@@ -247,10 +270,13 @@ def judge_pii(found: Sequence[PiiAnswers], tries: int) -> tuple[Outcome, list[st
             "filtering could not be seen"
         ]
     if unproven:
-        return "warn", [f"filtered: {', '.join(proven)}; not repeated by the model in {tries} "
-                        f"prompts, so not proven: {', '.join(unproven)}"]  # fmt: skip
-    return "pass", [f"{', '.join(proven)} replaced by placeholders in plain and streamed live "
-                    "answers"]  # fmt: skip
+        return "warn", [
+            f"filtered: {', '.join(proven)}; not repeated by the model in {tries} "
+            f"prompts, so not proven: {', '.join(unproven)}"
+        ]
+    return "pass", [
+        f"{', '.join(proven)} replaced by placeholders in plain and streamed live answers"
+    ]
 
 
 # --- whole checks: each probe's evidence in, its CheckResult out -------------------------------

@@ -23,8 +23,11 @@ from pydantic import BaseModel, ConfigDict
 from harness.verdict.labels import Label, label_change
 
 _MAX_NEEDED = 1_000_000
-NAMES = {"error_rate": "error rate", "fallback_share": "fallback share",
-         "degraded_share": "degraded share"}  # fmt: skip
+NAMES = {
+    "error_rate": "error rate",
+    "fallback_share": "fallback share",
+    "degraded_share": "degraded share",
+}
 
 
 @dataclass(frozen=True)

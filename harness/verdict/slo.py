@@ -62,8 +62,12 @@ def proportion(name: str, summary: LoadSummary) -> tuple[int, int] | None:
     """(successes, n) behind a share or rate the summary reports; None: not a proportion."""
     served = summary.served.counts
     answered = sum(served.values())
-    shares = {"primary_share": "primary", "fallback_share": "fallback", "cache_share": "cache",
-              "degraded_share": "degraded"}  # fmt: skip
+    shares = {
+        "primary_share": "primary",
+        "fallback_share": "fallback",
+        "cache_share": "cache",
+        "degraded_share": "degraded",
+    }
     if name == "error_rate":
         return summary.counts.errors, summary.counts.total
     if name in shares:
@@ -87,9 +91,15 @@ def judge_share(slo: Slo, summary: LoadSummary, alpha: float) -> SloJudgement | 
     k, n = prop
     j = judge_proportion(k, n, slo.op, slo.threshold, alpha, label=slo.metric)  # type: ignore[arg-type]
     return SloJudgement(
-        slo.expr, j.decision, j.reason, j.interval.n,
-        j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
-    )  # fmt: skip
+        slo.expr,
+        j.decision,
+        j.reason,
+        j.interval.n,
+        j.interval.estimate,
+        j.interval.lower,
+        j.interval.upper,
+        j.samples_needed,
+    )
 
 
 def judge_slo(
@@ -103,9 +113,15 @@ def judge_slo(
             q = int(m.group("q")) / 100
             j = judge_quantile(values, q, slo.op, slo.threshold, alpha)  # type: ignore[arg-type]
             return SloJudgement(
-                slo.expr, j.decision, f"{slo.metric}: {j.reason}", j.interval.n,
-                j.interval.estimate, j.interval.lower, j.interval.upper, j.samples_needed,
-            )  # fmt: skip
+                slo.expr,
+                j.decision,
+                f"{slo.metric}: {j.reason}",
+                j.interval.n,
+                j.interval.estimate,
+                j.interval.lower,
+                j.interval.upper,
+                j.samples_needed,
+            )
     share = judge_share(slo, summary, alpha)
     if share is not None:
         return share

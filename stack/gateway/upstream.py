@@ -79,10 +79,11 @@ class UpstreamClient:
             # trust_env stays False: a proxy variable must never capture loopback traffic.
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
-                timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=2.0,
-                                              sock_read=60.0),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=10.0, sock_connect=2.0, sock_read=60.0
+                ),
                 auto_decompress=False,
-            )  # fmt: skip
+            )
         return self._session
 
     async def post(
@@ -95,11 +96,12 @@ class UpstreamClient:
         """POST JSON; `read_timeout_s` bounds each silence between bytes of the answer."""
         data = dumps(body)
         timeout = (
-            aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=2.0,
-                                  sock_read=read_timeout_s)
+            aiohttp.ClientTimeout(
+                total=None, connect=10.0, sock_connect=2.0, sock_read=read_timeout_s
+            )
             if read_timeout_s is not None
             else None
-        )  # fmt: skip
+        )
         return await self.session.post(
             url, data=data, headers={**headers, **_JSON_HEADERS}, timeout=timeout
         )

@@ -30,10 +30,21 @@ def run_chaos(
 ) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
     out = tmp_path / "out"
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "chaos", *(str(CHAOS / e) for e in experiments),
-         "--stack", str(stack), "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "chaos",
+            *(str(CHAOS / e) for e in experiments),
+            "--stack",
+            str(stack),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads((out / "report.json").read_text())
     return r, report
 
@@ -105,8 +116,9 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path, group:
     # before the cut).
     for name in {"stream-cut.yaml", "stream-stall.yaml"} & set(journals):
         counts = during(name)["counts"]
-        incomplete = sum(counts["by_kind"].get(k, 0) for k in ("incomplete", "stream_error",
-                                                                 "timeout"))  # fmt: skip
+        incomplete = sum(
+            counts["by_kind"].get(k, 0) for k in ("incomplete", "stream_error", "timeout")
+        )
         assert incomplete >= 0.6 * counts["total"], name
     if "stream-cut.yaml" in journals:
         # The gateway ends each broken stream with an error event: seen, never a silent cut.
@@ -121,8 +133,9 @@ def test_the_practice_experiments_hold_their_expectations(tmp_path: Path, group:
     if "error-storm-alert.yaml" in journals:
         # The error storm: every request failed, then the alert fired and resolved.
         assert during("error-storm-alert.yaml")["counts"]["error_rate"] == 1
-        storm = {c["name"].split(": ", 1)[1]: c
-                 for c in journals["error-storm-alert.yaml"]["checks"]}  # fmt: skip
+        storm = {
+            c["name"].split(": ", 1)[1]: c for c in journals["error-storm-alert.yaml"]["checks"]
+        }
         assert storm["alert HighErrorRate pending"]["outcome"] == "pass"  # held by `for:`
     if "redis-down.yaml" in journals:
         # Redis down: served from the model servers, no errors (rate limiting failed open).
@@ -233,10 +246,21 @@ def test_an_experiment_naming_an_unknown_proxy_is_a_config_error(tmp_path: Path)
         "kind: experiment\ntitle: typo\nfault: {kind: proxy_down, targets: [primary-9]}\n"
     )
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "chaos", str(exp), "--stack", str(SIM_STACK),
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "chaos",
+            str(exp),
+            "--stack",
+            str(SIM_STACK),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "primary-9" in r.stderr and "fault.targets" in r.stderr
 
@@ -249,10 +273,21 @@ def test_interrupted_experiment_undoes_the_fault_and_leaves_nothing(tmp_path: Pa
 
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "chaos", str(CHAOS / "primary-down-fallback.yaml"),
-         "--stack", str(SIM_STACK), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "chaos",
+            str(CHAOS / "primary-down-fallback.yaml"),
+            "--stack",
+            str(SIM_STACK),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:

@@ -20,8 +20,19 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
 CHAOS = PROJECT_ROOT / "chaos"
-PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "breaker", "monitoring",
-          "alert_rule_tests", "logs", "rate_limit")  # fmt: skip
+PROBES = (
+    "streaming",
+    "security",
+    "injection",
+    "pii",
+    "cache",
+    "cost",
+    "breaker",
+    "monitoring",
+    "alert_rule_tests",
+    "logs",
+    "rate_limit",
+)
 # Opens both gateways' primary breakers fast: the primaries unreachable at 4 requests a second.
 TRIP = {
     "kind": "experiment",

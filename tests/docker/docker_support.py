@@ -21,8 +21,17 @@ from harness.stack.readiness import ReadyCheck
 DOCKER_SUITE = (pytest.mark.timeout(900),)
 
 # The images of tests/fixtures/sim-stack.yaml's services.
-SIM_IMAGES = ("simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-              "victoria_logs", "vlagent")  # fmt: skip
+SIM_IMAGES = (
+    "simulator",
+    "gateway",
+    "nginx",
+    "redis",
+    "toxiproxy",
+    "prometheus",
+    "alertmanager",
+    "victoria_logs",
+    "vlagent",
+)
 
 
 @dataclass

@@ -45,21 +45,36 @@ def test_harness_up_with_docker_streams_through_nginx_and_sigterm_leaves_nothing
     assert _containers(docker_engine) == []
     ready = tmp_path / "endpoints.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "up", "--provider", "docker", "--stack", str(SIM_STACK),
-         "--ready-file", str(ready), "--run-dir", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "up",
+            "--provider",
+            "docker",
+            "--stack",
+            str(SIM_STACK),
+            "--ready-file",
+            str(ready),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         endpoints = _wait_ready_file(proc, ready, timeout_s=120)
         assert endpoints["nginx"].startswith("http://127.0.0.1:")
         assert len(_containers(docker_engine)) >= 10  # every service is a container
         text = ""
         with httpx.stream(
-            "POST", f"{endpoints['nginx']}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8,
-                  "stream": True},
-            headers={"Authorization": f"Bearer {endpoints['api_key']}"}, timeout=30,
-        ) as r:  # fmt: skip
+            "POST",
+            f"{endpoints['nginx']}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "stream": True},
+            headers={"Authorization": f"Bearer {endpoints['api_key']}"},
+            timeout=30,
+        ) as r:
             assert r.status_code == 200, r.read()
             for line in r.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
@@ -79,11 +94,23 @@ def test_chaos_experiment_on_the_container_stack(docker_engine: Engine, tmp_path
     docker_engine.require(*SIM_IMAGES)
     out = tmp_path / "out"
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "chaos",
-         str(PROJECT_ROOT / "chaos" / "primary-down-fallback.yaml"), "--provider", "docker",
-         "--stack", str(SIM_STACK), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "chaos",
+            str(PROJECT_ROOT / "chaos" / "primary-down-fallback.yaml"),
+            "--provider",
+            "docker",
+            "--stack",
+            str(SIM_STACK),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "passed"

@@ -31,12 +31,27 @@ def launcher(docker_engine: Engine) -> Iterator[ContainerLauncher]:
 def redis_def(run_dir: Path) -> ServiceDef:
     (port,) = free_ports(1)
     # argv as the planner writes it for the local provider: the host path of the binary.
-    argv = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(port),
-            "--save", "", "--dir", str(run_dir)]  # fmt: skip
+    argv = [
+        "/usr/bin/redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--dir",
+        str(run_dir),
+    ]
     return ServiceDef(
-        name="redis", role="redis", argv=argv, port=port, ready=redis_ready(port),
-        image="redis", tier=0, mounts=[run_dir],
-    )  # fmt: skip
+        name="redis",
+        role="redis",
+        argv=argv,
+        port=port,
+        ready=redis_ready(port),
+        image="redis",
+        tier=0,
+        mounts=[run_dir],
+    )
 
 
 def test_redis_container_answers_on_loopback_with_host_networking(
@@ -115,12 +130,23 @@ def test_nginx_serves_a_config_rendered_on_the_host(
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(run=tmp_path, port=port))
     d = ServiceDef(
-        name="nginx", role="nginx",
-        argv=["/usr/sbin/nginx", "-p", str(tmp_path), "-c", str(conf),
-              "-e", str(tmp_path / "error.log")],
-        port=port, ready=HttpReady(f"http://127.0.0.1:{port}/"), image="nginx", tier=2,
+        name="nginx",
+        role="nginx",
+        argv=[
+            "/usr/sbin/nginx",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(conf),
+            "-e",
+            str(tmp_path / "error.log"),
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/"),
+        image="nginx",
+        tier=2,
         mounts=[tmp_path],
-    )  # fmt: skip
+    )
     handle = launcher.launch(d, tmp_path / "nginx.log")
     wait_ready(d.ready)
     assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello from nginx\n"
@@ -202,12 +228,16 @@ def _killed_harness(docker_engine: Engine, tmp_path: Path, without_watchdog: boo
     images = tmp_path / "images.json"
     images.write_text(docker_engine.images.model_dump_json())
     script = ORPHAN_MAKER.format(
-        tests=str(Path(__file__).parent), images=str(images), host=docker_engine.paths.host,
-        run_dir=str(tmp_path), without_watchdog=without_watchdog,
-    )  # fmt: skip
+        tests=str(Path(__file__).parent),
+        images=str(images),
+        host=docker_engine.paths.host,
+        run_dir=str(tmp_path),
+        without_watchdog=without_watchdog,
+    )
     # stderr (which the watchdog shares) is not waited for: the container is watched instead.
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == -9 and out.strip(), out
     return out.strip().splitlines()[-1]

@@ -40,9 +40,18 @@ SIM_SPEC = StackSpec(
 @pytest.fixture(scope="module")
 def container_stack(docker_engine: Engine) -> Iterator[RunningStack]:
     docker_engine.require(
-        "simulator", "gateway", "nginx", "redis", "toxiproxy", "prometheus", "alertmanager",
-        "nginx_exporter", "redis_exporter", "victoria_logs", "vlagent",
-    )  # fmt: skip
+        "simulator",
+        "gateway",
+        "nginx",
+        "redis",
+        "toxiproxy",
+        "prometheus",
+        "alertmanager",
+        "nginx_exporter",
+        "redis_exporter",
+        "victoria_logs",
+        "vlagent",
+    )
     lines: list[str] = []
     with start_stack(SIM_SPEC, provider="docker", progress=lines.append) as stack:
         print("\n" + "\n".join(lines))
@@ -138,8 +147,9 @@ def test_the_log_store_container_holds_each_layers_lines(container_stack: Runnin
     ep = container_stack.endpoints
     assert ep.logs is not None
     url, body = _request(container_stack, "log store", stream=False)
-    r = httpx.post(url, json=body, headers={**headers(container_stack), "X-Request-Id": "dk-1"},
-                   timeout=30)  # fmt: skip
+    r = httpx.post(
+        url, json=body, headers={**headers(container_stack), "X-Request-Id": "dk-1"}, timeout=30
+    )
     assert r.status_code == 200, r.text
     store = LogStore(ep.logs)
     store.settle(1.0)

@@ -18,6 +18,7 @@ SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 def fuzz_stack(run_dir: Path) -> Iterator[RunningStack]:
     spec = load_yaml_model(StackSpec, SIM_STACK).model_dump(mode="json")
     spec["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 100_000}
-    with start_stack(StackSpec.model_validate(spec), run_dir=run_dir,
-                     wait_for_scrapes=False) as running:  # fmt: skip
+    with start_stack(
+        StackSpec.model_validate(spec), run_dir=run_dir, wait_for_scrapes=False
+    ) as running:
         yield running

@@ -136,9 +136,17 @@ def redis_server(gateway_log_dir: Path) -> Iterator[str]:
     port = free_port()
     argv = [
         str(binary("redis-server")),
-        "--bind", "127.0.0.1", "--port", str(port),
-        "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-    ]  # fmt: skip
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
     proc = ManagedProcess("redis", argv, gateway_log_dir)
     try:
         proc.wait_until(lambda: _redis_ping(port), "PONG")
@@ -222,11 +230,26 @@ def sim_server(gateway_log_dir: Path) -> Iterator[str]:
     port = free_port()
     argv = [
         str(binary("llm-d-inference-sim")),
-        "--model", "primary", "--served-model-name", "primary", "fallback",
-        "--port", str(port), "--mode", "random",
-        "--time-to-first-token", "20ms", "--inter-token-latency", "5ms",
-        "--max-num-seqs", "64", "--max-model-len", "4096", "--seed", "1",
-    ]  # fmt: skip
+        "--model",
+        "primary",
+        "--served-model-name",
+        "primary",
+        "fallback",
+        "--port",
+        str(port),
+        "--mode",
+        "random",
+        "--time-to-first-token",
+        "20ms",
+        "--inter-token-latency",
+        "5ms",
+        "--max-num-seqs",
+        "64",
+        "--max-model-len",
+        "4096",
+        "--seed",
+        "1",
+    ]
     proc = ManagedProcess("sim", argv, gateway_log_dir)
     try:
         # It listens on every interface (no host flag): always reach it on 127.0.0.1.
@@ -245,10 +268,21 @@ def llama_server(gateway_log_dir: Path) -> Iterator[str]:
         pytest.skip(str(e))
     port = free_port()
     argv = [
-        str(binary("llama-server")), "-m", str(model),
-        "--host", "127.0.0.1", "--port", str(port),
-        "-np", "4", "-c", "4096", "-t", "2", "--metrics",
-    ]  # fmt: skip
+        str(binary("llama-server")),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-np",
+        "4",
+        "-c",
+        "4096",
+        "-t",
+        "2",
+        "--metrics",
+    ]
     proc = ManagedProcess("llama-server", argv, gateway_log_dir)
     try:
         try:
@@ -361,8 +395,13 @@ def _answer(chat: bool, text: str, body: dict[str, Any]) -> dict[str, Any]:
     else:
         choice = {"index": 0, "text": text}
     choice["finish_reason"] = "stop"
-    return {"id": "fake", "object": "x", "model": body.get("model"), "choices": [choice],
-            "usage": usage}  # fmt: skip
+    return {
+        "id": "fake",
+        "object": "x",
+        "model": body.get("model"),
+        "choices": [choice],
+        "usage": usage,
+    }
 
 
 def _chunk(chat: bool, text: str, finish: str | None) -> dict[str, Any]:
@@ -455,11 +494,23 @@ def gateway_factory(
         config_path.write_text(config.model_dump_json())
         port = free_port()
         argv = [
-            sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-            "--app-dir", str(PROJECT_ROOT / "stack"),
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-            "--loop", "uvloop", "--http", "httptools",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gateway.app:create_app",
+            "--factory",
+            "--app-dir",
+            str(PROJECT_ROOT / "stack"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ]
         env = {**os.environ, "GATEWAY_CONFIG": str(config_path), "GATEWAY_API_KEYS": API_KEY}
         proc = ManagedProcess(replica, argv, run_dir, env=env)
         started.append(proc)

@@ -45,19 +45,28 @@ def run_harness(
     """`harness ARGS...` to the end, as a user runs it (from `cwd`, with `env` added to the
     environment); stdout and stderr captured."""
     return subprocess.run(
-        [*HARNESS, *map(str, args)], capture_output=True, text=True, timeout=timeout_s,
-        stdin=subprocess.DEVNULL, preexec_fn=_default_sigint, cwd=cwd,
+        [*HARNESS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_default_sigint,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def start_harness(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
     """`harness ARGS...` in the background, in its own session (stop_harness ends it by PID)."""
     with log.open("wb") as f:
         return subprocess.Popen(
-            [*HARNESS, *map(str, args)], stdout=f, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
-        )  # fmt: skip
+            [*HARNESS, *map(str, args)],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
 
 
 def stop_harness(proc: subprocess.Popen[bytes]) -> None:
@@ -135,13 +144,28 @@ def simulator(tmp_path: Path) -> Iterator[SimFactory]:
         port = free_port()
         log = tmp_path / f"sim-{port}.log"
         argv = [
-            str(binary), "--model", "sim-model", "--port", str(port), "--mode", "random",
-            "--time-to-first-token", f"{ttft_ms}ms", "--inter-token-latency", f"{itl_ms}ms",
-            "--max-num-seqs", str(max_num_seqs), "--max-model-len", "4096", "--seed", "1",
+            str(binary),
+            "--model",
+            "sim-model",
+            "--port",
+            str(port),
+            "--mode",
+            "random",
+            "--time-to-first-token",
+            f"{ttft_ms}ms",
+            "--inter-token-latency",
+            f"{itl_ms}ms",
+            "--max-num-seqs",
+            str(max_num_seqs),
+            "--max-model-len",
+            "4096",
+            "--seed",
+            "1",
             # its KV-event publisher defaults to tcp://127.0.0.1:5557; keep two sims apart
-            "--zmq-endpoint", f"tcp://127.0.0.1:{free_port()}",
+            "--zmq-endpoint",
+            f"tcp://127.0.0.1:{free_port()}",
             *extra,
-        ]  # fmt: skip
+        ]
         with log.open("wb") as f:
             proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)
         sim = Sim(f"http://127.0.0.1:{port}", port, proc, ttft_ms, itl_ms)
@@ -178,8 +202,9 @@ def idle_closing_nginx(tmp_path: Path) -> Iterator[Callable[[int], str]]:
             return 200 '{_SSE_ANSWER}';
         }}
         location = /health {{ return 200 'ok'; }}"""
-        argv = nginx_argv(d, port, server, http=f"keepalive_timeout {keepalive_ms}ms;",
-                          connections=256)  # fmt: skip
+        argv = nginx_argv(
+            d, port, server, http=f"keepalive_timeout {keepalive_ms}ms;", connections=256
+        )
         log = d / "stdout.log"
         with log.open("wb") as f:
             proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)

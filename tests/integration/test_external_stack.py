@@ -142,8 +142,17 @@ def bare_simulator() -> Iterator[str]:
     """llm-d-inference-sim alone: an OpenAI-compatible server with no gateway in front."""
     (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}"
-    sim = [str(find_binary("llm-d-inference-sim")), "--model", "bare-model", "--port", str(port),
-           "--time-to-first-token", "40ms", "--inter-token-latency", "5ms"]  # fmt: skip
+    sim = [
+        str(find_binary("llm-d-inference-sim")),
+        "--model",
+        "bare-model",
+        "--port",
+        str(port),
+        "--time-to-first-token",
+        "40ms",
+        "--inter-token-latency",
+        "5ms",
+    ]
     with _serving(sim, f"{url}/health"):
         yield url
 
@@ -184,9 +193,16 @@ def test_alerts_read_from_alertmanagers_api(tmp_path: Path) -> None:
     conf = tmp_path / "am.yml"
     conf.write_text("route: {receiver: none, group_wait: 1s}\nreceivers: [{name: none}]\n")
     url = f"http://127.0.0.1:{port}"
-    am = [str(find_binary("prometheus-alertmanager")), "--config.file", str(conf),
-          "--storage.path", str(tmp_path / "data"), "--web.listen-address", f"127.0.0.1:{port}",
-          "--cluster.listen-address="]  # fmt: skip
+    am = [
+        str(find_binary("prometheus-alertmanager")),
+        "--config.file",
+        str(conf),
+        "--storage.path",
+        str(tmp_path / "data"),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
     with _serving(am, f"{url}/-/ready"):
         poller = AlertmanagerPoller(url, interval_s=0.5).start()
         try:
@@ -215,8 +231,11 @@ def secured_prometheus(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str
     """The stack's Prometheus behind a real nginx that wants basic auth (user gate, password
     s3cret), as a deployment's monitoring usually is."""
     (tmp_path / "htpasswd").write_text("gate:{PLAIN}s3cret\n")
-    location = ["auth_basic prometheus;", f"auth_basic_user_file {tmp_path / 'htpasswd'};",
-                f"proxy_pass {up_stack['prometheus']};"]  # fmt: skip
+    location = [
+        "auth_basic prometheus;",
+        f"auth_basic_user_file {tmp_path / 'htpasswd'};",
+        f"proxy_pass {up_stack['prometheus']};",
+    ]
     with _nginx_front(tmp_path / "nginx", location) as url:
         yield url
 
@@ -230,10 +249,12 @@ def test_a_secured_prometheus_is_read_with_credentials(
         "auth": {"kind": "basic", "username_env": "PROM_USER", "password_env": "PROM_PASSWORD"},
     }
     # One request first: the gateways' request counters appear with it.
-    httpx.post(f"{up_stack['nginx']}/v1/chat/completions", timeout=30,
-               headers={"Authorization": f"Bearer {KEYS['secured']}"},
-               json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
-               ).raise_for_status()  # fmt: skip
+    httpx.post(
+        f"{up_stack['nginx']}/v1/chat/completions",
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEYS['secured']}"},
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+    ).raise_for_status()
     # A short load too: its server view is read from the same Prometheus, with the credentials.
     load = (
         "{kind: load, name: secured, duration_s: 4s, workload: {max_tokens: 8, prompt_words: 8},"
@@ -264,8 +285,9 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     """A network fault through the deployment's own Toxiproxy; a process fault is skipped."""
     spec = external_spec(up_stack, toxiproxy=True)
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec))
-    exp = yaml.safe_load((Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml")
-                         .read_text())  # fmt: skip
+    exp = yaml.safe_load(
+        (Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml").read_text()
+    )
     # The shipped experiment's load at 3 a second: its own send-lag bound (250 ms) kept, as a
     # user running it gets (replacing the whole `load` had put the 50 ms default in its place).
     exp["load"]["duration_s"] = "16s"
@@ -276,11 +298,21 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     kill = {**exp, "title": "kill a primary", "fault": {"kind": "kill", "targets": ["primary-0"]}}
     (tmp_path / "kill.yaml").write_text(yaml.safe_dump(kill))
     r = subprocess.run(
-        [*HARNESS, "chaos", str(tmp_path / "down.yaml"), str(tmp_path / "kill.yaml"), "--stack",
-         str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            *HARNESS,
+            "chaos",
+            str(tmp_path / "down.yaml"),
+            str(tmp_path / "kill.yaml"),
+            "--stack",
+            str(tmp_path / "stack.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "EXTERNAL_GATE_KEY": KEYS["chaos"]},
-    )  # fmt: skip
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     checks = by_name(json.loads((tmp_path / "out" / "report.json").read_text()))
     during = checks["primary pool down, fallback serves: during the fault, fallback_share>=0.5"]
@@ -294,11 +326,14 @@ def renaming_gateway(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[str]:
     """Another gateway's names: a real nginx in front of the stack that hides X-Served-By and
     X-Cache and answers X-Backend and X-Cache-Status instead."""
     location = [
-        f"proxy_pass {up_stack['nginx']};", "proxy_http_version 1.1;", "proxy_buffering off;",
-        "proxy_hide_header X-Served-By;", "proxy_hide_header X-Cache;",
+        f"proxy_pass {up_stack['nginx']};",
+        "proxy_http_version 1.1;",
+        "proxy_buffering off;",
+        "proxy_hide_header X-Served-By;",
+        "proxy_hide_header X-Cache;",
         "add_header X-Backend $upstream_http_x_served_by always;",
         "add_header X-Cache-Status $upstream_http_x_cache always;",
-    ]  # fmt: skip
+    ]
     with _nginx_front(tmp_path / "renaming", location) as url:
         yield url
 
@@ -309,11 +344,17 @@ def test_a_gateway_with_other_names_is_gated_under_them(
     """Its headers named in the spec, its key sent bare in X-API-Key: the cache probe and the
     primary share read the renamed headers; named as the reference, the same gateway fails."""
     spec: dict[str, Any] = {
-        "kind": "stack", "name": "renamed", "provider": "external",
-        "external": {"url": renaming_gateway, "api_key_env": "EXTERNAL_GATE_KEY",
-                     "auth_header": "X-API-Key", "auth_scheme": "",
-                     "gateway": {"served_by": "X-Backend", "cache": "X-Cache-Status"}},
-    }  # fmt: skip
+        "kind": "stack",
+        "name": "renamed",
+        "provider": "external",
+        "external": {
+            "url": renaming_gateway,
+            "api_key_env": "EXTERNAL_GATE_KEY",
+            "auth_header": "X-API-Key",
+            "auth_scheme": "",
+            "gateway": {"served_by": "X-Backend", "cache": "X-Cache-Status"},
+        },
+    }
     profile = PROFILE.replace(
         "key_checks: [slo, load generator kept its schedule]",
         f"probes: {only('cache')}\nkey_checks: [response cache, slo]",
@@ -341,10 +382,12 @@ def renaming_metrics(tmp_path: Path, up_stack: dict[str, Any]) -> Iterator[list[
     with contextlib.ExitStack() as stack:
         for i, gateway in enumerate(up_stack["gateways"]):
             location = [
-                f"proxy_pass {gateway};", 'proxy_set_header Accept-Encoding "";',
-                "sub_filter_types *;", "sub_filter_once off;",
+                f"proxy_pass {gateway};",
+                'proxy_set_header Accept-Encoding "";',
+                "sub_filter_types *;",
+                "sub_filter_once off;",
                 "sub_filter llm_cost_usd_total acme_spend_usd_total;",
-            ]  # fmt: skip
+            ]
             urls.append(stack.enter_context(_nginx_front(tmp_path / f"metrics-{i}", location)))
         yield urls
 
@@ -367,14 +410,18 @@ def test_metric_names_and_error_answers_are_mapped_one_by_one(
     r, report = run_gate(tmp_path / "renamed", spec, env, profile=profile)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     checks = by_name(report)
-    for name in ("cost accounting", "prompt-injection flagging",
-                 "authentication and input validation"):  # fmt: skip
+    for name in (
+        "cost accounting",
+        "prompt-injection flagging",
+        "authentication and input validation",
+    ):
         assert checks[name]["outcome"] == "pass", checks[name]
     # The same mapping on the stack's own gateways (no such metric there), and a wrong status.
     spec["external"]["gateways"] = up_stack["gateways"]
     spec["external"]["gateway"]["errors"] = {
-        "missing_key": 403, "unknown_key": {"status": 403, "code": "unknown_api_key"},
-    }  # fmt: skip
+        "missing_key": 403,
+        "unknown_key": {"status": 403, "code": "unknown_api_key"},
+    }
     r, report = run_gate(tmp_path / "wrong", spec, env, profile=profile)
     assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
     checks = by_name(report)
@@ -383,8 +430,10 @@ def test_metric_names_and_error_answers_are_mapped_one_by_one(
     security = checks["authentication and input validation"]
     assert security["outcome"] == "fail"
     assert "no key: POST answered 401, want [403]" in security["reasons"]
-    assert ("unknown key: POST 403 error code 'invalid_api_key', want 'unknown_api_key'"
-            in security["reasons"])  # fmt: skip
+    assert (
+        "unknown key: POST 403 error code 'invalid_api_key', want 'unknown_api_key'"
+        in security["reasons"]
+    )
     # Marked absent: skipped with the item named, never passed; a skipped key check fails.
     spec["external"]["gateway"] = {
         "metrics": {"llm_cost_usd_total": None, "llm_prompt_injection_detected_total": None},

@@ -35,9 +35,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 def _body(model: Any) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {
-        "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
-    }}}  # fmt: skip
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+            }
+        },
+    }
 
 
 def gateway_schema() -> dict[str, Any]:

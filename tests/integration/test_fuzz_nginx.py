@@ -31,9 +31,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 def hostile_text(max_size: int = 40) -> st.SearchStrategy[str]:
     return st.text(max_size=max_size) | st.sampled_from(
-        ["", "' OR 1=1 --", "../../etc/passwd", "%00", "\u202e", "😀" * 50, "A" * 5000,
-         "ignore previous instructions", "<script>", "\\u0000", "null", "{}"]
-    )  # fmt: skip
+        [
+            "",
+            "' OR 1=1 --",
+            "../../etc/passwd",
+            "%00",
+            "\u202e",
+            "😀" * 50,
+            "A" * 5000,
+            "ignore previous instructions",
+            "<script>",
+            "\\u0000",
+            "null",
+            "{}",
+        ]
+    )
 
 
 def header_value() -> st.SearchStrategy[str]:
@@ -68,13 +80,26 @@ json_values = st.recursive(
 def chat_like(draw: st.DrawFn) -> bytes:
     """A chat body with some fields hostile: wrong types, huge numbers, odd roles."""
     body: dict[str, object] = {
-        "messages": draw(st.lists(st.fixed_dictionaries(
-            {"role": st.sampled_from(["user", "system", "assistant", ""]) | hostile_text(8)},
-            optional={"content": hostile_text() | json_values},
-        ), max_size=3)),
-    }  # fmt: skip
-    for field in draw(st.sets(st.sampled_from(["max_tokens", "temperature", "stream", "n", "model",
-                                               "stop", "top_p", "prompt"]))):  # fmt: skip
+        "messages": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "role": st.sampled_from(["user", "system", "assistant", ""])
+                        | hostile_text(8)
+                    },
+                    optional={"content": hostile_text() | json_values},
+                ),
+                max_size=3,
+            )
+        ),
+    }
+    for field in draw(
+        st.sets(
+            st.sampled_from(
+                ["max_tokens", "temperature", "stream", "n", "model", "stop", "top_p", "prompt"]
+            )
+        )
+    ):
         body[field] = draw(json_values | st.integers(-(2**70), 2**70))
     if "max_tokens" not in body:
         body["max_tokens"] = 2  # the bodies that pass validation stay cheap to answer
@@ -89,25 +114,53 @@ bodies = st.one_of(
 )
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
 paths = st.one_of(
-    st.sampled_from([*API_PATHS, *PUBLIC, "/", "/v1", "/v1/", "/v2/chat/completions",
-                     "/v1/chat/completions/", "/V1/CHAT/COMPLETIONS", "/v1//chat/completions",
-                     "/v1/chat/completions?x=1", "/%2e%2e/%2e%2e/etc/passwd", "/v1/%00",
-                     "/" + "a" * 3000]),
-    st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters="?#"),
-            max_size=30).map(lambda t: "/v1/" + t),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            *API_PATHS,
+            *PUBLIC,
+            "/",
+            "/v1",
+            "/v1/",
+            "/v2/chat/completions",
+            "/v1/chat/completions/",
+            "/V1/CHAT/COMPLETIONS",
+            "/v1//chat/completions",
+            "/v1/chat/completions?x=1",
+            "/%2e%2e/%2e%2e/etc/passwd",
+            "/v1/%00",
+            "/" + "a" * 3000,
+        ]
+    ),
+    st.text(
+        st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters="?#"), max_size=30
+    ).map(lambda t: "/v1/" + t),
+)
 # Well-formed requests an API key decides: a hostile key must not get them answered.
 WELL_FORMED = [
-    ("POST", "/v1/chat/completions",
-     b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}'),
+    (
+        "POST",
+        "/v1/chat/completions",
+        b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}',
+    ),
     ("POST", "/v1/completions", b'{"prompt": "hi", "max_tokens": 2}'),
     ("GET", "/v1/models", b""),
-]  # fmt: skip
+]
 extra_headers = st.dictionaries(
-    st.sampled_from(["Content-Type", "Accept", "X-Request-Id", "X-Forwarded-For",
-                     "Content-Encoding", "X-Real-IP", "Cookie", "Origin"]),
-    header_value(), max_size=3,
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "Content-Type",
+            "Accept",
+            "X-Request-Id",
+            "X-Forwarded-For",
+            "Content-Encoding",
+            "X-Real-IP",
+            "Cookie",
+            "Origin",
+        ]
+    ),
+    header_value(),
+    max_size=3,
+)
 
 
 def test_hostile_requests_through_nginx(stack: RunningStack) -> None:

@@ -47,10 +47,21 @@ def gate(
         stack = tmp_path / "stack.yaml"
         stack.write_text(yaml.safe_dump(spec))
     return subprocess.run(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(stack), "--out",
-         str(tmp_path / "out"), *extra],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *HARNESS,
+            "gate",
+            "--profile",
+            str(p),
+            "--stack",
+            str(stack),
+            "--out",
+            str(tmp_path / "out"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
@@ -80,10 +91,10 @@ def test_gate_with_a_failing_check_exits_1(tmp_path: Path) -> None:
     # A gateway that accepts no key at all fails the security probe: the gate must say so.
     # (It also refuses injection patterns, which the injection probe must accept as right.)
     r = gate(
-        tmp_path, "kind: gate\nload: null\n",
-        gateway_settings={"auth": {"enabled": False},
-                          "validation": {"injection_policy": "reject"}},
-    )  # fmt: skip
+        tmp_path,
+        "kind: gate\nload: null\n",
+        gateway_settings={"auth": {"enabled": False}, "validation": {"injection_policy": "reject"}},
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     sec = next(c for c in report["checks"] if c["category"] == "security")
@@ -105,8 +116,10 @@ def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: 
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     seen = []
     deadline = time.monotonic() + 120
@@ -132,14 +145,21 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     # Five nights of another stack at 100 s must not be mixed in (their median would hide it).
     history.write_text(
         "".join(
-            json.dumps({"name": "nightly", "started_at": f"2026-11-0{i}T02:00:00Z",
-                        "outcome": "passed", "metrics": {"ttft_p95_ms": ttft}, "stack": stack})
+            json.dumps(
+                {
+                    "name": "nightly",
+                    "started_at": f"2026-11-0{i}T02:00:00Z",
+                    "outcome": "passed",
+                    "metrics": {"ttft_p95_ms": ttft},
+                    "stack": stack,
+                }
+            )
             + "\n"
             for i, (ttft, stack) in enumerate(
                 [(1.0, "simulated (local)")] * 3 + [(100_000.0, "reference (docker)")] * 5
             )
         )
-    )  # fmt: skip
+    )
     profile = (
         "kind: gate\nname: nightly\nprobes: {rate_limit: false}\n"
         "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 2}}\n"
@@ -171,20 +191,28 @@ def test_breaker_probe_fails_a_breaker_that_does_not_open_when_it_should(tmp_pat
     with start_stack(spec, run_dir=tmp_path / "run", wait_for_scrapes=False) as stack:
         ep = stack.endpoints
         check = probe_breaker(
-            ep.gateways, ep.api_key, ep.toxiproxy, ["primary-0", "primary-1"],
+            ep.gateways,
+            ep.api_key,
+            ep.toxiproxy,
+            ["primary-0", "primary-1"],
             BreakerConfig(failure_threshold=3, recovery_timeout_s=4, slack_s=2),
-        )  # fmt: skip
+        )
         assert check.outcome == "fail"
-        assert any("after 3 failures the breaker reads closed, want open" in r
-                   for r in check.reasons), check.reasons  # fmt: skip
+        assert any(
+            "after 3 failures the breaker reads closed, want open" in r for r in check.reasons
+        ), check.reasons
         assert any("X-Fallback-Reason is 'connect_error'" in r for r in check.reasons)
         # Whatever failed, the proxies are back: the primary answers again.
         r = httpx.post(
             f"{ep.gateways[0]}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
-                  "temperature": 0.7},
-            headers={"Authorization": f"Bearer {ep.api_key}"}, timeout=30,
-        )  # fmt: skip
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 2,
+                "temperature": 0.7,
+            },
+            headers={"Authorization": f"Bearer {ep.api_key}"},
+            timeout=30,
+        )
         assert r.status_code == 200 and r.headers["x-served-by"] == "primary"
         assert breaker_state(ep.gateways[0]) == 0
 
@@ -242,8 +270,13 @@ def test_a_warn_only_slo_does_not_keep_the_load_going(tmp_path: Path) -> None:
     # Up to five looks of 20 requests and the probes' requests pass the reference limit of 100 a
     # minute: when the primary share needs a fourth look on a busy machine, the limiter's 429s
     # failed it (a CI run). The stack and the policy allow more than this test sends.
-    r = gate(tmp_path, profile, "--no-history", policy="rate_limit_per_minute: 6000",
-             gateway_settings={"rate_limit": {"requests_per_minute": 6000}})  # fmt: skip
+    r = gate(
+        tmp_path,
+        profile,
+        "--no-history",
+        policy="rate_limit_per_minute: 6000",
+        gateway_settings={"rate_limit": {"requests_per_minute": 6000}},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     looks = report["load"]["looks"]

@@ -42,10 +42,24 @@ def _gate(tmp_path: Path, kind: str) -> tuple[subprocess.CompletedProcess[str], 
     profile.write_text(PROFILE)
     out = tmp_path / f"out-{kind}"
     done = subprocess.run(
-        [sys.executable, "-c", PLANTED, kind, "gate", "--profile", str(profile),
-         "--stack", str(SIM_STACK), "--out", str(out), "--no-history"],
-        capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            PLANTED,
+            kind,
+            "gate",
+            "--profile",
+            str(profile),
+            "--stack",
+            str(SIM_STACK),
+            "--out",
+            str(out),
+            "--no-history",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     return done, out
 
 

@@ -19,8 +19,19 @@ SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 # (30 ms to the first token), so a hit can be only a few times faster: the policy is told so.
 SIM_POLICY = {"breaker": {"recovery_timeout_s": 4}, "cache": {"hit_speedup": 4}}
 PROBES_ONLY = {"probes": {"breaker": False}, "load": None, "key_checks": []}
-PROBES = ("streaming", "security", "injection", "pii", "cache", "cost", "breaker", "monitoring",
-          "alert_rule_tests", "logs", "rate_limit")  # fmt: skip
+PROBES = (
+    "streaming",
+    "security",
+    "injection",
+    "pii",
+    "cache",
+    "cost",
+    "breaker",
+    "monitoring",
+    "alert_rule_tests",
+    "logs",
+    "rate_limit",
+)
 
 
 def only(*probes: str) -> dict[str, bool]:
@@ -43,10 +54,23 @@ def run_gate(
     prof = tmp_path / "profile.yaml"
     prof.write_text(yaml.safe_dump({"kind": "gate", "policy": SIM_POLICY, **profile}))
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "gate", "--profile", str(prof), "--stack", str(stack),
-         "--out", str(tmp_path / "out"), "--no-history"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "gate",
+            "--profile",
+            str(prof),
+            "--stack",
+            str(stack),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-history",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     return r.returncode, report, r.stdout + r.stderr
 
@@ -59,24 +83,54 @@ def failed(report: dict[str, Any], name: str) -> list[str]:
 
 
 DEFECTS = [
-    pytest.param({"nginx": {"buffering": True}}, {}, "streamed completion",
-                 "the stream is buffered", id="buffering-proxy"),
-    pytest.param({"gateway": {"settings": {"cost": {"price_per_1k_tokens": {"default": 0.0}}}}},
-                 {}, "cost accounting", "a zero cost", id="zero-prices"),
-    pytest.param({}, {"policy": {**SIM_POLICY, "monitoring": {
-                     "gateway_metrics": ["llm_requests_total", "llm_queue_depth"]}}},
-                 "metrics and alert rules", "metric llm_queue_depth not exported",
-                 id="missing-metric"),
-    pytest.param({}, {"policy": {**SIM_POLICY, "monitoring": {"jobs": ["gateway", "tracing"]}}},
-                 "metrics and alert rules", "no scrape target for job 'tracing'",
-                 id="missing-scrape-job"),
-    pytest.param({"gateway": {"settings": {"logging": {"level": "error"}}}}, {},
-                 "error answers logged with request id and reason",
-                 "no gateway log line with its request id", id="error-answers-unlogged"),
-    pytest.param({"gateway": {"settings": {"logging": {"debug_requests": True}}}}, {},
-                 "no API key or prompt PII in the logs", "API key sk-har... in a gateway line",
-                 id="debug-logging-leaks-keys"),
-]  # fmt: skip
+    pytest.param(
+        {"nginx": {"buffering": True}},
+        {},
+        "streamed completion",
+        "the stream is buffered",
+        id="buffering-proxy",
+    ),
+    pytest.param(
+        {"gateway": {"settings": {"cost": {"price_per_1k_tokens": {"default": 0.0}}}}},
+        {},
+        "cost accounting",
+        "a zero cost",
+        id="zero-prices",
+    ),
+    pytest.param(
+        {},
+        {
+            "policy": {
+                **SIM_POLICY,
+                "monitoring": {"gateway_metrics": ["llm_requests_total", "llm_queue_depth"]},
+            }
+        },
+        "metrics and alert rules",
+        "metric llm_queue_depth not exported",
+        id="missing-metric",
+    ),
+    pytest.param(
+        {},
+        {"policy": {**SIM_POLICY, "monitoring": {"jobs": ["gateway", "tracing"]}}},
+        "metrics and alert rules",
+        "no scrape target for job 'tracing'",
+        id="missing-scrape-job",
+    ),
+    pytest.param(
+        {"gateway": {"settings": {"logging": {"level": "error"}}}},
+        {},
+        "error answers logged with request id and reason",
+        "no gateway log line with its request id",
+        id="error-answers-unlogged",
+    ),
+    pytest.param(
+        {"gateway": {"settings": {"logging": {"debug_requests": True}}}},
+        {},
+        "no API key or prompt PII in the logs",
+        "API key sk-har... in a gateway line",
+        id="debug-logging-leaks-keys",
+    ),
+]
 
 
 @pytest.mark.parametrize(("candidate", "profile", "check", "reason"), DEFECTS)
@@ -103,90 +157,198 @@ PROBE_CHECKS = {
     "breaker": "circuit breaker opens and recovers",
     "rate_limit": "rate limit per API key",
 }
-SLOW_ALERTS = {k: "1d" for k in ("error_rate_window", "error_rate_for", "slow_window", "slow_for",
-                                  "gpu_memory_for")}  # fmt: skip
+SLOW_ALERTS = {
+    k: "1d"
+    for k in ("error_rate_window", "error_rate_for", "slow_window", "slow_for", "gpu_memory_for")
+}
 # Every practice the policy sets, declared at its weakest by the candidate (off, empty, huge):
 # (candidate, policy, the policy check's reasons, the probe that shows it in seconds on the
 # simulated stack and its check's reason; None where only a fault experiment or hours would).
 WEAKEST = [
-    pytest.param(settings(auth={"enabled": False}), {},
-                 ["authentication: candidate off, policy required"],
-                 "security", "no key: POST answered 200", id="auth-off"),
-    pytest.param(settings(auth={"allow_anonymous": True}), {},
-                 ["authentication: candidate allows anonymous, policy required"],
-                 "security", "no key: POST answered 200", id="anonymous-allowed"),
-    pytest.param(settings(rate_limit={"enabled": False}), {},
-                 ["rate limit: candidate disabled, policy 100/min per key"],
-                 "rate_limit", "no 429", id="limiter-off"),
-    pytest.param(settings(rate_limit={"requests_per_minute": 1_000_000}), {},
-                 ["rate limit: candidate allows 1000000/min per key, policy 100/min"],
-                 "rate_limit", "admitted at once, policy 100/minute", id="limiter-huge"),
-    pytest.param(settings(breaker={"failure_threshold": 1_000_000}), {},
-                 ["circuit breaker: candidate opens after 1000000 failures, policy at most 5"],
-                 "breaker", "after 5 failures the breaker reads closed, want open",
-                 id="breaker-never-opens"),
-    pytest.param(settings(breaker={"recovery_timeout_s": 0.5}), {},
-                 ["circuit breaker: candidate retries the pool after 0.5 s, policy not before 4 s"],
-                 "breaker", "before its recovery timeout of 4s", id="breaker-retries-at-once"),
-    pytest.param(settings(fallback={"enabled": False}), {},
-                 ["fallback: candidate disabled, policy after 5 s"], None, None, id="fallback-off"),
-    pytest.param(settings(fallback={"primary_timeout_s": 1_000_000}), {},
-                 ["fallback: candidate waits 1e+06 s for the primary, policy at most 5 s"],
-                 None, None, id="fallback-never"),
-    pytest.param(settings(fallback={"fallback_max_tokens": 1_000_000}), {},
-                 ["fallback budget: candidate 1000000 tokens, policy at most 50"], None, None,
-                 id="fallback-budget-huge"),
-    pytest.param(settings(validation={"max_prompt_chars": 1_000_000_000}), {},
-                 ["maximum prompt length: candidate 1000000000 chars, policy at most 10000"],
-                 "security", "oversized prompt: POST answered 200", id="prompt-limit-huge"),
-    pytest.param(settings(validation={"injection_patterns": []}), {},
-                 ["prompt-injection patterns: candidate does not flag 'ignore previous "
-                  "instructions', 'disregard above', 'system:', 'assistant:', policy flags "
-                  "'ignore previous instructions', 'disregard above', 'system:', 'assistant:'"],
-                 "injection", "llm_prompt_injection_detected_total{pattern='disregard above'} "
-                 "grew by 0, want 1", id="injection-patterns-none"),
-    pytest.param({}, {"injection": {"action": "reject"}},
-                 ["prompt injection: candidate lets flagged prompts through (log), policy "
-                  "refuses them (reject)"],
-                 "injection", "'system:': policy reject: status 200", id="injection-let-through"),
-    pytest.param(settings(pii={"enabled": False}), {},
-                 ["PII filtering: candidate disabled, policy filters email, phone, ssn"],
-                 "pii", "the plain answer leaks the planted email 'jane.doe@example.com'",
-                 id="pii-filter-off"),
-    pytest.param(settings(cache={"enabled": False}), {},
-                 ["response cache: candidate disabled, policy TTL 3600 s"],
-                 "cache", "X-Cache was", id="cache-off"),
-    pytest.param(settings(cache={"ttl_s": 1_000_000_000}), {},
-                 ["cache TTL: candidate 1000000000 s, policy at most 3600 s"], None, None,
-                 id="cache-ttl-huge"),
-    pytest.param({"prometheus": {"error_rate_threshold": 1.0}}, {},
-                 ["HighErrorRate threshold: candidate 1, policy at most 0.05"],
-                 "alert_rule_tests", "HighErrorRate", id="error-alert-never-fires"),
-    pytest.param({"prometheus": {"slow_p95_seconds": 1_000_000}}, {},
-                 ["SlowResponse threshold: candidate 1e+06 s, policy at most 10 s"],
-                 "alert_rule_tests", "SlowResponse", id="slow-alert-never-fires"),
-    pytest.param({"prometheus": {"gpu_memory_ratio": 1.0}}, {},
-                 ["GPUMemoryHigh threshold: candidate 1, policy at most 0.95"],
-                 "alert_rule_tests", "GPUMemoryHigh", id="gpu-alert-never-fires"),
-    pytest.param({"prometheus": SLOW_ALERTS}, {},
-                 ["HighErrorRate window: candidate 1d, policy at most 5m",
-                  "HighErrorRate `for`: candidate 1d, policy at most 2m",
-                  "SlowResponse window: candidate 1d, policy at most 5m",
-                  "SlowResponse `for`: candidate 1d, policy at most 5m",
-                  "GPUMemoryHigh `for`: candidate 1d, policy at most 5m"],
-                 "alert_rule_tests", "alertname: GPUMemoryHigh", id="alerts-too-slow"),
-]  # fmt: skip
+    pytest.param(
+        settings(auth={"enabled": False}),
+        {},
+        ["authentication: candidate off, policy required"],
+        "security",
+        "no key: POST answered 200",
+        id="auth-off",
+    ),
+    pytest.param(
+        settings(auth={"allow_anonymous": True}),
+        {},
+        ["authentication: candidate allows anonymous, policy required"],
+        "security",
+        "no key: POST answered 200",
+        id="anonymous-allowed",
+    ),
+    pytest.param(
+        settings(rate_limit={"enabled": False}),
+        {},
+        ["rate limit: candidate disabled, policy 100/min per key"],
+        "rate_limit",
+        "no 429",
+        id="limiter-off",
+    ),
+    pytest.param(
+        settings(rate_limit={"requests_per_minute": 1_000_000}),
+        {},
+        ["rate limit: candidate allows 1000000/min per key, policy 100/min"],
+        "rate_limit",
+        "admitted at once, policy 100/minute",
+        id="limiter-huge",
+    ),
+    pytest.param(
+        settings(breaker={"failure_threshold": 1_000_000}),
+        {},
+        ["circuit breaker: candidate opens after 1000000 failures, policy at most 5"],
+        "breaker",
+        "after 5 failures the breaker reads closed, want open",
+        id="breaker-never-opens",
+    ),
+    pytest.param(
+        settings(breaker={"recovery_timeout_s": 0.5}),
+        {},
+        ["circuit breaker: candidate retries the pool after 0.5 s, policy not before 4 s"],
+        "breaker",
+        "before its recovery timeout of 4s",
+        id="breaker-retries-at-once",
+    ),
+    pytest.param(
+        settings(fallback={"enabled": False}),
+        {},
+        ["fallback: candidate disabled, policy after 5 s"],
+        None,
+        None,
+        id="fallback-off",
+    ),
+    pytest.param(
+        settings(fallback={"primary_timeout_s": 1_000_000}),
+        {},
+        ["fallback: candidate waits 1e+06 s for the primary, policy at most 5 s"],
+        None,
+        None,
+        id="fallback-never",
+    ),
+    pytest.param(
+        settings(fallback={"fallback_max_tokens": 1_000_000}),
+        {},
+        ["fallback budget: candidate 1000000 tokens, policy at most 50"],
+        None,
+        None,
+        id="fallback-budget-huge",
+    ),
+    pytest.param(
+        settings(validation={"max_prompt_chars": 1_000_000_000}),
+        {},
+        ["maximum prompt length: candidate 1000000000 chars, policy at most 10000"],
+        "security",
+        "oversized prompt: POST answered 200",
+        id="prompt-limit-huge",
+    ),
+    pytest.param(
+        settings(validation={"injection_patterns": []}),
+        {},
+        [
+            "prompt-injection patterns: candidate does not flag 'ignore previous "
+            "instructions', 'disregard above', 'system:', 'assistant:', policy flags "
+            "'ignore previous instructions', 'disregard above', 'system:', 'assistant:'"
+        ],
+        "injection",
+        "llm_prompt_injection_detected_total{pattern='disregard above'} grew by 0, want 1",
+        id="injection-patterns-none",
+    ),
+    pytest.param(
+        {},
+        {"injection": {"action": "reject"}},
+        [
+            "prompt injection: candidate lets flagged prompts through (log), policy "
+            "refuses them (reject)"
+        ],
+        "injection",
+        "'system:': policy reject: status 200",
+        id="injection-let-through",
+    ),
+    pytest.param(
+        settings(pii={"enabled": False}),
+        {},
+        ["PII filtering: candidate disabled, policy filters email, phone, ssn"],
+        "pii",
+        "the plain answer leaks the planted email 'jane.doe@example.com'",
+        id="pii-filter-off",
+    ),
+    pytest.param(
+        settings(cache={"enabled": False}),
+        {},
+        ["response cache: candidate disabled, policy TTL 3600 s"],
+        "cache",
+        "X-Cache was",
+        id="cache-off",
+    ),
+    pytest.param(
+        settings(cache={"ttl_s": 1_000_000_000}),
+        {},
+        ["cache TTL: candidate 1000000000 s, policy at most 3600 s"],
+        None,
+        None,
+        id="cache-ttl-huge",
+    ),
+    pytest.param(
+        {"prometheus": {"error_rate_threshold": 1.0}},
+        {},
+        ["HighErrorRate threshold: candidate 1, policy at most 0.05"],
+        "alert_rule_tests",
+        "HighErrorRate",
+        id="error-alert-never-fires",
+    ),
+    pytest.param(
+        {"prometheus": {"slow_p95_seconds": 1_000_000}},
+        {},
+        ["SlowResponse threshold: candidate 1e+06 s, policy at most 10 s"],
+        "alert_rule_tests",
+        "SlowResponse",
+        id="slow-alert-never-fires",
+    ),
+    pytest.param(
+        {"prometheus": {"gpu_memory_ratio": 1.0}},
+        {},
+        ["GPUMemoryHigh threshold: candidate 1, policy at most 0.95"],
+        "alert_rule_tests",
+        "GPUMemoryHigh",
+        id="gpu-alert-never-fires",
+    ),
+    pytest.param(
+        {"prometheus": SLOW_ALERTS},
+        {},
+        [
+            "HighErrorRate window: candidate 1d, policy at most 5m",
+            "HighErrorRate `for`: candidate 1d, policy at most 2m",
+            "SlowResponse window: candidate 1d, policy at most 5m",
+            "SlowResponse `for`: candidate 1d, policy at most 5m",
+            "GPUMemoryHigh `for`: candidate 1d, policy at most 5m",
+        ],
+        "alert_rule_tests",
+        "alertname: GPUMemoryHigh",
+        id="alerts-too-slow",
+    ),
+]
 
 
 @pytest.mark.parametrize(("candidate", "policy", "differences", "probe", "reason"), WEAKEST)
 def test_a_practice_at_its_weakest_fails_the_gate(
-    tmp_path: Path, candidate: dict[str, Any], policy: dict[str, Any], differences: list[str],
-    probe: str | None, reason: str | None,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    candidate: dict[str, Any],
+    policy: dict[str, Any],
+    differences: list[str],
+    probe: str | None,
+    reason: str | None,
+) -> None:
     """The candidate cannot lower its own bar: the policy check names the difference, and the
     probe, sending and expecting the policy's values, fails on what the stack does."""
-    profile = {**PROBES_ONLY, "probes": only(*filter(None, [probe])),
-               "policy": {**SIM_POLICY, **policy}}  # fmt: skip
+    profile = {
+        **PROBES_ONLY,
+        "probes": only(*filter(None, [probe])),
+        "policy": {**SIM_POLICY, **policy},
+    }
     rc, report, out = run_gate(tmp_path, profile, candidate)
     assert rc == 1, out[-3000:]
     assert failed(report, "candidate's practices meet the policy") == differences
@@ -198,9 +360,13 @@ def test_a_practice_at_its_weakest_fails_the_gate(
 
 def test_a_skipped_key_check_means_the_gate_cannot_pass(tmp_path: Path) -> None:
     rc, report, out = run_gate(
-        tmp_path, {**PROBES_ONLY, "probes": {"breaker": False, "cache": False},
-                   "key_checks": ["response cache"]},
-    )  # fmt: skip
+        tmp_path,
+        {
+            **PROBES_ONLY,
+            "probes": {"breaker": False, "cache": False},
+            "key_checks": ["response cache"],
+        },
+    )
     assert rc == 1, out[-3000:]
     assert "key check 'response cache' was skipped: disabled in the gate profile" in failed(
         report, "key checks ran"
@@ -217,12 +383,15 @@ def test_a_slowed_model_pool_fails_the_latency_slo_with_its_bound(tmp_path: Path
     confidence bound, with n and the bound in the reason; a healthy pool passes the same SLO."""
     profile = {
         "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests")},
-        "load": {"duration_s": "6s", "workload": {"max_tokens": 8},
-                 "load": {"kind": "open", "rate_rps": 10}},
+        "load": {
+            "duration_s": "6s",
+            "workload": {"max_tokens": 8},
+            "load": {"kind": "open", "rate_rps": 10},
+        },
         "slos": ["ttft_p95_ms<=200"],
         "confidence": {"max_duration_s": "12s"},
         "key_checks": ["slo"],
-    }  # fmt: skip
+    }
     # 10 requests a second: above the policy's 100 a minute, so both allow more here.
     profile["policy"] = {**SIM_POLICY, "rate_limit_per_minute": 1000}
     lifted = {"gateway": {"settings": {"rate_limit": {"requests_per_minute": 1000}}}}
@@ -252,8 +421,10 @@ def test_pii_no_model_repeats_is_skipped_and_fails_its_key_check(tmp_path: Path)
     rc, report, out = run_gate(tmp_path, profile, {"fallback": {"server": {"mode": "random"}}})
     assert rc == 1, out[-3000:]
     pii = next(c for c in report["checks"] if c["name"] == "PII filtered from answers")
-    why = ("no live answer repeated the planted PII in 6 prompts per kind, so its filtering "
-           "could not be seen")  # fmt: skip
+    why = (
+        "no live answer repeated the planted PII in 6 prompts per kind, so its filtering "
+        "could not be seen"
+    )
     assert pii["outcome"] == "skipped" and pii["reasons"] == [why], pii
     # Three planted values, each asked of both models the entry lists.
     assert pii["measured"]["email_tries"] == 6 and pii["measured"]["ssn_tries"] == 6
@@ -271,16 +442,20 @@ def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_servi
     against the calibration of the pinned llama.cpp build, whose figures are in the report."""
     profile = {
         "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests", "pii")},
-        "load": {"duration_s": "5s", "workload": {"max_tokens": 8},
-                 "load": {"kind": "open", "rate_rps": 4}},
+        "load": {
+            "duration_s": "5s",
+            "workload": {"max_tokens": 8},
+            "load": {"kind": "open", "rate_rps": 4},
+        },
         "slos": ["ttft_ms<=1", "ttft_p50_ms<=50x"],
         "confidence": {"max_duration_s": "0s"},
         "policy": {**SIM_POLICY, "resources": {"rss_mb_max": 1}},
         "key_checks": [],
-    }  # fmt: skip
+    }
     # Server errors only: a 4xx the primary answers is the client's error, passed on as its answer.
-    failing = {"primary": {"server": {"failure_injection_rate": 100,
-                                      "failure_types": ["server_error"]}}}  # fmt: skip
+    failing = {
+        "primary": {"server": {"failure_injection_rate": 100, "failure_types": ["server_error"]}}
+    }
     rc, report, out = run_gate(tmp_path, profile, failing)
     assert rc == 1, out[-3000:]
     primary = failed(report, "served by the primary pool")
@@ -298,18 +473,22 @@ def test_a_stack_that_falls_behind_the_offered_rate_fails_kept_up(tmp_path: Path
     backlog shows as fewer answers within the schedule than were sent."""
     profile = {
         "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests", "pii")},
-        "load": {"duration_s": "6s", "workload": {"max_tokens": 4},
-                 "load": {"kind": "open", "rate_rps": 10}},
+        "load": {
+            "duration_s": "6s",
+            "workload": {"max_tokens": 4},
+            "load": {"kind": "open", "rate_rps": 10},
+        },
         "slos": ["error_rate<=0.5"],
         "confidence": {"max_duration_s": "0s", "inconclusive_is": "warn"},
         "policy": {**SIM_POLICY, "rate_limit_per_minute": 1000},
         "key_checks": [],
-    }  # fmt: skip
+    }
     one_at_a_time = {"server": {"max_num_seqs": 1, "time_to_first_token_ms": 1000}}
     candidate = {
         "gateway": {"settings": {"rate_limit": {"requests_per_minute": 1000}}},
-        "primary": one_at_a_time, "fallback": one_at_a_time,
-    }  # fmt: skip
+        "primary": one_at_a_time,
+        "fallback": one_at_a_time,
+    }
     rc, report, out = run_gate(tmp_path, profile, candidate)
     assert rc == 1, out[-3000:]
     reasons = failed(report, "stack kept up with the offered rate")
@@ -329,8 +508,12 @@ def test_a_deployed_alert_rule_that_cannot_fire_fails_the_alert_check(tmp_path: 
     exp.update(fault_at_s="3s", fault_for_s="10s")
     exp["expect"]["alerts"] = [{"alert": "HighErrorRate", "fires_within_s": 25}]
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
-    profile = {**PROBES_ONLY, "probes": {k: False for k in ("breaker", "rate_limit", "pii")},
-               "experiments": [str(tmp_path / "exp.yaml")], "key_checks": ["alerts"]}  # fmt: skip
+    profile = {
+        **PROBES_ONLY,
+        "probes": {k: False for k in ("breaker", "rate_limit", "pii")},
+        "experiments": [str(tmp_path / "exp.yaml")],
+        "key_checks": ["alerts"],
+    }
     rc, report, out = run_gate(tmp_path, profile, {"prometheus": {"error_rate_threshold": 1.0}})
     assert rc == 1, out[-3000:]
     reasons = failed(report, f"{exp['title']}: alert HighErrorRate fires")

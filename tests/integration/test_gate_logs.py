@@ -12,23 +12,40 @@ from test_gate_defects import SIM_POLICY, run_gate
 pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
 
 PROFILE = {
-    "probes": {k: False for k in ("breaker", "rate_limit", "alert_rule_tests", "pii", "cache",
-                                  "cost", "streaming", "security", "injection", "monitoring")},
-    "load": {"duration_s": "5s", "workload": {"max_tokens": 8},
-             "load": {"kind": "open", "rate_rps": 4}},
+    "probes": {
+        k: False
+        for k in (
+            "breaker",
+            "rate_limit",
+            "alert_rule_tests",
+            "pii",
+            "cache",
+            "cost",
+            "streaming",
+            "security",
+            "injection",
+            "monitoring",
+        )
+    },
+    "load": {
+        "duration_s": "5s",
+        "workload": {"max_tokens": 8},
+        "load": {"kind": "open", "rate_rps": 4},
+    },
     "slos": ["ttft_p95_ms<=5000"],
     "confidence": {"max_duration_s": "0s"},
     "policy": SIM_POLICY,
     "key_checks": [],
-}  # fmt: skip
+}
 
 
 def test_failed_and_fallback_requests_are_traced_to_their_log_lines(tmp_path: Path) -> None:
     failing = {"primary": {"server": {"failure_injection_rate": 50}}}
     rc, report, out = run_gate(tmp_path, PROFILE, failing)
     assert rc in (0, 1), out[-3000:]
-    logging_checks = {c["name"]: c["outcome"] for c in report["checks"]
-                      if c["category"] == "logging"}  # fmt: skip
+    logging_checks = {
+        c["name"]: c["outcome"] for c in report["checks"] if c["category"] == "logging"
+    }
     assert set(logging_checks.values()) == {"pass"}, logging_checks
 
     traced = [(c, e) for c in report["checks"] for e in c.get("evidence", [])]

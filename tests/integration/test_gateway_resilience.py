@@ -101,10 +101,15 @@ def test_dead_primary_opens_the_breaker_and_recovers(
             reasons = [c.post(CHAT, json=body()).headers["x-fallback-reason"] for _ in range(3)]
             assert reasons == ["connect_error", "connect_error", "breaker_open"]
             assert gw.metric("llm_circuit_breaker_state", pool="primary") == 2
-            assert gw.metric(
-                "llm_circuit_breaker_transitions_total",
-                pool="primary", from_state="closed", to_state="open",
-            ) == 1  # fmt: skip
+            assert (
+                gw.metric(
+                    "llm_circuit_breaker_transitions_total",
+                    pool="primary",
+                    from_state="closed",
+                    to_state="open",
+                )
+                == 1
+            )
         # Primary is back; after the 1 s recovery timeout one probe goes through and closes it.
         served = ""
         deadline = time.monotonic() + 30
@@ -113,10 +118,15 @@ def test_dead_primary_opens_the_breaker_and_recovers(
             served = c.post(CHAT, json=body()).headers["x-served-by"]
         assert served == "primary"
     assert gw.metric("llm_circuit_breaker_state", pool="primary") == 0
-    assert gw.metric(
-        "llm_circuit_breaker_transitions_total",
-        pool="primary", from_state="half_open", to_state="closed",
-    ) == 1  # fmt: skip
+    assert (
+        gw.metric(
+            "llm_circuit_breaker_transitions_total",
+            pool="primary",
+            from_state="half_open",
+            to_state="closed",
+        )
+        == 1
+    )
 
 
 def test_primary_5xx_falls_back(

@@ -53,30 +53,59 @@ def test_harness_load_command_line_writes_the_documented_report(
     sim = simulator(ttft_ms=20, itl_ms=5)
     out = tmp_path / "out.json"
     r = run_harness(
-        "load", "--target", sim.url, "--api-key", "sk-test-123456", "--rate", "8",
-        "--arrival", "constant", "--duration", "3s", "--max-tokens", "8",
-        "--slo", "ttft_p95_ms<=5000", "--slo", "ttft_ms<=2000",
-        "--json", out, "--run-dir", tmp_path / "run",
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--api-key",
+        "sk-test-123456",
+        "--rate",
+        "8",
+        "--arrival",
+        "constant",
+        "--duration",
+        "3s",
+        "--max-tokens",
+        "8",
+        "--slo",
+        "ttft_p95_ms<=5000",
+        "--slo",
+        "ttft_ms<=2000",
+        "--json",
+        out,
+        "--run-dir",
+        tmp_path / "run",
+    )
     # 24 requests decide neither a p95 (an upper bound needs 59) nor an error rate under 1% (299
     # without errors): both are inconclusive; the SLO given has not passed (exit 1), the default
     # check is reported undecided.
     assert r.returncode == 1, r.stdout + r.stderr
     for line in (
         "load chat: INCONCLUSIVE  (24 requests in 3s, model sim-model",
-        "time to first token", "inter-token latency", "time per output token", "end to end",
-        "ttft from intended", "throughput (over the 3s window): ", "goodput",
-        "errors: 0 (0.0%)", "served by:", "cache hit rate", "token gap (pooled)",
-        "generator: open loop (constant), offered 8.00 req/s", "over the 3s schedule window",
-        "drain: ", "seed ",
-        "SLO INCONCLUSIVE  ttft_p95_ms: p95 = ", "too few samples for a 95% upper bound",
-        "CHECK INCONCLUSIVE  error_rate = 0, 95% bounds [0, ", "CHECK PASS  achieved_ratio = 1",
+        "time to first token",
+        "inter-token latency",
+        "time per output token",
+        "end to end",
+        "ttft from intended",
+        "throughput (over the 3s window): ",
+        "goodput",
+        "errors: 0 (0.0%)",
+        "served by:",
+        "cache hit rate",
+        "token gap (pooled)",
+        "generator: open loop (constant), offered 8.00 req/s",
+        "over the 3s schedule window",
+        "drain: ",
+        "seed ",
+        "SLO INCONCLUSIVE  ttft_p95_ms: p95 = ",
+        "too few samples for a 95% upper bound",
+        "CHECK INCONCLUSIVE  error_rate = 0, 95% bounds [0, ",
+        "CHECK PASS  achieved_ratio = 1",
         "INCONCLUSIVE: ttft_p95_ms<=5000 not decided on 24 requests; an SLO that ends "
         "inconclusive has not passed (exit 1)",
         "not decided on 24 requests (default checks: they fail the run only when decided against "
         "it): error_rate<=0.01",
         f"report: {out}",
-    ):  # fmt: skip
+    ):
         assert line in r.stdout, (line, r.stdout)
     assert "load     " in r.stderr  # progress lines go to stderr
 
@@ -114,7 +143,7 @@ def test_harness_load_command_line_writes_the_documented_report(
         ("ttft_p95_ms<=5000", "inconclusive", False, False, 24),
         ("error_rate<=0.01", "inconclusive", False, True, 24),
         ("achieved_ratio>=0.9", "pass", True, True, 24),
-    ]  # fmt: skip
+    ]
     p95, errors, _ = checks
     assert p95["upper"] is None and p95["lower"] is not None and p95["alpha"] == 0.05
     assert errors["estimate"] == 0 and 0.01 < errors["upper"] < 0.2 and errors["samples_needed"]
@@ -129,10 +158,25 @@ def test_harness_load_command_line_writes_the_documented_report(
 def test_harness_load_brings_up_the_simulated_stack_and_tears_it_down(tmp_path: Path) -> None:
     out, run_dir = tmp_path / "out.json", tmp_path / "run"
     r = run_harness(
-        "load", "--stack", FIXTURES / "sim-stack.yaml", "--provider", "local",
-        "--scenario", "cache-mix", "--rate", "4", "--duration", "4s", "--max-tokens", "8",
-        "--json", out, "--run-dir", run_dir, timeout_s=300,
-    )  # fmt: skip
+        "load",
+        "--stack",
+        FIXTURES / "sim-stack.yaml",
+        "--provider",
+        "local",
+        "--scenario",
+        "cache-mix",
+        "--rate",
+        "4",
+        "--duration",
+        "4s",
+        "--max-tokens",
+        "8",
+        "--json",
+        out,
+        "--run-dir",
+        run_dir,
+        timeout_s=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "bringing up the stack" in r.stderr and "stopping" in r.stderr
     report = json.loads(out.read_text())
@@ -158,9 +202,23 @@ def test_ctrl_c_leaves_a_partial_report_and_nothing_running(
     sim = simulator(ttft_ms=20, itl_ms=5)
     out, run_dir, log = tmp_path / "partial.json", tmp_path / "run", tmp_path / "harness.log"
     proc = start_harness(
-        "load", "--target", sim.url, "--rate", "5", "--duration", "60s", "--processes", "2",
-        "--max-tokens", "8", "--json", out, "--run-dir", run_dir, log=log,
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--rate",
+        "5",
+        "--duration",
+        "60s",
+        "--processes",
+        "2",
+        "--max-tokens",
+        "8",
+        "--json",
+        out,
+        "--run-dir",
+        run_dir,
+        log=log,
+    )
     try:
         wait_for_samples(run_dir, proc, log)
         family = descendants(proc.pid)  # Locust's master and its two workers
@@ -190,9 +248,21 @@ def test_sigterm_stops_capacity_with_the_steps_done_so_far(
     sim = simulator(ttft_ms=20, itl_ms=5)
     run_dir, log = tmp_path / "run", tmp_path / "harness.log"
     proc = start_harness(
-        "capacity", "--target", sim.url, "--slo", "ttft_p95_ms<=5000", "--start-rate", "4",
-        "--step-duration", "60s", "--max-tokens", "8", "--run-dir", run_dir, log=log,
-    )  # fmt: skip
+        "capacity",
+        "--target",
+        sim.url,
+        "--slo",
+        "ttft_p95_ms<=5000",
+        "--start-rate",
+        "4",
+        "--step-duration",
+        "60s",
+        "--max-tokens",
+        "8",
+        "--run-dir",
+        run_dir,
+        log=log,
+    )
     try:
         wait_for_samples(run_dir, proc, log)
         family = descendants(proc.pid)
@@ -238,10 +308,24 @@ def test_load_command_open_loop_with_two_worker_processes(
     sim = simulator(ttft_ms=20, itl_ms=5)
     out = tmp_path / "out.json"
     code, output, exc = invoke(
-        "load", "--target", sim.url, "--rate", "10", "--arrival", "constant", "--processes", "2",
-        "--duration", "3s", "--max-tokens", "4", "--json", str(out),
-        "--run-dir", str(tmp_path / "run"),
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--rate",
+        "10",
+        "--arrival",
+        "constant",
+        "--processes",
+        "2",
+        "--duration",
+        "3s",
+        "--max-tokens",
+        "4",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert code == 0, (output, exc)
     s = json.loads(out.read_text())["summary"]
     g = s["generator"]
@@ -255,9 +339,20 @@ def test_load_command_open_loop_with_two_worker_processes(
 def test_failed_slo_exits_1(simulator: SimFactory, tmp_path: Path) -> None:
     sim = simulator(ttft_ms=50, itl_ms=5)
     code, output, _ = invoke(
-        "load", "--target", sim.url, "--users", "1", "--duration", "2s", "--max-tokens", "4",
-        "--slo", "ttft_p50_ms<=1", "--run-dir", str(tmp_path / "run"),
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--users",
+        "1",
+        "--duration",
+        "2s",
+        "--max-tokens",
+        "4",
+        "--slo",
+        "ttft_p50_ms<=1",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert code == 1, output
     assert "SLO FAIL" in output and "ttft_p50_ms" in output
 
@@ -288,13 +383,28 @@ def test_capacity_finds_the_knee_of_a_two_slot_server(
     sim = simulator(100, 10, 2)
     out = tmp_path / "cap.json"
     code, output, exc = invoke(
-        "capacity", "--target", sim.url, "--slo", "ttft_p95_ms<=300", "--start-rate", "2",
-        "--max-steps", "5", "--step-duration", "3s", "--max-tokens", "10",
+        "capacity",
+        "--target",
+        sim.url,
+        "--slo",
+        "ttft_p95_ms<=300",
+        "--start-rate",
+        "2",
+        "--max-steps",
+        "5",
+        "--step-duration",
+        "3s",
+        "--max-tokens",
+        "10",
         # One schedule every time: with a fresh seed per run a 3 s Poisson step at 16 req/s
         # sometimes arrives light enough to pass.
-        "--seed", "1",
-        "--json", str(out), "--run-dir", str(tmp_path / "run"),
-    )  # fmt: skip
+        "--seed",
+        "1",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert code == 0, (output, exc)
     result = json.loads(out.read_text())
     print("\n" + output)
@@ -351,10 +461,23 @@ def test_default_checks_fail_a_run_whose_server_fell_behind(
     sim = simulator(50, 10, 1)
     out = tmp_path / "out.json"
     code, output, _ = invoke(
-        "load", "--target", sim.url, "--rate", "12", "--arrival", "constant", "--duration", "3s",
-        "--max-tokens", "20", "--ignore-eos", "--json", str(out),
-        "--run-dir", str(tmp_path / "run"),
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--rate",
+        "12",
+        "--arrival",
+        "constant",
+        "--duration",
+        "3s",
+        "--max-tokens",
+        "20",
+        "--ignore-eos",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert code == 1, output
     assert "CHECK FAIL  achieved_ratio = 0." in output, output
     g = json.loads(out.read_text())["summary"]["generator"]

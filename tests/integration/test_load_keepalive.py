@@ -53,9 +53,22 @@ def test_open_loop_run_against_an_idle_closing_server_has_no_errors(
     out = tmp_path / "out.json"
     # Bursts of 10 at once, 1.25 s apart: ten pooled connections go stale between bursts.
     r = run_harness(
-        "load", "--target", url, "--model", "m", "--rate", "8", "--arrival", "burst",
-        "--duration", "4s", "--json", out, "--run-dir", tmp_path / "run",
-    )  # fmt: skip
+        "load",
+        "--target",
+        url,
+        "--model",
+        "m",
+        "--rate",
+        "8",
+        "--arrival",
+        "burst",
+        "--duration",
+        "4s",
+        "--json",
+        out,
+        "--run-dir",
+        tmp_path / "run",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     s = json.loads(out.read_text())["summary"]
     assert s["counts"]["errors"] == 0, s["counts"]

@@ -35,15 +35,31 @@ def test_dataset_replay_sends_the_files_first_turns(simulator: SimFactory, tmp_p
     sim = simulator(ttft_ms=10, itl_ms=2)
     conv = tmp_path / "mine.jsonl"
     conv.write_text(
-        json.dumps({"conversations": [{"from": "human", "value": "short one"}]}) + "\n"
-        + json.dumps({"messages": [{"role": "user", "content": "a b c d e f g h"}]}) + "\n"
-        + json.dumps({"messages": [{"role": "user", "content": "one two three four five"}]}) + "\n"
-    )  # fmt: skip
+        json.dumps({"conversations": [{"from": "human", "value": "short one"}]})
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "a b c d e f g h"}]})
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "one two three four five"}]})
+        + "\n"
+    )
     r = run_harness(
-        "load", "--target", sim.url, "--scenario", "dataset", "--dataset", conv.name,
-        "--duration", "2s", "--users", "2", "--max-tokens", "4", "--run-dir", tmp_path / "run",
+        "load",
+        "--target",
+        sim.url,
+        "--scenario",
+        "dataset",
+        "--dataset",
+        conv.name,
+        "--duration",
+        "2s",
+        "--users",
+        "2",
+        "--max-tokens",
+        "4",
+        "--run-dir",
+        tmp_path / "run",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     samples = read_samples(tmp_path / "run" / "samples")
     # min_prompt_len 4 of the scenario leaves lines 2 and 3 (the first has 2 words).
@@ -100,9 +116,18 @@ def test_trace_replay_keeps_recorded_times_and_sizes(simulator: SimFactory, tmp_
         + "".join(f"{100 + t * 2:.7f},{i},{o}\n" for t, i, o in rows)  # recorded at half speed
     )
     r = run_harness(
-        "load", "--target", sim.url, "--scenario", "trace", "--trace", trace, "--duration", "3s",
-        "--run-dir", tmp_path / "run",
-    )  # fmt: skip
+        "load",
+        "--target",
+        sim.url,
+        "--scenario",
+        "trace",
+        "--trace",
+        trace,
+        "--duration",
+        "3s",
+        "--run-dir",
+        tmp_path / "run",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     spec = report_of(tmp_path / "run")["config"]
     assert spec["load"]["arrival"] == "trace"
@@ -133,15 +158,34 @@ def test_master_and_two_workers_write_one_report_of_the_single_process_schedule(
     simulator: SimFactory, tmp_path: Path
 ) -> None:
     sim = simulator(ttft_ms=10, itl_ms=2)
-    common = ["--target", sim.url, "--rate", "10", "--arrival", "constant", "--duration", "3s",
-              "--max-tokens", "4", "--seed", "7"]  # fmt: skip
+    common = [
+        "--target",
+        sim.url,
+        "--rate",
+        "10",
+        "--arrival",
+        "constant",
+        "--duration",
+        "3s",
+        "--max-tokens",
+        "4",
+        "--seed",
+        "7",
+    ]
     port = free_port()
     rd = tmp_path / "dist"
     log = tmp_path / "master.log"
     master = start_harness(
-        "load", *common, "--external-workers", "2", "--master-bind", f"127.0.0.1:{port}",
-        "--run-dir", rd, log=log,
-    )  # fmt: skip
+        "load",
+        *common,
+        "--external-workers",
+        "2",
+        "--master-bind",
+        f"127.0.0.1:{port}",
+        "--run-dir",
+        rd,
+        log=log,
+    )
     workers: list[subprocess.Popen[bytes]] = []
     try:
         deadline = time.monotonic() + 60
@@ -228,8 +272,9 @@ def test_llama_server_tokens_and_prefix_cache(llama_server: str, tmp_path: Path)
         "load: {kind: closed, users: 1}\nduration_s: 12s\n"
     )
     rd = tmp_path / "run"
-    r = run_harness("load", "--target", llama_server, "--scenario", spec, "--run-dir", rd,
-                    timeout_s=240)  # fmt: skip
+    r = run_harness(
+        "load", "--target", llama_server, "--scenario", spec, "--run-dir", rd, timeout_s=240
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     sizing = json.loads((rd / "tokens.json").read_text())
     assert sizing["check_tokens"] == sizing["instruction_tokens"] + sizing["check_words"]
@@ -261,17 +306,26 @@ def test_token_sized_prompts_are_exact_for_every_seed(llama_server: str) -> None
         assert sizing.exact, sizing
         assert sizing.template_user is not None and sizing.template_system_user is not None
         workload = Workload.model_validate(
-            {"prompt_words": 24, "prompt_words_jitter": 0.5, "max_tokens": 2, "tokenizer": True,
-             "shared_prefix": {"groups": 3, "words": 40, "share": 0.7}}
-        )  # fmt: skip
+            {
+                "prompt_words": 24,
+                "prompt_words_jitter": 0.5,
+                "max_tokens": 2,
+                "tokenizer": True,
+                "shared_prefix": {"groups": 3, "words": 40, "share": 0.7},
+            }
+        )
         mismatched = []
         for seed in range(60):
             gen = WorkloadGenerator(
-                workload, "primary", "key", seed, 0,
+                workload,
+                "primary",
+                "key",
+                seed,
+                0,
                 one_token_words=sizing.one_token_words,
                 instruction_tokens=sizing.instruction_tokens,
                 template_tokens=(sizing.template_user, sizing.template_system_user),
-            )  # fmt: skip
+            )
             for _ in range(2):
                 plan = gen.next_request()
                 messages = json.loads(plan.body)["messages"]

@@ -40,8 +40,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 def _chat(stack: RunningStack, rid: str, key: str | None) -> httpx.Response:
     headers = {"X-Request-Id": rid, **({"Authorization": f"Bearer {key}"} if key else {})}
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-    return httpx.post(f"{stack.endpoints.nginx}/v1/chat/completions", json=body,
-                      headers=headers, timeout=30)  # fmt: skip
+    return httpx.post(
+        f"{stack.endpoints.nginx}/v1/chat/completions", json=body, headers=headers, timeout=30
+    )
 
 
 def test_the_store_is_ready_scraped_and_holds_each_layers_lines(stack: RunningStack) -> None:
@@ -90,10 +91,20 @@ def test_a_stalled_store_slows_or_fails_no_request(stack: RunningStack) -> None:
 def _load_window(start_s: float, end_s: float) -> list[Sample]:
     """Two load samples spanning a window (the log checks read the load step's window off them)."""
     return [
-        Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
-               intended_s=None, sent_s=t, e2e_ms=1.0, status=200)
+        Sample(
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id="p",
+            repeated=False,
+            intended_s=None,
+            sent_s=t,
+            e2e_ms=1.0,
+            status=200,
+        )
         for i, t in enumerate((start_s, end_s))
-    ]  # fmt: skip
+    ]
 
 
 def test_the_gates_log_checks_pass_then_a_shipped_traceback_fails_one(stack: RunningStack) -> None:

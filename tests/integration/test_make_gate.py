@@ -19,10 +19,20 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # As `make gate` (= `harness gate`), with the history kept out of the project's runs folder.
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "gate", "--out", str(out),
-         "--history", str(tmp_path / "history.jsonl")],
-        capture_output=True, text=True, timeout=1500,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "gate",
+            "--out",
+            str(out),
+            "--history",
+            str(tmp_path / "history.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["stack_spec"]["name"] == "reference"
@@ -38,7 +48,7 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
         "alert rule unit tests (promtool)",
         "key checks ran",
     ):
-        assert checks[name]["outcome"] == "pass", checks[name]  # fmt: skip
+        assert checks[name]["outcome"] == "pass", checks[name]
     assert report["calibration"]["ttft_ms"] > 0
     slos = [c for c in report["checks"] if c["category"] == "slo"]
     assert slos and all(c["measured"]["n"] >= 20 for c in slos)

@@ -56,10 +56,22 @@ def _nightly(tmp_path: Path, night: int, ttft_ms: int) -> subprocess.CompletedPr
     profile = tmp_path / "nightly.yaml"
     profile.write_text(PROFILE)
     return subprocess.run(
-        [*HARNESS, "nightly", "--history", str(tmp_path / "history"), "--profile", str(profile),
-         "--stack", str(_stack(tmp_path, ttft_ms)), "--out", str(tmp_path / f"night-{night}")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *HARNESS,
+            "nightly",
+            "--history",
+            str(tmp_path / "history"),
+            "--profile",
+            str(profile),
+            "--stack",
+            str(_stack(tmp_path, ttft_ms)),
+            "--out",
+            str(tmp_path / f"night-{night}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_nightly_same_build_then_planted_slowdown(tmp_path: Path) -> None:
@@ -83,8 +95,17 @@ def test_nightly_same_build_then_planted_slowdown(tmp_path: Path) -> None:
     assert "night-3" in (tmp_path / "history" / "trend.html").read_text()
 
     compare = subprocess.run(
-        [*HARNESS, "compare", str(tmp_path / "night-1"), str(tmp_path / "night-3"), "--out",
-         str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            *HARNESS,
+            "compare",
+            str(tmp_path / "night-1"),
+            str(tmp_path / "night-3"),
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert compare.returncode == 1 and "REGRESSED" in compare.stdout
     print(same.stdout[-1500:], slow.stdout[-1500:], compare.stdout, sep="\n")

@@ -78,8 +78,11 @@ class Leftovers:
         self.record = record
 
     def processes(self) -> list[int]:
-        return [p for pid, s in self.record.sessions.items()
-                for p in session_members(pid, int(s["start"]))]  # fmt: skip
+        return [
+            p
+            for pid, s in self.record.sessions.items()
+            for p in session_members(pid, int(s["start"]))
+        ]
 
     def ports(self) -> list[int]:
         return [p for ps in self.record.ports.values() for p in ps if port_is_listening(p)]
@@ -126,8 +129,9 @@ def _kill_at(
     runs = Path(env["HARNESS_RUNS_DIR"])
     after_s = float(marker[1:]) if marker.startswith("@") else None
     kill_at: float | None = None
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     record = runs / "owned" / f"{proc.pid}.json"
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(proc, lines), daemon=True).start()
@@ -194,17 +198,28 @@ def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> int
     left = Leftovers(_record_of(runs, pid))
     time.sleep(max(0.0, killed + AFTER_KILL_S - time.monotonic()))
     # With no other command run: the watchdog has killed every group and ended itself.
-    unattended = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults(),
-                  "watchdogs": watchdogs_of(pid)}  # fmt: skip
+    unattended = {
+        "processes": left.processes(),
+        "ports": left.ports(),
+        "faults": left.faults(),
+        "watchdogs": watchdogs_of(pid),
+    }
     # The next command that starts things cleans up first (this one then fails on its file).
-    nxt = subprocess.run([*HARNESS, "chaos", str(root / "no-such-file.yaml")], env=env,
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    nxt = subprocess.run(
+        [*HARNESS, "chaos", str(root / "no-such-file.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert nxt.returncode == 2 and "Traceback" not in nxt.stderr, nxt.stderr
     assert f"cleaned up after harness process {pid}" in nxt.stderr, nxt.stderr
     assert not (runs / "owned" / f"{pid}.json").exists()
     counts = {"processes": left.processes(), "ports": left.ports(), "faults": left.faults()}
-    print(f"{' '.join(argv[3:5])} killed at {marker!r} with {live} processes running: "
-          f"{AFTER_KILL_S:g} s later {unattended}; after the next command {counts}")  # fmt: skip
+    print(
+        f"{' '.join(argv[3:5])} killed at {marker!r} with {live} processes running: "
+        f"{AFTER_KILL_S:g} s later {unattended}; after the next command {counts}"
+    )
     assert unattended == {"processes": [], "ports": [], "faults": [], "watchdogs": []}
     assert counts == {"processes": [], "ports": [], "faults": []}, nxt.stderr
     return live
@@ -213,8 +228,17 @@ def _round(root: Path, env: dict[str, str], argv: list[str], marker: str) -> int
 @pytest.mark.parametrize("moment", list(GATE_MOMENTS))
 def test_gate_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], moment: str) -> None:
     root, env = workspace
-    argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
-            "--out", str(root / f"out-{moment}"), "--no-history"]  # fmt: skip
+    argv = [
+        *HARNESS,
+        "gate",
+        "--profile",
+        str(root / "profile.yaml"),
+        "--stack",
+        str(SIM_STACK),
+        "--out",
+        str(root / f"out-{moment}"),
+        "--no-history",
+    ]
     live = _round(root, env, argv, GATE_MOMENTS[moment])
     # Until teardown the kill hits a running stack: the zero counts after it are the
     # watchdog's doing, not an empty record's.
@@ -237,8 +261,17 @@ RANDOM_LOAD = [f"@{_rng.uniform(1, 14):.1f}" for _ in range(2)]
 def test_gate_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
     root, env = workspace
     print(f"HARNESS_ORPHAN_SEED={SEED}")
-    argv = [*HARNESS, "gate", "--profile", str(root / "profile.yaml"), "--stack", str(SIM_STACK),
-            "--out", str(root / f"out-random{after}"), "--no-history"]  # fmt: skip
+    argv = [
+        *HARNESS,
+        "gate",
+        "--profile",
+        str(root / "profile.yaml"),
+        "--stack",
+        str(SIM_STACK),
+        "--out",
+        str(root / f"out-random{after}"),
+        "--no-history",
+    ]
     _round(root, env, argv, after)
 
 
@@ -246,16 +279,36 @@ def test_gate_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], 
 def test_load_killed_at_a_random_moment(workspace: tuple[Path, dict[str, str]], after: str) -> None:
     root, env = workspace
     print(f"HARNESS_ORPHAN_SEED={SEED}")
-    argv = [*HARNESS, "load", "--stack", str(SIM_STACK), "--rate", "2", "--duration", "20s",
-            "--max-tokens", "8"]  # fmt: skip
+    argv = [
+        *HARNESS,
+        "load",
+        "--stack",
+        str(SIM_STACK),
+        "--rate",
+        "2",
+        "--duration",
+        "20s",
+        "--max-tokens",
+        "8",
+    ]
     _round(root, env, argv, after)
 
 
 @pytest.mark.parametrize("moment", list(LOAD_MOMENTS))
 def test_load_killed_leaves_nothing(workspace: tuple[Path, dict[str, str]], moment: str) -> None:
     root, env = workspace
-    argv = [*HARNESS, "load", "--stack", str(SIM_STACK), "--rate", "2", "--duration", "20s",
-            "--max-tokens", "8"]  # fmt: skip
+    argv = [
+        *HARNESS,
+        "load",
+        "--stack",
+        str(SIM_STACK),
+        "--rate",
+        "2",
+        "--duration",
+        "20s",
+        "--max-tokens",
+        "8",
+    ]
     _round(root, env, argv, LOAD_MOMENTS[moment])
 
 
@@ -271,9 +324,11 @@ def test_faults_left_on_a_toxiproxy_that_survived_are_reset(
 
     api, listen, upstream = free_ports(3)
     url = f"http://127.0.0.1:{api}"
-    proc = subprocess.Popen([str(find_binary("toxiproxy-server")), "-host", "127.0.0.1",
-                             "-port", str(api)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(find_binary("toxiproxy-server")), "-host", "127.0.0.1", "-port", str(api)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while not port_is_listening(api):

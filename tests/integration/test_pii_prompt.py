@@ -41,8 +41,9 @@ def test_smollm2_repeats_planted_values_at_temperature_0(llama_server: str) -> N
         for kind in KINDS:
             for _ in range(VALUES):
                 value = planted(rng, kind)
-                r = http.post(f"{llama_server}/v1/chat/completions",
-                              json=copy_body(kind, value, None))  # fmt: skip
+                r = http.post(
+                    f"{llama_server}/v1/chat/completions", json=copy_body(kind, value, None)
+                )
                 answer = r.json()["choices"][0]["message"]["content"]
                 verbatim[kind] += value in answer
                 # A near miss is still a value of the kind: the filter would have to catch it.
@@ -64,9 +65,13 @@ def test_the_probe_passes_the_gateways_filter_on_live_answers(
 ) -> None:
     # A fallback pool as the reference stack has (the same server): a primary answer the busy
     # machine fails is still a live answer through the filter.
-    gw = gateway_factory(primary_urls=(llama_server,), fallback_urls=(llama_server,),
-                         primary_model="smollm2", fallback_model="smollm2-fallback",
-                         settings={"fallback": {"primary_timeout_s": 60}})  # fmt: skip
+    gw = gateway_factory(
+        primary_urls=(llama_server,),
+        fallback_urls=(llama_server,),
+        primary_model="smollm2",
+        fallback_model="smollm2-fallback",
+        settings={"fallback": {"primary_timeout_s": 60}},
+    )
     check = probe_pii(gw.url, API_KEY, KINDS)
     assert check.outcome == "pass", check
     assert check.measured["models"] == "smollm2, smollm2-fallback"

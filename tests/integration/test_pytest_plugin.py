@@ -39,8 +39,12 @@ def test_user_tests_get_a_running_stack_and_a_toxiproxy_client(
 ) -> None:
     pytester.makepyfile(test_user=USER_TEST)
     result = pytester.runpytest_subprocess(
-        "--harness-stack", str(PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"),
-        "-p", "no:cacheprovider", "--strict-markers", "-v",
+        "--harness-stack",
+        str(PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"),
+        "-p",
+        "no:cacheprovider",
+        "--strict-markers",
+        "-v",
         timeout=300,
-    )  # fmt: skip
+    )
     result.assert_outcomes(passed=2)

@@ -63,8 +63,10 @@ def test_cli_up_with_a_bad_spec_starts_nothing(tmp_path: Path) -> None:
     bad.write_text("primary:\n  replicas: many\n")
     r = subprocess.run(
         [*HARNESS, "up", "--stack", str(bad), "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2, r.stderr
     assert "primary.replicas" in r.stderr
     assert not (tmp_path / "run").exists()

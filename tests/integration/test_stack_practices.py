@@ -55,8 +55,10 @@ def post(
 ) -> httpx.Response:
     return httpx.post(
         f"{stack.endpoints.nginx}/v1/chat/completions",
-        json=body, headers={**auth_headers(key), **headers}, timeout=60,
-    )  # fmt: skip
+        json=body,
+        headers={**auth_headers(key), **headers},
+        timeout=60,
+    )
 
 
 def metric(url: str, name: str, **labels: str) -> float | None:
@@ -150,8 +152,10 @@ def test_primary_down_falls_back_then_the_breaker_opens(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         r = post(stack, KEYS[2], chat_body(unique_prompt("Hello again."), max_tokens=8))
-        states = [metric(gw, "llm_circuit_breaker_state", pool="primary")
-                  for gw in stack.endpoints.gateways]  # fmt: skip
+        states = [
+            metric(gw, "llm_circuit_breaker_state", pool="primary")
+            for gw in stack.endpoints.gateways
+        ]
         if r.headers.get("x-served-by") == "primary" and 2.0 not in states:
             break
         time.sleep(0.5)
@@ -187,8 +191,10 @@ def test_gateway_added_latency_is_reported(stack: RunningStack) -> None:
 
     via = sorted(timed(stack.endpoints.nginx, KEYS[0]) for _ in range(15))
     direct = sorted(timed(direct_url, None) for _ in range(15))
-    print(f"\np50 via nginx+gateway {via[7] * 1000:.1f} ms, direct {direct[7] * 1000:.1f} ms, "
-          f"added {(via[7] - direct[7]) * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"\np50 via nginx+gateway {via[7] * 1000:.1f} ms, direct {direct[7] * 1000:.1f} ms, "
+        f"added {(via[7] - direct[7]) * 1000:.1f} ms"
+    )
     assert len(via) == len(direct) == 15
 
 

@@ -31,9 +31,12 @@ def stream_chat(nginx: str, key: str, prompt: str) -> tuple[str, int, httpx.Head
     }
     text, chunks = "", 0
     with httpx.stream(
-        "POST", f"{nginx}/v1/chat/completions", json=body,
-        headers={"Authorization": f"Bearer {key}"}, timeout=60,
-    ) as r:  # fmt: skip
+        "POST",
+        f"{nginx}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    ) as r:
         assert r.status_code == 200, r.read()
         headers = r.headers
         for line in r.iter_lines():
@@ -55,8 +58,9 @@ def harness_up(tmp_path: Path):  # type: ignore[no-untyped-def]
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [*HARNESS, "up", "--ready-file", str(ready), "--run-dir", str(tmp_path / "run")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -90,8 +94,18 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
         (s["metric"]["job"], s["metric"]["instance"]): s["value"][1] for s in r["data"]["result"]
     }
     jobs = {job for job, _ in ups}
-    assert {"gateway", "model-primary", "model-fallback", "nginx", "redis", "toxiproxy",
-            "alertmanager", "prometheus", "victoria-logs", "vlagent"} <= jobs  # fmt: skip
+    assert {
+        "gateway",
+        "model-primary",
+        "model-fallback",
+        "nginx",
+        "redis",
+        "toxiproxy",
+        "alertmanager",
+        "prometheus",
+        "victoria-logs",
+        "vlagent",
+    } <= jobs
     assert all(v == "1" for v in ups.values()), ups
     assert len(ups) == 2 + 3 + 7
 
@@ -112,8 +126,18 @@ def test_harness_up_serves_streamed_tokens_and_tears_down_clean(harness_up) -> N
 
     # SIGTERM: the harness tears everything down and leaves no process or port behind.
     assert ep.logs is not None
-    ports = [int(u.rsplit(":", 1)[1]) for u in [ep.nginx, ep.prometheus, ep.alertmanager,
-             ep.toxiproxy, ep.logs, *ep.gateways, *ep.model_servers]]  # fmt: skip
+    ports = [
+        int(u.rsplit(":", 1)[1])
+        for u in [
+            ep.nginx,
+            ep.prometheus,
+            ep.alertmanager,
+            ep.toxiproxy,
+            ep.logs,
+            *ep.gateways,
+            *ep.model_servers,
+        ]
+    ]
     ports += [int(a.rsplit(":", 1)[1]) for a in ep.proxies.values()]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0

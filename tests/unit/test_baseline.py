@@ -6,9 +6,11 @@ from harness.verdict.baseline import compare_with_history
 
 def record(ttft: float, tps: float, outcome: str = "passed") -> HistoryRecord:
     return HistoryRecord(
-        name="nightly", started_at="2026-11-01T00:00:00Z", outcome=outcome,
+        name="nightly",
+        started_at="2026-11-01T00:00:00Z",
+        outcome=outcome,
         figures={"ttft_p95_ms": ttft, "output_tokens_per_second": tps},
-    )  # fmt: skip
+    )
 
 
 def compare(current: dict[str, float | None], history: list[HistoryRecord]):  # type: ignore[no-untyped-def]

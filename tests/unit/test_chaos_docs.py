@@ -46,9 +46,10 @@ def test_every_fault_kind_and_parameter_is_documented(model: type[BaseModel]) ->
 
 
 @pytest.mark.parametrize(
-    "model", [ExperimentSpec, Expectations, AlertExpectation, LiveRules, FaultsSpec,
-              GpuSimExporterSpec], ids=lambda m: m.__name__,
-)  # fmt: skip
+    "model",
+    [ExperimentSpec, Expectations, AlertExpectation, LiveRules, FaultsSpec, GpuSimExporterSpec],
+    ids=lambda m: m.__name__,
+)
 def test_every_field_of_the_format_is_documented(model: type[BaseModel]) -> None:
     for name in model.model_fields:
         assert f"`{name}`" in README or f"{name}:" in README, f"{model.__name__}.{name}"
@@ -65,8 +66,12 @@ def test_the_readme_lists_every_experiment_here() -> None:
 
 
 def test_chaos_list_shows_title_fault_and_expectations() -> None:
-    r = subprocess.run([sys.executable, "-m", "harness", "chaos", "list"],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "chaos", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     for path in experiment_files([]):
         exp = load_yaml_model(ExperimentSpec, path)
@@ -81,7 +86,11 @@ def test_chaos_list_shows_title_fault_and_expectations() -> None:
 def test_chaos_list_refuses_a_bad_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: experiment\ntitle: x\nfault: {kind: latency, targets: [p]}\n")
-    r = subprocess.run([sys.executable, "-m", "harness", "chaos", "list", str(bad)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "chaos", "list", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "latency_ms" in r.stderr and "Traceback" not in r.stderr

@@ -27,8 +27,12 @@ COMMAND_DOCS = ("README.md", "docs/compare-and-nightly.md")
 
 
 def check(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CHECK), "--builtin-schema", schema, str(path)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(CHECK), "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
@@ -40,14 +44,22 @@ def test_template_is_valid(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "old", "new", "error"),
     [
-        ("github-actions.yml", "    runs-on: ubuntu-latest", "    runs_on: ubuntu-latest",
-         "is not valid"),
+        (
+            "github-actions.yml",
+            "    runs-on: ubuntu-latest",
+            "    runs_on: ubuntu-latest",
+            "is not valid",
+        ),
         ("github-actions.yml", "  pull_request:", "  pull-request:", "pull-request"),
         ("gitlab-ci.yml", "  script:", "  scirpt:", "'scirpt' was unexpected"),
-        ("gitlab-ci.yml", "    when: always\n    expire_in: 30", "    when: sometimes\n    "
-         "expire_in: 30", "'sometimes' is not one of"),
+        (
+            "gitlab-ci.yml",
+            "    when: always\n    expire_in: 30",
+            "    when: sometimes\n    expire_in: 30",
+            "'sometimes' is not one of",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_template_fails_the_schema(
     tmp_path: Path, name: str, old: str, new: str, error: str
 ) -> None:
@@ -78,8 +90,11 @@ def _commands(node: object) -> list[str]:
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_template_runs_documented_commands(name: str) -> None:
     docs = [(ROOT / doc).read_text() for doc in COMMAND_DOCS]
-    commands = [c for c in _commands(yaml.safe_load((ROOT / "ci-templates" / name).read_text()))
-                if PROJECT_COMMAND.match(c)]  # fmt: skip
+    commands = [
+        c
+        for c in _commands(yaml.safe_load((ROOT / "ci-templates" / name).read_text()))
+        if PROJECT_COMMAND.match(c)
+    ]
     assert "make gate" in commands
     assert any(c.startswith(".venv/bin/harness nightly --history ") for c in commands)
     for c in commands:
@@ -90,8 +105,12 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
     """actionlint as the template's users run it, with shellcheck on the `run:` scripts."""
     binary = find_binary("actionlint")
     shellcheck = find_binary("shellcheck")
-    return subprocess.run([str(binary), "-shellcheck", str(shellcheck), "-no-color", str(path)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(binary), "-shellcheck", str(shellcheck), "-no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_github_template_passes_actionlint() -> None:
@@ -103,13 +122,19 @@ def test_github_template_passes_actionlint() -> None:
     ("old", "new", "error"),
     [
         # An expression the runner cannot evaluate: a context that does not exist.
-        ("key: nightly-history-${{ github.run_id }}\n          restore-keys",
-         "key: nightly-history-${{ gitub.run_id }}\n          restore-keys", "undefined variable"),
+        (
+            "key: nightly-history-${{ github.run_id }}\n          restore-keys",
+            "key: nightly-history-${{ gitub.run_id }}\n          restore-keys",
+            "undefined variable",
+        ),
         # A shell defect in a `run:` script, found by shellcheck through actionlint.
-        ('run: cat gate-runs/*-gate/summary.md >> "$GITHUB_STEP_SUMMARY"',
-         "run: cat gate-runs/*-gate/summary.md >> $GITHUB_STEP_SUMMARY", "shellcheck"),
+        (
+            'run: cat gate-runs/*-gate/summary.md >> "$GITHUB_STEP_SUMMARY"',
+            "run: cat gate-runs/*-gate/summary.md >> $GITHUB_STEP_SUMMARY",
+            "shellcheck",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_github_template_fails_actionlint(
     tmp_path: Path, old: str, new: str, error: str
 ) -> None:

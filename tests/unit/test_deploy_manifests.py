@@ -74,8 +74,14 @@ def test_the_analysis_template_runs_a_valid_job(tmp_path: Path) -> None:
     assert set(metric["provider"]) == {"job"}
     job = metric["provider"]["job"]
     # The embedded Job spec, checked as the Job Argo will create from it.
-    _validate({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "llm-gate"},
-               "spec": job["spec"]})  # fmt: skip
+    _validate(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "llm-gate"},
+            "spec": job["spec"],
+        }
+    )
     used = set(re.findall(r"\{\{args\.([a-z0-9-]+)\}\}", yaml.safe_dump(tmpl)))
     assert used and used <= declared, f"arguments used but not declared: {used - declared}"
     (container,) = job["spec"]["template"]["spec"]["containers"]

@@ -13,10 +13,21 @@ def test_the_console_and_the_recorder_subscribe_to_one_stream() -> None:
     bus.subscribe(recorder.record)
     bus.emit(StepStarted("probes"))
     bus.note("load  1s/20s done 1")
-    bus.emit(CheckDecided(CheckResult(name="response cache", category="cache", outcome="fail",
-                                      reasons=["X-Cache was ['miss', 'miss']"])))  # fmt: skip
-    assert lines == ["probes:", "load  1s/20s done 1",
-                     "  FAIL  response cache: X-Cache was ['miss', 'miss']"]  # fmt: skip
+    bus.emit(
+        CheckDecided(
+            CheckResult(
+                name="response cache",
+                category="cache",
+                outcome="fail",
+                reasons=["X-Cache was ['miss', 'miss']"],
+            )
+        )
+    )
+    assert lines == [
+        "probes:",
+        "load  1s/20s done 1",
+        "  FAIL  response cache: X-Cache was ['miss', 'miss']",
+    ]
     # The report keeps steps, checks and notes (the load's progress lines sampled, below).
     assert [(r.kind, r.text) for r in recorder.records] == [
         ("step", "probes:"),
@@ -29,9 +40,15 @@ def test_the_console_and_the_recorder_subscribe_to_one_stream() -> None:
 
 def test_the_load_progress_lines_are_sampled_and_the_left_out_counted() -> None:
     recorder = Recorder(tick_every_s=3600)  # within one look: only the first tick is kept
-    for line in ("load: gate-load -> ...", "load     2s/20s  done 2", "load     4s/20s  done 4",
-                 "load     6s/20s  done 6", "load draining 0s after the 20s schedule",
-                 "load     2s/20s  done 2", "load     4s/20s  done 4"):  # fmt: skip
+    for line in (
+        "load: gate-load -> ...",
+        "load     2s/20s  done 2",
+        "load     4s/20s  done 4",
+        "load     6s/20s  done 6",
+        "load draining 0s after the 20s schedule",
+        "load     2s/20s  done 2",
+        "load     4s/20s  done 4",
+    ):
         recorder.record(Note(line))
     assert [r.text for r in recorder.records] == [
         "load: gate-load -> ...",

@@ -189,10 +189,13 @@ def test_load_refuses_a_remote_target_unless_allowed() -> None:
 
 
 def test_fault_parts_are_the_harness_own() -> None:
-    exp = ExperimentSpec.model_validate({
-        "kind": "experiment", "title": "t",
-        "fault": {"kind": "http_error", "targets": ["primary-0"], "status": 503, "share": 0.5},
-    })  # fmt: skip
+    exp = ExperimentSpec.model_validate(
+        {
+            "kind": "experiment",
+            "title": "t",
+            "fault": {"kind": "http_error", "targets": ["primary-0"], "status": 503, "share": 0.5},
+        }
+    )
     assert experiment_needs(exp) == ("fault parts",)
 
 
@@ -267,29 +270,53 @@ def test_metrics_and_errors_as_a_whole(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("gateway", "field", "expected"),
     [
-        ("{metrics: {llm_cost_usd_totl: x}}", "external.gateway.metrics",
-         "unknown metric 'llm_cost_usd_totl'; expected one of llm_requests_total"),
-        ("{metrics: {llm_cost_usd_total: 'acme cost'}}",
-         "external.gateway.metrics.llm_cost_usd_total", "expected a Prometheus metric name"),
+        (
+            "{metrics: {llm_cost_usd_totl: x}}",
+            "external.gateway.metrics",
+            "unknown metric 'llm_cost_usd_totl'; expected one of llm_requests_total",
+        ),
+        (
+            "{metrics: {llm_cost_usd_total: 'acme cost'}}",
+            "external.gateway.metrics.llm_cost_usd_total",
+            "expected a Prometheus metric name",
+        ),
         ("{metrics: 3}", "external.gateway.metrics", "expected true (as the reference gateway)"),
-        ("{errors: {missing_keys: 401}}", "external.gateway.errors",
-         "unknown error 'missing_keys'; expected one of missing_key"),
-        ("{errors: {missing_key: 200}}", "external.gateway.errors.missing_key.status[0]",
-         "expected an HTTP error status (400-599)"),
-        ("{errors: {missing_key: []}}", "external.gateway.errors.missing_key.status",
-         "at least 1 item"),
-        ("{errors: {prompt_injection: {code: blocked}}}",
-         "external.gateway.errors.prompt_injection.status", "Field required"),
+        (
+            "{errors: {missing_keys: 401}}",
+            "external.gateway.errors",
+            "unknown error 'missing_keys'; expected one of missing_key",
+        ),
+        (
+            "{errors: {missing_key: 200}}",
+            "external.gateway.errors.missing_key.status[0]",
+            "expected an HTTP error status (400-599)",
+        ),
+        (
+            "{errors: {missing_key: []}}",
+            "external.gateway.errors.missing_key.status",
+            "at least 1 item",
+        ),
+        (
+            "{errors: {prompt_injection: {code: blocked}}}",
+            "external.gateway.errors.prompt_injection.status",
+            "Field required",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_mapping_names_file_field_and_what_was_expected(
     tmp_path: Path, gateway: str, field: str, expected: str
 ) -> None:
     p = tmp_path / "stack.yaml"
-    p.write_text(f"kind: stack\nprovider: external\nexternal:\n  url: http://127.0.0.1:1\n"
-                 f"  gateway: {gateway}\n")  # fmt: skip
-    r = subprocess.run([sys.executable, "-m", "harness", "validate", str(p)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    p.write_text(
+        f"kind: stack\nprovider: external\nexternal:\n  url: http://127.0.0.1:1\n"
+        f"  gateway: {gateway}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "validate", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
     assert f"{p}: {field}: " in out and expected in out, out
@@ -316,8 +343,9 @@ def test_judges_read_the_gateways_names() -> None:
         "unexpected statuses [503]",
     ]
     usage = {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.0012}
-    failures, _ = judge_cost(200, usage, {}, 2, 10, {"default": 0.1},
-                             ("acme_spend", "acme_out", "acme_in"))  # fmt: skip
+    failures, _ = judge_cost(
+        200, usage, {}, 2, 10, {"default": 0.1}, ("acme_spend", "acme_out", "acme_in")
+    )
     assert "acme_spend did not grow" in failures
 
 

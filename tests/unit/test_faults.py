@@ -32,20 +32,23 @@ FAULT = TypeAdapter(Fault)
 TOXIPROXY_ATTRIBUTES = {
     "latency": ({"latency_ms": 900, "jitter_ms": 50}, {"latency": 900, "jitter": 50}),
     "bandwidth": ({"rate_kbps": 4}, {"rate": 4}),
-    "slicer": ({"average_size": 8, "size_variation": 2, "delay_us": 10},
-               {"average_size": 8, "size_variation": 2, "delay": 10}),
+    "slicer": (
+        {"average_size": 8, "size_variation": 2, "delay_us": 10},
+        {"average_size": 8, "size_variation": 2, "delay": 10},
+    ),
     "limit_data": ({"bytes": 700}, {"bytes": 700}),
     "reset_peer": ({"timeout_ms": 20}, {"timeout": 20}),
     "timeout": ({"timeout_ms": 0}, {"timeout": 0}),
     "slow_close": ({"delay_ms": 300}, {"delay": 300}),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("kind", sorted(TOXIPROXY_ATTRIBUTES))
 def test_every_toxic_maps_its_fields_to_toxiproxy_attributes(kind: str) -> None:
     fields, attributes = TOXIPROXY_ATTRIBUTES[kind]
-    fault = FAULT.validate_python({"kind": kind, "targets": ["primary-0"], "stream": "upstream",
-                                   "toxicity": 0.5, **fields})  # fmt: skip
+    fault = FAULT.validate_python(
+        {"kind": kind, "targets": ["primary-0"], "stream": "upstream", "toxicity": 0.5, **fields}
+    )
     assert isinstance(fault, ToxicFault)
     assert fault.attributes() == attributes
     assert (fault.stream, fault.toxicity) == ("upstream", 0.5)
@@ -80,8 +83,9 @@ def test_each_kind_finds_its_targets_where_it_acts() -> None:
 
 
 def test_faults_file_splits_requests_by_request_id() -> None:
-    some = http_front.render_faults(HttpError(targets=("p",), status=429, share=0.25,
-                                              retry_after_s=7))  # fmt: skip
+    some = http_front.render_faults(
+        HttpError(targets=("p",), status=429, share=0.25, retry_after_s=7)
+    )
     assert 'split_clients "status${request_id}" $fault_status { 25% 429; * 0; }' in some
     assert "$fault_retry_after { default 7; }" in some
     every = http_front.render_faults(StreamStall(targets=("p",), after_bytes=300))
@@ -91,8 +95,14 @@ def test_faults_file_splits_requests_by_request_id() -> None:
     assert "$fault_status { default 0; }" in off and "$fault_stall_rate { default 0; }" in off
 
 
-@pytest.mark.parametrize("fault", [None, HttpError(targets=("p",), status=503, share=0.5),
-                                   StreamStall(targets=("p",), share=0.3)])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault",
+    [
+        None,
+        HttpError(targets=("p",), status=503, share=0.5),
+        StreamStall(targets=("p",), share=0.3),
+    ],
+)
 def test_fault_front_config_is_valid_nginx(tmp_path: Path, fault: object) -> None:
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp_path / "nginx-tmp" / sub).mkdir(parents=True)
@@ -100,18 +110,32 @@ def test_fault_front_config_is_valid_nginx(tmp_path: Path, fault: object) -> Non
     faults = tmp_path / "faults.conf"
     faults.write_text(http_front.render_faults(fault))  # type: ignore[arg-type]
     conf = tmp_path / "front.conf"
-    conf.write_text(http_front.render_front(run_dir=tmp_path, replica="primary-0", port=1,
-                                            server_port=2, faults_path=faults))  # fmt: skip
-    argv = [str(find_binary("nginx")), "-t", "-p", str(tmp_path), "-c", str(conf),
-            "-e", str(tmp_path / "logs" / "e.log")]  # fmt: skip
+    conf.write_text(
+        http_front.render_front(
+            run_dir=tmp_path, replica="primary-0", port=1, server_port=2, faults_path=faults
+        )
+    )
+    argv = [
+        str(find_binary("nginx")),
+        "-t",
+        "-p",
+        str(tmp_path),
+        "-c",
+        str(conf),
+        "-e",
+        str(tmp_path / "logs" / "e.log"),
+    ]
     r = subprocess.run(argv, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 
 def test_planner_puts_the_fault_front_between_proxy_and_server(tmp_path: Path) -> None:
     sim = ModelPool(replicas=2, server=SimulatorServer())
-    spec = StackSpec(primary=sim, fallback=ModelPool(server=SimulatorServer()),
-                     faults=FaultsSpec(http_front=("primary",)))  # fmt: skip
+    spec = StackSpec(
+        primary=sim,
+        fallback=ModelPool(server=SimulatorServer()),
+        faults=FaultsSpec(http_front=("primary",)),
+    )
     plan = build_plan(spec, tmp_path)
     by_name = {s.name: s for s in plan.services}
     assert {"httpfault-primary-0", "httpfault-primary-1"} <= set(by_name)
@@ -123,8 +147,9 @@ def test_planner_puts_the_fault_front_between_proxy_and_server(tmp_path: Path) -
     fallback = next(p for p in plan.proxies if p.name == "fallback-0")
     assert fallback.upstream_port == by_name["fallback-0"].port
     # Without faults: the stack is as before, no fronts, no GPU exporter.
-    plain = build_plan(StackSpec(primary=sim, fallback=ModelPool(server=SimulatorServer())),
-                       tmp_path / "plain")  # fmt: skip
+    plain = build_plan(
+        StackSpec(primary=sim, fallback=ModelPool(server=SimulatorServer())), tmp_path / "plain"
+    )
     assert not [s for s in plain.services if s.name.startswith(("httpfault-", "gpu-sim"))]
 
 
@@ -159,19 +184,33 @@ def test_incomplete_and_rate_limited_shares_are_judged_with_bounds() -> None:
 
     def sample(i: int, **kw: object) -> Sample:
         fields: dict[str, object] = {
-            "worker": 0, "seq": i, "kind": "chat", "tenant": "default", "prompt_id": "p",
-            "repeated": False, "intended_s": None, "sent_s": 1000.0 + i, "e2e_ms": 100.0,
-            "ttft_ms": 20.0, "token_gaps_ms": [10.0], "output_tokens": 2, "output_chunks": 2,
-            "status": 200, **kw,
-        }  # fmt: skip
+            "worker": 0,
+            "seq": i,
+            "kind": "chat",
+            "tenant": "default",
+            "prompt_id": "p",
+            "repeated": False,
+            "intended_s": None,
+            "sent_s": 1000.0 + i,
+            "e2e_ms": 100.0,
+            "ttft_ms": 20.0,
+            "token_gaps_ms": [10.0],
+            "output_tokens": 2,
+            "output_chunks": 2,
+            "status": 200,
+            **kw,
+        }
         return Sample(**fields)  # type: ignore[arg-type]
 
     samples = [sample(i) for i in range(10)]
-    samples += [sample(10 + i, error=kind) for i, kind in
-                enumerate(["incomplete", "stream_error", "timeout", "http"])]  # fmt: skip
+    samples += [
+        sample(10 + i, error=kind)
+        for i, kind in enumerate(["incomplete", "stream_error", "timeout", "http"])
+    ]
     samples += [sample(20 + i, error="http", status=429) for i in range(6)]
-    ctx = RunContext(start_s=1000.0, duration_s=30.0, open_loop=False,
-                     workers=[WorkerAccount(0, 1000.0, 1030.0)])  # fmt: skip
+    ctx = RunContext(
+        start_s=1000.0, duration_s=30.0, open_loop=False, workers=[WorkerAccount(0, 1000.0, 1030.0)]
+    )
     summary = summarize(samples, ctx)
     assert summary.metric("incomplete_share") == pytest.approx(3 / 20)
     assert summary.metric("rate_limited_share") == pytest.approx(6 / 20)

@@ -18,16 +18,20 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--config", str(tree / "pyproject.toml")],
-        cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the package and its contract, to plant imports in."""
-    shutil.copytree(ROOT / "harness", tmp_path / "harness",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(
+        ROOT / "harness", tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
@@ -42,16 +46,25 @@ def test_the_house_keeps_its_floors(tree: Path) -> None:
     ("module", "planted", "message"),
     [
         # A client reaching up into judging.
-        ("clients/http.py", "from harness.verdict import checks", "harness.clients is not allowed "
-         "to import harness.verdict"),
+        (
+            "clients/http.py",
+            "from harness.verdict import checks",
+            "harness.clients is not allowed to import harness.verdict",
+        ),
         # A library module reaching up to a command: the circle the commands package ended.
-        ("compare/runs.py", "from harness.commands import main", "harness.compare is not allowed "
-         "to import harness.commands"),
+        (
+            "compare/runs.py",
+            "from harness.commands import main",
+            "harness.compare is not allowed to import harness.commands",
+        ),
         # Two rooms of one floor.
-        ("probes/http.py", "from harness.compare import stats", "harness.probes is not allowed "
-         "to import harness.compare"),
+        (
+            "probes/http.py",
+            "from harness.compare import stats",
+            "harness.probes is not allowed to import harness.compare",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_planted_climb_fails_the_contract(
     tree: Path, module: str, planted: str, message: str
 ) -> None:

@@ -27,15 +27,24 @@ from harness.verdict.baseline import is_accepted
 OLD = Path(__file__).parents[1] / "fixtures" / "old-runs"
 
 OLD_GATE = {
-    "name": "default", "started_at": "2026-12-05T18:55:41Z", "git_sha": "3120c46",
-    "outcome": "passed", "metrics": {"ttft_p95_ms": 353.6, "output_tokens_per_second": 20.9},
-    "stack": "reference (local)", "regressed": False,
-}  # fmt: skip
+    "name": "default",
+    "started_at": "2026-12-05T18:55:41Z",
+    "git_sha": "3120c46",
+    "outcome": "passed",
+    "metrics": {"ttft_p95_ms": 353.6, "output_tokens_per_second": 20.9},
+    "stack": "reference (local)",
+    "regressed": False,
+}
 OLD_NIGHT = {
-    "run": "run-2", "started_at": "2026-12-06T02:00:00Z", "gate_outcome": "passed",
-    "label": "regressed", "blocking": ["ttft_ms"], "accepted": False, "requests": 105,
+    "run": "run-2",
+    "started_at": "2026-12-06T02:00:00Z",
+    "gate_outcome": "passed",
+    "label": "regressed",
+    "blocking": ["ttft_ms"],
+    "accepted": False,
+    "requests": 105,
     "figures": {"ttft_p50_ms": 260.0},
-}  # fmt: skip
+}
 
 
 def test_an_old_gate_record_reads_its_metrics_as_figures(tmp_path: Path) -> None:
@@ -76,12 +85,26 @@ def _samples(n: int) -> list[Sample]:
     for i in range(n):
         ttft = 40.0 + (i * 7) % 23
         gaps = [4.0 + (i + k) % 5 for k in range(7)]
-        out.append(Sample(
-            worker=0, seq=i, kind="chat", tenant="t", prompt_id=f"p{i}", repeated=False,
-            intended_s=1000.0 + i * 0.25, sent_s=1000.0 + i * 0.25,
-            e2e_ms=ttft + sum(gaps) + 1.0, status=200, ttfb_ms=ttft / 2, ttft_ms=ttft,
-            token_gaps_ms=gaps, output_tokens=8, output_chunks=8, x_served_by="primary",
-        ))  # fmt: skip
+        out.append(
+            Sample(
+                worker=0,
+                seq=i,
+                kind="chat",
+                tenant="t",
+                prompt_id=f"p{i}",
+                repeated=False,
+                intended_s=1000.0 + i * 0.25,
+                sent_s=1000.0 + i * 0.25,
+                e2e_ms=ttft + sum(gaps) + 1.0,
+                status=200,
+                ttfb_ms=ttft / 2,
+                ttft_ms=ttft,
+                token_gaps_ms=gaps,
+                output_tokens=8,
+                output_chunks=8,
+                x_served_by="primary",
+            )
+        )
     return out
 
 

@@ -22,11 +22,16 @@ from harness.stack.readiness import HttpReady
 
 def service(tmp_path: Path, **kw: object) -> ServiceDef:
     base: dict[str, object] = dict(
-        name="primary-0", role="model_server", port=9000,
+        name="primary-0",
+        role="model_server",
+        port=9000,
         argv=["/work/main/.tools/bin/llama-server", "-m", "/m.gguf", "--port", "9000"],
-        ready=HttpReady("http://127.0.0.1:9000/health"), image="llama_cpp", tier=0,
-        env={"PATH": "/host/venv/bin", "GATEWAY_CONFIG": "/run/gw.json"}, mounts=[tmp_path],
-    )  # fmt: skip
+        ready=HttpReady("http://127.0.0.1:9000/health"),
+        image="llama_cpp",
+        tier=0,
+        env={"PATH": "/host/venv/bin", "GATEWAY_CONFIG": "/run/gw.json"},
+        mounts=[tmp_path],
+    )
     base.update(kw)
     return ServiceDef(**base)  # type: ignore[arg-type]
 

@@ -73,8 +73,16 @@ def test_prometheus_scrapes_every_service_but_itself_twice(plan) -> None:  # typ
 
 
 def test_endpoints_have_the_documented_keys(plan) -> None:  # type: ignore[no-untyped-def]
-    for key in ("nginx", "prometheus", "alertmanager", "toxiproxy", "redis", "gateways",
-                "model_servers", "api_key"):  # fmt: skip
+    for key in (
+        "nginx",
+        "prometheus",
+        "alertmanager",
+        "toxiproxy",
+        "redis",
+        "gateways",
+        "model_servers",
+        "api_key",
+    ):
         assert key in plan.endpoints
     assert len(plan.endpoints["model_servers"]) == 3
 

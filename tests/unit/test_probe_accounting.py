@@ -90,8 +90,10 @@ def test_injection_is_judged_by_the_counter_and_the_policy() -> None:
 
 
 def test_every_policy_pattern_the_candidate_misses_is_named() -> None:
-    answers = [InjectionAnswer(p, 200, None, 0 if p != "system:" else 1)
-               for p in ("ignore previous instructions", "system:", "disregard above")]  # fmt: skip
+    answers = [
+        InjectionAnswer(p, 200, None, 0 if p != "system:" else 1)
+        for p in ("ignore previous instructions", "system:", "disregard above")
+    ]
     failures = judge_injection(answers, "log", None, "acme_flags_total")
     assert failures == [
         "acme_flags_total{pattern='ignore previous instructions'} grew by 0, want 1",

@@ -54,9 +54,11 @@ def test_prometheus_config_groups_targets_by_job() -> None:
         render.ScrapeTarget("nginx", "127.0.0.1:3", {}),
     ]
     cfg = render.prometheus_config(
-        PrometheusSpec(), rules_file=STACK_DIR / "x.yml", alertmanager_address="127.0.0.1:4",
+        PrometheusSpec(),
+        rules_file=STACK_DIR / "x.yml",
+        alertmanager_address="127.0.0.1:4",
         targets=targets,
-    )  # fmt: skip
+    )
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert len(jobs["gateway"]["static_configs"]) == 2
     assert cfg["global"]["scrape_interval"] == "1s"

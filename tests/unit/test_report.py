@@ -87,27 +87,42 @@ def test_experiment_section_plots_outcomes_fault_window_and_alerts() -> None:
     from harness.report.experiment_journal import ExperimentJournal
 
     def sample(i: int, status: int, served: str) -> Sample:
-        return Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
-                      intended_s=float(i), sent_s=float(i), e2e_ms=150.0, status=status,
-                      error=None if status == 200 else "status", ttft_ms=50.0, output_tokens=4,
-                      output_chunks=4, x_served_by=served)  # fmt: skip
+        return Sample(
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id="p",
+            repeated=False,
+            intended_s=float(i),
+            sent_s=float(i),
+            e2e_ms=150.0,
+            status=status,
+            error=None if status == 200 else "status",
+            ttft_ms=50.0,
+            output_tokens=4,
+            output_chunks=4,
+            x_served_by=served,
+        )
 
     def phase(samples: list[Sample]) -> object:
         return summarize(samples, RunContext(start_s=0, duration_s=4, open_loop=True))
 
-    experiment = ExperimentJournal.model_validate({
-        "title": "pools down",
-        "file": "chaos/x.yaml",
-        "phases": {
-            "before": phase([sample(i, 200, "primary") for i in range(4)]),
-            "during": phase([sample(i, 503, "degraded") for i in range(2)]),
-        },
-        "timeline": {
-            "fault_s": [2.0, 3.0],
-            "alerts": [{"alert": "HighErrorRate", "status": "firing", "t_s": 2.5}],
-            "seconds": [{"primary": 2}, {"primary": 2}, {"degraded": 2}, {}],
-        },
-    })  # fmt: skip
+    experiment = ExperimentJournal.model_validate(
+        {
+            "title": "pools down",
+            "file": "chaos/x.yaml",
+            "phases": {
+                "before": phase([sample(i, 200, "primary") for i in range(4)]),
+                "during": phase([sample(i, 503, "degraded") for i in range(2)]),
+            },
+            "timeline": {
+                "fault_s": [2.0, 3.0],
+                "alerts": [{"alert": "HighErrorRate", "status": "firing", "t_s": 2.5}],
+                "seconds": [{"primary": 2}, {"primary": 2}, {"degraded": 2}, {}],
+            },
+        }
+    )
     assert phase_rows(experiment) == [
         ("before", "4", "0%", "100%", "0%", "0%", "150"),
         ("during", "2", "100%", "0%", "0%", "100%", "-"),
@@ -260,14 +275,16 @@ def test_the_checklist_says_what_each_item_rests_on() -> None:
 
     got = {
         r.item: (r.status, r.checks)
-        for r in checklist([
-            CheckResult(name="SLO ttft_p95_ms<=500", category="slo", outcome="pass"),
-            CheckResult(name="SLO error_rate<=0.01", category="slo", outcome="fail"),
-            CheckResult(name="cost accounting", category="cost", outcome="pass"),
-            CheckResult(name="no regression", category="regression", outcome="warn"),
-            CheckResult(name="response cache", category="security", outcome="skipped"),
-        ])
-    }  # fmt: skip
+        for r in checklist(
+            [
+                CheckResult(name="SLO ttft_p95_ms<=500", category="slo", outcome="pass"),
+                CheckResult(name="SLO error_rate<=0.01", category="slo", outcome="fail"),
+                CheckResult(name="cost accounting", category="cost", outcome="pass"),
+                CheckResult(name="no regression", category="regression", outcome="warn"),
+                CheckResult(name="response cache", category="security", outcome="skipped"),
+            ]
+        )
+    }
     assert len(got) == len(CHECKLIST)
     # A p95 alone does not prove "p50, p95, p99".
     assert got["Benchmark latency (p50, p95, p99)"] == ("not checked", ["SLO ttft_p95_ms<=500"])
@@ -279,9 +296,17 @@ def test_the_checklist_says_what_each_item_rests_on() -> None:
         ["response cache"],
     )
     assert got["Gradual rollout (canary 5% -> 50% -> 100%)"] == ("outside the gate", [])
-    row = ChecklistRow(stage="s", item="i", status="proven", checks=[
-        "pools down: before the fault, error_rate<=0.01", "pools down: alert X fires",
-        "rate limit per API key", "other: one"])  # fmt: skip
+    row = ChecklistRow(
+        stage="s",
+        item="i",
+        status="proven",
+        checks=[
+            "pools down: before the fault, error_rate<=0.01",
+            "pools down: alert X fires",
+            "rate limit per API key",
+            "other: one",
+        ],
+    )
     assert row.proven_by() == "pools down (2 checks), rate limit per API key, other: one"
     page = render_html(RunReport(checks=[CheckResult(name="c", category="cost", outcome="pass")]))
     assert "Deployment checklist" in page and "<td>Cost tracking</td>" in page
@@ -295,15 +320,23 @@ def test_harness_report_renders_a_stored_report_again_with_its_exit_code(tmp_pat
     write_reports(RunReport(name="t", outcome="failed", checks=checks(), duration_s=1.5), run)
     for name in ("summary.md", "report.html", "junit.xml"):
         (run / name).unlink()
-    r = subprocess.run([sys.executable, "-m", "harness", "report", str(run)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1, r.stderr
     assert r.stdout.startswith("# Deploy gate: FAILED") and "ttft_p95_ms = 812" in r.stdout
     assert all((run / n).is_file() for n in ("summary.md", "report.html", "junit.xml"))
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"checks": [{"name": "x", "category": "slo"}]}')
-    r = subprocess.run([sys.executable, "-m", "harness", "report", str(bad)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "bad.json" in r.stderr and "checks.0.outcome" in r.stderr

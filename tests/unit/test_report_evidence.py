@@ -9,19 +9,28 @@ from harness.report.render_text import render_markdown
 from harness.verdict.checks import CheckResult
 
 EVIDENCE = RequestEvidence(
-    request_id="load-0-7", status=503, outcome="status 503",
+    request_id="load-0-7",
+    status=503,
+    outcome="status 503",
     lines=[
-        LogLine(time="2026-11-30T15:07:35.805651456Z", layer="gateway",
-                fields={"status": "503", "error": "breaker_open", "replica": "gateway-1"}),
-        LogLine(time="2026-11-30T15:07:35.806Z", layer="nginx",
-                fields={"status": "503", "upstream": "127.0.0.1:4000"}),
+        LogLine(
+            time="2026-11-30T15:07:35.805651456Z",
+            layer="gateway",
+            fields={"status": "503", "error": "breaker_open", "replica": "gateway-1"},
+        ),
+        LogLine(
+            time="2026-11-30T15:07:35.806Z",
+            layer="nginx",
+            fields={"status": "503", "upstream": "127.0.0.1:4000"},
+        ),
     ],
-)  # fmt: skip
+)
 
 
 def _report() -> RunReport:
-    failed = CheckResult(name="SLO ttft_p95_ms<=500", category="slo", outcome="fail",
-                         evidence=[EVIDENCE])  # fmt: skip
+    failed = CheckResult(
+        name="SLO ttft_p95_ms<=500", category="slo", outcome="fail", evidence=[EVIDENCE]
+    )
     passed = CheckResult(name="response cache", category="cache", outcome="pass")
     return RunReport(checks=[failed, passed], outcome="failed")
 

@@ -69,8 +69,16 @@ def test_empty_file_is_refused_unless_allowed(tmp_path: Path, text: str) -> None
 
 def test_odd_keys_and_values_are_config_errors(tmp_path: Path) -> None:
     p = tmp_path / "s.yaml"
-    for text in ("1: 2\n", "true: x\n", "2024-01-01: x\n", "? [a, b]\n: c\n", "primary: [1]\n",
-                 "name: !!python/object:os.system x\n", "a: *nope\n", "\t- x\n"):  # fmt: skip
+    for text in (
+        "1: 2\n",
+        "true: x\n",
+        "2024-01-01: x\n",
+        "? [a, b]\n: c\n",
+        "primary: [1]\n",
+        "name: !!python/object:os.system x\n",
+        "a: *nope\n",
+        "\t- x\n",
+    ):
         p.write_text(text)
         _error(p)
 
@@ -83,8 +91,12 @@ def test_validate_file_reads_bytes_itself(tmp_path: Path) -> None:
 
 
 def _validate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", "validate", *args],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "validate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_gate_profile_naming_a_missing_experiment(tmp_path: Path) -> None:
@@ -123,9 +135,10 @@ def test_experiment_naming_an_unknown_alert_rule(tmp_path: Path) -> None:
 
 def test_gate_profile_whose_experiment_names_unknown_things(tmp_path: Path) -> None:
     (tmp_path / "e.yaml").write_text(
-        EXPERIMENT.replace("primary-0", "primary-9").replace("title: t", "title: t\n"
-                           "load: {kind: load, model: no-such-model, duration_s: 30s}")
-    )  # fmt: skip
+        EXPERIMENT.replace("primary-0", "primary-9").replace(
+            "title: t", "title: t\nload: {kind: load, model: no-such-model, duration_s: 30s}"
+        )
+    )
     p = tmp_path / "gate.yaml"
     p.write_text(f"kind: gate\nstack: {SIM_STACK}\nexperiments: [e.yaml]\n")
     r = _validate(str(p))
@@ -138,11 +151,23 @@ def test_gate_refuses_before_starting_anything(tmp_path: Path) -> None:
     p = tmp_path / "gate.yaml"
     p.write_text("kind: gate\nexperiments: [missing.yaml]\n")
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "gate", "--profile", str(p), "--stack", str(SIM_STACK),
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "gate",
+            "--profile",
+            str(p),
+            "--stack",
+            str(SIM_STACK),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "HARNESS_RUNS_DIR": str(tmp_path / "runs")},
-    )  # fmt: skip
+    )
     assert r.returncode == 2 and "experiments[0]" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
 

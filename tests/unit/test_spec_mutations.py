@@ -14,13 +14,45 @@ from harness.spec.kinds import validate_file
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = sorted(
-    [ROOT / "stack" / "stack.yaml", ROOT / "reports" / "profiles" / "default.yaml",
-     *(ROOT / "chaos").glob("*.yaml"), *(ROOT / "tests" / "fixtures").glob("*.yaml")]
-)  # fmt: skip
+    [
+        ROOT / "stack" / "stack.yaml",
+        ROOT / "reports" / "profiles" / "default.yaml",
+        *(ROOT / "chaos").glob("*.yaml"),
+        *(ROOT / "tests" / "fixtures").glob("*.yaml"),
+    ]
+)
 # Text YAML and the models find hard: indicators, odd scalars, other types, wrong encodings.
-NASTY = [b"", b":", b"- ", b"{", b"]", b"&a", b"*a", b"!!binary", b"~", b"-1", b"1e999", b"nan",
-         b"0x10", b"'", b'"', b"\t", b"\x00", b"\xff", b"\xe9", b"\xef\xbb\xbf", b"\xc3\x28",
-         b"<<: *a", b"? ", b"[[[[", b"yes", b"2024-01-01", b"10ms", b"-5s", b"null"]  # fmt: skip
+NASTY = [
+    b"",
+    b":",
+    b"- ",
+    b"{",
+    b"]",
+    b"&a",
+    b"*a",
+    b"!!binary",
+    b"~",
+    b"-1",
+    b"1e999",
+    b"nan",
+    b"0x10",
+    b"'",
+    b'"',
+    b"\t",
+    b"\x00",
+    b"\xff",
+    b"\xe9",
+    b"\xef\xbb\xbf",
+    b"\xc3\x28",
+    b"<<: *a",
+    b"? ",
+    b"[[[[",
+    b"yes",
+    b"2024-01-01",
+    b"10ms",
+    b"-5s",
+    b"null",
+]
 
 
 @st.composite
@@ -31,8 +63,11 @@ def mutated(draw: st.DrawFn) -> tuple[Path, bytes]:
         if not lines:
             break
         i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["delete", "duplicate", "swap", "value", "insert", "byte",
-                                   "indent", "truncate"]))  # fmt: skip
+        op = draw(
+            st.sampled_from(
+                ["delete", "duplicate", "swap", "value", "insert", "byte", "indent", "truncate"]
+            )
+        )
         line = lines[i]
         if op == "delete":
             del lines[i]
@@ -62,8 +97,9 @@ def mutated(draw: st.DrawFn) -> tuple[Path, bytes]:
 def test_loaders_never_raise_anything_but_config_errors() -> None:
     tried: list[str] = []
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-              database=None)  # fmt: skip
+    @settings(
+        max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    )
     @given(mutated())
     def one(case: tuple[Path, bytes]) -> None:
         path, data = case
@@ -77,6 +113,8 @@ def test_loaders_never_raise_anything_but_config_errors() -> None:
                 assert str(f) in str(exc)
 
     one()
-    print(f"{len(tried)} mutated versions of {len(SHIPPED)} shipped spec files: "
-          f"{tried.count('refused')} refused with a ConfigError, the rest valid")  # fmt: skip
+    print(
+        f"{len(tried)} mutated versions of {len(SHIPPED)} shipped spec files: "
+        f"{tried.count('refused')} refused with a ConfigError, the rest valid"
+    )
     assert len(tried) >= 100 and len(SHIPPED) >= 6

@@ -110,10 +110,12 @@ def test_experiment_overrides_merge_into_what_the_user_set_only(tmp_path: Path) 
     spec = load_yaml_model(StackSpec, PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml")
     out = apply_stack_overrides(
         spec,
-        [{"prometheus": {"error_rate_window": "15s"}},
-         {"gateway": {"settings": {"breaker": {"recovery_timeout_s": 3}}}}],
+        [
+            {"prometheus": {"error_rate_window": "15s"}},
+            {"gateway": {"settings": {"breaker": {"recovery_timeout_s": 3}}}},
+        ],
         "exp.yaml",
-    )  # fmt: skip
+    )
     assert out.prometheus.error_rate_window == "15s"
     assert out.gateway.settings.breaker.recovery_timeout_s == 3
     assert out.primary == spec.primary and out.fallback == spec.fallback

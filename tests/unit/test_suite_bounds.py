@@ -23,11 +23,27 @@ def test_a_planted_hang_fails_by_timeout_with_its_traceback(tmp_path: Path) -> N
         "import time\n\ndef test_hangs():\n    time.sleep(600)\n"
     )
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
-         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
-         "-o", "timeout=3", str(tmp_path / "test_hang.py")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-o",
+            "timeout=3",
+            str(tmp_path / "test_hang.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert "Timeout" in out and "time.sleep(600)" in out, out  # the hung line, in the traceback

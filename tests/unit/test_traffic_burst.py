@@ -30,24 +30,38 @@ LOAD_KEY = "sk-load"
 T0 = 1_796_040_000.0
 
 
-def _stack(keys: list[str], *, nginx: str = "http://127.0.0.1:8080", rate_limit: Any = None,
-           external: bool = False) -> RunningStack:  # fmt: skip
+def _stack(
+    keys: list[str],
+    *,
+    nginx: str = "http://127.0.0.1:8080",
+    rate_limit: Any = None,
+    external: bool = False,
+) -> RunningStack:
     settings: dict[str, Any] = {"auth": {"api_keys": keys}}
     if rate_limit is not None:
         settings["rate_limit"] = rate_limit
     spec = StackSpec.model_validate({"gateway": {"settings": settings}})
     if external:
-        spec = cast(StackSpec, SimpleNamespace(external=object(), gateway=spec.gateway,
-                                               model_fields_set=set()))  # fmt: skip
-    return cast(RunningStack, SimpleNamespace(
-        spec=spec, endpoints=SimpleNamespace(api_key=LOAD_KEY, nginx=nginx)))  # fmt: skip
+        spec = cast(
+            StackSpec,
+            SimpleNamespace(external=object(), gateway=spec.gateway, model_fields_set=set()),
+        )
+    return cast(
+        RunningStack,
+        SimpleNamespace(spec=spec, endpoints=SimpleNamespace(api_key=LOAD_KEY, nginx=nginx)),
+    )
 
 
 def test_defaults_and_the_only_target() -> None:
     burst = FAULT.validate_python({"kind": "traffic_burst"})
     assert isinstance(burst, TrafficBurst)
     assert (burst.targets, burst.key, burst.rate_rps, burst.max_requests, burst.per_minute) == (
-        ("entry",), None, 25.0, 200, None)  # fmt: skip
+        ("entry",),
+        None,
+        25.0,
+        200,
+        None,
+    )
     assert unknown_targets(burst, {"primary-0"}, {"nginx"})[0] == []
     # Bounded by its rate over the window and by its count.
     assert burst.planned(4) == 100 and burst.planned(60) == 200
@@ -75,12 +89,18 @@ def test_bad_burst_fields_are_refused_with_the_field(bad: dict[str, Any], field:
 
 def test_a_burst_that_cannot_exceed_its_budget_is_a_bad_file(tmp_path: Path) -> None:
     p = tmp_path / "small.yaml"
-    p.write_text("kind: experiment\ntitle: small\nfault: {kind: traffic_burst, rate_rps: 5, "
-                 "per_minute: 100}\nfault_for_s: 10s\n")  # fmt: skip
+    p.write_text(
+        "kind: experiment\ntitle: small\nfault: {kind: traffic_burst, rate_rps: 5, "
+        "per_minute: 100}\nfault_for_s: 10s\n"
+    )
     with pytest.raises(ConfigError, match="fault: the burst sends at most 50 requests"):
         load_yaml_model(ExperimentSpec, p)
-    r = subprocess.run([sys.executable, "-m", "harness", "validate", str(p)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "validate", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert str(p) in r.stderr and "no request would be refused" in r.stderr
 
@@ -98,15 +118,22 @@ def test_plan_takes_another_key_and_the_declared_budget() -> None:
     [
         (TrafficBurst(), _stack([LOAD_KEY]), "no API key besides the load's"),
         (TrafficBurst(key=LOAD_KEY), _stack([LOAD_KEY, "sk-a"]), "the load's own key"),
-        (TrafficBurst(), _stack([LOAD_KEY, "sk-a"], rate_limit={"enabled": False}),
-         "fault.per_minute: the stack declares no rate limit"),
-        (TrafficBurst(), _stack([LOAD_KEY, "sk-a"], nginx="http://192.0.2.7:80"),
-         "not on loopback"),
+        (
+            TrafficBurst(),
+            _stack([LOAD_KEY, "sk-a"], rate_limit={"enabled": False}),
+            "fault.per_minute: the stack declares no rate limit",
+        ),
+        (
+            TrafficBurst(),
+            _stack([LOAD_KEY, "sk-a"], nginx="http://192.0.2.7:80"),
+            "not on loopback",
+        ),
         (TrafficBurst(), _stack([LOAD_KEY, "sk-a"], external=True), "fault.key: an external"),
     ],
-)  # fmt: skip
-def test_plan_refuses_what_cannot_be_judged(burst: TrafficBurst, stack: RunningStack,
-                                             message: str) -> None:  # fmt: skip
+)
+def test_plan_refuses_what_cannot_be_judged(
+    burst: TrafficBurst, stack: RunningStack, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         plan_burst(burst, stack, "e.yaml")
     assert info.value.source == "e.yaml"
@@ -157,7 +184,11 @@ def test_the_burst_sends_its_count_on_its_key_and_stops(fake_limiter: str) -> No
     assert set(FakeLimiterHandler.seen) == {"Bearer sk-burst"}
     fig = burst_figures(answers)
     assert (fig.admitted, fig.refused, fig.retry_after_share, fig.retry_after_s) == (
-        5, 7, 1.0, (3, 3))  # fmt: skip
+        5,
+        7,
+        1.0,
+        (3, 3),
+    )
 
 
 def test_the_burst_ends_with_its_window_before_its_count(fake_limiter: str) -> None:
@@ -169,11 +200,14 @@ def test_the_burst_ends_with_its_window_before_its_count(fake_limiter: str) -> N
     assert 1 <= len(answers) <= 4  # 2 a second for about a second, not a thousand
 
 
-def _answers(admitted: list[float], refused: list[float], retry: str | None = "2",
-             other: int = 0) -> list[BurstAnswer]:  # fmt: skip
-    return ([BurstAnswer(T0 + t, T0 + t + 0.01, 200) for t in admitted]
-            + [BurstAnswer(T0 + t, T0 + t + 0.01, 429, retry) for t in refused]
-            + [BurstAnswer(T0, T0 + 30, 0)] * other)  # fmt: skip
+def _answers(
+    admitted: list[float], refused: list[float], retry: str | None = "2", other: int = 0
+) -> list[BurstAnswer]:
+    return (
+        [BurstAnswer(T0 + t, T0 + t + 0.01, 200) for t in admitted]
+        + [BurstAnswer(T0 + t, T0 + t + 0.01, 429, retry) for t in refused]
+        + [BurstAnswer(T0, T0 + 30, 0)] * other
+    )
 
 
 def _phases(refused: int = 0) -> dict[str, LoadSummary]:
@@ -184,8 +218,7 @@ def _phases(refused: int = 0) -> dict[str, LoadSummary]:
     return {"before": summary(0), "during": summary(refused), "after": summary(0)}
 
 
-def _outcomes(answers: list[BurstAnswer], budget: int = 100,
-              refused: int = 0) -> dict[str, Any]:  # fmt: skip
+def _outcomes(answers: list[BurstAnswer], budget: int = 100, refused: int = 0) -> dict[str, Any]:
     checks = burst_checks("t", burst_figures(answers), budget, _phases(refused))
     return {c.name.removeprefix("t: "): c for c in checks}
 

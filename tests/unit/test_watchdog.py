@@ -70,8 +70,11 @@ def test_closed_pipe_kills_registered_groups_and_nothing_else(
     orphaned.kill()
     orphaned.wait()
     assert len(_members(orphaned.pid)) == 1
-    dog = subprocess.Popen([sys.executable, "-P", watchdog.__file__, "1"],
-                           stdin=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    dog = subprocess.Popen(
+        [sys.executable, "-P", watchdog.__file__, "1"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert dog.stdin is not None
     lines = [
         f"+group {orphaned.pid} {starts[orphaned.pid]}",
@@ -215,8 +218,13 @@ def test_a_harness_that_exits_leaves_no_watchdog_behind(tmp_path: Path, how: str
     watchdog, having killed whatever a crash left registered."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HARNESS_RUNS_DIR": str(tmp_path)}
     with (tmp_path / "stderr").open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-c", EXITS, how], stdout=subprocess.PIPE,
-                                stderr=err, text=True, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", EXITS, how],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
         out, _ = proc.communicate(timeout=60)
     harness, leader = map(int, out.split())
     assert watchdogs_of(harness) == []

@@ -42,8 +42,11 @@ def test_compare_same_build_and_planted_slowdown(tmp_path: Path) -> None:
 def test_min_effect_from_the_profile_or_the_option(tmp_path: Path) -> None:
     a = make_run(tmp_path / "a", synthetic_samples(400, seed=1))
     # B's own profile says 30%: a 20% slowdown is not a change that matters to it.
-    slow = make_run(tmp_path / "slow", synthetic_samples(400, seed=3, ttft_factor=1.2),
-                    compare={"min_effect_pct": 30})  # fmt: skip
+    slow = make_run(
+        tmp_path / "slow",
+        synthetic_samples(400, seed=3, ttft_factor=1.2),
+        compare={"min_effect_pct": 30},
+    )
     r = harness("compare", str(a), str(slow), "--out", str(tmp_path / "x"))
     assert r.returncode == 0 and "smallest change that matters is 30%" in r.stdout
     r = harness("compare", str(a), str(slow), "--min-effect", "10", "--out", str(tmp_path / "y"))

@@ -36,13 +36,20 @@ def _rates(tmp: Path, a: list[Sample], b: list[Sample]) -> dict[str, str]:
 def test_fallback_and_degraded_shares_are_judged_like_the_error_rate(tmp_path: Path) -> None:
     base = synthetic_samples(600, seed=1)
     fallback = _rates(tmp_path / "f", base, _served(synthetic_samples(584, seed=2), "fallback", 17))
-    assert fallback == {"error_rate": "same", "fallback_share": "regressed",
-                        "degraded_share": "same", "blocking": "fallback_share"}  # fmt: skip
+    assert fallback == {
+        "error_rate": "same",
+        "fallback_share": "regressed",
+        "degraded_share": "same",
+        "blocking": "fallback_share",
+    }
     degraded = _rates(tmp_path / "d", base, _served(synthetic_samples(584, seed=2), "degraded", 17))
     assert degraded["degraded_share"] == "regressed" and degraded["error_rate"] == "regressed"
     assert degraded["blocking"] == "error_rate,degraded_share"
-    better = _rates(tmp_path / "i", _served(synthetic_samples(600, seed=1), "fallback", 30),
-                    synthetic_samples(584, seed=2))  # fmt: skip
+    better = _rates(
+        tmp_path / "i",
+        _served(synthetic_samples(600, seed=1), "fallback", 30),
+        synthetic_samples(584, seed=2),
+    )
     assert better["fallback_share"] == "improved" and better["blocking"] == ""
 
 
@@ -61,8 +68,9 @@ def test_a_stack_without_served_by_is_not_judged_on_shares(tmp_path: Path) -> No
     c = compare_runs(run, run, SPEC)
     labels = {r.metric: (r.label, r.reason) for r in c.rates}
     assert labels["fallback_share"] == (
-        "inconclusive", "fallback share: not recorded in run A, not recorded in run B",
-    )  # fmt: skip
+        "inconclusive",
+        "fallback share: not recorded in run A, not recorded in run B",
+    )
     assert labels["error_rate"][0] == "same"
 
 
@@ -78,8 +86,9 @@ def test_nightly_where_errors_go_from_0_to_3_percent_blocks(tmp_path: Path) -> N
 
 
 def _harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_compare_cli_blocks_on_an_error_rate_rise(tmp_path: Path) -> None:

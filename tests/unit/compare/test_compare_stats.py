@@ -72,7 +72,9 @@ def test_error_rates_over_repeated_trials() -> None:
             compare_values("ttft_ms", a, slow, min_effect=D, resamples=1000, seed=i).label
             == "regressed"
         )
-    print(f"\n{trials} trials, {n} requests per run: same build regressed {false_alarms}, "
-          f"same {same}; +15% TTFT regressed {detected}")  # fmt: skip
+    print(
+        f"\n{trials} trials, {n} requests per run: same build regressed {false_alarms}, "
+        f"same {same}; +15% TTFT regressed {detected}"
+    )
     assert false_alarms <= 3
     assert detected >= 0.9 * trials

@@ -18,9 +18,13 @@ SPEC = CompareSpec(resamples=500, history_window=8)
 
 
 def _night(tmp: Path, i: int, factor: float = 1.0, outcome: str = "passed") -> Path:
-    return make_run(tmp / "runs" / f"202612{i:02d}00-nightly",
-                    synthetic_samples(400, seed=100 + i, ttft_factor=factor), outcome=outcome,
-                    sha=f"{i:010d}", started_at=f"2026-12-{i + 1:02d}T02:00:00+00:00")  # fmt: skip
+    return make_run(
+        tmp / "runs" / f"202612{i:02d}00-nightly",
+        synthetic_samples(400, seed=100 + i, ttft_factor=factor),
+        outcome=outcome,
+        sha=f"{i:010d}",
+        started_at=f"2026-12-{i + 1:02d}T02:00:00+00:00",
+    )
 
 
 def test_a_regression_blocks_and_never_becomes_the_baseline(tmp_path: Path) -> None:
@@ -65,8 +69,12 @@ def test_runs_are_pruned_and_a_step_is_a_change_point(tmp_path: Path) -> None:
         last = record_nightly(hist, _night(tmp_path, i, factor=1.0 if i < 7 else 1.5), SPEC)
     assert len(list((hist / "runs").iterdir())) == SPEC.history_window
     # Within the window of 8 runs the step sits at the third (run 7 of 0..11).
-    assert last.change_points == {"ttft_p50_ms": [3], "ttft_p95_ms": [3], "e2e_p50_ms": [3],
-                                  "e2e_p95_ms": [3]}  # fmt: skip
+    assert last.change_points == {
+        "ttft_p50_ms": [3],
+        "ttft_p95_ms": [3],
+        "e2e_p50_ms": [3],
+        "e2e_p95_ms": [3],
+    }
     page = (hist / "trend.html").read_text()
     assert "stroke-dasharray" in page and "2026120700-nightly" in page
     assert "ttft_p50_ms: level changed at run 2026120700-nightly" in (hist / "trend.md").read_text()

@@ -17,8 +17,12 @@ NIGHTLY = ROOT / "reports" / "profiles" / "nightly.yaml"
 
 
 def test_nightly_profile_validates() -> None:
-    r = subprocess.run([sys.executable, "-m", "harness", "validate", str(NIGHTLY)],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "validate", str(NIGHTLY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     spec = load_yaml_model(GateSpec, NIGHTLY)
     assert spec.load is not None and spec.load.duration_s >= 300
@@ -30,7 +34,8 @@ def test_nightly_runs_every_gate_ready_experiment() -> None:
         (NIGHTLY.parent / p).resolve() for p in load_yaml_model(GateSpec, NIGHTLY).experiments
     }
     ready = {
-        p.resolve() for p in (ROOT / "chaos").glob("*.yaml")
+        p.resolve()
+        for p in (ROOT / "chaos").glob("*.yaml")
         if not yaml.safe_load(p.read_text()).get("stack_overrides")
-    }  # fmt: skip
+    }
     assert ready - listed == set(), "experiments in chaos/ the nightly profile does not run"

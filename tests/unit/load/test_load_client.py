@@ -128,13 +128,15 @@ def near(value: float | None, expected: float, tol: float = 40.0) -> bool:
 
 def test_scripted_stream_timings_are_stamped_when_bytes_arrive(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted(
-        [[
-            (0.0, SSE_HEAD + chunked(sse(role=True))),
-            (0.15, chunked(sse("a"))),
-            (0.05, chunked(sse("b")) ),
-            (0.10, chunked(sse("c", finish="length")) + chunked(sse(usage=3)) + DONE + END),
-        ]]
-    )  # fmt: skip
+        [
+            [
+                (0.0, SSE_HEAD + chunked(sse(role=True))),
+                (0.15, chunked(sse("a"))),
+                (0.05, chunked(sse("b"))),
+                (0.10, chunked(sse("c", finish="length")) + chunked(sse(usage=3)) + DONE + END),
+            ]
+        ]
+    )
     s = LLMClient(srv.url, run_tag="t", worker=2).execute(plan(), intended_s=None)
     assert s.ok, s
     head, a, b, c = srv.sent_ms  # about 0, 150, 200 and 300 ms after the server read the request
@@ -154,11 +156,13 @@ def test_scripted_stream_timings_are_stamped_when_bytes_arrive(scripted) -> None
 def test_scripted_event_split_across_writes_counts_when_it_completes(scripted) -> None:  # type: ignore[no-untyped-def]
     event = sse("a")
     srv = scripted(
-        [[
-            (0.0, SSE_HEAD + chunked(event[:20])),
-            (0.2, chunked(event[20:]) + chunked(sse(finish="stop")) + DONE + END),
-        ]]
-    )  # fmt: skip
+        [
+            [
+                (0.0, SSE_HEAD + chunked(event[:20])),
+                (0.2, chunked(event[20:]) + chunked(sse(finish="stop")) + DONE + END),
+            ]
+        ]
+    )
     s = LLMClient(srv.url).execute(plan())
     assert s.ok and s.ttft_ms is not None and s.ttfb_ms is not None
     assert near(s.ttft_ms - s.ttfb_ms, srv.sent_ms[1] - srv.sent_ms[0])
@@ -168,9 +172,17 @@ def test_scripted_event_split_across_writes_counts_when_it_completes(scripted) -
 def test_http_error_status_is_recorded_with_body(scripted) -> None:  # type: ignore[no-untyped-def]
     body = b'{"error": "rate limited"}'
     srv = scripted(
-        [[(0.0, b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)]]
-    )  # fmt: skip
+        [
+            [
+                (
+                    0.0,
+                    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body,
+                )
+            ]
+        ]
+    )
     s = LLMClient(srv.url).execute(plan())
     assert s.error == "http" and s.status == 429 and "rate limited" in (s.error_detail or "")
     assert s.ttft_ms is None
@@ -217,9 +229,17 @@ def test_non_streamed_json_response(scripted) -> None:  # type: ignore[no-untype
         }
     ).encode()
     srv = scripted(
-        [[(0.1, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)]]
-    )  # fmt: skip
+        [
+            [
+                (
+                    0.1,
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body,
+                )
+            ]
+        ]
+    )
     s = LLMClient(srv.url).execute(plan(stream=False))
     assert s.ok and s.output_tokens == 5 and s.ttft_ms == pytest.approx(s.e2e_ms, abs=1.0)
 

@@ -161,8 +161,11 @@ def test_a_large_sharegpt_file_is_read_in_memory_that_does_not_grow_with_it(
     # where json.load of it adds more than its size.
     out = subprocess.run(
         [sys.executable, "-c", _READ_WHOLE, str(small), str(large)],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     start_kb, after_small_kb, after_large_kb, json_load_kb = map(int, out.split())
     grew_mb = (after_small_kb - start_kb) / 1e3
     assert after_small_kb - start_kb < small_mb * 1e3 / 4, (grew_mb, small_mb)
@@ -190,10 +193,17 @@ def test_context_from_v1_models_and_props() -> None:
     two = {"data": [{"id": "a", "max_model_len": 1024}, {"id": "b", "max_model_len": 2048}]}
     assert context_of_models(two, "b") == 2048
     # llama-server -c 4096 -np 4: one slot's context (n_ctx_train is the training context).
-    llama = {"object": "list", "data": [{
-        "id": "SmolLM2.gguf", "object": "model", "owned_by": "llamacpp",
-        "meta": {"n_vocab": 49152, "n_ctx": 1024, "n_ctx_train": 8192},
-    }]}  # fmt: skip
+    llama = {
+        "object": "list",
+        "data": [
+            {
+                "id": "SmolLM2.gguf",
+                "object": "model",
+                "owned_by": "llamacpp",
+                "meta": {"n_vocab": 49152, "n_ctx": 1024, "n_ctx_train": 8192},
+            }
+        ],
+    }
     assert context_of_models(llama, "SmolLM2.gguf") == 1024
     # The reference gateway lists names only.
     gateway = {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "primary"}]}
@@ -301,9 +311,14 @@ def test_dataset_conversations_are_estimated_or_counted_in_tokens_and_fitted() -
 
 def test_the_count_line_says_the_context_the_choice_and_how_tokens_were_counted() -> None:
     check = ContextCheck(
-        context_tokens=2048, source="http://127.0.0.1:8000/v1/models",
-        policy="report", unit="requests", total=85, over=12, counted="the trace's recorded lengths",
-    )  # fmt: skip
+        context_tokens=2048,
+        source="http://127.0.0.1:8000/v1/models",
+        policy="report",
+        unit="requests",
+        total=85,
+        over=12,
+        counted="the trace's recorded lengths",
+    )
     assert check.line() == (
         "context: 12 of 85 requests exceed the model's context of 2048 tokens (prompt + "
         "max_tokens; the trace's recorded lengths; from http://127.0.0.1:8000/v1/models): sent "

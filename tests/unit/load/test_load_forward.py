@@ -12,9 +12,17 @@ from harness.load.forward import DONE, SAMPLES, START, ForwardingWriter, MasterS
 
 def sample(seq: int) -> Sample:
     return Sample(
-        worker=1, seq=seq, kind="chat", tenant="t", prompt_id=f"p{seq}", repeated=False,
-        intended_s=10.0 + seq, sent_s=10.0 + seq, e2e_ms=5.0, ttft_ms=1.0 + seq,
-    )  # fmt: skip
+        worker=1,
+        seq=seq,
+        kind="chat",
+        tenant="t",
+        prompt_id=f"p{seq}",
+        repeated=False,
+        intended_s=10.0 + seq,
+        sent_s=10.0 + seq,
+        e2e_ms=5.0,
+        ttft_ms=1.0 + seq,
+    )
 
 
 def test_forwarded_samples_start_and_done_land_in_the_masters_folder(tmp_path: Path) -> None:

@@ -42,9 +42,17 @@ def test_stack_options_only_go_with_a_stack_the_command_brings_up(
 
 def sample(i: int) -> Sample:
     return Sample(
-        worker=0, seq=i, kind="chat", tenant="default", prompt_id="p", repeated=False,
-        intended_s=T0 + i, sent_s=T0 + i, e2e_ms=50.0, status=200,
-    )  # fmt: skip
+        worker=0,
+        seq=i,
+        kind="chat",
+        tenant="default",
+        prompt_id="p",
+        repeated=False,
+        intended_s=T0 + i,
+        sent_s=T0 + i,
+        e2e_ms=50.0,
+        status=200,
+    )
 
 
 def test_an_interrupted_run_covers_the_time_that_ran() -> None:

@@ -27,9 +27,18 @@ def write_run(folder: Path, spec: LoadSpec, worker: int, ttfts: list[float]) -> 
     for i, ttft in enumerate(ttfts):
         t = T0 + i * 0.5
         s = Sample(
-            worker=worker, seq=i, kind="chat", tenant="t", prompt_id=f"p{i}", repeated=False,
-            intended_s=t, sent_s=t, e2e_ms=ttft + 10, ttft_ms=ttft, output_tokens=4,
-        )  # fmt: skip
+            worker=worker,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id=f"p{i}",
+            repeated=False,
+            intended_s=t,
+            sent_s=t,
+            e2e_ms=ttft + 10,
+            ttft_ms=ttft,
+            output_tokens=4,
+        )
         lines.append(s.to_json() + "\n")
     (d / f"samples-{worker:03d}-1.jsonl").write_text("".join(lines))
     done = {
@@ -43,9 +52,13 @@ def write_run(folder: Path, spec: LoadSpec, worker: int, ttfts: list[float]) -> 
 
 def spec(processes: int, seed: int) -> LoadSpec:
     return LoadSpec.model_validate(
-        {"load": {"kind": "open", "rate_rps": 2, "arrival": "constant"}, "duration_s": 4,
-         "processes": processes, "seed": seed}
-    )  # fmt: skip
+        {
+            "load": {"kind": "open", "rate_rps": 2, "arrival": "constant"},
+            "duration_s": 4,
+            "processes": processes,
+            "seed": seed,
+        }
+    )
 
 
 def test_separate_runs_add_their_arrivals_and_workers(tmp_path: Path) -> None:

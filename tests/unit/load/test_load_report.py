@@ -19,24 +19,48 @@ def report(slos: tuple[str, ...] = (), lag_s: float = 0.0, n: int = 10) -> LoadR
     error rate under 1%, 300 are enough)."""
     samples = [
         Sample(
-            worker=0, seq=i, kind="chat", tenant="default", prompt_id="p", repeated=False,
-            intended_s=T0 + i, sent_s=T0 + i + lag_s * i, e2e_ms=120.0, ttft_ms=30.0,
-            token_gaps_ms=[10.0] * 9, output_tokens=10, output_chunks=10, status=200,
-            x_served_by="primary", x_cache="miss",
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="default",
+            prompt_id="p",
+            repeated=False,
+            intended_s=T0 + i,
+            sent_s=T0 + i + lag_s * i,
+            e2e_ms=120.0,
+            ttft_ms=30.0,
+            token_gaps_ms=[10.0] * 9,
+            output_tokens=10,
+            output_chunks=10,
+            status=200,
+            x_served_by="primary",
+            x_cache="miss",
         )
         for i in range(n)
-    ]  # fmt: skip
+    ]
     ctx = RunContext(
-        start_s=T0, duration_s=n, open_loop=True, arrival="constant", expected_requests=n,
-        slos=slos, workers=[WorkerAccount(0, T0, T0 + n)],
-    )  # fmt: skip
+        start_s=T0,
+        duration_s=n,
+        open_loop=True,
+        arrival="constant",
+        expected_requests=n,
+        slos=slos,
+        workers=[WorkerAccount(0, T0, T0 + n)],
+    )
     summary = summarize(samples, ctx)
     checks = judge_run(samples, summary, ctx)
     return LoadReport(
-        started_at=now_iso(), host=host_info(), config={"name": "unit"}, target={"url": "http://x"},
-        model="m", outcome=run_outcome(summary, checks), summary=summary, checks=checks,
-        samples_dir="s", locust_log="l",
-    )  # fmt: skip
+        started_at=now_iso(),
+        host=host_info(),
+        config={"name": "unit"},
+        target={"url": "http://x"},
+        model="m",
+        outcome=run_outcome(summary, checks),
+        summary=summary,
+        checks=checks,
+        samples_dir="s",
+        locust_log="l",
+    )
 
 
 def test_outcomes_have_fixed_names() -> None:
@@ -130,13 +154,23 @@ def test_a_report_written_before_the_checks_left_the_summary_still_reads(
     data = json.loads(report().model_dump_json())
     del data["checks"]
     data["summary"]["slo_checks"] = [
-        {"expr": "ttft_p95_ms<=500", "observed": 30.0, "passed": True,
-         "reason": "ttft_p95_ms = 30 meets <= 500", "default": False},
-    ]  # fmt: skip
+        {
+            "expr": "ttft_p95_ms<=500",
+            "observed": 30.0,
+            "passed": True,
+            "reason": "ttft_p95_ms = 30 meets <= 500",
+            "default": False,
+        },
+    ]
     data["summary"]["default_checks"] = [
-        {"expr": "error_rate<=0.01", "observed": 0.02, "passed": False,
-         "reason": "error_rate = 0.02 violates <= 0.01 (default check: ...)", "default": True},
-    ]  # fmt: skip
+        {
+            "expr": "error_rate<=0.01",
+            "observed": 0.02,
+            "passed": False,
+            "reason": "error_rate = 0.02 violates <= 0.01 (default check: ...)",
+            "default": True,
+        },
+    ]
     data["outcome"] = "failed"
     p = tmp_path / "old.json"
     p.write_text(json.dumps(data))

@@ -61,8 +61,11 @@ def test_workload_options_of_the_command_line() -> None:
     )
     w = spec.workload
     assert (w.completion_share, w.prompt_words, w.ignore_eos, w.prefix_share) == (
-        1.0, 40, True, 0.5,
-    )  # fmt: skip
+        1.0,
+        40,
+        True,
+        0.5,
+    )
     assert apply_overrides(spec, Overrides(endpoint="chat")).workload.completion_share == 0.0
     with pytest.raises(ConfigError) as bad:
         apply_overrides(spec, Overrides(endpoint="embeddings"))
@@ -88,8 +91,13 @@ def test_load_help_says_rate_is_poisson_and_lists_the_workload_options() -> None
     app = typer.Typer()
     register(app)
     text = CliRunner().invoke(app, ["load", "--help"], env={"COLUMNS": "200"}).output
-    for option in ("--endpoint", "--prompt-words", "--ignore-eos", "--prefix-share",
-                   "--no-default-checks"):  # fmt: skip
+    for option in (
+        "--endpoint",
+        "--prompt-words",
+        "--ignore-eos",
+        "--prefix-share",
+        "--no-default-checks",
+    ):
         assert option in text, option
     assert "Poisson arrivals unless --arrival" in " ".join(text.split())
 
@@ -108,9 +116,18 @@ def test_progress_says_the_run_is_draining_after_its_schedule(tmp_path: Path) ->
     printer = _ProgressPrinter(tmp_path, duration_s=5.0, emit=lines.append)
     now = time.time()
     sample = Sample(
-        worker=0, seq=0, kind="chat", tenant="d", prompt_id="p", repeated=False,
-        intended_s=None, sent_s=now - 1.0, e2e_ms=100.0, ttft_ms=20.0, status=200,
-    )  # fmt: skip
+        worker=0,
+        seq=0,
+        kind="chat",
+        tenant="d",
+        prompt_id="p",
+        repeated=False,
+        intended_s=None,
+        sent_s=now - 1.0,
+        e2e_ms=100.0,
+        ttft_ms=20.0,
+        status=200,
+    )
     # The schedule began 8 s ago (the worker's start file), its first request went 1 s ago.
     (tmp_path / "start-000-1.json").write_text(json.dumps({"t0_s": now - 8.0}))
     (tmp_path / "samples-000-1.jsonl").write_text(sample.to_json() + "\n")

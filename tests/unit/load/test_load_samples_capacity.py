@@ -11,8 +11,18 @@ from harness.load.capacity import CapacityStep, SearchPlan, search
 
 
 def sample(seq: int, sent: float, **kw: object) -> Sample:
-    return Sample(worker=0, seq=seq, kind="chat", tenant="t", prompt_id="p", repeated=False,
-                  intended_s=None, sent_s=sent, e2e_ms=100.0, **kw)  # type: ignore[arg-type]  # fmt: skip
+    return Sample(
+        worker=0,
+        seq=seq,
+        kind="chat",
+        tenant="t",
+        prompt_id="p",
+        repeated=False,
+        intended_s=None,
+        sent_s=sent,
+        e2e_ms=100.0,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_samples_round_trip_and_torn_lines_are_skipped(tmp_path: Path) -> None:

@@ -15,13 +15,21 @@ from harness.stack.target import from_ready_file
 
 def endpoints() -> Endpoints:
     return Endpoints(
-        nginx="http://127.0.0.1:8080/", prometheus="http://127.0.0.1:9090",
-        alertmanager="http://127.0.0.1:9093", toxiproxy="http://127.0.0.1:8474",
-        redis="redis://127.0.0.1:6379", gateways=["http://127.0.0.1:8001"],
-        model_servers=["http://127.0.0.1:8101"], model_pools={"primary": ["http://127.0.0.1:8101"]},
-        proxies={}, webhook="http://127.0.0.1:9999", exporters={}, api_key="sk-harness-local",
-        run_dir="/tmp/run", served_models={"primary": "smollm2-135m"},
-    )  # fmt: skip
+        nginx="http://127.0.0.1:8080/",
+        prometheus="http://127.0.0.1:9090",
+        alertmanager="http://127.0.0.1:9093",
+        toxiproxy="http://127.0.0.1:8474",
+        redis="redis://127.0.0.1:6379",
+        gateways=["http://127.0.0.1:8001"],
+        model_servers=["http://127.0.0.1:8101"],
+        model_pools={"primary": ["http://127.0.0.1:8101"]},
+        proxies={},
+        webhook="http://127.0.0.1:9999",
+        exporters={},
+        api_key="sk-harness-local",
+        run_dir="/tmp/run",
+        served_models={"primary": "smollm2-135m"},
+    )
 
 
 def test_ready_file_gives_the_front_door_key_and_prometheus(tmp_path: Path) -> None:

@@ -36,12 +36,24 @@ def body(plan: object) -> dict[str, object]:
 
 # --- dataset -----------------------------------------------------------------------------------
 def test_both_conversation_layouts_are_read(tmp_path: Path) -> None:
-    f = write_jsonl(tmp_path / "c.jsonl", [
-        {"conversations": [{"from": "human", "value": "one two"}, {"from": "gpt", "value": "a"},
-                           {"from": "human", "value": "three"}]},
-        {"messages": [{"role": "system", "content": "be brief"},
-                      {"role": "user", "content": "four five six"}]},
-    ])  # fmt: skip
+    f = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {
+                "conversations": [
+                    {"from": "human", "value": "one two"},
+                    {"from": "gpt", "value": "a"},
+                    {"from": "human", "value": "three"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "four five six"},
+                ]
+            },
+        ],
+    )
     a, b = read_conversations(f)
     assert a.turns == ("one two", "three") and a.answer_words == 1 and a.system is None
     assert b.turns == ("four five six",) and b.system == "be brief" and b.index == 2
@@ -186,11 +198,14 @@ def test_sessions_need_a_closed_loop() -> None:
 
 # --- trace -------------------------------------------------------------------------------------
 def test_mooncake_and_azure_traces_give_the_same_requests(tmp_path: Path) -> None:
-    moon = write_jsonl(tmp_path / "t.jsonl", [
-        {"timestamp": 1000, "input_length": 40, "output_length": 5, "hash_ids": [1, 2]},
-        {"timestamp": 3000, "input_length": 60, "output_length": 7, "hash_ids": [1, 3]},
-        {"timestamp": 2000, "input_length": 50, "output_length": 6, "hash_ids": [4]},
-    ])  # fmt: skip
+    moon = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {"timestamp": 1000, "input_length": 40, "output_length": 5, "hash_ids": [1, 2]},
+            {"timestamp": 3000, "input_length": 60, "output_length": 7, "hash_ids": [1, 3]},
+            {"timestamp": 2000, "input_length": 50, "output_length": 6, "hash_ids": [4]},
+        ],
+    )
     azure = tmp_path / "t.csv"
     azure.write_text(
         "TIMESTAMP,ContextTokens,GeneratedTokens\n"
@@ -200,8 +215,10 @@ def test_mooncake_and_azure_traces_give_the_same_requests(tmp_path: Path) -> Non
     m = read_trace(moon, Trace(path="x", speedup=2))
     a = read_trace(azure, Trace(path="x", speedup=2))
     assert [(e.offset_s, e.input_tokens, e.output_tokens) for e in m] == [
-        (0.0, 40, 5), (0.5, 50, 6), (1.0, 60, 7)
-    ]  # fmt: skip
+        (0.0, 40, 5),
+        (0.5, 50, 6),
+        (1.0, 60, 7),
+    ]
     assert [(e.offset_s, e.input_tokens, e.output_tokens) for e in a] == [
         (e.offset_s, e.input_tokens, e.output_tokens) for e in m
     ]
@@ -285,10 +302,19 @@ def test_cached_tokens_from_vllm_usage_or_llama_cpp_timings(chunk: dict[str, obj
 
 def sample(seq: int, **kw: object) -> Sample:
     base: dict[str, object] = dict(
-        worker=0, seq=seq, kind="chat", tenant="t", prompt_id="p", repeated=False,
-        intended_s=None, sent_s=float(seq), e2e_ms=10.0, ttft_ms=float(seq), prompt_tokens=100,
+        worker=0,
+        seq=seq,
+        kind="chat",
+        tenant="t",
+        prompt_id="p",
+        repeated=False,
+        intended_s=None,
+        sent_s=float(seq),
+        e2e_ms=10.0,
+        ttft_ms=float(seq),
+        prompt_tokens=100,
         output_tokens=10,
-    )  # fmt: skip
+    )
     return Sample(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -359,9 +385,18 @@ def test_capacity_refuses_a_trace_before_anything_starts(tmp_path: Path) -> None
     register(app)
     r = CliRunner().invoke(
         app,
-        ["capacity", "--target", "http://127.0.0.1:9", "--scenario", "trace",
-         "--slo", "ttft_p95_ms<=500", "--run-dir", str(tmp_path / "run")],
-    )  # fmt: skip
+        [
+            "capacity",
+            "--target",
+            "http://127.0.0.1:9",
+            "--scenario",
+            "trace",
+            "--slo",
+            "ttft_p95_ms<=500",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert isinstance(r.exception, ConfigError), r.output
     assert "a trace sets its own arrival times" in str(r.exception)
     assert not (tmp_path / "run").exists()

@@ -114,9 +114,15 @@ def fake_prometheus(names: list[str], values: dict[str, float]) -> Handler:
         for key, v in values.items():
             if key in q:
                 if key == "by (status)":
-                    return ok({"resultType": "vector", "result": [
-                        {"metric": {"status": "success"}, "value": [0, "4"]},
-                        {"metric": {"status": "error"}, "value": [0, "1"]}]})  # fmt: skip
+                    return ok(
+                        {
+                            "resultType": "vector",
+                            "result": [
+                                {"metric": {"status": "success"}, "value": [0, "4"]},
+                                {"metric": {"status": "error"}, "value": [0, "1"]},
+                            ],
+                        }
+                    )
                 return ok(
                     {
                         "resultType": "vector",
@@ -130,14 +136,20 @@ def fake_prometheus(names: list[str], values: dict[str, float]) -> Handler:
 
 def test_view_picks_profiles_and_renamed_metrics() -> None:
     names = [
-        "llm_requests_total", "llm_time_to_first_token_seconds_bucket",
+        "llm_requests_total",
+        "llm_time_to_first_token_seconds_bucket",
         "llm_request_duration_seconds_bucket",
-        "llm_tokens_generated_total", "llm_active_requests", "llm_cache_hits_total",
+        "llm_tokens_generated_total",
+        "llm_active_requests",
+        "llm_cache_hits_total",
         # an older vLLM: time_per_output_token instead of inter_token_latency
-        "vllm:num_requests_running", "vllm:num_requests_waiting",
-        "vllm:time_to_first_token_seconds_bucket", "vllm:time_per_output_token_seconds_bucket",
-        "vllm:generation_tokens_total", "vllm:gpu_cache_usage_perc",
-    ]  # fmt: skip
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:time_per_output_token_seconds_bucket",
+        "vllm:generation_tokens_total",
+        "vllm:gpu_cache_usage_perc",
+    ]
     values = {
         "by (status)": 0,
         "llm_requests_total": 5.0,
@@ -179,9 +191,15 @@ def test_model_servers_are_viewed_pool_by_pool_when_targets_carry_the_pool_label
         q = req.url.params["query"]
         queries.append(q)
         if q.startswith("count by (pool)"):
-            return ok({"resultType": "vector", "result": [
-                {"metric": {"pool": "primary"}, "value": [0, "2"]},
-                {"metric": {"pool": "fallback"}, "value": [0, "1"]}]})  # fmt: skip
+            return ok(
+                {
+                    "resultType": "vector",
+                    "result": [
+                        {"metric": {"pool": "primary"}, "value": [0, "2"]},
+                        {"metric": {"pool": "fallback"}, "value": [0, "1"]},
+                    ],
+                }
+            )
         rate = 40.0 if 'pool="primary"' in q else 10.0
         return ok({"resultType": "vector", "result": [{"metric": {}, "value": [0, str(rate)]}]})
 

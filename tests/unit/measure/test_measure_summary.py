@@ -20,11 +20,21 @@ def s(
     **kw: object,
 ) -> Sample:
     fields: dict[str, object] = {
-        "worker": 0, "seq": 0, "kind": "chat", "tenant": "default", "prompt_id": "p",
-        "repeated": False, "intended_s": intended, "sent_s": T0 + sent, "e2e_ms": e2e,
-        "ttft_ms": ttft, "token_gaps_ms": [10.0, 10.0], "output_tokens": 3, "output_chunks": 3,
+        "worker": 0,
+        "seq": 0,
+        "kind": "chat",
+        "tenant": "default",
+        "prompt_id": "p",
+        "repeated": False,
+        "intended_s": intended,
+        "sent_s": T0 + sent,
+        "e2e_ms": e2e,
+        "ttft_ms": ttft,
+        "token_gaps_ms": [10.0, 10.0],
+        "output_tokens": 3,
+        "output_chunks": 3,
         "status": 200,
-    }  # fmt: skip
+    }
     fields.update(kw)
     return Sample(**fields)  # type: ignore[arg-type]
 
@@ -224,10 +234,13 @@ def test_itl_is_per_request_over_tokens_and_token_gaps_are_pooled() -> None:
 def behind(n: int, send_every_s: float, done_every_s: float) -> list[Sample]:
     """Request i is meant and sent at i * send_every_s and done at i * done_every_s + 0.1 s."""
     return [
-        s(i * send_every_s, e2e=(i * (done_every_s - send_every_s) + 0.1) * 1000.0,
-          intended=T0 + i * send_every_s)
+        s(
+            i * send_every_s,
+            e2e=(i * (done_every_s - send_every_s) + 0.1) * 1000.0,
+            intended=T0 + i * send_every_s,
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def test_rates_count_the_scheduled_window_and_the_drain_is_apart() -> None:

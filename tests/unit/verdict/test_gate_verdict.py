@@ -37,8 +37,10 @@ def test_the_reference_stack_meets_the_default_policy() -> None:
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"rate_limit": {"requests_per_minute": 1000}},
-         "rate limit: candidate allows 1000/min per key, policy 100/min"),
+        (
+            {"rate_limit": {"requests_per_minute": 1000}},
+            "rate limit: candidate allows 1000/min per key, policy 100/min",
+        ),
         ({"rate_limit": {"enabled": False}}, "rate limit: candidate disabled"),
         ({"breaker": {"failure_threshold": 50}}, "circuit breaker: candidate opens after 50"),
         ({"breaker": {"recovery_timeout_s": 5}}, "retries the pool after 5 s"),
@@ -50,13 +52,17 @@ def test_the_reference_stack_meets_the_default_policy() -> None:
         ({"cache": {"ttl_s": 86400}}, "cache TTL: candidate 86400 s, policy at most 3600 s"),
         ({"auth": {"enabled": False}}, "authentication: candidate off"),
         ({"auth": {"allow_anonymous": True}}, "authentication: candidate allows anonymous"),
-        ({"validation": {"injection_patterns": []}},
-         "prompt-injection patterns: candidate does not flag 'ignore previous instructions', "
-         "'disregard above', 'system:', 'assistant:'"),
-        ({"validation": {"injection_patterns": ["ignore previous instructions", "system:"]}},
-         "candidate does not flag 'disregard above', 'assistant:', policy flags"),
+        (
+            {"validation": {"injection_patterns": []}},
+            "prompt-injection patterns: candidate does not flag 'ignore previous instructions', "
+            "'disregard above', 'system:', 'assistant:'",
+        ),
+        (
+            {"validation": {"injection_patterns": ["ignore previous instructions", "system:"]}},
+            "candidate does not flag 'disregard above', 'assistant:', policy flags",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_weakened_practice_fails_with_the_difference_named(
     settings: dict[str, object], named: str
 ) -> None:
@@ -103,10 +109,16 @@ def test_injection_patterns_are_compared_as_the_gateway_matches_them() -> None:
 
 
 def test_alert_rules_looser_than_the_policy_are_named() -> None:
-    stack = StackSpec.model_validate({"prometheus": {
-        "error_rate_threshold": 0.5, "error_rate_for": "10m", "gpu_memory_ratio": 1.0,
-        "slow_window": "1h",
-    }})  # fmt: skip
+    stack = StackSpec.model_validate(
+        {
+            "prometheus": {
+                "error_rate_threshold": 0.5,
+                "error_rate_for": "10m",
+                "gpu_memory_ratio": 1.0,
+                "slow_window": "1h",
+            }
+        }
+    )
     assert policy_differences(Policy(), stack) == [
         "HighErrorRate threshold: candidate 0.5, policy at most 0.05",
         "GPUMemoryHigh threshold: candidate 1, policy at most 0.95",
@@ -197,8 +209,10 @@ def test_resource_ceilings_fail_by_service() -> None:
     assert judge_resources(usage, ResourcePolicy()).outcome == "pass"
     c = judge_resources(usage, ResourcePolicy(cpu_percent_max=80, rss_mb_max=300))
     assert c.outcome == "fail"
-    assert c.reasons == ["primary-0: mean CPU 95% over the policy's 80%",
-                         "primary-0: peak memory 400 MB over the policy's 300 MB"]  # fmt: skip
+    assert c.reasons == [
+        "primary-0: mean CPU 95% over the policy's 80%",
+        "primary-0: peak memory 400 MB over the policy's 300 MB",
+    ]
 
 
 def test_the_latency_item_is_proven_only_when_p50_p95_and_p99_are_judged() -> None:
@@ -215,11 +229,24 @@ def test_the_latency_item_is_proven_only_when_p50_p95_and_p99_are_judged() -> No
 
 def samples_with_ttft(values: np.ndarray) -> list[Sample]:
     return [
-        Sample(worker=0, seq=i, kind="chat", tenant="t", prompt_id="p", repeated=False,
-               intended_s=float(i), sent_s=float(i), e2e_ms=float(v) + 100, status=200,
-               ttft_ms=float(v), output_tokens=8, output_chunks=8, x_served_by="primary")
+        Sample(
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id="p",
+            repeated=False,
+            intended_s=float(i),
+            sent_s=float(i),
+            e2e_ms=float(v) + 100,
+            status=200,
+            ttft_ms=float(v),
+            output_tokens=8,
+            output_chunks=8,
+            x_served_by="primary",
+        )
         for i, v in enumerate(values)
-    ]  # fmt: skip
+    ]
 
 
 def judged(values: np.ndarray, expr: str) -> str:
@@ -291,8 +318,10 @@ def test_pii_is_proven_only_by_placeholders_in_live_answers() -> None:
     ]
     outcome, reasons = judge_pii([asked("email", "jane.doe@example.com", "Sure!")], 6)
     assert outcome == "skipped"
-    assert reasons == ["no live answer repeated the planted PII in 6 prompts per kind, so its "
-                       "filtering could not be seen"]  # fmt: skip
+    assert reasons == [
+        "no live answer repeated the planted PII in 6 prompts per kind, so its "
+        "filtering could not be seen"
+    ]
     assert judge_pii([filtered[0], asked("ssn", "123-45-6789", "I cannot.")], 6)[0] == "warn"
     # What stops the probe's retries: the value came back, filtered or not.
     assert carries("[SSN]", "ssn") and carries("it is 555-123-4567", "phone")

@@ -22,20 +22,34 @@ T0 = 1_000_000.0
 
 def s(sent: float, e2e: float = 100.0, ttft: float | None = 20.0, **kw: object) -> Sample:
     fields: dict[str, object] = {
-        "worker": 0, "seq": 0, "kind": "chat", "tenant": "default", "prompt_id": "p",
-        "repeated": False, "intended_s": T0 + sent, "sent_s": T0 + sent, "e2e_ms": e2e,
-        "ttft_ms": ttft, "token_gaps_ms": [10.0, 10.0], "output_tokens": 3, "output_chunks": 3,
+        "worker": 0,
+        "seq": 0,
+        "kind": "chat",
+        "tenant": "default",
+        "prompt_id": "p",
+        "repeated": False,
+        "intended_s": T0 + sent,
+        "sent_s": T0 + sent,
+        "e2e_ms": e2e,
+        "ttft_ms": ttft,
+        "token_gaps_ms": [10.0, 10.0],
+        "output_tokens": 3,
+        "output_chunks": 3,
         "status": 200,
-    }  # fmt: skip
+    }
     fields.update(kw)
     return Sample(**fields)  # type: ignore[arg-type]
 
 
 def ctx(n: int, **kw: object) -> RunContext:
     base: dict[str, object] = {
-        "start_s": T0, "duration_s": float(n), "open_loop": True, "arrival": "constant",
-        "expected_requests": float(n), "workers": [WorkerAccount(0, T0, T0 + n)],
-    }  # fmt: skip
+        "start_s": T0,
+        "duration_s": float(n),
+        "open_loop": True,
+        "arrival": "constant",
+        "expected_requests": float(n),
+        "workers": [WorkerAccount(0, T0, T0 + n)],
+    }
     base.update(kw)
     return RunContext(**base)  # type: ignore[arg-type]
 
@@ -168,10 +182,16 @@ def test_the_gate_says_one_figure_per_thing_over_the_pooled_window() -> None:
     from harness.load.report import HostInfo, LoadReport
 
     look = LoadReport(
-        created_at="2026-01-01T00:00:00Z", host=HostInfo(hostname="h", platform="p",
-        python="3.11", cpus=2), config={}, target={}, model="m", outcome="passed",
-        summary=summary, samples_dir="s", locust_log="l",
-    )  # fmt: skip
+        created_at="2026-01-01T00:00:00Z",
+        host=HostInfo(hostname="h", platform="p", python="3.11", cpus=2),
+        config={},
+        target={},
+        model="m",
+        outcome="passed",
+        summary=summary,
+        samples_dir="s",
+        locust_log="l",
+    )
     v = validity_check(GateSpec(), [look], summary)
     assert v.outcome == "pass"
     assert v.reasons[0] == (

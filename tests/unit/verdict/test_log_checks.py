@@ -43,9 +43,15 @@ def test_an_error_line_without_a_reason_or_with_another_status_fails() -> None:
 def test_a_traceback_in_the_load_window_fails() -> None:
     rows = [
         {"layer": "gateway", "level": "error", "status": "503", "error": "breaker_open"},
-        {"layer": "gateway", "level": "error", "_msg": "Exception in ASGI application",
-         "exception_type": "KeyError", "exception": "Traceback ...", "replica": "gateway-1"},
-    ]  # fmt: skip
+        {
+            "layer": "gateway",
+            "level": "error",
+            "_msg": "Exception in ASGI application",
+            "exception_type": "KeyError",
+            "exception": "Traceback ...",
+            "replica": "gateway-1",
+        },
+    ]
     assert judge_exceptions(rows[:1], "w").outcome == "pass"
     check = judge_exceptions(rows, "w")
     assert check.outcome == "fail" and "KeyError" in check.reasons[0]
@@ -58,10 +64,13 @@ def test_an_api_key_or_planted_pii_in_any_line_fails_without_printing_the_key() 
     assert judge_secrets(clean, secrets).outcome == "pass"
     leaky = [
         *clean,
-        {"layer": "gateway", "request_id": "b", "request_headers": "{'authorization': "
-         "'Bearer sk-harness-local'}"},
+        {
+            "layer": "gateway",
+            "request_id": "b",
+            "request_headers": "{'authorization': 'Bearer sk-harness-local'}",
+        },
         {"layer": "gateway", "request_id": "c", "request_body": "mail jane.doe@example.com"},
-    ]  # fmt: skip
+    ]
     check = judge_secrets(leaky, secrets)
     assert check.outcome == "fail" and check.measured["lines_with_secrets"] == 2
     assert not any("sk-harness-local" in r for r in check.reasons)
@@ -69,9 +78,18 @@ def test_an_api_key_or_planted_pii_in_any_line_fails_without_printing_the_key() 
 
 def test_evidence_picks_failed_degraded_and_fallback_requests() -> None:
     def s(**kw: object) -> Sample:
-        base: dict[str, object] = dict(worker=0, seq=0, kind="chat", tenant="t", prompt_id="p",
-                                       repeated=False, intended_s=None, sent_s=0.0, e2e_ms=1.0,
-                                       status=200)  # fmt: skip
+        base: dict[str, object] = dict(
+            worker=0,
+            seq=0,
+            kind="chat",
+            tenant="t",
+            prompt_id="p",
+            repeated=False,
+            intended_s=None,
+            sent_s=0.0,
+            e2e_ms=1.0,
+            status=200,
+        )
         return Sample(**{**base, **kw})  # type: ignore[arg-type]
 
     assert what_went_wrong(s()) is None
@@ -82,8 +100,14 @@ def test_evidence_picks_failed_degraded_and_fallback_requests() -> None:
 
 
 def test_store_rows_become_lines_and_ids_are_quoted() -> None:
-    row = {"_time": "2026-11-30T15:00:00Z", "layer": "nginx", "_stream": "{}", "status": "502",
-           "_msg": "missing _msg field; see the docs", "upstream": ""}  # fmt: skip
+    row = {
+        "_time": "2026-11-30T15:00:00Z",
+        "layer": "nginx",
+        "_stream": "{}",
+        "status": "502",
+        "_msg": "missing _msg field; see the docs",
+        "upstream": "",
+    }
     line = to_line(row)
     assert line.layer == "nginx" and line.fields == {"status": "502"}
     assert ids_filter(['a"b']) == '(request_id:in("a\\"b") or client_request_id:in("a\\"b"))'
@@ -95,8 +119,10 @@ def test_evidence_goes_under_the_first_check_that_did_not_pass_else_the_first() 
     from harness.verdict.checks import CheckResult
 
     ev = [RequestEvidence(request_id="r", status=503, outcome="status 503")]
-    checks = [CheckResult(name=n, category="load", outcome=o)
-              for n, o in (("a", "pass"), ("b", "warn"), ("c", "fail"))]  # fmt: skip
+    checks = [
+        CheckResult(name=n, category="load", outcome=o)
+        for n, o in (("a", "pass"), ("b", "warn"), ("c", "fail"))
+    ]
     attach(ev, checks)
     assert [len(c.evidence) for c in checks] == [0, 1, 0]
     passing = [CheckResult(name=n, category="load", outcome="pass") for n in "xy"]

@@ -8,11 +8,14 @@ from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
 from harness.verdict.chaos import pending_checks
 
-EXP = ExperimentSpec.model_validate({
-    "kind": "experiment", "title": "storm",
-    "fault": {"kind": "proxy_down", "targets": ["primary-0"]},
-    "expect": {"alerts": [{"alert": "HighErrorRate", "pending_within_s": 10}]},
-})  # fmt: skip
+EXP = ExperimentSpec.model_validate(
+    {
+        "kind": "experiment",
+        "title": "storm",
+        "fault": {"kind": "proxy_down", "targets": ["primary-0"]},
+        "expect": {"alerts": [{"alert": "HighErrorRate", "pending_within_s": 10}]},
+    }
+)
 A = "HighErrorRate"
 
 
@@ -31,8 +34,12 @@ def test_pending_then_firing_passes() -> None:
 
 def test_a_rule_left_pending_before_the_fault_does_not_count() -> None:
     # The deployed rule pending all along (an earlier experiment's errors); the live copy never.
-    seen = states((99.0, "deployed", "pending"), (99.0, "live", "inactive"),
-                  (101.0, "deployed", "pending"), (101.0, "live", "inactive"))  # fmt: skip
+    seen = states(
+        (99.0, "deployed", "pending"),
+        (99.0, "live", "inactive"),
+        (101.0, "deployed", "pending"),
+        (101.0, "live", "inactive"),
+    )
     (check,) = pending_checks(EXP, seen, 100.0)
     assert check.outcome == "fail" and check.reasons[0].startswith("never seen pending")
     seen.seen += [(104.0, "live", A, "pending")]
