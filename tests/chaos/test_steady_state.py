@@ -15,24 +15,13 @@ import pytest
 import yaml
 
 from harness.paths import PROJECT_ROOT
+from harness.spec.gate import GateProbes
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
 CHAOS = PROJECT_ROOT / "chaos"
-PROBES = (
-    "streaming",
-    "security",
-    "injection",
-    "pii",
-    "cache",
-    "cost",
-    "breaker",
-    "monitoring",
-    "alert_rule_tests",
-    "logs",
-    "rate_limit",
-)
+PROBES = tuple(GateProbes.model_fields)
 # Opens both gateways' primary breakers fast: the primaries unreachable at 4 requests a second.
 TRIP = {
     "kind": "experiment",

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.spec.gate import GateProbes
+
 pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
 
 SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
@@ -19,19 +21,7 @@ SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 # (30 ms to the first token), so a hit can be only a few times faster: the policy is told so.
 SIM_POLICY = {"breaker": {"recovery_timeout_s": 4}, "cache": {"hit_speedup": 4}}
 PROBES_ONLY = {"probes": {"breaker": False}, "load": None, "key_checks": []}
-PROBES = (
-    "streaming",
-    "security",
-    "injection",
-    "pii",
-    "cache",
-    "cost",
-    "breaker",
-    "monitoring",
-    "alert_rule_tests",
-    "logs",
-    "rate_limit",
-)
+PROBES = tuple(GateProbes.model_fields)
 
 
 def only(*probes: str) -> dict[str, bool]:
