@@ -63,6 +63,7 @@ from harness.spec.gate import GateSpec
 from harness.stack import RunningStack
 from harness.verdict.baseline import accepted, compare_with_history
 from harness.verdict.breaker import BreakerConfig
+from harness.verdict.chaos import key_expectations_decided
 from harness.verdict.checks import CheckResult
 from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy
@@ -420,6 +421,7 @@ class Experiments(Step):
             ctx.report,
             ctx.bus,
             ctx.gate.policy.breaker.recovery_timeout_s,
+            ctx.gate.key_checks,
         )
 
 
@@ -430,9 +432,11 @@ def run_experiments(
     report: RunReport,
     bus: EventBus,
     recovery_timeout_s: float = DEFAULT_RECOVERY_S,
+    key_checks: Sequence[str] = (),
 ) -> None:
     """Each experiment in turn, each from steady state (bounded by the policy's breaker
-    `recovery_timeout_s`, never the candidate's)."""
+    `recovery_timeout_s`, never the candidate's); an expectation named in `key_checks` must be
+    decided (inconclusive fails)."""
     for i, exp in enumerate(experiments):
         if why := stack.lacks(*experiment_needs(exp.spec)):
             check = unmet(exp.spec.title, "chaos", why)
@@ -460,6 +464,7 @@ def run_experiments(
                 )
             ]
         else:
+            result.checks = key_expectations_decided(result.checks, key_checks)
             checks = result.checks
             report.experiments.append(result.journal(str(exp.path)))
             if stack.endpoints.logs is not None:

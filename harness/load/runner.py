@@ -338,7 +338,7 @@ def run_load(
     cfg.write(cfg_path)
     log_path = run_dir / "locust.log"
     cmd = locust_command(cfg, stop_timeout_s=1.0)
-    env = {**os.environ, CONFIG_ENV: str(cfg_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, CONFIG_ENV: str(cfg_path), "PYTHONUNBUFFERED": "1", **clock.anchor_env()}
     emit(
         f"load: {spec.name} -> {target.url} model {model}, {_describe(spec)} "
         f"for {spec.duration_s:g}s, "

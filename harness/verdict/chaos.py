@@ -340,3 +340,26 @@ def recovery_checks(exp: ExperimentSpec, figures: Recovery | None) -> list[Check
     if exp.expect.max_goodput_lost is not None:
         checks.append(_goodput_check(exp, figures, exp.expect.max_goodput_lost))
     return checks
+
+
+def key_expectations_decided(
+    checks: Sequence[CheckResult], key_checks: Sequence[str]
+) -> list[CheckResult]:
+    """In a gate, an experiment's expectation the profile names key must end pass or fail: one
+    left inconclusive (too few requests in its phase to decide) has not passed, so it fails with
+    the sample it would have needed. Expectations not named key may stay warnings."""
+    key = set(key_checks)
+    out = []
+    for c in checks:
+        if c.name in key and c.category == "chaos" and c.measured.get("decision") == "inconclusive":
+            c = c.model_copy(
+                update={
+                    "outcome": "fail",
+                    "reasons": [
+                        *c.reasons,
+                        "a key expectation of the gate profile left inconclusive has not passed",
+                    ],
+                }
+            )
+        out.append(c)
+    return out

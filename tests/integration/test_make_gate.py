@@ -56,3 +56,12 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
     fired = [c for c in report["checks"] if c["category"] == "alerts"]
     assert {c["outcome"] for c in fired} == {"pass"} and len(fired) == 2, fired
     assert report["load"]["looks"], "the load step records its looks"
+    # Resilience decided, not warned: every experiment from steady state, its key expectations
+    # pass (none inconclusive), recovery and the fate of every request in the report.
+    key = [checks[k] for k in report["gate_spec"]["key_checks"] if " the fault, " in k]
+    assert len(key) == 2 and all(c["outcome"] == "pass" for c in key), key
+    for journal in report["experiments"]:
+        steady = checks[f"{journal['title']}: started from steady state"]
+        assert steady["outcome"] == "pass", steady
+        assert journal["recovery"] is not None and journal["fates"] is not None, journal["title"]
+        assert checks[f"{journal['title']}: no stream cut off silently"]["outcome"] == "pass"
