@@ -19,7 +19,7 @@ from harness.verdict.practices import carries
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KINDS = ("email", "phone", "ssn")
-VALUES = 10  # per kind; docs/gate.md's figure is from 50 per kind
+VALUES = 5  # per kind; docs/gate.md's figure is from 50 per kind
 
 
 def planted(rng: random.Random, kind: str) -> str:
