@@ -312,7 +312,7 @@ def _run_experiment(
     summaries = phases(run.samples, run.context, result.fault_start_s, result.fault_end_s)
     # A phase's per-second series is the timeline's, already: not kept twice.
     result.phases = {k: v.model_copy(update={"timeseries": []}) for k, v in summaries.items()}
-    result.checks = [load_check(exp, summarize(run.samples, run.context))]
+    result.checks = [load_check(exp, summarize(run.samples, run.context), run.context)]
     result.checks += phase_checks(exp, summaries)
     result.fates = fate_table(
         run.samples, run.context.start_s, result.fault_start_s, result.fault_end_s

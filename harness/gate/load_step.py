@@ -35,6 +35,7 @@ from harness.verdict.load_checks import (
 from harness.verdict.load_run import run_verdict
 from harness.verdict.sequential import SequentialPlan
 from harness.verdict.slo import SloJudgement
+from harness.verdict.validity import judge_validity
 
 
 @dataclass
@@ -80,7 +81,9 @@ def _pooled_summary(
         slos=spec.slos,
         workers_expected=0,  # each look's workers were accounted for in its own validity
     )
-    return summarize(samples, ctx)
+    pooled = summarize(samples, ctx)
+    pooled.validity = judge_validity(pooled, ctx)
+    return pooled
 
 
 def max_looks(gate: GateSpec) -> int:

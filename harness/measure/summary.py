@@ -30,7 +30,6 @@ from harness.spec.slo import DISTRIBUTIONS, STATS, Slo, parse_slos
 _LENIENT = ConfigDict(extra="ignore")
 _AGG = re.compile(rf"^({'|'.join(DISTRIBUTIONS)})_({'|'.join(STATS)})_ms$")
 # A worker busier than this share of one core is itself adding latency.
-CPU_WARN_SHARE = 0.9
 
 
 @dataclass
@@ -192,7 +191,13 @@ class Generator(BaseModel):
     cpu_share_max: float | None  # busiest worker: CPU seconds / wall seconds
 
 
+NOT_JUDGED = "not judged"
+
+
 class Validity(BaseModel):
+    """Whether the run measured the server, not the client: judged by the verdict
+    (`harness/verdict/validity.py`); a summary nobody judged says so and is not valid."""
+
     model_config = _LENIENT
     valid: bool
     reasons: list[str]
@@ -304,57 +309,6 @@ def _latency(ok: list[Sample], open_loop: bool) -> Latency:
     return lat
 
 
-def _validity(ctx: RunContext, samples: Sequence[Sample], gen: Generator) -> Validity:
-    reasons = list(ctx.problems)
-    warnings: list[str] = list(ctx.warnings)
-    if ctx.interrupted_after_s is not None:
-        reasons.append(
-            f"interrupted after {ctx.interrupted_after_s:.1f}s: a partial run, "
-            "its numbers cover only the part that ran"
-        )
-    if not samples:
-        reasons.append("no requests were recorded")
-    if ctx.interrupted_after_s is None and gen.workers_done < ctx.workers_expected:
-        reasons.append(
-            f"only {gen.workers_done} of {ctx.workers_expected} load workers finished the schedule"
-        )
-    if ctx.open_loop:
-        lag = gen.send_lag_ms
-        if lag is not None and lag.p99 is not None and lag.p99 > ctx.max_send_lag_ms:
-            reasons.append(
-                f"generator fell behind its schedule: send lag p99 {lag.p99:.1f} ms > "
-                f"{ctx.max_send_lag_ms:g} ms (max {lag.max or 0:.1f} ms); "
-                "add --processes or lower the rate"
-            )
-        if gen.cap_waits:
-            reasons.append(
-                f"{gen.cap_waits} arrivals waited for a free slot (max_in_flight reached): "
-                "the offered rate was not sent on time"
-            )
-        if gen.not_sent:
-            reasons.append(f"{gen.not_sent} scheduled arrivals were never sent")
-        expected = ctx.expected_requests
-        # Not for a stopped run: the requests in flight at the stop were sent but not recorded.
-        complete = ctx.interrupted_after_s is None
-        if (
-            complete
-            and ctx.arrival in ("constant", "burst")
-            and expected
-            and gen.sent < 0.98 * expected - 1
-        ):
-            reasons.append(f"sent {gen.sent} of {expected:.0f} scheduled requests")
-    if gen.cpu_share_max is not None and gen.cpu_share_max > CPU_WARN_SHARE:
-        warnings.append(
-            f"a load worker used {gen.cpu_share_max:.0%} of a core: client-side delay may be "
-            "part of the measured latency; add --processes"
-        )
-    if gen.unfinished:
-        warnings.append(
-            f"{gen.unfinished} requests were still in flight when the drain time ran out"
-        )
-    return Validity(valid=not reasons, reasons=reasons, warnings=warnings)
-
-
 def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
     ok = [s for s in samples if s.ok]
     last_done = max((s.done_s for s in samples), default=ctx.start_s)
@@ -454,6 +408,7 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
         served=served,
         cache=cache,
         generator=gen,
-        validity=_validity(ctx, samples, gen),
+        # Judged by the verdict (harness/verdict/validity.py) for the runs whose numbers decide.
+        validity=Validity(valid=False, reasons=[NOT_JUDGED], warnings=[]),
         timeseries=per_second(samples, ctx.start_s, span),
     )

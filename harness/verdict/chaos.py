@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 from harness.measure.fates import FateTable
 from harness.measure.recovery import Recovery
-from harness.measure.summary import LoadSummary
+from harness.measure.summary import LoadSummary, RunContext
 from harness.observe.alert_states import AlertStates
 from harness.spec.experiment import ExperimentSpec
 from harness.spec.slo import parse_slo
 from harness.verdict.checks import CheckResult, Outcome
 from harness.verdict.slo import judge_estimate, judge_share
+from harness.verdict.validity import judge_validity
 
 # Fewer requests than this meant for a phase prove nothing about it.
 MIN_PHASE_REQUESTS = 5
@@ -91,9 +92,9 @@ def phase_checks(exp: ExperimentSpec, summaries: dict[str, LoadSummary]) -> list
     return checks
 
 
-def load_check(exp: ExperimentSpec, summary: LoadSummary) -> CheckResult:
+def load_check(exp: ExperimentSpec, summary: LoadSummary, ctx: RunContext) -> CheckResult:
     """An experiment whose own load fell behind its schedule measured the client, not the stack."""
-    v = summary.validity
+    v = summary.validity = judge_validity(summary, ctx)
     return CheckResult(
         name=f"{exp.title}: load kept its schedule",
         category="chaos",

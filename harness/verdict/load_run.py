@@ -24,6 +24,7 @@ from harness.load.report import LoadCheck, Outcome
 from harness.measure.summary import LoadSummary, RunContext
 from harness.spec.slo import DEFAULT_CHECKS, MIN_SENT_FOR_ACHIEVED_CHECK, Slo, parse_slo, parse_slos
 from harness.verdict.slo import SloJudgement, judge_estimate, judge_slo
+from harness.verdict.validity import judge_validity
 
 RUN_ALPHA = 0.05
 ACHIEVED = "achieved_ratio"
@@ -143,7 +144,9 @@ def run_outcome(summary: LoadSummary, checks: Sequence[LoadCheck]) -> Outcome:
 def run_verdict(
     samples: Sequence[Sample], summary: LoadSummary, ctx: RunContext
 ) -> tuple[list[LoadCheck], Outcome]:
-    """`harness load`'s judge (`measure_load`'s `judge`): the checks and the run's outcome."""
+    """`harness load`'s judge (`measure_load`'s `judge`): the run's validity (set on its
+    summary), its checks and its outcome."""
+    summary.validity = judge_validity(summary, ctx)
     checks = judge_run(samples, summary, ctx)
     return checks, run_outcome(summary, checks)
 
@@ -151,6 +154,8 @@ def run_verdict(
 def step_verdict(
     samples: Sequence[Sample], summary: LoadSummary, ctx: RunContext
 ) -> tuple[list[LoadCheck], Outcome]:
-    """The capacity search's judge: every figure on its estimate (short steps)."""
+    """The capacity search's judge: the step's validity, every figure on its estimate (short
+    steps)."""
+    summary.validity = judge_validity(summary, ctx)
     checks = judge_estimates(samples, summary, ctx)
     return checks, run_outcome(summary, checks)

@@ -225,7 +225,8 @@ def test_rate_limit_probe_spends_a_spare_key_before_the_load(tmp_path: Path) -> 
         "kind: gate\nprobes: {breaker: false}\n"
         # Constant arrivals: exactly 16 requests (a Poisson draw with a fresh seed varies).
         "load: {duration_s: 4s, workload: {max_tokens: 8},"
-        " load: {kind: open, rate_rps: 4, arrival: constant}}\n"
+        # The shipped profile's send-lag bound: the suite's other workers share the 2 cores.
+        " load: {kind: open, rate_rps: 4, arrival: constant, max_send_lag_ms: 250}}\n"
         "confidence: {max_duration_s: 0s, inconclusive_is: warn}\n",
         "--no-history",
         gateway_settings={"auth": {"api_keys": ["sk-gate", "sk-spare"]}},
@@ -243,7 +244,16 @@ def test_with_one_key_the_rate_limit_probe_waits_for_the_experiment_to_heal(
 ) -> None:
     """The experiment opens the primary breakers (30 s recovery here); the rate-limit probe, last
     on the only key, must wait for them instead of flooding the fallback pool."""
-    experiment = Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml"
+    # The shipped experiment, its fault 10 s and its "after" 12 s: the breakers it opens are
+    # still open when it ends.
+    shipped = yaml.safe_load(
+        (Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml").read_text()
+    )
+    shipped["load"].update(duration_s="30s")
+    shipped["load"]["load"].update(rate_rps=1)
+    shipped.update(fault_for_s="10s")
+    experiment = tmp_path / "primary-down.yaml"
+    experiment.write_text(yaml.safe_dump(shipped))
     r = gate(
         tmp_path,
         f"kind: gate\nprobes: {{breaker: false}}\nload: null\nexperiments: [{experiment}]\n",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from harness.data.samples import Sample
-from harness.measure.summary import RunContext, summarize
+from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.provenance import HostInfo
 from harness.report.model import GateLoadReport
+from harness.verdict.validity import judge_validity
 
 
 def load_report(ttft_ms: list[float], start_s: float = 1000.0) -> GateLoadReport:
@@ -36,7 +37,12 @@ def load_report(ttft_ms: list[float], start_s: float = 1000.0) -> GateLoadReport
         target={},
         model="m",
         outcome="passed",
-        summary=summarize(samples, ctx),
+        summary=judged(summarize(samples, ctx), ctx),
         samples_dir="samples",
         locust_log="locust.log",
     )
+
+
+def judged(summary: LoadSummary, ctx: RunContext) -> LoadSummary:
+    summary.validity = judge_validity(summary, ctx)
+    return summary

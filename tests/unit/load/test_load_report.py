@@ -9,7 +9,7 @@ from harness.data.samples import Sample
 from harness.load.report import LoadReport, render
 from harness.measure.summary import RunContext, WorkerAccount, summarize
 from harness.provenance import host_info, now_iso
-from harness.verdict.load_run import judge_run, run_outcome
+from harness.verdict.load_run import run_outcome, run_verdict
 
 T0 = 1_000.0
 
@@ -48,14 +48,14 @@ def report(slos: tuple[str, ...] = (), lag_s: float = 0.0, n: int = 10) -> LoadR
         workers=[WorkerAccount(0, T0, T0 + n)],
     )
     summary = summarize(samples, ctx)
-    checks = judge_run(samples, summary, ctx)
+    checks, outcome = run_verdict(samples, summary, ctx)
     return LoadReport(
         started_at=now_iso(),
         host=host_info(),
         config={"name": "unit"},
         target={"url": "http://x"},
         model="m",
-        outcome=run_outcome(summary, checks),
+        outcome=outcome,
         summary=summary,
         checks=checks,
         samples_dir="s",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from harness.data.samples import Sample
-from harness.measure.summary import RunContext, WorkerAccount, summarize
+from harness.measure.summary import LoadSummary, RunContext, WorkerAccount, summarize
 from harness.measure.window import phases
 from harness.verdict.load_run import run_outcome
+from harness.verdict.validity import judge_validity
 
 T0 = 1_000_000.0
 
@@ -109,9 +110,22 @@ def open_ctx(**kw: object) -> RunContext:
     return ctx(**{**base, **kw})
 
 
+def judged(samples: list[Sample], c: RunContext) -> LoadSummary:
+    """A summary with its validity judged, as every run whose numbers decide gets it."""
+    out = summarize(samples, c)
+    out.validity = judge_validity(out, c)
+    return out
+
+
+def test_a_summary_nobody_judged_is_not_valid() -> None:
+    out = summarize([s(i, intended=T0 + i) for i in range(10)], open_ctx())
+    assert not out.validity.valid and out.validity.reasons == ["not judged"]
+    assert judged([s(i, intended=T0 + i) for i in range(10)], open_ctx()).validity.valid
+
+
 def test_open_loop_reports_latency_from_intended_time() -> None:
     samples = [s(i + 0.002, e2e=100, ttft=20, intended=T0 + i) for i in range(10)]
-    out = summarize(samples, open_ctx())
+    out = judged(samples, open_ctx())
     assert out.validity.valid, out.validity
     lat = out.latency
     assert lat.e2e_from_intended_ms is not None and lat.e2e_from_intended_ms.p50 == pytest.approx(
@@ -128,7 +142,7 @@ def test_open_loop_reports_latency_from_intended_time() -> None:
 
 def test_a_generator_that_fell_behind_makes_the_run_invalid() -> None:
     samples = [s(i + 0.2 * i, intended=T0 + i) for i in range(10)]  # lag grows to 1.8 s
-    out = summarize(
+    out = judged(
         samples, open_ctx(workers=[WorkerAccount(0, T0, T0 + 10, cap_waits=3, not_sent=2)])
     )
     assert not out.validity.valid
@@ -139,14 +153,14 @@ def test_a_generator_that_fell_behind_makes_the_run_invalid() -> None:
 
 def test_missing_workers_few_sends_and_busy_cpu() -> None:
     samples = [s(i, intended=T0 + i) for i in range(5)]
-    out = summarize(
+    out = judged(
         samples,
         open_ctx(workers_expected=2, workers=[WorkerAccount(0, T0, T0 + 10, cpu_s=9.5, wall_s=10)]),
     )
     text = " ".join(out.validity.reasons)
     assert "only 1 of 2" in text and "sent 5 of 10" in text
     assert any("core" in w for w in out.validity.warnings)
-    assert not summarize([], ctx()).validity.valid
+    assert not judged([], ctx()).validity.valid
 
 
 def test_timeseries_buckets_by_intended_second() -> None:
@@ -185,7 +199,7 @@ def test_a_request_in_flight_when_the_fault_began_counts_as_during() -> None:
 def test_an_interrupted_run_is_partial_and_not_blamed_on_the_generator() -> None:
     # 4 s of a 10 s constant schedule ran: 4 arrivals were due, 3 recorded (one was in flight).
     samples = [s(i, intended=T0 + i) for i in range(3)]
-    out = summarize(
+    out = judged(
         samples,
         open_ctx(duration_s=4.0, expected_requests=4.0, workers=[], interrupted_after_s=4.0),
     )
@@ -245,7 +259,7 @@ def behind(n: int, send_every_s: float, done_every_s: float) -> list[Sample]:
 
 def test_rates_count_the_scheduled_window_and_the_drain_is_apart() -> None:
     # 4 req/s offered for 10 s; the server finishes one every 0.375 s (2.67/s): it falls behind.
-    out = summarize(behind(40, 0.25, 0.375), open_ctx(expected_requests=40.0))
+    out = judged(behind(40, 0.25, 0.375), open_ctx(expected_requests=40.0))
     g = out.generator
     assert g.offered_rate_rps == pytest.approx(4.0) and g.sent_rate_rps == pytest.approx(4.0)
     assert g.achieved_rate_rps == pytest.approx(2.7)  # 27 done within the 10 s window

@@ -16,6 +16,7 @@ from harness.spec.slo import parse_slo
 from harness.verdict.load_checks import kept_up_check, validity_check
 from harness.verdict.load_run import RUN_ALPHA, judge_estimates, judge_run, run_outcome
 from harness.verdict.slo import judge_estimate
+from harness.verdict.validity import judge_validity
 
 T0 = 1_000_000.0
 
@@ -56,6 +57,7 @@ def ctx(n: int, **kw: object) -> RunContext:
 
 def judged(samples: list[Sample], c: RunContext) -> tuple[LoadSummary, dict[str, LoadCheck]]:
     summary = summarize(samples, c)
+    summary.validity = judge_validity(summary, c)
     return summary, {ch.expr: ch for ch in judge_run(samples, summary, c)}
 
 
@@ -169,7 +171,7 @@ def test_an_estimate_names_the_number_and_the_threshold() -> None:
 def test_the_gate_says_one_figure_per_thing_over_the_pooled_window() -> None:
     # The same summary the load table shows: sent against offered for the schedule, achieved
     # against sent for keeping up, all over the same window.
-    summary = summarize(behind(40, 0.25, 0.25), ctx(10, expected_requests=36.0))
+    summary, _ = judged(behind(40, 0.25, 0.25), ctx(10, expected_requests=36.0))
     kept = kept_up_check(summary)
     assert kept.outcome == "pass" and kept.measured["achieved_ratio"] == pytest.approx(1.0)
     said = "10 s schedule window 4.00 req/s achieved of 4.00 req/s sent (3.60 offered)"
@@ -179,10 +181,11 @@ def test_the_gate_says_one_figure_per_thing_over_the_pooled_window() -> None:
     closed = kept_up_check(summarize(behind(40, 0.25, 0.25), ctx(10, open_loop=False)))
     assert closed.outcome == "skipped"
 
-    from harness.load.report import HostInfo, LoadReport
+    from harness.load.report import LoadReport
+    from harness.provenance import HostInfo
 
     look = LoadReport(
-        created_at="2026-01-01T00:00:00Z",
+        started_at="2026-01-01T00:00:00Z",
         host=HostInfo(hostname="h", platform="p", python="3.11", cpus=2),
         config={},
         target={},
