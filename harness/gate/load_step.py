@@ -22,7 +22,7 @@ from harness.spec.load import LoadSpec, OpenLoop
 from harness.spec.slo import parse_slo, parse_slos
 from harness.stack import RunningStack
 from harness.stack.target import from_stack
-from harness.verdict.checks import CheckResult
+from harness.verdict.checks import CheckResult, unmet
 from harness.verdict.load_checks import (
     PRIMARY,
     judge_all,
@@ -160,8 +160,7 @@ def run_gate_load(
         for name, j in latest.items()
     ]
     if no_served_by is not None:
-        why = f"cannot run on this stack: {no_served_by}"
-        checks.append(CheckResult(name=PRIMARY, category="slo", outcome="skipped", reasons=[why]))
+        checks.append(unmet(PRIMARY, "slo", no_served_by))
     # The pooled report's outcome is the load step's checks', not the last look's own; those
     # checks are the run report's, so none are copied here.
     pooled = GateLoadReport(

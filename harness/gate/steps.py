@@ -64,7 +64,7 @@ from harness.stack import RunningStack
 from harness.verdict.baseline import accepted, compare_with_history
 from harness.verdict.breaker import BreakerConfig
 from harness.verdict.chaos import key_expectations_decided
-from harness.verdict.checks import CheckResult
+from harness.verdict.checks import CheckResult, disabled, unmet
 from harness.verdict.logs import ERRORS_LOGGED, NO_EXCEPTIONS, NO_SECRETS
 from harness.verdict.policy import judge_policy
 from harness.verdict.resources import judge_resources
@@ -124,23 +124,6 @@ def guarded(name: str, category: str, fn: Callable[[], CheckResult]) -> CheckRes
             reasons=[f"{type(exc).__name__}: {exc}"],
             duration_s=round(time.monotonic() - t0, 3),
         )
-
-
-def disabled(name: str, category: str) -> CheckResult:
-    return CheckResult(
-        name=name, category=category, outcome="skipped", reasons=["disabled in the gate profile"]
-    )
-
-
-def unmet(name: str, category: str, why: str) -> CheckResult:
-    """A check whose requirement the stack lacks: skipped with the reason, never passed (the
-    profile's key checks decide whether that stops the gate from passing)."""
-    return CheckResult(
-        name=name,
-        category=category,
-        outcome="skipped",
-        reasons=[f"cannot run on this stack: {why}"],
-    )
 
 
 def gate_rule_tests(gate: GateSpec) -> Path:

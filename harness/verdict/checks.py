@@ -85,3 +85,21 @@ def coverage_check(results: list[CheckResult], key_checks: tuple[str, ...]) -> C
         {"judged": len(judged), "key_checks": len(key_checks)},
         f"{len(judged)} checks judged; key checks: {', '.join(key_checks) or 'none'}",
     )
+
+
+def disabled(name: str, category: str) -> CheckResult:
+    """A check the gate profile turned off: skipped, and said so."""
+    return CheckResult(
+        name=name, category=category, outcome="skipped", reasons=["disabled in the gate profile"]
+    )
+
+
+def unmet(name: str, category: str, why: str) -> CheckResult:
+    """A check whose requirement the stack lacks: skipped with the reason, never passed (the
+    profile's key checks decide whether that stops the gate from passing)."""
+    return CheckResult(
+        name=name,
+        category=category,
+        outcome="skipped",
+        reasons=[f"cannot run on this stack: {why}"],
+    )
