@@ -115,6 +115,10 @@ def harness_up(
     # 14 ms on a busy 2-core machine while a 30 ms-TTFT miss took 46 ms (3.2x of the 4x the
     # tests' policy asks). At 150 ms the cache probe's ratio measures the cache, not the machine.
     spec["primary"]["server"]["time_to_first_token_ms"] = 150
+    # And tokens far enough apart that the streaming probe's spread (the first to the last chunk
+    # over the whole answer) stays well above its 0.05 when a busy machine delays the first
+    # chunk: at 5 ms a 530 ms first chunk left 0.048.
+    spec["primary"]["server"]["inter_token_latency_ms"] = 20
     (d / "stack.yaml").write_text(yaml.safe_dump(spec))
     proc = subprocess.Popen(
         [*HARNESS, "up", *provider, "--stack", str(d / "stack.yaml"), "--ready-file", str(ready)],

@@ -15,6 +15,7 @@ from harness.data.samples import Sample, read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
 from harness.measure.calibration import Calibration, resolve
+from harness.measure.server import collect_view
 from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
@@ -121,8 +122,11 @@ def run_gate_load(
     for k in range(1, plan.max_looks + 1):
         look_dir = run_dir if plan.max_looks == 1 else run_dir / f"look-{k}"
         # Each look's own report.json is judged as `harness load` judges a run; the gate's
-        # verdict is the pooled one below.
-        report = measure_load(spec, target, look_dir, progress, judge=run_verdict)
+        # verdict is the pooled one below. The server's view is read once, over every look,
+        # after the last (each read waits for the scrape after its window: 2 s a look).
+        report = measure_load(
+            spec, target, look_dir, progress, judge=run_verdict, server_view=plan.max_looks == 1
+        )
         reports.append(report)
         per_look.append(read_samples(Path(report.samples_dir)))
         samples = _contiguous(reports, per_look)
@@ -163,11 +167,22 @@ def run_gate_load(
         checks.append(unmet(PRIMARY, "slo", no_served_by))
     # The pooled report's outcome is the load step's checks', not the last look's own; those
     # checks are the run report's, so none are copied here.
+    server = reports[-1].server
+    if plan.max_looks > 1 and target.prometheus:
+        # On the wall clock (the pooled summary's clock closes the gaps between looks).
+        first, last = reports[0].summary.window, reports[-1].summary.window
+        server = collect_view(
+            target.prometheus,
+            first.start_s,
+            last.start_s + last.span_s,
+            headers=target.prometheus_headers,
+        )
     pooled = GateLoadReport(
         **reports[-1].model_dump(
-            exclude={"summary", "samples_dir", "outcome", "checks", "started_at"}
+            exclude={"summary", "samples_dir", "outcome", "checks", "started_at", "server"}
         ),
         started_at=reports[0].started_at,  # the first look's: the load began then
+        server=server,
         summary=summary,
         samples_dir=str(run_dir),
         looks=looks,

@@ -79,7 +79,7 @@ class ConfidenceSpec(Strict):
     # ... except these SLOs (as written in `slos`), which only warn (and never keep the load
     # going): a p99 needs about 300 requests for a bound at all, more than a short gate sends;
     # the inter-token tail under overlapping requests is the machine's more than the stack's.
-    warn_only: tuple[str, ...] = ("ttft_p99_ms<=5x", "itl_p95_ms<=5x")
+    warn_only: tuple[str, ...] = ("ttft_p99_ms<=7x", "itl_p95_ms<=5x")
 
     @field_validator("warn_only")
     @classmethod
@@ -102,11 +102,11 @@ class GateSpec(Strict):
     # Relative to the calibration (`x`), as in reports/profiles/default.yaml, which says why.
     slos: tuple[str, ...] = (
         "ttft_p50_ms<=2.5x",
-        "ttft_p95_ms<=3.5x",
-        "ttft_p99_ms<=5x",
+        "ttft_p95_ms<=5x",
+        "ttft_p99_ms<=7x",
         "itl_p50_ms<=2x",
         "itl_p95_ms<=5x",
-        "e2e_p95_ms<=3.5x",
+        "e2e_p95_ms<=5x",
         "error_rate<=0.05",
     )
     regression: RegressionSpec = RegressionSpec()

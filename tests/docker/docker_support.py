@@ -49,8 +49,10 @@ class Engine:
 
     def labelled(self, run_id: str) -> list[str]:
         """Names of the containers one launcher run left in the engine."""
-        found = self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
-        return [str(c.name) for c in found]
+        # The engine's list alone (not one inspect per container, which races the removal this
+        # is used to wait for: a container listed and gone before its inspect answered 404).
+        found = self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        return [str(c["Names"][0]).lstrip("/") for c in found]
 
 
 def wait_ready(check: ReadyCheck, timeout_s: float = 15.0) -> None:
