@@ -162,7 +162,8 @@ def test_gate_compares_with_history_and_records_itself(tmp_path: Path) -> None:
     )
     profile = (
         "kind: gate\nname: nightly\nprobes: {rate_limit: false}\n"
-        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 2}}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8},\n"
+        "       load: {kind: open, rate_rps: 2, max_send_lag_ms: 250}}\n"
         "confidence: {max_duration_s: 0s, inconclusive_is: warn}\n"
     )
     r = gate(tmp_path, profile, "--history", str(history))
@@ -273,7 +274,8 @@ def test_a_warn_only_slo_does_not_keep_the_load_going(tmp_path: Path) -> None:
     gating SLOs needed and warns, instead of running all five looks there is time for."""
     profile = (
         "kind: gate\nprobes: {rate_limit: false, breaker: false}\n"
-        "load: {duration_s: 4s, workload: {max_tokens: 8}, load: {kind: open, rate_rps: 5}}\n"
+        "load: {duration_s: 4s, workload: {max_tokens: 8},\n"
+        "       load: {kind: open, rate_rps: 5, max_send_lag_ms: 250}}\n"
         "slos: [error_rate<=0.5, ttft_p99_ms<=100000]\n"
         "confidence: {max_duration_s: 20s, warn_only: [ttft_p99_ms<=100000]}\n"
     )

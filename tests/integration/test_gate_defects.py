@@ -20,6 +20,8 @@ SIM_STACK = Path(__file__).parents[1] / "fixtures" / "sim-stack.yaml"
 # The simulated stack's breaker recovers in 4 s (quick tests), and its misses take only ~50 ms
 # (30 ms to the first token), so a hit can be only a few times faster: the policy is told so.
 SIM_POLICY = {"breaker": {"recovery_timeout_s": 4}, "cache": {"hit_speedup": 4}}
+# Loads here allow a send lag of 250 ms (the default profile's): beside the suite's other
+# workers a 2-core runner stalls the generator (a 50 ms bound failed a run at 209 ms).
 PROBES_ONLY = {"probes": {"breaker": False}, "load": None, "key_checks": []}
 PROBES = tuple(GateProbes.model_fields)
 
@@ -376,7 +378,7 @@ def test_a_slowed_model_pool_fails_the_latency_slo_with_its_bound(tmp_path: Path
         "load": {
             "duration_s": "6s",
             "workload": {"max_tokens": 8},
-            "load": {"kind": "open", "rate_rps": 10},
+            "load": {"kind": "open", "rate_rps": 10, "max_send_lag_ms": 250},
         },
         "slos": ["ttft_p95_ms<=200"],
         "confidence": {"max_duration_s": "12s"},
@@ -435,7 +437,7 @@ def test_load_step_checks_fail_on_a_failing_primary_slow_answers_and_heavy_servi
         "load": {
             "duration_s": "5s",
             "workload": {"max_tokens": 8},
-            "load": {"kind": "open", "rate_rps": 4},
+            "load": {"kind": "open", "rate_rps": 4, "max_send_lag_ms": 250},
         },
         "slos": ["ttft_ms<=1", "ttft_p50_ms<=50x"],
         "confidence": {"max_duration_s": "0s"},
@@ -466,7 +468,7 @@ def test_a_stack_that_falls_behind_the_offered_rate_fails_kept_up(tmp_path: Path
         "load": {
             "duration_s": "6s",
             "workload": {"max_tokens": 4},
-            "load": {"kind": "open", "rate_rps": 10},
+            "load": {"kind": "open", "rate_rps": 10, "max_send_lag_ms": 250},
         },
         "slos": ["error_rate<=0.5"],
         "confidence": {"max_duration_s": "0s", "inconclusive_is": "warn"},

@@ -30,7 +30,7 @@ PROFILE = {
     "load": {
         "duration_s": "5s",
         "workload": {"max_tokens": 8},
-        "load": {"kind": "open", "rate_rps": 4},
+        "load": {"kind": "open", "rate_rps": 4, "max_send_lag_ms": 250},
     },
     "slos": ["ttft_p95_ms<=5000"],
     "confidence": {"max_duration_s": "0s"},
