@@ -89,6 +89,14 @@ UsersOpt = Annotated[int | None, typer.Option("--users", help="Closed loop: conc
 ArrivalOpt = Annotated[
     str | None, typer.Option("--arrival", help="Open loop: constant, poisson or burst.")
 ]
+SendLagOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-send-lag-ms",
+        help="Open loop: the p99 send lag (ms behind the schedule) above which the run is "
+        "invalid (default 50; a busy shared runner may need 250).",
+    ),
+]
 ShapeOpt = Annotated[str | None, typer.Option("--shape", help="steady, ramp, step or spike.")]
 DurationOpt = Annotated[str | None, typer.Option("--duration", help="Run length, e.g. 30s, 2m.")]
 ProcessesOpt = Annotated[int | None, typer.Option("--processes", help="Locust worker processes.")]
@@ -368,6 +376,7 @@ def load_command(
     rate: RateOpt = None,
     users: UsersOpt = None,
     arrival: ArrivalOpt = None,
+    max_send_lag_ms: SendLagOpt = None,
     shape: ShapeOpt = None,
     duration: DurationOpt = None,
     processes: ProcessesOpt = None,
@@ -411,6 +420,7 @@ def load_command(
             rate_rps=rate,
             users=users,
             arrival=arrival,
+            max_send_lag_ms=max_send_lag_ms,
             shape=shape,
             duration=duration,
             processes=processes,
@@ -468,6 +478,7 @@ def capacity_command(
     prometheus: PromOpt = None,
     scenario: ScenarioOpt = None,
     arrival: ArrivalOpt = None,
+    max_send_lag_ms: SendLagOpt = None,
     start_rate: Annotated[
         float, typer.Option("--start-rate", help="First rate tried (req/s).")
     ] = 1.0,
@@ -523,6 +534,7 @@ def capacity_command(
         Overrides(
             rate_rps=start_rate,
             arrival=arrival,
+            max_send_lag_ms=max_send_lag_ms,
             duration=step_duration,
             processes=processes,
             max_tokens=max_tokens,

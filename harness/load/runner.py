@@ -52,6 +52,7 @@ from harness.load.tokens import TokenSizing, sizing_for_run
 from harness.load.trace import TraceEntry, read_trace
 from harness.measure.stats import percentile
 from harness.measure.summary import RunContext, WorkerAccount
+from harness.niceness import keep_niceness
 from harness.paths import PROJECT_ROOT, runs_dir
 from harness.provenance import now_iso
 from harness.spec.load import LoadSpec, OpenLoop
@@ -372,6 +373,7 @@ def run_load(
             if threading.current_thread() is threading.main_thread()
             else None,
         )
+        keep_niceness(proc.pid)
         # Recorded: a harness killed meanwhile leaves no Locust behind (the next command reaps it).
         ownership.current().add_session("locust", proc.pid)
         try:

@@ -25,6 +25,7 @@ _OPTION_OF_FIELD = {
     "load.rate_rps": "--rate",
     "load.users": "--users",
     "load.arrival": "--arrival",
+    "load.max_send_lag_ms": "--max-send-lag-ms",
     "shape.kind": "--shape",
     "duration_s": "--duration",
     "processes": "--processes",
@@ -110,6 +111,7 @@ class Overrides:
     rate_rps: float | None = None
     users: int | None = None
     arrival: str | None = None
+    max_send_lag_ms: float | None = None
     shape: str | None = None
     duration: str | None = None
     processes: int | None = None
@@ -136,6 +138,11 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
         )
     if o.arrival is not None and o.rate_rps is None and spec.load.kind != "open":
         problems.append(ConfigProblem("--arrival", "applies to open-loop runs only: add --rate"))
+    closed = o.users is not None or (o.rate_rps is None and spec.load.kind != "open")
+    if o.max_send_lag_ms is not None and closed:
+        problems.append(
+            ConfigProblem("--max-send-lag-ms", "applies to open-loop runs only: add --rate")
+        )
     if o.endpoint is not None and o.endpoint not in ENDPOINTS:
         problems.append(
             ConfigProblem(
@@ -154,6 +161,8 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
         data["load"] = {**keep, "kind": "closed", "users": o.users}
     if o.arrival is not None:
         data["load"]["arrival"] = o.arrival
+    if o.max_send_lag_ms is not None and data["load"]["kind"] == "open":
+        data["load"]["max_send_lag_ms"] = o.max_send_lag_ms
     if o.trace is not None:
         old = data["load"].get("trace") or {}
         keep = data["load"] if data["load"]["kind"] == "open" else {}
@@ -194,6 +203,7 @@ def apply_overrides(spec: LoadSpec, o: Overrides) -> LoadSpec:
             ("--rate", o.rate_rps),
             ("--users", o.users),
             ("--arrival", o.arrival),
+            ("--max-send-lag-ms", o.max_send_lag_ms),
             ("--shape", o.shape),
             ("--duration", o.duration),
             ("--processes", o.processes),

@@ -14,6 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from harness.niceness import keep_niceness
 from harness.stack import ownership
 from harness.stack.plan import ServiceDef
 
@@ -75,6 +76,7 @@ class ProcessService:
             if threading.current_thread() is threading.main_thread()
             else None,
         )
+        keep_niceness(self._proc.pid)
         self._start_ticks = ownership.start_time(self._proc.pid)
         ownership.current().add_session(self.name, self._proc.pid)
 

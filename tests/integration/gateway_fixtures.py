@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from harness.errors import ToolMissingError
+from harness.niceness import keep_niceness
 from harness.paths import PROJECT_ROOT
 from harness.spec.gateway import GatewayRuntimeConfig, GatewaySettings
 from harness.stack.ports import free_ports
@@ -81,6 +82,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+        keep_niceness(self.proc.pid)
 
     @property
     def pid(self) -> int:

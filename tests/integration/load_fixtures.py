@@ -21,6 +21,7 @@ import pytest
 from nginx_support import nginx_argv
 
 from harness.clients.prometheus import PrometheusClient
+from harness.niceness import keep_niceness
 from harness.stack.ports import free_ports
 from harness.tools import find_binary
 
@@ -59,7 +60,7 @@ def run_harness(
 def start_harness(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
     """`harness ARGS...` in the background, in its own session (stop_harness ends it by PID)."""
     with log.open("wb") as f:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [*HARNESS, *map(str, args)],
             stdout=f,
             stderr=subprocess.STDOUT,
@@ -67,6 +68,8 @@ def start_harness(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
             start_new_session=True,
             preexec_fn=_default_sigint,
         )
+    keep_niceness(proc.pid)
+    return proc
 
 
 def stop_harness(proc: subprocess.Popen[bytes]) -> None:

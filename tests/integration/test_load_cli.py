@@ -400,6 +400,10 @@ def test_capacity_finds_the_knee_of_a_two_slot_server(
         # sometimes arrives light enough to pass.
         "--seed",
         "1",
+        # Beside the suite's other workers the generator may lag a 2-core runner's scheduler
+        # (a 50 ms bound stopped a search on the generator, not the SLO, in a CI run).
+        "--max-send-lag-ms",
+        "250",
         "--json",
         str(out),
         "--run-dir",

@@ -18,7 +18,7 @@ from harness.load.repeats import KEEP, check_and_record, fingerprint
 from harness.load.runner import _ProgressPrinter
 from harness.load.scenarios import Overrides, apply_overrides, load_scenario
 from harness.load.workload import INSTRUCTION, WorkloadGenerator
-from harness.spec.load import LoadSpec, Workload
+from harness.spec.load import LoadSpec, OpenLoop, Workload
 
 
 def test_a_spec_without_seed_asks_for_a_fresh_one_per_run() -> None:
@@ -73,6 +73,20 @@ def test_workload_options_of_the_command_line() -> None:
     with pytest.raises(ConfigError) as out_of_range:
         apply_overrides(spec, Overrides(prefix_share=1.5))
     assert out_of_range.value.problems[0].location.startswith("--prefix-share")
+
+
+def test_the_send_lag_bound_of_an_open_loop_from_the_command_line() -> None:
+    spec = apply_overrides(load_scenario("chat"), Overrides(rate_rps=3, max_send_lag_ms=250))
+    assert isinstance(spec.load, OpenLoop) and spec.load.max_send_lag_ms == 250
+    # A later rate (capacity's steps) keeps it.
+    again = apply_overrides(spec, Overrides(rate_rps=6))
+    assert isinstance(again.load, OpenLoop) and again.load.max_send_lag_ms == 250
+    with pytest.raises(ConfigError) as closed:
+        apply_overrides(load_scenario("chat"), Overrides(users=2, max_send_lag_ms=250))
+    assert [p.location for p in closed.value.problems] == ["--max-send-lag-ms"]
+    with pytest.raises(ConfigError) as negative:
+        apply_overrides(load_scenario("chat"), Overrides(rate_rps=3, max_send_lag_ms=-1))
+    assert negative.value.problems[0].location.startswith("--max-send-lag-ms")
 
 
 def test_prefix_share_gives_every_fresh_prompt_one_common_prefix() -> None:
