@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-# Beside the niced parallel phase (Makefile): its SLOs are relative to a calibration taken on the
-# same machine at the same time, and its stack gets the CPU first.
-pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow, pytest.mark.beside]
+pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.mark.timeout(1600)  # the subprocess's own limit, and room to read its report
