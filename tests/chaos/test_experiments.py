@@ -14,39 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from harness.paths import PROJECT_ROOT
+from chaos_support import CHAOS, SIM_CHAOS_STACK, SIM_STACK, run_chaos
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
-
-SIM_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-stack.yaml"
-# The simulated stack with HTTP fault fronts and the simulated GPU exporter.
-SIM_CHAOS_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-chaos-stack.yaml"
-CHAOS = PROJECT_ROOT / "chaos"
-
-
-def run_chaos(
-    tmp_path: Path, *experiments: str, stack: Path = SIM_STACK
-) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
-    out = tmp_path / "out"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "chaos",
-            *(str(CHAOS / e) for e in experiments),
-            "--stack",
-            str(stack),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    report = json.loads((out / "report.json").read_text())
-    return r, report
 
 
 @pytest.mark.parametrize("experiment", ["primary-down-fallback.yaml", "primary-slow-timeout.yaml"])

@@ -7,20 +7,15 @@ for the requests a fault hit and only those, and nothing reaches the client as a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-from harness.paths import PROJECT_ROOT
+from chaos_support import SIM_CHAOS_STACK, run_chaos
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-SIM_CHAOS_STACK = PROJECT_ROOT / "tests" / "fixtures" / "sim-chaos-stack.yaml"
 PRIMARIES = ["primary-0", "primary-1"]
 # 4 a second for 20 s: 32 requests meant during each 8 s fault, and 8 s after it (the breakers a
 # fault opened keep the primaries out for their 4 s); five experiments pass the reference limit
@@ -82,30 +77,14 @@ def test_every_documented_toxic_is_applied_live(tmp_path: Path) -> None:
     stack = yaml.safe_load(SIM_CHAOS_STACK.read_text())
     stack["gateway"]["settings"]["rate_limit"] = {"requests_per_minute": 6000}
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(stack))
-    files = []
+    files: list[Path] = []
     for name, (fault, _) in TOXICS.items():
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(_experiment(name, fault)))
-        files.append(str(path))
-    out, stack_file = tmp_path / "out", tmp_path / "stack.yaml"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "chaos",
-            *files,
-            "--stack",
-            str(stack_file),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+        files.append(path)
+    stack_file = tmp_path / "stack.yaml"
+    r, report = run_chaos(tmp_path, *files, stack=stack_file, timeout_s=540)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
     journals = {j["title"]: j for j in report["experiments"]}
     assert set(journals) == set(TOXICS)
     seen = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chaos_support import run_chaos
 from docker_support import DOCKER_SUITE, SIM_IMAGES, Engine
 
 from harness.paths import PROJECT_ROOT
@@ -92,27 +93,14 @@ def test_harness_up_with_docker_streams_through_nginx_and_sigterm_leaves_nothing
 @pytest.mark.chaos
 def test_chaos_experiment_on_the_container_stack(docker_engine: Engine, tmp_path: Path) -> None:
     docker_engine.require(*SIM_IMAGES)
-    out = tmp_path / "out"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "chaos",
-            str(PROJECT_ROOT / "chaos" / "primary-down-fallback.yaml"),
-            "--provider",
-            "docker",
-            "--stack",
-            str(SIM_STACK),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    r, report = run_chaos(
+        tmp_path,
+        "primary-down-fallback.yaml",
+        stack=SIM_STACK,
+        timeout_s=600,
+        options=("--provider", "docker"),
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "passed"
     (journal,) = report["experiments"]
     assert journal["phases"]["during"]["served"]["counts"].get("fallback", 0) > 0

@@ -20,7 +20,7 @@ PROFILE = (
     "probes: {streaming: false, security: false, injection: false, pii: false, cost: false,\n"
     "         monitoring: false, alert_rule_tests: false, breaker: false, rate_limit: false,\n"
     "         logs: false}\n"
-    "policy: {breaker: {recovery_timeout_s: 4}, cache: {hit_speedup: 4}}\n"
+    "policy: {breaker: {recovery_timeout_s: 4}, cache: {hit_speedup: 2}}\n"
 )
 # The harness as `python -m harness`, with the gate's cache probe replaced by one that raises.
 PLANTED = """
