@@ -51,16 +51,32 @@ TOXICS: dict[str, tuple[dict[str, Any], str]] = {
         },
         "none",
     ),
-    # Half the requests to the primaries are answered 500 by their HTTP fault front: those fall
-    # back, the others are the primaries'.
+    # 30% of the requests to the primaries are answered 500 by their HTTP fault front: those
+    # fall back, the others are the primaries'.
     "http-error-share": (
-        {"kind": "http_error", "targets": PRIMARIES, "status": 500, "share": 0.5},
+        {"kind": "http_error", "targets": PRIMARIES, "status": 500, "share": 0.3},
         "some",
     ),
 }
+# The share's experiment runs 12 s of fault (48 requests meant during it) and judges what it
+# provokes: some fallbacks (k >= 6 of 48 decides >= 0.05; P(k <= 5) is 0.001 at 0.3), most
+# requests still the primaries' (a breaker opened by five 500s in a row keeps them out 4 s) and
+# no error reaching the client (0 of 48 decides <= 0.1).
+SHARE_EXPECT = ["fallback_share>=0.05", "primary_share>=0.3", "error_rate<=0.1"]
 
 
 def _experiment(name: str, fault: dict[str, Any]) -> dict[str, Any]:
+    if name == "http-error-share":
+        load = {**LOAD, "duration_s": "24s"}
+        return {
+            "kind": "experiment",
+            "title": name,
+            "load": load,
+            "fault": fault,
+            "fault_at_s": "4s",
+            "fault_for_s": "12s",
+            "expect": {"during": SHARE_EXPECT},
+        }
     return {
         "kind": "experiment",
         "title": name,
@@ -106,4 +122,13 @@ def test_every_documented_toxic_is_applied_live(tmp_path: Path) -> None:
         # And the steady state came back: the requests after the fault are the primaries'.
         after = j["phases"]["after"]["served"]["counts"]
         assert after.get("primary", 0) > 0, (name, after)
+    # The share's fallbacks judged by the harness itself, each expectation decided.
+    checks = {c["name"]: c for c in report["checks"]}
+    for expr in SHARE_EXPECT:
+        check = checks[f"http-error-share: during the fault, {expr}"]
+        assert check["outcome"] == "pass", check
+    # And counted: each fallback it provoked is a request failed over, none failed.
+    share_during = journals["http-error-share"]["fates"]["groups"]["during"]["counts"]
+    assert share_during["failed_over"] == seen["http-error-share"][1], share_during
+    assert share_during["failed"] == share_during["cut_silently"] == 0, share_during
     print("\n(primary, fallback, errors) during each fault:", seen)

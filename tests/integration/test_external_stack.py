@@ -282,8 +282,12 @@ def test_a_secured_prometheus_is_read_with_credentials(
 def test_chaos_on_an_external_stack_through_its_toxiproxy(
     tmp_path: Path, up_stack: dict[str, Any]
 ) -> None:
-    """A network fault through the deployment's own Toxiproxy; a process fault is skipped."""
+    """A network fault through the deployment's own Toxiproxy; a process fault is skipped. The
+    spec names no gateway replicas and no Prometheus: the steady state is read from what it
+    has, a fresh request through the front door, and what it lacks is named."""
     spec = external_spec(up_stack, toxiproxy=True)
+    for lacking in ("gateways", "prometheus", "alertmanager"):
+        del spec["external"][lacking]
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec))
     exp = yaml.safe_load(
         (Path(__file__).parents[2] / "chaos" / "primary-down-fallback.yaml").read_text()
@@ -317,6 +321,13 @@ def test_chaos_on_an_external_stack_through_its_toxiproxy(
     checks = by_name(json.loads((tmp_path / "out" / "report.json").read_text()))
     during = checks["primary pool down, fallback serves: during the fault, fallback_share>=0.5"]
     assert during["outcome"] == "pass", during
+    steady = checks["primary pool down, fallback serves: started from steady state"]
+    assert steady["outcome"] == "pass" and steady["measured"]["signals"] == "a request", steady
+    assert steady["reasons"] == [
+        "steady: a fresh request answered by the primary pool",
+        "not part of the hypothesis: breakers: no gateway replicas known",
+        "not part of the hypothesis: alerts: the stack has no Prometheus",
+    ], steady
     assert checks["kill a primary"]["outcome"] == "skipped"
     assert "no process handles" in checks["kill a primary"]["reasons"][0]
 
