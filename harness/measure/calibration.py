@@ -26,6 +26,9 @@ class Calibration(BaseModel):
     itl_ms: float
     e2e_ms: float
     duration_s: float
+    # When the gate measured it, the stack idle both times: first, or during the breaker probe's
+    # recovery wait.
+    measured_during: str = "before the probes"
 
     def base(self, dist: str) -> float:
         return {"ttft": self.ttft_ms, "itl": self.itl_ms, "tpot": self.itl_ms, "e2e": self.e2e_ms}[

@@ -6,13 +6,16 @@ replica's `llm_circuit_breaker_state{pool="primary"}` reads open (2); the next r
 over at once with `X-Fallback-Reason: breaker_open`. With the proxies back, the breaker must stay
 open for its recovery timeout, read half-open (1) after it, and close (0) on the next request,
 which the primary answers. Waiting for the recovery timeout is the probe's cost: the metrics page
-is polled, so no request is spent while waiting (the API key's rate limit is left alone).
+is polled, so no request is spent while waiting (the API key's rate limit is left alone), and the
+stack is idle then, so a caller may hand over work to run beside the wait (`while_open`: the
+gate's calibration).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import httpx
@@ -136,11 +139,14 @@ def probe_breaker(
     proxies: Sequence[str],
     cfg: BreakerConfig,
     progress: Progress = lambda _: None,
+    while_open: Callable[[], None] | None = None,
 ) -> CheckResult:
+    """The cycle on every replica; `while_open` (which must not raise) runs in a thread beside
+    the recovery wait, and the probe ends only when it has."""
     t0 = time.monotonic()
     evidence = BreakerEvidence(proxies=len(proxies))
     if proxies:
-        evidence = _cycles(gateways, api_key, toxiproxy, proxies, cfg, progress)
+        evidence = _cycles(gateways, api_key, toxiproxy, proxies, cfg, progress, while_open)
     check = judge_breaker(evidence, cfg)
     check.duration_s = round(time.monotonic() - t0, 3)
     return check
@@ -153,6 +159,7 @@ def _cycles(
     proxies: Sequence[str],
     cfg: BreakerConfig,
     progress: Progress,
+    while_open: Callable[[], None] | None,
 ) -> BreakerEvidence:
     """Each replica's states before, then (when every breaker is closed) each one's cycle."""
     before = {gw: breaker_state(gw) for gw in gateways}
@@ -173,5 +180,10 @@ def _cycles(
             f"  breaker open on {len(gateways)} replica(s); waiting out its recovery timeout "
             f"({cfg.recovery_timeout_s:g}s)"
         )
-        cycles = [_recover(http, gw, tripped[gw], cfg) for gw in gateways]
+        beside = threading.Thread(target=while_open or (lambda: None), name="beside-breaker")
+        beside.start()
+        try:
+            cycles = [_recover(http, gw, tripped[gw], cfg) for gw in gateways]
+        finally:
+            beside.join()
     return BreakerEvidence(proxies=len(proxies), before=before, cycles=cycles)

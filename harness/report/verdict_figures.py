@@ -33,5 +33,5 @@ def calibration_line(report: RunReport) -> str | None:
     return (
         f"calibration ({c.model}, 1 thread, {c.requests} requests one at a time, "
         f"{c.prompt_words}-word prompts, {c.max_tokens} tokens): TTFT {c.ttft_ms} ms, "
-        f"ITL {c.itl_ms} ms, e2e {c.e2e_ms} ms (medians)"
+        f"ITL {c.itl_ms} ms, e2e {c.e2e_ms} ms (medians), measured {c.measured_during}"
     )

@@ -50,6 +50,8 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
     ):
         assert checks[name]["outcome"] == "pass", checks[name]
     assert report["calibration"]["ttft_ms"] > 0
+    # Measured while the breaker probe waited out its recovery (the stack idle), not first.
+    assert report["calibration"]["measured_during"] == "during the breaker probe's recovery wait"
     slos = [c for c in report["checks"] if c["category"] == "slo"]
     assert slos and all(c["measured"]["n"] >= 20 for c in slos)
     assert any(c["measured"]["decision"] == "pass" for c in slos)
