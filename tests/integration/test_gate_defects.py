@@ -126,14 +126,41 @@ DEFECTS = [
 ]
 
 
-@pytest.mark.parametrize(("candidate", "profile", "check", "reason"), DEFECTS)
+# Planted together, one stack each: no two defects of a gate share a check or a setting.
+DEFECTS_TOGETHER = [
+    ("buffering-proxy", "zero-prices", "missing-metric", "error-answers-unlogged"),
+    ("missing-scrape-job", "debug-logging-leaks-keys"),
+]
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parts deep-merged into a fresh dict (the parts left as they are)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        deep_update(out, json.loads(json.dumps(part)))
+    return out
+
+
+def test_the_defect_groups_hold_every_defect_once_and_share_no_check() -> None:
+    defects = {p.id: p.values for p in DEFECTS}
+    assert sorted(i for g in DEFECTS_TOGETHER for i in g) == sorted(defects)
+    for group in DEFECTS_TOGETHER:
+        checks = [defects[i][2] for i in group]
+        assert len(checks) == len(set(checks)), group
+
+
+@pytest.mark.parametrize("group", [pytest.param(g, id="+".join(g)) for g in DEFECTS_TOGETHER])
 def test_a_planted_defect_fails_the_gate_with_its_checks_reason(
-    tmp_path: Path, candidate: dict[str, Any], profile: dict[str, Any], check: str, reason: str
+    tmp_path: Path, group: tuple[str, ...]
 ) -> None:
-    rc, report, out = run_gate(tmp_path, {**PROBES_ONLY, **profile}, candidate)
+    rows = [next(p.values for p in DEFECTS if p.id == i) for i in group]
+    candidate = merged([row[0] for row in rows])
+    profile = merged([PROBES_ONLY, *(row[1] for row in rows)])
+    rc, report, out = run_gate(tmp_path, profile, candidate)
     assert rc == 1, out[-3000:]
-    reasons = failed(report, check)
-    assert any(reason in r for r in reasons), reasons
+    for i, (_, _, check, reason) in zip(group, rows, strict=True):
+        reasons = failed(report, check)
+        assert any(reason in r for r in reasons), (i, reasons)
 
 
 def settings(**practices: Any) -> dict[str, Any]:
@@ -374,11 +401,7 @@ def test_a_practice_at_its_weakest_fails_the_gate(tmp_path: Path, group: tuple[s
     policy check names the difference, and the probe, sending and expecting the policy's
     values, fails on what the stack does (several practices per stack, each its own reason)."""
     rows = [next(p.values for p in WEAKEST if p.id == i) for i in group]
-    candidate: dict[str, Any] = {}
-    policy: dict[str, Any] = {}
-    for row in rows:
-        deep_update(candidate, json.loads(json.dumps(row[0])))
-        deep_update(policy, json.loads(json.dumps(row[1])))
+    candidate, policy = merged([row[0] for row in rows]), merged([row[1] for row in rows])
     probes = [row[3] for row in rows if row[3] is not None]
     profile = {**PROBES_ONLY, "probes": only(*probes), "policy": {**SIM_POLICY, **policy}}
     rc, report, out = run_gate(tmp_path, profile, candidate)
