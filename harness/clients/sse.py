@@ -11,8 +11,9 @@ practice, so the stamp is the time the bytes were received.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 
 def _has_text(choice: dict[str, Any]) -> bool:
@@ -117,7 +118,7 @@ class StreamInterpreter:
             self.done = True
             return
         try:
-            obj = json.loads(payload)
+            obj = orjson.loads(payload)  # 10x less CPU than json's, once per event
         except ValueError:
             self._fail("protocol", f"event is not JSON: {payload[:80]!r}")
             return

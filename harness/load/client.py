@@ -13,13 +13,13 @@ pacer shares one client whose idle pool grows to its in-flight cap.
 from __future__ import annotations
 
 import contextlib
-import json
 import socket as pysocket
 from urllib.parse import urlsplit
 
 import gevent
 import gevent.socket
 import gevent.ssl
+import orjson
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
 from harness import wire
@@ -268,7 +268,7 @@ class LLMClient:
                 s.retry_after = resp.header("retry-after") or None
         if failure is None and status < 400 and not resp.stream:
             try:
-                interp.message(json.loads(bytes(resp.body)), end)
+                interp.message(orjson.loads(resp.body), end)
             except ValueError:
                 failure = _Failed("protocol", f"body is not JSON: {bytes(resp.body[:80])!r}")
         elif resp.stream:

@@ -64,7 +64,7 @@ class MasterSink:
         return self.dir / f"{kind}-{int(data['worker']):03d}-{int(data['pid'])}{suffix}"
 
     def on_samples(self, msg: Any, **_: Any) -> None:
-        with self._name("samples", msg.data, ".jsonl").open("a") as f:
+        with self._name("samples", msg.data, ".jsonl").open("a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in msg.data["lines"]))
 
     def on_start(self, msg: Any, **_: Any) -> None:

@@ -180,10 +180,14 @@ def _cycles(
             f"  breaker open on {len(gateways)} replica(s); waiting out its recovery timeout "
             f"({cfg.recovery_timeout_s:g}s)"
         )
-        beside = threading.Thread(target=while_open or (lambda: None), name="beside-breaker")
+        # A daemon: an interrupted gate exits at once (its services die with it), not after
+        # the work beside; any other end waits for that work, which the caller reads next.
+        beside = threading.Thread(target=while_open or (lambda: None), daemon=True)
         beside.start()
         try:
             cycles = [_recover(http, gw, tripped[gw], cfg) for gw in gateways]
-        finally:
+        except Exception:
             beside.join()
+            raise
+        beside.join()
     return BreakerEvidence(proxies=len(proxies), before=before, cycles=cycles)

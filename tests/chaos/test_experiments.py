@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chaos_support import CHAOS, SIM_CHAOS_STACK, SIM_STACK, run_chaos
+from process_support import default_sigint
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -257,6 +258,7 @@ def test_interrupted_experiment_undoes_the_fault_and_leaves_nothing(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,  # Ctrl-C must reach it
     )
     assert proc.stdout is not None
     seen = []

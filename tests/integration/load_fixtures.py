@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from nginx_support import nginx_argv
+from process_support import default_sigint
 
 from harness.clients.prometheus import PrometheusClient
 from harness.niceness import keep_niceness
@@ -29,12 +30,6 @@ __all__ = ["idle_closing_nginx", "prometheus", "simulator"]
 
 HARNESS = [sys.executable, "-m", "harness"]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _default_sigint() -> None:
-    # A child started from a non-interactive shell's background job inherits SIGINT ignored,
-    # and Python then installs no KeyboardInterrupt handler: give the harness the default back.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_harness(
@@ -51,7 +46,7 @@ def run_harness(
         text=True,
         timeout=timeout_s,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
         cwd=cwd,
         env={**os.environ, **(env or {})},
     )
@@ -66,7 +61,7 @@ def start_harness(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_default_sigint,
+            preexec_fn=default_sigint,
         )
     keep_niceness(proc.pid)
     return proc

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from process_support import default_sigint
 
 from harness.stack.process import descendants, pid_alive
 
@@ -121,6 +122,7 @@ def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,  # Ctrl-C must reach it
     )
     assert proc.stdout is not None
     seen = []

@@ -37,6 +37,28 @@ def test_samples_round_trip_and_torn_lines_are_skipped(tmp_path: Path) -> None:
     assert got[2].token_gaps_ms == [1.5, 2.5] and got[2].tokens == 3 and got[0].ok is False
 
 
+def test_every_field_round_trips_exactly_and_text_is_utf8(tmp_path: Path) -> None:
+    """What a worker writes is what the harness reads back, field for field: floats to the last
+    digit, None as null, lists, and text beyond ASCII (an error body in another language)."""
+    full = sample(
+        7,
+        1.0 / 3.0,
+        status=503,
+        error="http",
+        error_detail='{"error": "überlastet: réessayez"}',
+        ttfb_ms=0.1 + 0.2,
+        token_gaps_ms=[1e-9, 12345.678901234],
+        x_served_by="degraded",
+        retry_after="1",
+        cached_tokens=0,
+    )
+    w = SampleWriter(tmp_path / "samples-000-1.jsonl")
+    w.write(full)
+    w.close()
+    assert "überlastet" in (tmp_path / "samples-000-1.jsonl").read_bytes().decode("utf-8")
+    assert read_samples(tmp_path) == [full]
+
+
 def test_unknown_fields_are_ignored(tmp_path: Path) -> None:
     line = sample(0, 1.0).to_json()[:-1] + ',"added_later": 5}\n'
     (tmp_path / "samples-000-1.jsonl").write_text(line)
