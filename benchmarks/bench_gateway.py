@@ -16,7 +16,8 @@ The generator checks itself: a ticker measures how late its event loop wakes (la
 phase; a phase whose lag p99 exceeds --max-lag-ms is flagged, since its numbers would describe
 the generator. By default the gateway dials the model servers and Redis directly
 (`toxiproxy.front: []`), so B - A is nginx plus the gateway; `--toxiproxy` keeps the reference
-stack's proxies on those hops. It asserts nothing.
+stack's proxies on those hops. It asserts nothing. Each run appends its figures (added TTFT p50
+and p95 per level, the highest rate) to benchmarks/figures.jsonl (`--no-record`: not).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from figures import record  # noqa: E402
 
 from harness.measure.stats import percentile as exact_percentile  # noqa: E402
 from harness.spec.loader import load_yaml_model  # noqa: E402
@@ -226,7 +229,8 @@ def hold_note(before: tuple[float, float, float], after: tuple[float, float, flo
     return f"  PII filter held the first text of {held:.0f} of {n:.0f} streams{mean}"
 
 
-def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> None:
+def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> dict[str, float]:
+    """Print the level's table; its added TTFT p50 and p95 (ms), for the figures file."""
     print(f"\n{name}: {len(a.samples)} direct / {len(b.samples)} via gateway")
     print("                 direct    gateway   added")
     for attr, label in (("ttft_s", "TTFT"), ("e2e_s", "e2e ")):
@@ -239,12 +243,17 @@ def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> Non
         print(f"  X-Gateway-Overhead-Ms: {qs} ms")
     lag_a, lag_b = lag_note(a, args.max_lag_ms), lag_note(b, args.max_lag_ms)
     print(f"  generator: direct {lag_a}; gateway {lag_b}")
+    return {
+        f"added_ttft_p{p}_ms": round((b.q("ttft_s", p) - a.q("ttft_s", p)) * 1000, 2)
+        for p in (50, 95)
+    }
 
 
 async def main_async(args: argparse.Namespace) -> None:
     spec = stack_spec(args.toxiproxy, not args.no_pii)
     run_dir = new_run_dir("bench-gateway")
     print(f"bench-gateway: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    figures: dict[str, float] = {}
     with start_stack(spec, run_dir=run_dir, wait_for_scrapes=False) as stack:
         ep = stack.endpoints
         direct = ep.model_pools["primary"][0] + "/v1/chat/completions"
@@ -266,11 +275,17 @@ async def main_async(args: argparse.Namespace) -> None:
                     order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
                     for url, phase in order:
                         await closed_loop(client, url, ep.api_key, conc, n, args, phase)
-                report_level(f"concurrency {conc}", a, b, args)
+                level = report_level(f"concurrency {conc}", a, b, args)
+                figures.update({f"c{conc}_{k}": v for k, v in level.items()})
                 print(hold_note(hold_before, await pii_hold(client, ep.gateways[0])))
             await cache_hits(client, via, ep.api_key, args)
-            await max_rate(client, direct, via, ep.api_key, args)
+            figures["max_rate_added_ttft_p95_under_10ms_rps"] = await max_rate(
+                client, direct, via, ep.api_key, args
+            )
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end; logs in {run_dir}")
+    if not args.no_record:
+        keep = ("levels", "rounds", "requests", "max_tokens", "toxiproxy", "no_pii", "rates")
+        record("bench_gateway", {k: getattr(args, k) for k in keep}, figures)
 
 
 async def cache_hits(
@@ -297,7 +312,7 @@ async def cache_hits(
 
 async def max_rate(
     client: aiohttp.ClientSession, direct: str, via: str, key: str, args: argparse.Namespace
-) -> None:
+) -> float:
     print(f"\nopen loop, {args.rate_duration:g} s per path and rate (added = gateway - direct):")
     best = 0.0
     for rate in args.rates:
@@ -320,6 +335,7 @@ async def max_rate(
             best = rate
     top = " (the highest tried: --rates for more)" if best == args.rates[-1] else ""
     print(f"  highest rate with added TTFT p95 < 10 ms: {best:g} req/s (one gateway replica){top}")
+    return best
 
 
 def main() -> None:
@@ -348,6 +364,7 @@ def main() -> None:
         action="store_true",
         help="PII filter off: no word held back until the next delta shows where it ends",
     )
+    ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
     args = ap.parse_args()
     try:
         import uvloop  # the generator's loop must not be the slow part

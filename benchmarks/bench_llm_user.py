@@ -5,6 +5,7 @@ Locust's plain FastHttpUser, against one trivial endpoint (nginx answering a can
 
 Both run closed loop, no think time, one process each, one after the other; the printed ratio is
 instrumented / plain. It asserts nothing: the numbers depend on the machine and what else runs.
+Each run appends its figures to benchmarks/figures.jsonl (`--no-record`: not).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from figures import record  # noqa: E402
 
 from harness.clients.models import Target  # noqa: E402
 from harness.load.runner import run_load  # noqa: E402
@@ -151,6 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=32)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
     args = ap.parse_args()
     d = Path(tempfile.mkdtemp(prefix="bench-llm-user-"))
     proc, url = start_nginx(d)
@@ -168,6 +172,16 @@ def main() -> None:
     print(f"  instrumented LLM user : {inst:9.0f} req/s")
     print(f"  plain FastHttpUser    : {plain:9.0f} req/s")
     print(f"  ratio instrumented/plain: {inst / plain:.2f}")
+    if not args.no_record:
+        record(
+            "bench_llm_user",
+            {"users": args.users, "duration_s": args.duration, "processes": 1},
+            {
+                "instrumented_rps": round(inst),
+                "plain_rps": round(plain),
+                "ratio": round(inst / plain, 3),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ def compare_runs(a: StoredRun, b: StoredRun, spec: CompareSpec, seed: int = 0) -
             level=spec.level,
             resamples=spec.resamples,
             seed=seed,
+            decide_on=spec.statistics,
         )
         for m in spec.metrics
         if m not in RATE_METRICS

@@ -133,8 +133,10 @@ def compare_values(
     level: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    decide_on: tuple[str, ...] = ("median", "p95"),
 ) -> MetricComparison:
-    """Compare run A's values of `metric` with run B's (both: per request, successful ones)."""
+    """Compare run A's values of `metric` with run B's (both: per request, successful ones);
+    the statistics in `decide_on` give the label, the others are reported beside them."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if min(a.size, b.size) < MIN_SAMPLES or min(np.median(a), np.median(b)) <= 0:
         return MetricComparison(
@@ -154,11 +156,12 @@ def compare_values(
 
     mw = stats.mannwhitneyu(b, a, alternative="two-sided")
     ks = stats.ks_2samp(a, b)
-    label = worst(c.label for c in changes)
+    label = worst(c.label for c in changes if c.statistic in decide_on)
     reason = "; ".join(
         f"{c.statistic} {c.a:.1f} -> {c.b:.1f} ms ({c.rel:+.1%}, {level:.0%} CI "
         f"{c.rel_low:+.1%} .. {c.rel_high:+.1%}): {c.label}"
         + (f", about {c.samples_needed} requests per run would decide" if c.samples_needed else "")
+        + ("" if c.statistic in decide_on else " (reported, not judged)")
         for c in changes
     )
     return MetricComparison(

@@ -26,6 +26,10 @@ class CompareSpec(Strict):
     # Two-sided confidence level of the intervals.
     level: float = Field(0.95, gt=0.5, lt=1)
     resamples: int = Field(2000, ge=200, le=100_000)
+    # Which statistics of a latency figure decide its label (both are always reported). A
+    # runner shared with other work can stall for seconds, which moves a same build's p95 by a
+    # third and its median by nothing: `[median]` gates on what every request shows.
+    statistics: tuple[Literal["median", "p95"], ...] = Field(("median", "p95"), min_length=1)
     metrics: tuple[CompareMetric, ...] = (
         "ttft_ms",
         "itl_ms",

@@ -46,6 +46,25 @@ def test_result_carries_every_statistic() -> None:
     assert "regressed" in r.reason
 
 
+def test_a_tail_stall_on_a_same_build_decides_only_where_the_profile_says() -> None:
+    """A same build whose second run hit a few seconds of a busy machine: a tenth of its
+    requests 60% slower, the rest alike. Judged on median and p95 (the default) it regresses;
+    judged on the median (`compare.statistics: [median]`) it is the same, and the p95 is still
+    reported, marked as not judged. A build slower on every request regresses either way."""
+    rng = np.random.default_rng(3)
+    a, b = _draw(rng, 400), _draw(rng, 400)
+    b[:40] *= 1.6
+    both = compare_values("ttft_ms", a, b, min_effect=D, resamples=1000)
+    assert both.label == "regressed" and both.changes[1].label == "regressed", both.reason
+    median = compare_values("ttft_ms", a, b, min_effect=D, resamples=1000, decide_on=("median",))
+    assert median.label == "same", median.reason
+    assert "p95" in median.reason and "(reported, not judged)" in median.reason
+    slow = compare_values(
+        "ttft_ms", a, a * 1.3, min_effect=D, resamples=1000, decide_on=("median",)
+    )
+    assert slow.label == "regressed", slow.reason
+
+
 def test_too_few_samples_is_inconclusive_and_says_how_many() -> None:
     rng = np.random.default_rng(2)
     r = compare_values("ttft_ms", _draw(rng, 5), _draw(rng, 5), min_effect=D)
