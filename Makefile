@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-gateway clean
+.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-open-loop bench-gateway clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -58,6 +58,10 @@ typecheck: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_llm_user.py --users 32 --duration 10
+
+# The generator's open-loop ceiling: 1 process beside a simulator, 1 and 2 against nginx.
+bench-open-loop: install
+	$(BIN)/python benchmarks/bench_open_loop.py
 
 # What nginx + one gateway replica add to streamed requests on the simulated stack (prints figures).
 bench-gateway: install

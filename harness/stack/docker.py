@@ -227,10 +227,16 @@ class _LogPump(threading.Thread):
                     started = str(watched.attrs["State"].get("StartedAt", ""))
                     if started != attached_start and not started.startswith("0001"):
                         since = _epoch(started) if attached_start is not None else None
-                        attached_start = started
-                        for chunk in watched.logs(stream=True, follow=True, since=since):
-                            out.write(chunk)
-                            out.flush()
+                        previous, attached_start, wrote = attached_start, started, False
+                        try:
+                            for chunk in watched.logs(stream=True, follow=True, since=since):
+                                out.write(chunk)
+                                out.flush()
+                                wrote = True
+                        except Exception:
+                            if not wrote:  # nothing of this start came through: attach again
+                                attached_start = previous
+                            raise
                     errors = 0
                 except docker.errors.NotFound:
                     return

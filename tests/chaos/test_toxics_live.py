@@ -2,8 +2,10 @@
 load on the simulated stack in one `harness chaos` run: `reset_peer`, `timeout` holding
 connections silent, `slow_close` on half of Redis's connections (`toxicity` below 1) in the
 upstream direction, `latency` on the requests (upstream) rather than the answers, and an
-`http_error` on a share of the requests. Each is seen doing what it says: the gateway falls back
-for the requests a fault hit and only those, and nothing reaches the client as an error."""
+`http_error` on 30% of the requests. Each is seen doing what it says: the gateway falls back
+for the requests a fault hit and only those, and nothing reaches the client as an error but a
+stream already under way when the fault took hold, told as an error inside the stream. The
+share's fallbacks are also judged by the harness, as expectations of its experiment."""
 
 from __future__ import annotations
 
@@ -111,7 +113,13 @@ def test_every_documented_toxic_is_applied_live(tmp_path: Path) -> None:
         served = during["served"]["counts"]
         fallback, primary = served.get("fallback", 0), served.get("primary", 0)
         seen[name] = (primary, fallback, during["counts"]["errors"])
-        assert during["counts"]["errors"] == 0, (name, during["counts"])
+        # A stream already under way when the toxic took hold is cut after its first token, and
+        # the gateway says so inside the stream (error_in_stream): at 4 a second with answers of
+        # about 65 ms that is at most one (a CI run saw one for reset_peer). Every other request
+        # is answered, and none is cut off silently.
+        fates = j["fates"]["groups"]["during"]["counts"]
+        assert fates["cut_silently"] == fates["failed"] == fates["hung"] == 0, (name, fates)
+        assert during["counts"]["errors"] == fates["error_in_stream"] <= 1, (name, fates)
         assert primary + fallback >= 25, (name, served)
         if hit == "all":  # every request meant during the fault went to the fallback pool
             assert fallback >= primary + fallback - 2 and fallback > 0, (name, served)

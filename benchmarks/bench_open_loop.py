@@ -1,0 +1,155 @@
+"""Benchmark (not a test): the load generator's open-loop ceiling, the highest constant arrival
+rate it sends on schedule (send lag p99 <= --max-lag-ms, 10 by default) with no failed request.
+
+    .venv/bin/python benchmarks/bench_open_loop.py [--rates 1000,2000,3000,4000] [--duration 5]
+
+Two targets, each rate tried in turn (5 s each by default) until one misses its schedule:
+- a co-located simulator (llm-d-inference-sim: TTFT 5 ms, 8 tokens 1 ms apart), one process,
+  as when the serving stack shares the machine with the generator;
+- nginx's canned stream (`bench_llm_user.py`'s), no model server on the same cores, one and two
+  processes, so the gain of a second process reads apart from the server's share of the CPU.
+Each line gives the rate sent, the send lag p50 and p99, failures, TTFT p95 and the busiest
+generator process's CPU share of one core (near 1.0: that process is the limit). It asserts
+nothing, and appends the ceilings to benchmarks/figures.jsonl (`--no-record`: not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench_llm_user import start_nginx  # noqa: E402
+from figures import record  # noqa: E402
+
+from harness.clients.models import Target  # noqa: E402
+from harness.clients.poll import poll_until  # noqa: E402
+from harness.load.runner import run_load  # noqa: E402
+from harness.measure.summary import LoadSummary, summarize  # noqa: E402
+from harness.spec.load import LoadSpec, OpenLoop, Workload  # noqa: E402
+from harness.stack.ports import free_ports  # noqa: E402
+from harness.tools import find_binary  # noqa: E402
+
+
+def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port, zmq = free_ports(2)
+    argv = [
+        str(find_binary("llm-d-inference-sim")),
+        *("--model", "sim-model", "--port", str(port), "--mode", "random"),
+        *("--time-to-first-token", "5ms", "--inter-token-latency", "1ms"),
+        *("--max-num-seqs", "4096", "--max-model-len", "4096", "--seed", "1"),
+        # Its KV-event publisher defaults to a fixed port: one of our own instead.
+        *("--zmq-endpoint", f"tcp://127.0.0.1:{zmq}"),
+    ]
+    with (d / "sim.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None  # dead: stop waiting, fail below
+
+    if not poll_until(up, 30, 0.1) or proc.poll() is not None:
+        proc.kill()
+        raise RuntimeError(f"the simulator did not start: {(d / 'sim.log').read_text()[-2000:]}")
+    return proc, url
+
+
+def one_rate(
+    url: str, model: str, rate: float, processes: int, args: argparse.Namespace, d: Path
+) -> LoadSummary:
+    spec = LoadSpec(
+        duration_s=args.duration,
+        load=OpenLoop(
+            rate_rps=rate, arrival="constant", max_in_flight=4000, max_send_lag_ms=args.max_lag_ms
+        ),
+        processes=processes,
+        model=model,
+        workload=Workload(max_tokens=8, prompt_words=8),
+        drain_timeout_s=5,
+    )
+    run = run_load(spec, Target(url=url, api_key="sk-bench"), d / f"{processes}p-{rate:g}")
+    return summarize(run.samples, run.context)
+
+
+def ceiling(
+    label: str, url: str, model: str, processes: int, args: argparse.Namespace, d: Path
+) -> float:
+    print(f"\n{label}, {processes} process(es), {args.duration:g} s per rate:")
+    best = 0.0
+    for rate in args.rates:
+        s = one_rate(url, model, rate, processes, args, d)
+        lag = s.generator.send_lag_ms
+        p50 = lag.p50 if lag is not None and lag.p50 is not None else float("nan")
+        p99 = lag.p99 if lag is not None and lag.p99 is not None else float("nan")
+        ttft = s.latency.ttft_ms.p95 if s.latency.ttft_ms.p95 is not None else float("nan")
+        cpu = s.generator.cpu_share_max
+        kept = p99 <= args.max_lag_ms and s.counts.errors == 0
+        print(
+            f"  {rate:6g} req/s: sent {s.generator.sent_rate_rps:7.0f}/s, send lag p50"
+            f" {p50:6.2f} p99 {p99:7.2f} ms, failed {s.counts.errors}, TTFT p95 {ttft:6.1f} ms,"
+            f" busiest process CPU {cpu if cpu is not None else float('nan'):.2f}"
+            + ("" if kept else "  (missed its schedule)")
+        )
+        if not kept:
+            break
+        best = rate
+    top = " (the highest tried: --rates for more)" if best == args.rates[-1] else ""
+    print(f"  ceiling: {best:g} req/s{top}")
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--rates",
+        default="500,1000,1500,2000,2500,3000,3500,4000,5000,6000",
+        type=lambda s: [float(x) for x in s.split(",")],
+    )
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--max-lag-ms", type=float, default=10.0)
+    ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
+    args = ap.parse_args()
+    d = Path(tempfile.mkdtemp(prefix="bench-open-loop-"))
+    figures: dict[str, float] = {}
+    sim, sim_url = start_simulator(d)
+    try:
+        figures["sim_1p_rps"] = ceiling("co-located simulator", sim_url, "sim-model", 1, args, d)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    nginx, nginx_url = start_nginx(d)
+    try:
+        for processes in (1, 2):
+            figures[f"canned_{processes}p_rps"] = ceiling(
+                "nginx canned stream", nginx_url, "bench", processes, args, d
+            )
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
+    if figures["canned_1p_rps"]:
+        gain = figures["canned_2p_rps"] / figures["canned_1p_rps"]
+        figures["canned_2p_over_1p"] = round(gain, 2)
+        print(f"\ntwo processes / one, nginx canned stream: {gain:.2f}x")
+    if not args.no_record:
+        record(
+            "bench_open_loop",
+            {"rates": args.rates, "duration_s": args.duration, "max_lag_ms": args.max_lag_ms},
+            figures,
+        )
+
+
+if __name__ == "__main__":
+    main()
