@@ -123,15 +123,8 @@ def await_steady_state(
         asked = time.monotonic()
         return with_answer(stack, signals)
 
-    first = reading()
-    last = first
-    if not first.steady:
-        progress(f"  waiting for the steady state (up to {bound:g}s): " + "; ".join(first.off()))
-
-        def again() -> SteadySignals:
-            nonlocal last
-            last = reading()
-            return last
-
-        poll_until(again, bound, 1.0, until=lambda s: s.steady)
+    last = reading()
+    if not last.steady:
+        progress(f"  waiting for the steady state (up to {bound:g}s): " + "; ".join(last.off()))
+        last = poll_until(reading, bound, 1.0, until=lambda s: s.steady)  # the last reading
     return SteadyStateEvidence(last, time.monotonic() - t0, bound)

@@ -555,16 +555,13 @@ def plan_gate(ctx: GateContext) -> list[Step]:
     calibration = Calibrate() if gate.load is not None and gate.relative_slos() else None
     # The breaker probe's recovery wait leaves the stack idle for the policy's 60 s: the
     # calibration runs beside it instead of first (a quarter of a minute less).
-    beside = (
-        calibration is not None and gate.probes.breaker and ctx.stack.lacks(*BREAKER_NEEDS) is None
-    )
-    if calibration is not None and not beside:
+    breaker_runs = gate.probes.breaker and ctx.stack.lacks(*BREAKER_NEEDS) is None
+    beside = calibration if breaker_runs else None
+    if calibration is not None and beside is None:
         steps.append(calibration)  # first: the machine's speed, before anything loads it
-    steps += [JudgePolicy(), Probes(calibration.beside(ctx) if calibration and beside else None)]
-    if calibration is not None and beside:
-        steps.append(
-            calibration
-        )  # what the breaker's wait did not measure (a probe that ended early)
+    steps += [JudgePolicy(), Probes(beside.beside(ctx) if beside else None)]
+    if beside is not None:  # measures only what the breaker's wait did not (a probe ended early)
+        steps.append(beside)
     spare = spare_key(ctx.stack)
     if spare is not None:  # a key nothing else of the gate uses: its budget is free now
         steps.append(RateLimit(spare, fresh_key=True))

@@ -68,18 +68,7 @@ SHARE_EXPECT = ["fallback_share>=0.05", "primary_share>=0.3", "error_rate<=0.1"]
 
 
 def _experiment(name: str, fault: dict[str, Any]) -> dict[str, Any]:
-    if name == "http-error-share":
-        load = {**LOAD, "duration_s": "24s"}
-        return {
-            "kind": "experiment",
-            "title": name,
-            "load": load,
-            "fault": fault,
-            "fault_at_s": "4s",
-            "fault_for_s": "12s",
-            "expect": {"during": SHARE_EXPECT},
-        }
-    return {
+    exp = {
         "kind": "experiment",
         "title": name,
         "load": LOAD,
@@ -88,6 +77,11 @@ def _experiment(name: str, fault: dict[str, Any]) -> dict[str, Any]:
         "fault_for_s": "8s",
         "expect": {"during": ["error_rate<=0.2"]},
     }
+    if name == "http-error-share":
+        exp.update(
+            load={**LOAD, "duration_s": "24s"}, fault_for_s="12s", expect={"during": SHARE_EXPECT}
+        )
+    return exp
 
 
 @pytest.mark.timeout(600)
