@@ -91,6 +91,9 @@ class Wire(BaseModel):
     served_by: str = "X-Served-By"
     cache: str = "X-Cache"
     request_id: str = "X-Request-Id"
+    # Which version of a rollout answered (baseline or candidate): the split front sets it; an
+    # external deployment's own router may name it otherwise.
+    version: str = "X-Served-Version"
     # Reference metric name -> the deployment's (None: absent); names not listed are as is.
     metrics: dict[str, str | None] = Field(default_factory=dict)
     # Error item -> the deployment's answer (None: absent); items not listed as ERRORS says.

@@ -54,7 +54,7 @@ SPREAD_TEST_BY_TEST = (
 # started when the queue was nearly empty and ran on alone for a minute after the other workers
 # were done. They start first instead. (All the long tests first ran the heavy ones together:
 # each got slower and the phase took 100 s more.)
-START_FIRST = ("tests/integration/test_nightly.py",)
+START_FIRST = ("tests/integration/test_nightly.py", "tests/integration/test_rollout.py")
 
 
 def _unit(nodeid: str) -> str:

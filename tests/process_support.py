@@ -10,3 +10,33 @@ def default_sigint() -> None:
     non-interactive shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
     handler: a test that presses Ctrl-C on the harness would see it ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt_after(argv: list[str], line_marker: str, wait_s: float) -> tuple[int, str, set[int]]:
+    """Start `argv` as a terminal would, press Ctrl-C `wait_s` after a line containing
+    `line_marker` (or two minutes), and return its exit code, its output and the PIDs of its
+    descendants just before the Ctrl-C (none may outlive it)."""
+    import subprocess
+    import time
+
+    from harness.stack.process import descendants
+
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,  # Ctrl-C must reach it
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        seen.append(line)
+        if line_marker in line or time.monotonic() > deadline:
+            break
+    time.sleep(wait_s)
+    pids = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    return proc.returncode, "".join(seen) + rest, pids

@@ -89,7 +89,7 @@ def version_callback(value: bool) -> None:
 
 
 # Commands that start processes: each first removes what a dead harness left behind.
-STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "load", "capacity", "nightly"})
+STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "rollout", "load", "capacity", "nightly"})
 
 
 @app.callback()
@@ -314,6 +314,57 @@ def chaos(
             command=command,
             progress=typer.echo,
             allow_remote=allow_remote,
+        ),
+    )
+
+
+@app.command()
+def rollout(
+    baseline: Annotated[
+        Path, typer.Option("--baseline", help="Stack spec of the running version (YAML).")
+    ],
+    candidate: Annotated[
+        Path, typer.Option("--candidate", help="Stack spec of the new version (YAML).")
+    ],
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="Rollout profile (YAML, kind: rollout). Default: rollouts/canary.yaml.",
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="canary or blue_green (default: the profile's)."),
+    ] = None,
+    provider: ProviderOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder. Default: reports/runs/<time>-rollout."),
+    ] = None,
+    allow_empty: AllowEmptyOption = False,
+) -> None:
+    """Roll out a candidate beside the running baseline: traffic moved step by step (canary) or
+    all at once and back (blue-green), each step judged against the baseline, every stream of
+    every move counted."""
+    from harness.gate.pipeline import run_rollout_gate
+    from harness.gate.prepare import rollout_inputs
+    from harness.paths import new_run_dir
+
+    spec, base, cand = rollout_inputs(profile, baseline, candidate, strategy, allow_empty)
+    out_dir = out or new_run_dir("rollout")
+    command = "harness " + " ".join(sys.argv[1:])
+    _run_and_print(
+        "rollout",
+        out_dir,
+        lambda: run_rollout_gate(
+            spec,
+            base,
+            cand,
+            out_dir=out_dir,
+            provider=provider,
+            command=command,
+            progress=typer.echo,
         ),
     )
 

@@ -55,6 +55,8 @@ class Sample:
     x_cache: str | None = None
     x_served_by: str | None = None
     x_request_id: str | None = None
+    # A rollout's version that answered ("baseline" or "candidate"); None outside a rollout.
+    x_version: str | None = None
     # The Retry-After header of an error answer (429/503), as sent; None: not given (or a sample
     # written before it was recorded).
     retry_after: str | None = None

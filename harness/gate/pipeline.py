@@ -25,15 +25,18 @@ from harness.gate.steps import (
     run_experiments,
 )
 from harness.measure.history import append_history
+from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.provenance import now_iso
 from harness.report.model import RunReport
 from harness.report.write import write_reports
+from harness.rollout.run import run_rollout
 from harness.spec.gate import GateSpec
+from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
 from harness.verdict.checks import coverage_check, overall_outcome, stack_check
 
-__all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate"]
+__all__ = ["ExperimentFile", "GateRun", "run_chaos", "run_gate", "run_rollout_gate"]
 
 # The traceback of a crash of the harness, beside the report.
 CRASH_FILE = "crash.txt"
@@ -76,16 +79,9 @@ def _run(
     key_checks: tuple[str, ...] = (),
     allow_remote: bool = False,
 ) -> GateRun:
-    """Bring the stack up, run `body`, and write the report whatever happens.
+    """Bring the stack up, run `body`, and write the report whatever happens."""
 
-    Outcomes: passed / failed (a check failed) / error (could not run) / interrupted (the
-    partial report is written, then the interruption is raised again for the caller's exit code).
-    """
-    t0 = time.monotonic()
-    paths = write_reports(report, out_dir)  # a report exists from the first second
-    interrupted: BaseException | None = None
-    crashed: Exception | None = None
-    try:
+    def work() -> None:
         bus.note(f"bringing the stack up ({provider or stack_spec.provider} provider)")
         with start_stack(
             stack_spec,
@@ -105,6 +101,22 @@ def _run(
         coverage = coverage_check(report.checks, key_checks)
         report.checks.append(coverage)
         bus.emit(CheckDecided(coverage))
+
+    return _reported(report, out_dir, work)
+
+
+def _reported(report: RunReport, out_dir: Path, work: Callable[[], None]) -> GateRun:
+    """Run `work` (it fills the report's checks) and write the report whatever happens.
+
+    Outcomes: passed / failed (a check failed) / error (could not run) / interrupted (the
+    partial report is written, then the interruption is raised again for the caller's exit code).
+    """
+    t0 = time.monotonic()
+    paths = write_reports(report, out_dir)  # a report exists from the first second
+    interrupted: BaseException | None = None
+    crashed: Exception | None = None
+    try:
+        work()
         report.outcome = (
             "passed" if overall_outcome(report.checks) in ("pass", "warn") else "failed"
         )
@@ -203,3 +215,53 @@ def run_chaos(
         run_experiments(experiments, stack, out_dir, report, bus)
 
     return _run(report, stack_spec, out_dir, provider, bus, body, allow_remote=allow_remote)
+
+
+def run_rollout_gate(
+    rollout: RolloutSpec,
+    baseline: StackSpec,
+    candidate: StackSpec,
+    *,
+    out_dir: Path,
+    provider: str | None = None,
+    command: str = "harness rollout",
+    progress: Progress = print,
+) -> GateRun:
+    """A rollout from the baseline to the candidate, judged and reported like a gate. An
+    interrupted rollout puts traffic back on the baseline, writes its partial report (where it
+    stopped) and raises the interruption again."""
+    report = RunReport(
+        command=command,
+        kind="rollout",
+        name=f"{rollout.name} ({rollout.strategy})",
+        gate_spec=rollout.model_dump(mode="json"),
+        stack_spec=_spec_copy(candidate),
+        run_dir=str(out_dir),
+    )
+    bus = _bus(report, progress)
+
+    def note_baseline(stack: RunningStack) -> None:
+        report.endpoints = stack.endpoints.model_copy(update={"api_key": "<redacted>"})
+
+    def work() -> None:
+        result = run_rollout(
+            rollout,
+            baseline,
+            candidate,
+            out_dir,
+            provider=provider,
+            progress=bus.note,
+            on_stacks=note_baseline,
+        )
+        report.rollout = result.journal
+        report.checks += result.checks
+        for check in result.checks:
+            bus.emit(CheckDecided(check))
+        if result.samples:
+            write_sample_file(out_dir / SAMPLE_FILE, result.samples)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        coverage = coverage_check(report.checks, ())
+        report.checks.append(coverage)
+
+    return _reported(report, out_dir, work)

@@ -11,6 +11,7 @@ from harness.spec.experiment import ExperimentSpec, apply_stack_overrides
 from harness.spec.files import load_stack_spec
 from harness.spec.gate import GateSpec
 from harness.spec.loader import load_yaml_model, referenced_file
+from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
@@ -126,3 +127,51 @@ def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -
     from harness.stack.names import check_experiments
 
     check_experiments([(exp.path, exp.spec) for exp in experiments], spec)
+
+
+def rollout_inputs(
+    profile: Path | None,
+    baseline: Path,
+    candidate: Path,
+    strategy: str | None,
+    allow_empty: bool = False,
+) -> tuple[RolloutSpec, StackSpec, StackSpec]:
+    """A rollout's profile and its two stacks, checked before anything starts: both versions
+    started by the harness, by the same provider, and the load's key accepted by both."""
+    from harness.paths import PROJECT_ROOT
+
+    path = profile or PROJECT_ROOT / "rollouts" / "canary.yaml"
+    spec = load_yaml_model(RolloutSpec, path, allow_empty=allow_empty)
+    if strategy is not None:
+        if strategy not in ("canary", "blue_green"):
+            raise ConfigError(
+                "--strategy",
+                [ConfigProblem("strategy", f"{strategy!r}; expected canary or blue_green")],
+            )
+        spec = spec.model_copy(update={"strategy": strategy})
+    base = load_stack_spec(baseline, allow_empty)
+    cand = load_stack_spec(candidate, allow_empty)
+    for file, s in ((baseline, base), (candidate, cand)):
+        if s.provider == "external":
+            raise ConfigError(
+                str(file),
+                [
+                    ConfigProblem(
+                        "provider",
+                        "a rollout starts both versions itself (local or docker); an external "
+                        "deployment's rollout is moved by its own tooling",
+                    )
+                ],
+            )
+    if base.provider != cand.provider:
+        raise ConfigError(
+            str(candidate),
+            [
+                ConfigProblem(
+                    "provider",
+                    f"{cand.provider!r}, but the baseline's is {base.provider!r}: both versions "
+                    "run under one provider",
+                )
+            ],
+        )
+    return spec, base, cand

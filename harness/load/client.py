@@ -264,6 +264,7 @@ class LLMClient:
             s.x_cache = resp.header(self.names.cache.lower()) or None
             s.x_served_by = resp.header(self.names.served_by.lower()) or None
             s.x_request_id = resp.header(self.names.request_id.lower()) or None
+            s.x_version = resp.header(self.names.version.lower()) or None
             if status >= 400:
                 s.retry_after = resp.header("retry-after") or None
         if failure is None and status < 400 and not resp.stream:

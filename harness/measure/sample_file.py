@@ -43,8 +43,9 @@ COLUMNS: dict[str, str] = {
     "e2e_ms": "ms: sent -> response complete",
     "output_tokens": "tokens (the server's usage, else text events counted)",
     "retries": "1 when resent once on a new connection",
+    "version": "X-Served-Version: the rollout's version that answered (baseline, candidate)",
 }
-TEXT_COLUMNS = frozenset({"error", "served_by", "cache"})
+TEXT_COLUMNS = frozenset({"error", "served_by", "cache", "version"})
 
 
 def _r(v: float | None) -> float | None:
@@ -69,6 +70,7 @@ def _row(s: Sample, t0_s: float) -> list[Any]:
         _r(s.e2e_ms),
         s.tokens,
         s.retries,
+        s.x_version,
     ]
 
 

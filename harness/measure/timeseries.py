@@ -124,3 +124,47 @@ def outcomes_per_second(
         i = min(max(math.floor(s.meant_s - start_s), 0), n - 1)
         rows[i][outcome_of(s)] += 1
     return rows
+
+
+class VersionFigures(BaseModel):
+    """One rollout version's requests sent in an interval."""
+
+    model_config = ConfigDict(extra="ignore")
+    requests: int = 0
+    errors: int = 0
+    ttft_p95_ms: float | None = None
+
+
+class VersionInterval(BaseModel):
+    """A rollout interval: each version's requests sent in it, and those in flight at its end."""
+
+    model_config = ConfigDict(extra="ignore")
+    t_s: float  # the interval's start, seconds since the window start
+    versions: dict[str, VersionFigures]
+    in_flight: int
+
+
+def per_version(
+    samples: Sequence[Sample], start_s: float, span_s: float, every_s: float
+) -> list[VersionInterval]:
+    """Per interval of `every_s`, each version's requests (by the answer's version header;
+    "none" for a request no version answered) and the streams in flight at its end."""
+    n = max(1, math.ceil(span_s / every_s - 1e-9))
+    out = []
+    for i in range(n):
+        lo, hi = start_s + i * every_s, start_s + (i + 1) * every_s
+        sent = [s for s in samples if lo <= s.sent_s < hi]
+        versions: dict[str, VersionFigures] = {}
+        for name in sorted({s.x_version or "none" for s in sent}):
+            mine = [s for s in sent if (s.x_version or "none") == name]
+            p95 = percentile([s.ttft_ms for s in mine if s.ttft_ms is not None], 95)
+            versions[name] = VersionFigures(
+                requests=len(mine),
+                errors=sum(1 for s in mine if not s.ok),
+                ttft_p95_ms=None if p95 is None else round(p95, 1),
+            )
+        in_flight = sum(1 for s in samples if s.sent_s < hi < s.done_s)
+        out.append(
+            VersionInterval(t_s=round(i * every_s, 2), versions=versions, in_flight=in_flight)
+        )
+    return out

@@ -15,6 +15,7 @@ from harness.measure.history import HistoryRecord
 from harness.observe.resources import ServiceUsage
 from harness.provenance import HostInfo, git_dirty, git_sha, host_info, now_iso
 from harness.report.experiment_journal import ExperimentJournal
+from harness.report.rollout_journal import RolloutJournal
 from harness.stack.provider import Endpoints
 from harness.verdict.checklist import ChecklistRow, checklist
 from harness.verdict.checks import CheckResult
@@ -52,7 +53,7 @@ class RunReport(BaseModel):
     host: HostInfo = Field(default_factory=host_info)
     command: str = ""
     # What ran: a gate (`name` its profile's) or chaos experiments (`name` lists them).
-    kind: Literal["gate", "chaos"] = "gate"
+    kind: Literal["gate", "chaos", "rollout"] = "gate"
     name: str = "gate"
     started_at: str = Field(default_factory=now_iso)
     finished_at: str | None = None
@@ -77,6 +78,8 @@ class RunReport(BaseModel):
     resources: list[ServiceUsage] = Field(default_factory=list)
     # Journal of each chaos experiment: the experiment, fault times, phase summaries, checks.
     experiments: list[ExperimentJournal] = Field(default_factory=list)
+    # A rollout's journal: its moves, canary looks and both versions over time.
+    rollout: RolloutJournal | None = None
     # Key figures of the last runs in the history file and this one (last, `current`).
     history: list[HistoryRecord] = Field(default_factory=list)
     run_dir: str | None = None
@@ -103,7 +106,7 @@ class RunReport(BaseModel):
     @property
     def kind_title(self) -> str:
         """What the report's heading calls the run."""
-        return "Chaos run" if self.kind == "chaos" else "Deploy gate"
+        return {"chaos": "Chaos run", "rollout": "Rollout"}.get(self.kind, "Deploy gate")
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

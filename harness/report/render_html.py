@@ -19,6 +19,7 @@ from harness.report.experiment_figures import (
 from harness.report.history_figures import HISTORY_CHARTS, HISTORY_COLUMNS, history_rows, series
 from harness.report.load_figures import load_highlights, load_timeseries
 from harness.report.model import RunReport
+from harness.report.rollout_figures import rollout_html
 from harness.report.verdict_figures import CONFIDENCE_COLUMNS, calibration_line, confidence_rows
 
 _COLOURS = {
@@ -265,6 +266,7 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(report.host.hostname)
 <h2>Checks</h2>
 <table><tr><th>outcome</th><th>check</th><th>category</th><th>details</th><th>measured</th></tr>
 {rows}</table>
+{rollout_html(report.rollout) if report.rollout is not None else ""}
 {_confidence(report)}
 {_checklist(report)}
 {f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}

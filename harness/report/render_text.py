@@ -17,6 +17,15 @@ from harness.report.experiment_figures import (
 from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
+from harness.report.rollout_figures import (
+    MOVE_COLUMNS,
+    decided_looks,
+    look_columns,
+    look_rows,
+    move_rows,
+    stopped_line,
+)
+from harness.report.rollout_journal import RolloutJournal
 from harness.report.verdict_figures import CONFIDENCE_COLUMNS, calibration_line, confidence_rows
 
 _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
@@ -36,6 +45,17 @@ def _section(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]
         "|---" * len(columns) + "|",
         *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
     ]
+
+
+def _rollout(journal: RolloutJournal) -> list[str]:
+    """Where the rollout stopped, its moves, and the looks that decided a step (and the last)."""
+    lines = ["", "## Rollout", "", f"- {stopped_line(journal)}"]
+    if journal.moves:
+        lines += _section("Rollout: traffic moves", MOVE_COLUMNS, move_rows(journal))
+    if looks := decided_looks(journal.looks):
+        # Every figure as effect [low, high] vs its margin; holds before a decision are left out.
+        lines += _section("Rollout: canary decisions", look_columns(looks), look_rows(looks))
+    return lines
 
 
 def render_markdown(report: RunReport) -> str:
@@ -67,6 +87,8 @@ def render_markdown(report: RunReport) -> str:
             EVIDENCE_COLUMNS,
             traced,
         )
+    if report.rollout is not None:
+        lines += _rollout(report.rollout)
     if rows := confidence_rows(report):
         lines += _section("How sure (95% confidence bounds)", CONFIDENCE_COLUMNS, rows)
     lines += _section(

@@ -11,6 +11,7 @@ from harness.spec.experiment import ExperimentSpec
 from harness.spec.gate import GateSpec
 from harness.spec.load import LoadSpec
 from harness.spec.loader import parse_model, read_yaml_mapping
+from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
 
 SPEC_KINDS: dict[str, type[BaseModel]] = {
@@ -18,6 +19,7 @@ SPEC_KINDS: dict[str, type[BaseModel]] = {
     "load": LoadSpec,
     "gate": GateSpec,
     "experiment": ExperimentSpec,
+    "rollout": RolloutSpec,
 }
 
 

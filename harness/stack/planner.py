@@ -187,11 +187,30 @@ def _http_front_def(
         server_port=slot.port,
         faults_path=faults_path,
     )
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    for sub in NGINX_TMP_DIRS:
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
+    return nginx_def(
+        http_front.service_name(slot.name),
+        "fault_front",
+        conf,
+        run_dir,
+        port,
+        f"http://127.0.0.1:{port}/fault-front-health",
+        TIER_BACKENDS,
+    )
+
+
+# The temp folders an nginx run in the run folder writes (the config names each).
+NGINX_TMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def nginx_def(
+    name: str, role: str, conf: Path, run_dir: Path, port: int, ready_url: str, tier: int
+) -> ServiceDef:
+    """An nginx of the harness's own (a fault front, a rollout's split front) on `conf`."""
     return ServiceDef(
-        name=http_front.service_name(slot.name),
-        role="fault_front",
+        name=name,
+        role=role,
         argv=[
             str(find_binary("nginx")),
             "-p",
@@ -199,12 +218,12 @@ def _http_front_def(
             "-c",
             str(conf),
             "-e",
-            str(run_dir / "logs" / f"{http_front.service_name(slot.name)}-error.log"),
+            str(run_dir / "logs" / f"{name}-error.log"),
         ],
         port=port,
-        ready=HttpReady(f"http://127.0.0.1:{port}/fault-front-health"),
+        ready=HttpReady(ready_url),
         image="nginx",
-        tier=TIER_BACKENDS,
+        tier=tier,
         mounts=[run_dir],
     )
 
@@ -400,7 +419,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         buffering=spec.nginx.buffering,
         syslog_port=syslog_port,
     )
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    for sub in NGINX_TMP_DIRS:
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""
     services.append(
         ServiceDef(
@@ -520,6 +539,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
 
     endpoints: dict[str, object] = {
         "nginx": url(nginx_port),
+        "nginx_status": f"{url(nginx_status_port)}/stub_status",
         "prometheus": url(prom_port),
         "alertmanager": url(am_port),
         "toxiproxy": url(toxi_port),

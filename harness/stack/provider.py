@@ -44,6 +44,8 @@ class Endpoints(BaseModel):
     served_models: dict[str, str] = {}
     # The log store (VictoriaLogs): LogsQL at {logs}/select/logsql/query. None in older files.
     logs: str | None = None
+    # nginx's stub_status (its in-flight requests: "Writing"); None where the stack has none.
+    nginx_status: str | None = None
 
     def write(self, path: Path) -> None:
         # Write then rename, so a watcher never reads a half-written ready file.

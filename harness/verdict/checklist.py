@@ -1,6 +1,7 @@
 """The deployment checklist of PRACTICES.md (section 9), item by item: which of a run's checks
 prove it, and whether they passed. Items a gate cannot prove (how a release is rolled out, what
-happens after it) are listed as outside the gate rather than left out, so the table is complete.
+happens after it) are listed as outside the gate rather than left out, so the table is complete;
+blue-green and the canary are proven by a rollout's report (`harness rollout`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ def _error_rates(c: CheckResult) -> bool:
     return "error_rate" in c.name or (c.category == "alerts" and "HighErrorRate" in c.name)
 
 
+def _blue_green(c: CheckResult) -> bool:
+    return c.category == "rollout" and (
+        c.name.startswith("blue-green") or "(green)" in c.name or "(blue)" in c.name
+    )
+
+
+def _canary(c: CheckResult) -> bool:
+    return c.category == "rollout" and c.name.startswith(("canary:", "step to", "rollback"))
+
+
+def _baseline_compared(c: CheckResult) -> bool:
+    return c.category == "regression" or (c.category == "rollout" and c.name.startswith("canary:"))
+
+
 CHECKLIST: tuple[Item, ...] = (
     Item("pre-deployment", "Load testing (expected QPS)", _category("load")),
     Item("pre-deployment", "Benchmark latency (p50, p95, p99)", _latency, _percentiles_judged),
@@ -53,10 +68,11 @@ CHECKLIST: tuple[Item, ...] = (
     Item(
         "pre-deployment", "Security audit (input validation, authentication)", _category("security")
     ),
-    Item("deployment", "Blue-green deployment (zero downtime)", None),
-    Item("deployment", "Gradual rollout (canary 5% -> 50% -> 100%)", None),
+    # Proven by `harness rollout` (blue_green / canary); a gate run leaves them not checked.
+    Item("deployment", "Blue-green deployment (zero downtime)", _blue_green),
+    Item("deployment", "Gradual rollout (canary 5% -> 50% -> 100%)", _canary),
     Item("deployment", "Monitor error rates", _error_rates),
-    Item("deployment", "Compare latency to baseline", _category("regression")),
+    Item("deployment", "Compare latency to baseline", _baseline_compared),
     Item("post-deployment", "User feedback collection", None),
     Item("post-deployment", "A/B test new model versions", None),
     Item("post-deployment", "Cost tracking", _category("cost")),

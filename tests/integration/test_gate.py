@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from process_support import default_sigint
+from process_support import interrupt_after
 
-from harness.stack.process import descendants, pid_alive
+from harness.stack.process import pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow]
 
@@ -117,26 +115,10 @@ def test_interrupted_gate_leaves_a_partial_report_and_nothing_running(tmp_path: 
     p = tmp_path / "profile.yaml"
     p.write_text("kind: gate\nload: {duration_s: 120s, load: {kind: open, rate_rps: 2}}\n")
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=default_sigint,  # Ctrl-C must reach it
-    )
-    assert proc.stdout is not None
-    seen = []
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        seen.append(line)
-        if "probes:" in line or time.monotonic() > deadline:
-            break
-    time.sleep(1.0)
-    pids = descendants(proc.pid)
+    argv = [*HARNESS, "gate", "--profile", str(p), "--stack", str(SIM_STACK), "--out", str(out)]
+    code, output, pids = interrupt_after(argv, "probes:", 1.0)
     assert pids, "the stack's services should be children of the gate"
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + rest
+    assert code == 130, output
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "interrupted"
     assert report["checks"], "checks that ran before the interruption are kept"

@@ -295,7 +295,9 @@ def test_the_checklist_says_what_each_item_rests_on() -> None:
         "not checked",
         ["response cache"],
     )
-    assert got["Gradual rollout (canary 5% -> 50% -> 100%)"] == ("outside the gate", [])
+    # A gate run does not roll out: the rollout's items are left for `harness rollout`.
+    assert got["Gradual rollout (canary 5% -> 50% -> 100%)"] == ("not checked", [])
+    assert got["User feedback collection"] == ("outside the gate", [])
     row = ChecklistRow(
         stage="s",
         item="i",

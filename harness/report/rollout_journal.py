@@ -1,0 +1,44 @@
+"""The journal of one rollout as the report keeps it: the strategy and its steps, every traffic
+move, every canary look with its figures, the per-interval view of both versions, and where the
+rollout stopped. Stored output: lenient, so older reports still load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.measure.timeseries import VersionInterval
+from harness.verdict.rollout import StepLook
+
+_LENIENT = ConfigDict(extra="ignore")
+
+
+class MoveRecord(BaseModel):
+    """A traffic move on the rollout's clock (seconds since its load started)."""
+
+    model_config = _LENIENT
+    label: str
+    share_from: float
+    share_to: float
+    at_s: float
+    mode: str = "reload"
+    drain_s: float | None = None
+    drained: bool | None = None
+
+
+class RolloutJournal(BaseModel):
+    model_config = _LENIENT
+    strategy: str
+    steps: list[float] = Field(default_factory=list)
+    # The candidate's share when the rollout ended, and why it ended there.
+    final_share: float = 0.0
+    stopped: str = ""
+    interrupted: bool = False
+    moves: list[MoveRecord] = Field(default_factory=list)
+    looks: list[StepLook] = Field(default_factory=list)
+    interval_s: float = 1.0
+    intervals: list[VersionInterval] = Field(default_factory=list)
+    baseline_stack: dict[str, Any] = Field(default_factory=dict)
+    candidate_stack: dict[str, Any] = Field(default_factory=dict)
+    profile: dict[str, Any] = Field(default_factory=dict)

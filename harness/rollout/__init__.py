@@ -1,0 +1,1 @@
+"""A rollout: the baseline and the candidate side by side, traffic moved between them."""

@@ -1,0 +1,107 @@
+"""A rollout profile: how traffic moves from the running version (baseline) to the new one
+(candidate), and the bar the candidate must clear at each move.
+
+The profile is the policy: its margins, bounds and switch SLO are never the candidate's. Two
+strategies:
+- `canary`: the candidate's share goes through `steps` (default 5% -> 50% -> 100%, PRACTICES.md);
+  at each step below 100% the candidate is compared with the baseline on the traffic of that
+  same window, look by look, until it is shown no worse than every margin (promote), shown worse
+  or still undecided at the step's bound (abort: all traffic back on the baseline).
+- `blue_green`: the candidate (green) is verified while the baseline (blue) takes all traffic,
+  then all traffic switches to green under load, blue drains, and the switch back (the rollback)
+  is exercised the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.spec.base import Strict
+from harness.spec.load import ClosedLoop, LoadSpec, Seconds
+
+Strategy = Literal["canary", "blue_green"]
+
+
+class Margins(Strict):
+    """How much worse than the baseline the candidate may be and still be promoted.
+
+    Latency figures are relative changes of the candidate's statistic over the baseline's (0.1:
+    at most 10% slower); rates are differences in percentage points (1.0: at most 1 pp more).
+    """
+
+    ttft_p50: float = Field(0.10, gt=0, le=10)
+    ttft_p95: float = Field(0.20, gt=0, le=10)
+    itl_p50: float = Field(0.10, gt=0, le=10)
+    e2e_p50: float = Field(0.10, gt=0, le=10)
+    error_rate_pp: float = Field(1.0, gt=0, le=100)
+    fallback_share_pp: float = Field(1.0, gt=0, le=100)
+
+
+class Analysis(Strict):
+    """The looks at one canary step: every `look_every_s`, at most `max_looks` (the step's bound);
+    the overall chance of promoting a candidate worse than a margin is at most `alpha` per figure
+    (alpha spending over the looks, as the gate's SLO looks)."""
+
+    look_every_s: Seconds = Field(10.0, gt=0, le=3600)
+    max_looks: int = Field(6, ge=1, le=50)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    # Bootstrap resamples of a latency figure's interval, per look.
+    resamples: int = Field(1000, ge=100, le=100_000)
+    margins: Margins = Margins()
+
+
+class Switch(Strict):
+    """How the traffic moves, and what a move must not cost the requests around it."""
+
+    # reload: nginx reloads its weights gracefully. restart: nginx is stopped and started (an
+    # ungraceful switch: exists to show what one costs; the switch checks fail it).
+    mode: Literal["reload", "restart"] = "reload"
+    # Requests sent up to this long after a move, and those in flight at it, are the move's.
+    settle_s: Seconds = Field(3.0, gt=0, le=600)
+    # Every move: its requests' TTFT p95 at most this (the SLO during a switch).
+    ttft_p95_ms: float = Field(2000.0, gt=0)
+    # A version taken out of traffic finishes its in-flight streams within this, or is cut.
+    drain_timeout_s: Seconds = Field(30.0, gt=0, le=3600)
+
+
+def _default_load() -> LoadSpec:
+    return LoadSpec(name="rollout", load=ClosedLoop(users=8), duration_s=3600.0)
+
+
+class RolloutSpec(Strict):
+    kind: Literal["rollout"] = "rollout"
+    name: str = "rollout"
+    strategy: Strategy = "canary"
+    # The candidate's share at each canary step, rising, ending at 1 (PRACTICES.md: 5/50/100%).
+    steps: tuple[float, ...] = (0.05, 0.5, 1.0)
+    # Steady streaming load for the whole rollout; its duration_s is only an upper bound (the
+    # rollout ends it when the last step is decided).
+    load: LoadSpec = Field(default_factory=_default_load)
+    analysis: Analysis = Analysis()
+    switch: Switch = Switch()
+    # Blue-green: after each switch, the version now in traffic serves alone this long.
+    hold_s: Seconds = Field(5.0, gt=0, le=3600)
+    # Canary at 100%, blue-green after the switch back: the load runs this long on the final
+    # version before the rollout ends (its requests are checked like a switch's).
+    bake_s: Seconds = Field(5.0, ge=0, le=3600)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_one(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v:
+            raise ValueError("at least one step")
+        if any(not 0 < s <= 1 for s in v):
+            raise ValueError(f"each step is a share in (0, 1], got {list(v)}")
+        if list(v) != sorted(set(v)):
+            raise ValueError(f"steps must rise, each once, got {list(v)}")
+        if v[-1] != 1:
+            raise ValueError(f"the last step must be 1 (all traffic on the candidate), got {v[-1]}")
+        return v
+
+    @model_validator(mode="after")
+    def _load_streams(self) -> RolloutSpec:
+        if not self.load.workload.stream:
+            raise ValueError("load.workload.stream must be true: a rollout counts every stream")
+        return self

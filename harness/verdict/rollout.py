@@ -1,0 +1,394 @@
+"""A rollout judged: each canary look (promote, hold or abort), and each traffic move's requests.
+
+A canary step compares the candidate with the baseline on the requests of that same window, per
+figure: the TTFT median and p95, the median inter-token latency and the median end-to-end time as
+relative changes; the error rate and the fallback share as differences in percentage points. Each
+figure's interval is one-sided at the look's alpha (`SequentialPlan`: alpha spending over the
+step's looks, so looking again and again keeps the profile's alpha per figure):
+- latency: the relative change of the statistic with its bootstrap standard error (each version
+  resampled on its own), bounds est -/+ z * se, z the normal's quantile at the look's alpha; the
+  normal form holds at the tiny alphas of early looks, where percentile bounds cannot reach;
+- rates: Newcombe's hybrid score interval (`verdict.rates.newcombe_interval`) at the same level.
+
+A figure is "no worse" when its bad end is inside the margin (non-inferiority shown), "worse"
+when its good end is beyond it (shown worse than the margin allows), else "undecided". The step
+promotes when every figure is no worse, aborts when any is worse, holds otherwise, and aborts at
+its last look when a figure is still undecided: a rollout never promotes without evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+from scipy import special
+
+from harness.data.samples import Sample
+from harness.measure.fates import FATES, FateCounts, fate
+from harness.measure.stats import percentile
+from harness.spec.rollout import Analysis, Switch
+from harness.verdict.checks import CheckResult
+from harness.verdict.rates import Count, newcombe_interval
+from harness.verdict.sequential import SequentialPlan
+
+Values = NDArray[np.float64]
+Verdict = Literal["no_worse", "worse", "undecided"]
+Decision = Literal["promote", "hold", "abort"]
+MIN_VALUES = 10  # per version, below this a latency figure has no interval
+# Fates that fail a request at a traffic move (completed and failed_over do not).
+BAD_FATES = tuple(f for f in FATES if f not in ("completed", "failed_over"))
+
+# Latency figures: (name, the Sample's value, quantile, the margin's field).
+LATENCY = (
+    ("ttft_p50", "ttft_ms", 0.5),
+    ("ttft_p95", "ttft_ms", 0.95),
+    ("itl_p50", "itl_ms", 0.5),
+    ("e2e_p50", "e2e_ms", 0.5),
+)
+RATES = ("error_rate", "fallback_share")
+
+
+class FigureLook(BaseModel):
+    """One figure of one look: the candidate against the baseline, and what that shows."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    unit: Literal["relative", "pp"]
+    baseline: float | None
+    candidate: float | None
+    n_baseline: int
+    n_candidate: int
+    effect: float | None  # relative change, or pp
+    low: float | None
+    high: float | None
+    margin: float
+    verdict: Verdict
+    reason: str
+
+
+class StepLook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    share: float
+    look: int
+    max_looks: int
+    alpha: float  # one-sided, this look's
+    t_s: float  # seconds since the rollout's load started
+    n_baseline: int
+    n_candidate: int
+    decision: Decision
+    figures: list[FigureLook]
+    reasons: list[str]
+
+
+def _is_error(s: Sample) -> bool:
+    return fate(s) in BAD_FATES
+
+
+def _is_fallback(s: Sample) -> bool:
+    return fate(s) == "failed_over"
+
+
+def _values(samples: Sequence[Sample], attr: str) -> Values:
+    vals = [v for s in samples if s.ok and (v := getattr(s, attr)) is not None]
+    return np.asarray(vals, dtype=float)
+
+
+def _quantile_change_se(a: Values, b: Values, q: float, resamples: int, seed: int) -> float:
+    """Bootstrap standard error of (q-quantile of b - that of a) / that of a."""
+    from scipy import stats  # half a second to import: only where versions are compared
+
+    def ratio(x: Values, y: Values, axis: int = -1) -> Values:
+        qx = np.quantile(x, q, axis=axis)
+        return np.asarray((np.quantile(y, q, axis=axis) - qx) / qx)
+
+    res = stats.bootstrap(
+        (a, b),
+        ratio,
+        n_resamples=resamples,
+        method="percentile",
+        vectorized=True,
+        batch=100,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.standard_error)
+
+
+def _verdict(low: float, high: float, margin: float) -> Verdict:
+    if high <= margin:
+        return "no_worse"
+    if low > margin:
+        return "worse"
+    return "undecided"
+
+
+def _latency_look(
+    name: str,
+    attr: str,
+    q: float,
+    base: Sequence[Sample],
+    cand: Sequence[Sample],
+    margin: float,
+    z: float,
+    resamples: int,
+    seed: int,
+) -> FigureLook:
+    a, b = _values(base, attr), _values(cand, attr)
+    qa = float(np.quantile(a, q)) if a.size else None
+    qb = float(np.quantile(b, q)) if b.size else None
+    common = {"name": name, "unit": "relative", "baseline": qa, "candidate": qb, "margin": margin}
+    counts = {"n_baseline": int(a.size), "n_candidate": int(b.size)}
+    if min(a.size, b.size) < MIN_VALUES or not qa:
+        return FigureLook(
+            **common,
+            **counts,
+            effect=None,
+            low=None,
+            high=None,
+            verdict="undecided",
+            reason=f"{name}: {min(a.size, b.size)} values in the smaller version, at least "
+            f"{MIN_VALUES} are needed",
+        )
+    assert qb is not None
+    est = (qb - qa) / qa
+    se = _quantile_change_se(a, b, q, resamples, seed)
+    low, high = est - z * se, est + z * se
+    verdict = _verdict(low, high, margin)
+    return FigureLook(
+        **common,
+        **counts,
+        effect=est,
+        low=low,
+        high=high,
+        verdict=verdict,
+        reason=f"{name} {qa:.1f} -> {qb:.1f} ms ({est:+.1%}, bounds {low:+.1%} .. {high:+.1%}), "
+        f"margin +{margin:.0%}: {verdict.replace('_', ' ')}",
+    )
+
+
+def _rate_look(
+    name: str, base: Sequence[Sample], cand: Sequence[Sample], margin_pp: float, alpha: float
+) -> FigureLook:
+    hit = _is_error if name == "error_rate" else _is_fallback
+    a = Count(sum(map(hit, base)), len(base))
+    b = Count(sum(map(hit, cand)), len(cand))
+    common = {"name": name, "unit": "pp", "margin": margin_pp}
+    counts = {"n_baseline": a.n, "n_candidate": b.n}
+    if not a.n or not b.n:
+        return FigureLook(
+            **common,
+            **counts,
+            baseline=None,
+            candidate=None,
+            effect=None,
+            low=None,
+            high=None,
+            verdict="undecided",
+            reason=f"{name}: no requests of one version yet",
+        )
+    low, high = (100 * x for x in newcombe_interval(a, b, level=1 - 2 * alpha))
+    diff = 100 * (b.k / b.n - a.k / a.n)
+    verdict = _verdict(low, high, margin_pp)
+    return FigureLook(
+        **common,
+        **counts,
+        baseline=a.k / a.n,
+        candidate=b.k / b.n,
+        effect=diff,
+        low=low,
+        high=high,
+        verdict=verdict,
+        reason=f"{name} {a.k}/{a.n} -> {b.k}/{b.n} ({diff:+.2f} pp, bounds {low:+.2f} .. "
+        f"{high:+.2f} pp), margin +{margin_pp:g} pp: {verdict.replace('_', ' ')}",
+    )
+
+
+def look_at_step(
+    share: float,
+    look: int,
+    t_s: float,
+    base: Sequence[Sample],
+    cand: Sequence[Sample],
+    analysis: Analysis,
+    seed: int = 0,
+) -> StepLook:
+    """Look `look` (1-based) at one canary step's window: each figure, then the decision."""
+    plan = SequentialPlan(alpha=analysis.alpha, max_looks=analysis.max_looks)
+    alpha = plan.alpha_at(look)
+    z = -float(special.ndtri(alpha))  # the normal's one-sided quantile
+    m = analysis.margins
+    margins = {"ttft_p50": m.ttft_p50, "ttft_p95": m.ttft_p95, "itl_p50": m.itl_p50}
+    margins["e2e_p50"] = m.e2e_p50
+    figures = [
+        _latency_look(name, attr, q, base, cand, margins[name], z, analysis.resamples, seed)
+        for name, attr, q in LATENCY
+    ]
+    figures.append(_rate_look("error_rate", base, cand, m.error_rate_pp, alpha))
+    figures.append(_rate_look("fallback_share", base, cand, m.fallback_share_pp, alpha))
+    worse = [f for f in figures if f.verdict == "worse"]
+    undecided = [f for f in figures if f.verdict == "undecided"]
+    last = look >= analysis.max_looks
+    if worse:
+        decision: Decision = "abort"
+        reasons = [f"shown worse than its margin: {f.reason}" for f in worse]
+    elif not undecided:
+        decision, reasons = "promote", ["every figure shown no worse than its margin"]
+    elif last:
+        decision = "abort"
+        reasons = [
+            f"still undecided at the step's last look ({look} of {analysis.max_looks}): {f.reason}"
+            for f in undecided
+        ]
+    else:
+        decision = "hold"
+        reasons = [f"undecided: {f.reason}" for f in undecided]
+    return StepLook(
+        share=share,
+        look=look,
+        max_looks=analysis.max_looks,
+        alpha=alpha,
+        t_s=round(t_s, 2),
+        n_baseline=len(base),
+        n_candidate=len(cand),
+        decision=decision,
+        figures=figures,
+        reasons=reasons,
+    )
+
+
+def canary_check(looks: Sequence[StepLook], steps: Sequence[float], promoted: bool) -> CheckResult:
+    """The canary's verdict: promoted through every step below 100%, or why not."""
+    decided = [lk for lk in looks if lk.decision != "hold"]
+    measured: dict[str, float | int | str | None] = {
+        "steps_promoted": sum(1 for lk in decided if lk.decision == "promote"),
+        "steps_analysed": len([s for s in steps if s < 1]),
+        "looks": len(looks),
+    }
+    if promoted:
+        return CheckResult(
+            name="canary: candidate no worse than the baseline at every step",
+            category="rollout",
+            outcome="pass",
+            reasons=[
+                f"{lk.share:.0%}: promoted at look {lk.look} of {lk.max_looks} "
+                f"({lk.n_baseline} baseline, {lk.n_candidate} candidate requests)"
+                for lk in decided
+            ],
+            measured=measured,
+        )
+    stop = decided[-1] if decided else (looks[-1] if looks else None)
+    reasons = (
+        [
+            f"aborted at {stop.share:.0%}, look {stop.look} of {stop.max_looks}: {r}"
+            for r in stop.reasons
+        ]
+        if stop is not None
+        else ["the canary ended before its first look"]
+    )
+    return CheckResult(
+        name="canary: candidate no worse than the baseline at every step",
+        category="rollout",
+        outcome="fail",
+        reasons=reasons,
+        measured=measured,
+    )
+
+
+@dataclass(frozen=True)
+class Move:
+    """One traffic move: the candidate's share before and after, and when (load clock)."""
+
+    label: str
+    share_from: float
+    share_to: float
+    at_s: float
+    # The version that should answer requests sent after the move settled (None: either).
+    expect_version: str | None
+    # Seconds the version taken out of traffic took to finish its in-flight requests (None: not
+    # measured), and whether it finished within the drain bound.
+    drain_s: float | None = None
+    drained: bool | None = None
+
+
+def move_requests(samples: Sequence[Sample], move: Move, settle_s: float) -> list[Sample]:
+    """A move's requests: in flight at it, or sent within `settle_s` after it."""
+    return [
+        s
+        for s in samples
+        if s.sent_s < move.at_s < s.done_s or move.at_s <= s.sent_s < move.at_s + settle_s
+    ]
+
+
+def move_check(
+    move: Move, around: Sequence[Sample], after: Sequence[Sample], switch: Switch
+) -> CheckResult:
+    """What a move cost: no request failed, cut or hung among those around it; their TTFT p95
+    within the switch SLO; after it settled, every answer from the version it moved to; the
+    version taken out drained within its bound."""
+    counts = FateCounts()
+    for s in sorted(around, key=lambda x: x.sent_s):
+        counts.add(s)
+    failures: list[str] = []
+    bad = {f: counts.counts.get(f, 0) for f in BAD_FATES if counts.counts.get(f, 0)}
+    if bad:
+        ids = "; ".join(f"{f}: {', '.join(counts.ids.get(f, []))}" for f in bad)
+        failures.append(
+            f"{sum(bad.values())} of {counts.requests} requests around the move failed "
+            f"({', '.join(f'{k} {v}' for k, v in bad.items())}), e.g. {ids}"
+        )
+    if not counts.requests:
+        failures.append("no request was in flight at the move or sent while it settled")
+    ttft = [s.ttft_ms for s in around if s.ttft_ms is not None]
+    p95 = percentile(ttft, 95)
+    if p95 is not None and p95 > switch.ttft_p95_ms:
+        failures.append(
+            f"TTFT p95 of the move's requests {p95:.0f} ms > {switch.ttft_p95_ms:g} ms "
+            f"(n={len(ttft)})"
+        )
+    wrong = 0
+    if move.expect_version is not None:
+        wrong = sum(1 for s in after if s.x_version != move.expect_version)
+        if not after:
+            failures.append(
+                f"no request after the move settled to show it served {move.expect_version}"
+            )
+        elif wrong:
+            failures.append(
+                f"{wrong} of {len(after)} requests after the move settled not served by "
+                f"{move.expect_version}"
+            )
+    if move.drained is False:
+        failures.append(
+            f"the version taken out of traffic still had requests in flight after "
+            f"{switch.drain_timeout_s:g}s (the drain bound)"
+        )
+    measured: dict[str, float | int | str | None] = {
+        "requests": counts.requests,
+        **{f: counts.counts.get(f, 0) for f in FATES},
+        "ttft_p95_ms": None if p95 is None else round(p95, 1),
+        "ttft_n": len(ttft),
+        "after_requests": len(after),
+        "after_wrong_version": wrong,
+        "drain_s": None if move.drain_s is None else round(move.drain_s, 2),
+        "at_s": round(move.at_s, 2),
+    }
+    note = (
+        f"{counts.requests} requests around the move, none failed, cut or hung; TTFT p95 "
+        + (f"{p95:.0f} ms" if p95 is not None else "n/a")
+        + (
+            f"; {len(after)} after it, all served by {move.expect_version}"
+            if move.expect_version
+            else ""
+        )
+        + (f"; drained in {move.drain_s:.1f}s" if move.drain_s is not None else "")
+    )
+    return CheckResult.from_reasons(
+        f"{move.label}: {move.share_from:.0%} -> {move.share_to:.0%} candidate",
+        "rollout",
+        failures,
+        measured,
+        passed_note=note,
+    )

@@ -1,0 +1,160 @@
+"""`harness rollout` end to end: two simulated stacks behind the split front, traffic moved under
+streaming load, each planted defect failing with its reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from process_support import interrupt_after
+
+from harness.measure.sample_file import read_sample_file
+from harness.stack.process import pid_alive
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HARNESS = [sys.executable, "-m", "harness"]
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "rollout"
+BASELINE = FIXTURES / "baseline.yaml"
+
+
+def _argv(out: Path, candidate: str, profile: str, *extra: str) -> list[str]:
+    return [
+        *HARNESS,
+        "rollout",
+        "--baseline",
+        str(BASELINE),
+        "--candidate",
+        str(FIXTURES / candidate),
+        "--profile",
+        str(FIXTURES / profile),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def rollout(
+    tmp_path: Path, candidate: str, profile: str = "canary.yaml"
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path / "out"
+    r = subprocess.run(_argv(out, candidate, profile), capture_output=True, text=True, timeout=300)
+    report = json.loads((out / "report.json").read_text())
+    return r, report
+
+
+def _check(report: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return next(c for c in report["checks"] if c["name"].startswith(prefix))
+
+
+def _moves(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in report["checks"] if "candidate" in c["name"] and "->" in c["name"]]
+
+
+def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> None:
+    r, report = rollout(tmp_path, "baseline.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    journal = report["rollout"]
+    assert journal["final_share"] == 1.0 and journal["stopped"] == "promoted to 100%"
+    decided = [lk for lk in journal["looks"] if lk["decision"] != "hold"]
+    assert [lk["share"] for lk in decided] == [0.2, 0.5]
+    assert all(lk["decision"] == "promote" for lk in decided)
+    assert [m["share_to"] for m in journal["moves"]] == [0.2, 0.5, 1.0]
+    for move in _moves(report):
+        assert move["outcome"] == "pass", move
+        assert move["measured"]["failed"] == 0 and move["measured"]["cut_silently"] == 0
+    # The last move took the baseline out of traffic: it drained, and only the candidate answers.
+    last = _moves(report)[-1]["measured"]
+    assert last["after_wrong_version"] == 0 and last["drain_s"] is not None
+    table = read_sample_file(tmp_path / "out" / "samples.jsonl.gz")
+    assert {"baseline", "candidate"} <= set(table.text["version"])
+
+
+def test_a_candidate_20_percent_slower_to_first_token_is_aborted_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    r, report = rollout(tmp_path, "candidate-slow.yaml")
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    canary = _check(report, "canary:")
+    assert canary["outcome"] == "fail"
+    assert canary["reasons"][0].startswith("aborted at 20%")
+    assert "ttft_p50" in " ".join(canary["reasons"])
+    journal = report["rollout"]
+    assert journal["final_share"] == 0.0 and journal["stopped"] == "aborted at 20%"
+    rollback = _check(report, "rollback:")
+    assert rollback["outcome"] == "pass", rollback  # the rollback itself is checked
+    assert rollback["measured"]["after_wrong_version"] == 0
+
+
+def test_a_candidate_with_3_percent_server_errors_is_aborted(tmp_path: Path) -> None:
+    r, report = rollout(tmp_path, "candidate-errors.yaml")
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    canary = _check(report, "canary:")
+    assert canary["outcome"] == "fail"
+    # The gateway falls back for the candidate's errors: its fallback share is what shows them.
+    assert "fallback_share" in " ".join(canary["reasons"])
+    assert report["rollout"]["final_share"] == 0.0
+
+
+def test_blue_green_switches_and_rolls_back_without_losing_a_stream(tmp_path: Path) -> None:
+    r, report = rollout(tmp_path, "baseline.yaml", "blue-green.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert _check(report, "blue-green: candidate verified")["outcome"] == "pass"
+    moves = _moves(report)
+    assert [m["name"].split(":")[0] for m in moves] == [
+        "switch to the candidate (green)",
+        "switch back to the baseline (blue)",
+    ]
+    for move in moves:
+        m = move["measured"]
+        assert move["outcome"] == "pass", move
+        assert m["requests"] > 0 and m["after_requests"] > 0
+        assert m["failed"] == m["cut_silently"] == m["hung"] == m["error_in_stream"] == 0
+
+
+def test_a_switch_that_restarts_nginx_instead_of_reloading_it_fails(tmp_path: Path) -> None:
+    profile = tmp_path / "restart.yaml"
+    profile.write_text(
+        (FIXTURES / "blue-green.yaml")
+        .read_text()
+        .replace("switch: {settle_s: 2s}", "switch: {settle_s: 2s, mode: restart}")
+    )
+    r, report = rollout(tmp_path, "baseline.yaml", str(profile))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    switch = _check(report, "switch to the candidate (green)")
+    assert switch["outcome"] == "fail"
+    assert "requests around the move failed" in switch["reasons"][0]
+    assert switch["measured"]["failed"] > 0
+
+
+def test_an_interrupted_rollout_puts_traffic_back_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = _argv(out, "baseline.yaml", "canary.yaml")
+    code, output, pids = interrupt_after(argv, "step to 20%", 2.0)
+    assert code == 130, output
+    report = json.loads((out / "report.json").read_text())
+    assert report["outcome"] == "interrupted"
+    journal = report["rollout"]
+    assert journal["interrupted"] and journal["stopped"].startswith("interrupted at 20%")
+    assert journal["final_share"] == 0.0
+    assert journal["moves"][-1]["share_to"] == 0.0
+    assert not [p for p in pids if pid_alive(p)]
+
+
+def test_a_bad_rollout_profile_exits_2_before_starting_anything(tmp_path: Path) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("kind: rollout\nsteps: [0.5, 0.05]\n")
+    r = subprocess.run(
+        _argv(tmp_path / "out", "baseline.yaml", str(profile)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "bad.yaml" in r.stderr and "steps" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

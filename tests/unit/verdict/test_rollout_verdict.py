@@ -1,0 +1,177 @@
+"""The canary's looks and the traffic moves' checks, on hand-made samples (no processes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
+from harness.spec.rollout import Analysis, Switch
+from harness.verdict.rollout import Move, canary_check, look_at_step, move_check, move_requests
+
+
+def _samples(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    slower: float = 0.0,
+    fallback_every: int = 0,
+    errors_every: int = 0,
+    version: str = "baseline",
+) -> list[Sample]:
+    out = []
+    for i in range(n):
+        ttft = 40.0 * (1 + slower) * float(rng.lognormal(0, 0.2))
+        gaps = [5.0 * (1 + slower) * float(rng.lognormal(0, 0.1)) for _ in range(15)]
+        s = Sample(
+            worker=0,
+            seq=i,
+            kind="chat",
+            tenant="t",
+            prompt_id=f"p{i}",
+            repeated=False,
+            intended_s=None,
+            sent_s=float(i),
+            e2e_ms=ttft + sum(gaps),
+            status=200,
+            ttft_ms=ttft,
+            token_gaps_ms=gaps,
+            output_tokens=16,
+            finish_reason="stop",
+            x_served_by="primary",
+            x_version=version,
+            client_request_id=f"{version}-{i}",
+        )
+        if fallback_every and i % fallback_every == 0:
+            s.x_served_by = "fallback"
+        if errors_every and i % errors_every == 0:
+            s.error, s.status = "http", 500
+        out.append(s)
+    return out
+
+
+def test_an_identical_candidate_is_promoted() -> None:
+    rng = np.random.default_rng(1)
+    look = look_at_step(0.5, 3, 30.0, _samples(800, rng), _samples(800, rng), Analysis())
+    assert look.decision == "promote", look.reasons
+    assert {f.name for f in look.figures} == {
+        "ttft_p50",
+        "ttft_p95",
+        "itl_p50",
+        "e2e_p50",
+        "error_rate",
+        "fallback_share",
+    }
+    assert all(f.verdict == "no_worse" for f in look.figures)
+
+
+def test_a_candidate_20_percent_slower_is_aborted_naming_the_figure() -> None:
+    rng = np.random.default_rng(2)
+    base, cand = _samples(800, rng), _samples(400, rng, slower=0.2)
+    look = look_at_step(0.2, 3, 30.0, base, cand, Analysis())
+    assert look.decision == "abort"
+    worse = {f.name for f in look.figures if f.verdict == "worse"}
+    assert "ttft_p50" in worse
+    assert any("ttft_p50" in r and "shown worse" in r for r in look.reasons)
+
+
+def test_more_fallback_answers_than_the_margin_abort() -> None:
+    rng = np.random.default_rng(3)
+    base, cand = _samples(3000, rng), _samples(3000, rng, fallback_every=20)  # +5 pp
+    look = look_at_step(0.5, 4, 40.0, base, cand, Analysis())
+    assert look.decision == "abort"
+    assert [f.name for f in look.figures if f.verdict == "worse"] == ["fallback_share"]
+
+
+def test_undecided_holds_until_the_last_look_then_aborts() -> None:
+    rng = np.random.default_rng(4)
+    base, cand = _samples(40, rng), _samples(12, rng)
+    analysis = Analysis(max_looks=4)
+    assert look_at_step(0.05, 1, 10.0, base, cand, analysis).decision == "hold"
+    last = look_at_step(0.05, 4, 40.0, base, cand, analysis)
+    assert last.decision == "abort"
+    assert all("still undecided" in r for r in last.reasons)
+
+
+def test_a_candidate_with_no_requests_is_undecided_never_promoted() -> None:
+    rng = np.random.default_rng(5)
+    look = look_at_step(0.05, 1, 10.0, _samples(500, rng), [], Analysis(max_looks=1))
+    assert look.decision == "abort"
+    assert all(f.verdict == "undecided" for f in look.figures)
+
+
+def test_later_looks_spend_more_alpha() -> None:
+    rng = np.random.default_rng(6)
+    base, cand = _samples(100, rng), _samples(100, rng)
+    alphas = [look_at_step(0.5, k, 0.0, base, cand, Analysis()).alpha for k in (1, 3, 6)]
+    assert alphas[0] < alphas[1] < alphas[2]
+    assert sum(look_at_step(0.5, k, 0, base, cand, Analysis()).alpha for k in range(1, 7)) <= 0.05
+
+
+def test_canary_check_names_where_it_stopped() -> None:
+    rng = np.random.default_rng(7)
+    slow = look_at_step(
+        0.2, 2, 20.0, _samples(800, rng), _samples(400, rng, slower=0.3), Analysis()
+    )
+    check = canary_check([slow], (0.2, 1.0), promoted=False)
+    assert check.outcome == "fail"
+    assert check.reasons[0].startswith("aborted at 20%, look 2 of 6")
+    ok = canary_check([], (1.0,), promoted=True)
+    assert ok.outcome == "pass"
+
+
+def _move_samples(at: float) -> list[Sample]:
+    rng = np.random.default_rng(8)
+    out = _samples(40, rng, version="candidate")
+    for i, s in enumerate(out):
+        s.sent_s = at - 1.0 + i * 0.1
+    return out
+
+
+def test_a_clean_move_passes_and_counts_its_requests() -> None:
+    at = 10.0
+    samples = _move_samples(at)
+    move = Move("switch", 0.0, 1.0, at, "candidate", drain_s=0.4, drained=True)
+    around = move_requests(samples, move, 2.0)
+    after = [s for s in samples if s.sent_s >= at + 2.0]
+    check = move_check(move, around, after, Switch())
+    assert check.outcome == "pass", check.reasons
+    assert check.measured["requests"] == len(around) > 0
+    assert check.measured["drain_s"] == 0.4
+
+
+def test_cut_streams_and_failed_requests_fail_the_move() -> None:
+    at = 10.0
+    samples = _move_samples(at)
+    around_ids = {s.client_request_id for s in move_requests(samples, Move("m", 0, 1, at, None), 2)}
+    cut, failed = [s for s in samples if s.client_request_id in around_ids][:2]
+    cut.error, cut.error_detail = "incomplete", STREAM_ENDED_SILENTLY
+    failed.error, failed.status = "connect", 0
+    move = Move("restart", 0.0, 1.0, at, None)
+    check = move_check(move, move_requests(samples, move, 2.0), [], Switch())
+    assert check.outcome == "fail"
+    assert "cut_silently 1" in check.reasons[0] and "failed 1" in check.reasons[0]
+    assert check.measured["cut_silently"] == 1
+
+
+def test_a_move_that_did_not_take_or_did_not_drain_fails() -> None:
+    at = 10.0
+    samples = _move_samples(at)
+    for s in samples:
+        s.x_version = "baseline"  # every answer still from the version meant to leave
+    move = Move("switch", 0.0, 1.0, at, "candidate", drain_s=None, drained=False)
+    after = [s for s in samples if s.sent_s >= at + 2.0]
+    check = move_check(move, move_requests(samples, move, 2.0), after, Switch())
+    assert check.outcome == "fail"
+    assert any("not served by candidate" in r for r in check.reasons)
+    assert any("drain bound" in r for r in check.reasons)
+
+
+def test_a_slow_switch_fails_the_switch_slo() -> None:
+    at = 10.0
+    samples = _move_samples(at)
+    for s in samples:
+        s.ttft_ms = 5000.0
+    move = Move("switch", 0.0, 1.0, at, None)
+    check = move_check(move, move_requests(samples, move, 2.0), [], Switch(ttft_p95_ms=2000))
+    assert check.outcome == "fail"
+    assert any("TTFT p95" in r for r in check.reasons)
