@@ -335,7 +335,7 @@ def rollout(
     ] = None,
     strategy: Annotated[
         str | None,
-        typer.Option("--strategy", help="canary or blue_green (default: the profile's)."),
+        typer.Option("--strategy", help="canary, blue_green or rolling (default: the profile's)."),
     ] = None,
     provider: ProviderOption = None,
     out: Annotated[

@@ -143,10 +143,14 @@ def rollout_inputs(
     path = profile or PROJECT_ROOT / "rollouts" / "canary.yaml"
     spec = load_yaml_model(RolloutSpec, path, allow_empty=allow_empty)
     if strategy is not None:
-        if strategy not in ("canary", "blue_green"):
+        if strategy not in ("canary", "blue_green", "rolling"):
             raise ConfigError(
                 "--strategy",
-                [ConfigProblem("strategy", f"{strategy!r}; expected canary or blue_green")],
+                [
+                    ConfigProblem(
+                        "strategy", f"{strategy!r}; expected canary, blue_green or rolling"
+                    )
+                ],
             )
         spec = spec.model_copy(update={"strategy": strategy})
     base = load_stack_spec(baseline, allow_empty)
@@ -163,6 +167,8 @@ def rollout_inputs(
                     )
                 ],
             )
+    if spec.strategy == "rolling":
+        _check_rolling(candidate, base, cand)
     if base.provider != cand.provider:
         raise ConfigError(
             str(candidate),
@@ -175,3 +181,28 @@ def rollout_inputs(
             ],
         )
     return spec, base, cand
+
+
+def _check_rolling(path: Path, base: StackSpec, cand: StackSpec) -> None:
+    """A rolling update replaces the baseline's primary model servers one for one with the
+    candidate's: the candidate may differ in that server's settings and nothing else."""
+
+    def rest(spec: StackSpec) -> dict[str, object]:
+        out = spec.model_dump(mode="json", exclude={"name"})
+        out["primary"]["server"] = {"served_name": spec.primary.server.served_name}
+        return out
+
+    b, c = rest(base), rest(cand)
+    if b != c:
+        differs = sorted(k for k in b if b[k] != c[k])
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    ", ".join(differs),
+                    "a rolling update replaces the baseline's primary model servers one for one "
+                    "with the candidate's `primary.server` (same served_name); the candidate "
+                    "differs from the baseline here too (use canary or blue_green for that)",
+                )
+            ],
+        )

@@ -23,8 +23,15 @@ VERDICT_COLOURS = {"no_worse": "#1a7f37", "worse": "#cf222e", "undecided": "#9a6
 _CHAR_PX = 5.6
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def _shares(m: MoveRecord) -> str:
+    """A move's share change; a replica replaced changes none."""
+    if m.share_from is None or m.share_to is None:
+        return "replica replaced"
+    return f"{_pct(m.share_from)} -> {_pct(m.share_to)}"
 
 
 def _versions(journal: RolloutJournal) -> list[str]:
@@ -66,10 +73,12 @@ def _place(labels: Sequence[tuple[float, str]], x_max: float) -> list[tuple[floa
 
 def _share_points(journal: RolloutJournal, span: float) -> list[tuple[float, float]]:
     """The candidate's share as a step line: flat between moves, a jump at each."""
-    moves = sorted(journal.moves, key=lambda m: m.at_s)
-    share = moves[0].share_from if moves else journal.final_share
+    moves = sorted((m for m in journal.moves if m.share_to is not None), key=lambda m: m.at_s)
+    first = moves[0].share_from if moves else None
+    share = first if first is not None else journal.final_share
     pts = [(0.0, share)]
     for m in moves:
+        assert m.share_to is not None
         pts += [(m.at_s, share), (m.at_s, m.share_to)]
         share = m.share_to
     pts.append((span, share))
@@ -194,6 +203,8 @@ def svg_rollout_timeline(journal: RolloutJournal, width: int = 1000) -> str:
     )
     y_labels("share", "100%")
     for m in journal.moves:  # each level's share beside the jump to it
+        if m.share_to is None:
+            continue
         level = sy0 + sh - m.share_to * sh
         # Under a high line: above it, the label would meet the move's own label.
         label_y = level + 12 if m.share_to > 0.75 else level - 4
@@ -327,10 +338,7 @@ def _move_title(m: MoveRecord) -> str:
     drain = "" if m.drain_s is None else f"; drained in {m.drain_s:.2f} s"
     if m.drained is False:
         drain += " (not within its bound)"
-    return (
-        f"{m.label}: {_pct(m.share_from)} -> {_pct(m.share_to)} candidate at {m.at_s:.2f} s "
-        f"({m.mode}){drain}"
-    )
+    return f"{m.label}: {_shares(m)} at {m.at_s:.2f} s ({m.mode}){drain}"
 
 
 def _look_title(lk: StepLook) -> str:
@@ -416,7 +424,7 @@ def move_rows(journal: RolloutJournal) -> list[tuple[str, ...]]:
         rows.append(
             (
                 m.label,
-                f"{_pct(m.share_from)} -> {_pct(m.share_to)}",
+                _shares(m),
                 f"{m.at_s:.1f} s",
                 m.mode,
                 drained,

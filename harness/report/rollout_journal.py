@@ -19,12 +19,18 @@ class MoveRecord(BaseModel):
 
     model_config = _LENIENT
     label: str
-    share_from: float
-    share_to: float
+    # The candidate's share before and after; None for a move that changes none (a replica
+    # replaced in a rolling update).
+    share_from: float | None = None
+    share_to: float | None = None
     at_s: float
+    # A move that takes a while (a replica out, replaced, back): when it ended.
+    until_s: float | None = None
     mode: str = "reload"
     drain_s: float | None = None
     drained: bool | None = None
+    # More figures of the move (a replica's cold start, ...).
+    figures: dict[str, float | None] = Field(default_factory=dict)
 
 
 class RolloutJournal(BaseModel):

@@ -32,11 +32,13 @@ from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
 from harness.measure.timeseries import per_version
 from harness.report.rollout_journal import MoveRecord, RolloutJournal
+from harness.rollout.rolling import replace_replicas, restore_rotation
 from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
 from harness.stack.orchestrator import make_launcher
 from harness.stack.ports import free_ports
+from harness.stack.provider import Launcher, ServiceHandle
 from harness.stack.split_front import BASELINE, CANDIDATE, SplitFront
 from harness.stack.target import from_endpoints
 from harness.verdict.checks import CheckResult
@@ -101,7 +103,7 @@ class _Rollout:
     def __init__(
         self,
         spec: RolloutSpec,
-        front: SplitFront,
+        front: SplitFront | None,
         load: _Load,
         stacks: dict[str, RunningStack],
         progress: Progress,
@@ -125,12 +127,21 @@ class _Rollout:
 
     def move(self, label: str, share: float, expect: str | None) -> Move:
         """Move the candidate's share; when a version leaves traffic, wait for it to drain."""
+        assert self.front is not None, "a share moves only through the split front"
         was = self.front.share
         at = now()
         self.front.set_share(share, self.spec.switch.mode)
         leaving = BASELINE if share >= 1 > was else CANDIDATE if share <= 0 < was else None
         drain_s, drained = (None, None) if leaving is None else self._drain(leaving, at)
-        m = Move(label, was, share, at, expect, drain_s, drained)
+        m = Move(
+            f"{label}: {was:.0%} -> {share:.0%} candidate",
+            at,
+            expect,
+            drain_s=drain_s,
+            drained=drained,
+            share_from=was,
+            share_to=share,
+        )
         self.moves.append(m)
         self.progress(
             f"  {label}: candidate {was:.0%} -> {share:.0%}"
@@ -213,6 +224,23 @@ class _Rollout:
     def load_start(self) -> float:
         return min((s.sent_s for s in self.samples), default=now())
 
+    def rolling(
+        self, candidate: StackSpec, launcher: Launcher, launched: list[ServiceHandle]
+    ) -> None:
+        spec = self.spec
+        self.wait(spec.switch.settle_s)
+        moves = replace_replicas(
+            spec, self.stacks[BASELINE], candidate, launcher, self.progress, self.alive, launched
+        )
+        self.moves += moves
+        self.wait(spec.switch.settle_s + spec.bake_s)
+        failed = [m for m in moves if m.problems]
+        self.stopped = (
+            f"stopped at {failed[0].title.rsplit(': ', 1)[1]}"
+            if failed
+            else f"every primary replica replaced ({len(moves)})"
+        )
+
     def blue_green(self) -> None:
         spec = self.spec
         verified = verify_candidate(self.stacks[CANDIDATE])
@@ -252,6 +280,11 @@ def _move_checks(r: _Rollout, end_s: float) -> list[CheckResult]:
     return out
 
 
+def _stop_all(services: list[ServiceHandle]) -> None:
+    for svc in services:
+        svc.stop()
+
+
 def run_rollout(
     spec: RolloutSpec,
     baseline: StackSpec,
@@ -272,9 +305,12 @@ def run_rollout(
         profile=spec.model_dump(mode="json"),
     )
     result = RolloutResult(spec=spec, checks=[], journal=journal)
+    rolling = spec.strategy == "rolling"
+    # A rolling update replaces replicas inside the baseline: only it runs.
+    versions = [(BASELINE, baseline)] if rolling else [(BASELINE, baseline), (CANDIDATE, candidate)]
     with ExitStack() as stack:
         stacks: dict[str, RunningStack] = {}
-        for version, stack_spec in ((BASELINE, baseline), (CANDIDATE, candidate)):
+        for version, stack_spec in versions:
             progress(f"{version}: starting {stack_spec.name}")
             stacks[version] = stack.enter_context(
                 start_stack(
@@ -290,17 +326,24 @@ def run_rollout(
             on_stacks(stacks[BASELINE])
         launcher = make_launcher(provider or baseline.provider, baseline, run_dir)
         stack.callback(launcher.close)
-        front = SplitFront(
-            launcher,
-            run_dir / "front",
-            free_ports(1)[0],
-            stacks[BASELINE].endpoints.nginx,
-            stacks[CANDIDATE].endpoints.nginx,
-            spec.switch.drain_timeout_s,
-        )
-        stack.callback(front.stop)
-        progress(f"split front {front.url}: all traffic on the baseline")
-        load = _Load(spec, front.url, stacks[BASELINE], run_dir / "load", progress)
+        # Replicas a rolling update started: stopped before their stack's teardown.
+        launched: list[ServiceHandle] = []
+        stack.callback(_stop_all, launched)
+        front: SplitFront | None = None
+        entry = stacks[BASELINE].endpoints.nginx
+        if not rolling:
+            front = SplitFront(
+                launcher,
+                run_dir / "front",
+                free_ports(1)[0],
+                stacks[BASELINE].endpoints.nginx,
+                stacks[CANDIDATE].endpoints.nginx,
+                spec.switch.drain_timeout_s,
+            )
+            stack.callback(front.stop)
+            entry = front.url
+            progress(f"split front {front.url}: all traffic on the baseline")
+        load = _Load(spec, entry, stacks[BASELINE], run_dir / "load", progress)
         r = _Rollout(spec, front, load, stacks, progress)
         load.start()
         finished = False
@@ -315,18 +358,21 @@ def run_rollout(
                 raise LoadRunError(f"the rollout's load never completed a request: {load.error}")
             if spec.strategy == "canary":
                 r.canary()
-            else:
+            elif spec.strategy == "blue_green":
                 r.blue_green()
+            else:
+                r.rolling(candidate, launcher, launched)
             finished = True
         except KeyboardInterrupt:
             result.interrupted = True
-            r.stopped = f"interrupted at {front.share:.0%}" + (
-                f" ({r.stopped})" if r.stopped else ""
-            )
+            where = f"at {front.share:.0%}" if front is not None else "during the rolling update"
+            r.stopped = f"interrupted {where}" + (f" ({r.stopped})" if r.stopped else "")
         finally:
-            if not finished and front.share != 0 and front.service.alive():
+            if not finished and front is not None and front.share != 0 and front.service.alive():
                 # Back on the baseline before anything stops, whatever ended the rollout.
                 r.move("rollback (the rollout ended)", 0.0, BASELINE)
+            if not finished and rolling:
+                restore_rotation(stacks[BASELINE])
             load.stop.set()
             load.join(timeout=spec.load.drain_timeout_s + 60)
         end = now()
@@ -336,19 +382,21 @@ def run_rollout(
         result.samples = r.samples
         result.checks = r.checks + _move_checks(r, end)
         t0 = r.load_start()
-        journal.final_share = front.share
+        journal.final_share = front.share if front is not None else 1.0 if finished else 0.0
         journal.stopped = r.stopped
         journal.interrupted = result.interrupted
         journal.looks = r.looks
         journal.moves = [
             MoveRecord(
-                label=m.label,
+                label=m.title.split(": ")[0],
                 share_from=m.share_from,
                 share_to=m.share_to,
                 at_s=round(m.at_s - t0, 2),
-                mode=spec.switch.mode,
+                until_s=None if m.until_s is None else round(m.until_s - t0, 2),
+                mode=("drain" if spec.rolling.drain else "kill") if rolling else spec.switch.mode,
                 drain_s=m.drain_s,
                 drained=m.drained,
+                figures=m.figures,
             )
             for m in r.moves
         ]

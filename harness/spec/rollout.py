@@ -10,6 +10,9 @@ strategies:
 - `blue_green`: the candidate (green) is verified while the baseline (blue) takes all traffic,
   then all traffic switches to green under load, blue drains, and the switch back (the rollback)
   is exercised the same way.
+- `rolling`: in the baseline's primary pool each model-server replica in turn is taken out of the
+  gateways' rotation, drained, stopped, started as the candidate's primary server, shown ready
+  (its first token answered) and put back.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from harness.spec.base import Strict
 from harness.spec.load import ClosedLoop, LoadSpec, Seconds
 
-Strategy = Literal["canary", "blue_green"]
+Strategy = Literal["canary", "blue_green", "rolling"]
 
 
 class Margins(Strict):
@@ -66,6 +69,18 @@ class Switch(Strict):
     drain_timeout_s: Seconds = Field(30.0, gt=0, le=3600)
 
 
+class Rolling(Strict):
+    """How a rolling update replaces each replica."""
+
+    # false: each replica is killed at once, never taken out of rotation nor drained (what an
+    # update without drain does; the per-replica checks see its cut streams).
+    drain: bool = True
+    # From the new replica's start to its first token (a llama.cpp server loads its model).
+    ready_timeout_s: Seconds = Field(120.0, gt=0, le=3600)
+    # Between two replicas: the pool serves whole this long.
+    pause_s: Seconds = Field(2.0, ge=0, le=3600)
+
+
 def _default_load() -> LoadSpec:
     return LoadSpec(name="rollout", load=ClosedLoop(users=8), duration_s=3600.0)
 
@@ -81,6 +96,7 @@ class RolloutSpec(Strict):
     load: LoadSpec = Field(default_factory=_default_load)
     analysis: Analysis = Analysis()
     switch: Switch = Switch()
+    rolling: Rolling = Rolling()
     # Blue-green: after each switch, the version now in traffic serves alone this long.
     hold_s: Seconds = Field(5.0, gt=0, le=3600)
     # Canary at 100%, blue-green after the switch back: the load runs this long on the final

@@ -45,7 +45,7 @@ class ModelServerSlot:
     port: int
 
 
-def _model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> ServiceDef:
+def model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> ServiceDef:
     server = pool.server
     url = f"http://127.0.0.1:{slot.port}"
     if isinstance(server, LlamaCppServer):
@@ -341,7 +341,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             mounts=[run_dir],
         )
     )
-    services += [_model_server_def(s, pools[s.pool], run_dir) for s in slots]
+    services += [model_server_def(s, pools[s.pool], run_dir) for s in slots]
     services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
     services.append(
         log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots], TIER_GATEWAYS)

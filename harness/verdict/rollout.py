@@ -19,7 +19,7 @@ its last look when a figure is still undecided: a rollout never promotes without
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -299,27 +299,32 @@ def canary_check(looks: Sequence[StepLook], steps: Sequence[float], promoted: bo
 
 @dataclass(frozen=True)
 class Move:
-    """One traffic move: the candidate's share before and after, and when (load clock)."""
+    """One traffic move (a share changed, a replica replaced), on the samples' clock."""
 
-    label: str
-    share_from: float
-    share_to: float
+    title: str  # the check's name
     at_s: float
     # The version that should answer requests sent after the move settled (None: either).
     expect_version: str | None
-    # Seconds the version taken out of traffic took to finish its in-flight requests (None: not
-    # measured), and whether it finished within the drain bound.
+    # A move that takes a while (a replica out, replaced and back): when it ended.
+    until_s: float | None = None
+    # Seconds the version or replica taken out of traffic took to finish its in-flight requests
+    # (None: not measured), and whether it finished within the drain bound.
     drain_s: float | None = None
     drained: bool | None = None
+    # The candidate's share before and after (None: the move does not change it).
+    share_from: float | None = None
+    share_to: float | None = None
+    # More figures the check reports (a replica's cold start, ...), and what went wrong beyond
+    # the requests (a new replica never ready, ...).
+    figures: dict[str, float | None] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
 
 def move_requests(samples: Sequence[Sample], move: Move, settle_s: float) -> list[Sample]:
-    """A move's requests: in flight at it, or sent within `settle_s` after it."""
-    return [
-        s
-        for s in samples
-        if s.sent_s < move.at_s < s.done_s or move.at_s <= s.sent_s < move.at_s + settle_s
-    ]
+    """A move's requests: in flight at its start, or sent from then until `settle_s` after it
+    ended."""
+    end = (move.until_s if move.until_s is not None else move.at_s) + settle_s
+    return [s for s in samples if s.sent_s < move.at_s < s.done_s or move.at_s <= s.sent_s < end]
 
 
 def move_check(
@@ -331,7 +336,7 @@ def move_check(
     counts = FateCounts()
     for s in sorted(around, key=lambda x: x.sent_s):
         counts.add(s)
-    failures: list[str] = []
+    failures: list[str] = list(move.problems)
     bad = {f: counts.counts.get(f, 0) for f in BAD_FATES if counts.counts.get(f, 0)}
     if bad:
         ids = "; ".join(f"{f}: {', '.join(counts.ids.get(f, []))}" for f in bad)
@@ -362,10 +367,11 @@ def move_check(
             )
     if move.drained is False:
         failures.append(
-            f"the version taken out of traffic still had requests in flight after "
+            f"what was taken out of traffic still had requests in flight after "
             f"{switch.drain_timeout_s:g}s (the drain bound)"
         )
     measured: dict[str, float | int | str | None] = {
+        **move.figures,
         "requests": counts.requests,
         **{f: counts.counts.get(f, 0) for f in FATES},
         "ttft_p95_ms": None if p95 is None else round(p95, 1),
@@ -373,7 +379,6 @@ def move_check(
         "after_requests": len(after),
         "after_wrong_version": wrong,
         "drain_s": None if move.drain_s is None else round(move.drain_s, 2),
-        "at_s": round(move.at_s, 2),
     }
     note = (
         f"{counts.requests} requests around the move, none failed, cut or hung; TTFT p95 "
@@ -386,7 +391,7 @@ def move_check(
         + (f"; drained in {move.drain_s:.1f}s" if move.drain_s is not None else "")
     )
     return CheckResult.from_reasons(
-        f"{move.label}: {move.share_from:.0%} -> {move.share_to:.0%} candidate",
+        move.title,
         "rollout",
         failures,
         measured,

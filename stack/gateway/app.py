@@ -6,6 +6,9 @@ GET /v1/models (authenticated), GET /healthz and GET /metrics (open, for probes 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, gene
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import authenticate
-from gateway.config import load_runtime_config
+from gateway.config import CONFIG_ENV, load_runtime_config
 from gateway.errors import GatewayError, error_body, error_response
 from gateway.log_shipping import ship_logs, unship_logs
 from gateway.overhead import OverheadMiddleware
@@ -35,6 +38,12 @@ def create_app(config: GatewayRuntimeConfig | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         shipper = ship_logs(config.logs_url, config.replica) if config.logs_url else None
+        # SIGHUP re-reads the config file's replica addresses (a rolling update moves them).
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: gateway.reload_pools(load_runtime_config(path))
+            )
         try:
             yield
         finally:

@@ -112,6 +112,23 @@ class Gateway:
             "breaker", extra={"fields": {"event": "breaker", "pool": pool, "from": old, "to": new}}
         )
 
+    def reload_pools(self, config: GatewayRuntimeConfig) -> None:
+        """Take the pools' replica addresses from a re-read config (SIGHUP): a replica left out
+        gets no new request, the streams it holds run on (a rolling update drains it so)."""
+        for name, urls in (("primary", config.primary_urls), ("fallback", config.fallback_urls)):
+            pool = self.pools.get(name)
+            if pool is not None and urls:
+                pool.urls = tuple(u.rstrip("/") for u in urls)
+        self.logger.warning(
+            "pools reloaded",
+            extra={
+                "fields": {
+                    "event": "pools_reloaded",
+                    **{f"{n}_urls": ",".join(p.urls) for n, p in self.pools.items()},
+                }
+            },
+        )
+
     async def aclose(self) -> None:
         for pool in self.pools.values():
             await pool.aclose()

@@ -74,7 +74,7 @@ def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> No
     assert {"baseline", "candidate"} <= set(table.text["version"])
 
 
-def test_a_candidate_20_percent_slower_to_first_token_is_aborted_and_rolled_back(
+def test_a_candidate_slower_to_first_token_is_aborted_and_rolled_back(
     tmp_path: Path,
 ) -> None:
     r, report = rollout(tmp_path, "candidate-slow.yaml")
@@ -157,4 +157,61 @@ def test_a_bad_rollout_profile_exits_2_before_starting_anything(tmp_path: Path) 
     assert r.returncode == 2, r.stdout + r.stderr
     assert "bad.yaml" in r.stderr and "steps" in r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rolling_update_replaces_each_replica_without_cutting_a_stream(tmp_path: Path) -> None:
+    r, report = rollout(tmp_path, "candidate-rolling.yaml", "rolling.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    replaced = [c for c in report["checks"] if c["name"].startswith("rolling update:")]
+    assert [c["name"] for c in replaced] == [
+        "rolling update: primary-0 replaced",
+        "rolling update: primary-1 replaced",
+    ]
+    for check in replaced:
+        m = check["measured"]
+        assert check["outcome"] == "pass", check
+        assert m["requests"] > 0 and m["failed"] == m["cut_silently"] == m["error_in_stream"] == 0
+        assert m["drain_s"] is not None and m["cold_start_s"] > 0
+    assert report["rollout"]["stopped"] == "every primary replica replaced (2)"
+    # The new servers are the candidate's: their own log files, and they answered.
+    logs = tmp_path / "out" / "baseline" / "logs"
+    assert (logs / "primary-0-new.log").exists() and (logs / "primary-1-new.log").exists()
+    # Each gateway took each replica out of its pool and back (SIGHUP, its config re-read).
+    for gateway in ("gateway-0", "gateway-1"):
+        assert (logs / f"{gateway}.log").read_text().count('"pools_reloaded"') == 4
+
+
+def test_a_rolling_update_that_kills_without_draining_cuts_streams(tmp_path: Path) -> None:
+    profile = tmp_path / "no-drain.yaml"
+    profile.write_text(
+        (FIXTURES / "rolling.yaml").read_text().replace("rolling: {", "rolling: {drain: false, ")
+    )
+    r, report = rollout(tmp_path, "candidate-rolling.yaml", str(profile))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    replaced = [c for c in report["checks"] if c["name"].startswith("rolling update:")]
+    assert replaced and all(c["outcome"] == "fail" for c in replaced), replaced
+    for check in replaced:
+        m = check["measured"]
+        assert m["error_in_stream"] + m["failed"] + m["cut_silently"] > 0
+        assert "requests around the move failed" in check["reasons"][0]
+
+
+def test_a_rolling_update_refuses_a_candidate_that_differs_beyond_its_server(
+    tmp_path: Path,
+) -> None:
+    candidate = tmp_path / "other.yaml"
+    candidate.write_text(
+        (FIXTURES / "candidate-rolling.yaml")
+        .read_text()
+        .replace("gateway:\n", "gateway:\n  replicas: 3\n")
+    )
+    r = subprocess.run(
+        _argv(tmp_path / "out", str(candidate), "rolling.yaml"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "other.yaml" in r.stderr and "gateway" in r.stderr and "rolling update" in r.stderr
     assert not (tmp_path / "out").exists()

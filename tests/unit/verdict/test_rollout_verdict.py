@@ -130,7 +130,7 @@ def _move_samples(at: float) -> list[Sample]:
 def test_a_clean_move_passes_and_counts_its_requests() -> None:
     at = 10.0
     samples = _move_samples(at)
-    move = Move("switch", 0.0, 1.0, at, "candidate", drain_s=0.4, drained=True)
+    move = Move("switch", at, "candidate", drain_s=0.4, drained=True)
     around = move_requests(samples, move, 2.0)
     after = [s for s in samples if s.sent_s >= at + 2.0]
     check = move_check(move, around, after, Switch())
@@ -142,11 +142,11 @@ def test_a_clean_move_passes_and_counts_its_requests() -> None:
 def test_cut_streams_and_failed_requests_fail_the_move() -> None:
     at = 10.0
     samples = _move_samples(at)
-    around_ids = {s.client_request_id for s in move_requests(samples, Move("m", 0, 1, at, None), 2)}
+    around_ids = {s.client_request_id for s in move_requests(samples, Move("m", at, None), 2)}
     cut, failed = [s for s in samples if s.client_request_id in around_ids][:2]
     cut.error, cut.error_detail = "incomplete", STREAM_ENDED_SILENTLY
     failed.error, failed.status = "connect", 0
-    move = Move("restart", 0.0, 1.0, at, None)
+    move = Move("restart", at, None)
     check = move_check(move, move_requests(samples, move, 2.0), [], Switch())
     assert check.outcome == "fail"
     assert "cut_silently 1" in check.reasons[0] and "failed 1" in check.reasons[0]
@@ -158,7 +158,7 @@ def test_a_move_that_did_not_take_or_did_not_drain_fails() -> None:
     samples = _move_samples(at)
     for s in samples:
         s.x_version = "baseline"  # every answer still from the version meant to leave
-    move = Move("switch", 0.0, 1.0, at, "candidate", drain_s=None, drained=False)
+    move = Move("switch", at, "candidate", drain_s=None, drained=False)
     after = [s for s in samples if s.sent_s >= at + 2.0]
     check = move_check(move, move_requests(samples, move, 2.0), after, Switch())
     assert check.outcome == "fail"
@@ -171,7 +171,25 @@ def test_a_slow_switch_fails_the_switch_slo() -> None:
     samples = _move_samples(at)
     for s in samples:
         s.ttft_ms = 5000.0
-    move = Move("switch", 0.0, 1.0, at, None)
+    move = Move("switch", at, None)
     check = move_check(move, move_requests(samples, move, 2.0), [], Switch(ttft_p95_ms=2000))
     assert check.outcome == "fail"
     assert any("TTFT p95" in r for r in check.reasons)
+
+
+def test_a_replica_replaced_counts_its_whole_window_and_its_problems() -> None:
+    at = 10.0
+    samples = _move_samples(at)
+    move = Move(
+        "replace primary-0",
+        at,
+        None,
+        until_s=at + 2.0,
+        figures={"cold_start_s": 1.5},
+        problems=("the new replica answered no first token within 120s",),
+    )
+    around = move_requests(samples, move, 1.0)
+    assert max(s.sent_s for s in around) >= at + 2.0  # sent while the replica was out
+    check = move_check(move, around, [], Switch())
+    assert check.outcome == "fail" and check.reasons[0].startswith("the new replica")
+    assert check.measured["cold_start_s"] == 1.5

@@ -1,0 +1,203 @@
+"""A rolling update of the primary pool's model servers, one replica at a time, under load.
+
+Each replica is taken out of every gateway's rotation (its address left out of the gateway's
+config file, then SIGHUP: the gateway re-reads its pools and the streams it holds run on), drained
+(the server's own count of running requests falls to none, bounded by the switch's drain timeout),
+stopped, started as the candidate's primary server on the same port, shown ready (its health
+check, then one streamed request answered: the cold start is process start to that first token),
+and put back. `rolling.drain: false` kills each replica at once instead: what an update without
+drain does to the streams it held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from harness.clients.http import http_get
+from harness.clients.poll import poll_until
+from harness.data.progress import Progress
+from harness.load.clock import now
+from harness.probes.http import chat_body, stream_chat, unique_prompt
+from harness.spec.rollout import RolloutSpec
+from harness.spec.stack import StackSpec
+from harness.stack import RunningStack
+from harness.stack.plan import ServiceDef
+from harness.stack.planner import ModelServerSlot, model_server_def
+from harness.stack.provider import Launcher, ServiceHandle
+from harness.verdict.rollout import Move
+
+# The servers' own gauges of requests being processed (vLLM and its simulator; llama.cpp).
+RUNNING_GAUGES = ("vllm:num_requests_running", "llamacpp:requests_processing")
+
+
+def _running(url: str) -> float | None:
+    """Requests the model server says it is processing now (None: no gauge, or no answer)."""
+    try:
+        text = http_get(f"{url}/metrics", timeout=2.0).text
+    except httpx.HTTPError:
+        return None
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in RUNNING_GAUGES:
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return total if seen else None
+
+
+def _set_rotation(stack: RunningStack, leave_out: str | None) -> None:
+    """Every gateway's primary pool: all replicas' addresses but `leave_out`'s, re-read now."""
+    proxies = stack.endpoints.proxies
+    for svc in stack.services.values():
+        if svc.definition.role != "gateway":
+            continue
+        path = Path(svc.definition.env["GATEWAY_CONFIG"])
+        config = json.loads(path.read_text())
+        slots = [p for p in sorted(proxies) if p.startswith("primary-")]
+        config["primary_urls"] = [f"http://{proxies[p]}" for p in slots if p != leave_out]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(path)
+        pid = svc.pid
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
+    time.sleep(0.2)  # each gateway's loop runs the handler at its next turn
+
+
+def restore_rotation(stack: RunningStack) -> None:
+    """Every primary replica back in every gateway's rotation (a rollout that ended midway)."""
+    _set_rotation(stack, None)
+
+
+def _first_token_s(url: str, model: str, timeout_s: float) -> float | None:
+    """Seconds to the first token of one streamed request straight to the server."""
+    body = chat_body(unique_prompt("Say hello in one word."), max_tokens=4)
+    body["model"] = model
+    try:
+        r = stream_chat(url, None, body, timeout_s=timeout_s)
+    except httpx.HTTPError:
+        return None
+    return r.ttft_s if r.status == 200 and not r.stream_error else None
+
+
+def replace_replicas(
+    spec: RolloutSpec,
+    stack: RunningStack,
+    candidate: StackSpec,
+    launcher: Launcher,
+    progress: Progress,
+    alive: Callable[[], None],
+    launched: list[ServiceHandle],
+) -> list[Move]:
+    """Replace each primary replica in turn; stop at the first that does not come back (it is
+    started again as the baseline's, so the pool stays whole). One Move per replica; every
+    process started goes into `launched` (the caller stops them)."""
+    moves: list[Move] = []
+    names = sorted(n for n, s in stack.services.items() if s.definition.role == "model_server")
+    primaries = [n for n in names if stack.services[n].definition.pool == "primary"]
+    for i, name in enumerate(primaries):
+        if i:
+            time.sleep(spec.rolling.pause_s)
+        alive()
+        move = _replace_one(spec, stack, candidate, launcher, launched, name)
+        moves.append(move)
+        drain_s, first = move.drain_s, move.figures["cold_start_s"]
+        progress(
+            f"  {name}: "
+            + (
+                "drained in " + (f"{drain_s:.1f}s" if drain_s is not None else "-") + ", "
+                if spec.rolling.drain
+                else "killed without drain, "
+            )
+            + (f"first token {first:.1f}s after its start" if first is not None else "not ready")
+            + f", back in rotation after {move.figures['out_of_rotation_s']:.1f}s"
+        )
+        if move.problems:
+            break
+    return moves
+
+
+def _replace_one(
+    spec: RolloutSpec,
+    stack: RunningStack,
+    candidate: StackSpec,
+    launcher: Launcher,
+    launched: list[ServiceHandle],
+    name: str,
+) -> Move:
+    rolling = spec.rolling
+    old = stack.services[name]
+    port = old.definition.port
+    url = f"http://127.0.0.1:{port}"
+    at = now()
+    drain_s: float | None = None
+    drained: bool | None = None
+    if rolling.drain:
+        _set_rotation(stack, name)
+        left = poll_until(
+            lambda: _running(url),
+            spec.switch.drain_timeout_s,
+            0.1,
+            until=lambda n: n is not None and n <= 0,
+        )
+        drained = left is not None and left <= 0
+        drain_s = now() - at if drained else None
+        old.stop()
+    else:
+        old.kill()
+    new_def: ServiceDef = model_server_def(
+        ModelServerSlot(name, "primary", port), candidate.primary, stack.run_dir
+    )
+    started = now()
+    new = launcher.launch(new_def, stack.run_dir / "logs" / f"{name}-new.log")
+    launched.append(new)
+    stack.services[name] = new
+    why = poll_until(
+        new_def.ready.probe,
+        rolling.ready_timeout_s,
+        0.1,
+        until=lambda reason: reason is None or not new.alive(),
+    )
+    first = None
+    if why is None and new.alive():
+        left_s = rolling.ready_timeout_s - (now() - started)
+        if _first_token_s(url, candidate.primary.server.served_name, max(1.0, left_s)):
+            first = now() - started
+    problems: tuple[str, ...] = ()
+    if first is None:
+        problems = (
+            f"the new {name} answered no first token within {rolling.ready_timeout_s:g}s "
+            f"of its start ({why or 'its stream failed'}); started again as the baseline's",
+        )
+        new.stop()
+        restored = launcher.launch(old.definition, stack.run_dir / "logs" / f"{name}-restored.log")
+        launched.append(restored)
+        stack.services[name] = restored
+        poll_until(
+            old.definition.ready.probe,
+            rolling.ready_timeout_s,
+            0.2,
+            until=lambda reason: reason is None,
+        )
+    _set_rotation(stack, None)
+    back = now()
+    return Move(
+        f"rolling update: {name} replaced",
+        at,
+        None,
+        until_s=back,
+        drain_s=drain_s,
+        drained=drained,
+        figures={
+            "cold_start_s": None if first is None else round(first, 2),
+            "out_of_rotation_s": round(back - at, 2),
+        },
+        problems=problems,
+    )
