@@ -324,8 +324,12 @@ def rollout(
         Path, typer.Option("--baseline", help="Stack spec of the running version (YAML).")
     ],
     candidate: Annotated[
-        Path, typer.Option("--candidate", help="Stack spec of the new version (YAML).")
-    ],
+        Path | None,
+        typer.Option(
+            "--candidate",
+            help="Stack spec of the new version (YAML); a scale_out needs none (the baseline's).",
+        ),
+    ] = None,
     profile: Annotated[
         Path | None,
         typer.Option(
@@ -335,7 +339,9 @@ def rollout(
     ] = None,
     strategy: Annotated[
         str | None,
-        typer.Option("--strategy", help="canary, blue_green or rolling (default: the profile's)."),
+        typer.Option(
+            "--strategy", help="canary, blue_green, rolling or scale_out (default: the profile's)."
+        ),
     ] = None,
     provider: ProviderOption = None,
     out: Annotated[
@@ -351,7 +357,7 @@ def rollout(
     from harness.gate.prepare import rollout_inputs
     from harness.paths import new_run_dir
 
-    spec, base, cand = rollout_inputs(profile, baseline, candidate, strategy, allow_empty)
+    spec, base, cand = rollout_inputs(profile, baseline, candidate, strategy, allow_empty, provider)
     out_dir = out or new_run_dir("rollout")
     command = "harness " + " ".join(sys.argv[1:])
     _run_and_print(

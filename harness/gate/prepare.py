@@ -132,9 +132,10 @@ def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -
 def rollout_inputs(
     profile: Path | None,
     baseline: Path,
-    candidate: Path,
+    candidate: Path | None,
     strategy: str | None,
     allow_empty: bool = False,
+    provider: str | None = None,
 ) -> tuple[RolloutSpec, StackSpec, StackSpec]:
     """A rollout's profile and its two stacks, checked before anything starts: both versions
     started by the harness, by the same provider, and the load's key accepted by both."""
@@ -143,17 +144,29 @@ def rollout_inputs(
     path = profile or PROJECT_ROOT / "rollouts" / "canary.yaml"
     spec = load_yaml_model(RolloutSpec, path, allow_empty=allow_empty)
     if strategy is not None:
-        if strategy not in ("canary", "blue_green", "rolling"):
+        if strategy not in ("canary", "blue_green", "rolling", "scale_out"):
             raise ConfigError(
                 "--strategy",
                 [
                     ConfigProblem(
-                        "strategy", f"{strategy!r}; expected canary, blue_green or rolling"
+                        "strategy",
+                        f"{strategy!r}; expected canary, blue_green, rolling or scale_out",
                     )
                 ],
             )
         spec = spec.model_copy(update={"strategy": strategy})
     base = load_stack_spec(baseline, allow_empty)
+    if candidate is None:
+        if spec.strategy != "scale_out":
+            raise ConfigError(
+                "--candidate",
+                [
+                    ConfigProblem(
+                        "candidate", f"a {spec.strategy} rollout needs the new version's stack spec"
+                    )
+                ],
+            )
+        candidate = baseline  # a scale-out adds replicas of the baseline's own
     cand = load_stack_spec(candidate, allow_empty)
     for file, s in ((baseline, base), (candidate, cand)):
         if s.provider == "external":
@@ -169,6 +182,17 @@ def rollout_inputs(
             )
     if spec.strategy == "rolling":
         _check_rolling(candidate, base, cand)
+    if (provider or base.provider) == "docker":
+        raise ConfigError(
+            "--provider" if provider else str(baseline),
+            [
+                ConfigProblem(
+                    "provider",
+                    "a rollout runs its versions as local processes for now (the split front and "
+                    "replaced replicas are not containers yet); use the local provider",
+                )
+            ],
+        )
     if base.provider != cand.provider:
         raise ConfigError(
             str(candidate),

@@ -18,11 +18,13 @@ from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
 from harness.report.rollout_figures import (
-    MOVE_COLUMNS,
+    SCALE_COLUMNS,
     decided_looks,
     look_columns,
     look_rows,
+    move_columns,
     move_rows,
+    scale_rows,
     stopped_line,
 )
 from harness.report.rollout_journal import RolloutJournal
@@ -48,10 +50,14 @@ def _section(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]
 
 
 def _rollout(journal: RolloutJournal) -> list[str]:
-    """Where the rollout stopped, its moves, and the looks that decided a step (and the last)."""
+    """Where the rollout stopped, its moves, the autoscaler's scale events, and the looks that
+    decided a step (and the last)."""
     lines = ["", "## Rollout", "", f"- {stopped_line(journal)}"]
     if journal.moves:
-        lines += _section("Rollout: traffic moves", MOVE_COLUMNS, move_rows(journal))
+        lines += _section("Rollout: traffic moves", move_columns(journal), move_rows(journal))
+    if journal.scale_events:
+        # Each step's time after the one before it: which step made the replica late.
+        lines += _section("Rollout: scale events", SCALE_COLUMNS, scale_rows(journal))
     if looks := decided_looks(journal.looks):
         # Every figure as effect [low, high] vs its margin; holds before a decision are left out.
         lines += _section("Rollout: canary decisions", look_columns(looks), look_rows(looks))

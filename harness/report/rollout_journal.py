@@ -33,6 +33,30 @@ class MoveRecord(BaseModel):
     figures: dict[str, float | None] = Field(default_factory=dict)
 
 
+class ScaleRecord(BaseModel):
+    """A replica added ("out") or removed ("in") by the autoscaler; seconds since the load
+    started (None: the step never happened)."""
+
+    model_config = _LENIENT
+    kind: str
+    replica: str
+    replicas_after: int
+    crossed_s: float | None = None
+    decided_s: float
+    ready_s: float | None = None
+    in_rotation_s: float | None = None
+    serving_s: float | None = None
+
+
+class SignalRecord(BaseModel):
+    """The autoscaler's signal at one read: requests/s per replica in rotation."""
+
+    model_config = _LENIENT
+    t_s: float
+    per_replica_rps: float | None = None
+    replicas: int
+
+
 class RolloutJournal(BaseModel):
     model_config = _LENIENT
     strategy: str
@@ -45,6 +69,10 @@ class RolloutJournal(BaseModel):
     looks: list[StepLook] = Field(default_factory=list)
     interval_s: float = 1.0
     intervals: list[VersionInterval] = Field(default_factory=list)
+    # scale_out: the autoscaler's target, its signal over time and the replicas it added/removed.
+    target_rps_per_replica: float | None = None
+    signal: list[SignalRecord] = Field(default_factory=list)
+    scale_events: list[ScaleRecord] = Field(default_factory=list)
     baseline_stack: dict[str, Any] = Field(default_factory=dict)
     candidate_stack: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)

@@ -37,7 +37,7 @@ from harness.verdict.rollout import Move
 RUNNING_GAUGES = ("vllm:num_requests_running", "llamacpp:requests_processing")
 
 
-def _running(url: str) -> float | None:
+def running(url: str) -> float | None:
     """Requests the model server says it is processing now (None: no gauge, or no answer)."""
     try:
         text = http_get(f"{url}/metrics", timeout=2.0).text
@@ -52,16 +52,20 @@ def _running(url: str) -> float | None:
     return total if seen else None
 
 
-def _set_rotation(stack: RunningStack, leave_out: str | None) -> None:
-    """Every gateway's primary pool: all replicas' addresses but `leave_out`'s, re-read now."""
+def primary_urls(stack: RunningStack) -> list[str]:
+    """The primary replicas' addresses as the gateways dial them (through their proxies)."""
     proxies = stack.endpoints.proxies
+    return [f"http://{proxies[p]}" for p in sorted(proxies) if p.startswith("primary-")]
+
+
+def set_rotation(stack: RunningStack, urls: list[str]) -> None:
+    """Every gateway's primary pool: these addresses, re-read now (config file, SIGHUP)."""
     for svc in stack.services.values():
         if svc.definition.role != "gateway":
             continue
         path = Path(svc.definition.env["GATEWAY_CONFIG"])
         config = json.loads(path.read_text())
-        slots = [p for p in sorted(proxies) if p.startswith("primary-")]
-        config["primary_urls"] = [f"http://{proxies[p]}" for p in slots if p != leave_out]
+        config["primary_urls"] = urls
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=2))
         tmp.replace(path)
@@ -71,12 +75,21 @@ def _set_rotation(stack: RunningStack, leave_out: str | None) -> None:
     time.sleep(0.2)  # each gateway's loop runs the handler at its next turn
 
 
+def _set_rotation(stack: RunningStack, leave_out: str | None) -> None:
+    """All primary replicas in rotation but `leave_out`."""
+    proxies = stack.endpoints.proxies
+    keep = [
+        u for u in primary_urls(stack) if leave_out is None or u != f"http://{proxies[leave_out]}"
+    ]
+    set_rotation(stack, keep)
+
+
 def restore_rotation(stack: RunningStack) -> None:
     """Every primary replica back in every gateway's rotation (a rollout that ended midway)."""
     _set_rotation(stack, None)
 
 
-def _first_token_s(url: str, model: str, timeout_s: float) -> float | None:
+def first_token_s(url: str, model: str, timeout_s: float) -> float | None:
     """Seconds to the first token of one streamed request straight to the server."""
     body = chat_body(unique_prompt("Say hello in one word."), max_tokens=4)
     body["model"] = model
@@ -142,7 +155,7 @@ def _replace_one(
     if rolling.drain:
         _set_rotation(stack, name)
         left = poll_until(
-            lambda: _running(url),
+            lambda: running(url),
             spec.switch.drain_timeout_s,
             0.1,
             until=lambda n: n is not None and n <= 0,
@@ -168,7 +181,7 @@ def _replace_one(
     first = None
     if why is None and new.alive():
         left_s = rolling.ready_timeout_s - (now() - started)
-        if _first_token_s(url, candidate.primary.server.served_name, max(1.0, left_s)):
+        if first_token_s(url, candidate.primary.server.served_name, max(1.0, left_s)):
             first = now() - started
     problems: tuple[str, ...] = ()
     if first is None:

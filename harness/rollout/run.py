@@ -30,8 +30,9 @@ from harness.data.progress import Progress
 from harness.data.samples import Sample, SampleTail
 from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
-from harness.measure.timeseries import per_version
-from harness.report.rollout_journal import MoveRecord, RolloutJournal
+from harness.measure.timeseries import per_second, per_version
+from harness.report.rollout_journal import MoveRecord, RolloutJournal, ScaleRecord, SignalRecord
+from harness.rollout.autoscale import Autoscaler
 from harness.rollout.rolling import replace_replicas, restore_rotation
 from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
@@ -44,11 +45,14 @@ from harness.stack.target import from_endpoints
 from harness.verdict.checks import CheckResult
 from harness.verdict.rollout import (
     Move,
+    ScaleEvent,
     StepLook,
+    burst_slo_check,
     canary_check,
     look_at_step,
     move_check,
     move_requests,
+    scale_out_check,
 )
 from harness.verdict.steady_state import FrontDoorAnswer
 
@@ -116,6 +120,7 @@ class _Rollout:
         self.looks: list[StepLook] = []
         self.stopped = ""
         self.checks: list[CheckResult] = []
+        self.scaler: Autoscaler | None = None
 
     def read(self) -> list[Sample]:
         self.samples += self.tail.new_samples()
@@ -224,6 +229,16 @@ class _Rollout:
     def load_start(self) -> float:
         return min((s.sent_s for s in self.samples), default=now())
 
+    def scale_out(self, launcher: Launcher, launched: list[ServiceHandle]) -> None:
+        """The burst runs its course (the load's own duration) under the autoscaler."""
+        self.scaler = Autoscaler(
+            self.spec, self.stacks[BASELINE], launcher, launched, self.progress
+        )
+        self.scaler.run(until=lambda: not self.load.is_alive())
+        self.moves += self.scaler.moves
+        outs = [e for e in self.scaler.events if e.kind == "out"]
+        self.stopped = f"the burst ran its course; {len(outs)} replica(s) added"
+
     def rolling(
         self, candidate: StackSpec, launcher: Launcher, launched: list[ServiceHandle]
     ) -> None:
@@ -280,6 +295,47 @@ def _move_checks(r: _Rollout, end_s: float) -> list[CheckResult]:
     return out
 
 
+def _burst(spec: RolloutSpec, t0: float) -> tuple[float, float]:
+    """The burst's window on the samples' clock: the load's spike, else the whole load."""
+    load, shape = spec.load, spec.load.shape
+    if shape.kind != "spike":
+        return t0, t0 + load.duration_s
+    at = shape.spike_at_s if shape.spike_at_s is not None else load.duration_s / 3
+    length = shape.spike_s if shape.spike_s is not None else load.duration_s / 3
+    return t0 + at, t0 + at + length
+
+
+def _scale_checks(r: _Rollout, end_s: float) -> list[CheckResult]:
+    scaler = r.scaler
+    if scaler is None:
+        return []
+    a = r.spec.autoscale
+    t0 = r.load_start()
+    seconds = [(t0 + b.t_s, b.ttft_p95_ms) for b in per_second(r.samples, t0, max(1.0, end_s - t0))]
+    return [
+        scale_out_check(scaler.signal, scaler.events, a.target_rps_per_replica, a.serve_within_s),
+        burst_slo_check(
+            seconds, scaler.events, _burst(r.spec, t0), a.ttft_p95_ms, a.recover_within_s
+        ),
+    ]
+
+
+def _scale_record(e: ScaleEvent, t0: float) -> ScaleRecord:
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - t0, 2)
+
+    return ScaleRecord(
+        kind=e.kind,
+        replica=e.replica,
+        replicas_after=e.replicas_after,
+        crossed_s=rel(e.crossed_s),
+        decided_s=round(e.decided_s - t0, 2),
+        ready_s=rel(e.ready_s),
+        in_rotation_s=rel(e.in_rotation_s),
+        serving_s=rel(e.serving_s),
+    )
+
+
 def _stop_all(services: list[ServiceHandle]) -> None:
     for svc in services:
         svc.stop()
@@ -305,9 +361,11 @@ def run_rollout(
         profile=spec.model_dump(mode="json"),
     )
     result = RolloutResult(spec=spec, checks=[], journal=journal)
-    rolling = spec.strategy == "rolling"
-    # A rolling update replaces replicas inside the baseline: only it runs.
-    versions = [(BASELINE, baseline)] if rolling else [(BASELINE, baseline), (CANDIDATE, candidate)]
+    one_stack = spec.strategy in ("rolling", "scale_out")
+    # A rolling update replaces replicas inside the baseline, a scale-out adds them: only it runs.
+    versions = [(BASELINE, baseline)]
+    if not one_stack:
+        versions.append((CANDIDATE, candidate))
     with ExitStack() as stack:
         stacks: dict[str, RunningStack] = {}
         for version, stack_spec in versions:
@@ -331,7 +389,7 @@ def run_rollout(
         stack.callback(_stop_all, launched)
         front: SplitFront | None = None
         entry = stacks[BASELINE].endpoints.nginx
-        if not rolling:
+        if not one_stack:
             front = SplitFront(
                 launcher,
                 run_dir / "front",
@@ -360,18 +418,20 @@ def run_rollout(
                 r.canary()
             elif spec.strategy == "blue_green":
                 r.blue_green()
-            else:
+            elif spec.strategy == "rolling":
                 r.rolling(candidate, launcher, launched)
+            else:
+                r.scale_out(launcher, launched)
             finished = True
         except KeyboardInterrupt:
             result.interrupted = True
-            where = f"at {front.share:.0%}" if front is not None else "during the rolling update"
+            where = f"at {front.share:.0%}" if front is not None else f"during the {spec.strategy}"
             r.stopped = f"interrupted {where}" + (f" ({r.stopped})" if r.stopped else "")
         finally:
             if not finished and front is not None and front.share != 0 and front.service.alive():
                 # Back on the baseline before anything stops, whatever ended the rollout.
                 r.move("rollback (the rollout ended)", 0.0, BASELINE)
-            if not finished and rolling:
+            if not finished and front is None:
                 restore_rotation(stacks[BASELINE])
             load.stop.set()
             load.join(timeout=spec.load.drain_timeout_s + 60)
@@ -380,7 +440,7 @@ def run_rollout(
         if load.result is not None:
             r.samples = load.result.samples
         result.samples = r.samples
-        result.checks = r.checks + _move_checks(r, end)
+        result.checks = r.checks + _scale_checks(r, end) + _move_checks(r, end)
         t0 = r.load_start()
         journal.final_share = front.share if front is not None else 1.0 if finished else 0.0
         journal.stopped = r.stopped
@@ -388,17 +448,30 @@ def run_rollout(
         journal.looks = r.looks
         journal.moves = [
             MoveRecord(
-                label=m.title.split(": ")[0],
+                label=m.title if m.share_to is None else m.title.split(": ")[0],
                 share_from=m.share_from,
                 share_to=m.share_to,
                 at_s=round(m.at_s - t0, 2),
                 until_s=None if m.until_s is None else round(m.until_s - t0, 2),
-                mode=("drain" if spec.rolling.drain else "kill") if rolling else spec.switch.mode,
+                mode=("drain" if spec.rolling.drain else "kill") if one_stack else spec.switch.mode,
                 drain_s=m.drain_s,
                 drained=m.drained,
                 figures=m.figures,
             )
             for m in r.moves
         ]
+        if r.scaler is not None:
+            journal.target_rps_per_replica = spec.autoscale.target_rps_per_replica
+            journal.signal = [
+                SignalRecord(
+                    t_s=round(p.t_s - t0, 2),
+                    per_replica_rps=None
+                    if p.per_replica_rps is None
+                    else round(p.per_replica_rps, 2),
+                    replicas=p.replicas,
+                )
+                for p in r.scaler.signal
+            ]
+            journal.scale_events = [_scale_record(e, t0) for e in r.scaler.events]
         journal.intervals = per_version(r.samples, t0, max(1.0, end - t0), journal.interval_s)
     return result

@@ -13,6 +13,9 @@ strategies:
 - `rolling`: in the baseline's primary pool each model-server replica in turn is taken out of the
   gateways' rotation, drained, stopped, started as the candidate's primary server, shown ready
   (its first token answered) and put back.
+- `scale_out`: the baseline alone under a burst (the load's shape), the harness acting as the
+  autoscaler of its primary pool (PRACTICES.md's HPA rule as a policy): a replica added when the
+  per-replica request rate stays above the target, removed (drained) when it falls back.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from harness.spec.base import Strict
 from harness.spec.load import ClosedLoop, LoadSpec, Seconds
 
-Strategy = Literal["canary", "blue_green", "rolling"]
+Strategy = Literal["canary", "blue_green", "rolling", "scale_out"]
 
 
 class Margins(Strict):
@@ -81,6 +84,40 @@ class Rolling(Strict):
     pause_s: Seconds = Field(2.0, ge=0, le=3600)
 
 
+class Autoscale(Strict):
+    """PRACTICES.md's HPA rule as a policy, the harness acting as the controller. The signal is
+    the one an HPA on a custom metric reads: the pool's request rate (the gateways'
+    `llm_upstream_requests_total{pool="primary"}` from Prometheus) over the replicas in rotation."""
+
+    target_rps_per_replica: float = Field(100.0, gt=0)
+    min_replicas: int = Field(2, ge=1, le=64)
+    max_replicas: int = Field(10, ge=1, le=64)
+    # The rate's window in Prometheus, and how often the controller reads it.
+    rate_window_s: Seconds = Field(5.0, ge=2, le=600)
+    poll_s: Seconds = Field(1.0, gt=0, le=60)
+    # How long the signal stays above the target before a replica is added (stabilization), and
+    # below what one replica fewer could carry before one is removed.
+    scale_up_after_s: Seconds = Field(2.0, ge=0, le=3600)
+    scale_down_after_s: Seconds = Field(10.0, ge=0, le=3600)
+    # The burst's SLO: TTFT p95 of the requests meant for each second; it must hold again within
+    # `recover_within_s` of the new replica serving, for as long as the burst lasts.
+    ttft_p95_ms: float = Field(1000.0, gt=0)
+    recover_within_s: Seconds = Field(10.0, ge=0, le=3600)
+    # A new replica must serve its first request within this of the decision.
+    serve_within_s: Seconds = Field(60.0, gt=0, le=3600)
+    # false: new replicas are started but never put in the gateways' rotation (what a scale-out
+    # without its service registration does; the checks fail it).
+    put_in_rotation: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        return self
+
+
 def _default_load() -> LoadSpec:
     return LoadSpec(name="rollout", load=ClosedLoop(users=8), duration_s=3600.0)
 
@@ -97,6 +134,7 @@ class RolloutSpec(Strict):
     analysis: Analysis = Analysis()
     switch: Switch = Switch()
     rolling: Rolling = Rolling()
+    autoscale: Autoscale = Autoscale()
     # Blue-green: after each switch, the version now in traffic serves alone this long.
     hold_s: Seconds = Field(5.0, gt=0, le=3600)
     # Canary at 100%, blue-green after the switch back: the load runs this long on the final

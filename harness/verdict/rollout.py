@@ -397,3 +397,134 @@ def move_check(
         measured,
         passed_note=note,
     )
+
+
+@dataclass(frozen=True)
+class SignalPoint:
+    """The autoscaler's signal at one read (the samples' clock)."""
+
+    t_s: float
+    per_replica_rps: float | None
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ScaleEvent:
+    """A replica added ("out") or removed ("in"), each step's time on the samples' clock."""
+
+    kind: Literal["out", "in"]
+    replica: str
+    replicas_after: int
+    decided_s: float
+    started_s: float
+    crossed_s: float | None = None
+    ready_s: float | None = None
+    in_rotation_s: float | None = None
+    serving_s: float | None = None
+
+
+def _after(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def scale_out_check(
+    signal: Sequence[SignalPoint],
+    events: Sequence[ScaleEvent],
+    target: float,
+    serve_within_s: float,
+) -> CheckResult:
+    """A burst above the target adds a replica, and the replica serves: each step's time."""
+    name = "scale-out: a replica added and serving when the signal crossed the target"
+    peak = max((p.per_replica_rps for p in signal if p.per_replica_rps is not None), default=None)
+    outs = [e for e in events if e.kind == "out"]
+    measured: dict[str, float | int | str | None] = {
+        "target_rps_per_replica": target,
+        "peak_rps_per_replica": None if peak is None else round(peak, 2),
+        "replicas_max": max((p.replicas for p in signal), default=0),
+        "scale_outs": len(outs),
+    }
+    if outs:
+        first = outs[0]
+        measured |= {
+            "decision_after_crossing_s": _after(first.decided_s, first.crossed_s),
+            "ready_after_decision_s": _after(first.ready_s, first.decided_s),
+            "in_rotation_after_decision_s": _after(first.in_rotation_s, first.decided_s),
+            "serving_after_decision_s": _after(first.serving_s, first.decided_s),
+        }
+    failures: list[str] = []
+    if peak is None or peak <= target:
+        failures.append(
+            f"the signal never crossed the target of {target:g} requests/s per replica (peak "
+            f"{'none read' if peak is None else f'{peak:.1f}'}): the burst did not test scaling"
+        )
+    elif not outs:
+        failures.append("the signal crossed the target, and no replica was added")
+    for e in outs:
+        if e.ready_s is None:
+            failures.append(f"{e.replica} never answered a first token")
+        elif e.serving_s is None:
+            where = "in rotation" if e.in_rotation_s is not None else "never put in rotation"
+            failures.append(
+                f"{e.replica} ({where}) served no request within {serve_within_s:g}s of the "
+                "decision"
+            )
+    note = ""
+    if outs and not failures:
+        f = outs[0]
+        note = (
+            f"{len(outs)} replica(s) added; the first decided {_after(f.decided_s, f.crossed_s)}s "
+            f"after the signal crossed, ready {_after(f.ready_s, f.decided_s)}s after the "
+            f"decision, serving after {_after(f.serving_s, f.decided_s)}s"
+        )
+    return CheckResult.from_reasons(name, "rollout", failures, measured, passed_note=note)
+
+
+def burst_slo_check(
+    seconds: Sequence[tuple[float, float | None]],
+    events: Sequence[ScaleEvent],
+    burst: tuple[float, float],
+    ttft_p95_ms: float,
+    recover_within_s: float,
+) -> CheckResult:
+    """The burst's SLO (TTFT p95 per second of requests meant for it) holds again within
+    `recover_within_s` of the last replica added during the burst serving, to the burst's end.
+    `seconds`: each second's start (the samples' clock) and its TTFT p95."""
+    name = f"scale-out: TTFT p95 <= {ttft_p95_ms:g} ms again within {recover_within_s:g}s"
+    start, end = burst
+    over = [t for t, p95 in seconds if start <= t < end and p95 is not None and p95 > ttft_p95_ms]
+    # Recovery counts from the last replica the burst added that served: the capacity it needed.
+    served = [e.serving_s for e in events if e.kind == "out" and e.serving_s and e.serving_s < end]
+    serving = max(served, default=None)
+    measured: dict[str, float | int | str | None] = {
+        "slo_violated_s": len(over),
+        "burst_s": round(end - start, 1),
+    }
+    if serving is None:
+        return CheckResult(
+            name=name,
+            category="rollout",
+            outcome="fail",
+            reasons=[
+                f"no added replica served: the SLO was over in {len(over)} of the burst's "
+                f"{end - start:.0f} seconds, with nothing done about it"
+            ],
+            measured=measured,
+        )
+    late = [t for t in over if t >= serving + recover_within_s]
+    measured["violated_after_recovery_s"] = len(late)
+    failures = (
+        [
+            f"TTFT p95 over {ttft_p95_ms:g} ms in {len(late)} seconds more than "
+            f"{recover_within_s:g}s after the last added replica served"
+        ]
+        if late
+        else []
+    )
+    return CheckResult.from_reasons(
+        name,
+        "rollout",
+        failures,
+        measured,
+        passed_note=f"SLO over in {len(over)} of the burst's {end - start:.0f} seconds, none "
+        f"later than {recover_within_s:g}s after the last added replica served",
+    )

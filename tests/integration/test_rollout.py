@@ -22,12 +22,14 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "rollout"
 BASELINE = FIXTURES / "baseline.yaml"
 
 
-def _argv(out: Path, candidate: str, profile: str, *extra: str) -> list[str]:
+def _argv(
+    out: Path, candidate: str, profile: str, *extra: str, baseline: Path = BASELINE
+) -> list[str]:
     return [
         *HARNESS,
         "rollout",
         "--baseline",
-        str(BASELINE),
+        str(baseline),
         "--candidate",
         str(FIXTURES / candidate),
         "--profile",
@@ -61,9 +63,9 @@ def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> No
     journal = report["rollout"]
     assert journal["final_share"] == 1.0 and journal["stopped"] == "promoted to 100%"
     decided = [lk for lk in journal["looks"] if lk["decision"] != "hold"]
-    assert [lk["share"] for lk in decided] == [0.2, 0.5]
+    assert [lk["share"] for lk in decided] == [0.5]
     assert all(lk["decision"] == "promote" for lk in decided)
-    assert [m["share_to"] for m in journal["moves"]] == [0.2, 0.5, 1.0]
+    assert [m["share_to"] for m in journal["moves"]] == [0.5, 1.0]
     for move in _moves(report):
         assert move["outcome"] == "pass", move
         assert move["measured"]["failed"] == 0 and move["measured"]["cut_silently"] == 0
@@ -81,17 +83,24 @@ def test_a_candidate_slower_to_first_token_is_aborted_and_rolled_back(
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     canary = _check(report, "canary:")
     assert canary["outcome"] == "fail"
-    assert canary["reasons"][0].startswith("aborted at 20%")
+    assert canary["reasons"][0].startswith("aborted at 50%")
     assert "ttft_p50" in " ".join(canary["reasons"])
     journal = report["rollout"]
-    assert journal["final_share"] == 0.0 and journal["stopped"] == "aborted at 20%"
+    assert journal["final_share"] == 0.0 and journal["stopped"] == "aborted at 50%"
     rollback = _check(report, "rollback:")
     assert rollback["outcome"] == "pass", rollback  # the rollback itself is checked
     assert rollback["measured"]["after_wrong_version"] == 0
 
 
 def test_a_candidate_with_3_percent_server_errors_is_aborted(tmp_path: Path) -> None:
-    r, report = rollout(tmp_path, "candidate-errors.yaml")
+    # A profile that allows no more than +1 pp of fallback answers shows the +3 pp worse.
+    profile = tmp_path / "strict.yaml"
+    profile.write_text(
+        (FIXTURES / "canary.yaml")
+        .read_text()
+        .replace("fallback_share_pp: 3", "fallback_share_pp: 1")
+    )
+    r, report = rollout(tmp_path, "candidate-errors.yaml", str(profile))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     canary = _check(report, "canary:")
     assert canary["outcome"] == "fail"
@@ -134,12 +143,12 @@ def test_a_switch_that_restarts_nginx_instead_of_reloading_it_fails(tmp_path: Pa
 def test_an_interrupted_rollout_puts_traffic_back_and_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = _argv(out, "baseline.yaml", "canary.yaml")
-    code, output, pids = interrupt_after(argv, "step to 20%", 2.0)
+    code, output, pids = interrupt_after(argv, "step to 50%", 2.0)
     assert code == 130, output
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "interrupted"
     journal = report["rollout"]
-    assert journal["interrupted"] and journal["stopped"].startswith("interrupted at 20%")
+    assert journal["interrupted"] and journal["stopped"].startswith("interrupted at 50%")
     assert journal["final_share"] == 0.0
     assert journal["moves"][-1]["share_to"] == 0.0
     assert not [p for p in pids if pid_alive(p)]
@@ -215,3 +224,74 @@ def test_a_rolling_update_refuses_a_candidate_that_differs_beyond_its_server(
     assert r.returncode == 2, r.stdout + r.stderr
     assert "other.yaml" in r.stderr and "gateway" in r.stderr and "rolling update" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _scale_out(
+    tmp_path: Path, profile: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path / "out"
+    argv = [
+        *HARNESS,
+        "rollout",
+        "--baseline",
+        str(FIXTURES / "scale-stack.yaml"),
+        "--profile",
+        str(profile),
+        "--out",
+        str(out),
+    ]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    return r, json.loads((out / "report.json").read_text())
+
+
+def test_a_burst_scales_the_pool_out_and_back_in_with_its_timings(tmp_path: Path) -> None:
+    r, report = _scale_out(tmp_path, FIXTURES / "scale.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    out = _check(report, "scale-out: a replica added")
+    m = out["measured"]
+    assert m["scale_outs"] >= 1 and m["peak_rps_per_replica"] > 8
+    for step in ("decision_after_crossing", "ready_after_decision", "serving_after_decision"):
+        assert m[f"{step}_s"] is not None and m[f"{step}_s"] >= 0
+    slo = _check(report, "scale-out: TTFT p95")
+    # The burst overloaded the pool before the new replicas served, and the SLO came back.
+    assert slo["outcome"] == "pass" and slo["measured"]["slo_violated_s"] > 0, slo
+    # After the burst the added replica was drained out of rotation without a drop.
+    scale_in = [c for c in report["checks"] if c["name"].startswith("scale-in:")]
+    assert scale_in and all(c["outcome"] == "pass" for c in scale_in), scale_in
+    events = report["rollout"]["scale_events"]
+    assert [e["kind"] for e in events][:1] == ["out"] and "in" in [e["kind"] for e in events]
+
+
+def test_a_scale_out_whose_replica_never_enters_rotation_fails(tmp_path: Path) -> None:
+    profile = tmp_path / "unregistered.yaml"
+    profile.write_text(
+        (FIXTURES / "scale.yaml")
+        .read_text()
+        .replace("  serve_within_s: 15s\n", "  serve_within_s: 5s\n  put_in_rotation: false\n")
+    )
+    r, report = _scale_out(tmp_path, profile)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    out = _check(report, "scale-out: a replica added")
+    assert out["outcome"] == "fail"
+    assert "never put in rotation" in " ".join(out["reasons"])
+    assert _check(report, "scale-out: TTFT p95")["outcome"] == "fail"
+
+
+def test_a_rolling_update_of_the_llama_cpp_stack_reports_real_cold_starts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    baseline = FIXTURES / "llama-baseline.yaml"
+    r = subprocess.run(
+        _argv(out, "llama-candidate.yaml", "llama-rolling.yaml", baseline=baseline),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    replaced = [c for c in report["checks"] if c["name"].startswith("rolling update:")]
+    assert len(replaced) == 2
+    for check in replaced:
+        m = check["measured"]
+        assert check["outcome"] == "pass", check
+        # llama-server loads its model before its first token: a cold start, not an instant.
+        assert m["cold_start_s"] > 0.2 and m["drain_s"] is not None
