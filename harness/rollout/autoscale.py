@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
-
-from harness.clients.http import http_get
 from harness.clients.poll import poll_until
 from harness.clients.prometheus import PrometheusClient, PrometheusError
 from harness.data.progress import Progress
 from harness.load.clock import now
-from harness.rollout.rolling import first_token_s, primary_urls, running, set_rotation
+from harness.rollout.rolling import (
+    drain_replica,
+    first_token_s,
+    primary_urls,
+    server_metric,
+    set_rotation,
+)
 from harness.spec.rollout import RolloutSpec
 from harness.stack import RunningStack
 from harness.stack.planner import ModelServerSlot, model_server_def
@@ -34,19 +37,6 @@ from harness.verdict.rollout import Move, ScaleEvent, SignalPoint
 SIGNAL = 'sum(rate(llm_upstream_requests_total{{pool="primary"}}[{window}s]))'
 # A model server's own count of what it served (vLLM and its simulator; llama.cpp).
 SERVED_COUNTERS = ("vllm:request_success_total", "llamacpp:tokens_predicted_total")
-
-
-def _served(url: str) -> float | None:
-    try:
-        text = http_get(f"{url}/metrics", timeout=2.0).text
-    except httpx.HTTPError:
-        return None
-    total, seen = 0.0, False
-    for line in text.splitlines():
-        if line.split("{", 1)[0].split(" ", 1)[0] in SERVED_COUNTERS:
-            total += float(line.rsplit(" ", 1)[1])
-            seen = True
-    return total if seen else None
 
 
 @dataclass
@@ -139,10 +129,10 @@ class Autoscaler:
             set_rotation(self.stack, self.in_rotation())
             in_rotation = now()
         if ready is not None:
-            base = _served(url) or 0.0
+            base = server_metric(url, SERVED_COUNTERS) or 0.0
             left = a.serve_within_s - (now() - decided)
             moved = poll_until(
-                lambda: _served(url),
+                lambda: server_metric(url, SERVED_COUNTERS),
                 max(0.5, left),
                 0.1,
                 until=lambda v: v is not None and v > base,
@@ -171,14 +161,7 @@ class Autoscaler:
         name, url, handle = self.added.pop()
         at = now()
         set_rotation(self.stack, self.in_rotation())
-        left = poll_until(
-            lambda: running(url),
-            self.spec.switch.drain_timeout_s,
-            0.1,
-            until=lambda n: n is not None and n <= 0,
-        )
-        drained = left is not None and left <= 0
-        drain_s = now() - at if drained else None
+        drain_s, drained = drain_replica(url, self.spec.switch.drain_timeout_s)
         handle.stop()
         self.events.append(
             ScaleEvent(

@@ -37,19 +37,32 @@ from harness.verdict.rollout import Move
 RUNNING_GAUGES = ("vllm:num_requests_running", "llamacpp:requests_processing")
 
 
-def running(url: str) -> float | None:
-    """Requests the model server says it is processing now (None: no gauge, or no answer)."""
+def server_metric(url: str, names: tuple[str, ...]) -> float | None:
+    """The sum of a model server's series of these names (None: none exported, or no answer)."""
     try:
         text = http_get(f"{url}/metrics", timeout=2.0).text
     except httpx.HTTPError:
         return None
     total, seen = 0.0, False
     for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in RUNNING_GAUGES:
+        if line.split("{", 1)[0].split(" ", 1)[0] in names:
             total += float(line.rsplit(" ", 1)[1])
             seen = True
     return total if seen else None
+
+
+def drain_replica(url: str, bound_s: float) -> tuple[float | None, bool]:
+    """Wait until the replica (out of rotation) runs no request: (seconds it took, or None when
+    not within `bound_s`; whether it drained)."""
+    since = now()
+    left = poll_until(
+        lambda: server_metric(url, RUNNING_GAUGES),
+        bound_s,
+        0.1,
+        until=lambda n: n is not None and n <= 0,
+    )
+    drained = left is not None and left <= 0
+    return (now() - since if drained else None), drained
 
 
 def primary_urls(stack: RunningStack) -> list[str]:
@@ -154,14 +167,7 @@ def _replace_one(
     drained: bool | None = None
     if rolling.drain:
         _set_rotation(stack, name)
-        left = poll_until(
-            lambda: running(url),
-            spec.switch.drain_timeout_s,
-            0.1,
-            until=lambda n: n is not None and n <= 0,
-        )
-        drained = left is not None and left <= 0
-        drain_s = now() - at if drained else None
+        drain_s, drained = drain_replica(url, spec.switch.drain_timeout_s)
         old.stop()
     else:
         old.kill()

@@ -66,7 +66,6 @@ class RolloutResult:
     spec: RolloutSpec
     checks: list[CheckResult]
     journal: RolloutJournal
-    baseline: RunningStack | None = None
     interrupted: bool = False
     samples: list[Sample] = field(default_factory=list)
 
@@ -379,7 +378,6 @@ def run_rollout(
                     wait_for_scrapes=False,
                 )
             )
-        result.baseline = stacks[BASELINE]
         if on_stacks is not None:
             on_stacks(stacks[BASELINE])
         launcher = make_launcher(provider or baseline.provider, baseline, run_dir)

@@ -18,6 +18,7 @@ its last look when a figure is still undecided: a rollout never promotes without
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,6 +40,7 @@ Values = NDArray[np.float64]
 Verdict = Literal["no_worse", "worse", "undecided"]
 Decision = Literal["promote", "hold", "abort"]
 MIN_VALUES = 10  # per version, below this a latency figure has no interval
+_MAX_NEEDED = 10_000_000
 # Fates that fail a request at a traffic move (completed and failed_over do not).
 BAD_FATES = tuple(f for f in FATES if f not in ("completed", "failed_over"))
 
@@ -68,6 +70,9 @@ class FigureLook(BaseModel):
     margin: float
     verdict: Verdict
     reason: str
+    # Undecided: about how many candidate requests (the baseline's growing alike) would decide at
+    # this look's alpha, were the effect to stay as measured (None: decided, or not estimable).
+    needed_candidate: int | None = None
 
 
 class StepLook(BaseModel):
@@ -157,6 +162,11 @@ def _latency_look(
     se = _quantile_change_se(a, b, q, resamples, seed)
     low, high = est - z * se, est + z * se
     verdict = _verdict(low, high, margin)
+    needed = None
+    if verdict == "undecided" and est != margin:
+        # Each side of the interval shrinks as 1/sqrt(n); 10% more for the estimate's own drift.
+        ratio = (high - est) / (margin - est) if est < margin else (est - low) / (est - margin)
+        needed = min(_MAX_NEEDED, math.ceil(b.size * ratio**2 * 1.1))
     return FigureLook(
         **common,
         **counts,
@@ -164,9 +174,39 @@ def _latency_look(
         low=low,
         high=high,
         verdict=verdict,
+        needed_candidate=needed,
         reason=f"{name} {qa:.1f} -> {qb:.1f} ms ({est:+.1%}, bounds {low:+.1%} .. {high:+.1%}), "
-        f"margin +{margin:.0%}: {verdict.replace('_', ' ')}",
+        f"margin +{margin:.0%}: {verdict.replace('_', ' ')}" + _needs(needed, b.size),
     )
+
+
+def _needs(needed: int | None, n: int) -> str:
+    if needed is None:
+        return ""
+    return f", about {needed} candidate requests would decide ({n} so far)"
+
+
+def _rate_needed(a: Count, b: Count, margin_pp: float, alpha: float) -> int | None:
+    """Candidate requests that would decide a rate figure, both versions growing alike and their
+    rates staying as measured; searched (near 0% the interval narrows faster than 1/sqrt(n))."""
+
+    def decides(factor: float) -> bool:
+        na, nb = max(1, round(a.n * factor)), max(1, round(b.n * factor))
+        ka, kb = round(a.k / a.n * na), round(b.k / b.n * nb)
+        low, high = (
+            100 * x for x in newcombe_interval(Count(ka, na), Count(kb, nb), 1 - 2 * alpha)
+        )
+        return _verdict(low, high, margin_pp) != "undecided"
+
+    lo, hi = 1.0, 2.0
+    while not decides(hi):
+        if b.n * hi >= _MAX_NEEDED:
+            return None
+        lo, hi = hi, hi * 2
+    while hi - lo > 0.05 * lo:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if decides(mid) else (mid, hi)
+    return math.ceil(b.n * hi)
 
 
 def _rate_look(
@@ -192,6 +232,7 @@ def _rate_look(
     low, high = (100 * x for x in newcombe_interval(a, b, level=1 - 2 * alpha))
     diff = 100 * (b.k / b.n - a.k / a.n)
     verdict = _verdict(low, high, margin_pp)
+    needed = _rate_needed(a, b, margin_pp, alpha) if verdict == "undecided" else None
     return FigureLook(
         **common,
         **counts,
@@ -201,8 +242,10 @@ def _rate_look(
         low=low,
         high=high,
         verdict=verdict,
+        needed_candidate=needed,
         reason=f"{name} {a.k}/{a.n} -> {b.k}/{b.n} ({diff:+.2f} pp, bounds {low:+.2f} .. "
-        f"{high:+.2f} pp), margin +{margin_pp:g} pp: {verdict.replace('_', ' ')}",
+        f"{high:+.2f} pp), margin +{margin_pp:g} pp: {verdict.replace('_', ' ')}"
+        + _needs(needed, b.n),
     )
 
 

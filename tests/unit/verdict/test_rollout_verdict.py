@@ -90,6 +90,13 @@ def test_undecided_holds_until_the_last_look_then_aborts() -> None:
     last = look_at_step(0.05, 4, 40.0, base, cand, analysis)
     assert last.decision == "abort"
     assert all("still undecided" in r for r in last.reasons)
+    # Each undecided figure says about how much traffic would have decided it.
+    rate = next(f for f in last.figures if f.name == "error_rate")
+    assert rate.verdict == "undecided" and rate.needed_candidate is not None
+    assert rate.needed_candidate > rate.n_candidate
+    assert "candidate requests would decide (12 so far)" in rate.reason
+    # No error in either: "no more than 1 pp worse" needs some hundreds of candidate requests.
+    assert 150 < rate.needed_candidate < 2000
 
 
 def test_a_candidate_with_no_requests_is_undecided_never_promoted() -> None:
