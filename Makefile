@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-open-loop bench-gateway clean
+.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-open-loop bench-gateway bench-soak clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -66,6 +66,9 @@ bench-open-loop: install
 # What nginx + one gateway replica add to streamed requests on the simulated stack (prints figures).
 bench-gateway: install
 	$(BIN)/python benchmarks/bench_gateway.py
+
+bench-soak: install
+	$(BIN)/python benchmarks/bench_gateway_soak.py
 
 clean:
 	rm -rf reports/runs .pytest_cache .mypy_cache .ruff_cache

@@ -182,6 +182,8 @@ def rollout_inputs(
             )
     if spec.strategy == "rolling":
         _check_rolling(candidate, base, cand)
+    for file, s in ((baseline, base), (candidate, cand)):
+        _check_rate_limit(spec, path, file, s)
     if (provider or base.provider) == "docker":
         raise ConfigError(
             "--provider" if provider else str(baseline),
@@ -227,6 +229,33 @@ def _check_rolling(path: Path, base: StackSpec, cand: StackSpec) -> None:
                     "a rolling update replaces the baseline's primary model servers one for one "
                     "with the candidate's `primary.server` (same served_name); the candidate "
                     "differs from the baseline here too (use canary or blue_green for that)",
+                )
+            ],
+        )
+
+
+def _check_rate_limit(spec: RolloutSpec, profile: Path, stack_file: Path, stack: StackSpec) -> None:
+    """An open-loop rollout load above a version's per-key rate limit would be refused (429) by
+    the version itself, and every move would count the refusals: said before anything starts."""
+    from harness.spec.load import OpenLoop
+
+    limit = stack.gateway.settings.rate_limit
+    load = spec.load.load
+    if stack.external is not None or not limit.enabled or not isinstance(load, OpenLoop):
+        return
+    peak = load.rate_rps * (
+        spec.load.shape.spike_multiplier if spec.load.shape.kind == "spike" else 1
+    )
+    if peak * 60 > limit.requests_per_minute and not spec.load.workload.tenants:
+        raise ConfigError(
+            str(profile),
+            [
+                ConfigProblem(
+                    "load.load.rate_rps",
+                    f"up to {peak:g} requests/s on one API key, {peak * 60:,.0f} a minute, but "
+                    f"{stack_file} limits a key to {limit.requests_per_minute} a minute: the "
+                    "version would refuse the rollout's own load. Lower the rate, or raise "
+                    "gateway.settings.rate_limit.requests_per_minute in both stack specs",
                 )
             ],
         )

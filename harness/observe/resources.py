@@ -29,7 +29,7 @@ def _cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def _rss_bytes(pid: int) -> int | None:
+def rss_bytes(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
@@ -61,7 +61,7 @@ class ResourceSampler:
             return None
         ticks = rss = 0
         for p in (pid, *descendants(pid)):
-            t, r = _cpu_ticks(p), _rss_bytes(p)
+            t, r = _cpu_ticks(p), rss_bytes(p)
             ticks += t or 0
             rss += r or 0
         return ticks, rss

@@ -264,10 +264,13 @@ def test_a_burst_scales_the_pool_out_and_back_in_with_its_timings(tmp_path: Path
 
 def test_a_scale_out_whose_replica_never_enters_rotation_fails(tmp_path: Path) -> None:
     profile = tmp_path / "unregistered.yaml"
+    # A shorter burst: the replica that never serves is seen within 5 s of its decision.
     profile.write_text(
         (FIXTURES / "scale.yaml")
         .read_text()
         .replace("  serve_within_s: 15s\n", "  serve_within_s: 5s\n  put_in_rotation: false\n")
+        .replace("spike_s: 16s", "spike_s: 12s")
+        .replace("duration_s: 34s", "duration_s: 22s")
     )
     r, report = _scale_out(tmp_path, profile)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
@@ -295,3 +298,20 @@ def test_a_rolling_update_of_the_llama_cpp_stack_reports_real_cold_starts(tmp_pa
         assert check["outcome"] == "pass", check
         # llama-server loads its model before its first token: a cold start, not an instant.
         assert m["cold_start_s"] > 0.2 and m["drain_s"] is not None
+
+
+def test_a_load_over_the_stacks_rate_limit_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    # The shipped canary offers 100 requests/s; the simulated stack allows a key 100 a minute.
+    sim = FIXTURES.parent / "sim-stack.yaml"
+    out = str(tmp_path / "out")
+    r = subprocess.run(
+        [*HARNESS, "rollout", "--baseline", str(sim), "--candidate", str(sim), "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "canary.yaml" in r.stderr and "rate_rps" in r.stderr and "100 a minute" in r.stderr
+    assert not (tmp_path / "out").exists()
