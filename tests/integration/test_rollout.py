@@ -199,8 +199,11 @@ def test_a_rolling_update_that_kills_without_draining_cuts_streams(tmp_path: Pat
     r, report = rollout(tmp_path, "candidate-rolling.yaml", str(profile))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     replaced = [c for c in report["checks"] if c["name"].startswith("rolling update:")]
-    assert replaced and all(c["outcome"] == "fail" for c in replaced), replaced
-    for check in replaced:
+    # A replica killed in a moment when it held no started stream loses none (a busy runner once
+    # saw that for one of the two); the update must lose streams somewhere, and say so.
+    failed = [c for c in replaced if c["outcome"] == "fail"]
+    assert failed, replaced
+    for check in failed:
         m = check["measured"]
         assert m["error_in_stream"] + m["failed"] + m["cut_silently"] > 0
         assert "requests around the move failed" in check["reasons"][0]
