@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test test-unit test-random up images lint typecheck check bench bench-open-loop bench-gateway bench-soak clean
+.PHONY: install gate test test-unit test-random up images gpu-check lint typecheck check bench bench-open-loop bench-gateway bench-soak clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -45,6 +45,13 @@ up: install
 
 images: install
 	$(BIN)/harness images build
+
+# The GPU path: what this machine lacks for stack/vllm-stack.yaml (each with its fix) and, with a
+# GPU, GPUMemoryHigh on real GPU memory (docs/gpu.md). No install first: a GPU machine may have no
+# network. Exit 0 ready, 1 the alert check failed, 2 something is missing.
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@bash scripts/gpu-check.sh $(GPU_CHECK_ARGS)
 
 lint: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks

@@ -22,6 +22,12 @@ def machine_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_MACHINE_CACHE") or default)
 
 
+def model_hub_home() -> Path:
+    """The model hub's folder (HF_HOME): vLLM containers get it mounted and find weights under
+    its hub/ once downloaded."""
+    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+
+
 def runs_dir() -> Path:
     return Path(os.environ.get("HARNESS_RUNS_DIR", PROJECT_ROOT / "reports" / "runs"))
 

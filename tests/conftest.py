@@ -46,12 +46,16 @@ SPREAD_TEST_BY_TEST = (
     "tests/chaos/test_experiments.py",
     "tests/integration/test_gate.py",
     "tests/integration/test_gate_defects.py",
+    "tests/integration/test_gate_cache_hits.py",
+    "tests/integration/test_engine_checks.py",
     "tests/integration/test_orphans.py",
     "tests/integration/test_load_cli.py",
     "tests/integration/test_load_workloads.py",
     # Thirteen rollouts of 10-40 s each: one after another on one worker they were the phase's
     # long pole.
     "tests/integration/test_rollout.py",
+    # Six external rollouts of 4-14 s each (their simulators start again on each worker).
+    "tests/integration/test_rollout_external.py",
 )
 # Single tests of about two minutes: in xdist's order (units with the most tests first) they
 # started when the queue was nearly empty and ran on alone for a minute after the other workers

@@ -4,7 +4,9 @@ An event "carries text" when any choice has non-empty `text` (completions), `del
 `delta.reasoning_content` or `delta.tool_calls` (chat). Time to first token is the arrival of the
 first such event, not of the first byte: servers send a role-only chunk (and headers) early.
 Prompt tokens the server took from its prefix cache: `usage.prompt_tokens_details.cached_tokens`
-(OpenAI, vLLM with prompt token details on) or llama.cpp's `timings.cache_n`.
+(OpenAI, vLLM with prompt token details on) or llama.cpp's `timings.cache_n`. llama.cpp's
+`timings` (in its last chunk, with or without usage) also say how long the server itself spent
+on this request: `prompt_ms` (prefill, up to the first token) and `predicted_ms` (decode).
 Per SSE, an event is dispatched at the blank line that ends it; both arrive in one segment in
 practice, so the stamp is the time the bytes were received.
 """
@@ -38,15 +40,17 @@ def _text(choice: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _cached(obj: dict[str, Any]) -> int | None:
-    usage = obj.get("usage")
+def _cached(usage: object, timings: object) -> int | None:
     details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
     if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
         return int(details["cached_tokens"])
-    timings = obj.get("timings")
     if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
         return int(timings["cache_n"])
     return None
+
+
+def _ms(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class StreamInterpreter:
@@ -58,6 +62,7 @@ class StreamInterpreter:
         self.text: list[str] = []
         self.text_times_s: list[float] = []
         self.cached_tokens: int | None = None
+        self.first_event_s: float | None = None  # the first JSON event, text or not
         self.first_text_s: float | None = None
         self.last_text_s: float | None = None
         self.gaps_ms: list[float] = []
@@ -65,6 +70,9 @@ class StreamInterpreter:
         self.output_tokens: int | None = None
         self.prompt_tokens: int | None = None
         self.finish_reason: str | None = None
+        # The server's own prefill and decode time of this request (llama.cpp's `timings`).
+        self.server_prefill_ms: float | None = None
+        self.server_decode_ms: float | None = None
         self.done = False
         self.error: str | None = None  # "stream_error" | "protocol"
         self.error_detail: str | None = None
@@ -133,6 +141,8 @@ class StreamInterpreter:
         if not isinstance(obj, dict):
             self._fail("protocol", f"expected a JSON object, got {type(obj).__name__}")
             return
+        if self.first_event_s is None:
+            self.first_event_s = t
         if obj.get("error"):
             err = obj["error"]
             msg = err.get("message", err) if isinstance(err, dict) else err
@@ -157,9 +167,12 @@ class StreamInterpreter:
             elif self.last_text_s is not None:
                 self.gaps_ms.append((t - self.last_text_s) * 1000.0)
             self.last_text_s = t
-        if (cached := _cached(obj)) is not None:
+        usage, timings = obj.get("usage"), obj.get("timings")
+        if (cached := _cached(usage, timings)) is not None:
             self.cached_tokens = cached
-        usage = obj.get("usage")
+        if isinstance(timings, dict):
+            self.server_prefill_ms = _ms(timings.get("prompt_ms"))
+            self.server_decode_ms = _ms(timings.get("predicted_ms"))
         if isinstance(usage, dict):
             ct, pt = usage.get("completion_tokens"), usage.get("prompt_tokens")
             if isinstance(ct, int):

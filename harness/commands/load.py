@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -195,6 +196,18 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report (
 RunDirOpt = Annotated[
     Path | None, typer.Option("--run-dir", help="Folder for samples, logs and reports.")
 ]
+
+
+def _per_request(exprs: list[str]) -> list[str]:
+    """The per-request SLOs among these (one that does not parse is the spec check's to name)."""
+    from harness.spec.slo import parse_slo
+
+    out = []
+    for expr in exprs:
+        with contextlib.suppress(ValueError):
+            if parse_slo(expr).scope == "request":
+                out.append(expr)
+    return out
 
 
 def _echo_err(msg: str) -> None:
@@ -403,6 +416,7 @@ def load_command(
     if ctx.invoked_subcommand is not None:
         return  # `harness load merge ...`
     from harness.load.execute import LoadInterrupted, measure_load
+    from harness.verdict.breakdown import judge_agreement
     from harness.verdict.load_run import run_verdict
 
     _check_target(target, ready_file, stack, provider, allow_remote)
@@ -453,6 +467,7 @@ def load_command(
                 default_checks=not no_default_checks,
                 master_bind=bind,
                 judge=run_verdict,
+                judge_breakdown=judge_agreement,
             )
     except LoadInterrupted as stopped:
         # Here the stack (if this command started one) is already down: the interrupt went
@@ -502,19 +517,53 @@ def capacity_command(
     prompt_words: PromptWordsOpt = None,
     ignore_eos: IgnoreEosOpt = None,
     prefix_share: PrefixShareOpt = None,
+    goodput_target: Annotated[
+        float | None,
+        typer.Option(
+            "--goodput-target",
+            help="Search for the highest rate at which at least this share (0-1) of requests "
+            "meets every per-request --slo (e.g. 'ttft_ms<=500' and 'itl_ms<=50'), shown with "
+            "95% confidence at each step.",
+        ),
+    ] = None,
 ) -> None:
-    """Find the highest open-loop rate meeting every --slo (doubling, then bisection)."""
+    """Find the highest open-loop rate meeting every --slo, or keeping goodput above
+    --goodput-target (doubling, then bisection); the answer is an interval of rates."""
     from harness.load.capacity import CapacityStep, SearchPlan, search, step_from_report
     from harness.load.execute import LoadInterrupted, measure_load
-    from harness.verdict.load_run import step_verdict
+    from harness.verdict.goodput import min_requests_to_pass
+    from harness.verdict.load_run import RUN_ALPHA, run_verdict, step_verdict
 
     slos = list(slo or [])
     problems = target_problems(target, ready_file, stack, provider, allow_remote)
-    if not [s for s in slos if not s.startswith("error_rate")]:
+    given = [*load_scenario(scenario).slos, *slos]
+    per_request = _per_request(given)
+    if goodput_target is not None and not 0 < goodput_target < 1:
+        problems.append(
+            ConfigProblem("--goodput-target", f"a share between 0 and 1, got {goodput_target:g}")
+        )
+    elif goodput_target is not None and not per_request:
         problems.append(
             ConfigProblem(
                 "--slo",
-                "capacity needs at least one latency or throughput SLO, e.g. 'ttft_p95_ms<=500'",
+                "--goodput-target needs the per-request SLOs a request must meet, e.g. "
+                "--slo 'ttft_ms<=500' --slo 'itl_ms<=50'",
+            )
+        )
+    elif goodput_target is None and per_request:
+        problems.append(
+            ConfigProblem(
+                "--goodput-target",
+                f"per-request SLOs ({', '.join(per_request)}) define goodput: say the share of "
+                "requests that must meet them, e.g. --goodput-target 0.9",
+            )
+        )
+    elif goodput_target is None and not [s for s in slos if not s.startswith("error_rate")]:
+        problems.append(
+            ConfigProblem(
+                "--slo",
+                "capacity needs at least one latency or throughput SLO, e.g. 'ttft_p95_ms<=500', "
+                "or per-request SLOs with --goodput-target",
             )
         )
     if not 0 < start_rate <= max_rate:
@@ -527,7 +576,9 @@ def capacity_command(
         problems.append(ConfigProblem("--precision", "must be > 0"))
     if problems:
         raise ConfigError(CLI_SOURCE, problems)
-    if not any(s.startswith("error_rate") for s in slos):
+    if goodput_target is not None:
+        slos.append(f"goodput>={goodput_target:g}")  # a failed request meets no SLO
+    elif not any(s.startswith("error_rate") for s in slos):
         slos.append("error_rate<=0.01")  # a server that errors fast is not "fast"
     base = _build_spec(
         scenario,
@@ -565,10 +616,23 @@ def capacity_command(
 
         def run_at(rate: float) -> CapacityStep:
             spec = apply_overrides(base, Overrides(rate_rps=rate))
+            if goodput_target is not None:
+                # Enough requests that a step where every one met the SLOs can show the target.
+                least = min_requests_to_pass(goodput_target, RUN_ALPHA) / rate
+                if least > spec.duration_s:
+                    spec = spec.model_copy(update={"duration_s": math.ceil(least * 10) / 10})
             step_dir = rd / f"step-{len(list(rd.glob('step-*'))) + 1:02d}-{rate:.4g}rps"
             try:
                 report = measure_load(
-                    spec, tgt, step_dir, _echo_err, server_view=False, judge=step_verdict
+                    spec,
+                    tgt,
+                    step_dir,
+                    _echo_err,
+                    server_view=False,
+                    # A goodput step is judged on its share's bounds alone; an SLO step on the
+                    # estimates, with the default checks.
+                    default_checks=goodput_target is None,
+                    judge=step_verdict if goodput_target is None else run_verdict,
                 )
             except LoadInterrupted as stopped:
                 report = stopped.report  # the search ends on it, keeping the steps so far
@@ -580,7 +644,10 @@ def capacity_command(
             return step
 
         result = search(
-            run_at, SearchPlan(start_rate, max_rate, max_steps=max_steps, precision=precision), slos
+            run_at,
+            SearchPlan(start_rate, max_rate, max_steps=max_steps, precision=precision),
+            slos,
+            goodput_target,
         )
     result.config = base.model_dump(mode="json")
     rd.mkdir(parents=True, exist_ok=True)
@@ -591,9 +658,18 @@ def capacity_command(
         json_path.write_text(out)
     typer.echo(result.explanation)
     for s in result.steps:
+        goodput = (
+            f"  goodput {s.goodput_share:.1%} of {s.goodput_n} "
+            f"[{s.goodput_lower:.1%}, {s.goodput_upper:.1%}]"
+            if goodput_target is not None
+            and s.goodput_share is not None
+            and s.goodput_lower is not None
+            and s.goodput_upper is not None
+            else ""
+        )
         typer.echo(
-            f"  {s.rate_rps:>9.4g} req/s  {s.outcome:<7}  ttft p95 {s.ttft_p95_ms or 0:.0f} ms  "
-            f"achieved {s.achieved_rate_rps or 0:.3g} req/s"
+            f"  {s.rate_rps:>9.4g} req/s  {s.outcome:<12}  ttft p95 {s.ttft_p95_ms or 0:.0f} ms  "
+            f"achieved {s.achieved_rate_rps or 0:.3g} req/s{goodput}"
         )
     where = json_path or rd / "capacity.json"
     if result.outcome == "interrupted":

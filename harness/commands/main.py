@@ -39,6 +39,7 @@ from harness.spec.loader import load_yaml_model
 
 if TYPE_CHECKING:
     from harness.gate.pipeline import GateRun
+    from harness.spec.stack import StackSpec
 
 app = typer.Typer(
     name="harness",
@@ -68,6 +69,14 @@ AllowRemoteOption = Annotated[
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", help="local (processes) or docker (containers).")
 ]
+StandInOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stand-in",
+        help="Serve the stack's vllm pools with this instead (simulator: no GPU, local "
+        "processes; same served names, pools and metric names). See docs/gpu.md.",
+    ),
+]
 
 
 class _Terminated(KeyboardInterrupt):
@@ -89,7 +98,9 @@ def version_callback(value: bool) -> None:
 
 
 # Commands that start processes: each first removes what a dead harness left behind.
-STARTING_COMMANDS = frozenset({"up", "gate", "chaos", "rollout", "load", "capacity", "nightly"})
+STARTING_COMMANDS = frozenset(
+    {"up", "gate", "chaos", "rollout", "load", "capacity", "nightly", "gpu-check"}
+)
 
 
 @app.callback()
@@ -174,11 +185,12 @@ def up(
         Path | None, typer.Option("--run-dir", help="Folder for logs and configs.")
     ] = None,
     allow_empty: AllowEmptyOption = False,
+    stand_in: StandInOption = None,
 ) -> None:
     """Bring the stack up, print its endpoints, and keep it up until Ctrl-C or SIGTERM."""
     from harness.stack import start_stack
 
-    spec = load_stack_spec(stack, allow_empty)
+    spec = _with_stand_in(load_stack_spec(stack, allow_empty), stand_in)
     serving = False
     try:
         with start_stack(spec, run_dir=run_dir, provider=provider, progress=typer.echo) as running:
@@ -237,6 +249,7 @@ def gate(
     ] = False,
     allow_empty: AllowEmptyOption = False,
     allow_remote: AllowRemoteOption = False,
+    stand_in: StandInOption = None,
 ) -> None:
     """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
     from harness.gate.pipeline import run_gate
@@ -245,6 +258,7 @@ def gate(
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
     profile_path = profile or (default_profile if default_profile.is_file() else None)
     gate_spec, stack_spec, experiments = prepare_gate(profile_path, stack, allow_empty)
+    stack_spec = _with_stand_in(stack_spec, stand_in)
     check_external(stack_spec, stack, allow_remote)
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
@@ -321,14 +335,31 @@ def chaos(
 @app.command()
 def rollout(
     baseline: Annotated[
-        Path, typer.Option("--baseline", help="Stack spec of the running version (YAML).")
-    ],
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Stack spec of the running version (YAML); an external deployment with hooks "
+            "needs none (its --candidate spec serves both).",
+        ),
+    ] = None,
     candidate: Annotated[
         Path | None,
         typer.Option(
             "--candidate",
             help="Stack spec of the new version (YAML); a scale_out needs none (the baseline's).",
         ),
+    ] = None,
+    baseline_url: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline-url",
+            help="The running version's own URL (an external stack with the defaults): with "
+            "--candidate-url, compare the two for one step, moving nothing (Argo Rollouts).",
+        ),
+    ] = None,
+    candidate_url: Annotated[
+        str | None,
+        typer.Option("--candidate-url", help="The new version's own URL (see --baseline-url)."),
     ] = None,
     profile: Annotated[
         Path | None,
@@ -349,15 +380,26 @@ def rollout(
         typer.Option("--out", help="Report folder. Default: reports/runs/<time>-rollout."),
     ] = None,
     allow_empty: AllowEmptyOption = False,
+    allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Roll out a candidate beside the running baseline: traffic moved step by step (canary) or
     all at once and back (blue-green), each step judged against the baseline, every stream of
-    every move counted."""
+    every move counted. An external deployment's traffic is moved by its own hooks."""
     from harness.gate.pipeline import run_rollout_gate
     from harness.gate.prepare import rollout_inputs
     from harness.paths import new_run_dir
 
-    spec, base, cand = rollout_inputs(profile, baseline, candidate, strategy, allow_empty, provider)
+    spec, base, cand = rollout_inputs(
+        profile,
+        baseline,
+        candidate,
+        strategy,
+        allow_empty,
+        provider,
+        baseline_url=baseline_url,
+        candidate_url=candidate_url,
+        allow_remote=allow_remote,
+    )
     out_dir = out or new_run_dir("rollout")
     command = "harness " + " ".join(sys.argv[1:])
     _run_and_print(
@@ -371,6 +413,7 @@ def rollout(
             provider=provider,
             command=command,
             progress=typer.echo,
+            allow_remote=allow_remote,
         ),
     )
 
@@ -421,6 +464,14 @@ def report(
     raise typer.Exit(exit_code(stored.outcome))
 
 
+def _with_stand_in(spec: StackSpec, stand_in: str | None) -> StackSpec:
+    if stand_in is None:
+        return spec
+    from harness.spec.stand_in import stand_in as replace_vllm
+
+    return replace_vllm(spec, stand_in)
+
+
 def _run_and_print(label: str, out_dir: Path, run: Callable[[], GateRun]) -> None:
     """Run a gate or chaos pipeline; an interrupt still leaves its partial report (exit 130)."""
     try:
@@ -452,12 +503,14 @@ def _watch(running: object) -> None:
 
 def _register_subcommands() -> None:
     from harness.commands.compare import register as register_compare
+    from harness.commands.gpu import register as register_gpu
     from harness.commands.images import register as register_images
     from harness.commands.load import register as register_load
 
     register_load(app)
     register_images(app)
     register_compare(app)
+    register_gpu(app)
 
 
 _register_subcommands()

@@ -46,6 +46,7 @@ class Sample:
     error_detail: str | None = None
     ttfb_ms: float | None = None  # response headers
     ttft_ms: float | None = None  # first event carrying generated text
+    first_event_ms: float | None = None  # first event of any kind (a role-only chunk counts)
     # Every gap between consecutive text-carrying events (the pooled `token_gap` distribution).
     token_gaps_ms: list[float] = field(default_factory=list)
     output_tokens: int | None = None  # server `usage.completion_tokens`
@@ -72,6 +73,14 @@ class Sample:
     planned_tokens: int | None = None
     cached_tokens: int | None = None
     dataset_id: str | None = None
+    # Where the time to first token went, as the stack said (None: it did not say). The
+    # gateway's `Server-Timing`: its own time up to its headers (`gw`) and its wait on the model
+    # server (`upstream`: the whole answer, or a stream's first event). The model server's own
+    # prefill and decode from its answer (llama.cpp's `timings`).
+    gateway_ms: float | None = None
+    upstream_ms: float | None = None
+    server_prefill_ms: float | None = None
+    server_decode_ms: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -14,8 +14,10 @@ from harness.data.progress import Progress
 from harness.data.samples import Sample, read_samples
 from harness.load.execute import measure_load
 from harness.load.report import LoadReport
+from harness.load.reuse import workload_reuse
 from harness.measure.calibration import Calibration, resolve
-from harness.measure.server import collect_view
+from harness.measure.server import ServerView, collect_view
+from harness.measure.server_timings import run_breakdown
 from harness.measure.summary import LoadSummary, RunContext, summarize
 from harness.report.model import GateLoadReport, Look
 from harness.spec.gate import GateSpec
@@ -23,7 +25,11 @@ from harness.spec.load import LoadSpec, OpenLoop
 from harness.spec.slo import parse_slo, parse_slos
 from harness.stack import RunningStack
 from harness.stack.target import from_stack
+from harness.verdict.breakdown import agreement_check, judge_agreement
+from harness.verdict.cache_hits import cache_hit_check
 from harness.verdict.checks import CheckResult, unmet
+from harness.verdict.engine import judge_engine
+from harness.verdict.goodput import bound_goodput
 from harness.verdict.load_checks import (
     PRIMARY,
     judge_all,
@@ -93,6 +99,33 @@ def max_looks(gate: GateSpec) -> int:
     return max(1, math.floor(extra + 1e-9))
 
 
+def engine_checks(
+    gate: GateSpec,
+    stack: RunningStack,
+    spec: LoadSpec,
+    samples: list[Sample],
+    view: ServerView | None,
+) -> list[CheckResult]:
+    """The model servers' state over the load window (preemptions, KV cache, queue, prefix
+    cache), each server judged by what its kind is known to export. An external stack's pools
+    count only where its spec names their kind."""
+    s = stack.spec
+    kinds = {
+        pool: p.server.kind
+        for pool, p in s.pools().items()
+        if s.external is None or pool in s.model_fields_set
+    }
+    return judge_engine(
+        view,
+        kinds,
+        gate.policy.engine,
+        samples,
+        workload_reuse(spec, samples),
+        alpha=1 - gate.confidence.level,
+        inconclusive_is=gate.confidence.inconclusive_is,
+    )
+
+
 def run_gate_load(
     gate: GateSpec,
     stack: RunningStack,
@@ -125,12 +158,19 @@ def run_gate_load(
         # verdict is the pooled one below. The server's view is read once, over every look,
         # after the last (each read waits for the scrape after its window: 2 s a look).
         report = measure_load(
-            spec, target, look_dir, progress, judge=run_verdict, server_view=plan.max_looks == 1
+            spec,
+            target,
+            look_dir,
+            progress,
+            judge=run_verdict,
+            server_view=plan.max_looks == 1,
+            judge_breakdown=judge_agreement,
         )
         reports.append(report)
         per_look.append(read_samples(Path(report.samples_dir)))
         samples = _contiguous(reports, per_look)
         summary = _pooled_summary(spec, reports, samples)
+        summary.goodput = bound_goodput(summary, 1 - gate.confidence.level)
         alpha = plan.alpha_at(k)
         judged = judge_all(gate, slos, samples, summary, alpha, served_by=no_served_by is None)
         for name, j in judged.items():
@@ -165,24 +205,48 @@ def run_gate_load(
     ]
     if no_served_by is not None:
         checks.append(unmet(PRIMARY, "slo", no_served_by))
+    # Judged once, on every look (each on its own: a look draws its own repeated prompts).
+    checks.append(cache_hit_check(gate, per_look, 1 - gate.confidence.level, stack.lacks("cache")))
     # The pooled report's outcome is the load step's checks', not the last look's own; those
     # checks are the run report's, so none are copied here.
-    server = reports[-1].server
+    server, breakdown = reports[-1].server, reports[-1].ttft_breakdown
+    # On the wall clock (the pooled summary's clock closes the gaps between looks).
+    first, last = reports[0].summary.window, reports[-1].summary.window
     if plan.max_looks > 1 and target.prometheus:
-        # On the wall clock (the pooled summary's clock closes the gaps between looks).
-        first, last = reports[0].summary.window, reports[-1].summary.window
         server = collect_view(
             target.prometheus,
             first.start_s,
             last.start_s + last.span_s,
             headers=target.prometheus_headers,
         )
+    if plan.max_looks > 1:  # each look's went without the server's histograms
+        breakdown = run_breakdown(
+            [s for look in per_look for s in look],
+            first.start_s,
+            last.start_s + last.span_s,
+            target.prometheus,
+            target.prometheus_headers,
+            streamed=spec.workload.stream,
+        )
+        if breakdown is not None:
+            breakdown.agreement = judge_agreement(breakdown)
+    checks.append(agreement_check(breakdown))
+    checks += engine_checks(gate, stack, spec, samples, server)
     pooled = GateLoadReport(
         **reports[-1].model_dump(
-            exclude={"summary", "samples_dir", "outcome", "checks", "started_at", "server"}
+            exclude={
+                "summary",
+                "samples_dir",
+                "outcome",
+                "checks",
+                "started_at",
+                "server",
+                "ttft_breakdown",
+            }
         ),
         started_at=reports[0].started_at,  # the first look's: the load began then
         server=server,
+        ttft_breakdown=breakdown,
         summary=summary,
         samples_dir=str(run_dir),
         looks=looks,

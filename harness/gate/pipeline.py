@@ -226,6 +226,7 @@ def run_rollout_gate(
     provider: str | None = None,
     command: str = "harness rollout",
     progress: Progress = print,
+    allow_remote: bool = False,
 ) -> GateRun:
     """A rollout from the baseline to the candidate, judged and reported like a gate. An
     interrupted rollout puts traffic back on the baseline, writes its partial report (where it
@@ -252,6 +253,7 @@ def run_rollout_gate(
             provider=provider,
             progress=bus.note,
             on_stacks=note_baseline,
+            allow_remote=allow_remote,
         )
         report.rollout = result.journal
         report.checks += result.checks

@@ -129,16 +129,39 @@ def check_experiment_names(experiments: list[ExperimentFile], spec: StackSpec) -
     check_experiments([(exp.path, exp.spec) for exp in experiments], spec)
 
 
+def _stack_arg(
+    version: str, path: Path | None, url: str | None, allow_empty: bool
+) -> tuple[str, StackSpec | None]:
+    """A version's stack spec from its file or its URL (where it came from, and the spec)."""
+    from harness.gate.external_rollout import url_stack
+
+    if path is not None and url is not None:
+        raise ConfigError(
+            f"--{version}-url", [ConfigProblem(version, f"give --{version} or --{version}-url")]
+        )
+    if url is not None:
+        return f"--{version}-url", url_stack(version, url, f"--{version}-url")
+    if path is not None:
+        return str(path), load_stack_spec(path, allow_empty)
+    return f"--{version}", None
+
+
 def rollout_inputs(
     profile: Path | None,
-    baseline: Path,
+    baseline: Path | None,
     candidate: Path | None,
     strategy: str | None,
     allow_empty: bool = False,
     provider: str | None = None,
+    *,
+    baseline_url: str | None = None,
+    candidate_url: str | None = None,
+    allow_remote: bool = False,
 ) -> tuple[RolloutSpec, StackSpec, StackSpec]:
     """A rollout's profile and its two stacks, checked before anything starts: both versions
-    started by the harness, by the same provider, and the load's key accepted by both."""
+    started by the harness, by the same provider, and the load's key accepted by both; or an
+    external deployment (`gate/external_rollout.py`)."""
+    from harness.gate.external_rollout import external_inputs
     from harness.paths import PROJECT_ROOT
 
     path = profile or PROJECT_ROOT / "rollouts" / "canary.yaml"
@@ -155,7 +178,31 @@ def rollout_inputs(
                 ],
             )
         spec = spec.model_copy(update={"strategy": strategy})
-    base = load_stack_spec(baseline, allow_empty)
+    base_arg = _stack_arg("baseline", baseline, baseline_url, allow_empty)
+    cand_arg = _stack_arg("candidate", candidate, candidate_url, allow_empty)
+    if any(s is not None and s.external is not None for s in (base_arg[1], cand_arg[1])):
+        ext_base, ext_cand = external_inputs(
+            spec,
+            path,
+            base_arg,
+            cand_arg,
+            provider,
+            allow_remote,
+            strategy_src="--strategy" if strategy else None,
+        )
+        return spec, ext_base, ext_cand
+    base = base_arg[1]
+    if baseline is None or base is None:
+        raise ConfigError(
+            "--baseline",
+            [
+                ConfigProblem(
+                    "baseline",
+                    "the running version's stack spec (for an external deployment: its spec "
+                    "with hooks as --candidate, or --baseline-url and --candidate-url)",
+                )
+            ],
+        )
     if candidate is None:
         if spec.strategy != "scale_out":
             raise ConfigError(
@@ -167,19 +214,7 @@ def rollout_inputs(
                 ],
             )
         candidate = baseline  # a scale-out adds replicas of the baseline's own
-    cand = load_stack_spec(candidate, allow_empty)
-    for file, s in ((baseline, base), (candidate, cand)):
-        if s.provider == "external":
-            raise ConfigError(
-                str(file),
-                [
-                    ConfigProblem(
-                        "provider",
-                        "a rollout starts both versions itself (local or docker); an external "
-                        "deployment's rollout is moved by its own tooling",
-                    )
-                ],
-            )
+    cand = cand_arg[1] or load_stack_spec(candidate, allow_empty)
     if spec.strategy == "rolling":
         _check_rolling(candidate, base, cand)
     for file, s in ((baseline, base), (candidate, cand)):

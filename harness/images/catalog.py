@@ -27,7 +27,8 @@ ROOTFS_TAG = f"{TAG_PREFIX}/debian-rootfs:{SUITE}"
 BASE_TAG = f"{TAG_PREFIX}/debian:{SUITE}"
 
 # The gateway's imports (and the harness.spec models it reads its config with); the optional
-# uvicorn speedups are pinned too when the venv has them, so both providers run the same code.
+# uvicorn speedups and the NVML binding (the GPU figures, when the container is given the GPU)
+# are pinned too when the venv has them, so both providers run the same code.
 GATEWAY_PACKAGES = (
     "fastapi",
     "uvicorn",
@@ -39,7 +40,7 @@ GATEWAY_PACKAGES = (
     "pydantic",
     "PyYAML",
 )
-GATEWAY_OPTIONAL = ("uvloop", "httptools")
+GATEWAY_OPTIONAL = ("uvloop", "httptools", "nvidia-ml-py")
 
 # glibc's own libraries come from the base image; everything else ldd resolves is copied.
 RunInBase = Callable[[list[str]], str]

@@ -23,6 +23,7 @@ import orjson
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
 from harness import wire
+from harness.clients import server_timing
 from harness.clients.sse import StreamInterpreter
 from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
 from harness.load import clock
@@ -267,6 +268,10 @@ class LLMClient:
             s.x_version = resp.header(self.names.version.lower()) or None
             if status >= 400:
                 s.retry_after = resp.header("retry-after") or None
+            timing = server_timing.durations(resp.header("server-timing"))
+            if timing:
+                s.gateway_ms = timing.get(server_timing.GATEWAY)
+                s.upstream_ms = timing.get(server_timing.UPSTREAM)
         if failure is None and status < 400 and not resp.stream:
             try:
                 interp.message(orjson.loads(resp.body), end)
@@ -284,6 +289,10 @@ class LLMClient:
             s.error, s.error_detail = "incomplete", STREAM_ENDED_SILENTLY
         if interp.first_text_s is not None:
             s.ttft_ms = (interp.first_text_s - sent) * 1000.0
+        if interp.first_event_s is not None:
+            s.first_event_ms = (interp.first_event_s - sent) * 1000.0
+        s.server_prefill_ms = interp.server_prefill_ms
+        s.server_decode_ms = interp.server_decode_ms
         s.token_gaps_ms = [round(g, 3) for g in interp.gaps_ms]
         s.output_tokens = interp.output_tokens
         s.prompt_tokens = interp.prompt_tokens

@@ -8,6 +8,7 @@ KeyboardInterrupt, so callers that know nothing of it still stop and clean up) c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.clients.models import Target
@@ -15,8 +16,10 @@ from harness.data.progress import Progress
 from harness.load.report import LoadReport, RunJudge
 from harness.load.runner import run_load
 from harness.load.workload_view import build_view, counter_deltas, opted_in, read_counters
+from harness.measure.breakdown import Agreement, TtftBreakdown
 from harness.measure.sample_file import SAMPLE_FILE, write_sample_file
 from harness.measure.server import ServerView, collect_view
+from harness.measure.server_timings import run_breakdown
 from harness.measure.summary import summarize
 from harness.provenance import git_sha, host_info, iso_at
 from harness.spec.load import LoadSpec
@@ -41,12 +44,14 @@ def measure_load(
     server_view: bool = True,
     default_checks: bool = True,
     master_bind: str | None = None,
+    judge_breakdown: Callable[[TtftBreakdown], Agreement] | None = None,
 ) -> LoadReport:
     """Run, summarize, judge and write `run_dir/report.json`; raise LoadInterrupted after writing
     it when the run was stopped early. The report's config is the spec as run: with the seed drawn
     for it when the spec had none. `judge` (from the verdict, passed in by the command) judges the
     SLOs and, unless `default_checks=False`, the default checks (error rate, achieved vs sent),
-    and gives the run's outcome."""
+    and gives the run's outcome. `judge_breakdown` (from the verdict too) says whether the
+    client's TTFT and the server's agree; it only ever warns."""
     cache_url = (target.tokenizer_url or target.url) if opted_in(spec) else None
     before = read_counters(cache_url) if cache_url else None
     run = run_load(
@@ -60,11 +65,20 @@ def measure_load(
         workload = build_view(run.samples, counter_deltas(cache_url, before, after))
     view: ServerView | None = None
     # An interrupted run skips the Prometheus queries: whoever pressed Ctrl-C wants out now.
-    if server_view and target.prometheus and not run.interrupted:
-        end = summary.window.start_s + summary.window.span_s
-        view = collect_view(
-            target.prometheus, summary.window.start_s, end, headers=target.prometheus_headers
-        )
+    prometheus = target.prometheus if server_view and not run.interrupted else None
+    start, end = summary.window.start_s, summary.window.start_s + summary.window.span_s
+    if prometheus:
+        view = collect_view(prometheus, start, end, headers=target.prometheus_headers)
+    breakdown = run_breakdown(
+        run.samples,
+        start,
+        end,
+        prometheus,
+        target.prometheus_headers,
+        streamed=run.spec.workload.stream,
+    )
+    if breakdown is not None and judge_breakdown is not None:
+        breakdown.agreement = judge_breakdown(breakdown)
     report = LoadReport(
         git_sha=git_sha(),
         name=run.spec.name,
@@ -77,6 +91,7 @@ def measure_load(
         summary=summary,
         checks=checks,
         server=view,
+        ttft_breakdown=breakdown,
         workload=workload,
         samples_dir=str(run.run_dir / "samples"),
         locust_log=str(run.locust_log),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +47,27 @@ def _read(path: Path) -> dict[str, list[dict[str, Any]]]:
     return data if isinstance(data, dict) else {}
 
 
+_RECORDING = threading.Lock()
+
+
 def check_and_record(
     path: Path, target_url: str, print_: str, seed: int, run_dir: Path, at: str
 ) -> str | None:
     """Record this run's fingerprint `print_` for the target; return a warning when an earlier
     run against the same target had the same one."""
-    record = _read(path)
-    runs = [r for r in record.pop(target_url, []) if isinstance(r, dict)]
-    earlier = next((r for r in reversed(runs) if r.get("fingerprint") == print_), None)
-    runs = [*runs, {"fingerprint": print_, "seed": seed, "run_dir": str(run_dir), "at": at}]
-    record[target_url] = runs[-KEEP:]  # re-inserted last: the most recent target
-    for old in list(record)[:-TARGETS]:
-        del record[old]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    # Two loads of one process (a rollout comparing two URLs) start together: one at a time here.
+    with _RECORDING:
+        record = _read(path)
+        runs = [r for r in record.pop(target_url, []) if isinstance(r, dict)]
+        earlier = next((r for r in reversed(runs) if r.get("fingerprint") == print_), None)
+        runs = [*runs, {"fingerprint": print_, "seed": seed, "run_dir": str(run_dir), "at": at}]
+        record[target_url] = runs[-KEEP:]  # re-inserted last: the most recent target
+        for old in list(record)[:-TARGETS]:
+            del record[old]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)
     if earlier is None:
         return None
     return (

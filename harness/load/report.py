@@ -25,6 +25,7 @@ from harness import __version__
 from harness.data.samples import Sample
 from harness.load.limits import ContextCheck
 from harness.load.workload_view import WorkloadView, render_view
+from harness.measure.breakdown import TtftBreakdown, breakdown_rows, decode_line
 from harness.measure.server import ServerView
 from harness.measure.stats import Distribution
 from harness.measure.summary import LoadSummary, RunContext
@@ -89,6 +90,9 @@ class LoadReport(BaseModel):
     # The user's SLOs, then the default checks; empty when the run was not judged.
     checks: list[LoadCheck] = []
     server: ServerView | None = None
+    # Where the time to first token went, per request (None: no answer carried the gateway's
+    # Server-Timing).
+    ttft_breakdown: TtftBreakdown | None = None
     # The opt-in workloads' own figures (tokens sent and served, per turn, prefix cache).
     workload: WorkloadView | None = None
     # Dataset and trace runs: the requests over the model's context, counted before the run.
@@ -142,6 +146,35 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def goodput_line(s: LoadSummary) -> str:
+    """Goodput as vLLM's bench gives it (requests per second within the window that met every
+    per-request SLO), with the share of all requests sent, its n and bounds, and where its SLOs
+    came from."""
+    g = s.goodput
+    n = g.n if g.n is not None else s.counts.total
+    if g.basis == "none" or not g.slos:
+        return (
+            "no per-request SLO (none given, such as ttft_ms<=500 and itl_ms<=50, and no "
+            "aggregate latency SLO such as ttft_p95_ms<=500 to derive one from); "
+            f"{s.counts.ok} of {s.counts.total} requests succeeded"
+        )
+    bounds = (
+        f" ({g.confidence:.0%} bounds [{_pct(g.lower)}, {_pct(g.upper)}])"
+        if g.confidence is not None
+        else ""
+    )
+    source = (
+        f" (derived from the aggregate SLO{'s' if len(g.derived_from) > 1 else ''} "
+        f"{', '.join(g.derived_from)}: no per-request SLO given)"
+        if g.basis == "derived"
+        else ""
+    )
+    return (
+        f"{s.throughput.goodput_requests_per_second:.2f} req/s; {_pct(g.share)} of {n} requests"
+        f"{bounds} meeting {', '.join(g.slos)}{source}"
+    )
+
+
 def render(report: LoadReport) -> str:
     s = report.summary
     g = s.generator
@@ -164,10 +197,9 @@ def render(report: LoadReport) -> str:
     lines.append(
         f"  throughput (over the {_secs(s.window.duration_s)} window): "
         f"{t.requests_per_second:.2f} req/s, "
-        f"{t.output_tokens_per_second:.1f} output tokens/s, "
-        f"goodput {t.goodput_requests_per_second:.2f} req/s ({_pct(s.goodput.share)}"
-        + (f" meeting {', '.join(s.goodput.slos)})" if s.goodput.slos else " successful)")
+        f"{t.output_tokens_per_second:.1f} output tokens/s"
     )
+    lines.append(f"  goodput: {goodput_line(s)}")
     c = s.counts
     err = f"  errors: {c.errors} ({_pct(c.error_rate)})"
     if c.errors:
@@ -235,7 +267,35 @@ def render(report: LoadReport) -> str:
         lines += render_view(report.workload)
     if report.server is not None:
         lines += _render_server(report.server)
+    if report.ttft_breakdown is not None:
+        lines += render_breakdown(report.ttft_breakdown)
     return "\n".join(lines)
+
+
+def render_breakdown(b: TtftBreakdown) -> list[str]:
+    """The TTFT breakdown as a table, then whether client and server agree."""
+    left = ", ".join(f"{k}: {v}" for k, v in b.left_out.items())
+    out = [
+        f"  where the time to first token went ({b.requests} requests"
+        + (f"; left out {left}" if left else "")
+        + "):",
+        f"    {'part (ms)':<38}{'p50':>8}{'p95':>8}   measured by",
+    ]
+    out += [f"    {n:<38}{a:>8}{c:>8}   {by}" for n, a, c, by in breakdown_rows(b)]
+    u = b.unexplained_ms
+    if u.count:
+        out.append(
+            f"    unexplained per request: p50 {u.p50:.1f} ms, p95 {u.p95:.1f} ms, "
+            f"max {u.max:.1f} ms (n={u.count})"
+        )
+    if (decode := decode_line(b)) is not None:
+        out.append(f"    {decode}")
+    if b.server_error:
+        out.append(f"    server histograms: {b.server_error}")
+    if b.agreement is not None:
+        tag = {"agree": "CHECK PASS", "warn": "WARN", "not judged": "not judged:"}
+        out.append(f"  {tag[b.agreement.decision]}  client vs server TTFT: {b.agreement.reason}")
+    return out
 
 
 def _render_server(view: ServerView) -> list[str]:

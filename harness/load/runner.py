@@ -593,4 +593,5 @@ def run_context(
         workers=accounts,
         problems=problems,
         interrupted_after_s=ran,
+        cache_repeats=spec.workload.repeated_share > 0 and spec.workload.temperature == 0,
     )

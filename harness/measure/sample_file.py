@@ -44,6 +44,11 @@ COLUMNS: dict[str, str] = {
     "output_tokens": "tokens (the server's usage, else text events counted)",
     "retries": "1 when resent once on a new connection",
     "version": "X-Served-Version: the rollout's version that answered (baseline, candidate)",
+    "first_event_ms": "ms: sent -> first event of the answer (text or not)",
+    "gateway_ms": "ms: the gateway's own time up to its headers (Server-Timing gw)",
+    "upstream_ms": "ms: the gateway's wait on the model server (Server-Timing upstream)",
+    "server_prefill_ms": "ms: the model server's own prefill (its answer's timings)",
+    "server_decode_ms": "ms: the model server's own decode (its answer's timings)",
 }
 TEXT_COLUMNS = frozenset({"error", "served_by", "cache", "version"})
 
@@ -71,6 +76,11 @@ def _row(s: Sample, t0_s: float) -> list[Any]:
         s.tokens,
         s.retries,
         s.x_version,
+        _r(s.first_event_ms),
+        _r(s.gateway_ms),
+        _r(s.upstream_ms),
+        _r(s.server_prefill_ms),
+        _r(s.server_decode_ms),
     ]
 
 

@@ -6,6 +6,10 @@ simulator `vllm:*`, llama.cpp `llamacpp:*`) that lists candidate queries in orde
 whose metric Prometheus has is used and recorded in the report.
 Histogram quantiles are Prometheus estimates from buckets, not exact: they sit beside the
 client's exact figures as a cross-check, never in place of them.
+
+The engine's figures (judged by harness/verdict/engine.py; docs/engine.md): preemptions, the KV
+cache's peak, the queue time p95 from its bucket counts (where the p95 lies, not only an
+estimate) and the prefix-cache hit share, with counts taken as exact deltas over the window.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pydantic import BaseModel, ConfigDict
 from harness import wire
 from harness.clients.prometheus import PrometheusClient, PrometheusError
 
+# Bucket counts of the queue time (le -> requests), in `by_label`.
+QUEUE_BUCKETS = "queue_time_buckets"
+
 # Templates use $w for the window ("37s") and $sel for a label selector after each metric name
 # ('{pool="primary"}' or nothing): str.format would trip over PromQL's braces.
 
@@ -31,6 +38,24 @@ def _hq(q: float, bucket: str) -> str:
 
 def _max_over(gauge_sum: str) -> str:
     return f"max_over_time(({gauge_sum})[$w:1s])"
+
+
+def _mean_over(gauge_sum: str) -> str:
+    return f"avg_over_time(({gauge_sum})[$w:1s])"
+
+
+def _delta(counter: str, by: str = "") -> str:
+    """A counter's growth over the window, exactly: its last value minus the one a window earlier,
+    or minus 0 where the series did not exist yet (`increase()` would drop the first value of a
+    series born in the window, as the simulator's are at their first request, and extrapolate)."""
+    agg = f"sum by ({by})" if by else "sum"
+    before = f"{agg} ({counter}$sel) * 0" if by else "vector(0)"
+    return f"{agg} ({counter}$sel) - ({agg} ({counter}$sel offset $w) or {before})"
+
+
+def _either(*names: str) -> list[tuple[str, str]]:
+    """A counter's delta under any of its names (vLLM's `_total`; the simulator's has none)."""
+    return [(n, _delta(n)) for n in names]
 
 
 @dataclass(frozen=True)
@@ -142,11 +167,32 @@ VLLM = MetricProfile(
         ],
         "cache_hit_rate": [
             (
-                "vllm:prefix_cache_queries_total",
-                "sum(increase(vllm:prefix_cache_hits_total$sel[$w]))"
-                " / sum(increase(vllm:prefix_cache_queries_total$sel[$w]))",
+                f"vllm:prefix_cache_queries{total}",
+                f"sum(increase(vllm:prefix_cache_hits{total}$sel[$w]))"
+                f" / sum(increase(vllm:prefix_cache_queries{total}$sel[$w]))",
+            )
+            for total in ("_total", "")
+        ],
+        # Engine state (judged by harness/verdict/engine.py). Counts are exact deltas.
+        "preemptions": _either("vllm:num_preemptions_total"),
+        "queue_depth_mean": [
+            ("vllm:num_requests_waiting", _mean_over("sum(vllm:num_requests_waiting$sel)"))
+        ],
+        # Queue time per request, as bucket counts (le -> requests); vLLM observes every
+        # finished request, the simulator only those that waited: the others waited 0.
+        QUEUE_BUCKETS: [
+            (
+                "vllm:request_queue_time_seconds_bucket",
+                _delta("vllm:request_queue_time_seconds_bucket", by="le"),
             )
         ],
+        "queue_time_observed": _either("vllm:request_queue_time_seconds_count"),
+        "requests_finished": _either("vllm:e2e_request_latency_seconds_count"),
+        # Prompt tokens looked up in the prefix cache and found there.
+        "prefix_cache_hits": _either("vllm:prefix_cache_hits_total", "vllm:prefix_cache_hits"),
+        "prefix_cache_queries": _either(
+            "vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries"
+        ),
     },
 )
 
@@ -173,6 +219,13 @@ LLAMACPP = MetricProfile(
         "kv_cache_usage_max": [
             ("llamacpp:kv_cache_usage_ratio", _max_over("max(llamacpp:kv_cache_usage_ratio$sel)"))
         ],
+        "queue_depth_mean": [
+            ("llamacpp:requests_deferred", _mean_over("sum(llamacpp:requests_deferred$sel)"))
+        ],
+        # prompt_tokens_total counts the prompt tokens it evaluated; the ones it took from a
+        # slot's cache are prompt_tokens_cached_total (this build; older ones lack it).
+        "prefix_cache_hits": _either("llamacpp:prompt_tokens_cached_total"),
+        "prompt_tokens_evaluated": _either("llamacpp:prompt_tokens_total"),
     },
 )
 
@@ -299,14 +352,82 @@ def _figures(
         except PrometheusError as exc:
             view.errors.append(f"{where}.{figure}: {exc}")
             continue
-        if figure == "status_rate_rps":
+        if figure in _BY_LABEL:
+            label = _BY_LABEL[figure]
             figs.by_label[figure] = {
-                r.labels.get("status", ""): r.value for r in result if not math.isnan(r.value)
+                r.labels.get(label, ""): r.value for r in result if not math.isnan(r.value)
             }
             continue
         value = result[0].value if result else math.nan
         figs.values[figure] = None if math.isnan(value) or math.isinf(value) else value
+    _derive(figs)
     return figs
+
+
+_BY_LABEL = {"status_rate_rps": "status", QUEUE_BUCKETS: "le"}
+QUEUE_Q = 0.95
+
+
+@dataclass(frozen=True)
+class BucketQuantile:
+    """Where a quantile of bucketed requests lies: low < x <= high (x == 0 when both are 0;
+    high None: above the last finite edge), and the estimate interpolated as Prometheus does."""
+
+    n: int
+    low: float
+    high: float | None
+    estimate: float
+
+
+def bucket_quantile(
+    cumulative: dict[float, float], zeros: float, q: float
+) -> BucketQuantile | None:
+    """The q-quantile (nearest rank: the ceil(q n)-th smallest) of the requests counted in
+    cumulative buckets (upper edge -> requests at or below it, +Inf included) plus `zeros`
+    requests known to be exactly 0. None without requests."""
+    edges = sorted(cumulative)
+    n = round((cumulative[edges[-1]] if edges else 0.0) + zeros)
+    if n <= 0:
+        return None
+    k = max(1, math.ceil(q * n - 1e-9))
+    if k <= zeros:
+        return BucketQuantile(n, 0.0, 0.0, 0.0)
+    low, below = 0.0, zeros
+    for edge in edges:
+        at = cumulative[edge] + zeros
+        if at >= k:
+            if math.isinf(edge):
+                return BucketQuantile(n, low, None, low)
+            share = (k - below) / (at - below) if at > below else 1.0
+            return BucketQuantile(n, low, edge, low + (edge - low) * share)
+        low, below = edge, at
+    return BucketQuantile(n, low, None, low)  # counts that do not add up: past the last edge
+
+
+def _derive(figs: ServerFigures) -> None:
+    """Figures computed from the queried ones: the prefix-cache hit share, the queue time p95."""
+    v = figs.values
+    hits = v.get("prefix_cache_hits")
+    if "prompt_tokens_evaluated" in v:  # llama.cpp: looked up = taken from cache + evaluated
+        evaluated = v["prompt_tokens_evaluated"]
+        v["prefix_cache_queries"] = None if hits is None or evaluated is None else hits + evaluated
+    queries = v.get("prefix_cache_queries")
+    if hits is not None and queries:
+        v["prefix_cache_hit_share"] = hits / queries
+    raw = figs.by_label.get(QUEUE_BUCKETS)
+    if not raw:
+        return
+    cumulative = {float(le): count for le, count in raw.items()}
+    observed, finished = v.get("queue_time_observed"), v.get("requests_finished")
+    zeros = max(0.0, finished - observed) if finished is not None and observed is not None else 0.0
+    p95 = bucket_quantile(cumulative, zeros, QUEUE_Q)
+    if p95 is None:
+        return
+    v["queue_time_requests"] = p95.n
+    v["queue_time_unobserved"] = zeros
+    v["queue_time_p95_ms"] = 1000 * p95.estimate
+    v["queue_time_p95_low_ms"] = 1000 * p95.low
+    v["queue_time_p95_high_ms"] = None if p95.high is None else 1000 * p95.high
 
 
 def collect_view(

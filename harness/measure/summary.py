@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.data.samples import Sample
 from harness.measure.stats import Distribution, distribution
 from harness.measure.timeseries import SecondBucket, per_second
-from harness.spec.slo import DISTRIBUTIONS, STATS, Slo, parse_slos
+from harness.spec.slo import DISTRIBUTIONS, STATS, Slo, derived_per_request, parse_slos
 
 _LENIENT = ConfigDict(extra="ignore")
 _AGG = re.compile(rf"^({'|'.join(DISTRIBUTIONS)})_({'|'.join(STATS)})_ms$")
@@ -67,6 +68,9 @@ class RunContext:
     # Judge the run by DEFAULT_CHECKS too (a user's SLO on the same figure replaces its default):
     # read by the verdict's run judge, not here.
     default_checks: bool = True
+    # The workload repeats prompts at temperature 0: a response cache should answer the repeats
+    # (the verdict judges the hits against them: harness/verdict/cache_hits.py).
+    cache_repeats: bool = False
     # Said before the run (e.g. it repeats an earlier run's prompts); kept with the run's warnings.
     warnings: list[str] = field(default_factory=list)
 
@@ -126,10 +130,23 @@ class Throughput(BaseModel):
 
 
 class Goodput(BaseModel):
+    """Requests that succeeded and met every per-request SLO (vLLM bench's and DistServe's
+    goodput). `basis` says where those SLOs came from: `per_request` (given), `derived` (from the
+    aggregate latency SLOs, `derived_from`: see `derived_per_request`) or `none` (no SLO bounds a
+    request: `meeting` is then the successful requests, and no goodput is claimed). The bounds
+    are set by the verdict (`harness/verdict/goodput.py`) at `confidence`; None until then, and
+    in reports written before they were kept."""
+
     model_config = _LENIENT
     slos: list[str]
     meeting: int
     share: float | None
+    basis: Literal["per_request", "derived", "none"] | None = None
+    derived_from: list[str] = []
+    n: int | None = None
+    lower: float | None = None
+    upper: float | None = None
+    confidence: float | None = None
 
 
 class Served(BaseModel):
@@ -343,9 +360,16 @@ def summarize(samples: Sequence[Sample], ctx: RunContext) -> LoadSummary:
 
     slos = parse_slos(ctx.slos)
     per_request = [s for s in slos if s.scope == "request"]
+    derived = [] if per_request else derived_per_request(slos)
+    per_request = per_request or [slo for slo, _ in derived]
     meeting = sum(1 for s in samples if _meets(s, per_request))
     goodput = Goodput(
-        slos=[s.expr for s in per_request], meeting=meeting, share=_share(meeting, len(samples))
+        slos=[s.expr for s in per_request],
+        meeting=meeting,
+        share=_share(meeting, len(samples)),
+        basis="derived" if derived else "per_request" if per_request else "none",
+        derived_from=[agg.expr for _, agg in derived],
+        n=len(samples),
     )
 
     answered = [s for s in samples if s.status > 0]

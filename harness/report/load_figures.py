@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.load.report import LoadReport
+from harness.load.report import LoadReport, goodput_line
 from harness.measure.stats import Distribution
 from harness.measure.timeseries import SecondBucket
 
@@ -72,7 +72,7 @@ def load_highlights(load: LoadReport | None) -> list[tuple[str, str]]:
             ),
         ),
         ("cache hit rate", _pct(summary.cache.hit_rate)),
-        ("goodput", _pct(summary.goodput.share)),
+        ("goodput (requests meeting every per-request SLO)", goodput_line(summary)),
         ("run valid", "yes" if validity.valid else "NO: " + "; ".join(validity.reasons)),
     ]
     return rows

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 
 from harness.load.report import LoadReport
+from harness.report.breakdown_figures import breakdown_html
 from harness.report.evidence import render_evidence
 from harness.report.experiment_figures import (
     FATE_COLUMNS,
@@ -270,6 +271,7 @@ commit {e((report.git_sha or "unknown")[:12])} &middot; {e(report.host.hostname)
 {_confidence(report)}
 {_checklist(report)}
 {f"<h2>Load</h2>{charts}<table>{load_rows}</table>" if (charts or load_rows) else ""}
+{breakdown_html(report.load)}
 {
         f"<h2>Resources during the load</h2><table><tr><th>service</th><th>CPU % mean</th>"
         f"<th>CPU % max</th><th>peak RSS MB</th></tr>{resources}</table>"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from xml.etree import ElementTree as ET
 
+from harness.measure.breakdown import breakdown_rows
+from harness.report.breakdown_figures import BREAKDOWN_COLUMNS, breakdown_note, breakdown_of
 from harness.report.evidence import EVIDENCE_COLUMNS, evidence_rows
 from harness.report.experiment_figures import (
     FATE_COLUMNS,
@@ -114,6 +116,11 @@ def render_markdown(report: RunReport) -> str:
     figures = load_highlights(report.load)
     if figures:
         lines += _section("Load", ("figure", "value"), figures)
+    if (breakdown := breakdown_of(report.load)) is not None:
+        lines += _section(
+            "Where the time to first token went", BREAKDOWN_COLUMNS, breakdown_rows(breakdown)
+        )
+        lines += ["", breakdown_note(breakdown)]
     for exp in report.experiments:
         rows = phase_rows(exp)
         if rows:

@@ -22,10 +22,10 @@ from harness.data.progress import Progress
 from harness.load.clock import now
 from harness.rollout.rolling import (
     drain_replica,
-    first_token_s,
     primary_urls,
     server_metric,
     set_rotation,
+    start_replica,
 )
 from harness.spec.rollout import RolloutSpec
 from harness.stack import RunningStack
@@ -112,17 +112,16 @@ class Autoscaler:
             ModelServerSlot(name, "primary", port), self.stack.spec.primary, self.stack.run_dir
         )
         started = now()
-        handle = self.launcher.launch(definition, self.stack.run_dir / "logs" / f"{name}.log")
-        self.launched.append(handle)
-        why = poll_until(
-            definition.ready.probe,
+        handle, first, _ = start_replica(
+            self.stack,
+            self.launcher,
+            self.launched,
+            definition,
+            self.stack.spec.primary.server.served_name,
+            f"{name}.log",
             a.serve_within_s,
-            0.1,
-            until=lambda reason: reason is None or not handle.alive(),
         )
-        ready = None
-        if why is None and first_token_s(url, self.stack.spec.primary.server.served_name, 30.0):
-            ready = now()
+        ready = None if first is None else started + first
         in_rotation = serving = None
         if ready is not None and a.put_in_rotation:
             self.added.append((name, url, handle))

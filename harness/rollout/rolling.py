@@ -113,6 +113,34 @@ def first_token_s(url: str, model: str, timeout_s: float) -> float | None:
     return r.ttft_s if r.status == 200 and not r.stream_error else None
 
 
+def start_replica(
+    stack: RunningStack,
+    launcher: Launcher,
+    launched: list[ServiceHandle],
+    definition: ServiceDef,
+    model: str,
+    log_name: str,
+    within_s: float,
+) -> tuple[ServiceHandle, float | None, str | None]:
+    """Start one model server and show it ready: its health check, then one streamed request
+    answered. (its handle, seconds from its start to that first token or None, why not)"""
+    started = now()
+    handle = launcher.launch(definition, stack.run_dir / "logs" / log_name)
+    launched.append(handle)
+    why = poll_until(
+        definition.ready.probe,
+        within_s,
+        0.1,
+        until=lambda reason: reason is None or not handle.alive(),
+    )
+    if why is None and handle.alive():
+        left_s = within_s - (now() - started)
+        url = f"http://127.0.0.1:{definition.port}"
+        if first_token_s(url, model, max(1.0, left_s)) is not None:
+            return handle, now() - started, None
+    return handle, None, why or "its stream failed"
+
+
 def replace_replicas(
     spec: RolloutSpec,
     stack: RunningStack,
@@ -174,26 +202,21 @@ def _replace_one(
     new_def: ServiceDef = model_server_def(
         ModelServerSlot(name, "primary", port), candidate.primary, stack.run_dir
     )
-    started = now()
-    new = launcher.launch(new_def, stack.run_dir / "logs" / f"{name}-new.log")
-    launched.append(new)
-    stack.services[name] = new
-    why = poll_until(
-        new_def.ready.probe,
+    new, first, why = start_replica(
+        stack,
+        launcher,
+        launched,
+        new_def,
+        candidate.primary.server.served_name,
+        f"{name}-new.log",
         rolling.ready_timeout_s,
-        0.1,
-        until=lambda reason: reason is None or not new.alive(),
     )
-    first = None
-    if why is None and new.alive():
-        left_s = rolling.ready_timeout_s - (now() - started)
-        if first_token_s(url, candidate.primary.server.served_name, max(1.0, left_s)):
-            first = now() - started
+    stack.services[name] = new
     problems: tuple[str, ...] = ()
     if first is None:
         problems = (
             f"the new {name} answered no first token within {rolling.ready_timeout_s:g}s "
-            f"of its start ({why or 'its stream failed'}); started again as the baseline's",
+            f"of its start ({why}); started again as the baseline's",
         )
         new.stop()
         restored = launcher.launch(old.definition, stack.run_dir / "logs" / f"{name}-restored.log")

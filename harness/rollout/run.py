@@ -8,8 +8,14 @@ or abort. Abort puts all traffic back on the baseline, and that move is checked 
 Blue-green: the candidate verified on its own front door, all traffic switched to it, the
 baseline drained, then the switch back exercised the same way.
 
-Whatever happens (a failure, Ctrl-C, SIGTERM) all traffic is put back on the baseline before the
-stacks stop, and the result says where the rollout stopped.
+An external deployment (a stack spec with `provider: external`) is not started here: with hooks
+(`external.rollout`) its own tooling moves the traffic at the harness's word, the load goes to its
+entry and each answer names its version in a header; without hooks (the baseline's and the
+candidate's own URLs, as an Argo Rollouts analysis has them) the harness splits its own load
+between the two and judges one step (`compare`), moving nothing.
+
+Whatever happens (a failure, Ctrl-C, SIGTERM) all traffic is put back on the baseline (or the
+rollback hook is called) before the stacks stop, and the result says where the rollout stopped.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ from harness.clients.http import http_get
 from harness.clients.poll import poll_until
 from harness.data.progress import Progress
 from harness.data.samples import Sample, SampleTail
+from harness.errors import StackError
 from harness.load.clock import now
 from harness.load.runner import LoadRun, LoadRunError, run_load
 from harness.measure.timeseries import per_second, per_version
 from harness.report.rollout_journal import MoveRecord, RolloutJournal, ScaleRecord, SignalRecord
 from harness.rollout.autoscale import Autoscaler
+from harness.rollout.hooks import HookFailed
 from harness.rollout.rolling import replace_replicas, restore_rotation
+from harness.rollout.traffic import FrontTraffic, HookTraffic, Traffic
+from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop
 from harness.spec.rollout import RolloutSpec
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack, start_stack
@@ -71,25 +81,37 @@ class RolloutResult:
 
 
 class _Load(threading.Thread):
+    """The rollout's load to one entry. Its samples name the version that answered: `version`
+    when the entry is one version's own, else the version header's value, as `labels` map it."""
+
     def __init__(
         self,
-        spec: RolloutSpec,
+        spec: LoadSpec,
         front_url: str,
         stack: RunningStack,
         run_dir: Path,
         progress: Progress,
+        version: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         super().__init__(name="rollout-load", daemon=True)
         self.target = replace(from_endpoints(stack.endpoints), url=front_url)
         self.spec, self.run_dir, self.progress = spec, run_dir, progress
+        self.version, self.labels = version, labels or {}
+        self.tail = SampleTail(run_dir / "samples")
         self.result: LoadRun | None = None
         self.error: BaseException | None = None
         self.stop = threading.Event()
 
+    def tagged(self, samples: list[Sample]) -> list[Sample]:
+        for s in samples:
+            s.x_version = self.version or self.labels.get(s.x_version or "", s.x_version)
+        return samples
+
     def run(self) -> None:
         try:
             self.result = run_load(
-                self.spec.load,
+                self.spec,
                 self.target,
                 self.run_dir,
                 self.progress,
@@ -106,14 +128,13 @@ class _Rollout:
     def __init__(
         self,
         spec: RolloutSpec,
-        front: SplitFront | None,
-        load: _Load,
+        front: Traffic | None,
+        loads: list[_Load],
         stacks: dict[str, RunningStack],
         progress: Progress,
     ) -> None:
-        self.spec, self.front, self.load, self.stacks = spec, front, load, stacks
+        self.spec, self.front, self.loads, self.stacks = spec, front, loads, stacks
         self.progress = progress
-        self.tail = SampleTail(load.run_dir / "samples")
         self.samples: list[Sample] = []
         self.moves: list[Move] = []
         self.looks: list[StepLook] = []
@@ -122,29 +143,43 @@ class _Rollout:
         self.scaler: Autoscaler | None = None
 
     def read(self) -> list[Sample]:
-        self.samples += self.tail.new_samples()
+        for load in self.loads:
+            self.samples += load.tagged(load.tail.new_samples())
         return self.samples
 
     def alive(self) -> None:
-        if not self.load.is_alive():
-            raise LoadRunError(f"the rollout's load ended early: {self.load.error}")
+        for load in self.loads:
+            if not load.is_alive():
+                raise LoadRunError(f"the rollout's load ended early: {load.error}")
 
-    def move(self, label: str, share: float, expect: str | None) -> Move:
-        """Move the candidate's share; when a version leaves traffic, wait for it to drain."""
-        assert self.front is not None, "a share moves only through the split front"
+    def move(self, label: str, share: float, expect: str | None, promote: bool = False) -> Move:
+        """Move the candidate's share (or, `promote`, call the promote hook); when a version
+        leaves traffic, wait for it to drain. A hook that fails is a failed move: its reason
+        is the move's problem, and the caller rolls back."""
+        assert self.front is not None, "a share moves only through the split front or hooks"
         was = self.front.share
         at = now()
-        self.front.set_share(share, self.spec.switch.mode)
+        problems: tuple[str, ...] = ()
+        try:
+            if promote:
+                assert isinstance(self.front, HookTraffic)
+                self.front.promote()
+            else:
+                self.front.set_share(share, self.spec.switch.mode)
+        except HookFailed as exc:
+            problems = (str(exc),)
+            self.progress(f"  {label}: {exc}")
         leaving = BASELINE if share >= 1 > was else CANDIDATE if share <= 0 < was else None
         drain_s, drained = (None, None) if leaving is None else self._drain(leaving, at)
         m = Move(
             f"{label}: {was:.0%} -> {share:.0%} candidate",
             at,
-            expect,
+            None if problems else expect,
             drain_s=drain_s,
             drained=drained,
             share_from=was,
             share_to=share,
+            problems=problems,
         )
         self.moves.append(m)
         self.progress(
@@ -182,36 +217,67 @@ class _Rollout:
             time.sleep(min(0.5, left))
 
     def canary(self) -> None:
-        spec, a = self.spec, self.spec.analysis
-        promoted = True
+        spec = self.spec
+        failed: str | None = None  # a move that failed: why
+        decision = "promote"
         for share in spec.steps:
-            self.move(f"step to {share:.0%}", share, CANDIDATE if share >= 1 else None)
-            if share >= 1:
+            m = self.move(f"step to {share:.0%}", share, CANDIDATE if share >= 1 else None)
+            if m.problems:
+                failed = f"the move to {share:.0%} failed: {m.problems[0]}"
+            elif share >= 1:
                 self.wait(spec.switch.settle_s + spec.bake_s)
-                break
-            start = self.moves[-1].at_s + spec.switch.settle_s
-            decision = "hold"
-            for look in range(1, a.max_looks + 1):
-                self.wait(a.look_every_s if look > 1 else a.look_every_s + spec.switch.settle_s)
-                lk = self._look(share, look, start)
-                self.looks.append(lk)
-                decision = lk.decision
-                self.progress(
-                    f"  {share:.0%} look {look}/{a.max_looks}: {lk.n_baseline} baseline, "
-                    f"{lk.n_candidate} candidate requests: {decision}"
-                    + ("" if decision == "promote" else f" ({lk.reasons[0]})")
-                )
-                if decision != "hold":
-                    break
-            if decision != "promote":
-                promoted = False
-                self.stopped = f"aborted at {share:.0%}"
+                failed = self._promote()
+            else:
+                decision = self._analyse(share, m.at_s + spec.switch.settle_s)
+            if failed or decision != "promote":
+                self.stopped = f"aborted at {share:.0%}" + (f" ({failed})" if failed else "")
                 self.move("rollback", 0.0, BASELINE)
                 self.wait(spec.switch.settle_s + spec.bake_s)
                 break
+        promoted = not failed and decision == "promote"
         if promoted:
             self.stopped = "promoted to 100%"
-        self.checks.append(canary_check(self.looks, spec.steps, promoted))
+        self.checks.append(canary_check(self.looks, spec.steps, promoted, failed))
+
+    def _promote(self) -> str | None:
+        """An external deployment's promote hook, once the candidate holds all traffic: checked
+        like any move. Why it failed, or None."""
+        if not (isinstance(self.front, HookTraffic) and self.front.promotes):
+            return None
+        m = self.move("promote", 1.0, CANDIDATE, promote=True)
+        self.wait(self.spec.switch.settle_s + self.spec.bake_s)
+        return f"the promotion failed: {m.problems[0]}" if m.problems else None
+
+    def _analyse(self, share: float, start: float) -> str:
+        """Look at one step every `look_every_s` until it is decided or its bound: promote or
+        abort."""
+        a = self.spec.analysis
+        decision = "hold"
+        for look in range(1, a.max_looks + 1):
+            self.wait(a.look_every_s if look > 1 else a.look_every_s + self.spec.switch.settle_s)
+            lk = self._look(share, look, start)
+            self.looks.append(lk)
+            decision = lk.decision
+            self.progress(
+                f"  {share:.0%} look {look}/{a.max_looks}: {lk.n_baseline} baseline, "
+                f"{lk.n_candidate} candidate requests: {decision}"
+                + ("" if decision == "promote" else f" ({lk.reasons[0]})")
+            )
+            if decision != "hold":
+                break
+        return decision
+
+    def compare(self) -> None:
+        """Both versions at their own URLs, the harness's load split between them (the first
+        step's share to the candidate) and nothing moved: the deployment's tooling moves its
+        traffic. One step's looks decide."""
+        share = self.spec.steps[0]
+        decision = self._analyse(share, self.load_start())
+        promoted = decision == "promote"
+        self.stopped = f"compared at {share:.0%} of the harness's load: " + (
+            "no worse than the baseline" if promoted else "aborted"
+        )
+        self.checks.append(canary_check(self.looks, [share], promoted))
 
     def _look(self, share: float, look: int, start: float) -> StepLook:
         at = now()
@@ -233,7 +299,7 @@ class _Rollout:
         self.scaler = Autoscaler(
             self.spec, self.stacks[BASELINE], launcher, launched, self.progress
         )
-        self.scaler.run(until=lambda: not self.load.is_alive())
+        self.scaler.run(until=lambda: not self.loads[0].is_alive())
         self.moves += self.scaler.moves
         outs = [e for e in self.scaler.events if e.kind == "out"]
         self.stopped = f"the burst ran its course; {len(outs)} replica(s) added"
@@ -335,6 +401,89 @@ def _scale_record(e: ScaleEvent, t0: float) -> ScaleRecord:
     )
 
 
+def _bring_up(
+    spec: RolloutSpec,
+    baseline: StackSpec,
+    candidate: StackSpec,
+    run_dir: Path,
+    provider: str | None,
+    progress: Progress,
+    stack: ExitStack,
+    allow_remote: bool,
+) -> dict[str, RunningStack]:
+    """Each version's stack, started or attached. A rolling update replaces replicas inside the
+    baseline, a scale-out adds them: only it runs. An external deployment with hooks is one
+    entry where both versions answer: one stack for both."""
+    versions = [(BASELINE, baseline)]
+    ext = candidate.external
+    hooks = ext is not None and ext.rollout is not None
+    if hooks:
+        versions = [(BASELINE, candidate)]
+    elif spec.strategy not in ("rolling", "scale_out"):
+        versions.append((CANDIDATE, candidate))
+    stacks: dict[str, RunningStack] = {}
+    for version, stack_spec in versions:
+        progress(
+            f"{version}: {'attaching to' if stack_spec.external else 'starting'} {stack_spec.name}"
+        )
+        stacks[version] = stack.enter_context(
+            start_stack(
+                stack_spec,
+                run_dir=run_dir / version,
+                provider=provider,
+                progress=progress,
+                wait_for_scrapes=False,
+                allow_remote=allow_remote,
+            )
+        )
+    if hooks:
+        stacks[CANDIDATE] = stacks[BASELINE]
+    return stacks
+
+
+def _share_of(load: LoadSpec, share: float) -> LoadSpec:
+    """`share` of the load: of an open loop's rate, of a closed loop's users (one at least)."""
+    kind = load.load
+    if isinstance(kind, OpenLoop):
+        part: OpenLoop | ClosedLoop = kind.model_copy(update={"rate_rps": kind.rate_rps * share})
+    else:
+        assert isinstance(kind, ClosedLoop)  # the inputs refuse a trace here
+        part = kind.model_copy(update={"users": max(1, round(kind.users * share))})
+    return load.model_copy(update={"load": part})
+
+
+def _compare_loads(
+    spec: RolloutSpec, stacks: dict[str, RunningStack], run_dir: Path, progress: Progress
+) -> list[_Load]:
+    """One load per version, at its own URL: the first step's share of the profile's load to the
+    candidate, the rest to the baseline."""
+    share = spec.steps[0]
+    progress(f"comparing: {share:.0%} of the load to the candidate, the rest to the baseline")
+    return [
+        _Load(
+            _share_of(spec.load, part),
+            stacks[version].endpoints.nginx,
+            stacks[version],
+            run_dir / f"load-{version}",
+            progress,
+            version,
+        )
+        for version, part in ((BASELINE, 1 - share), (CANDIDATE, share))
+    ]
+
+
+def _check_versions_named(samples: list[Sample], url: str, header: str) -> None:
+    """Before any move, every answer is the baseline's: at least one must say so, or the
+    deployment does not name its versions as its spec says and no step could be judged."""
+    if any(s.x_version == BASELINE for s in samples):
+        return
+    seen = sorted({repr(s.x_version) for s in samples if s.x_version} or {"none"})
+    raise StackError(
+        f"no answer from {url} named the baseline in its {header} header before any move "
+        f"(saw {', '.join(seen)}): check `external.rollout.version_header` and `versions`"
+    )
+
+
 def _stop_all(services: list[ServiceHandle]) -> None:
     for svc in services:
         svc.stop()
@@ -349,9 +498,11 @@ def run_rollout(
     provider: str | None = None,
     progress: Progress = print,
     on_stacks: Callable[[RunningStack], None] | None = None,
+    allow_remote: bool = False,
 ) -> RolloutResult:
-    """Bring both versions up, run the rollout, and always put traffic back on the baseline and
-    stop everything. Interrupted (KeyboardInterrupt): the result is marked and says where."""
+    """Bring both versions up (or attach to an external deployment), run the rollout, and always
+    put traffic back on the baseline and stop everything. Interrupted (KeyboardInterrupt): the
+    result is marked and says where."""
     journal = RolloutJournal(
         strategy=spec.strategy,
         steps=list(spec.steps),
@@ -361,64 +512,73 @@ def run_rollout(
     )
     result = RolloutResult(spec=spec, checks=[], journal=journal)
     one_stack = spec.strategy in ("rolling", "scale_out")
-    # A rolling update replaces replicas inside the baseline, a scale-out adds them: only it runs.
-    versions = [(BASELINE, baseline)]
-    if not one_stack:
-        versions.append((CANDIDATE, candidate))
+    ext = candidate.external
     with ExitStack() as stack:
-        stacks: dict[str, RunningStack] = {}
-        for version, stack_spec in versions:
-            progress(f"{version}: starting {stack_spec.name}")
-            stacks[version] = stack.enter_context(
-                start_stack(
-                    stack_spec,
-                    run_dir=run_dir / version,
-                    provider=provider,
-                    progress=progress,
-                    wait_for_scrapes=False,
-                )
-            )
+        stacks = _bring_up(
+            spec, baseline, candidate, run_dir, provider, progress, stack, allow_remote
+        )
         if on_stacks is not None:
             on_stacks(stacks[BASELINE])
-        launcher = make_launcher(provider or baseline.provider, baseline, run_dir)
-        stack.callback(launcher.close)
+        launcher: Launcher | None = None
         # Replicas a rolling update started: stopped before their stack's teardown.
         launched: list[ServiceHandle] = []
-        stack.callback(_stop_all, launched)
-        front: SplitFront | None = None
-        entry = stacks[BASELINE].endpoints.nginx
-        if not one_stack:
-            front = SplitFront(
-                launcher,
-                run_dir / "front",
-                free_ports(1)[0],
-                stacks[BASELINE].endpoints.nginx,
-                stacks[CANDIDATE].endpoints.nginx,
-                spec.switch.drain_timeout_s,
-            )
-            stack.callback(front.stop)
-            entry = front.url
-            progress(f"split front {front.url}: all traffic on the baseline")
-        load = _Load(spec, entry, stacks[BASELINE], run_dir / "load", progress)
-        r = _Rollout(spec, front, load, stacks, progress)
-        load.start()
+        front: Traffic | None = None
+        if ext is None:
+            launcher = make_launcher(provider or baseline.provider, baseline, run_dir)
+            stack.callback(launcher.close)
+            stack.callback(_stop_all, launched)
+            entry = stacks[BASELINE].endpoints.nginx
+            if not one_stack:
+                split = SplitFront(
+                    launcher,
+                    run_dir / "front",
+                    free_ports(1)[0],
+                    stacks[BASELINE].endpoints.nginx,
+                    stacks[CANDIDATE].endpoints.nginx,
+                    spec.switch.drain_timeout_s,
+                )
+                stack.callback(split.stop)
+                entry, front = split.url, FrontTraffic(split)
+                progress(f"split front {split.url}: all traffic on the baseline")
+            loads = [_Load(spec.load, entry, stacks[BASELINE], run_dir / "load", progress)]
+        elif ext.rollout is not None:
+            front = HookTraffic(ext.rollout, progress)
+            v = ext.rollout.versions
+            labels = {v.baseline: BASELINE, v.candidate: CANDIDATE}
+            loads = [
+                _Load(
+                    spec.load, ext.url, stacks[BASELINE], run_dir / "load", progress, None, labels
+                )
+            ]
+        else:
+            loads = _compare_loads(spec, stacks, run_dir, progress)
+        r = _Rollout(spec, front, loads, stacks, progress)
+        for load in loads:
+            load.start()
         finished = False
         try:
             got = poll_until(
                 lambda: bool(r.read()),
                 FIRST_SAMPLE_TIMEOUT_S,
                 0.2,
-                until=lambda got: got or not load.is_alive(),
+                until=lambda got: got or not all(ld.is_alive() for ld in loads),
             )
             if not got:
-                raise LoadRunError(f"the rollout's load never completed a request: {load.error}")
-            if spec.strategy == "canary":
+                errors = "; ".join(str(ld.error) for ld in loads if ld.error)
+                raise LoadRunError(f"the rollout's load never completed a request: {errors}")
+            if ext is not None and ext.rollout is not None:
+                _check_versions_named(r.samples, ext.url, ext.rollout.version_header)
+            if ext is not None and ext.rollout is None:
+                r.compare()
+            elif spec.strategy == "canary":
                 r.canary()
             elif spec.strategy == "blue_green":
                 r.blue_green()
             elif spec.strategy == "rolling":
+                assert launcher is not None
                 r.rolling(candidate, launcher, launched)
             else:
+                assert launcher is not None
                 r.scale_out(launcher, launched)
             finished = True
         except KeyboardInterrupt:
@@ -426,21 +586,31 @@ def run_rollout(
             where = f"at {front.share:.0%}" if front is not None else f"during the {spec.strategy}"
             r.stopped = f"interrupted {where}" + (f" ({r.stopped})" if r.stopped else "")
         finally:
-            if not finished and front is not None and front.share != 0 and front.service.alive():
+            if not finished and front is not None and front.share != 0 and front.alive():
                 # Back on the baseline before anything stops, whatever ended the rollout.
                 r.move("rollback (the rollout ended)", 0.0, BASELINE)
-            if not finished and front is None:
+            if not finished and one_stack:
                 restore_rotation(stacks[BASELINE])
-            load.stop.set()
-            load.join(timeout=spec.load.drain_timeout_s + 60)
+            for load in loads:
+                load.stop.set()
+            for load in loads:
+                load.join(timeout=spec.load.drain_timeout_s + 60)
         end = now()
         r.read()
-        if load.result is not None:
-            r.samples = load.result.samples
+        if all(ld.result is not None for ld in loads):
+            r.samples = [s for ld in loads if ld.result for s in ld.tagged(ld.result.samples)]
         result.samples = r.samples
         result.checks = r.checks + _scale_checks(r, end) + _move_checks(r, end)
         t0 = r.load_start()
-        journal.final_share = front.share if front is not None else 1.0 if finished else 0.0
+        journal.final_share = (
+            front.share
+            if front is not None
+            else spec.steps[0]  # compared: the candidate's share of the harness's own load
+            if ext is not None
+            else 1.0
+            if finished
+            else 0.0
+        )
         journal.stopped = r.stopped
         journal.interrupted = result.interrupted
         journal.looks = r.looks
@@ -451,7 +621,11 @@ def run_rollout(
                 share_to=m.share_to,
                 at_s=round(m.at_s - t0, 2),
                 until_s=None if m.until_s is None else round(m.until_s - t0, 2),
-                mode=("drain" if spec.rolling.drain else "kill") if one_stack else spec.switch.mode,
+                mode=("drain" if spec.rolling.drain else "kill")
+                if one_stack
+                else "hook"
+                if ext is not None
+                else spec.switch.mode,
                 drain_s=m.drain_s,
                 drained=m.drained,
                 figures=m.figures,

@@ -1,13 +1,4 @@
-"""Pydantic models of what a user writes: stack, gateway settings (later load, faults, gate)."""
+"""Pydantic models of what a user writes: stacks, loads, experiments, gate and rollout profiles.
 
-from harness.spec.gateway import GatewayRuntimeConfig, GatewaySettings
-from harness.spec.loader import load_yaml_model, parse_model
-from harness.spec.stack import StackSpec
-
-__all__ = [
-    "GatewayRuntimeConfig",
-    "GatewaySettings",
-    "StackSpec",
-    "load_yaml_model",
-    "parse_model",
-]
+Nothing is re-exported here: the gateway imports `harness.spec.gateway` alone at each start, and
+a package import that pulled in every spec (and the loader's dependencies) would cost it CPU."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from harness.spec.base import Strict
+from harness.spec.load import Seconds
 from harness.wire import ERRORS, METRICS, ErrorAnswer, Wire
 
 
@@ -169,6 +170,89 @@ class GatewayContract(Strict):
         return names
 
 
+# Placeholders a hook's command, URL, body and headers may hold, filled at each call.
+HOOK_PLACEHOLDERS = {
+    "weight": "the candidate's share in percent, 5, 50, 100, 0 for the rollback",
+    "share": "the same as a fraction, 0.05",
+    "action": "set_weight, promote or rollback",
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _known_placeholders(text: str) -> str:
+    unknown = [n for n in _PLACEHOLDER.findall(text) if n not in HOOK_PLACEHOLDERS]
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; expected "
+            + "; ".join(f"{{{n}}}: {what}" for n, what in HOOK_PLACEHOLDERS.items())
+        )
+    return text
+
+
+Templated = Annotated[str, AfterValidator(_known_placeholders)]
+
+
+class Hook(Strict):
+    """One traffic move made by the deployment's own tooling: a command (an argv list, run
+    without a shell) or an HTTP call. Placeholders ({weight}, {share}, {action}) are filled in;
+    a command also gets them as HARNESS_ROLLOUT_WEIGHT, _SHARE and _ACTION. It fails when it
+    exits non-zero, answers 400 or above, or is not done within `timeout_s`."""
+
+    command: list[Templated] | None = Field(None, min_length=1)
+    url: Annotated[Templated, AfterValidator(_http_url)] | None = None
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    body: Templated | None = None
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    auth: Credentials | None = None
+    timeout_s: Seconds = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> Hook:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "expected exactly one of `command` (an argv list, run without a shell) and "
+                "`url` (an HTTP call)"
+            )
+        http_only = {"method", "body", "headers", "auth"} & self.model_fields_set
+        if self.command is not None and http_only:
+            raise ValueError(
+                f"{', '.join(sorted(http_only))}: only an HTTP hook (`url`) has these, "
+                "not a command"
+            )
+        return self
+
+
+class Versions(Strict):
+    """The version header's value on the answers of each version."""
+
+    baseline: str = "baseline"
+    candidate: str = "candidate"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Versions:
+        if self.baseline == self.candidate:
+            raise ValueError(f"baseline and candidate are both {self.baseline!r}")
+        return self
+
+
+class ExternalRollout(Strict):
+    """How this deployment's traffic moves from its running version (the baseline) to the new
+    one (the candidate): facts of the deployment, not the gate's policy. `harness rollout` calls
+    `set_weight` at each step, `promote` once the candidate holds all traffic, and `rollback` on
+    an abort, a failed move or an interruption; each answer at the entry names its version in
+    `version_header`."""
+
+    version_header: str = Wire.model_fields["version"].default
+    versions: Versions = Versions()
+    set_weight: Hook
+    promote: Hook | None = None
+    rollback: Hook
+
+    def hooks(self) -> dict[str, Hook]:
+        named = {"set_weight": self.set_weight, "promote": self.promote, "rollback": self.rollback}
+        return {name: h for name, h in named.items() if h is not None}
+
+
 class ExternalSpec(Strict):
     # The entry: a load balancer or a gateway; requests go to {url}/v1/...
     url: HttpUrl
@@ -183,6 +267,8 @@ class ExternalSpec(Strict):
     toxiproxy: ExternalToxiproxy | None = None
     # The gateway contract; null: no gateway at all (a bare model server).
     gateway: GatewayContract | None = GatewayContract()
+    # How `harness rollout` moves this deployment's traffic (its hooks); null: it cannot.
+    rollout: ExternalRollout | None = None
 
     def urls(self) -> dict[str, str]:
         """Every address the harness will talk to, by what it is."""
@@ -202,11 +288,20 @@ class ExternalSpec(Strict):
         }
         if self.gateway is not None:
             names |= self.gateway.wire_names()
+        if self.rollout is not None:
+            names["version"] = self.rollout.version_header
         return Wire.model_validate(names)
+
+    def hook_urls(self) -> dict[str, str]:
+        """The address of each HTTP hook, by `rollout.<hook>`."""
+        hooks = self.rollout.hooks() if self.rollout else {}
+        return {f"rollout.{name}": h.url for name, h in hooks.items() if h.url}
 
     def env_names(self) -> list[str]:
         names = [self.api_key_env] if self.api_key_env else []
-        for service in (self.prometheus, self.alertmanager):
-            if service is not None and service.auth is not None:
-                names += service.auth.env_names()
+        auths = [s.auth for s in (self.prometheus, self.alertmanager) if s is not None]
+        auths += [h.auth for h in self.rollout.hooks().values()] if self.rollout else []
+        for auth in auths:
+            if auth is not None:
+                names += auth.env_names()
         return names

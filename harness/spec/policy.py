@@ -46,6 +46,10 @@ class CachePolicy(Strict):
     ttl_s: int = Field(3600, ge=1)
     # A hit must answer at least this many times faster than the miss that filled it.
     hit_speedup: float = Field(10.0, ge=1)
+    # Under a load that repeats prompts: of the answers a cache with `ttl_s` should give from
+    # its entries (a repeat of a prompt answered earlier), at least this share must be hits.
+    # Not 1: an entry evicted under memory pressure is a miss a working cache may rightly have.
+    min_hits_of_expected: float = Field(0.8, ge=0, le=1)
 
 
 class StreamingPolicy(Strict):
@@ -90,6 +94,23 @@ class ResourcePolicy(Strict):
     rss_mb_max: float | None = Field(None, gt=0)
 
 
+class EnginePolicy(Strict):
+    """The model servers' own state during the SLO load, from their metrics (harness/verdict/
+    engine.py; docs/engine.md). A server that does not export a figure skips its check, unless
+    its kind is known to export it (vLLM, the simulator): then the check fails."""
+
+    # Preempted requests (vLLM's vllm:num_preemptions_total) allowed during the load: each one
+    # restarts its prefill, the tail latency's usual cause on a GPU.
+    max_preemptions: int = Field(0, ge=0)
+    # Highest KV cache usage (0-1) seen during the load; above it preemption is near.
+    kv_cache_max: float = Field(0.9, gt=0, le=1)
+    # p95 of the time requests wait in the server's queue before their prefill (0.5 s is an
+    # edge of vLLM's queue-time buckets, so its p95 is decided from the buckets exactly).
+    queue_p95_ms: float = Field(500.0, gt=0)
+    # The prefix-cache hit share must reach this share of what the workload could reuse.
+    min_prefix_reuse_ratio: float = Field(0.5, ge=0, le=1)
+
+
 class Policy(Strict):
     """PRACTICES.md's values; a profile changes only what it names."""
 
@@ -109,3 +130,4 @@ class Policy(Strict):
     min_primary_share: float = Field(0.9, ge=0, le=1)
     # With per-request SLOs (e.g. ttft_ms<=1000): the share of requests that must meet them.
     min_goodput: float = Field(0.95, ge=0, le=1)
+    engine: EnginePolicy = EnginePolicy()

@@ -128,3 +128,28 @@ RELATIVE = re.compile(
 
 def is_relative(expr: str) -> bool:
     return RELATIVE.match(expr) is not None
+
+
+# Aggregate figures whose per-request value a goodput SLO can bound, and the stats a per-request
+# bound follows from, tail first: `max` bounds every request, a high percentile nearly every one.
+_DERIVABLE = ("ttft", "itl", "tpot", "e2e", "ttft_from_intended", "e2e_from_intended")
+_TAIL_FIRST = ("max", "p99", "p95", "p90")
+
+
+def derived_per_request(slos: list[Slo]) -> list[tuple[Slo, Slo]]:
+    """Per-request SLOs from aggregate latency SLOs, for a run that names none: for each figure,
+    the bound of its tail-most SLO (max, else the highest of p99/p95/p90) applied to every request
+    (`ttft_p95_ms<=500` -> `ttft_ms<=500`), as DistServe's SLO attainment counts the requests
+    within a per-request bound. (per-request SLO, the aggregate it came from) pairs; a median or
+    mean bounds no single request and derives nothing."""
+    out: list[tuple[Slo, Slo]] = []
+    for dist in _DERIVABLE:
+        upper = {
+            s.metric.removeprefix(f"{dist}_").removesuffix("_ms"): s
+            for s in slos
+            if s.scope == "aggregate" and s.op in ("<=", "<") and s.metric.startswith(f"{dist}_")
+        }
+        tail = next((upper[stat] for stat in _TAIL_FIRST if stat in upper), None)
+        if tail is not None:
+            out.append((Slo(f"{dist}_ms", tail.op, tail.threshold, "request"), tail))
+    return out

@@ -53,6 +53,13 @@ class SimulatorServer(Strict):
     ] = ()
     seed: int = 1
     mode: Literal["random", "echo"] = "random"
+    # Its KV cache (`--enable-kvcache`): prompts in blocks of `block_size` tokens, at most
+    # `kv_cache_size` blocks held; usage in vllm:kv_cache_usage_perc, prefix reuse in
+    # vllm:prefix_cache_hits / _queries and each answer's cached_tokens. Off (the default, as
+    # before), usage stays 0 and nothing is reused. A request that does not fit is refused (500).
+    enable_kvcache: bool = False
+    kv_cache_size: int = Field(1024, ge=1)
+    block_size: Literal[8, 16, 32, 64, 128] = 16
 
 
 class VllmServer(Strict):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.paths import PROJECT_ROOT, STACK_DIR
+from harness.paths import PROJECT_ROOT, STACK_DIR, model_hub_home
 from harness.spec.experiment import GPU_SIM_EXPORTER
 from harness.spec.gateway import GatewayRuntimeConfig
 from harness.spec.stack import (
@@ -43,6 +42,32 @@ class ModelServerSlot:
     name: str
     pool: str
     port: int
+
+
+def prometheus_def(conf: Path, run_dir: Path, port: int, tier: int) -> ServiceDef:
+    """Prometheus on loopback with its data in the run folder (and the lifecycle API, so a config
+    written again is reloaded)."""
+    return ServiceDef(
+        name="prometheus",
+        role="prometheus",
+        argv=[
+            str(find_binary("prometheus")),
+            "--config.file",
+            str(conf),
+            "--storage.tsdb.path",
+            str(run_dir / "prometheus-data"),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/-/ready"),
+        # First tier of a stack: Prometheus' discovery hands targets to the scraper only every
+        # 5 s, so starting it early hides that wait behind the other services' start-up.
+        image="prometheus",
+        tier=tier,
+        mounts=[run_dir],
+    )
 
 
 def model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> ServiceDef:
@@ -108,6 +133,14 @@ def model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> S
             argv += ["--failure-injection-rate", str(server.failure_injection_rate)]
         if server.failure_types:
             argv += ["--failure-types", ",".join(server.failure_types)]
+        env: dict[str, str] = {}
+        if server.enable_kvcache:
+            argv += ["--enable-kvcache", "--kv-cache-size", str(server.kv_cache_size)]
+            argv += ["--block-size", str(server.block_size)]
+            # No KV-event publisher (it would dial 127.0.0.1:5557 for ever); the cache itself
+            # refuses to start without a pod address.
+            argv += ["--zmq-endpoint="]
+            env["POD_IP"] = "127.0.0.1"
         return ServiceDef(
             name=slot.name,
             role="model_server",
@@ -117,6 +150,7 @@ def model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> S
             image="simulator",
             tier=TIER_BACKENDS,
             pool=slot.pool,
+            env=env,
         )
     assert isinstance(server, VllmServer)
     argv = [
@@ -136,7 +170,7 @@ def model_server_def(slot: ModelServerSlot, pool: ModelPool, run_dir: Path) -> S
         *server.extra_args,
     ]
     # Weights persist in the host's model-hub cache between runs instead of downloading again.
-    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    hf_home = model_hub_home()
     hf_home.mkdir(parents=True, exist_ok=True)
     return ServiceDef(
         name=slot.name,
@@ -510,29 +544,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             targets=targets,
         )
     )
-    services.append(
-        ServiceDef(
-            name="prometheus",
-            role="prometheus",
-            argv=[
-                str(find_binary("prometheus")),
-                "--config.file",
-                str(prom_conf),
-                "--storage.tsdb.path",
-                str(run_dir / "prometheus-data"),
-                "--web.listen-address",
-                f"127.0.0.1:{prom_port}",
-                "--web.enable-lifecycle",
-            ],
-            port=prom_port,
-            ready=HttpReady(f"http://127.0.0.1:{prom_port}/-/ready"),
-            # First tier: Prometheus' discovery hands targets to the scraper only every 5 s, so
-            # starting it early hides that wait behind the other services' start-up.
-            image="prometheus",
-            tier=TIER_BACKENDS,
-            mounts=[run_dir],
-        )
-    )
+    services.append(prometheus_def(prom_conf, run_dir, prom_port, tier=TIER_BACKENDS))
 
     def url(p: int) -> str:
         return f"http://127.0.0.1:{p}"

@@ -10,8 +10,16 @@ fails fails the run, one left undecided is reported inconclusive with the sample
 and does not decide the outcome (small runs decide little: `error_rate<=0.01` with no errors
 needs 299 requests before its upper bound is under 1%, a p95 needs 59 for an upper bound at all).
 
+A workload that repeats prompts at temperature 0 (`ctx.cache_repeats`) adds one more default
+check: the cache's hits against the answers its repeats should get from it (`cache_hits.py`).
+
 The capacity search judges its steps on the estimates (`alpha=None`): it compares rates with each
-other on short steps, where bounds would leave every step undecided.
+other on short steps, where bounds would leave every step undecided. A search for a goodput target
+(`harness capacity --goodput-target`) judges its steps with `run_verdict` instead: the goodput
+share against the target with its bounds, no default checks, so a step passes, fails or stays
+inconclusive on that share alone.
+
+Every judge here also sets the run's goodput bounds (`goodput.py`), at `RUN_ALPHA`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from harness.data.samples import Sample
 from harness.load.report import LoadCheck, Outcome
 from harness.measure.summary import LoadSummary, RunContext
 from harness.spec.slo import DEFAULT_CHECKS, MIN_SENT_FOR_ACHIEVED_CHECK, Slo, parse_slo, parse_slos
+from harness.verdict.cache_hits import judge_run_cache
+from harness.verdict.goodput import bound_goodput
 from harness.verdict.slo import SloJudgement, judge_estimate, judge_slo
 from harness.verdict.validity import judge_validity
 
@@ -119,6 +129,11 @@ def judge_run(
         else:
             j = judge(slo)
         out.append(_check(replace(j, reason=f"{j.reason} (default check: {why})"), alpha, True))
+    if ctx.cache_repeats:
+        j = judge_run_cache(samples, RUN_ALPHA)
+        why = "a workload that repeats prompts is answered from the cache"
+        reason = f"response cache under load: {j.reason} (default check: {why})"
+        out.append(_check(replace(j, reason=reason), RUN_ALPHA, True))
     return out
 
 
@@ -147,6 +162,7 @@ def run_verdict(
     """`harness load`'s judge (`measure_load`'s `judge`): the run's validity (set on its
     summary), its checks and its outcome."""
     summary.validity = judge_validity(summary, ctx)
+    summary.goodput = bound_goodput(summary, RUN_ALPHA)
     checks = judge_run(samples, summary, ctx)
     return checks, run_outcome(summary, checks)
 
@@ -157,5 +173,6 @@ def step_verdict(
     """The capacity search's judge: the step's validity, every figure on its estimate (short
     steps)."""
     summary.validity = judge_validity(summary, ctx)
+    summary.goodput = bound_goodput(summary, RUN_ALPHA)
     checks = judge_estimates(samples, summary, ctx)
     return checks, run_outcome(summary, checks)

@@ -302,8 +302,14 @@ def look_at_step(
     )
 
 
-def canary_check(looks: Sequence[StepLook], steps: Sequence[float], promoted: bool) -> CheckResult:
-    """The canary's verdict: promoted through every step below 100%, or why not."""
+def canary_check(
+    looks: Sequence[StepLook],
+    steps: Sequence[float],
+    promoted: bool,
+    failed_move: str | None = None,
+) -> CheckResult:
+    """The canary's verdict: promoted through every step below 100%, or why not (a look that
+    aborted it, or `failed_move`: a move that could not be made)."""
     decided = [lk for lk in looks if lk.decision != "hold"]
     measured: dict[str, float | int | str | None] = {
         "steps_promoted": sum(1 for lk in decided if lk.decision == "promote"),
@@ -323,14 +329,15 @@ def canary_check(looks: Sequence[StepLook], steps: Sequence[float], promoted: bo
             measured=measured,
         )
     stop = decided[-1] if decided else (looks[-1] if looks else None)
-    reasons = (
-        [
+    if failed_move is not None:
+        reasons = [f"aborted: {failed_move}"]
+    elif stop is not None:
+        reasons = [
             f"aborted at {stop.share:.0%}, look {stop.look} of {stop.max_looks}: {r}"
             for r in stop.reasons
         ]
-        if stop is not None
-        else ["the canary ended before its first look"]
-    )
+    else:
+        reasons = ["the canary ended before its first look"]
     return CheckResult(
         name="canary: candidate no worse than the baseline at every step",
         category="rollout",

@@ -3,6 +3,8 @@
 GPU series come from NVML (`pynvml`, shipped by nvidia-ml-py) and are read at scrape time. Without
 NVML or without a GPU the series are ABSENT rather than zero: a zero would claim an idle GPU and
 silence the GPUMemoryHigh rule for the wrong reason.
+
+`python -m gateway.gpu --port N` (with stack/ on PYTHONPATH) serves the same GPU families alone.
 """
 
 from __future__ import annotations
@@ -74,3 +76,43 @@ class GpuCollector(Collector):
         yield util
         yield used
         yield total
+
+
+def serve(port: int) -> None:
+    """The collector alone on 127.0.0.1:`port` (GET /metrics): the same families the gateway
+    serves, for a machine with a GPU and no stack (`harness gpu-check`). Exits 3 when NVML is
+    unusable, since an exporter with nothing to serve would only look healthy."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    collector = GpuCollector()
+    if not collector.available:
+        print("NVML unusable: no pynvml (nvidia-ml-py), no driver library, or no GPU", flush=True)
+        raise SystemExit(3)
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            found = self.path == "/metrics"
+            body = generate_latest(registry) if found else b"not found\n"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST if found else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the NVML GPU figures alone.")
+    parser.add_argument("--port", type=int, required=True)
+    serve(parser.parse_args().port)

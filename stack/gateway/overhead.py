@@ -3,7 +3,10 @@
 `OverheadMiddleware` (outermost, pure ASGI) starts a clock when a request arrives and puts it in
 `scope["state"]["overhead"]`; the request path marks the model-server calls with `waiting()`.
 Every answer carries `X-Gateway-Overhead-Ms`: the gateway's own time up to the moment its headers
-are sent (for a stream, up to the first event, so it is the gateway's share of TTFT). The
+are sent (for a stream, up to the first event, so it is the gateway's share of TTFT), and the
+same split as a standard `Server-Timing` header: `gw;dur=` that own time and, when a model server
+was called, `upstream;dur=` the wait on it (connect, send, and the whole answer or, for a stream,
+its first event), both from this one clock, so a client can split its time to first token. The
 `llm_gateway_overhead_seconds` histogram gets the whole request's own time when it ends.
 """
 
@@ -16,6 +19,7 @@ from contextlib import contextmanager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-gateway-overhead-ms"
+SERVER_TIMING = b"server-timing"
 STATE_KEY = "overhead"
 
 
@@ -63,8 +67,15 @@ class OverheadMiddleware:
 
         async def send_with_overhead(message: Message) -> None:
             if message["type"] == "http.response.start":
-                ms = f"{clock.own_s() * 1000:.3f}".encode()
-                message["headers"] = [*message.get("headers", []), (HEADER, ms)]
+                own = f"{clock.own_s() * 1000:.3f}"
+                timing = f"gw;dur={own}"
+                if clock.waited_s:
+                    timing += f", upstream;dur={clock.waited_s * 1000:.3f}"
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (HEADER, own.encode()),
+                    (SERVER_TIMING, timing.encode()),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_overhead)

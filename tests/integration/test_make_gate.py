@@ -67,3 +67,8 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
         assert steady["outcome"] == "pass", steady
         assert journal["recovery"] is not None and journal["fates"] is not None, journal["title"]
         assert checks[f"{journal['title']}: no stream cut off silently"]["outcome"] == "pass"
+    # Every pool down leaves the breakers open; the primary outage after it starts only once they
+    # healed (the policy's 60 s), so its "before the fault" requests are the primary's. Without
+    # that wait they were the fallback's and the experiment failed (seen so).
+    before = checks["primary pool down, fallback serves: before the fault, primary_share>=0.8"]
+    assert before["measured"]["observed"] == 1, before

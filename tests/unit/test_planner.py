@@ -115,3 +115,17 @@ def test_the_log_store_listens_on_loopback_and_every_layer_ships_to_it(plan) -> 
     assert [Path(g).name for g in globs] == ["primary-0.log", "primary-1.log", "fallback-0.log"]
     assert '-fileCollector.extraFields={"layer": "model", "replica": "primary-1"}' in argv
     assert "job_name: vlagent" in prom
+
+
+def test_a_simulator_with_its_kv_cache_gets_its_size_a_pod_address_and_no_event_publisher(
+    tmp_path: Path,
+) -> None:
+    on = SimulatorServer(enable_kvcache=True, kv_cache_size=11, block_size=32)
+    plan = build_plan(StackSpec(primary=ModelPool(replicas=1, server=on)), tmp_path)
+    sim = next(s for s in plan.services if s.name == "primary-0")
+    argv = " ".join(sim.argv)
+    assert "--enable-kvcache --kv-cache-size 11 --block-size 32 --zmq-endpoint=" in argv
+    assert sim.env == {"POD_IP": "127.0.0.1"}
+    off = build_plan(StackSpec(primary=ModelPool(server=SimulatorServer())), tmp_path / "off")
+    plain = next(s for s in off.services if s.name == "primary-0")
+    assert "--enable-kvcache" not in plain.argv and plain.env == {}

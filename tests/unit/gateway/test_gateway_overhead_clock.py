@@ -1,4 +1,5 @@
-"""X-Gateway-Overhead-Ms: the gateway's own time, with the marked model-server waits left out."""
+"""X-Gateway-Overhead-Ms: the gateway's own time, with the marked model-server waits left out;
+Server-Timing: the same own time and the wait, from one clock."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.overhead import HEADER, OverheadClock, OverheadMiddleware, clock_of
+from gateway.overhead import HEADER, SERVER_TIMING, OverheadClock, OverheadMiddleware, clock_of
+from harness.clients.server_timing import durations
 
 WAIT_S = 0.05
 
@@ -49,3 +51,34 @@ def test_header_on_every_answer_without_the_wait() -> None:
     own_ms = float(headers[HEADER])
     # The 50 ms wait is not the gateway's: what is left is the wall time less that wait.
     assert 0 <= own_ms <= wall_ms - WAIT_S * 1000 + 0.5
+
+
+async def _app_that_answers_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _headers_of(app: object) -> dict[bytes, bytes]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    asyncio.run(OverheadMiddleware(app)({"type": "http"}, receive, send))  # type: ignore[arg-type]
+    return dict(sent[0]["headers"])
+
+
+def test_server_timing_splits_the_gateways_time_from_its_wait_on_the_model_server() -> None:
+    headers = _headers_of(_app_that_waits)
+    timing = durations(headers[SERVER_TIMING].decode())
+    assert set(timing) == {"gw", "upstream"}
+    assert timing["gw"] == float(headers[HEADER])  # one figure, two headers
+    assert WAIT_S * 1000 <= timing["upstream"] < WAIT_S * 1000 + 50
+
+
+def test_an_answer_without_a_model_server_call_has_no_upstream_entry() -> None:
+    timing = durations(_headers_of(_app_that_answers_at_once)[SERVER_TIMING].decode())
+    assert list(timing) == ["gw"]

@@ -275,3 +275,26 @@ def test_scripted_stale_pooled_connections_are_retried_on_a_new_one(scripted) ->
     assert [s.error for s in again] == [None, None], [s.error_detail for s in again]
     assert [s.retries for s in again] == [1, 0] and srv.connections == 3
     assert len(srv.requests) == 4  # the lost attempts never reached a live connection
+
+
+def test_the_stacks_own_timings_are_recorded_with_the_first_event(scripted) -> None:  # type: ignore[no-untyped-def]
+    """Server-Timing (the gateway's gw and upstream) and llama.cpp's `timings` in the last
+    chunk: read once per request, beside the first event the client saw."""
+    head = SSE_HEAD.replace(
+        b"X-Cache: miss\r\n", b"X-Cache: miss\r\nServer-Timing: gw;dur=0.8, upstream;dur=31.5\r\n"
+    )
+    last = {"choices": [], "timings": {"prompt_ms": 28.25, "predicted_ms": 12.0, "cache_n": 2}}
+    srv = scripted(
+        [
+            [
+                (0.0, head + chunked(sse(role=True))),
+                (0.1, chunked(sse("a", finish="length"))),
+                (0.0, chunked(b"data: " + json.dumps(last).encode() + b"\n\n") + DONE + END),
+            ]
+        ]
+    )
+    s = LLMClient(srv.url).execute(plan())
+    assert s.ok and (s.gateway_ms, s.upstream_ms) == (0.8, 31.5)
+    assert (s.server_prefill_ms, s.server_decode_ms, s.cached_tokens) == (28.25, 12.0, 2)
+    assert s.first_event_ms is not None and s.ttft_ms is not None and s.ttfb_ms is not None
+    assert s.ttfb_ms <= s.first_event_ms and near(s.ttft_ms - s.first_event_ms, 100.0)

@@ -108,3 +108,23 @@ def test_reasoning_and_tool_calls_count_as_output() -> None:
     it.feed(chunk({"reasoning_content": "think"}), 1.0)
     it.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}), 2.0)
     assert it.chunks == 2
+
+
+def test_first_event_and_the_servers_own_timings_from_llama_cpps_last_chunk() -> None:
+    """llama.cpp's last chunk (with usage, or the finish chunk without) carries `timings`: the
+    server's own prefill (prompt_ms) and decode (predicted_ms) of this request."""
+    last = {
+        "choices": [],
+        "usage": {"completion_tokens": 4, "prompt_tokens": 31},
+        "timings": {"cache_n": 3, "prompt_n": 28, "prompt_ms": 364.5, "predicted_ms": 81},
+    }
+    it = StreamInterpreter()
+    it.feed(chunk({"role": "assistant", "content": None}), t=1.0)
+    it.feed(chunk({"content": "Hi"}), t=1.5)
+    it.feed(b"data: " + json.dumps(last).encode() + b"\n\ndata: [DONE]\n\n", t=2.0)
+    assert it.first_event_s == 1.0 and it.first_text_s == 1.5
+    assert it.server_prefill_ms == 364.5 and it.server_decode_ms == 81.0
+    assert it.cached_tokens == 3
+    plain = StreamInterpreter()
+    plain.feed(STREAM, t=0.0)
+    assert plain.server_prefill_ms is None and plain.server_decode_ms is None

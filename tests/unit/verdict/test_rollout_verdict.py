@@ -126,6 +126,19 @@ def test_canary_check_names_where_it_stopped() -> None:
     assert ok.outcome == "pass"
 
 
+def test_a_failed_move_stops_the_canary_with_its_reason() -> None:
+    """A hook that could not move the traffic: the canary fails on that, not on its looks."""
+    rng = np.random.default_rng(7)
+    fine = look_at_step(0.5, 1, 5.0, _samples(800, rng), _samples(800, rng), Analysis())
+    why = "the move to 100% failed: set_weight hook `move 100` exited 3: weights locked"
+    check = canary_check([fine], (0.5, 1.0), promoted=False, failed_move=why)
+    assert check.outcome == "fail" and check.reasons == [f"aborted: {why}"]
+    move = Move("step to 100%: 50% -> 100% candidate", 10.0, None, problems=(why,))
+    around = _move_samples(10.0)
+    failed = move_check(move, around, around, Switch())
+    assert failed.outcome == "fail" and failed.reasons[0] == why
+
+
 def _move_samples(at: float) -> list[Sample]:
     rng = np.random.default_rng(8)
     out = _samples(40, rng, version="candidate")
