@@ -14,7 +14,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.gate, pytest.mark.slow, pytest.mark.serial]
 
 
-@pytest.mark.timeout(1600)  # the subprocess's own limit, and room to read its report
+@pytest.mark.timeout(1450)  # the subprocess's own limit, and room to read its report
 def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # As `make gate` (= `harness gate`), with the history kept out of the project's runs folder.
@@ -31,7 +31,7 @@ def test_the_default_gate_passes_on_the_reference_stack(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=1400,
     )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())

@@ -14,8 +14,9 @@ ROOT = Path(__file__).parents[2]
 def test_the_suite_has_a_per_test_and_a_per_phase_timeout() -> None:
     ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert 0 < float(ini["timeout"]) <= 600
-    # Two phases (parallel, then serial): both inside CI's 5,400 s with room for the install.
-    assert 0 < float(ini["session_timeout"]) * 2 <= 4800
+    # Three phases one after another (parallel; `make gate`'s test with the unit tests beside it;
+    # serial): all inside CI's 5,400 s with room for the install.
+    assert 0 < float(ini["session_timeout"]) * 3 <= 4800
 
 
 def test_a_planted_hang_fails_by_timeout_with_its_traceback(tmp_path: Path) -> None:
