@@ -54,6 +54,8 @@ SPREAD_TEST_BY_TEST = (
     # Thirteen rollouts of 10-40 s each: one after another on one worker they were the phase's
     # long pole.
     "tests/integration/test_rollout.py",
+    # A canary as a gate's step: two gates of 20-35 s.
+    "tests/integration/test_gate_rollout.py",
     # Six external rollouts of 4-14 s each (their simulators start again on each worker).
     "tests/integration/test_rollout_external.py",
 )

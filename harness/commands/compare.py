@@ -194,6 +194,17 @@ def register(app: typer.Typer) -> None:
                     )
                 ],
             )
+        if gate_spec.rollout is not None:
+            raise ConfigError(
+                str(profile_path),
+                [
+                    ConfigProblem(
+                        "rollout",
+                        "the nightly runs no rollout step (it has no running version to start "
+                        "from): `harness gate --baseline` does",
+                    )
+                ],
+            )
         out_dir = out or new_run_dir("nightly")
         command = "harness " + " ".join(sys.argv[1:])
         try:

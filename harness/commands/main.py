@@ -35,7 +35,7 @@ from harness.gate.prepare import (
     prepare_gate,
 )
 from harness.spec.files import load_stack_spec
-from harness.spec.loader import load_yaml_model
+from harness.spec.loader import load_yaml_model, referenced_file
 
 if TYPE_CHECKING:
     from harness.gate.pipeline import GateRun
@@ -158,6 +158,11 @@ def _check_references(path: Path, kind: str, stack: Path | None, allow_empty: bo
         gate_spec = load_yaml_model(GateSpec, path, allow_empty=allow_empty)
         stack_spec, experiments = gate_inputs(gate_spec, path, stack, allow_empty)
         check_gate_load(gate_spec, stack_spec, path)
+        if gate_spec.rollout is not None:  # the versions are given when the gate runs
+            from harness.spec.rollout import RolloutSpec
+
+            rollout = referenced_file(path, "rollout.profile", gate_spec.rollout.profile)
+            load_yaml_model(RolloutSpec, rollout, allow_empty=allow_empty)
     elif kind == "experiment":
         from harness.spec.experiment import apply_stack_overrides
 
@@ -250,9 +255,21 @@ def gate(
     allow_empty: AllowEmptyOption = False,
     allow_remote: AllowRemoteOption = False,
     stand_in: StandInOption = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Stack spec of the running version, for a profile with a rollout step "
+            "(`rollout:`): the stack (--stack) is the candidate rolled out from it.",
+        ),
+    ] = None,
 ) -> None:
-    """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error."""
+    """Bring the stack up, run the gate checks, write the reports. Exit 0 pass, 1 fail, 2 error.
+
+    A profile with a rollout step then rolls the stack out from the running version (--baseline),
+    both brought up side by side once the gate's own stack is down (docs/rollout.md)."""
     from harness.gate.pipeline import run_gate
+    from harness.gate.prepare import gate_rollout
     from harness.paths import PROJECT_ROOT, new_run_dir
 
     default_profile = PROJECT_ROOT / "reports" / "profiles" / "default.yaml"
@@ -260,6 +277,17 @@ def gate(
     gate_spec, stack_spec, experiments = prepare_gate(profile_path, stack, allow_empty)
     stack_spec = _with_stand_in(stack_spec, stand_in)
     check_external(stack_spec, stack, allow_remote)
+    rollout_plan = gate_rollout(
+        gate_spec,
+        profile_path,
+        stack,
+        stack_spec,
+        baseline,
+        allow_empty=allow_empty,
+        provider=provider,
+        allow_remote=allow_remote,
+        stand_in=stand_in,
+    )
     out_dir = out or new_run_dir("gate")
     from harness.paths import runs_dir
 
@@ -280,6 +308,7 @@ def gate(
             experiments=experiments,
             history=history_file,
             allow_remote=allow_remote,
+            rollout=rollout_plan,
         ),
     )
 

@@ -1,6 +1,7 @@
 """The one place the steps are chained: spec -> stack -> steps (probes, load, experiments) ->
 verdict -> report. The gate's steps are declared in `steps.py`; this module brings the stack
-up, runs them and writes the report whatever happens.
+up, runs them and writes the report whatever happens. A profile's rollout step
+(`rollout_step.py`) runs last, once the gate's stack is down.
 
 `harness gate`, `harness chaos` and the nightly's gate call `run_gate` and `run_chaos`.
 """
@@ -17,6 +18,7 @@ from harness.data.progress import Progress
 from harness.errors import HarnessError
 from harness.events import CheckDecided, EventBus, Recorder, StepStarted, console
 from harness.exit_codes import exit_code
+from harness.gate.rollout_step import RolloutPlan, run_rollout_step
 from harness.gate.steps import (
     ExperimentFile,
     GateContext,
@@ -78,8 +80,10 @@ def _run(
     body: Callable[[RunningStack], None],
     key_checks: tuple[str, ...] = (),
     allow_remote: bool = False,
+    after: Callable[[], None] | None = None,
 ) -> GateRun:
-    """Bring the stack up, run `body`, and write the report whatever happens."""
+    """Bring the stack up, run `body`, then `after` once the stack is down, and write the report
+    whatever happens."""
 
     def work() -> None:
         bus.note(f"bringing the stack up ({provider or stack_spec.provider} provider)")
@@ -98,6 +102,8 @@ def _run(
             finally:
                 if stack.alerts is not None:
                     report.alerts = [n.typed() for n in stack.alerts.notifications]
+        if after is not None:
+            after()
         coverage = coverage_check(report.checks, key_checks)
         report.checks.append(coverage)
         bus.emit(CheckDecided(coverage))
@@ -160,8 +166,10 @@ def run_gate(
     experiments: list[ExperimentFile] | None = None,
     history: Path | None = None,
     allow_remote: bool = False,
+    rollout: RolloutPlan | None = None,
 ) -> GateRun:
-    """Run the gate's steps (`plan_gate`) on one stack.
+    """Run the gate's steps (`plan_gate`) on one stack, then the profile's `rollout` of that
+    stack (the candidate) from the running version, once the stack is down.
 
     With `history`, the run's key figures are compared with earlier runs there and appended.
     """
@@ -184,7 +192,22 @@ def run_gate(
             step.run(ctx)
             write_reports(report, out_dir)
 
-    run = _run(report, stack_spec, out_dir, provider, bus, body, gate.key_checks, allow_remote)
+    def roll_out() -> None:
+        assert rollout is not None
+        run_rollout_step(rollout, report, out_dir, bus, provider, allow_remote)
+        write_reports(report, out_dir)
+
+    run = _run(
+        report,
+        stack_spec,
+        out_dir,
+        provider,
+        bus,
+        body,
+        gate.key_checks,
+        allow_remote,
+        roll_out if rollout is not None else None,
+    )
     if history is not None and report.outcome in ("passed", "failed") and report.load:
         append_history(history, history_record(contexts[0]))
     return run

@@ -16,6 +16,8 @@ from harness.spec.stack import StackSpec
 
 if TYPE_CHECKING:
     # The steps import the whole gate; a command that only checks its inputs need not.
+    from harness.gate.external_rollout import StackArg
+    from harness.gate.rollout_step import RolloutPlan
     from harness.gate.steps import ExperimentFile
 
 
@@ -161,7 +163,6 @@ def rollout_inputs(
     """A rollout's profile and its two stacks, checked before anything starts: both versions
     started by the harness, by the same provider, and the load's key accepted by both; or an
     external deployment (`gate/external_rollout.py`)."""
-    from harness.gate.external_rollout import external_inputs
     from harness.paths import PROJECT_ROOT
 
     path = profile or PROJECT_ROOT / "rollouts" / "canary.yaml"
@@ -180,19 +181,39 @@ def rollout_inputs(
         spec = spec.model_copy(update={"strategy": strategy})
     base_arg = _stack_arg("baseline", baseline, baseline_url, allow_empty)
     cand_arg = _stack_arg("candidate", candidate, candidate_url, allow_empty)
-    if any(s is not None and s.external is not None for s in (base_arg[1], cand_arg[1])):
-        ext_base, ext_cand = external_inputs(
-            spec,
-            path,
-            base_arg,
-            cand_arg,
-            provider,
-            allow_remote,
-            strategy_src="--strategy" if strategy else None,
+    if candidate is None and candidate_url is None and spec.strategy == "scale_out":
+        cand_arg = base_arg  # a scale-out adds replicas of the baseline's own
+    base, cand = rollout_versions(
+        spec,
+        path,
+        base_arg,
+        cand_arg,
+        provider,
+        allow_remote,
+        strategy_src="--strategy" if strategy else None,
+    )
+    return spec, base, cand
+
+
+def rollout_versions(
+    spec: RolloutSpec,
+    path: Path,
+    base_arg: StackArg,
+    cand_arg: StackArg,
+    provider: str | None,
+    allow_remote: bool,
+    strategy_src: str | None = None,
+) -> tuple[StackSpec, StackSpec]:
+    """The two versions of a rollout, each with where it came from, checked against each other
+    and the profile (`harness rollout`, and a gate's rollout step)."""
+    from harness.gate.external_rollout import external_inputs
+
+    if any(s is not None and s.external is not None for _, s in (base_arg, cand_arg)):
+        return external_inputs(
+            spec, path, base_arg, cand_arg, provider, allow_remote, strategy_src=strategy_src
         )
-        return spec, ext_base, ext_cand
-    base = base_arg[1]
-    if baseline is None or base is None:
+    (base_src, base), (cand_src, cand) = base_arg, cand_arg
+    if base is None:
         raise ConfigError(
             "--baseline",
             [
@@ -203,25 +224,22 @@ def rollout_inputs(
                 )
             ],
         )
-    if candidate is None:
-        if spec.strategy != "scale_out":
-            raise ConfigError(
-                "--candidate",
-                [
-                    ConfigProblem(
-                        "candidate", f"a {spec.strategy} rollout needs the new version's stack spec"
-                    )
-                ],
-            )
-        candidate = baseline  # a scale-out adds replicas of the baseline's own
-    cand = cand_arg[1] or load_stack_spec(candidate, allow_empty)
+    if cand is None:
+        raise ConfigError(
+            "--candidate",
+            [
+                ConfigProblem(
+                    "candidate", f"a {spec.strategy} rollout needs the new version's stack spec"
+                )
+            ],
+        )
     if spec.strategy == "rolling":
-        _check_rolling(candidate, base, cand)
-    for file, s in ((baseline, base), (candidate, cand)):
-        _check_rate_limit(spec, path, file, s)
+        _check_rolling(cand_src, base, cand)
+    for src, s in ((base_src, base), (cand_src, cand)):
+        _check_rate_limit(spec, path, src, s)
     if (provider or base.provider) == "docker":
         raise ConfigError(
-            "--provider" if provider else str(baseline),
+            "--provider" if provider else base_src,
             [
                 ConfigProblem(
                     "provider",
@@ -232,7 +250,7 @@ def rollout_inputs(
         )
     if base.provider != cand.provider:
         raise ConfigError(
-            str(candidate),
+            cand_src,
             [
                 ConfigProblem(
                     "provider",
@@ -241,10 +259,87 @@ def rollout_inputs(
                 )
             ],
         )
-    return spec, base, cand
+    return base, cand
 
 
-def _check_rolling(path: Path, base: StackSpec, cand: StackSpec) -> None:
+def gate_rollout(
+    gate_spec: GateSpec,
+    profile_path: Path | None,
+    stack: Path | None,
+    candidate: StackSpec,
+    baseline: Path | None,
+    *,
+    allow_empty: bool = False,
+    provider: str | None = None,
+    allow_remote: bool = False,
+    stand_in: str | None = None,
+) -> RolloutPlan | None:
+    """A gate profile's rollout step, checked before anything starts. The gate's stack is the
+    candidate and `baseline` (`--baseline`) the running version; a scale-out scales the gate's
+    stack itself, and an external deployment with hooks serves both versions: neither takes one.
+    `stand_in` serves the baseline's vllm pools as the gate's own (`--stand-in`)."""
+    from harness.gate.rollout_step import RolloutPlan
+
+    source = str(profile_path or "the default gate profile")
+    if gate_spec.rollout is None or profile_path is None:
+        if baseline is not None:
+            raise ConfigError(
+                "--baseline",
+                [
+                    ConfigProblem(
+                        "rollout",
+                        f"{source} asks for no rollout step (`rollout: {{profile: FILE}}`): "
+                        "--baseline is the running version a rollout starts from",
+                    )
+                ],
+            )
+        return None
+    path = referenced_file(profile_path, "rollout.profile", gate_spec.rollout.profile)
+    spec = load_yaml_model(RolloutSpec, path, allow_empty=allow_empty)
+    if stack is None and gate_spec.stack:
+        stack = referenced_file(profile_path, "stack", gate_spec.stack)
+    cand_arg: StackArg = (str(stack or "the reference stack"), candidate)
+    hooks = candidate.external is not None and candidate.external.rollout is not None
+    base_arg: StackArg
+    if spec.strategy == "scale_out":
+        if baseline is not None:
+            raise ConfigError(
+                "--baseline",
+                [
+                    ConfigProblem(
+                        "rollout",
+                        f"{path} is a scale_out, which scales the gate's own stack (the "
+                        "candidate) under a burst: leave --baseline out",
+                    )
+                ],
+            )
+        base_arg = cand_arg
+    elif baseline is not None:
+        base = load_stack_spec(baseline, allow_empty)
+        if stand_in is not None and any(p.server.kind == "vllm" for p in base.pools().values()):
+            from harness.spec.stand_in import stand_in as replace_vllm
+
+            base = replace_vllm(base, stand_in)
+        base_arg = (str(baseline), base)
+    elif hooks:
+        base_arg = ("--baseline", None)  # the deployment's running version is its baseline
+    else:
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "rollout",
+                    f"asks for a {spec.strategy} rollout ({path}), which starts from the running "
+                    "version: give its stack spec with --baseline (the gate's stack is the "
+                    "candidate)",
+                )
+            ],
+        )
+    base_spec, cand_spec = rollout_versions(spec, path, base_arg, cand_arg, provider, allow_remote)
+    return RolloutPlan(spec, base_spec, cand_spec, path)
+
+
+def _check_rolling(source: str, base: StackSpec, cand: StackSpec) -> None:
     """A rolling update replaces the baseline's primary model servers one for one with the
     candidate's: the candidate may differ in that server's settings and nothing else."""
 
@@ -257,7 +352,7 @@ def _check_rolling(path: Path, base: StackSpec, cand: StackSpec) -> None:
     if b != c:
         differs = sorted(k for k in b if b[k] != c[k])
         raise ConfigError(
-            str(path),
+            source,
             [
                 ConfigProblem(
                     ", ".join(differs),
@@ -269,7 +364,7 @@ def _check_rolling(path: Path, base: StackSpec, cand: StackSpec) -> None:
         )
 
 
-def _check_rate_limit(spec: RolloutSpec, profile: Path, stack_file: Path, stack: StackSpec) -> None:
+def _check_rate_limit(spec: RolloutSpec, profile: Path, stack_file: str, stack: StackSpec) -> None:
     """An open-loop rollout load above a version's per-key rate limit would be refused (429) by
     the version itself, and every move would count the refusals: said before anything starts."""
     from harness.spec.load import OpenLoop

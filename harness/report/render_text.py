@@ -20,7 +20,9 @@ from harness.report.history_figures import HISTORY_COLUMNS, history_rows
 from harness.report.load_figures import load_highlights
 from harness.report.model import RunReport
 from harness.report.rollout_figures import (
+    CAPACITY_COLUMNS,
     SCALE_COLUMNS,
+    capacity_rows,
     decided_looks,
     look_columns,
     look_rows,
@@ -55,6 +57,11 @@ def _rollout(journal: RolloutJournal) -> list[str]:
     """Where the rollout stopped, its moves, the autoscaler's scale events, and the looks that
     decided a step (and the last)."""
     lines = ["", "## Rollout", "", f"- {stopped_line(journal)}"]
+    if journal.target_basis:
+        lines.append(f"- {journal.target_basis}")
+        lines += _section(
+            "Rollout: capacity of one replica", CAPACITY_COLUMNS, capacity_rows(journal)
+        )
     if journal.moves:
         lines += _section("Rollout: traffic moves", move_columns(journal), move_rows(journal))
     if journal.scale_events:

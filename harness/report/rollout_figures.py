@@ -653,7 +653,8 @@ def figure_parts(f: FigureLook) -> tuple[str, str, str, str]:
     else:
         bounds = f"[{_signed(f.low, f.unit)}, {_signed(f.high, f.unit)}]"
     margin = f"{f.margin:+.0%}" if f.unit == "relative" else f"{f.margin:+g} pp"
-    return effect, bounds, margin, f.verdict.replace("_", " ")
+    verdict = f.verdict.replace("_", " ") + ("" if f.judged else " (not judged)")
+    return effect, bounds, margin, verdict
 
 
 def figure_text(f: FigureLook) -> str:
@@ -783,6 +784,31 @@ def scale_rows(journal: RolloutJournal) -> list[tuple[str, ...]]:
     return rows
 
 
+CAPACITY_COLUMNS = ("rate", "outcome", "TTFT p95", "errors", "achieved", "why")
+
+
+def capacity_rows(journal: RolloutJournal) -> list[tuple[str, ...]]:
+    """The capacity search behind a target derived from one replica's capacity: one row per
+    step, in the order they ran."""
+    if journal.capacity is None:
+        return []
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    return [
+        (
+            f"{s.rate_rps:.4g} req/s",
+            s.outcome,
+            num(s.ttft_p95_ms, ".0f") + (" ms" if s.ttft_p95_ms is not None else ""),
+            num(s.error_rate, ".1%"),
+            num(s.achieved_rate_rps, ".3g") + (" req/s" if s.achieved_rate_rps else ""),
+            "; ".join(s.reasons[:1]) or "-",
+        )
+        for s in journal.capacity.steps
+    ]
+
+
 def rollout_facts(journal: RolloutJournal) -> list[str]:
     """What frames where it stopped: the strategy and its steps, the candidate's share at the
     end, and whether the rollout was interrupted (an interrupted one never reached a verdict)."""
@@ -800,7 +826,8 @@ def rollout_facts(journal: RolloutJournal) -> list[str]:
         facts = [
             "scale-out"
             + (
-                f", target {journal.target_rps_per_replica:g} req/s per replica"
+                f", target {journal.target_rps_per_replica:.3g} req/s per replica"
+                + (" (from one replica's measured capacity)" if journal.target_basis else "")
                 if journal.target_rps_per_replica is not None
                 else ""
             ),
@@ -849,10 +876,12 @@ def look_table_html(looks: Sequence[StepLook]) -> str:
                 cells.append("<td>-</td>")
                 continue
             effect, bounds, margin, verdict = figure_parts(f)
+            # A figure reported, not judged, is grey: it decided nothing.
+            colour = VERDICT_COLOURS[f.verdict] if f.judged else _IN_FLIGHT_COLOUR
             cells.append(
                 f'<td title="{e(f.reason)}">{e(effect)} <small>{e(bounds)}</small><br>'
                 f'<small>margin {e(margin)}</small> <span style="color:'
-                f'{VERDICT_COLOURS[f.verdict]};font-weight:600">{e(verdict)}</span></td>'
+                f'{colour};font-weight:600">{e(verdict)}</span></td>'
             )
         cells.append(
             f'<td title="{e("; ".join(lk.reasons))}" style="color:'
@@ -878,6 +907,12 @@ def rollout_html(journal: RolloutJournal) -> str:
             for fact in rollout_facts(journal)
         )
         + "</p>"
+        + (
+            f"<h3>Target from capacity</h3><p>{e(journal.target_basis)}</p>"
+            f"{_cells(CAPACITY_COLUMNS, capacity_rows(journal))}"
+            if journal.target_basis
+            else ""
+        )
         + (f"<div class=chart>{figure}</div>" if figure else "")
         + (
             f"<h3>Traffic moves</h3>{_cells(move_columns(journal), rows)}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.load.capacity import CapacityResult
 from harness.measure.timeseries import VersionInterval
 from harness.verdict.rollout import StepLook
 
@@ -71,6 +72,9 @@ class RolloutJournal(BaseModel):
     intervals: list[VersionInterval] = Field(default_factory=list)
     # scale_out: the autoscaler's target, its signal over time and the replicas it added/removed.
     target_rps_per_replica: float | None = None
+    # A target derived from one replica's capacity: where it came from, and the search behind it.
+    target_basis: str = ""
+    capacity: CapacityResult | None = None
     signal: list[SignalRecord] = Field(default_factory=list)
     scale_events: list[ScaleRecord] = Field(default_factory=list)
     baseline_stack: dict[str, Any] = Field(default_factory=dict)

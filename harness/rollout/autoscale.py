@@ -52,6 +52,12 @@ class Autoscaler:
     # Replicas added and in rotation, newest last: (name, url, handle).
     added: list[tuple[str, str, ServiceHandle]] = field(default_factory=list)
 
+    @property
+    def target(self) -> float:
+        t = self.spec.autoscale.target_rps_per_replica
+        assert not isinstance(t, str), "a target from capacity is measured before the burst"
+        return t
+
     def in_rotation(self) -> list[str]:
         return primary_urls(self.stack) + [url for _, url, _ in self.added]
 
@@ -78,12 +84,10 @@ class Autoscaler:
                 replicas = len(self.in_rotation())
                 per = None if rate is None else rate / replicas
                 self.signal.append(SignalPoint(t_s=t, per_replica_rps=per, replicas=replicas))
-                over = per is not None and per > a.target_rps_per_replica
+                over = per is not None and per > self.target
                 # One replica fewer could carry it with room (10%): the scale-in signal.
                 under = (
-                    rate is not None
-                    and replicas > 1
-                    and rate / (replicas - 1) < 0.9 * a.target_rps_per_replica
+                    rate is not None and replicas > 1 and rate / (replicas - 1) < 0.9 * self.target
                 )
                 above_since = (above_since or t) if over else None
                 below_since = (below_since or t) if under else None

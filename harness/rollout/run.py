@@ -40,6 +40,7 @@ from harness.load.runner import LoadRun, LoadRunError, run_load
 from harness.measure.timeseries import per_second, per_version
 from harness.report.rollout_journal import MoveRecord, RolloutJournal, ScaleRecord, SignalRecord
 from harness.rollout.autoscale import Autoscaler
+from harness.rollout.capacity_target import CapacityBasis, measure_target
 from harness.rollout.hooks import HookFailed
 from harness.rollout.rolling import replace_replicas, restore_rotation
 from harness.rollout.traffic import FrontTraffic, HookTraffic, Traffic
@@ -141,6 +142,8 @@ class _Rollout:
         self.stopped = ""
         self.checks: list[CheckResult] = []
         self.scaler: Autoscaler | None = None
+        # autoscale.target_rps_per_replica: from_capacity: the target measured, and its basis.
+        self.capacity: CapacityBasis | None = None
 
     def read(self) -> list[Sample]:
         for load in self.loads:
@@ -289,13 +292,27 @@ class _Rollout:
         base = [s for s in window if s.x_version == BASELINE]
         cand = [s for s in window if s.x_version == CANDIDATE]
         t0 = self.load_start()
-        return look_at_step(share, look, at - t0, base, cand, self.spec.analysis, seed=look)
+        span = max(0.0, at - horizon - start)
+        return look_at_step(
+            share, look, at - t0, base, cand, self.spec.analysis, seed=look, window_s=span
+        )
 
     def load_start(self) -> float:
         return min((s.sent_s for s in self.samples), default=now())
 
+    def target_from_capacity(self, run_dir: Path) -> None:
+        """Before the burst: the autoscaler's target from one replica's capacity."""
+        got = measure_target(self.spec, self.stacks[BASELINE], run_dir, self.progress)
+        self.capacity = got
+        if got.target is not None:
+            a = self.spec.autoscale.model_copy(update={"target_rps_per_replica": got.target})
+            self.spec = self.spec.model_copy(update={"autoscale": a})
+
     def scale_out(self, launcher: Launcher, launched: list[ServiceHandle]) -> None:
         """The burst runs its course (the load's own duration) under the autoscaler."""
+        if self.capacity is not None and self.capacity.target is None:
+            self.stopped = "no burst: no target from capacity"
+            return
         self.scaler = Autoscaler(
             self.spec, self.stacks[BASELINE], launcher, launched, self.progress
         )
@@ -372,13 +389,15 @@ def _burst(spec: RolloutSpec, t0: float) -> tuple[float, float]:
 
 def _scale_checks(r: _Rollout, end_s: float) -> list[CheckResult]:
     scaler = r.scaler
-    if scaler is None:
-        return []
+    basis = None if r.capacity is None else r.capacity.basis
     a = r.spec.autoscale
+    if scaler is None:
+        no_target = r.capacity is not None and r.capacity.target is None
+        return [scale_out_check([], [], None, a.serve_within_s, basis)] if no_target else []
     t0 = r.load_start()
     seconds = [(t0 + b.t_s, b.ttft_p95_ms) for b in per_second(r.samples, t0, max(1.0, end_s - t0))]
     return [
-        scale_out_check(scaler.signal, scaler.events, a.target_rps_per_replica, a.serve_within_s),
+        scale_out_check(scaler.signal, scaler.events, scaler.target, a.serve_within_s, basis),
         burst_slo_check(
             seconds, scaler.events, _burst(r.spec, t0), a.ttft_p95_ms, a.recover_within_s
         ),
@@ -553,10 +572,14 @@ def run_rollout(
         else:
             loads = _compare_loads(spec, stacks, run_dir, progress)
         r = _Rollout(spec, front, loads, stacks, progress)
-        for load in loads:
-            load.start()
         finished = False
         try:
+            if r.spec.strategy == "scale_out" and (
+                r.spec.autoscale.target_rps_per_replica == "from_capacity"
+            ):
+                r.target_from_capacity(run_dir / "capacity")
+            for load in loads:
+                load.start()
             got = poll_until(
                 lambda: bool(r.read()),
                 FIRST_SAMPLE_TIMEOUT_S,
@@ -594,7 +617,8 @@ def run_rollout(
             for load in loads:
                 load.stop.set()
             for load in loads:
-                load.join(timeout=spec.load.drain_timeout_s + 60)
+                if load.ident is not None:  # started
+                    load.join(timeout=spec.load.drain_timeout_s + 60)
         end = now()
         r.read()
         if all(ld.result is not None for ld in loads):
@@ -632,8 +656,11 @@ def run_rollout(
             )
             for m in r.moves
         ]
+        if r.capacity is not None:
+            journal.target_basis = r.capacity.basis
+            journal.capacity = r.capacity.result
         if r.scaler is not None:
-            journal.target_rps_per_replica = spec.autoscale.target_rps_per_replica
+            journal.target_rps_per_replica = r.scaler.target
             journal.signal = [
                 SignalRecord(
                     t_s=round(p.t_s - t0, 2),

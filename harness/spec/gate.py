@@ -87,6 +87,14 @@ class ConfidenceSpec(Strict):
         return tuple(expr.replace(" ", "") for expr in v)
 
 
+class GateRollout(Strict):
+    """A rollout as the gate's last step: the gate's stack is the candidate, the running version
+    is given with `harness gate --baseline`."""
+
+    # Rollout profile file (kind: rollout), relative to this file.
+    profile: str
+
+
 # Checks a profile may name as key: skipped or missing, they make the gate unable to pass.
 DEFAULT_KEY_CHECKS = ("candidate's practices meet the policy",)
 
@@ -121,6 +129,8 @@ class GateSpec(Strict):
     experiments: tuple[str, ...] = ()
     # A run whose generator fell behind its schedule is invalid: fail the gate (or only warn).
     invalid_load_is: Literal["fail", "warn"] = "fail"
+    # A rollout from the running version to this candidate, after every other step.
+    rollout: GateRollout | None = None
 
     @field_validator("slos")
     @classmethod

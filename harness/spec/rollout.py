@@ -28,6 +28,8 @@ from harness.spec.base import Strict
 from harness.spec.load import ClosedLoop, LoadSpec, Seconds
 
 Strategy = Literal["canary", "blue_green", "rolling", "scale_out"]
+# What decides a canary step: every figure, or the gross failures alone (`Analysis.judge`).
+Judge = Literal["all", "gross_failures"]
 
 
 class Margins(Strict):
@@ -56,6 +58,11 @@ class Analysis(Strict):
     # Bootstrap resamples of a latency figure's interval, per look.
     resamples: int = Field(1000, ge=100, le=100_000)
     margins: Margins = Margins()
+    # all: every figure decides. gross_failures: only the error rate (failed, cut, hung or refused
+    # requests) and the fallback share decide; the latency figures are reported with their
+    # intervals and the candidate requests that would decide them, and neither hold nor abort a
+    # step (a stack whose steps carry too few requests to decide a few percent: llama.cpp on CPU).
+    judge: Judge = "all"
 
 
 class Switch(Strict):
@@ -84,12 +91,39 @@ class Rolling(Strict):
     pause_s: Seconds = Field(2.0, ge=0, le=3600)
 
 
+class CapacityTarget(Strict):
+    """How `target_rps_per_replica: from_capacity` is set: before the burst, a short capacity
+    search (`harness capacity`'s doubling, then bisection) through the stack's front door with one
+    primary replica in rotation; the target is `share` of the highest rate shown to keep the SLO
+    (TTFT p95, errors at most 1%), the per-replica rate an HPA's target stands for."""
+
+    share: float = Field(0.7, gt=0, le=1)
+    # The search's TTFT p95 SLO; None: the burst's own (`autoscale.ttft_p95_ms`).
+    ttft_p95_ms: float | None = Field(None, gt=0)
+    start_rps: float = Field(1.0, gt=0)
+    max_rps: float = Field(1000.0, gt=0)
+    # Each step's load, and the search's bound: at most this many steps, ended sooner when the
+    # highest pass and the lowest fail are within `precision` of each other.
+    step_s: Seconds = Field(5.0, gt=0, le=600)
+    max_steps: int = Field(5, ge=1, le=12)
+    precision: float = Field(0.25, gt=0, le=4)
+
+    @model_validator(mode="after")
+    def _rates(self) -> CapacityTarget:
+        if self.max_rps < self.start_rps:
+            raise ValueError(f"max_rps ({self.max_rps:g}) is below start_rps ({self.start_rps:g})")
+        return self
+
+
 class Autoscale(Strict):
     """PRACTICES.md's HPA rule as a policy, the harness acting as the controller. The signal is
     the one an HPA on a custom metric reads: the pool's request rate (the gateways'
     `llm_upstream_requests_total{pool="primary"}` from Prometheus) over the replicas in rotation."""
 
-    target_rps_per_replica: float = Field(100.0, gt=0)
+    # A rate, or from_capacity: derived from what one replica carries (`capacity`), where the
+    # practices' 100 requests/s per replica is out of the hardware's reach (the CPU stack).
+    target_rps_per_replica: float | Literal["from_capacity"] = 100.0
+    capacity: CapacityTarget = CapacityTarget()
     min_replicas: int = Field(2, ge=1, le=64)
     max_replicas: int = Field(10, ge=1, le=64)
     # The rate's window in Prometheus, and how often the controller reads it.
@@ -109,11 +143,25 @@ class Autoscale(Strict):
     # without its service registration does; the checks fail it).
     put_in_rotation: bool = True
 
+    @field_validator("target_rps_per_replica", mode="before")
+    @classmethod
+    def _target(cls, v: object) -> object:
+        if v == "from_capacity" or (
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        ):
+            return v
+        raise ValueError("a rate above 0 (requests/s per replica) or from_capacity")
+
     @model_validator(mode="after")
     def _bounds(self) -> Autoscale:
         if self.max_replicas < self.min_replicas:
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        if "capacity" in self.model_fields_set and self.target_rps_per_replica != "from_capacity":
+            raise ValueError(
+                "capacity is used only with target_rps_per_replica: from_capacity (the target "
+                f"is {self.target_rps_per_replica:g} here)"
             )
         return self
 

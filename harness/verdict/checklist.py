@@ -1,7 +1,8 @@
 """The deployment checklist of PRACTICES.md (section 9), item by item: which of a run's checks
 prove it, and whether they passed. Items a gate cannot prove (how a release is rolled out, what
 happens after it) are listed as outside the gate rather than left out, so the table is complete;
-blue-green and the canary are proven by a rollout's report (`harness rollout`).
+blue-green and the canary are proven by a rollout's checks (`harness rollout`, or a gate profile's
+rollout step).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ CHECKLIST: tuple[Item, ...] = (
     Item(
         "pre-deployment", "Security audit (input validation, authentication)", _category("security")
     ),
-    # Proven by `harness rollout` (blue_green / canary); a gate run leaves them not checked.
+    # Proven by a rollout (blue_green / canary): `harness rollout`, or a gate's rollout step.
     Item("deployment", "Blue-green deployment (zero downtime)", _blue_green),
     Item("deployment", "Gradual rollout (canary 5% -> 50% -> 100%)", _canary),
     Item("deployment", "Monitor error rates", _error_rates),

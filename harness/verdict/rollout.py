@@ -14,6 +14,11 @@ A figure is "no worse" when its bad end is inside the margin (non-inferiority sh
 when its good end is beyond it (shown worse than the margin allows), else "undecided". The step
 promotes when every figure is no worse, aborts when any is worse, holds otherwise, and aborts at
 its last look when a figure is still undecided: a rollout never promotes without evidence.
+
+A profile that judges gross failures alone (`analysis.judge: gross_failures`, for a stack whose
+steps carry a few requests: llama.cpp on CPU) decides on the error rate and the fallback share;
+the latency figures are still measured and reported, with how many candidate requests would
+decide them and how long that takes at the step's pace, but hold and abort nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ LATENCY = (
     ("e2e_p50", "e2e_ms", 0.5),
 )
 RATES = ("error_rate", "fallback_share")
+# The figures a gross failure shows in: requests failed, cut, hung or refused, or answered by the
+# fallback pool instead of the candidate's model (a candidate that does not answer).
+GROSS = RATES
 
 
 class FigureLook(BaseModel):
@@ -73,6 +81,8 @@ class FigureLook(BaseModel):
     # Undecided: about how many candidate requests (the baseline's growing alike) would decide at
     # this look's alpha, were the effect to stay as measured (None: decided, or not estimable).
     needed_candidate: int | None = None
+    # False: reported, not judged (the profile judges gross failures only): it decides nothing.
+    judged: bool = True
 
 
 class StepLook(BaseModel):
@@ -87,6 +97,10 @@ class StepLook(BaseModel):
     decision: Decision
     figures: list[FigureLook]
     reasons: list[str]
+    # Seconds of the step's window this look covered (its pace: n_candidate / window_s).
+    window_s: float | None = None
+    # The figures reported but not judged, each with what would decide it.
+    notes: list[str] = []
 
 
 def _is_error(s: Sample) -> bool:
@@ -249,6 +263,22 @@ def _rate_look(
     )
 
 
+def _pace(f: FigureLook, window_s: float | None) -> str:
+    """How long the candidate requests that would decide an undecided figure take at the step's
+    pace ("" where not estimable)."""
+    if f.needed_candidate is None or not window_s or not f.n_candidate:
+        return ""
+    rate = f.n_candidate / window_s
+    wait_s = max(0, f.needed_candidate - f.n_candidate) / rate
+    return f" ({_duration(wait_s)} more at this step's {rate:.2g} candidate requests/s)"
+
+
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
 def look_at_step(
     share: float,
     look: int,
@@ -257,8 +287,11 @@ def look_at_step(
     cand: Sequence[Sample],
     analysis: Analysis,
     seed: int = 0,
+    window_s: float | None = None,
 ) -> StepLook:
-    """Look `look` (1-based) at one canary step's window: each figure, then the decision."""
+    """Look `look` (1-based) at one canary step's window: each figure, then the decision. Under
+    `analysis.judge: gross_failures` only the error rate and the fallback share decide; the
+    latency figures come back unjudged, with what would decide them (`notes`)."""
     plan = SequentialPlan(alpha=analysis.alpha, max_looks=analysis.max_looks)
     alpha = plan.alpha_at(look)
     z = -float(special.ndtri(alpha))  # the normal's one-sided quantile
@@ -271,14 +304,24 @@ def look_at_step(
     ]
     figures.append(_rate_look("error_rate", base, cand, m.error_rate_pp, alpha))
     figures.append(_rate_look("fallback_share", base, cand, m.fallback_share_pp, alpha))
-    worse = [f for f in figures if f.verdict == "worse"]
-    undecided = [f for f in figures if f.verdict == "undecided"]
+    if analysis.judge == "gross_failures":
+        figures = [
+            f if f.name in GROSS else f.model_copy(update={"judged": False}) for f in figures
+        ]
+    notes = [f"not judged: {f.reason}{_pace(f, window_s)}" for f in figures if not f.judged]
+    worse = [f for f in figures if f.judged and f.verdict == "worse"]
+    undecided = [f for f in figures if f.judged and f.verdict == "undecided"]
     last = look >= analysis.max_looks
     if worse:
         decision: Decision = "abort"
         reasons = [f"shown worse than its margin: {f.reason}" for f in worse]
     elif not undecided:
-        decision, reasons = "promote", ["every figure shown no worse than its margin"]
+        decision = "promote"
+        reasons = [
+            "every figure shown no worse than its margin"
+            if not notes
+            else f"every judged figure ({', '.join(GROSS)}) shown no worse than its margin"
+        ]
     elif last:
         decision = "abort"
         reasons = [
@@ -299,7 +342,38 @@ def look_at_step(
         decision=decision,
         figures=figures,
         reasons=reasons,
+        window_s=None if window_s is None else round(window_s, 2),
+        notes=notes,
     )
+
+
+def _what_decides(f: FigureLook, window_s: float | None) -> str:
+    """An undecided figure: the candidate requests that would decide it, and how long they take."""
+    if f.needed_candidate is None:
+        return f.reason
+    return f"{f.name} about {f.needed_candidate} candidate requests" + _pace(f, window_s)
+
+
+def _finer_effects(decided: Sequence[StepLook]) -> list[str]:
+    """What a gross-failures canary did not judge, per step: the latency figures more traffic
+    would decide (and how much), and any shown worse than its margin all the same."""
+    out = []
+    for lk in decided:
+        open_ = [f for f in lk.figures if not f.judged and f.verdict == "undecided"]
+        worse = [f for f in lk.figures if not f.judged and f.verdict == "worse"]
+        if open_:
+            needs = "; ".join(_what_decides(f, lk.window_s) for f in open_)
+            out.append(
+                f"{lk.share:.0%}: finer effects need more traffic than this step carried "
+                f"({lk.n_candidate} candidate requests; not judged, analysis.judge: "
+                f"gross_failures): {needs}"
+            )
+        out += [
+            f"{lk.share:.0%}: shown worse than its margin, not judged (analysis.judge: "
+            f"gross_failures): {f.reason}"
+            for f in worse
+        ]
+    return out
 
 
 def canary_check(
@@ -311,10 +385,14 @@ def canary_check(
     """The canary's verdict: promoted through every step below 100%, or why not (a look that
     aborted it, or `failed_move`: a move that could not be made)."""
     decided = [lk for lk in looks if lk.decision != "hold"]
+    unjudged = [f for lk in decided for f in lk.figures if not f.judged]
+    needed = [f.needed_candidate for f in unjudged if f.needed_candidate is not None]
     measured: dict[str, float | int | str | None] = {
         "steps_promoted": sum(1 for lk in decided if lk.decision == "promote"),
         "steps_analysed": len([s for s in steps if s < 1]),
         "looks": len(looks),
+        "judged": "gross failures" if unjudged else "every figure",
+        "latency_needed_candidate": max(needed, default=None),
     }
     if promoted:
         return CheckResult(
@@ -325,7 +403,8 @@ def canary_check(
                 f"{lk.share:.0%}: promoted at look {lk.look} of {lk.max_looks} "
                 f"({lk.n_baseline} baseline, {lk.n_candidate} candidate requests)"
                 for lk in decided
-            ],
+            ]
+            + _finer_effects(decided),
             measured=measured,
         )
     stop = decided[-1] if decided else (looks[-1] if looks else None)
@@ -480,19 +559,25 @@ def _after(a: float | None, b: float | None) -> float | None:
 def scale_out_check(
     signal: Sequence[SignalPoint],
     events: Sequence[ScaleEvent],
-    target: float,
+    target: float | None,
     serve_within_s: float,
+    basis: str | None = None,
 ) -> CheckResult:
-    """A burst above the target adds a replica, and the replica serves: each step's time."""
+    """A burst above the target adds a replica, and the replica serves: each step's time.
+    `basis`: where a target not the profile's own came from (one replica's capacity); a target
+    that could not be derived (None) fails, with that basis as its reason."""
     name = "scale-out: a replica added and serving when the signal crossed the target"
     peak = max((p.per_replica_rps for p in signal if p.per_replica_rps is not None), default=None)
     outs = [e for e in events if e.kind == "out"]
     measured: dict[str, float | int | str | None] = {
-        "target_rps_per_replica": target,
+        "target_rps_per_replica": None if target is None else round(target, 3),
+        "target_from": "profile" if basis is None else "capacity",
         "peak_rps_per_replica": None if peak is None else round(peak, 2),
         "replicas_max": max((p.replicas for p in signal), default=0),
         "scale_outs": len(outs),
     }
+    if target is None:
+        return CheckResult.from_reasons(name, "rollout", [basis or "no target"], measured)
     if outs:
         first = outs[0]
         measured |= {
@@ -526,6 +611,9 @@ def scale_out_check(
             f"after the signal crossed, ready {_after(f.ready_s, f.decided_s)}s after the "
             f"decision, serving after {_after(f.serving_s, f.decided_s)}s"
         )
+    if basis is not None:  # where the target came from goes with the outcome, either way
+        note = f"{note}; {basis}"
+        failures += [basis] if failures else []
     return CheckResult.from_reasons(name, "rollout", failures, measured, passed_note=note)
 
 

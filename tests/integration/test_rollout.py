@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from process_support import interrupt_after
 
 from harness.measure.sample_file import read_sample_file
+from harness.paths import PROJECT_ROOT
 from harness.stack.process import pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -247,12 +249,35 @@ def _scale_out(
     return r, json.loads((out / "report.json").read_text())
 
 
+def _predicted_capacity(step_report: str) -> float:
+    """One simulated replica, one request at a time: 1 / (30 ms + 5 ms a token after the first),
+    with the answers' length as the search's first step measured it."""
+    counts = json.loads(Path(step_report).read_text())["summary"]["counts"]
+    tokens = counts["output_tokens"] / counts["ok"]
+    return 1000.0 / (30.0 + 5.0 * (tokens - 1))
+
+
 def test_a_burst_scales_the_pool_out_and_back_in_with_its_timings(tmp_path: Path) -> None:
     r, report = _scale_out(tmp_path, FIXTURES / "scale.yaml")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     out = _check(report, "scale-out: a replica added")
     m = out["measured"]
     assert m["scale_outs"] >= 1 and m["peak_rps_per_replica"] > 8
+    # The target is 70% of what one replica carried within the SLO before the burst, and the
+    # report says so.
+    journal = report["rollout"]
+    capacity = journal["capacity"]
+    passed = capacity["capacity_rps"]
+    assert m["target_from"] == "capacity" and m["target_rps_per_replica"] == round(0.7 * passed, 3)
+    assert journal["target_rps_per_replica"] == pytest.approx(0.7 * passed)
+    assert "the highest rate at which one replica alone in rotation" in journal["target_basis"]
+    assert journal["target_basis"] in " ".join(out["reasons"])
+    # The search's steps are coarse (10, 20, 15 requests/s; halving from 10 on a busy runner):
+    # the capacity lies between the pass and the fail, and the prediction between them, roughly.
+    predicted = _predicted_capacity(capacity["steps"][0]["report"])
+    assert 0.45 * predicted <= passed <= 1.3 * predicted, (passed, predicted)
+    failed = capacity["interval"]["failed"]
+    assert failed is None or failed["rate_rps"] >= 0.65 * predicted, (failed, predicted)
     for step in ("decision_after_crossing", "ready_after_decision", "serving_after_decision"):
         assert m[f"{step}_s"] is not None and m[f"{step}_s"] >= 0
     slo = _check(report, "scale-out: TTFT p95")
@@ -267,11 +292,13 @@ def test_a_burst_scales_the_pool_out_and_back_in_with_its_timings(tmp_path: Path
 
 def test_a_scale_out_whose_replica_never_enters_rotation_fails(tmp_path: Path) -> None:
     profile = tmp_path / "unregistered.yaml"
-    # A shorter burst: the replica that never serves is seen within 5 s of its decision.
+    # A shorter burst: the replica that never serves is seen within 5 s of its decision. A fixed
+    # target (no capacity search first): what is under test is the replica, not the target.
     profile.write_text(
         (FIXTURES / "scale.yaml")
         .read_text()
         .replace("  serve_within_s: 15s\n", "  serve_within_s: 5s\n  put_in_rotation: false\n")
+        .replace("from_capacity\n  capacity: {", "6\n  # capacity: {")
         .replace("spike_s: 16s", "spike_s: 12s")
         .replace("duration_s: 34s", "duration_s: 22s")
     )
@@ -301,6 +328,62 @@ def test_a_rolling_update_of_the_llama_cpp_stack_reports_real_cold_starts(tmp_pa
         assert check["outcome"] == "pass", check
         # llama-server loads its model before its first token: a cold start, not an instant.
         assert m["cold_start_s"] > 0.2 and m["drain_s"] is not None
+
+
+def _cpu_canary(tmp_path: Path) -> Path:
+    """The shipped llama.cpp canary (its judge and margins) with the tests' short timing: one
+    analysed step at 50%, looks every 4 s, answers of 4 tokens from 4 users (about 7 requests/s
+    on 2 cores, where the shipped 5% step would see one every 20 s)."""
+    profile = yaml.safe_load((PROJECT_ROOT / "rollouts" / "canary-cpu.yaml").read_text())
+    profile |= {"steps": [0.5, 1.0], "bake_s": "3s"}
+    profile["load"] |= {
+        "workload": {"prompt_words": 4, "max_tokens": 4},
+        "load": {"kind": "closed", "users": 4},
+    }
+    profile["analysis"] |= {"look_every_s": "4s", "max_looks": 5}
+    profile["switch"] |= {"settle_s": "1s"}
+    path = tmp_path / "canary-cpu-short.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+def test_an_identical_llama_cpp_candidate_is_promoted_on_gross_failures_alone(
+    tmp_path: Path,
+) -> None:
+    baseline = FIXTURES / "llama-baseline.yaml"
+    out = tmp_path / "out"
+    argv = _argv(out, str(baseline), str(_cpu_canary(tmp_path)), baseline=baseline)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["rollout"]["stopped"] == "promoted to 100%"
+    canary = _check(report, "canary:")
+    assert canary["measured"]["judged"] == "gross failures"
+    # The latency figures were measured and reported, and the report says what would decide them.
+    decided = [lk for lk in report["rollout"]["looks"] if lk["decision"] == "promote"]
+    unjudged = {f["name"] for f in decided[0]["figures"] if not f["judged"]}
+    assert unjudged == {"ttft_p50", "ttft_p95", "itl_p50", "e2e_p50"}
+    finer = " ".join(r for r in canary["reasons"] if "finer effects need more traffic" in r)
+    assert "candidate requests" in finer and "more at this step's" in finer, canary["reasons"]
+    assert all(m["outcome"] == "pass" for m in _moves(report)), _moves(report)
+
+
+def test_a_candidate_that_does_not_answer_is_aborted_on_the_llama_cpp_stack(
+    tmp_path: Path,
+) -> None:
+    # Its model servers fail every request: the gateway answers with its degraded reply.
+    baseline = FIXTURES / "llama-baseline.yaml"
+    out = tmp_path / "out"
+    argv = _argv(out, "candidate-down.yaml", str(_cpu_canary(tmp_path)), baseline=baseline)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    canary = _check(report, "canary:")
+    assert canary["outcome"] == "fail"
+    assert canary["reasons"][0].startswith("aborted at 50%")
+    assert "shown worse than its margin: fallback_share" in canary["reasons"][0]
+    assert report["rollout"]["final_share"] == 0.0
+    assert _check(report, "rollback:")["outcome"] == "pass"
 
 
 def test_a_load_over_the_stacks_rate_limit_is_refused_before_anything_starts(

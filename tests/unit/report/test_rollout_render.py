@@ -1,5 +1,6 @@
 """The rollout journal in the rendered reports: the timeline, the looks, where it stopped."""
 
+from harness.load.capacity import CapacityResult, CapacityStep
 from harness.measure.timeseries import VersionFigures, VersionInterval
 from harness.report.model import RunReport
 from harness.report.render_html import render_html
@@ -299,3 +300,37 @@ def test_a_scale_out_shows_the_replicas_the_signal_and_each_event() -> None:
     assert "| replica | kind | decided at | crossed -> decided | decided -> ready |" in table
     assert "| primary-2 | out (added) | 4.1 s | 1.10 s | 1.20 s | 0.30 s | 0.30 s | 2 |" in table
     assert "| primary-2 | in (removed) | 16.0 s | - | - | - | - | 1 |" in table
+
+
+def test_a_target_from_capacity_is_said_and_its_search_shown() -> None:
+    steps = [
+        CapacityStep(rate_rps=10, outcome="passed", reasons=[], ttft_p95_ms=147.0),
+        CapacityStep(rate_rps=15, outcome="failed", reasons=["ttft_p95_ms = 995 violates <= 500"]),
+    ]
+    capacity = CapacityResult(
+        slos=["ttft_p95_ms<=500"],
+        capacity_rps=10,
+        bounded_by="slo",
+        explanation="capacity between 10 and 15 req/s",
+        steps=steps,
+    )
+    basis = "target 7 req/s per replica: 70% of 10 req/s, the highest rate ..."
+    journal = scale_out().model_copy(
+        update={"target_rps_per_replica": 7.0, "target_basis": basis, "capacity": capacity}
+    )
+    section = render_html(report(journal))
+    section = section[section.index("<h2>Rollout</h2>") :]
+    assert "target 7 req/s per replica (from one replica&#x27;s measured capacity)" in section
+    table = section[section.index("<h3>Target from capacity</h3>") :]
+    assert "<td>10 req/s</td><td>passed</td><td>147 ms</td>" in table
+    assert "ttft_p95_ms = 995 violates &lt;= 500" in table
+    md = render_markdown(report(journal))
+    assert f"- {basis}" in md
+    assert "| 15 req/s | failed | - | - | - | ttft_p95_ms = 995 violates <= 500 |" in md
+
+
+def test_a_latency_figure_not_judged_says_so() -> None:
+    unjudged = figure("ttft_p50", 0.02, -0.4, 0.5, "undecided").model_copy(update={"judged": False})
+    journal = aborted_canary().model_copy(update={"looks": [look(1, 4.0, "promote", unjudged)]})
+    md = render_markdown(report(journal))
+    assert "+2.0% [-40.0%, +50.0%] vs +10%: undecided (not judged)" in md

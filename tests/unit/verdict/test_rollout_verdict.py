@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
-from harness.spec.rollout import Analysis, Switch
+from harness.spec.rollout import Analysis, Margins, Switch
 from harness.verdict.rollout import Move, canary_check, look_at_step, move_check, move_requests
 
 
@@ -104,6 +104,63 @@ def test_a_candidate_with_no_requests_is_undecided_never_promoted() -> None:
     look = look_at_step(0.05, 1, 10.0, _samples(500, rng), [], Analysis(max_looks=1))
     assert look.decision == "abort"
     assert all(f.verdict == "undecided" for f in look.figures)
+
+
+# A profile for a stack whose steps carry a few requests (llama.cpp on CPU): gross failures only.
+GROSS = Analysis(
+    judge="gross_failures", max_looks=4, margins=Margins(error_rate_pp=25, fallback_share_pp=25)
+)
+
+
+def test_gross_failures_promote_on_few_requests_and_say_what_latency_would_need() -> None:
+    rng = np.random.default_rng(11)
+    base, cand = _samples(40, rng), _samples(30, rng)
+    look = look_at_step(0.5, 4, 40.0, base, cand, GROSS, window_s=20.0)
+    assert look.decision == "promote", look.reasons
+    assert {f.name for f in look.figures if f.judged} == {"error_rate", "fallback_share"}
+    # Every figure is still measured: the latency ones with an interval, unjudged.
+    p95 = next(f for f in look.figures if f.name == "ttft_p95")
+    assert not p95.judged and p95.low is not None and p95.high is not None
+    assert p95.verdict == "undecided" and p95.needed_candidate is not None
+    assert p95.needed_candidate > 30
+    note = next(n for n in look.notes if n.startswith("not judged: ttft_p95"))
+    assert "at this step's 1.5 candidate requests/s" in note
+    # The same requests under a profile that judges every figure decide nothing.
+    every = Analysis(max_looks=4, margins=GROSS.margins)
+    assert look_at_step(0.5, 4, 40.0, base, cand, every).decision == "abort"
+    check = canary_check([look], (0.5, 1.0), promoted=True)
+    assert check.outcome == "pass"
+    finer = [r for r in check.reasons if "finer effects need more traffic" in r]
+    assert finer and "ttft_p95 about" in finer[0] and "(30 candidate requests" in finer[0]
+    assert check.measured["judged"] == "gross failures"
+    assert check.measured["latency_needed_candidate"] == max(
+        f.needed_candidate for f in look.figures if not f.judged and f.needed_candidate
+    )
+
+
+def test_gross_failures_abort_a_candidate_that_does_not_answer() -> None:
+    rng = np.random.default_rng(12)
+    base = _samples(40, rng)
+    failing = _samples(6, rng, errors_every=1, version="candidate")
+    look = look_at_step(0.5, 2, 20.0, base, failing, GROSS)
+    assert look.decision == "abort"
+    assert [f.name for f in look.figures if f.verdict == "worse"] == ["error_rate"]
+    assert "error_rate 0/40 -> 6/6" in look.reasons[0]
+    # Answered by the fallback pool instead of its own model: as gross.
+    fallback = _samples(6, rng, fallback_every=1, version="candidate")
+    look = look_at_step(0.5, 2, 20.0, base, fallback, GROSS)
+    assert look.decision == "abort" and "fallback_share" in look.reasons[0]
+
+
+def test_gross_failures_report_a_slower_candidate_without_judging_it() -> None:
+    rng = np.random.default_rng(13)
+    base, cand = _samples(400, rng), _samples(400, rng, slower=0.5)
+    look = look_at_step(0.5, 2, 20.0, base, cand, GROSS)
+    assert look.decision == "promote"
+    worse = [f for f in look.figures if f.verdict == "worse"]
+    assert worse and not any(f.judged for f in worse)
+    check = canary_check([look], (0.5, 1.0), promoted=True)
+    assert any("shown worse than its margin, not judged" in r for r in check.reasons)
 
 
 def test_later_looks_spend_more_alpha() -> None:
