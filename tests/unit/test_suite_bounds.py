@@ -48,3 +48,10 @@ def test_a_planted_hang_fails_by_timeout_with_its_traceback(tmp_path: Path) -> N
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert "Timeout" in out and "time.sleep(600)" in out, out  # the hung line, in the traceback
+
+
+def test_every_test_module_has_a_basename_of_its_own() -> None:
+    # The test folders are not packages: two modules of one name collide when one pytest run
+    # collects both (the serial phase collects the whole tree), and collection stops.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
