@@ -219,9 +219,10 @@ class _LogPump(threading.Thread):
         client = self._c.client
         watched: Container = client.containers.get(str(self._c.id)) if client else self._c
         attached_start: str | None = None
-        errors = 0
         with self._path.open("ab") as out:
-            while not self._done.is_set() and errors < 20:
+            # Until finish() or the container is gone: an engine slow to answer on a busy machine
+            # (a restart, a stream that fails) is tried again, never given up on for good.
+            while not self._done.is_set():
                 try:
                     watched.reload()
                     started = str(watched.attrs["State"].get("StartedAt", ""))
@@ -237,11 +238,10 @@ class _LogPump(threading.Thread):
                             if not wrote:  # nothing of this start came through: attach again
                                 attached_start = previous
                             raise
-                    errors = 0
                 except docker.errors.NotFound:
                     return
-                except Exception:  # engine hiccup or shutdown: retry a bounded number of times
-                    errors += 1
+                except Exception:  # engine hiccup, or the stream broke: attach again
+                    pass
                 self._done.wait(0.25)
 
 
