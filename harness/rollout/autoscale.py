@@ -164,7 +164,7 @@ class Autoscaler:
         name, url, handle = self.added.pop()
         at = now()
         set_rotation(self.stack, self.in_rotation())
-        drain_s, drained = drain_replica(url, self.spec.switch.drain_timeout_s)
+        drain_s, drained = drain_replica(self.stack, url, url, self.spec.switch.drain_timeout_s)
         handle.stop()
         self.events.append(
             ScaleEvent(

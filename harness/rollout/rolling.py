@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,16 +52,47 @@ def server_metric(url: str, names: tuple[str, ...]) -> float | None:
     return total if seen else None
 
 
-def drain_replica(url: str, bound_s: float) -> tuple[float | None, bool]:
-    """Wait until the replica (out of rotation) runs no request: (seconds it took, or None when
-    not within `bound_s`; whether it drained)."""
+def _gateway_pools(stack: RunningStack) -> list[dict[str, Any] | None]:
+    """Each gateway's primary pool as its /healthz gives it (None: no answer)."""
+    pools: list[dict[str, Any] | None] = []
+    for gw in stack.endpoints.gateways:
+        try:
+            pool = http_get(f"{gw}/healthz", timeout=2.0).json()["pools"]["primary"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pool = None
+        pools.append(pool if isinstance(pool, dict) else None)
+    return pools
+
+
+def _sent_by_gateways(stack: RunningStack, routed: str) -> int | None:
+    """Requests the gateways have sent to `routed` and not yet ended (None: a gateway did not
+    say: one too old to count them, or not answering)."""
+    total = 0
+    for pool in _gateway_pools(stack):
+        counts = None if pool is None else pool.get("in_flight")
+        if not isinstance(counts, dict):
+            return None
+        total += int(counts.get(routed, 0))
+    return total
+
+
+def drain_replica(
+    stack: RunningStack, url: str, routed: str, bound_s: float
+) -> tuple[float | None, bool]:
+    """Wait until the replica (out of rotation) has no request: none the gateways sent to it
+    (`routed`, the address they dial) still open, and none running by its own gauge (`url`).
+    The gateways' count comes first: a request already sent may not have reached the server's
+    gauge yet. (seconds it took, or None when not within `bound_s`; whether it drained)"""
     since = now()
-    left = poll_until(
-        lambda: server_metric(url, RUNNING_GAUGES),
-        bound_s,
-        0.1,
-        until=lambda n: n is not None and n <= 0,
-    )
+
+    def open_requests() -> float | None:
+        sent = _sent_by_gateways(stack, routed)
+        running = server_metric(url, RUNNING_GAUGES)
+        if running is None:
+            return None
+        return running + (sent or 0)
+
+    left = poll_until(open_requests, bound_s, 0.1, until=lambda n: n is not None and n <= 0)
     drained = left is not None and left <= 0
     return (now() - since if drained else None), drained
 
@@ -71,8 +103,10 @@ def primary_urls(stack: RunningStack) -> list[str]:
     return [f"http://{proxies[p]}" for p in sorted(proxies) if p.startswith("primary-")]
 
 
-def set_rotation(stack: RunningStack, urls: list[str]) -> None:
-    """Every gateway's primary pool: these addresses, re-read now (config file, SIGHUP)."""
+def set_rotation(stack: RunningStack, urls: list[str], confirm_s: float = 5.0) -> None:
+    """Every gateway's primary pool: these addresses, re-read now (config file, SIGHUP), and
+    returns once every gateway says so in its /healthz (bounded by `confirm_s`: a gateway on a
+    busy machine may take its signal late, and a replica stopped before then gets requests)."""
     for svc in stack.services.values():
         if svc.definition.role != "gateway":
             continue
@@ -85,7 +119,13 @@ def set_rotation(stack: RunningStack, urls: list[str]) -> None:
         pid = svc.pid
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
-    time.sleep(0.2)  # each gateway's loop runs the handler at its next turn
+    want = [u.rstrip("/") for u in urls]
+    poll_until(
+        lambda: _gateway_pools(stack),
+        confirm_s,
+        0.05,
+        until=lambda pools: all(p is not None and p.get("urls") == want for p in pools),
+    )
 
 
 def _set_rotation(stack: RunningStack, leave_out: str | None) -> None:
@@ -195,7 +235,8 @@ def _replace_one(
     drained: bool | None = None
     if rolling.drain:
         _set_rotation(stack, name)
-        drain_s, drained = drain_replica(url, spec.switch.drain_timeout_s)
+        routed = f"http://{stack.endpoints.proxies[name]}"
+        drain_s, drained = drain_replica(stack, url, routed, spec.switch.drain_timeout_s)
         old.stop()
     else:
         old.kill()

@@ -117,6 +117,7 @@ def create_app(config: GatewayRuntimeConfig | None = None) -> FastAPI:
                     name: {
                         "model": p.model,
                         "urls": list(p.urls),
+                        "in_flight": dict(p.in_flight),
                         "breaker": p.breaker.state,
                     }
                     for name, p in gateway.pools.items()

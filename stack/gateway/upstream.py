@@ -55,8 +55,10 @@ class UpstreamStream:
     events: AsyncIterator[list[SseEvent]]
     response: aiohttp.ClientResponse
     url: str
+    pool: Pool
 
     async def aclose(self) -> None:
+        self.pool.release(self.url)
         # A stream read to its end keeps its connection for the next request; one cut short
         # (client gone, error) closes it, so no half-read answer is left on a pooled connection.
         if self.response.content.at_eof():
@@ -119,11 +121,25 @@ class Pool:
     breaker: CircuitBreaker
     client: UpstreamClient
     _rr: itertools.count[int] = field(default_factory=itertools.count)
+    # Requests sent to each URL and not yet ended, from the moment one is sent: a replica taken
+    # out of rotation is drained when its count here is none (its own gauge misses a request
+    # still on its way to it).
+    in_flight: dict[str, int] = field(default_factory=dict)
 
     def url_order(self) -> list[str]:
         """All URLs, starting at the next one in round-robin order."""
         start = next(self._rr) % len(self.urls)
         return [*self.urls[start:], *self.urls[:start]]
+
+    def hold(self, url: str) -> None:
+        self.in_flight[url] = self.in_flight.get(url, 0) + 1
+
+    def release(self, url: str) -> None:
+        left = self.in_flight.get(url, 0) - 1
+        if left > 0:
+            self.in_flight[url] = left
+        else:
+            self.in_flight.pop(url, None)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -153,13 +169,17 @@ async def call_json(
         async with asyncio.timeout(timeout_s):
             last_error = "no URL configured"
             for base in pool.url_order():
+                pool.hold(base)
                 try:
-                    resp = await pool.client.post(base + path, body, headers)
-                except aiohttp.ClientConnectorError as e:
-                    last_error = f"{type(e).__name__} connecting to {base}"
-                    continue
-                async with resp:
-                    raw = await resp.read()
+                    try:
+                        resp = await pool.client.post(base + path, body, headers)
+                    except aiohttp.ClientConnectorError as e:
+                        last_error = f"{type(e).__name__} connecting to {base}"
+                        continue
+                    async with resp:
+                        raw = await resp.read()
+                finally:
+                    pool.release(base)
                 return _answer(resp.status, raw, base)
             raise UpstreamFailure("connect_error", last_error)
     except TimeoutError as e:
@@ -183,26 +203,37 @@ async def open_stream(
     A non-2xx status comes back as an `UpstreamAnswer` (client error) or `UpstreamFailure`.
     """
     resp: aiohttp.ClientResponse | None = None
+    held: str | None = None
     try:
         async with asyncio.timeout(timeout_s):
             last_error = "no URL configured"
             for base in pool.url_order():
+                pool.hold(base)
+                held = base
                 try:
                     resp = await pool.client.post(base + path, body, headers, idle_timeout_s)
                 except aiohttp.ClientConnectorError as e:
                     last_error = f"{type(e).__name__} connecting to {base}"
+                    pool.release(base)
+                    held = None
                     continue
                 if resp.status >= 300:
                     raw = await resp.read()
                     resp.release()
+                    pool.release(base)
+                    held = None
                     return _answer(resp.status, raw, base)
                 events = iter_sse_batches(_line_batches(resp))
                 first = await anext(events, None)
                 if not first:
                     raise UpstreamFailure("invalid_response", "stream ended before any event")
-                return UpstreamStream(first, events, resp, base)
+                # From here the stream's own aclose releases the URL.
+                held = None
+                return UpstreamStream(first, events, resp, base, pool)
             raise UpstreamFailure("connect_error", last_error)
     except BaseException as e:
+        if held is not None:
+            pool.release(held)
         if resp is not None:
             resp.close()
         if isinstance(e, TimeoutError):
