@@ -81,6 +81,11 @@ class RolloutResult:
     samples: list[Sample] = field(default_factory=list)
 
 
+# How long after the final rollback settled the load still sends, so requests show the
+# baseline answering again.
+ROLLBACK_CHECK_S = 1.5
+
+
 class _Load(threading.Thread):
     """The rollout's load to one entry. Its samples name the version that answered: `version`
     when the entry is one version's own, else the version header's value, as `labels` map it."""
@@ -367,6 +372,17 @@ def verify_candidate(stack: RunningStack) -> CheckResult:
     )
 
 
+def _run_on(r: _Rollout, seconds: float) -> None:
+    """Let the load run `seconds` more (the final rollback's check); a second Ctrl-C ends it."""
+    r.progress(f"  the load runs {seconds:g}s more to check the rollback (Ctrl-C: stop now)")
+    end = time.monotonic() + seconds
+    try:
+        while (left := end - time.monotonic()) > 0 and all(ld.is_alive() for ld in r.loads):
+            time.sleep(min(0.2, left))
+    except KeyboardInterrupt:
+        r.progress("  stopping now: the rollback is left unchecked")
+
+
 def _move_checks(r: _Rollout, end_s: float) -> list[CheckResult]:
     settle = r.spec.switch.settle_s
     out = []
@@ -610,8 +626,11 @@ def run_rollout(
             r.stopped = f"interrupted {where}" + (f" ({r.stopped})" if r.stopped else "")
         finally:
             if not finished and front is not None and front.share != 0 and front.alive():
-                # Back on the baseline before anything stops, whatever ended the rollout.
+                # Back on the baseline before anything stops, whatever ended the rollout, and
+                # checked like any move: the load runs on until requests sent after it settled
+                # have answered.
                 r.move("rollback (the rollout ended)", 0.0, BASELINE)
+                _run_on(r, spec.switch.settle_s + ROLLBACK_CHECK_S)
             if not finished and one_stack:
                 restore_rotation(stacks[BASELINE])
             for load in loads:

@@ -117,23 +117,26 @@ def _values(samples: Sequence[Sample], attr: str) -> Values:
 
 
 def _quantile_change_se(a: Values, b: Values, q: float, resamples: int, seed: int) -> float:
-    """Bootstrap standard error of (q-quantile of b - that of a) / that of a."""
+    """Bootstrap standard error of (q-quantile of b - that of a) / that of a (not finite where
+    resampled quantiles of a are 0)."""
     from scipy import stats  # half a second to import: only where versions are compared
 
     def ratio(x: Values, y: Values, axis: int = -1) -> Values:
         qx = np.quantile(x, q, axis=axis)
         return np.asarray((np.quantile(y, q, axis=axis) - qx) / qx)
 
-    res = stats.bootstrap(
-        (a, b),
-        ratio,
-        n_resamples=resamples,
-        method="percentile",
-        vectorized=True,
-        batch=100,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.standard_error)
+    # A resampled quantile of 0 gives inf or nan: the caller reads the standard error it makes.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = stats.bootstrap(
+            (a, b),
+            ratio,
+            n_resamples=resamples,
+            method="percentile",
+            vectorized=True,
+            batch=100,
+            rng=np.random.default_rng(seed),
+        )
+        return float(res.standard_error)
 
 
 def _verdict(low: float, high: float, margin: float) -> Verdict:
@@ -174,6 +177,20 @@ def _latency_look(
     assert qb is not None
     est = (qb - qa) / qa
     se = _quantile_change_se(a, b, q, resamples, seed)
+    if not math.isfinite(se):
+        # Some resampled baselines have this quantile at 0 (many values of 0: tokens that
+        # came in one read): a relative change has no interval.
+        zeros = int((a == 0).sum())
+        return FigureLook(
+            **common,
+            **counts,
+            effect=est,
+            low=None,
+            high=None,
+            verdict="undecided",
+            reason=f"{name} {qa:.1f} -> {qb:.1f} ms ({est:+.1%}): no interval, {zeros} of "
+            f"{a.size} baseline values are 0, so resampled baselines have this quantile at 0",
+        )
     low, high = est - z * se, est + z * se
     verdict = _verdict(low, high, margin)
     needed = None

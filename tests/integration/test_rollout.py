@@ -153,6 +153,9 @@ def test_an_interrupted_rollout_puts_traffic_back_and_leaves_nothing(tmp_path: P
     assert journal["interrupted"] and journal["stopped"].startswith("interrupted at 50%")
     assert journal["final_share"] == 0.0
     assert journal["moves"][-1]["share_to"] == 0.0
+    # The rollback was checked on requests: the load ran on until the baseline answered again.
+    (rollback,) = [c for c in report["checks"] if c["name"].startswith("rollback (the rollout")]
+    assert rollback["outcome"] == "pass", rollback
     assert not [p for p in pids if pid_alive(p)]
 
 

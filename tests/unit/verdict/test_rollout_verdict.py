@@ -270,3 +270,17 @@ def test_a_replica_replaced_counts_its_whole_window_and_its_problems() -> None:
     check = move_check(move, around, [], Switch())
     assert check.outcome == "fail" and check.reasons[0].startswith("the new replica")
     assert check.measured["cold_start_s"] == 1.5
+
+
+def test_a_baseline_quantile_that_resamples_to_zero_is_undecided_not_a_crash() -> None:
+    # Inter-token gaps of 0 (tokens that came in one read) in nearly half the baseline: some
+    # resampled medians are 0 and the relative change has no interval.
+    rng = np.random.default_rng(5)
+    base, cand = _samples(12, rng), _samples(12, rng)
+    for s in base[:6]:
+        s.token_gaps_ms = [0.0] * 15
+    look = look_at_step(0.5, 1, 10.0, base, cand, Analysis())
+    itl = next(f for f in look.figures if f.name == "itl_p50")
+    assert itl.verdict == "undecided" and itl.needed_candidate is None, itl
+    assert itl.low is None and "no interval" in itl.reason
+    assert look.decision == "hold"
