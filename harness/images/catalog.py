@@ -30,7 +30,7 @@ BASE_TAG = f"{TAG_PREFIX}/debian:{SUITE}"
 # uvicorn speedups and the NVML binding (the GPU figures, when the container is given the GPU)
 # are pinned too when the venv has them, so both providers run the same code.
 GATEWAY_PACKAGES = (
-    "fastapi",
+    "starlette",
     "uvicorn",
     "httpx",
     "aiohttp",

@@ -57,18 +57,22 @@ class ResponseCache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The cached answer or None; RedisUnavailable propagates for the caller to count."""
-        raw = await self._store.run(lambda r: r.get(key))
-        if raw is None:
-            return None
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        return decode_entry(await self._store.run(lambda r: r.get(key)))
 
     async def set(self, key: str, answer: dict[str, Any]) -> None:
         data = json.dumps(answer, separators=(",", ":"))
         await self._store.run(lambda r: r.set(key, data, ex=self._ttl_s))
+
+
+def decode_entry(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A stored answer, or None for no entry or one that is not an answer."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def answer_from_stream(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.access_log import RequestLog, get_logger
@@ -26,6 +26,7 @@ from gateway.cache import (
     answer_from_stream,
     bypass_reason,
     cache_key,
+    decode_entry,
     stream_from_answer,
 )
 from gateway.config import api_keys
@@ -58,6 +59,15 @@ def status_label(http_status: int) -> str:
     if http_status < 500:
         return "client_error"
     return "error"
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request let through the rate limit, and the cache entry read with it."""
+
+    looked_up: bool = False  # the cache was asked in the rate limit's round trip
+    cached: dict[str, Any] | None = None
+    redis_down: bool = False  # that round trip failed: neither the limit nor the cache known
 
 
 @dataclass
@@ -208,20 +218,28 @@ class Gateway:
             log.set(request_headers=dict(request.headers), request_body=parsed.body)
         check_prompt_length(parsed.prompt_chars, s.validation.max_prompt_chars)
         self._check_injection(parsed, log)
-        await self._check_rate_limit(principal.identity, log)
 
+        # The route (pure) decides the model and so the cache key, which the rate limit's
+        # round trip to Redis then reads too; what they count is counted once admitted.
         decision = self._route(request, parsed)
         first = self.pools[decision.route]
+        key, bypass = self._cache_plan(parsed, first)
+        admitted = await self._admit(principal.identity, key, log)
+        m.routing.labels(route=decision.route, reason=decision.reason).inc()
         order = [first, *(p for p in self.pools.values() if p is not first)]
         outcome.model = first.model
         outcome.headers.update({"X-Route": decision.route, "X-Route-Reason": decision.reason})
         log.set(route=decision.route, route_reason=decision.reason)
 
-        key = await self._cache_lookup_key(parsed, first, outcome)
+        self._count_cache_lookup(bypass, outcome)
         if key is not None:
-            cached = await self._cache_get(key)
+            if not admitted.looked_up:
+                admitted = await self._cache_get(key)
+            cached = admitted.cached
             if cached is not None:
                 return self._answer_from_cache(parsed, cached, outcome)
+            if not admitted.redis_down:
+                self.metrics.cache_misses.inc()
 
         headers = forward_headers(dict(request.headers))
         headers["x-request-id"] = log.fields["request_id"]
@@ -264,17 +282,22 @@ class Gateway:
                 param="prompt",
             )
 
-    async def _check_rate_limit(self, identity: str, log: RequestLog) -> None:
+    async def _admit(self, identity: str, cache_key: str | None, log: RequestLog) -> Admitted:
+        """The rate limit's decision, with the cache entry read in the same round trip when
+        the limit is on (a rejection raises)."""
         rl = self.settings.rate_limit
         if not rl.enabled or not self.store.configured:
-            return
+            return Admitted()
         try:
-            decision = await self.limiter.check(identity)
+            decision = await self.limiter.check(identity, cache_key)
         except RedisUnavailable:
             self.metrics.rate_limit_errors.inc()
             log.set(rate_limit="unavailable")
+            if cache_key is not None:
+                # The entry was not read either; Redis is in its cooldown now, so no second try.
+                self.metrics.cache_errors.labels(operation="get").inc()
             if rl.fail_open:
-                return
+                return Admitted(looked_up=True, redis_down=True)
             raise GatewayError(
                 503,
                 "rate limiter unavailable; try again shortly",
@@ -292,6 +315,7 @@ class Gateway:
                 code="rate_limit_exceeded",
                 headers={"Retry-After": str(decision.retry_after_s)},
             )
+        return Admitted(looked_up=True, cached=decode_entry(decision.cached))
 
     def _route(self, request: Request, parsed: ParsedRequest) -> RouteDecision:
         r = self.settings.routing
@@ -312,40 +336,35 @@ class Gateway:
                 short_prompt_chars=r.short_prompt_chars,
                 busy_active_requests=r.busy_active_requests,
             )
-        self.metrics.routing.labels(route=decision.route, reason=decision.reason).inc()
         return decision
 
     # ------------------------------------------------------------------------------------ cache
 
-    async def _cache_lookup_key(
-        self, parsed: ParsedRequest, pool: Pool, outcome: Outcome
-    ) -> str | None:
+    def _cache_plan(self, parsed: ParsedRequest, pool: Pool) -> tuple[str | None, str | None]:
+        """(the request's cache key, or None with the reason it bypasses the cache)."""
         c = self.settings.cache
-        reason = None
         if not c.enabled:
-            reason = "disabled"
-        elif not self.store.configured:
-            reason = "no_redis"
-        else:
-            reason = bypass_reason(parsed.body, c.only_deterministic)
+            return None, "disabled"
+        if not self.store.configured:
+            return None, "no_redis"
+        reason = bypass_reason(parsed.body, c.only_deterministic)
         if reason is not None:
-            self.metrics.cache_bypass.labels(reason=reason).inc()
-            outcome.headers["X-Cache"] = "bypass"
-            outcome.log.set(cache="bypass")
-            return None
-        outcome.headers["X-Cache"] = "miss"
-        outcome.log.set(cache="miss")
-        return cache_key(parsed.endpoint, pool.model, parsed.body)
+            return None, reason
+        return cache_key(parsed.endpoint, pool.model, parsed.body), None
 
-    async def _cache_get(self, key: str) -> dict[str, Any] | None:
+    def _count_cache_lookup(self, bypass: str | None, outcome: Outcome) -> None:
+        if bypass is not None:
+            self.metrics.cache_bypass.labels(reason=bypass).inc()
+        outcome.headers["X-Cache"] = "bypass" if bypass is not None else "miss"
+        outcome.log.set(cache="bypass" if bypass is not None else "miss")
+
+    async def _cache_get(self, key: str) -> Admitted:
+        """The entry by a round trip of its own (the rate limit is off)."""
         try:
-            cached = await self.cache.get(key)
+            return Admitted(looked_up=True, cached=await self.cache.get(key))
         except RedisUnavailable:
             self.metrics.cache_errors.labels(operation="get").inc()
-            return None
-        if cached is None:
-            self.metrics.cache_misses.inc()
-        return cached
+            return Admitted(looked_up=True, redis_down=True)
 
     async def _cache_set(self, key: str, answer: dict[str, Any]) -> None:
         try:

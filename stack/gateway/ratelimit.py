@@ -4,6 +4,10 @@ Sliding-window counter: the count of the current minute plus the previous minute
 by how much of it still overlaps the window. One Lua script reads both and increments atomically,
 so concurrent replicas never over-admit. Rejected requests are not counted: a client that keeps
 retrying is let back in as soon as its rate falls under the limit.
+
+The same script also reads the request's response-cache entry when it is given one, and only when
+the request is admitted: one Redis round trip per request instead of two, on the path before the
+first byte (the keys then must live on one Redis, as they do here; a cluster would need hash tags).
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ current = redis.call('INCR', KEYS[1])
 if current == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
-return {1, current, previous}
+local cached = false
+if KEYS[3] then
+  cached = redis.call('GET', KEYS[3])
+end
+return {1, current, previous, cached}
 """
 
 
@@ -37,6 +45,8 @@ return {1, current, previous}
 class Decision:
     allowed: bool
     retry_after_s: int = 0
+    # The cache entry read with the decision (None: none stored, or none asked for).
+    cached: bytes | None = None
 
 
 def retry_after(limit: int, current: int, previous: int, elapsed_s: float) -> int:
@@ -61,20 +71,24 @@ class RateLimiter:
         # instead of sending the whole script with every request.
         self._script = store.client.register_script(_SCRIPT) if store.client else None
 
-    async def check(self, identity: str) -> Decision:
-        """Admit or reject; RedisUnavailable propagates so the caller applies fail_open."""
+    async def check(self, identity: str, cache_key: str | None = None) -> Decision:
+        """Admit or reject, and for an admitted request read `cache_key` in the same round
+        trip; RedisUnavailable propagates so the caller applies fail_open."""
         now = self._clock()
         window = int(now // WINDOW_S)
         elapsed = now - window * WINDOW_S
         weight = 1 - elapsed / WINDOW_S
         keys = [f"ratelimit:{identity}:{window}", f"ratelimit:{identity}:{window - 1}"]
-        args = [self._limit, f"{weight:.6f}", 2 * WINDOW_S]
+        if cache_key is not None:
+            keys.append(cache_key)
+        args: list[str | int] = [self._limit, f"{weight:.6f}", 2 * WINDOW_S]
         script = self._script
         if script is None:
             raise RedisUnavailable("no redis_url configured")
-        allowed, current, previous = await self._store.run(
+        allowed, current, previous, *rest = await self._store.run(
             lambda r: script(keys=keys, args=args, client=r)
         )
         if allowed:
-            return Decision(True)
+            cached = rest[0] if rest else None
+            return Decision(True, cached=cached if isinstance(cached, bytes) else None)
         return Decision(False, retry_after(self._limit, int(current), int(previous), elapsed))

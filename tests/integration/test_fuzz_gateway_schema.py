@@ -1,6 +1,6 @@
 """Schemathesis against the gateway's OpenAPI schema, on a gateway of the simulated stack.
 
-The schema is the gateway's own (FastAPI's `openapi()` of the app the stack runs), with the
+The schema is built from the gateway's own routes (those of the app the stack runs), with the
 request bodies of its validation models and its two ways of sending a key added, since its
 handlers read the raw request. Every operation gets generated cases, half of them carrying the
 stack's valid key: no 5xx but the designed degraded 503, and no 2xx for an API operation without
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PUBLIC = {"/healthz", "/metrics"}
 TRIED: Counter[str] = Counter()
+FUZZED: set[str] = set()  # the operations fuzzed in this process
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,17 @@ def gateway_schema() -> dict[str, Any]:
     from gateway.validation import ChatParams, CompletionParams
 
     config = GatewayRuntimeConfig(replica="schema", primary_urls=("http://127.0.0.1:9",))
-    doc: dict[str, Any] = create_app(config).openapi()
+    paths: dict[str, Any] = {}
+    for route in create_app(config).routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":  # Starlette adds it to every GET
+                ok = {"200": {"description": "the route's answer"}}
+                paths.setdefault(route.path, {})[method.lower()] = {"responses": ok}
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "LLM gateway", "version": "0"},
+        "paths": paths,
+    }
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for path, model in (
@@ -106,6 +117,7 @@ def fuzz(operation: Any, stack: RunningStack) -> None:
         check_case(case, with_key, stack)
 
     one_operation()
+    FUZZED.add(operation.label)
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
@@ -115,9 +127,10 @@ def test_gateway_schema(operation: Any, stack: RunningStack) -> None:
 
 def test_cases_were_tried(stack: RunningStack) -> None:
     """The cases above were generated and sent. Run alone, in another order or on another
-    worker than those tests, it generates and sends its own, so it never depends on them."""
-    if not TRIED:
-        for operation in OPERATIONS:
+    worker than some of those tests, it fuzzes the operations this process has not, so it never
+    depends on them."""
+    for operation in OPERATIONS:
+        if operation.label not in FUZZED:
             fuzz(operation, stack)
     total = sum(TRIED.values())
     print(f"{total} schemathesis cases against the gateway: {dict(sorted(TRIED.items()))}")

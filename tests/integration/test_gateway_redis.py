@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -183,3 +184,42 @@ def test_hanging_redis_does_not_hang_requests(
         statuses = [c.post(CHAT, json=chat(f"hang {i}")).status_code for i in range(3)]
     assert statuses == [200, 200, 200]
     assert (gw.metric("llm_rate_limit_errors_total") or 0) >= 1
+
+
+def monitored(redis_server: str, act: Callable[[], object]) -> list[str]:
+    """The commands Redis ran while `act` ran, as its MONITOR feed shows them: one line each,
+    a script's own calls marked `[db lua]`."""
+    host, port = redis_server.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"MONITOR\r\n")
+        feed = sock.makefile("rb")
+        assert feed.readline().strip() == b"+OK"
+        act()
+        sock.sendall(b"PING\r\n")  # its echo in the feed marks the end
+        lines = []
+        for raw in iter(feed.readline, b""):
+            line = raw.decode().strip()
+            if '"PING"' in line or line == "+PONG":
+                break
+            lines.append(line)
+    return lines
+
+
+def test_an_admitted_request_reads_the_cache_in_the_rate_limits_round_trip(
+    cache_replicas: tuple[GatewayProcess, GatewayProcess], redis_server: str
+) -> None:
+    a, _ = cache_replicas
+    body = chat(f"one round trip {uuid.uuid4()}")
+    with a.client() as c:
+        missed = monitored(redis_server, lambda: c.post(CHAT, json=body))
+        hit = monitored(redis_server, lambda: c.post(CHAT, json=body))
+
+    def sent(lines: list[str]) -> list[str]:  # what the gateway itself sent, lowercased
+        return [ln.split('"')[1].lower() for ln in lines if " lua]" not in ln]
+
+    # The miss: the script (limit, and the entry read), then the answer stored.
+    assert sent(missed) == ["evalsha", "set"], missed
+    # The hit: the script alone; inside it the limit's reads and count, and the entry's read.
+    assert sent(hit) == ["evalsha"], hit
+    inside = [ln.split('"')[1].lower() for ln in hit if " lua]" in ln]
+    assert inside.count("get") == 3 and "incr" in inside, hit
