@@ -113,7 +113,7 @@ class FaultAction:
 
     def _switch(self, replica: str, fault: HttpError | StreamStall | None) -> None:
         svc = self.stack.service(http_front.service_name(replica))
-        http_front.switch(self.stack.run_dir / "config", replica, svc.pid, fault)
+        http_front.switch(self.stack.run_dir / "config", replica, svc, fault)
 
     def _url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.stack.service(service).definition.port}"

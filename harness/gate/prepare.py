@@ -237,17 +237,6 @@ def rollout_versions(
         _check_rolling(cand_src, base, cand)
     for src, s in ((base_src, base), (cand_src, cand)):
         _check_rate_limit(spec, path, src, s)
-    if (provider or base.provider) == "docker":
-        raise ConfigError(
-            "--provider" if provider else base_src,
-            [
-                ConfigProblem(
-                    "provider",
-                    "a rollout runs its versions as local processes for now (the split front and "
-                    "replaced replicas are not containers yet); use the local provider",
-                )
-            ],
-        )
     if base.provider != cand.provider:
         raise ConfigError(
             cand_src,

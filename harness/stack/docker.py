@@ -162,6 +162,12 @@ class ContainerHandle:
     def resume(self) -> None:
         self._c.unpause()
 
+    def reload(self) -> None:
+        # Through the engine's API, not a host PID: the daemon may not share this PID space.
+        if not self.alive():
+            raise StackError(f"{self.name} is not running: no container to reload")
+        self._c.kill(signal="SIGHUP")
+
     def kill(self) -> None:
         self._c.kill()
         if self.paused():

@@ -8,12 +8,11 @@ workers finish the requests they hold, so switching drops no connection.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
-from harness.errors import StackError
 from harness.paths import STACK_DIR
 from harness.spec.experiment import HTTP_FRONT_PREFIX, HttpError, StreamStall
+from harness.stack.provider import ServiceHandle
 from harness.stack.render import fill_template
 
 FAULTS_FILE_SUFFIX = "-faults.conf"
@@ -79,13 +78,11 @@ def render_faults(fault: HttpError | StreamStall | None) -> str:
 
 
 def switch(
-    config_dir: Path, replica: str, pid: int | None, fault: HttpError | StreamStall | None
+    config_dir: Path, replica: str, front: ServiceHandle, fault: HttpError | StreamStall | None
 ) -> None:
     """Write the replica's faults file and reload its front (SIGHUP: graceful)."""
-    if pid is None:
-        raise StackError(f"{service_name(replica)} is not running: no process to reload")
     path = faults_file(config_dir, replica)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render_faults(fault))
     tmp.replace(path)
-    os.kill(pid, signal.SIGHUP)
+    front.reload()

@@ -14,6 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from harness.errors import StackError
 from harness.niceness import keep_niceness
 from harness.stack import ownership
 from harness.stack.plan import ServiceDef
@@ -105,6 +106,12 @@ class ProcessService:
     def resume(self) -> None:
         self._signal(signal.SIGCONT)
         self._paused = False
+
+    def reload(self) -> None:
+        # The leader only: nginx's master restarts its workers itself.
+        if self._proc is None or self._proc.poll() is not None:
+            raise StackError(f"{self.name} is not running: no process to reload")
+        os.kill(self._proc.pid, signal.SIGHUP)
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)

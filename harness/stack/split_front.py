@@ -11,7 +11,6 @@ show what an ungraceful switch costs, and the rollout's switch checks see it fai
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Literal
@@ -137,10 +136,7 @@ class SplitFront:
             self.service.restart()
             self._wait_ready()
             return
-        pid = self.service.pid
-        if pid is None or not self.service.alive():
-            raise StackError(f"{NAME} is not running: no process to reload")
-        os.kill(pid, signal.SIGHUP)
+        self.service.reload()
         # The new workers read the new weights; the master takes a moment to start them.
         time.sleep(0.05)
 
