@@ -274,6 +274,30 @@ def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> dic
     }
 
 
+Runner = Callable[
+    [aiohttp.ClientSession, str, str, int, int, argparse.Namespace, Phase], Awaitable[None]
+]
+
+
+async def alternating(
+    client: aiohttp.ClientSession,
+    direct: str,
+    via: str,
+    key: str,
+    level: int,
+    run: Runner,
+    args: argparse.Namespace,
+) -> tuple[Phase, Phase]:
+    """--rounds rounds of `run` at `level` on each path, A/B then B/A: (direct, via gateway)."""
+    a, b = Phase(), Phase()
+    n = max(args.requests, level * 2)
+    for r in range(args.rounds):
+        order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
+        for url, phase in order:
+            await run(client, url, key, level, n, args, phase)
+    return a, b
+
+
 async def main_async(args: argparse.Namespace) -> None:
     spec = stack_spec(args.toxiproxy, not args.no_pii)
     run_dir = new_run_dir("bench-gateway")
@@ -293,24 +317,13 @@ async def main_async(args: argparse.Namespace) -> None:
             for path in (direct, via):  # warm both paths and their keep-alive connections
                 await closed_loop(client, path, ep.api_key, 8, 32, args, Phase())
             for conc in args.levels:
-                a, b = Phase(), Phase()
-                n = max(args.requests, conc * 2)
                 hold_before = await pii_hold(client, ep.gateways[0])
-                for r in range(args.rounds):
-                    order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
-                    for url, phase in order:
-                        await closed_loop(client, url, ep.api_key, conc, n, args, phase)
+                a, b = await alternating(client, direct, via, ep.api_key, conc, closed_loop, args)
                 level = report_level(f"concurrency {conc}", a, b, args)
                 figures.update({f"c{conc}_{k}": v for k, v in level.items()})
                 print(hold_note(hold_before, await pii_hold(client, ep.gateways[0])))
-            if args.simultaneous:
-                a, b = Phase(), Phase()
-                size = args.simultaneous
-                n = max(args.requests, size * 2)
-                for r in range(args.rounds):
-                    order = [(direct, a), (via, b)] if r % 2 == 0 else [(via, b), (direct, a)]
-                    for url, phase in order:
-                        await bursts(client, url, ep.api_key, size, n, args, phase)
+            if size := args.simultaneous:
+                a, b = await alternating(client, direct, via, ep.api_key, size, bursts, args)
                 level = report_level(f"{size} simultaneous (bursts, spread 0)", a, b, args)
                 figures.update({f"burst{size}_{k}": v for k, v in level.items()})
             await cache_hits(client, via, ep.api_key, args)

@@ -40,6 +40,7 @@ from harness.spec.rollout import Analysis, Switch
 from harness.verdict.checks import CheckResult
 from harness.verdict.rates import Count, newcombe_interval
 from harness.verdict.sequential import SequentialPlan
+from harness.verdict.steady_state import FrontDoorAnswer
 
 Values = NDArray[np.float64]
 Verdict = Literal["no_worse", "worse", "undecided"]
@@ -682,4 +683,26 @@ def burst_slo_check(
         measured,
         passed_note=f"SLO over in {len(over)} of the burst's {end - start:.0f} seconds, none "
         f"later than {recover_within_s:g}s after the last added replica served",
+    )
+
+
+def verify_check(answers: Sequence[FrontDoorAnswer], ttft_bound_ms: float) -> CheckResult:
+    """Blue-green's verify step: every streamed probe straight to the candidate answered in full
+    and by its primary pool, each first token within the switch's TTFT SLO (at the low load of
+    one probe at a time, a candidate over it will be over it under traffic too)."""
+    failures = [f"probe {i + 1}: {why}" for i, a in enumerate(answers) if (why := a.off())]
+    ttfts = [a.ttft_s * 1000 for a in answers if a.ttft_s is not None]
+    slow = [t for t in ttfts if t > ttft_bound_ms]
+    if slow:
+        failures.append(
+            f"{len(slow)} of {len(ttfts)} probes' first token over the switch SLO of "
+            f"{ttft_bound_ms:g} ms (slowest {max(slow):.0f} ms)"
+        )
+    return CheckResult.from_reasons(
+        "blue-green: candidate verified before it takes traffic",
+        "rollout",
+        failures,
+        {"probes": len(answers), "ttft_max_ms": round(max(ttfts), 1) if ttfts else None},
+        passed_note=f"{len(answers)} streamed requests answered in full by the candidate, "
+        f"each first token within {ttft_bound_ms:g} ms",
     )

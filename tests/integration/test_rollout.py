@@ -174,6 +174,20 @@ def test_a_bad_rollout_profile_exits_2_before_starting_anything(tmp_path: Path) 
     assert not (tmp_path / "out").exists()
 
 
+def test_blue_green_moves_no_traffic_to_a_candidate_that_fails_its_verify_step(
+    tmp_path: Path,
+) -> None:
+    r, report = rollout(tmp_path, "candidate-down.yaml", "blue-green.yaml")
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    verified = _check(report, "blue-green: candidate verified")
+    assert verified["outcome"] == "fail" and verified["reasons"][0].startswith("probe 1: ")
+    journal = report["rollout"]
+    assert journal["stopped"] == "candidate not verified: no traffic moved"
+    assert journal["moves"] == [] and journal["final_share"] == 0.0
+    table = read_sample_file(tmp_path / "out" / "samples.jsonl.gz")
+    assert set(table.text["version"]) == {"baseline"}
+
+
 def test_a_rolling_update_replaces_each_replica_without_cutting_a_stream(tmp_path: Path) -> None:
     r, report = rollout(tmp_path, "candidate-rolling.yaml", "rolling.yaml")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]

@@ -6,7 +6,15 @@ import numpy as np
 
 from harness.data.samples import STREAM_ENDED_SILENTLY, Sample
 from harness.spec.rollout import Analysis, Margins, Switch
-from harness.verdict.rollout import Move, canary_check, look_at_step, move_check, move_requests
+from harness.verdict.rollout import (
+    Move,
+    canary_check,
+    look_at_step,
+    move_check,
+    move_requests,
+    verify_check,
+)
+from harness.verdict.steady_state import FrontDoorAnswer
 
 
 def _samples(
@@ -284,3 +292,15 @@ def test_a_baseline_quantile_that_resamples_to_zero_is_undecided_not_a_crash() -
     assert itl.verdict == "undecided" and itl.needed_candidate is None, itl
     assert itl.low is None and "no interval" in itl.reason
     assert look.decision == "hold"
+
+
+def test_blue_greens_verify_step_fails_a_candidate_that_errs_or_is_slow_alone() -> None:
+    good = FrontDoorAnswer(200, "primary", 0.120, None, 4)
+    assert verify_check([good] * 3, 2000.0).outcome == "pass"
+    down = verify_check([good, FrontDoorAnswer(500, None, None, "server error"), good], 2000.0)
+    assert down.outcome == "fail" and down.reasons == ["probe 2: answered 500: server error"]
+    slow = verify_check([good, FrontDoorAnswer(200, "primary", 2.5, None, 4), good], 2000.0)
+    assert slow.outcome == "fail"
+    assert slow.reasons == [
+        "1 of 3 probes' first token over the switch SLO of 2000 ms (slowest 2500 ms)"
+    ]
