@@ -38,6 +38,8 @@ class Served:
 class Degraded:
     reason: str
     retry_after_s: float
+    # Each pool tried and why it failed ("primary: upstream_error: ..."), for the log line.
+    failures: tuple[str, ...] = ()
 
 
 def clamp_tokens(body: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -74,11 +76,13 @@ async def dispatch(
 ) -> Served | Degraded:
     candidates = pools if settings.enabled else pools[:1]
     reason: str | None = None
+    failures: list[str] = []
     for i, pool in enumerate(candidates):
         nxt = candidates[i + 1].name if i + 1 < len(candidates) else None
         if not pool.breaker.allow():
             metrics.upstream_requests.labels(pool=pool.name, outcome="breaker_open").inc()
             reason = "breaker_open"
+            failures.append(f"{pool.name}: breaker_open")
             if nxt:
                 metrics.fallbacks.labels(from_pool=pool.name, to_pool=nxt, reason=reason).inc()
             continue
@@ -99,6 +103,7 @@ async def dispatch(
             pool.breaker.record_failure()
             metrics.upstream_requests.labels(pool=pool.name, outcome=failure.reason).inc()
             reason = failure.reason
+            failures.append(f"{pool.name}: {failure}")
             if nxt:
                 metrics.fallbacks.labels(from_pool=pool.name, to_pool=nxt, reason=reason).inc()
             continue
@@ -113,4 +118,4 @@ async def dispatch(
             metrics.upstream_requests.labels(pool=pool.name, outcome="success").inc()
         return Served(pool, result, reason)
     waits = [p.breaker.retry_after_s() for p in candidates]
-    return Degraded(reason or "no_pool", min(waits) if waits else 0.0)
+    return Degraded(reason or "no_pool", min(waits) if waits else 0.0, tuple(failures))

@@ -394,7 +394,9 @@ class Gateway:
     def _degraded(self, result: Degraded, outcome: Outcome) -> Response:
         self.metrics.degraded.inc()
         outcome.headers["X-Served-By"] = "degraded"
-        outcome.log.set(served_by="degraded", error=result.reason)
+        outcome.log.set(
+            served_by="degraded", error=result.reason, pool_errors=list(result.failures) or None
+        )
         return JSONResponse(
             error_body(DEGRADED_MESSAGE, "service_unavailable", "degraded"),
             status_code=503,

@@ -170,3 +170,6 @@ def test_nothing_answers_degrades_to_503(
     assert int(r.headers["retry-after"]) >= 1
     assert gw.metric("llm_requests_total", status="error", model="primary") == 1
     assert gw.metric("llm_degraded_responses_total") == 1
+    # The log line says why each pool failed, not only the last.
+    (line,) = [e for e in gw.log_lines() if e.get("served_by") == "degraded"]
+    assert [p.split(":")[0] for p in line["pool_errors"]] == ["primary", "fallback"], line
