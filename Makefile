@@ -25,8 +25,7 @@ PYTEST_PHASES := -p no:randomly
 #      the CPU left;
 # 3. the other tests that measure time, alone.
 niced = setsid -w nice -n $(1) sh -c 'echo $(1) > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
-BESIDE_GATE := tests/integration/test_orphans.py tests/chaos/test_experiments.py \
-	tests/integration/test_external_stack.py
+BESIDE_GATE := tests/integration/test_orphans.py tests/chaos/test_experiments.py
 STATIC_CHECKS := $(MAKE) --no-print-directory lint-checks && $(BIN)/mypy && $(BIN)/pip check
 test: install
 	@# Every phase runs even when an earlier one fails (all results in one go); any failing fails.
@@ -34,7 +33,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
 		--ignore=tests/unit $(addprefix --ignore=,$(BESIDE_GATE)) --durations=15 \
 		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
-	$(call niced,5) $(BIN)/pytest $(PYTEST_PHASES) -n 4 --dist loadgroup -m "not serial" \
+	$(call niced,5) $(BIN)/pytest $(PYTEST_PHASES) -n 3 --dist loadgroup -m "not serial" \
 		--durations=5 $(BESIDE_GATE) --junitxml=reports/runs/suite-beside.xml \
 		> reports/runs/suite-beside.log 2>&1 & beside_pid=$$!; \
 	$(call niced,19) sh -c '$(STATIC_CHECKS) && exec "$$0" "$$@"' \

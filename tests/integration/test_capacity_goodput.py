@@ -96,7 +96,10 @@ def test_the_goodput_boundary_lies_in_the_reported_interval(
     slowest_s = max(0.135, first["e2e_p95_ms"] / 1000)
     low, high = predicted_boundary(slowest_s), predicted_boundary(0.120)
     assert passed["rate_rps"] <= high and failed["rate_rps"] >= low, (passed, failed, low, high)
-    assert passed["rate_rps"] < failed["rate_rps"] <= 1.5 * passed["rate_rps"]
+    # Converged, the interval is the search's precision apart; when the step budget ran out
+    # first (a busy runner's steps stay inconclusive), one halving wider.
+    widest = 1.5 if result["bounded_by"] == "slo" else 2.0
+    assert passed["rate_rps"] < failed["rate_rps"] <= widest * passed["rate_rps"]
     assert result["capacity_rps"] == passed["rate_rps"]
     assert f"capacity between {passed['rate_rps']:.4g} req/s (goodput " in output
 
