@@ -1,5 +1,5 @@
 # The README's commands. `make gate` and `make test` install what is missing first.
-.PHONY: install gate test test-unit test-random up images gpu-check lint lint-checks typecheck check bench bench-open-loop bench-gateway bench-soak clean
+.PHONY: install gate test test-unit test-random up images gpu-check lint typecheck check bench bench-open-loop bench-gateway bench-soak clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,40 +14,34 @@ gate: install
 TEST_WORKERS ?= 6
 PYTEST_PHASES := -p no:randomly
 
-# The suite in three phases:
+# Lint, types and the dependency check first (seconds), then the suite in three phases:
 # 1. every test that waits on real services (integration, chaos, docker), side by side;
-# 2. `make gate`'s own test at normal weight (it waits most of its six minutes on breaker
-#    recovery, looks and alerts, and uses about a third of the machine) and, beside it, each in
-#    a session group of its own:
-#    - at nice 5, the tests in BESIDE_GATE: ones that mostly wait (fault windows, alert periods,
-#      processes to die) and need little CPU, but want it on time;
-#    - at nice 19, the lint, types and dependency checks and the pure unit tests, which take only
-#      the CPU left;
+# 2. `make gate`'s own test alone, with the pure unit tests beside it in a session group of the
+#    lowest weight (nice 19: they take only the CPU the gate leaves; the gate waits most of its
+#    six minutes on breaker recovery, looks and alerts);
 # 3. the other tests that measure time, alone.
-niced = setsid -w nice -n $(1) sh -c 'echo $(1) > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
-BESIDE_GATE := tests/integration/test_orphans.py tests/chaos/test_experiments.py
-STATIC_CHECKS := $(MAKE) --no-print-directory lint-checks && $(BIN)/mypy && $(BIN)/pip check
+UNIT_LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
 test: install
+	$(BIN)/ruff check harness stack scenarios tests benchmarks
+	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
+	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
+	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+	$(BIN)/pip check
 	@# Every phase runs even when an earlier one fails (all results in one go); any failing fails.
-	@mkdir -p reports/runs
 	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
-		--ignore=tests/unit $(addprefix --ignore=,$(BESIDE_GATE)) --durations=15 \
-		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
-	$(call niced,5) $(BIN)/pytest $(PYTEST_PHASES) -n 3 --dist loadgroup -m "not serial" \
-		--durations=5 $(BESIDE_GATE) --junitxml=reports/runs/suite-beside.xml \
-		> reports/runs/suite-beside.log 2>&1 & beside_pid=$$!; \
-	$(call niced,19) sh -c '$(STATIC_CHECKS) && exec "$$0" "$$@"' \
-		$(BIN)/pytest $(PYTEST_PHASES) -n 2 -q tests/unit --junitxml=reports/runs/suite-unit.xml \
-		> reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
+		--ignore=tests/unit --durations=15 --junitxml=reports/runs/suite-parallel.xml; \
+		parallel=$$?; \
+	$(UNIT_LOW) $(BIN)/pytest $(PYTEST_PHASES) -n 2 -q tests/unit \
+		--junitxml=reports/runs/suite-unit.xml > reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration/test_make_gate.py --durations=1 \
 		--junitxml=reports/runs/suite-gate.xml; gate=$$?; \
-	wait $$beside_pid; beside=$$?; wait $$unit_pid; unit=$$?; \
-	for log in beside:$$beside unit:$$unit; do f=reports/runs/suite-$${log%%:*}.log; \
-		[ $${log##*:} -eq 0 ] && tail -n 12 $$f || cat $$f; done; \
+	wait $$unit_pid; unit=$$?; \
+	[ $$unit -eq 0 ] && tail -n 3 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial --deselect tests/integration/test_make_gate.py \
 		--durations=5 --junitxml=reports/runs/suite-serial.xml; serial=$$?; \
-	[ $$parallel -eq 0 ] && [ $$beside -eq 0 ] && [ $$unit -eq 0 ] && [ $$gate -eq 0 ] \
-		&& [ $$serial -eq 0 ]
+	[ $$parallel -eq 0 ] && [ $$unit -eq 0 ] && [ $$gate -eq 0 ] && [ $$serial -eq 0 ]
 
 # The pure tests alone, for the edit-test loop (under a minute).
 test-unit: install
@@ -71,10 +65,7 @@ GPU_CHECK_ARGS ?=
 gpu-check:
 	@bash scripts/gpu-check.sh $(GPU_CHECK_ARGS)
 
-lint: install lint-checks
-
-# `make lint`'s checks without the install (`make test` runs them beside the gate's test).
-lint-checks:
+lint: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
