@@ -62,15 +62,14 @@ def _gateway_pools(stack: RunningStack) -> list[dict[str, Any] | None]:
     return pools
 
 
-def _sent_by_gateways(stack: RunningStack, routed: str) -> int | None:
-    """Requests the gateways have sent to `routed` and not yet ended (None: a gateway did not
-    say: one too old to count them, or not answering)."""
+def _sent_by_gateways(stack: RunningStack, routed: str) -> int:
+    """Requests the gateways have sent to `routed` and not yet ended; a gateway that does not
+    say (not answering, or too old to count them) counts none, leaving the server's gauge."""
     total = 0
     for pool in _gateway_pools(stack):
         counts = None if pool is None else pool.get("in_flight")
-        if not isinstance(counts, dict):
-            return None
-        total += int(counts.get(routed, 0))
+        if isinstance(counts, dict):
+            total += int(counts.get(routed, 0))
     return total
 
 
@@ -84,11 +83,8 @@ def drain_replica(
     since = now()
 
     def open_requests() -> float | None:
-        sent = _sent_by_gateways(stack, routed)
         running = server_metric(url, RUNNING_GAUGES)
-        if running is None:
-            return None
-        return running + (sent or 0)
+        return None if running is None else running + _sent_by_gateways(stack, routed)
 
     left = poll_until(open_requests, bound_s, 0.1, until=lambda n: n is not None and n <= 0)
     drained = left is not None and left <= 0
