@@ -6,8 +6,10 @@ relative changes; the error rate and the fallback share as differences in percen
 figure's interval is one-sided at the look's alpha (`SequentialPlan`: alpha spending over the
 step's looks, so looking again and again keeps the profile's alpha per figure):
 - latency: the relative change of the statistic with its bootstrap standard error (each version
-  resampled on its own), bounds est -/+ z * se, z the normal's quantile at the look's alpha; the
-  normal form holds at the tiny alphas of early looks, where percentile bounds cannot reach;
+  resampled on its own, by the second its requests were sent in: requests of one moment share
+  its stalls, so they are not independent; at least 10 such seconds per version), bounds
+  est -/+ z * se, z the normal's quantile at the look's alpha; the normal form holds at the tiny
+  alphas of early looks, where percentile bounds cannot reach;
 - rates: Newcombe's hybrid score interval (`verdict.rates.newcombe_interval`) at the same level.
 
 A figure is "no worse" when its bad end is inside the margin (non-inferiority shown), "worse"
@@ -45,7 +47,10 @@ from harness.verdict.steady_state import FrontDoorAnswer
 Values = NDArray[np.float64]
 Verdict = Literal["no_worse", "worse", "undecided"]
 Decision = Literal["promote", "hold", "abort"]
-MIN_VALUES = 10  # per version, below this a latency figure has no interval
+MIN_VALUES = 10  # per version, values and seconds: below this a latency figure has no interval
+# Requests sent in the same second share that moment's stalls (a descheduled gateway, a collection
+# pause): they are one cluster, and a latency figure's bootstrap resamples whole clusters.
+CLUSTER_S = 1.0
 _MAX_NEEDED = 10_000_000
 # Fates that fail a request at a traffic move (completed and failed_over do not).
 BAD_FATES = tuple(f for f in FATES if f not in ("completed", "failed_over"))
@@ -112,24 +117,51 @@ def _is_fallback(s: Sample) -> bool:
     return fate(s) == "failed_over"
 
 
-def _values(samples: Sequence[Sample], attr: str) -> Values:
-    vals = [v for s in samples if s.ok and (v := getattr(s, attr)) is not None]
-    return np.asarray(vals, dtype=float)
+def _values(samples: Sequence[Sample], attr: str) -> tuple[Values, NDArray[np.int64]]:
+    """A figure's values, and the second each request was sent in (its cluster)."""
+    kept = [(v, s.sent_s) for s in samples if s.ok and (v := getattr(s, attr)) is not None]
+    vals = np.asarray([v for v, _ in kept], dtype=float)
+    seconds = np.floor(np.asarray([t for _, t in kept], dtype=float) / CLUSTER_S)
+    return vals, np.unique(seconds, return_inverse=True)[1].astype(np.int64)
 
 
-def _quantile_change_se(a: Values, b: Values, q: float, resamples: int, seed: int) -> float:
-    """Bootstrap standard error of (q-quantile of b - that of a) / that of a (not finite where
-    resampled quantiles of a are 0)."""
+@dataclass(frozen=True)
+class _Clustered:
+    """One version's values sorted, with each value's cluster: a resample draws whole clusters
+    (seconds) with replacement, and its quantile weighs each value by its cluster's draws."""
+
+    values: Values
+    cluster: NDArray[np.int64]
+    clusters: int
+
+    @classmethod
+    def of(cls, values: Values, cluster: NDArray[np.int64]) -> _Clustered:
+        order = np.argsort(values, kind="stable")
+        return cls(values[order], cluster[order], int(cluster.max()) + 1 if cluster.size else 0)
+
+    def quantile(self, drawn: NDArray[np.int64], q: float) -> Values:
+        """The q-quantile (inverted CDF) of each row of `drawn`, resampled cluster indices."""
+        rows = drawn.reshape(-1, drawn.shape[-1]).astype(np.int64)
+        flat = rows + self.clusters * np.arange(len(rows))[:, None]
+        counts = np.bincount(flat.ravel(), minlength=len(rows) * self.clusters)
+        cum = np.cumsum(counts.reshape(len(rows), self.clusters)[:, self.cluster], axis=1)
+        pos = np.minimum((cum < q * cum[:, -1:]).sum(axis=1), len(self.values) - 1)
+        return np.asarray(self.values[pos].reshape(drawn.shape[:-1]), dtype=float)
+
+
+def _quantile_change_se(a: _Clustered, b: _Clustered, q: float, resamples: int, seed: int) -> float:
+    """Bootstrap standard error of (q-quantile of b - that of a) / that of a, each version's
+    clusters resampled on their own (not finite where resampled quantiles of a are 0)."""
     from scipy import stats  # half a second to import: only where versions are compared
 
-    def ratio(x: Values, y: Values, axis: int = -1) -> Values:
-        qx = np.quantile(x, q, axis=axis)
-        return np.asarray((np.quantile(y, q, axis=axis) - qx) / qx)
+    def ratio(x: NDArray[np.int64], y: NDArray[np.int64], axis: int = -1) -> Values:
+        qx = a.quantile(x, q)
+        return np.asarray((b.quantile(y, q) - qx) / qx)
 
     # A resampled quantile of 0 gives inf or nan: the caller reads the standard error it makes.
     with np.errstate(divide="ignore", invalid="ignore"):
         res = stats.bootstrap(
-            (a, b),
+            (np.arange(a.clusters), np.arange(b.clusters)),
             ratio,
             n_resamples=resamples,
             method="percentile",
@@ -159,7 +191,8 @@ def _latency_look(
     resamples: int,
     seed: int,
 ) -> FigureLook:
-    a, b = _values(base, attr), _values(cand, attr)
+    (a, a_sec), (b, b_sec) = _values(base, attr), _values(cand, attr)
+    ca, cb = _Clustered.of(a, a_sec), _Clustered.of(b, b_sec)
     qa = float(np.quantile(a, q)) if a.size else None
     qb = float(np.quantile(b, q)) if b.size else None
     common = {"name": name, "unit": "relative", "baseline": qa, "candidate": qb, "margin": margin}
@@ -175,9 +208,22 @@ def _latency_look(
             reason=f"{name}: {min(a.size, b.size)} values in the smaller version, at least "
             f"{MIN_VALUES} are needed",
         )
+    if min(ca.clusters, cb.clusters) < MIN_VALUES:
+        return FigureLook(
+            **common,
+            **counts,
+            effect=(qb - qa) / qa if qb is not None else None,
+            low=None,
+            high=None,
+            verdict="undecided",
+            needed_candidate=math.ceil(b.size * MIN_VALUES / min(ca.clusters, cb.clusters)),
+            reason=f"{name}: the smaller version's requests were sent in "
+            f"{min(ca.clusters, cb.clusters)} distinct seconds, at least {MIN_VALUES} are needed "
+            "(requests of the same second share its stalls: a second counts once)",
+        )
     assert qb is not None
     est = (qb - qa) / qa
-    se = _quantile_change_se(a, b, q, resamples, seed)
+    se = _quantile_change_se(ca, cb, q, resamples, seed)
     if not math.isfinite(se):
         # Some resampled baselines have this quantile at 0 (many values of 0: tokens that
         # came in one read): a relative change has no interval.

@@ -304,3 +304,41 @@ def test_blue_greens_verify_step_fails_a_candidate_that_errs_or_is_slow_alone() 
     assert slow.reasons == [
         "1 of 3 probes' first token over the switch SLO of 2000 ms (slowest 2500 ms)"
     ]
+
+
+def _stalled(version: str, stalled: set[int], *, one_second_each: bool) -> list[Sample]:
+    """300 requests over 12 seconds, 25 a second; those of the `stalled` seconds 1.8x slower to
+    first token. `one_second_each`: the same values, each request alone in its own second."""
+    out = _samples(300, np.random.default_rng(7), version=version)
+    for i, s in enumerate(out):
+        s.sent_s = float(i) if one_second_each else i // 25 + (i % 25) / 25
+        if i // 25 in stalled:
+            assert s.ttft_ms is not None
+            s.e2e_ms += 0.8 * s.ttft_ms
+            s.ttft_ms *= 1.8
+    return out
+
+
+def test_stalls_that_hit_one_version_in_more_seconds_do_not_abort_an_identical_candidate() -> None:
+    # Requests of one second share its stalls: the candidate's 6 stalled seconds of 12 against
+    # the baseline's 2 are 12 draws per version, not 300. Read as 300 independent requests, the
+    # same values show the candidate "worse".
+    def look(one_second_each: bool) -> dict[str, str]:
+        base = _stalled("baseline", {0, 7}, one_second_each=one_second_each)
+        cand = _stalled("candidate", {1, 3, 4, 6, 9, 11}, one_second_each=one_second_each)
+        lk = look_at_step(0.5, 3, 30.0, base, cand, Analysis())
+        return {f.name: f.verdict for f in lk.figures}
+
+    assert look(one_second_each=True)["ttft_p50"] == "worse"
+    assert look(one_second_each=False)["ttft_p50"] == "undecided"
+
+
+def test_a_latency_figure_needs_ten_seconds_of_each_version() -> None:
+    rng = np.random.default_rng(3)
+    base, cand = _samples(200, rng), _samples(200, rng, version="candidate", slower=1.0)
+    for i, s in enumerate(base + cand):
+        s.sent_s = (i % 200) / 25  # 8 seconds of requests
+    lk = look_at_step(0.5, 1, 8.0, base, cand, Analysis())
+    ttft = next(f for f in lk.figures if f.name == "ttft_p50")
+    assert ttft.verdict == "undecided" and "8 distinct seconds" in ttft.reason
+    assert lk.decision == "hold"
