@@ -279,6 +279,7 @@ def run_rollout_gate(
             allow_remote=allow_remote,
         )
         report.rollout = result.journal
+        report.alerts = result.alerts
         report.checks += result.checks
         for check in result.checks:
             bus.emit(CheckDecided(check))

@@ -842,6 +842,11 @@ def rollout_facts(journal: RolloutJournal) -> list[str]:
     return [
         journal.strategy.replace("_", "-") + (f", steps {steps}" if steps else ""),
         f"candidate share at the end {_pct(journal.final_share)}",
+        *(
+            [f"the candidate shared the baseline's {', '.join(journal.shared)}"]
+            if journal.shared
+            else []
+        ),
         "interrupted before it finished" if journal.interrupted else "not interrupted",
     ]
 

@@ -80,3 +80,5 @@ class RolloutJournal(BaseModel):
     baseline_stack: dict[str, Any] = Field(default_factory=dict)
     candidate_stack: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)
+    # What the candidate used of the baseline's stack (Redis, monitoring, logs).
+    shared: list[str] = Field(default_factory=list)

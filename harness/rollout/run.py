@@ -32,6 +32,7 @@ import httpx
 from harness.chaos.steady_state import ask_front_door
 from harness.clients.http import http_get
 from harness.clients.poll import poll_until
+from harness.clients.webhook import WebhookPayload
 from harness.data.progress import Progress
 from harness.data.samples import Sample, SampleTail
 from harness.errors import StackError
@@ -47,7 +48,7 @@ from harness.rollout.traffic import FrontTraffic, HookTraffic, Traffic
 from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop
 from harness.spec.rollout import RolloutSpec, Switch
 from harness.spec.stack import StackSpec
-from harness.stack import RunningStack, start_stack
+from harness.stack import RunningStack, SharedServices, scrape_beside, start_stack
 from harness.stack.orchestrator import make_launcher
 from harness.stack.ports import free_ports
 from harness.stack.provider import Launcher, ServiceHandle
@@ -79,6 +80,9 @@ class RolloutResult:
     journal: RolloutJournal
     interrupted: bool = False
     samples: list[Sample] = field(default_factory=list)
+    # What the baseline's Alertmanager sent during the rollout (it sees both versions where the
+    # candidate shares its monitoring).
+    alerts: list[WebhookPayload] = field(default_factory=list)
 
 
 # How long after the final rollback settled the load still sends, so requests show the
@@ -439,7 +443,9 @@ def _bring_up(
 ) -> dict[str, RunningStack]:
     """Each version's stack, started or attached. A rolling update replaces replicas inside the
     baseline, a scale-out adds them: only it runs. An external deployment with hooks is one
-    entry where both versions answer: one stack for both."""
+    entry where both versions answer: one stack for both. A candidate started beside a started
+    baseline uses the baseline's services that `spec.shared` names, and the baseline's
+    Prometheus scrapes it."""
     versions = [(BASELINE, baseline)]
     ext = candidate.external
     hooks = ext is not None and ext.rollout is not None
@@ -449,8 +455,10 @@ def _bring_up(
         versions.append((CANDIDATE, candidate))
     stacks: dict[str, RunningStack] = {}
     for version, stack_spec in versions:
+        shares = shared_parts(spec, baseline, candidate) if version == CANDIDATE else ()
         progress(
             f"{version}: {'attaching to' if stack_spec.external else 'starting'} {stack_spec.name}"
+            + (f" (the baseline's {', '.join(shares)})" if shares else "")
         )
         stacks[version] = stack.enter_context(
             start_stack(
@@ -460,11 +468,23 @@ def _bring_up(
                 progress=progress,
                 wait_for_scrapes=False,
                 allow_remote=allow_remote,
+                shared=SharedServices.of(stacks[BASELINE].endpoints, shares) if shares else None,
+                label=None if stack_spec.external else version,
             )
         )
+        if "monitoring" in shares:
+            scrape_beside(stacks[BASELINE], stacks[version])
     if hooks:
         stacks[CANDIDATE] = stacks[BASELINE]
     return stacks
+
+
+def shared_parts(spec: RolloutSpec, baseline: StackSpec, candidate: StackSpec) -> tuple[str, ...]:
+    """What the candidate uses of the baseline's stack: `spec.shared` where both versions are
+    stacks the harness starts side by side (an attached stack's services are not its to lend)."""
+    if spec.strategy not in ("canary", "blue_green") or baseline.external or candidate.external:
+        return ()
+    return tuple(spec.shared)
 
 
 def _share_of(load: LoadSpec, share: float) -> LoadSpec:
@@ -634,6 +654,9 @@ def run_rollout(
         if all(ld.result is not None for ld in loads):
             r.samples = [s for ld in loads if ld.result for s in ld.tagged(ld.result.samples)]
         result.samples = r.samples
+        if (alerts := stacks[BASELINE].alerts) is not None:
+            result.alerts = [n.typed() for n in alerts.notifications]
+        journal.shared = list(shared_parts(spec, baseline, candidate))
         result.checks = r.checks + _scale_checks(r, end) + _move_checks(r, end)
         t0 = r.load_start()
         journal.final_share = (

@@ -170,6 +170,10 @@ def _default_load() -> LoadSpec:
     return LoadSpec(name="rollout", load=ClosedLoop(users=8), duration_s=3600.0)
 
 
+# What a candidate may use of the baseline's stack instead of starting its own.
+Shareable = Literal["redis", "monitoring", "logs"]
+
+
 class RolloutSpec(Strict):
     kind: Literal["rollout"] = "rollout"
     name: str = "rollout"
@@ -188,6 +192,11 @@ class RolloutSpec(Strict):
     # Canary at 100%, blue-green after the switch back: the load runs this long on the final
     # version before the rollout ends (its requests are checked like a switch's).
     bake_s: Seconds = Field(5.0, ge=0, le=3600)
+    # Canary and blue-green: what the candidate uses of the baseline's stack, as the versions of a
+    # real rollout share them: Redis (the response cache, the rate limits), Prometheus with
+    # Alertmanager (the alert rules see both versions, each target labelled by its version), the
+    # log store (each line with a `stack` field). []: the candidate starts its own.
+    shared: tuple[Shareable, ...] = ("redis", "monitoring", "logs")
 
     @field_validator("steps")
     @classmethod

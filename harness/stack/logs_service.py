@@ -22,10 +22,13 @@ AGENT = "vlagent"
 STREAM_FIELDS = ("layer", "replica")
 
 
-def jsonline_url(base_url: str) -> str:
-    """Where a shipper posts newline-delimited JSON, `_time` in the line, `msg` its message."""
-    query = urlencode({"_stream_fields": ",".join(STREAM_FIELDS), "_msg_field": "msg"})
-    return f"{base_url}/insert/jsonline?{query}"
+def jsonline_url(base_url: str, stack: str | None = None) -> str:
+    """Where a shipper posts newline-delimited JSON, `_time` in the line, `msg` its message;
+    `stack` is added to each line as a field (stacks that share one store)."""
+    args = {"_stream_fields": ",".join(STREAM_FIELDS), "_msg_field": "msg"}
+    if stack:
+        args["extra_fields"] = f"stack={stack}"
+    return f"{base_url}/insert/jsonline?{urlencode(args)}"
 
 
 def logs_service(port: int, syslog_port: int, run_dir: Path, tier: int) -> ServiceDef:
@@ -55,9 +58,15 @@ def logs_service(port: int, syslog_port: int, run_dir: Path, tier: int) -> Servi
 
 
 def log_agent_service(
-    port: int, store_port: int, run_dir: Path, model_servers: list[str], tier: int
+    port: int,
+    store_port: int,
+    run_dir: Path,
+    model_servers: list[str],
+    tier: int,
+    stack: str | None = None,
 ) -> ServiceDef:
-    """vlagent following each model server's log file (the launchers write them) into the store."""
+    """vlagent following each model server's log file (the launchers write them) into the store;
+    `stack` is added to each line as a field (stacks that share one store)."""
     logs = run_dir / "logs"
     argv = [
         str(find_binary("vlagent")),
@@ -69,7 +78,9 @@ def log_agent_service(
         "-loggerLevel=WARN",
     ]
     for name in model_servers:  # the n-th extraFields belongs to the n-th glob
-        fields = json.dumps({"layer": "model", "replica": name})
+        fields = json.dumps(
+            {"layer": "model", "replica": name} | ({"stack": stack} if stack else {})
+        )
         argv += [f"-fileCollector.glob={logs / name}.log", f"-fileCollector.extraFields={fields}"]
     return ServiceDef(
         name=AGENT,

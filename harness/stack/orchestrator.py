@@ -23,7 +23,7 @@ from harness.paths import new_run_dir
 from harness.spec.stack import StackSpec
 from harness.stack import ownership
 from harness.stack.plan import ServiceDef, ServicePlan
-from harness.stack.planner import build_plan
+from harness.stack.planner import SharedServices, build_plan
 from harness.stack.ports import port_is_listening
 from harness.stack.provider import Endpoints, Launcher, RunningStack, ServiceHandle
 
@@ -153,6 +153,31 @@ def wait_targets_up(prometheus_url: str, timeout_s: float = 30.0) -> list[PromTa
     )
 
 
+def scrape_beside(host: RunningStack, guest: RunningStack) -> None:
+    """Have the host's Prometheus scrape the guest's targets too (a stack that shares it), and
+    wait until it sees them all up. Each target keeps its stack's `version` label."""
+    if host.prometheus is None:
+        raise StackError(f"{host.spec.name}: no Prometheus of its own to scrape another stack")
+    targets = [*host.scrape_targets, *guest.scrape_targets]
+    host.prometheus.config.write_text(host.prometheus.render(targets))
+    host.services["prometheus"].reload()
+    wanted = {t.address for t in targets}
+    with PrometheusClient(host.endpoints.prometheus, timeout_s=2.0) as prom:
+
+        def seen() -> set[str]:
+            try:
+                return {t.instance for t in prom.targets() if t.health == "up"}
+            except PrometheusError:
+                return set()
+
+        up = poll_until(seen, 30.0, 0.25, until=lambda ts: wanted <= ts)
+    if not wanted <= up:
+        raise StackError(
+            "Prometheus did not see the shared stack's targets up within 30s: "
+            + ", ".join(sorted(wanted - up))
+        )
+
+
 def stack_ports(plan: ServicePlan) -> list[int]:
     """Every port the stack listens on: services, Toxiproxy's proxies, the alert webhook, and
     those only named in command lines and endpoints (nginx's status port)."""
@@ -161,7 +186,9 @@ def stack_ports(plan: ServicePlan) -> list[int]:
         [*(a for s in plan.services for a in s.argv), *map(str, plan.endpoints.values())]
     )
     ports |= {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", named)}
-    return sorted(ports | {plan.webhook_port})
+    if plan.webhook_port is not None:
+        ports.add(plan.webhook_port)
+    return sorted(ports - plan.borrowed_ports)
 
 
 def _teardown(
@@ -191,9 +218,13 @@ def start_stack(
     progress: Progress = _quiet,
     wait_for_scrapes: bool = True,
     allow_remote: bool = False,
+    shared: SharedServices | None = None,
+    label: str | None = None,
 ) -> Iterator[RunningStack]:
     """Bring the stack up; yield it once every service is ready; always tear it down. An
-    external stack (`provider: external`) is only checked and attached, never started."""
+    external stack (`provider: external`) is only checked and attached, never started.
+    `shared`, `label`: as `build_plan`'s (a stack beside another, using some of its services;
+    `scrape_beside` has the other's Prometheus scrape it)."""
     run_dir = run_dir or new_run_dir("stack")
     if spec.provider == "external":
         if provider not in (None, "external"):
@@ -216,7 +247,7 @@ def start_stack(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     t0 = time.monotonic()
-    plan = build_plan(spec, run_dir)
+    plan = build_plan(spec, run_dir, shared=shared, label=label)
     plan.write_files()
     launcher = make_launcher(provider, spec, run_dir)
     started: list[ServiceHandle] = []
@@ -224,7 +255,9 @@ def start_stack(
     owned = ownership.current()
     owned.add_stack(run_dir.name, stack_ports(plan), str(plan.endpoints["toxiproxy"]))
     try:
-        receiver = AlertReceiver(plan.webhook_port, journal=run_dir / "alerts.jsonl").start()
+        if plan.webhook_port is not None:
+            receiver = AlertReceiver(plan.webhook_port, journal=run_dir / "alerts.jsonl")
+            receiver.start()
         toxiproxy_url = str(plan.endpoints["toxiproxy"])
         for tier in plan.tiers():
             handles = [_launch(launcher, d, run_dir) for d in tier]
@@ -236,7 +269,7 @@ def start_stack(
                 _create_proxies(plan, toxiproxy_url)
         # The launcher's provider: `--provider` may differ from the spec's.
         endpoints = Endpoints.model_validate({**plan.endpoints, "provider": provider})
-        if wait_for_scrapes:
+        if wait_for_scrapes and plan.prometheus is not None:
             wait_targets_up(endpoints.prometheus)
             progress(f"[{time.monotonic() - t0:5.1f}s] Prometheus sees every target up")
         endpoints.write(run_dir / "endpoints.json")
@@ -247,6 +280,8 @@ def start_stack(
             services={s.name: s for s in started},
             alerts=receiver,
             startup_seconds=time.monotonic() - t0,
+            scrape_targets=plan.scrape_targets,
+            prometheus=plan.prometheus,
         )
         yield stack
     finally:

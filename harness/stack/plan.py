@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.stack.readiness import ReadyCheck
+from harness.stack.render import PrometheusSetup, ScrapeTarget
 
 
 @dataclass
@@ -66,8 +67,15 @@ class ServicePlan:
     services: list[ServiceDef]
     proxies: list[ProxyDef]
     files: dict[Path, str]
-    webhook_port: int
+    # The alert webhook's port; None where the stack's alerts go to another stack's Alertmanager.
+    webhook_port: int | None
     endpoints: dict[str, object]
+    # What a Prometheus should scrape of this stack (its own, or the one it shares).
+    scrape_targets: list[ScrapeTarget] = field(default_factory=list)
+    # The stack's own Prometheus (None: it shares another stack's).
+    prometheus: PrometheusSetup | None = None
+    # Another stack's ports this one dials (shared services): not this stack's to own.
+    borrowed_ports: frozenset[int] = frozenset()
 
     def tiers(self) -> list[list[ServiceDef]]:
         by_tier: dict[int, list[ServiceDef]] = {}

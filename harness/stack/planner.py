@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
+from urllib.parse import urlsplit
 
 from harness.paths import PROJECT_ROOT, STACK_DIR, model_hub_home
 from harness.spec.experiment import GPU_SIM_EXPORTER
 from harness.spec.gateway import GatewayRuntimeConfig
+from harness.spec.rollout import Shareable
 from harness.spec.stack import (
     GpuSimExporterSpec,
     LlamaCppServer,
@@ -21,10 +25,47 @@ from harness.stack import render
 from harness.stack.logs_service import jsonline_url, log_agent_service, logs_service
 from harness.stack.plan import ProxyDef, ServiceDef, ServicePlan, Warmup
 from harness.stack.ports import free_ports
+from harness.stack.provider import Endpoints
 from harness.stack.readiness import HttpReady, redis_ready
 from harness.tools import default_model_path, find_binary
 
 TIER_BACKENDS, TIER_GATEWAYS, TIER_EDGE, TIER_OBSERVERS = 0, 1, 2, 3
+
+
+SHAREABLE: tuple[str, ...] = get_args(Shareable)
+
+
+@dataclass(frozen=True)
+class SharedServices:
+    """Another running stack's services that a stack uses instead of starting its own, as the
+    versions of a real rollout share them: Redis (the response cache and the rate limits),
+    Prometheus with Alertmanager (the alert rules see both), the log store."""
+
+    redis_port: int | None = None
+    logs_port: int | None = None
+    syslog_port: int | None = None
+    prometheus: str | None = None
+    alertmanager: str | None = None
+    webhook: str | None = None
+
+    def ports(self) -> frozenset[int]:
+        """The other stack's ports this one dials (they are not this stack's)."""
+        urls = (self.prometheus, self.alertmanager, self.webhook)
+        named = {self.redis_port, self.logs_port, self.syslog_port}
+        return frozenset({p for p in named if p} | {urlsplit(u).port or 0 for u in urls if u})
+
+    @classmethod
+    def of(cls, endpoints: Endpoints, parts: Collection[str]) -> SharedServices:
+        """The `parts` (of SHAREABLE) of a running stack, from its endpoints."""
+        syslog = endpoints.logs_syslog if "logs" in parts else None
+        return cls(
+            redis_port=urlsplit(endpoints.redis).port if "redis" in parts else None,
+            logs_port=urlsplit(endpoints.logs).port if syslog and endpoints.logs else None,
+            syslog_port=int(syslog.rsplit(":", 1)[1]) if syslog and endpoints.logs else None,
+            prometheus=endpoints.prometheus if "monitoring" in parts else None,
+            alertmanager=endpoints.alertmanager if "monitoring" in parts else None,
+            webhook=endpoints.webhook if "monitoring" in parts else None,
+        )
 
 
 class _Ports:
@@ -287,8 +328,49 @@ def _gpu_sim_exporter_def(spec: GpuSimExporterSpec, port: int) -> ServiceDef:
     )
 
 
-def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) -> ServicePlan:
+def _alertmanager_def(
+    spec: StackSpec, run_dir: Path, port: int, webhook_port: int, files: dict[Path, str]
+) -> ServiceDef:
+    conf = run_dir / "config" / "alertmanager.yml"
+    files[conf] = render.to_yaml(
+        render.alertmanager_config(
+            spec.alertmanager, webhook_url=f"http://127.0.0.1:{webhook_port}/alerts"
+        )
+    )
+    return ServiceDef(
+        name="alertmanager",
+        role="alertmanager",
+        argv=[
+            str(find_binary("prometheus-alertmanager")),
+            "--config.file",
+            str(conf),
+            "--storage.path",
+            str(run_dir / "alertmanager-data"),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        port=port,
+        ready=HttpReady(f"http://127.0.0.1:{port}/-/ready"),
+        image="alertmanager",
+        tier=TIER_BACKENDS,
+        mounts=[run_dir],
+    )
+
+
+def build_plan(
+    spec: StackSpec,
+    run_dir: Path,
+    *,
+    api_key: str | None = None,
+    shared: SharedServices | None = None,
+    label: str | None = None,
+) -> ServicePlan:
+    """The stack's services. `shared`: another stack's services used instead of this one's own;
+    `label`: a `stack` field on this stack's log lines and a `version` label on its scrape
+    targets (stacks that share a log store or a Prometheus)."""
     run_dir = run_dir.resolve()
+    shared = shared or SharedServices()
     pools = spec.pools()
     n_models = sum(p.replicas for p in pools.values())
     n_gw = spec.gateway.replicas
@@ -299,6 +381,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     ports = _Ports(3 + 2 * n_models + n_gw + 2 + 2 + 3 + 3 + n_fronts + 1)
 
     toxi_port, redis_port = ports.take(), ports.take()
+    redis_port = shared.redis_port or redis_port
     slots = [
         ModelServerSlot(f"{pool_name}-{i}", pool_name, ports.take())
         for pool_name, pool in pools.items()
@@ -324,6 +407,8 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     nginx_exp_port, redis_exp_port = ports.take(), ports.take()
     prom_port, am_port, webhook_port = ports.take(), ports.take(), ports.take()
     logs_port, syslog_port, agent_port = ports.take(), ports.take(), ports.take()
+    if shared.logs_port and shared.syslog_port:
+        logs_port, syslog_port = shared.logs_port, shared.syslog_port
     logs_url = f"http://127.0.0.1:{logs_port}"
 
     log_dir = run_dir / "logs"
@@ -349,36 +434,39 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             tier=TIER_BACKENDS,
         )
     )
-    services.append(
-        ServiceDef(
-            name="redis",
-            role="redis",
-            argv=[
-                str(find_binary("redis-server")),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(redis_port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(run_dir),
-                "--protected-mode",
-                "yes",
-            ],
-            port=redis_port,
-            ready=redis_ready(redis_port),
-            image="redis",
-            tier=TIER_BACKENDS,
-            mounts=[run_dir],
-        )
+    redis_def = ServiceDef(
+        name="redis",
+        role="redis",
+        argv=[
+            str(find_binary("redis-server")),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(run_dir),
+            "--protected-mode",
+            "yes",
+        ],
+        port=redis_port,
+        ready=redis_ready(redis_port),
+        image="redis",
+        tier=TIER_BACKENDS,
+        mounts=[run_dir],
     )
+    if not shared.redis_port:
+        services.append(redis_def)
     services += [model_server_def(s, pools[s.pool], run_dir) for s in slots]
-    services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
+    if not shared.logs_port:
+        services.append(logs_service(logs_port, syslog_port, run_dir, TIER_BACKENDS))
     services.append(
-        log_agent_service(agent_port, logs_port, run_dir, [s.name for s in slots], TIER_GATEWAYS)
+        log_agent_service(
+            agent_port, logs_port, run_dir, [s.name for s in slots], TIER_GATEWAYS, label
+        )
     )
     for s in slots:
         if s.name in http_fronts:
@@ -400,7 +488,7 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
             primary_model=served["primary"],
             fallback_model=served["fallback"],
             settings=spec.gateway.settings,
-            logs_url=jsonline_url(logs_url),
+            logs_url=jsonline_url(logs_url, label),
         )
         cfg_path = run_dir / "config" / f"gateway-{i}.json"
         files[cfg_path] = cfg.model_dump_json(indent=2)
@@ -438,11 +526,15 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
                 mounts=[run_dir, PROJECT_ROOT],
             )
         )
-    services.append(
-        _exporter(
-            "redis", f"--redis.addr=redis://127.0.0.1:{redis_port}", redis_exp_port, TIER_GATEWAYS
+    if not shared.redis_port:
+        services.append(
+            _exporter(
+                "redis",
+                f"--redis.addr=redis://127.0.0.1:{redis_port}",
+                redis_exp_port,
+                TIER_GATEWAYS,
+            )
         )
-    )
 
     nginx_conf = run_dir / "config" / "nginx.conf"
     files[nginx_conf] = render.render_nginx(
@@ -484,67 +576,42 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         )
     )
 
-    am_conf = run_dir / "config" / "alertmanager.yml"
-    files[am_conf] = render.to_yaml(
-        render.alertmanager_config(
-            spec.alertmanager, webhook_url=f"http://127.0.0.1:{webhook_port}/alerts"
-        )
-    )
-    services.append(
-        ServiceDef(
-            name="alertmanager",
-            role="alertmanager",
-            argv=[
-                str(find_binary("prometheus-alertmanager")),
-                "--config.file",
-                str(am_conf),
-                "--storage.path",
-                str(run_dir / "alertmanager-data"),
-                "--web.listen-address",
-                f"127.0.0.1:{am_port}",
-                "--cluster.listen-address=",
-            ],
-            port=am_port,
-            ready=HttpReady(f"http://127.0.0.1:{am_port}/-/ready"),
-            image="alertmanager",
-            tier=TIER_BACKENDS,
-            mounts=[run_dir],
-        )
-    )
-
+    own_monitoring = shared.prometheus is None
+    if own_monitoring:
+        services.append(_alertmanager_def(spec, run_dir, am_port, webhook_port, files))
+    version = {"version": label} if label else {}
     targets = [
-        render.ScrapeTarget("gateway", f"127.0.0.1:{p}", {"replica": f"gateway-{i}"})
+        render.ScrapeTarget("gateway", f"127.0.0.1:{p}", {"replica": f"gateway-{i}"} | version)
         for i, p in enumerate(gw_ports)
     ]
     targets += [
         render.ScrapeTarget(
-            f"model-{s.pool}", f"127.0.0.1:{s.port}", {"pool": s.pool, "replica": s.name}
+            f"model-{s.pool}",
+            f"127.0.0.1:{s.port}",
+            {"pool": s.pool, "replica": s.name} | version,
         )
         for s in slots
     ]
-    targets += [
-        render.ScrapeTarget("nginx", f"127.0.0.1:{nginx_exp_port}", {}),
-        render.ScrapeTarget("redis", f"127.0.0.1:{redis_exp_port}", {}),
-        render.ScrapeTarget("toxiproxy", f"127.0.0.1:{toxi_port}", {}),
-        render.ScrapeTarget("alertmanager", f"127.0.0.1:{am_port}", {}),
-        render.ScrapeTarget("prometheus", f"127.0.0.1:{prom_port}", {}),
-        render.ScrapeTarget("victoria-logs", f"127.0.0.1:{logs_port}", {}),
-        render.ScrapeTarget("vlagent", f"127.0.0.1:{agent_port}", {}),
+    own = [
+        ("nginx", nginx_exp_port, True),
+        ("redis", redis_exp_port, not shared.redis_port),
+        ("toxiproxy", toxi_port, True),
+        ("alertmanager", am_port, own_monitoring),
+        ("prometheus", prom_port, own_monitoring),
+        ("victoria-logs", logs_port, not shared.logs_port),
+        ("vlagent", agent_port, True),
+        ("gpu-sim", gpu_port, gpu_sim is not None),
     ]
-    if gpu_sim is not None:
-        targets.append(render.ScrapeTarget("gpu-sim", f"127.0.0.1:{gpu_port}", {}))
-    rules = run_dir / "config" / "alerts.yml"
-    files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
-    prom_conf = run_dir / "config" / "prometheus.yml"
-    files[prom_conf] = render.to_yaml(
-        render.prometheus_config(
-            spec.prometheus,
-            rules_file=rules,
-            alertmanager_address=f"127.0.0.1:{am_port}",
-            targets=targets,
+    targets += [render.ScrapeTarget(j, f"127.0.0.1:{p}", version) for j, p, mine in own if mine]
+    prometheus = None
+    if own_monitoring:
+        rules = run_dir / "config" / "alerts.yml"
+        files[rules] = render.to_yaml(render.alert_rules(spec.prometheus))
+        prometheus = render.PrometheusSetup(
+            spec.prometheus, rules, f"127.0.0.1:{am_port}", run_dir / "config" / "prometheus.yml"
         )
-    )
-    services.append(prometheus_def(prom_conf, run_dir, prom_port, tier=TIER_BACKENDS))
+        files[prometheus.config] = prometheus.render(targets)
+        services.append(prometheus_def(prometheus.config, run_dir, prom_port, tier=TIER_BACKENDS))
 
     def url(p: int) -> str:
         return f"http://127.0.0.1:{p}"
@@ -552,17 +619,20 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
     endpoints: dict[str, object] = {
         "nginx": url(nginx_port),
         "nginx_status": f"{url(nginx_status_port)}/stub_status",
-        "prometheus": url(prom_port),
-        "alertmanager": url(am_port),
+        "prometheus": shared.prometheus or url(prom_port),
+        "alertmanager": shared.alertmanager or url(am_port),
         "toxiproxy": url(toxi_port),
         "redis": f"redis://127.0.0.1:{redis_port}/0",
         "gateways": [url(p) for p in gw_ports],
         "model_servers": [url(s.port) for s in slots],
         "model_pools": {name: [url(s.port) for s in slots if s.pool == name] for name in pools},
         "proxies": {p.name: p.listen for p in proxies},
-        "webhook": f"{url(webhook_port)}/alerts",
+        "webhook": shared.webhook or f"{url(webhook_port)}/alerts",
         "logs": logs_url,
-        "exporters": {"nginx": url(nginx_exp_port), "redis": url(redis_exp_port)},
+        "logs_syslog": f"127.0.0.1:{syslog_port}",
+        # A shared Redis is exported by the stack that runs it.
+        "exporters": {"nginx": url(nginx_exp_port)}
+        | ({} if shared.redis_port else {"redis": url(redis_exp_port)}),
         "api_key": key,
         "run_dir": str(run_dir),
         "provider": spec.provider,
@@ -573,8 +643,11 @@ def build_plan(spec: StackSpec, run_dir: Path, *, api_key: str | None = None) ->
         services=services,
         proxies=proxies,
         files=files,
-        webhook_port=webhook_port,
+        webhook_port=webhook_port if own_monitoring else None,
         endpoints=endpoints,
+        scrape_targets=targets,
+        prometheus=prometheus,
+        borrowed_ports=shared.ports(),
     )
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from harness.clients.webhook import AlertLog
     from harness.spec.stack import StackSpec
     from harness.stack.plan import ServiceDef
+    from harness.stack.render import PrometheusSetup, ScrapeTarget
 
 
 class Endpoints(BaseModel):
@@ -44,6 +45,8 @@ class Endpoints(BaseModel):
     served_models: dict[str, str] = {}
     # The log store (VictoriaLogs): LogsQL at {logs}/select/logsql/query. None in older files.
     logs: str | None = None
+    # Its syslog input ("127.0.0.1:PORT", UDP): nginx's access log.
+    logs_syslog: str | None = None
     # nginx's stub_status (its in-flight requests: "Writing"); None where the stack has none.
     nginx_status: str | None = None
 
@@ -98,6 +101,9 @@ class RunningStack:
     services: dict[str, ServiceHandle] = field(default_factory=dict)
     alerts: AlertLog | None = None  # webhook (own stacks) or Alertmanager's API (external)
     startup_seconds: float = 0.0
+    # What a Prometheus scrapes of this stack; the stack's own Prometheus (None: it has none).
+    scrape_targets: list[ScrapeTarget] = field(default_factory=list)
+    prometheus: PrometheusSetup | None = None
 
     def lacks(self, *needs: str) -> str | None:
         """Why this stack cannot serve a check that needs `needs` (None: it can). A stack the

@@ -193,6 +193,27 @@ def prometheus_config(
     }
 
 
+@dataclass(frozen=True)
+class PrometheusSetup:
+    """What a stack's prometheus.yml is rendered from, kept so that it can be rendered again with
+    more targets (a rollout's candidate scraped by the baseline's Prometheus)."""
+
+    spec: PrometheusSpec
+    rules_file: Path
+    alertmanager_address: str
+    config: Path
+
+    def render(self, targets: Sequence[ScrapeTarget]) -> str:
+        return to_yaml(
+            prometheus_config(
+                self.spec,
+                rules_file=self.rules_file,
+                alertmanager_address=self.alertmanager_address,
+                targets=targets,
+            )
+        )
+
+
 def alertmanager_config(spec: AlertmanagerSpec, *, webhook_url: str) -> dict[str, Any]:
     return {
         "route": {

@@ -76,6 +76,11 @@ def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> No
     assert last["after_wrong_version"] == 0 and last["drain_s"] is not None
     table = read_sample_file(tmp_path / "out" / "samples.jsonl.gz")
     assert {"baseline", "candidate"} <= set(table.text["version"])
+    # The candidate ran beside the baseline on its Redis, monitoring and log store.
+    assert journal["shared"] == ["redis", "monitoring", "logs"]
+    logs = tmp_path / "out" / "candidate" / "logs"
+    assert (logs / "gateway-0.log").exists() and not (logs / "prometheus.log").exists()
+    assert (tmp_path / "out" / "baseline" / "logs" / "prometheus.log").exists()
 
 
 def test_a_candidate_slower_to_first_token_is_aborted_and_rolled_back(

@@ -61,12 +61,12 @@ def _sim(d: Path, ttft_ms: int) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The versions: stable, an identical canary, and a canary 50% slower to its first token
-    (150 ms against 100 ms at the server: a first token long enough that a busy runner's
-    scheduling noise is a small share of it, and an effect that the bounds of a dozen seconds,
-    resampled by the second, still put beyond the 10% margin)."""
+    """The versions: stable, an identical canary, and a canary 20% slower to its first token
+    (120 ms against 100 ms at the server: a first token long enough that a busy runner's
+    scheduling noise is a small share of it; the simulator's fixed first token keeps the bounds
+    tight, +49.1% .. +49.6% for a 50% slower one)."""
     d = tmp_path_factory.mktemp("sims")
-    with _sim(d, 100) as stable, _sim(d, 100) as same, _sim(d, 150) as slow:
+    with _sim(d, 100) as stable, _sim(d, 100) as same, _sim(d, 120) as slow:
         yield {"stable": stable, "same": same, "slow": slow}
 
 

@@ -129,3 +129,52 @@ def test_a_simulator_with_its_kv_cache_gets_its_size_a_pod_address_and_no_event_
     off = build_plan(StackSpec(primary=ModelPool(server=SimulatorServer())), tmp_path / "off")
     plain = next(s for s in off.services if s.name == "primary-0")
     assert "--enable-kvcache" not in plain.argv and plain.env == {}
+
+
+def test_a_stack_beside_another_uses_its_redis_monitoring_and_log_store(tmp_path: Path) -> None:
+    from harness.stack.planner import SHAREABLE, SharedServices
+    from harness.stack.provider import Endpoints
+
+    spec = StackSpec(
+        primary=ModelPool(replicas=2, server=SimulatorServer()),
+        fallback=ModelPool(server=SimulatorServer()),
+    )
+    host = build_plan(spec, tmp_path / "baseline", label="baseline")
+    endpoints = Endpoints.model_validate({**host.endpoints, "provider": "local"})
+    guest = build_plan(
+        spec,
+        tmp_path / "candidate",
+        shared=SharedServices.of(endpoints, SHAREABLE),
+        label="candidate",
+    )
+    names = {s.name for s in guest.services}
+    for own in ("redis", "redis-exporter", "prometheus", "alertmanager", "victoria-logs"):
+        assert own not in names
+    assert {"gateway-0", "primary-1", "nginx", "vlagent", "toxiproxy"} <= names
+    assert guest.webhook_port is None and guest.prometheus is None
+    for key in ("redis", "prometheus", "alertmanager", "webhook", "logs", "logs_syslog"):
+        assert guest.endpoints[key] == host.endpoints[key]
+    store_port = int(str(host.endpoints["logs"]).rsplit(":", 1)[1])
+    redis_port = int(str(host.endpoints["redis"]).split(":")[2].split("/")[0])
+    # The gateways dial the baseline's Redis (through this stack's own Toxiproxy) and ship their
+    # lines, marked with the stack, to the baseline's store; so do nginx and the agent.
+    redis_proxy = next(p for p in guest.proxies if p.name == "redis")
+    assert redis_proxy.upstream_port == redis_port
+    gw = next(s for s in guest.services if s.name == "gateway-0")
+    cfg = GatewayRuntimeConfig.model_validate_json(guest.files[Path(gw.env["GATEWAY_CONFIG"])])
+    assert cfg.logs_url is not None and "extra_fields=stack%3Dcandidate" in cfg.logs_url
+    assert cfg.logs_url.startswith(f"http://127.0.0.1:{store_port}/insert/jsonline?")
+    nginx_conf = next(text for path, text in guest.files.items() if path.name == "nginx.conf")
+    assert f"syslog:server={host.endpoints['logs_syslog']}," in nginx_conf
+    agent = " ".join(next(s for s in guest.services if s.name == "vlagent").argv)
+    assert f"-remoteWrite.url=http://127.0.0.1:{store_port}/insert/native" in agent
+    assert '"stack": "candidate"' in agent
+    # Its own targets are labelled with its version, for the baseline's Prometheus to scrape;
+    # the services it borrows are not its to scrape or to own.
+    jobs = {t.job for t in guest.scrape_targets}
+    assert not jobs & {"redis", "prometheus", "alertmanager", "victoria-logs"}
+    assert {t.labels["version"] for t in guest.scrape_targets} == {"candidate"}
+    assert {redis_port, store_port} <= guest.borrowed_ports
+    assert host.prometheus is not None and "version: baseline" in host.prometheus.render(
+        host.scrape_targets
+    )
