@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.errors import ConfigError, ConfigProblem
+from harness.errors import ConfigError, ConfigProblem, StackError
 from harness.spec.external import ExternalSpec
 from harness.spec.load import ClosedLoop, OpenLoop
 from harness.spec.loader import parse_model
@@ -67,6 +67,9 @@ def external_inputs(
         raise _refuse(
             "--provider", "provider", f"{provider}: an external deployment is not started here"
         )
+    if spec.strategy == "scale_out":
+        _check_scale_out(spec, profile, cand_src, cand.external, allow_remote)
+        return cand, cand
     if spec.strategy != "canary":
         raise _refuse(
             strategy_src or str(profile),
@@ -132,6 +135,54 @@ def external_inputs(
     _check_reachable(base_src, base.external, allow_remote)
     _check_reachable(cand_src, ext, allow_remote)
     return base, cand
+
+
+def _check_scale_out(
+    spec: RolloutSpec, profile: Path, source: str, ext: ExternalSpec, allow_remote: bool
+) -> None:
+    """A scale-out the deployment makes itself: how to watch it, its signal's Prometheus, a
+    numeric target (its autoscaler's), and a Kubernetes API on loopback unless allowed."""
+    if ext.replicas is None:
+        raise _refuse(
+            source,
+            "external.replicas",
+            "a scale-out of an external deployment is watched, not made: expected how to watch "
+            "its replicas (the signal, each replica's served count; a Kubernetes Deployment, "
+            "or the replicas up in Prometheus; docs/rollout.md)",
+        )
+    if ext.prometheus is None:
+        raise _refuse(
+            source,
+            "external.prometheus",
+            "a scale-out reads the autoscaler's signal and each replica's served count from "
+            "the deployment's Prometheus: expected its URL",
+        )
+    if isinstance(spec.autoscale.target_rps_per_replica, str):
+        raise _refuse(
+            str(profile),
+            "autoscale.target_rps_per_replica",
+            "an external deployment's target is its own autoscaler's: give it as a number "
+            "(requests/s per replica)",
+        )
+    _check_reachable(source, ext, allow_remote)
+    k8s = ext.replicas.kubernetes
+    if k8s is not None:
+        from harness.clients.kubernetes import DeploymentReader, kubeconfig_path
+
+        if not kubeconfig_path(k8s).is_file():
+            raise _refuse(
+                source,
+                "external.replicas.kubernetes.kubeconfig",
+                f"{kubeconfig_path(k8s)}: no such file",
+            )
+        try:
+            reader = DeploymentReader(k8s)
+        except StackError as exc:
+            raise _refuse(source, "external.replicas.kubernetes", str(exc)) from exc
+        reader.close()
+        from harness.stack.external import check_remote
+
+        check_remote({"replicas.kubernetes": reader.host}, allow_remote, source)
 
 
 def _check_reachable(source: str, ext: ExternalSpec, allow_remote: bool) -> None:

@@ -31,7 +31,9 @@ import httpx
 
 from harness.chaos.steady_state import ask_front_door
 from harness.clients.http import http_get
+from harness.clients.kubernetes import DeploymentReader
 from harness.clients.poll import poll_until
+from harness.clients.prometheus import PrometheusClient
 from harness.clients.webhook import WebhookPayload
 from harness.data.progress import Progress
 from harness.data.samples import Sample, SampleTail
@@ -43,8 +45,10 @@ from harness.report.rollout_journal import MoveRecord, RolloutJournal, ScaleReco
 from harness.rollout.autoscale import Autoscaler
 from harness.rollout.capacity_target import CapacityBasis, measure_target
 from harness.rollout.hooks import HookFailed
+from harness.rollout.replica_watch import ReplicaWatch
 from harness.rollout.rolling import replace_replicas, restore_rotation
 from harness.rollout.traffic import FrontTraffic, HookTraffic, Traffic
+from harness.spec.external import ExternalReplicas
 from harness.spec.load import ClosedLoop, LoadSpec, OpenLoop
 from harness.spec.rollout import RolloutSpec, Switch
 from harness.spec.stack import StackSpec
@@ -150,7 +154,7 @@ class _Rollout:
         self.looks: list[StepLook] = []
         self.stopped = ""
         self.checks: list[CheckResult] = []
-        self.scaler: Autoscaler | None = None
+        self.scaler: Autoscaler | ReplicaWatch | None = None
         # autoscale.target_rps_per_replica: from_capacity: the target measured, and its basis.
         self.capacity: CapacityBasis | None = None
 
@@ -329,6 +333,22 @@ class _Rollout:
         self.moves += self.scaler.moves
         outs = [e for e in self.scaler.events if e.kind == "out"]
         self.stopped = f"the burst ran its course; {len(outs)} replica(s) added"
+
+    def watch_scale_out(self, replicas: ExternalReplicas) -> None:
+        """The burst runs its course while the deployment's own autoscaler scales it."""
+        stack = self.stacks[BASELINE]
+        k8s = None if replicas.kubernetes is None else DeploymentReader(replicas.kubernetes)
+        try:
+            with PrometheusClient(
+                stack.endpoints.prometheus, headers=stack.prometheus_headers()
+            ) as prom:
+                self.scaler = ReplicaWatch(self.spec, replicas, prom, k8s, self.progress)
+                self.scaler.run(until=lambda: not self.loads[0].is_alive())
+        finally:
+            if k8s is not None:
+                k8s.close()
+        outs = [e for e in self.scaler.events if e.kind == "out"]
+        self.stopped = f"the burst ran its course; {len(outs)} replica(s) added by the deployment"
 
     def rolling(
         self, candidate: StackSpec, launcher: Launcher, launched: list[ServiceHandle]
@@ -587,6 +607,8 @@ def run_rollout(
                 entry, front = split.url, FrontTraffic(split)
                 progress(f"split front {split.url}: all traffic on the baseline")
             loads = [_Load(spec.load, entry, stacks[BASELINE], run_dir / "load", progress)]
+        elif spec.strategy == "scale_out":
+            loads = [_Load(spec.load, ext.url, stacks[BASELINE], run_dir / "load", progress)]
         elif ext.rollout is not None:
             front = HookTraffic(ext.rollout, progress)
             v = ext.rollout.versions
@@ -618,7 +640,10 @@ def run_rollout(
                 raise LoadRunError(f"the rollout's load never completed a request: {errors}")
             if ext is not None and ext.rollout is not None:
                 _check_versions_named(r.samples, ext.url, ext.rollout.version_header)
-            if ext is not None and ext.rollout is None:
+            if ext is not None and spec.strategy == "scale_out":
+                assert ext.replicas is not None  # checked before anything started
+                r.watch_scale_out(ext.replicas)
+            elif ext is not None and ext.rollout is None:
                 r.compare()
             elif spec.strategy == "canary":
                 r.canary()
@@ -642,7 +667,7 @@ def run_rollout(
                 # have answered.
                 r.move("rollback (the rollout ended)", 0.0, BASELINE)
                 _run_on(r, spec.switch.settle_s + ROLLBACK_CHECK_S)
-            if not finished and one_stack:
+            if not finished and one_stack and ext is None:
                 restore_rotation(stacks[BASELINE])
             for load in loads:
                 load.stop.set()

@@ -253,6 +253,36 @@ class ExternalRollout(Strict):
         return {name: h for name, h in named.items() if h is not None}
 
 
+class KubernetesDeployment(Strict):
+    """The model servers' Deployment and its Service, read (never written) from the Kubernetes
+    API: the Deployment's `spec.replicas` is the autoscaler's decision, its
+    `status.readyReplicas` the replicas ready, the Service's ready endpoints those in rotation."""
+
+    # Default: $KUBECONFIG, else ~/.kube/config (its current context unless `context` names one).
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str = "default"
+    deployment: str = Field(min_length=1)
+    service: str | None = None  # default: the Deployment's name
+
+    def service_name(self) -> str:
+        return self.service or self.deployment
+
+
+class ExternalReplicas(Strict):
+    """How `harness rollout --strategy scale_out` watches a deployment it does not scale: the
+    signal its autoscaler reads and each replica's arrival, from the deployment's Prometheus,
+    and from the Kubernetes API when `kubernetes` is given."""
+
+    # The pool's request rate, PromQL ({window}: the profile's autoscale.rate_window_s).
+    signal: str = 'sum(rate(llm_upstream_requests_total{pool="primary"}[{window}s]))'
+    # Each replica's served count by instance (host:port): a new replica serves once it moves.
+    served: str = "sum by (instance) (vllm:request_success_total)"
+    # The replicas up, by instance: what is in rotation where no Kubernetes API is given.
+    up: str = 'up{job="model-primary"} == 1'
+    kubernetes: KubernetesDeployment | None = None
+
+
 class ExternalSpec(Strict):
     # The entry: a load balancer or a gateway; requests go to {url}/v1/...
     url: HttpUrl
@@ -269,6 +299,8 @@ class ExternalSpec(Strict):
     gateway: GatewayContract | None = GatewayContract()
     # How `harness rollout` moves this deployment's traffic (its hooks); null: it cannot.
     rollout: ExternalRollout | None = None
+    # How `harness rollout --strategy scale_out` watches its replicas; null: it cannot.
+    replicas: ExternalReplicas | None = None
 
     def urls(self) -> dict[str, str]:
         """Every address the harness will talk to, by what it is."""

@@ -238,3 +238,78 @@ def test_two_external_specs_are_compared_with_one_wire(tmp_path: Path) -> None:
     other = spec("other", auth_header="X-API-Key", auth_scheme="")
     out = _refused(tmp_path, "--profile", profile, "--baseline", stable, "--candidate", other)
     assert "other.yaml" in out and "one set of names on the wire" in out
+
+
+def _scaling(tmp_path: Path, **external: object) -> Path:
+    """A deployment that scales itself: its entry, its Prometheus, how to watch its replicas."""
+    ext = {
+        "url": ENTRY,
+        "api_key_env": None,
+        "prometheus": {"url": "http://127.0.0.1:9090"},
+        "replicas": {},
+        **external,
+    }
+    path = tmp_path / "scaling.yaml"
+    path.write_text(yaml.safe_dump({"kind": "stack", "provider": "external", "external": ext}))
+    return path
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return path
+
+
+def test_an_external_scale_out_is_watched_with_what_its_spec_says(tmp_path: Path) -> None:
+    kube = {"kubeconfig": str(_kubeconfig(tmp_path, "http://127.0.0.1:6443")), "deployment": "d"}
+    path = _scaling(tmp_path, replicas={"kubernetes": kube})
+    spec, base, cand = rollout_inputs(None, path, None, "scale_out")
+    assert spec.strategy == "scale_out" and base == cand and base.external is not None
+
+
+@pytest.mark.parametrize(
+    ("external", "field", "expected"),
+    [
+        ({"replicas": None}, "external.replicas", "watched, not made"),
+        ({"prometheus": None}, "external.prometheus", "the deployment's Prometheus"),
+        (
+            {
+                "replicas": {
+                    "kubernetes": {"kubeconfig": "/nonexistent/kubeconfig", "deployment": "d"}
+                }
+            },
+            "external.replicas.kubernetes.kubeconfig",
+            "no such file",
+        ),
+        ({"replicas": {"kubernetes": "remote"}}, "external.replicas.kubernetes", "--allow-remote"),
+    ],
+)
+def test_an_external_scale_out_refuses_what_it_cannot_watch(
+    tmp_path: Path, external: dict[str, object], field: str, expected: str
+) -> None:
+    if external.get("replicas") == {"kubernetes": "remote"}:
+        kubeconfig = str(_kubeconfig(tmp_path, "https://192.0.2.7:6443"))
+        external = {"replicas": {"kubernetes": {"kubeconfig": kubeconfig, "deployment": "d"}}}
+    out = _refused(
+        tmp_path, "--baseline", _scaling(tmp_path, **external), "--strategy", "scale_out"
+    )
+    assert "scaling.yaml" in out and field in out and expected in out, out
+
+
+def test_an_external_scale_out_needs_its_autoscalers_target(tmp_path: Path) -> None:
+    profile = _profile(
+        tmp_path, "strategy: scale_out\nautoscale: {target_rps_per_replica: from_capacity}\n"
+    )
+    out = _refused(tmp_path, "--baseline", _scaling(tmp_path), "--profile", profile)
+    assert "autoscale.target_rps_per_replica" in out and "its own autoscaler's" in out, out
