@@ -17,12 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.clients.kubernetes import DeploymentReader, DeploymentState
+from harness.clients.poll import poll_until
 from harness.clients.prometheus import PrometheusClient, PrometheusError
 from harness.data.progress import Progress
+from harness.errors import StackError
 from harness.load.clock import now
 from harness.spec.external import ExternalReplicas
 from harness.spec.rollout import RolloutSpec
 from harness.verdict.rollout import Move, ScaleEvent, SignalPoint
+
+FIRST_STATE_S = 30.0
 
 
 @dataclass
@@ -70,13 +74,24 @@ class ReplicaWatch:
             return None
         return DeploymentState(len(up), len(up), frozenset(up))
 
+    def _first_state(self) -> DeploymentState:
+        """The replicas before the burst: a deployment that serves has one in rotation at least
+        (Prometheus may take a few seconds to list a target it has just discovered)."""
+        state = poll_until(
+            self._state, FIRST_STATE_S, 0.5, until=lambda s: bool(s and s.in_rotation)
+        )
+        if state is None or not state.in_rotation:
+            where = "the Service's ready endpoints" if self.k8s else repr(self.replicas.up)
+            raise StackError(
+                f"no replica of the deployment in rotation after {FIRST_STATE_S:g}s ({where})"
+            )
+        return state
+
     def run(self, until: Callable[[], bool]) -> None:
         """Watch until `until()` (the burst's load ended)."""
         a = self.spec.autoscale
         window = self.replicas.signal.replace("{window}", str(round(a.rate_window_s)))
-        first = self._state()
-        if first is None:
-            raise PrometheusError(f"no answer to {self.replicas.up!r}")
+        first = self._first_state()
         desired, known = first.desired, set(first.in_rotation)
         arrivals: list[_Arrival] = []
         # The start of the latest run of readings above the target: the decision may come (and

@@ -232,6 +232,12 @@ class _Rollout:
             self.alive()
             time.sleep(min(0.5, left))
 
+    def run_out(self) -> None:
+        """After a move that may end the rollout: the load runs on through the settle and the
+        bake, and long enough that requests sent after the move settled have answered (its
+        check is judged on them, whatever `bake_s` the profile gives)."""
+        self.wait(self.spec.switch.settle_s + max(self.spec.bake_s, ROLLBACK_CHECK_S))
+
     def canary(self) -> None:
         spec = self.spec
         failed: str | None = None  # a move that failed: why
@@ -241,14 +247,14 @@ class _Rollout:
             if m.problems:
                 failed = f"the move to {share:.0%} failed: {m.problems[0]}"
             elif share >= 1:
-                self.wait(spec.switch.settle_s + spec.bake_s)
+                self.run_out()
                 failed = self._promote()
             else:
                 decision = self._analyse(share, m.at_s + spec.switch.settle_s)
             if failed or decision != "promote":
                 self.stopped = f"aborted at {share:.0%}" + (f" ({failed})" if failed else "")
                 self.move("rollback", 0.0, BASELINE)
-                self.wait(spec.switch.settle_s + spec.bake_s)
+                self.run_out()
                 break
         promoted = not failed and decision == "promote"
         if promoted:
@@ -261,7 +267,7 @@ class _Rollout:
         if not (isinstance(self.front, HookTraffic) and self.front.promotes):
             return None
         m = self.move("promote", 1.0, CANDIDATE, promote=True)
-        self.wait(self.spec.switch.settle_s + self.spec.bake_s)
+        self.run_out()
         return f"the promotion failed: {m.problems[0]}" if m.problems else None
 
     def _analyse(self, share: float, start: float) -> str:
@@ -378,7 +384,7 @@ class _Rollout:
         self.move("switch to the candidate (green)", 1.0, CANDIDATE)
         self.wait(spec.switch.settle_s + spec.hold_s)
         self.move("switch back to the baseline (blue): the rollback", 0.0, BASELINE)
-        self.wait(spec.switch.settle_s + spec.bake_s)
+        self.run_out()
         self.stopped = "switched to the candidate and back"
 
 

@@ -670,10 +670,16 @@ def scale_out_check(
     note = ""
     if outs and not failures:
         f = outs[0]
+        crossed = _after(f.decided_s, f.crossed_s)
         note = (
-            f"{len(outs)} replica(s) added; the first decided {_after(f.decided_s, f.crossed_s)}s "
-            f"after the signal crossed, ready {_after(f.ready_s, f.decided_s)}s after the "
-            f"decision, serving after {_after(f.serving_s, f.decided_s)}s"
+            f"{len(outs)} replica(s) added; the first decided "
+            + (
+                "with no reading above the target seen before it"
+                if crossed is None
+                else f"{crossed}s after the signal crossed"
+            )
+            + f", ready {_after(f.ready_s, f.decided_s)}s after the decision, serving after "
+            f"{_after(f.serving_s, f.decided_s)}s"
         )
     if basis is not None:  # where the target came from goes with the outcome, either way
         note = f"{note}; {basis}"

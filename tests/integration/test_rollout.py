@@ -138,7 +138,7 @@ def test_a_switch_that_restarts_nginx_instead_of_reloading_it_fails(tmp_path: Pa
     profile.write_text(
         (FIXTURES / "blue-green.yaml")
         .read_text()
-        .replace("switch: {settle_s: 2s}", "switch: {settle_s: 2s, mode: restart}")
+        .replace("switch: {settle_s: 2s,", "switch: {settle_s: 2s, mode: restart,")
     )
     r, report = rollout(tmp_path, "baseline.yaml", str(profile))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
