@@ -6,8 +6,9 @@ deployment's Prometheus) and the replicas: with a Kubernetes API, the Deployment
 for (a rise is the decision) and ready, and the Service's ready endpoints (in rotation); without
 one, the replicas up in Prometheus (each arrival is seen ready and in rotation at once, and its
 decision is not seen: timed from the arrival). A new replica serves once its own served count
-(`external.replicas.served`, by instance) moves. The events and the signal are those the
-harness's own autoscaler records, judged by the same check.
+(`external.replicas.served`, by instance) moves. A scale-in is recorded from the Deployment only.
+The events and the signal are those the harness's own autoscaler records, judged by the same
+check.
 """
 
 from __future__ import annotations
@@ -112,12 +113,15 @@ class ReplicaWatch:
             if self.k8s is not None and state.desired > desired:
                 arrivals += [_Arrival(t, crossed) for _ in range(state.desired - desired)]
                 self.progress(f"  scale-out seen: {desired} -> {state.desired} replicas asked for")
-            elif state.desired < desired:
+            elif self.k8s is not None and state.desired < desired:
+                # Only a Deployment says a replica was asked away: a target missing from one
+                # Prometheus read may be a failed scrape.
                 self._scale_in(t, desired - state.desired, replicas)
             desired = state.desired
             # Ready beyond the replicas the watch began with: the oldest arrivals first.
             done = sum(1 for x in arrivals if x.ready_s is not None)
-            for x in [x for x in arrivals if x.ready_s is None][: state.ready - first.ready - done]:
+            newly = max(0, state.ready - first.ready - done)
+            for x in [x for x in arrivals if x.ready_s is None][:newly]:
                 x.ready_s = t
             served = self._query(self.replicas.served) or {}
             for inst in sorted(state.in_rotation - known):
