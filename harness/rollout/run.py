@@ -90,8 +90,9 @@ class RolloutResult:
 
 
 # How long after the final rollback settled the load still sends, so requests show the
-# baseline answering again.
+# baseline answering again; and how much longer it may run on while none has answered yet.
 ROLLBACK_CHECK_S = 1.5
+RUN_OUT_BOUND_S = 30.0
 
 
 class _Load(threading.Thread):
@@ -236,7 +237,18 @@ class _Rollout:
         """After a move that may end the rollout: the load runs on through the settle and the
         bake, and long enough that requests sent after the move settled have answered (its
         check is judged on them, whatever `bake_s` the profile gives)."""
+        settled = self.moves[-1].at_s + self.spec.switch.settle_s
         self.wait(self.spec.switch.settle_s + max(self.spec.bake_s, ROLLBACK_CHECK_S))
+        # A slow server (llama.cpp on a busy machine) may not have answered a request sent
+        # after the move settled yet; the check needs one, so the load runs on, bounded.
+        end = time.monotonic() + RUN_OUT_BOUND_S
+        if not self._answered_since(settled):
+            self.progress("  the load runs on until a request sent after the move answers")
+        while not self._answered_since(settled) and time.monotonic() < end:
+            self.wait(0.5)
+
+    def _answered_since(self, t: float) -> bool:
+        return any(s.sent_s >= t for s in self.read())
 
     def canary(self) -> None:
         spec = self.spec

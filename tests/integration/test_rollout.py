@@ -415,7 +415,8 @@ def test_a_candidate_that_does_not_answer_is_aborted_on_the_llama_cpp_stack(
     assert canary["reasons"][0].startswith("aborted at 50%")
     assert "shown worse than its margin: fallback_share" in canary["reasons"][0]
     assert report["rollout"]["final_share"] == 0.0
-    assert _check(report, "rollback:")["outcome"] == "pass"
+    rollback = _check(report, "rollback:")
+    assert rollback["outcome"] == "pass", rollback
 
 
 def test_a_load_over_the_stacks_rate_limit_is_refused_before_anything_starts(
