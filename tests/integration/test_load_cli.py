@@ -62,6 +62,8 @@ def test_harness_load_command_line_writes_the_documented_report(
         "8",
         "--arrival",
         "constant",
+        "--max-send-lag-ms",
+        "250",
         "--duration",
         "3s",
         "--max-tokens",
@@ -167,6 +169,8 @@ def test_harness_load_brings_up_the_simulated_stack_and_tears_it_down(tmp_path: 
         "cache-mix",
         "--rate",
         "4",
+        "--max-send-lag-ms",
+        "250",
         "--duration",
         "4s",
         "--max-tokens",
@@ -315,6 +319,8 @@ def test_load_command_open_loop_with_two_worker_processes(
         "10",
         "--arrival",
         "constant",
+        "--max-send-lag-ms",
+        "250",
         "--processes",
         "2",
         "--duration",
@@ -425,7 +431,9 @@ def test_fresh_seed_per_run_a_relative_run_dir_and_a_warning_on_repeated_prompts
 ) -> None:
     sim = simulator(ttft_ms=20, itl_ms=5)
     env = {"HARNESS_RUNS_DIR": str(tmp_path / "runs")}
+    # What this test checks is the seed, not the generator: a busy runner may lag it.
     base = ["load", "--target", sim.url, "--rate", "4", "--duration", "2s", "--max-tokens", "4"]
+    base += ["--max-send-lag-ms", "250"]
 
     def run(name: str, *extra: str) -> tuple[dict[str, object], str]:
         # A relative --run-dir, from a folder that is not the project's: Locust must still
@@ -472,6 +480,8 @@ def test_default_checks_fail_a_run_whose_server_fell_behind(
         "12",
         "--arrival",
         "constant",
+        "--max-send-lag-ms",
+        "250",
         "--duration",
         "3s",
         "--max-tokens",

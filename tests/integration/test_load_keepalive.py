@@ -62,6 +62,8 @@ def test_open_loop_run_against_an_idle_closing_server_has_no_errors(
         "8",
         "--arrival",
         "burst",
+        "--max-send-lag-ms",
+        "250",
         "--duration",
         "4s",
         "--json",
