@@ -544,6 +544,7 @@ def build_plan(
         gateway_ports=gw_ports,
         buffering=spec.nginx.buffering,
         syslog_port=syslog_port,
+        stack_label=label,
     )
     for sub in NGINX_TMP_DIRS:
         files[run_dir / "nginx-tmp" / sub / ".keep"] = ""

@@ -18,6 +18,7 @@ from harness.paths import STACK_DIR
 from harness.spec.stack import AlertmanagerSpec, PrometheusSpec
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_LABEL = re.compile(r"[A-Za-z0-9_-]+")  # written into nginx's log_format unescaped
 
 
 def fill_template(text: str, values: Mapping[str, object]) -> str:
@@ -62,7 +63,11 @@ def render_nginx(
     gateway_ports: Sequence[int],
     buffering: bool = False,
     syslog_port: int | None = None,
+    stack_label: str | None = None,
 ) -> str:
+    """`stack_label`: a `stack` field on each access line (a rollout's versions share one store)."""
+    if stack_label is not None and not _LABEL.fullmatch(stack_label):
+        raise ValueError(f"stack label {stack_label!r}: letters, digits, '-' and '_' only")
     template = (STACK_DIR / "nginx" / "nginx.conf.tmpl").read_text()
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in gateway_ports
@@ -81,6 +86,7 @@ def render_nginx(
             "port": port,
             "status_port": status_port,
             "syslog_access_log": _syslog_access_log(syslog_port),
+            "stack_field": f'"stack":"{stack_label}",' if stack_label else "",
         },
     )
 

@@ -82,5 +82,12 @@ def test_the_candidate_uses_the_baselines_redis_prometheus_and_log_store(
         0.5,
     )
     assert lines and {line.get("stack") for line in lines} == {"candidate"}, lines
+    # The candidate's nginx access line, in the same store, says whose it is too.
+    access = poll_until(
+        lambda: store.query(f'request_id:"{rid}" layer:nginx'),
+        30.0,
+        0.5,
+    )
+    assert access and {line.get("stack") for line in access} == {"candidate"}, access
     model = store.model_lines(time.time() - 600, time.time(), limit=1000)
     assert {x.fields.get("stack") for x in model} >= {"baseline", "candidate"}

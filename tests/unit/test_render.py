@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -38,6 +40,18 @@ def test_nginx_config_streams_unbuffered_to_every_gateway(tmp_path) -> None:  # 
     for line in text.splitlines():
         if line.strip().startswith("listen"):
             assert "127.0.0.1:" in line
+
+
+def test_a_labelled_stacks_access_lines_carry_its_name(tmp_path: Path) -> None:
+    def render_with(label: str | None) -> str:
+        return render.render_nginx(
+            run_dir=tmp_path, port=1, status_port=2, gateway_ports=[3], stack_label=label
+        )
+
+    assert '"message":"access","stack":"candidate","request_id"' in render_with("candidate")
+    assert '"message":"access","request_id"' in render_with(None)
+    with pytest.raises(ValueError, match="letters, digits"):
+        render_with('x","evil')
 
 
 def test_alertmanager_routes_to_the_webhook_with_resolved_notifications() -> None:
