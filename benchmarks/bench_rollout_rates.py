@@ -23,6 +23,12 @@ answers come from the fallback.
    margin, +10% by default: TTFT p50, ITL p50 and e2e p50 all at their margins) must be promoted
    at most alpha of the time; one +20% slower should abort. The same for the fallback share: the
    baseline's plus the margin (+1 pp; promote <= alpha) and plus 3 pp (abort).
+3. Stalls shared by a second's requests (`--stall-*`): identical versions at a request rate
+   (`--stall-rate-rps`, half of it to the candidate), each version stalled in a share of the
+   seconds (`--stall-share`: every latency of its requests sent in that second times
+   `--stall-factor`), as a descheduled process stalls all its streams at once. How often the
+   step aborts when the analysis resamples whole seconds (as `look_at_step` does) and when it
+   resamples single requests (as if they were independent).
 
 Trials run in `--jobs` processes. It asserts nothing, and appends the main figures to
 benchmarks/figures.jsonl (`--no-record`: not).
@@ -50,6 +56,7 @@ from figures import record  # noqa: E402
 
 from harness.data.samples import Sample  # noqa: E402
 from harness.spec.rollout import Analysis, Margins  # noqa: E402
+from harness.verdict import rollout as rollout_verdict  # noqa: E402
 from harness.verdict.rates import Count, newcombe_interval  # noqa: E402
 from harness.verdict.rollout import look_at_step  # noqa: E402
 from harness.verdict.sequential import SequentialPlan  # noqa: E402
@@ -66,6 +73,8 @@ class Version:
     slow: float = 0.0  # every latency times 1 + slow
     error_rate: float = 0.0
     fallback_share: float = 0.0
+    stall_share: float = 0.0  # the share of seconds in which this version is stalled
+    stall_factor: float = 1.0  # every latency of a stalled second's requests times this
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,10 @@ class Case:
     analysis: Analysis
     sigma: float
     seed: int
+    # Requests a second, both versions together (None: one request a second, each its own).
+    rate_rps: float | None = None
+    # The width of the analysis' clusters (its CLUSTER_S): tiny makes each request its own.
+    cluster_s: float = rollout_verdict.CLUSTER_S
 
 
 @dataclass(frozen=True)
@@ -87,9 +100,14 @@ class Outcome:
     blocking: tuple[str, ...]  # the figures behind an abort
 
 
-def draw(n: int, v: Version, sigma: float, rng: np.random.Generator) -> list[Sample]:
-    """n requests of one version."""
-    f = 1.0 + v.slow
+def draw(
+    n: int, v: Version, sigma: float, rng: np.random.Generator, rate: float | None = None
+) -> list[Sample]:
+    """n requests of one version, sent `rate` a second (None: one a second)."""
+    sent = np.arange(n) / rate if rate else np.arange(n, dtype=float)
+    second = np.floor(sent).astype(np.int64)
+    stalled = rng.random(int(second[-1]) + 1 if n else 0) < v.stall_share
+    f = (1.0 + v.slow) * np.where(stalled[second], v.stall_factor, 1.0)
     ttft = f * rng.lognormal(np.log(TTFT_MS), sigma, n)
     level = f * rng.lognormal(np.log(GAP_MS), sigma, n)
     gaps = level[:, None] * rng.lognormal(0.0, 0.3, (n, GAPS))
@@ -105,7 +123,7 @@ def draw(n: int, v: Version, sigma: float, rng: np.random.Generator) -> list[Sam
             "prompt_id": "p",
             "repeated": False,
             "intended_s": None,
-            "sent_s": float(i),
+            "sent_s": float(sent[i]),
         }
         if err[i]:
             out.append(Sample(**common, e2e_ms=float(ttft[i]), status=500, error="http"))
@@ -132,8 +150,9 @@ def trial(case: Case, i: int) -> Outcome:
     n_cand = round(case.per_look * case.share)
     n_base = case.per_look - n_cand
     k_max = case.analysis.max_looks
-    base = draw(n_base * k_max, case.base, case.sigma, rng)
-    cand = draw(n_cand * k_max, case.cand, case.sigma, rng)
+    rate = case.rate_rps
+    base = draw(n_base * k_max, case.base, case.sigma, rng, rate and rate * (1 - case.share))
+    cand = draw(n_cand * k_max, case.cand, case.sigma, rng, rate and rate * case.share)
     every = case.analysis.look_every_s
     for k in range(1, k_max + 1):
         lk = look_at_step(
@@ -154,6 +173,7 @@ def trial(case: Case, i: int) -> Outcome:
 
 
 def _trials(case: Case, start: int, stop: int) -> list[Outcome]:
+    rollout_verdict.CLUSTER_S = case.cluster_s  # this process's analysis, for this case
     return [trial(case, i) for i in range(start, stop)]
 
 
@@ -323,6 +343,49 @@ def wrong_promotes(
     return figures
 
 
+def stalls(
+    args: argparse.Namespace, analysis: Analysis, pool: ProcessPoolExecutor | None
+) -> dict[str, float]:
+    rate, share = args.stall_rate_rps, 0.5
+    per_look = round(rate * analysis.look_every_s)
+    shares = [float(x) for x in args.stall_share.split(",")]
+    t0 = time.monotonic()
+    print(
+        f"\n3. identical versions with stalls: {args.trials} trials each; {rate:g} requests/s, "
+        f"candidate share {share:.0%}, a look every {analysis.look_every_s:g} s ({per_look} "
+        f"requests); each version stalled in a share of its seconds (latencies x"
+        f"{args.stall_factor:g} there), independently of the other"
+    )
+    head = ["stalled seconds", "resampled by", "promote", "abort: shown worse"]
+    head += ["abort: undecided at bound", "mean deciding look", "figures behind the aborts"]
+    print(row(head))
+    print("|" + "---|" * len(head))
+    grid = [(p, by) for p in shares for by in ("second", "request")]
+    cases = [
+        Case(
+            share,
+            per_look,
+            v := Version(stall_share=p, stall_factor=args.stall_factor),
+            v,
+            analysis,
+            args.sigma,
+            seed=3,
+            rate_rps=rate,
+            cluster_s=rollout_verdict.CLUSTER_S if by == "second" else 1e-9,
+        )
+        for p, by in grid
+    ]
+    figures: dict[str, float] = {}
+    for (p, by), t in zip(grid, run_cases(cases, args.trials, pool), strict=True):
+        cells = [f"{p:.0%}", by, f"{t.promote:.0%}", f"{t.abort_worse:.0%}"]
+        cells += [f"{t.abort_bound:.0%}", f"{t.mean_look:.1f}", t.blocking]
+        print(row(cells), flush=True)
+        figures[f"stalls{p:g}_by_{by}_abort_worse"] = round(t.abort_worse, 3)
+        figures[f"stalls{p:g}_by_{by}_abort"] = round(t.abort, 3)
+    print(f"({time.monotonic() - t0:.0f} s)")
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=100)
@@ -336,7 +399,12 @@ def main() -> None:
     ap.add_argument("--wrong-per-look", type=int, default=600, help="requests per look (table 2)")
     ap.add_argument("--error-rate", type=float, default=0.0, help="a fraction, both versions")
     ap.add_argument("--fallback-share", type=float, default=0.0, help="a fraction, both versions")
-    ap.add_argument("--only", choices=("same", "worse"), help="run one table")
+    ap.add_argument("--stall-rate-rps", type=float, default=40.0, help="requests/s (table 3)")
+    ap.add_argument(
+        "--stall-share", default="0,0.1,0.2", help="shares of stalled seconds (table 3)"
+    )
+    ap.add_argument("--stall-factor", type=float, default=3.0, help="latency x (table 3)")
+    ap.add_argument("--only", choices=("same", "worse", "stalls"), help="run one table")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
     args = ap.parse_args()
@@ -348,10 +416,12 @@ def main() -> None:
     pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
     try:
         figures |= fewest_for_rates(analysis)
-        if args.only != "worse":
+        if args.only in (None, "same"):
             figures |= false_aborts(args, analysis, pool)
-        if args.only != "same":
+        if args.only in (None, "worse"):
             figures |= wrong_promotes(args, analysis, pool)
+        if args.only in (None, "stalls"):
+            figures |= stalls(args, analysis, pool)
     finally:
         if pool:
             pool.shutdown()
@@ -360,6 +430,7 @@ def main() -> None:
     if not args.no_record:
         keep = ["trials", "sigma", "max_looks", "alpha", "resamples", "shares", "per_look"]
         keep += ["share", "wrong_per_look", "error_rate", "fallback_share", "only"]
+        keep += ["stall_rate_rps", "stall_share", "stall_factor"]
         record("bench_rollout_rates", {k: getattr(args, k) for k in keep}, figures)
 
 
