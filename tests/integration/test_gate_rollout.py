@@ -36,7 +36,15 @@ def _check(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_gate_promotes_an_identical_candidate_in_its_rollout_step(tmp_path: Path) -> None:
-    r, report = gate(tmp_path, "baseline.yaml")
+    # Run once more when the step was still undecided at its bound (a runner that stalls both
+    # versions for seconds together: test_rollout.py's `decided_canary` says more); a decision
+    # is final.
+    for attempt in ("first", "again"):
+        (tmp_path / attempt).mkdir()
+        r, report = gate(tmp_path / attempt, "baseline.yaml")
+        if "still undecided at the step's last look" not in str(_check(report, CANARY)["reasons"]):
+            break
+    out = tmp_path / attempt / "out"
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert report["kind"] == "gate" and report["outcome"] == "passed"
     assert _check(report, CANARY)["outcome"] == "pass"
@@ -44,8 +52,8 @@ def test_a_gate_promotes_an_identical_candidate_in_its_rollout_step(tmp_path: Pa
     assert [c["outcome"] for c in moves] == ["pass", "pass"], moves
     # The rollout's journal, timeline and samples are the gate's too.
     assert report["rollout"]["stopped"] == "promoted to 100%"
-    assert "<h2>Rollout</h2>" in (tmp_path / "out" / "report.html").read_text()
-    assert (tmp_path / "out" / "rollout" / "samples.jsonl.gz").is_file()
+    assert "<h2>Rollout</h2>" in (out / "report.html").read_text()
+    assert (out / "rollout" / "samples.jsonl.gz").is_file()
     rows = {row["item"]: row["status"] for row in report["checklist"]}
     assert rows["Gradual rollout (canary 5% -> 50% -> 100%)"] == "proven"
     assert rows["Compare latency to baseline"] == "proven"
