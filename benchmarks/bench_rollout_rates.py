@@ -106,7 +106,9 @@ def draw(
     """n requests of one version, sent `rate` a second (None: one a second)."""
     sent = np.arange(n) / rate if rate else np.arange(n, dtype=float)
     second = np.floor(sent).astype(np.int64)
-    stalled = rng.random(int(second[-1]) + 1 if n else 0) < v.stall_share
+    seconds = int(second[-1]) + 1 if n else 0
+    # No draw without stalls: tables 1 and 2 keep the random streams they were measured with.
+    stalled = rng.random(seconds) < v.stall_share if v.stall_share else np.zeros(seconds, bool)
     f = (1.0 + v.slow) * np.where(stalled[second], v.stall_factor, 1.0)
     ttft = f * rng.lognormal(np.log(TTFT_MS), sigma, n)
     level = f * rng.lognormal(np.log(GAP_MS), sigma, n)

@@ -241,10 +241,11 @@ class _Rollout:
         self.wait(self.spec.switch.settle_s + max(self.spec.bake_s, ROLLBACK_CHECK_S))
         # A slow server (llama.cpp on a busy machine) may not have answered a request sent
         # after the move settled yet; the check needs one, so the load runs on, bounded.
+        if self._answered_since(settled):
+            return
+        self.progress("  the load runs on until a request sent after the move answers")
         end = time.monotonic() + RUN_OUT_BOUND_S
-        if not self._answered_since(settled):
-            self.progress("  the load runs on until a request sent after the move answers")
-        while not self._answered_since(settled) and time.monotonic() < end:
+        while time.monotonic() < end and not self._answered_since(settled):
             self.wait(0.5)
 
     def _answered_since(self, t: float) -> bool:

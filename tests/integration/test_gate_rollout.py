@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollout_support import until_decided
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,15 +37,7 @@ def _check(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_gate_promotes_an_identical_candidate_in_its_rollout_step(tmp_path: Path) -> None:
-    # Run once more when the step was still undecided at its bound (a runner that stalls both
-    # versions for seconds together: test_rollout.py's `decided_canary` says more); a decision
-    # is final.
-    for attempt in ("first", "again"):
-        (tmp_path / attempt).mkdir()
-        r, report = gate(tmp_path / attempt, "baseline.yaml")
-        if "still undecided at the step's last look" not in str(_check(report, CANARY)["reasons"]):
-            break
-    out = tmp_path / attempt / "out"
+    r, report, out = until_decided(tmp_path, lambda d: gate(d, "baseline.yaml"), CANARY)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert report["kind"] == "gate" and report["outcome"] == "passed"
     assert _check(report, CANARY)["outcome"] == "pass"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from process_support import interrupt_after
+from rollout_support import until_decided
 
 from harness.measure.sample_file import read_sample_file
 from harness.paths import PROJECT_ROOT
@@ -55,30 +56,12 @@ def _check(report: dict[str, Any], prefix: str) -> dict[str, Any]:
     return next(c for c in report["checks"] if c["name"].startswith(prefix))
 
 
-def decided_canary(
-    tmp_path: Path, candidate: str
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
-    """The tests' canary, run until its step decides, twice at most: a step still undecided at
-    its bound is run once more, a decision (right or wrong) is final. Undecided is the honest
-    answer when the runner stalls both versions for seconds together: in one suite run a third
-    of 85 seconds had a median TTFT of 0.3-2.3 s in both versions (35-50 ms in the rest), and an
-    identical candidate's TTFT p50 bounds stayed at -82% .. +86% through 10 looks."""
-    for attempt in ("first", "again"):
-        (tmp_path / attempt).mkdir()
-        r, report = rollout(tmp_path / attempt, candidate)
-        if "still undecided at the step's last look" not in str(
-            _check(report, "canary:")["reasons"]
-        ):
-            break
-    return r, report, tmp_path / attempt / "out"
-
-
 def _moves(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in report["checks"] if "candidate" in c["name"] and "->" in c["name"]]
 
 
 def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> None:
-    r, report, out = decided_canary(tmp_path, "baseline.yaml")
+    r, report, out = until_decided(tmp_path, lambda d: rollout(d, "baseline.yaml"), "canary:")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     journal = report["rollout"]
     assert journal["final_share"] == 1.0 and journal["stopped"] == "promoted to 100%"
@@ -104,7 +87,7 @@ def test_an_identical_candidate_is_promoted_to_all_traffic(tmp_path: Path) -> No
 def test_a_candidate_slower_to_first_token_is_aborted_and_rolled_back(
     tmp_path: Path,
 ) -> None:
-    r, report, _ = decided_canary(tmp_path, "candidate-slow.yaml")
+    r, report, _ = until_decided(tmp_path, lambda d: rollout(d, "candidate-slow.yaml"), "canary:")
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     canary = _check(report, "canary:")
     assert canary["outcome"] == "fail"
