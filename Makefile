@@ -39,7 +39,8 @@ test: install
 		--junitxml=reports/runs/suite-gate.xml; gate=$$?; \
 	wait $$unit_pid; unit=$$?; \
 	[ $$unit -eq 0 ] && tail -n 3 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial --deselect tests/integration/test_make_gate.py \
+	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration \
+		--deselect tests/integration/test_make_gate.py \
 		--durations=5 --junitxml=reports/runs/suite-serial.xml; serial=$$?; \
 	[ $$parallel -eq 0 ] && [ $$unit -eq 0 ] && [ $$gate -eq 0 ] && [ $$serial -eq 0 ]
 

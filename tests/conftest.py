@@ -70,6 +70,13 @@ SPREAD_TEST_BY_TEST = (
 START_FIRST = ("tests/integration/test_nightly.py",)
 
 
+SERIAL_HOME = "tests/integration"
+
+
+def _serial_home(item: pytest.Item) -> bool:
+    return item.nodeid.startswith(SERIAL_HOME + "/")
+
+
 def _unit(nodeid: str) -> str:
     """The unit of work a test is scheduled in (see `_SuiteScheduling`)."""
     for prefix, group in SHARED_RESOURCE_GROUPS.items():
@@ -81,7 +88,16 @@ def _unit(nodeid: str) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """xdist's order of units (the most tests first, each unit's tests together and in their
-    order), with `START_FIRST` ahead of them. Every worker sorts the same way."""
+    order), with `START_FIRST` ahead of them. Every worker sorts the same way.
+
+    `make test`'s last phase collects tests/integration alone (the whole suite's collection
+    took 10 s of it): a test marked serial elsewhere would run in no phase, so it is refused."""
+    stray = [i.nodeid for i in items if i.get_closest_marker("serial") and not _serial_home(i)]
+    if stray:
+        raise pytest.UsageError(
+            f"tests marked serial must be in {SERIAL_HOME}/ (make test runs them from there): "
+            + ", ".join(stray)
+        )
     count = Counter(_unit(item.nodeid) for item in items)
     items.sort(
         key=lambda item: (not item.nodeid.startswith(START_FIRST), -count[_unit(item.nodeid)])

@@ -14,6 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from harness import SERVICE_ENV_DROP
 from harness.errors import StackError
 from harness.niceness import keep_niceness
 from harness.stack import ownership
@@ -62,7 +63,8 @@ class ProcessService:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        env = {**os.environ, **self.definition.env}
+        env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV_DROP}
+        env.update(self.definition.env)
         # Own session and process group: a terminal's Ctrl-C reaches only the harness, which
         # then stops services in order; and kill/pause faults hit the whole service.
         self._proc = subprocess.Popen(
