@@ -28,28 +28,69 @@ class _Received:
     def __init__(self) -> None:
         self.bodies: list[tuple[str, bytes]] = []
         self.got = threading.Event()
+        self.connections = 0
 
 
-@pytest.fixture
-def fake_store() -> Iterator[tuple[str, _Received]]:
-    received = _Received()
+def _serve(received: _Received, keep_alive: bool, close_after: bool = False) -> ThreadingHTTPServer:
+    """A stand-in store; `close_after` closes each connection after its answer without saying
+    so, as a store does when a kept connection reaches its idle timeout."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+        def setup(self) -> None:
+            super().setup()
+            received.connections += 1
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.bodies.append((self.headers["Content-Type"], body))
             received.got.set()
             self.send_response(200)
+            self.send_header("Content-Length", "0")
             self.end_headers()
+            if close_after:
+                self.close_connection = True
 
         def log_message(self, *args: object) -> None:
             return None
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/insert/jsonline", received
+    return server
+
+
+def _url(server: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{server.server_port}/insert/jsonline"
+
+
+@pytest.fixture
+def fake_store() -> Iterator[tuple[str, _Received]]:
+    received = _Received()
+    server = _serve(received, keep_alive=False)
+    yield _url(server), received
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize("close_after", [False, True], ids=["kept", "closed-by-the-store"])
+def test_posts_share_one_connection_and_a_closed_one_loses_nothing(close_after: bool) -> None:
+    received = _Received()
+    server = _serve(received, keep_alive=True, close_after=close_after)
+    handler = LogStoreHandler(_url(server), {"layer": "gateway"}, interval_s=0.01)
+    log = _logger(handler, f"test.ship.keep.{close_after}")
+    try:
+        for i in range(3):
+            received.got.clear()
+            log.info("line", extra={"fields": {"i": i}})
+            assert received.got.wait(5), f"post {i} never arrived"
+    finally:
+        handler.close()
+        server.shutdown()
+        server.server_close()
+    assert len(received.bodies) == 3
+    assert handler.sent == 3 and handler.dropped == 0 and handler.failed_posts == 0
+    assert received.connections == (3 if close_after else 1)
 
 
 def test_lines_arrive_as_json_lines_with_time_layer_and_fields(fake_store) -> None:  # type: ignore[no-untyped-def]
