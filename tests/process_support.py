@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.stack.process import ProcessService
 
 
 def default_sigint() -> None:
@@ -40,3 +45,25 @@ def interrupt_after(argv: list[str], line_marker: str, wait_s: float) -> tuple[i
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=120)
     return proc.returncode, "".join(seen) + rest, pids
+
+
+def bare_service(
+    name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> ProcessService:
+    """A `ProcessService` of `argv` with placeholder port, readiness and image: for tests of
+    starting, sampling and stopping, which never wait for it to be ready."""
+    from harness.stack.plan import ServiceDef
+    from harness.stack.process import ProcessService
+    from harness.stack.readiness import TcpReady
+
+    definition = ServiceDef(
+        name=name,
+        role="test",
+        argv=argv,
+        port=1,
+        ready=TcpReady("127.0.0.1", 1),
+        image="none",
+        tier=0,
+        env=env or {},
+    )
+    return ProcessService(definition, log)

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from process_support import bare_service
 
 import harness.stack.process as process
-from harness.stack.plan import ServiceDef
-from harness.stack.readiness import TcpReady
 
 SHOW = "import os, harness; print(os.environ.get('OPENBLAS_NUM_THREADS'), harness.SERVICE_ENV_DROP)"
 
@@ -38,19 +37,7 @@ def test_a_service_gets_the_environment_without_the_harness_own_setting(
         f"import os; open({str(seen)!r}, 'w').write(repr((os.environ.get('OPENBLAS_NUM_THREADS'), "
         "os.environ.get('KEPT'))))"
     )
-    svc = process.ProcessService(
-        ServiceDef(
-            name="env",
-            role="test",
-            argv=[sys.executable, "-c", code],
-            port=1,
-            ready=TcpReady("127.0.0.1", 1),
-            image="none",
-            tier=0,
-            env={"KEPT": "1"},
-        ),
-        tmp_path / "env.log",
-    )
+    svc = bare_service("env", [sys.executable, "-c", code], tmp_path / "env.log", {"KEPT": "1"})
     svc.start()
     deadline = time.monotonic() + 10
     while svc.alive() and time.monotonic() < deadline:

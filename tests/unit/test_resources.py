@@ -2,27 +2,15 @@ import sys
 import time
 from pathlib import Path
 
+from process_support import bare_service
+
 from harness.observe.resources import ResourceSampler
-from harness.stack.plan import ServiceDef
-from harness.stack.process import ProcessService
-from harness.stack.readiness import TcpReady
 
 
 def test_sampler_measures_a_busy_process_and_its_child(tmp_path: Path) -> None:
     # A parent that spins one core in a child: CPU is summed over descendants.
     code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'while True: pass'])"
-    svc = ProcessService(
-        ServiceDef(
-            name="spinner",
-            role="test",
-            argv=[sys.executable, "-c", code],
-            port=1,
-            ready=TcpReady("127.0.0.1", 1),
-            image="none",
-            tier=0,
-        ),
-        tmp_path / "spinner.log",
-    )
+    svc = bare_service("spinner", [sys.executable, "-c", code], tmp_path / "spinner.log")
     svc.start()
     try:
         sampler = ResourceSampler({"spinner": svc}, interval_s=0.2).start()
@@ -36,18 +24,7 @@ def test_sampler_measures_a_busy_process_and_its_child(tmp_path: Path) -> None:
 
 
 def test_a_stopped_service_is_reported_without_samples(tmp_path: Path) -> None:
-    svc = ProcessService(
-        ServiceDef(
-            name="gone",
-            role="test",
-            argv=["true"],
-            port=1,
-            ready=TcpReady("127.0.0.1", 1),
-            image="none",
-            tier=0,
-        ),
-        tmp_path / "gone.log",
-    )
+    svc = bare_service("gone", ["true"], tmp_path / "gone.log")
     sampler = ResourceSampler({"gone": svc}, interval_s=0.05).start()
     time.sleep(0.2)
     (usage,) = sampler.stop()
