@@ -12,12 +12,17 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 LOGGER_NAME = "gateway.access"
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record; `static` fields are added to every line, and `store_time`
-    adds `_time` in nanoseconds (the log store's time field)."""
+    adds `_time` in nanoseconds (the log store's time field).
+
+    A record's own fields are encoded once (orjson) and kept on the record: the log store's
+    handler then only appends its static fields to the line the stderr handler made."""
 
     def __init__(self, static: dict[str, str] | None = None, store_time: bool = False) -> None:
         super().__init__()
@@ -25,15 +30,25 @@ class JsonFormatter(logging.Formatter):
         self.store_time = store_time
 
     def format(self, record: logging.LogRecord) -> str:
+        cached: tuple[dict[str, Any], bytes] | None = record.__dict__.get(_ENCODED)
+        if cached is None:
+            cached = self._encode(record)
+            record.__dict__[_ENCODED] = cached
+        line, raw = cached
+        extra: dict[str, Any] = {k: v for k, v in self.static.items() if k not in line}
+        if self.store_time:
+            extra["_time"] = int(record.created * 1e9)
+        if extra:
+            raw = raw[:-1] + b"," + _dumps(extra)[1:]
+        return raw.decode()
+
+    def _encode(self, record: logging.LogRecord) -> tuple[dict[str, Any], bytes]:
         line: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
-            **self.static,
         }
-        if self.store_time:
-            line["_time"] = int(record.created * 1e9)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
@@ -41,7 +56,19 @@ class JsonFormatter(logging.Formatter):
             # The type and the traceback: an unhandled exception must be findable in the store.
             line["exception_type"] = record.exc_info[0].__name__
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, separators=(",", ":"), default=str)
+        return line, _dumps(line)
+
+
+_ENCODED = "_gateway_json"
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    """orjson, anything it cannot encode as its str(); what it refuses outright (an integer
+    beyond 64 bits) by the standard library."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 def get_logger(name: str = LOGGER_NAME) -> logging.Logger:

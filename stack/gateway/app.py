@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,10 +30,11 @@ from gateway.log_shipping import ship_logs, unship_logs
 from gateway.overhead import OverheadMiddleware
 from gateway.pipeline import Gateway, client_address
 from gateway.request_id import RequestIdMiddleware
+from gateway.streaming import GatewayApp
 from harness.spec.gateway import GatewayRuntimeConfig
 
 
-def create_app(config: GatewayRuntimeConfig | None = None) -> Starlette:
+def create_app(config: GatewayRuntimeConfig | None = None) -> GatewayApp:
     # The *_created series double the scrape size and nothing in the stack reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     config = config or load_runtime_config()
@@ -42,7 +42,7 @@ def create_app(config: GatewayRuntimeConfig | None = None) -> Starlette:
     started = time.time()
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: GatewayApp) -> AsyncIterator[None]:
         shipper = ship_logs(config.logs_url, config.replica) if config.logs_url else None
         # SIGHUP re-reads the config file's replica addresses (a rolling update moves them).
         path = os.environ.get(CONFIG_ENV)
@@ -112,7 +112,7 @@ def create_app(config: GatewayRuntimeConfig | None = None) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app = Starlette(
+    app = GatewayApp(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),

@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
 from gateway.access_log import RequestLog, get_logger
 from gateway.auth import authenticate
@@ -39,6 +37,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.redis_store import RedisStore, RedisUnavailable
 from gateway.routing import RouteDecision, route_request
 from gateway.sse import SseEvent, encode_done, encode_event
+from gateway.streaming import SseResponse
 from gateway.upstream import Pool, UpstreamAnswer, UpstreamStream, forward_headers, make_client
 from gateway.validation import Endpoint, ParsedRequest, check_prompt_length, find_injections
 from gateway.validation import parse_request as parse_body
@@ -170,7 +169,7 @@ class Gateway:
             raise
         response.headers.update(outcome.headers)
         outcome.status = response.status_code
-        if isinstance(response, _FinishingStream):
+        if isinstance(response, SseResponse):
             return response  # the stream finishes the outcome when it ends
         self._finish(outcome)
         return response
@@ -387,7 +386,7 @@ class Gateway:
             for chunk in stream_from_answer(parsed.endpoint, cached, parsed.include_usage):
                 yield chunk
 
-        return _FinishingStream(replay(), self._stream_closer(outcome))
+        return SseResponse(replay(), self._stream_closer(outcome), SSE_HEADERS)
 
     # ------------------------------------------------------------------------------- answering
 
@@ -460,26 +459,10 @@ class Gateway:
         async def body() -> AsyncIterator[bytes]:
             ttft_seen = False
             first_text_at: float | None = None  # when the first upstream text arrived
-            batches = _chain_first(upstream.first, upstream.events)
-            while True:
-                try:
-                    # A silence of stream_idle_timeout_s raises here (the upstream read timeout).
-                    with outcome.clock.waiting():
-                        batch = await anext(batches, None)
-                except Exception as e:  # stalled or broken upstream mid-stream
-                    outcome.failed = True
-                    outcome.log.set(error=f"stream_broken:{type(e).__name__}")
-                    for chunk in filt.finish():
-                        yield chunk
-                    if s.planted_defects.defect_close_stream_silently:
-                        return  # the planted defect: no error event, no [DONE]
-                    yield encode_event(
-                        error_body("upstream stream broke off", "upstream_error", "stream_broken")
-                    )
-                    yield encode_done()
-                    return
-                if batch is None:
-                    break
+            clock = outcome.clock
+            batch: list[SseEvent] | None = upstream.first
+            broken: Exception | None = None
+            while batch is not None:
                 arrived = time.perf_counter()
                 chunks = [chunk for event in batch for chunk in filt.process(event)]
                 if first_text_at is None and filt.content_chunks:
@@ -497,6 +480,25 @@ class Gateway:
                         outcome.log.set(pii_hold_ms=round(hold * 1000, 2))
                 if chunks:  # one write for what one upstream read brought
                     yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                waited = time.perf_counter()  # the clock's waiting(), inline: once per read
+                try:
+                    # A silence of stream_idle_timeout_s raises here (the upstream read timeout).
+                    batch = await anext(upstream.events, None)
+                except Exception as e:  # stalled or broken upstream mid-stream
+                    broken, batch = e, None
+                clock.waited_s += time.perf_counter() - waited
+            if broken is not None:
+                outcome.failed = True
+                outcome.log.set(error=f"stream_broken:{type(broken).__name__}")
+                for chunk in filt.finish():
+                    yield chunk
+                if s.planted_defects.defect_close_stream_silently:
+                    return  # the planted defect: no error event, no [DONE]
+                yield encode_event(
+                    error_body("upstream stream broke off", "upstream_error", "stream_broken")
+                )
+                yield encode_done()
+                return
             for chunk in filt.finish():
                 yield chunk
             if filt.error:
@@ -518,7 +520,7 @@ class Gateway:
             # Also for streams cut short: the tokens sent so far were generated and paid for.
             self._count_answer(filt.pii_counts, filt.accounting(), served.pool.model, outcome)
 
-        return _FinishingStream(body(), self._stream_closer(outcome, upstream, count))
+        return SseResponse(body(), self._stream_closer(outcome, upstream, count), SSE_HEADERS)
 
     def _stream_closer(
         self,
@@ -542,32 +544,6 @@ class Gateway:
             self._finish(outcome)
 
         return close
-
-
-class _FinishingStream(StreamingResponse):
-    """An SSE response that runs `on_close` however it ends: completed, client gone, or never
-    started; so the active-requests gauge, the metrics and the log line are always settled."""
-
-    def __init__(
-        self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]]
-    ) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._on_close()
-
-
-async def _chain_first(
-    first: list[SseEvent], rest: AsyncIterator[list[SseEvent]]
-) -> AsyncIterator[list[SseEvent]]:
-    yield first
-    async for batch in rest:
-        yield batch
 
 
 def client_address(request: Request) -> str:

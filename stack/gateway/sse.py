@@ -86,17 +86,29 @@ async def iter_sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
         yield last
 
 
-async def iter_sse_batches(batches: AsyncIterator[list[str]]) -> AsyncIterator[list[SseEvent]]:
-    """Events grouped by the read that completed them. What arrived together is sent on together
-    in one write: the busier the gateway, the more events a read holds and the fewer writes."""
+async def iter_sse_batches(reads: AsyncIterator[bytes]) -> AsyncIterator[list[SseEvent]]:
+    """Events grouped by the network read that completed them. What arrived together is sent
+    on together in one write: the busier the gateway, the more events a read holds and the fewer
+    writes. Reads may cut lines (and characters) anywhere; a line has no length limit."""
     parser = SseParser()
-    async for lines in batches:
+    rest = b""
+    async for chunk in reads:
+        data = rest + chunk if rest else chunk
+        end = data.rfind(b"\n") + 1
+        rest = data[end:]
+        if not end:
+            continue
+        # Only whole lines are decoded, so a character cut by a read waits for its end.
+        lines = data[:end].decode("utf-8", "replace").split("\n")
+        lines.pop()  # the empty piece after the last newline
         events = [e for e in map(parser.feed, lines) if e is not None]
         if events:
             yield events
-    last = parser.end()
-    if last is not None:
-        yield [last]
+    # The stream ended: its unterminated last line, then the event in progress.
+    tail = [parser.feed(rest.decode("utf-8", "replace")) if rest else None, parser.end()]
+    events = [e for e in tail if e is not None]
+    if events:
+        yield events
 
 
 def encode_event(payload: Any) -> bytes:

@@ -223,7 +223,7 @@ async def open_stream(
                     pool.release(base)
                     held = None
                     return _answer(resp.status, raw, base)
-                events = iter_sse_batches(_line_batches(resp))
+                events = iter_sse_batches(resp.content.iter_any())
                 first = await anext(events, None)
                 if not first:
                     raise UpstreamFailure("invalid_response", "stream ended before any event")
@@ -241,17 +241,6 @@ async def open_stream(
         if isinstance(e, aiohttp.ClientError):
             raise UpstreamFailure("upstream_error", f"{type(e).__name__}: {e}") from e
         raise
-
-
-async def _line_batches(resp: aiohttp.ClientResponse) -> AsyncIterator[list[str]]:
-    """The body's complete lines, one list per network read; no limit on line length."""
-    rest = b""
-    async for chunk in resp.content.iter_any():
-        *lines, rest = (rest + chunk).split(b"\n")
-        if lines:
-            yield [line.decode("utf-8", "replace") for line in lines]
-    if rest:
-        yield [rest.decode("utf-8", "replace")]
 
 
 def _answer(status: int, raw: bytes, base: str) -> UpstreamAnswer:
