@@ -147,7 +147,7 @@ class Gateway:
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         request_id: str = request.scope.get("state", {}).get("request_id", "")
-        log = RequestLog(request_id, self.config.replica, request.method, request.url.path)
+        log = RequestLog(request_id, self.config.replica, request.method, request.scope["path"])
         outcome = Outcome(log, clock_of(request.scope))
         self.active += 1
         self.metrics.active.inc()

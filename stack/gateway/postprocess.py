@@ -91,18 +91,19 @@ class StreamFilter:
 
     def process(self, event: SseEvent) -> list[bytes]:
         """Bytes to send for one upstream event (possibly none)."""
-        if event.is_done:
+        payload = event.json()
+        if payload is None and event.is_done:
             self.saw_done = True
             return [*self._flush_all(), encode_done()]
-        payload = event.json()
         if not isinstance(payload, dict):
             return [f"data: {event.data}\n\n".encode()]
         if "error" in payload or event.event == "error":
             self.error = str(payload.get("error") or payload)[:300]
             return [encode_event(payload)]
-        self._last_base = {
-            k: payload[k] for k in ("id", "object", "created", "model") if k in payload
-        }
+        if self.pii_enabled:  # what a flushed tail's own event is built on
+            self._last_base = {
+                k: payload[k] for k in ("id", "object", "created", "model") if k in payload
+            }
         for choice in payload.get("choices") or []:
             if isinstance(choice, dict):
                 self._process_choice(choice)

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from gateway.app import create_app
 from gateway.streaming import RAW_SEND, SseResponse
+from harness.spec.gateway import GatewayRuntimeConfig
 
 
 class Client:
@@ -112,3 +114,16 @@ def test_the_servers_own_cancellation_goes_through_and_it_still_settles() -> Non
         return closed
 
     assert asyncio.run(run()) == ["closed"]
+
+
+def test_the_app_keeps_the_servers_own_send_for_the_events() -> None:
+    app = create_app(GatewayRuntimeConfig(replica="gw-test", primary_urls=("http://127.0.0.1:9",)))
+    scope: dict[str, Any] = {
+        **{"type": "http", "method": "GET", "path": "/healthz", "raw_path": b"/healthz"},
+        **{"query_string": b"", "headers": [], "scheme": "http", "root_path": ""},
+        **{"client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "http_version": "1.1"},
+    }
+    client = Client()
+    asyncio.run(app(scope, client.receive, client.send))
+    assert scope[RAW_SEND] == client.send  # the middlewares' wrappers see the start alone
+    assert client.sent[0]["status"] == 200
