@@ -8,19 +8,25 @@ Two targets, each rate tried in turn (5 s each by default) until one misses its 
   as when the serving stack shares the machine with the generator;
 - nginx's canned stream (`bench_llm_user.py`'s), no model server on the same cores, one and two
   processes, so the gain of a second process reads apart from the server's share of the CPU.
-Each line gives the rate sent, the send lag p50 and p99, failures, TTFT p95 and the busiest
-generator process's CPU share of one core (near 1.0: that process is the limit). It asserts
+Each line gives the rate sent, the send lag p50 and p99, failures, TTFT p95, and where the CPU
+went over that rate's run: each generator process's share of one core (near 1.0: that process is
+the limit), the server's (the simulator, or nginx's processes), the rest (the harness, Locust's
+master, the kernel), and the whole machine's busy cores out of all of them (near all: the
+machine is the limit, not the generator), each over the schedule alone. It asserts
 nothing, and appends the ceilings to benchmarks/figures.jsonl (`--no-record`: not).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,6 +39,7 @@ from figures import record  # noqa: E402
 
 from harness.clients.models import Target  # noqa: E402
 from harness.clients.poll import poll_until  # noqa: E402
+from harness.load import clock  # noqa: E402
 from harness.load.runner import run_load  # noqa: E402
 from harness.measure.summary import LoadSummary, summarize  # noqa: E402
 from harness.spec.load import LoadSpec, OpenLoop, Workload  # noqa: E402
@@ -66,9 +73,82 @@ def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of `pid` and its children (nginx's workers), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine so far (every state but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """The machine's and the server's CPU seconds every 0.2 s on the load's own clock, so their
+    shares are taken over the schedule alone (not Locust's start and the drain)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((clock.now(), machine_busy_s(), process_cpu_s(self.server_pid)))
+            if self._stop.wait(0.2):
+                return
+
+    def cores(self, start: float, end: float) -> tuple[float, float]:
+        """(machine, server) busy cores between start and end."""
+        inside = [x for x in self.samples if start <= x[0] <= end] or self.samples[-2:]
+        (t0, m0, s0), (t1, m1, s1) = inside[0], inside[-1]
+        span = max(t1 - t0, 1e-9)
+        return (m1 - m0) / span, (s1 - s0) / span
+
+
+@dataclass
+class RateRun:
+    summary: LoadSummary
+    generator_cpu: list[float]  # each generator process's share of one core
+    server_cpu: float  # the server's busy cores over the schedule
+    machine_cores: float  # the machine's busy cores over the schedule
+
+
 def one_rate(
-    url: str, model: str, rate: float, processes: int, args: argparse.Namespace, d: Path
-) -> LoadSummary:
+    url: str,
+    model: str,
+    rate: float,
+    processes: int,
+    args: argparse.Namespace,
+    d: Path,
+    server_pid: int,
+) -> RateRun:
     spec = LoadSpec(
         duration_s=args.duration,
         load=OpenLoop(
@@ -79,27 +159,42 @@ def one_rate(
         workload=Workload(max_tokens=8, prompt_words=8),
         drain_timeout_s=5,
     )
-    run = run_load(spec, Target(url=url, api_key="sk-bench"), d / f"{processes}p-{rate:g}")
-    return summarize(run.samples, run.context)
+    with CpuSampler(server_pid) as cpu:
+        run = run_load(spec, Target(url=url, api_key="sk-bench"), d / f"{processes}p-{rate:g}")
+    workers = run.context.workers
+    start = min((w.t0_s for w in workers), default=0.0)
+    end = max((w.deadline_s for w in workers), default=0.0)
+    machine, server = cpu.cores(start, end)
+    shares = [w.cpu_s / w.wall_s for w in workers if w.wall_s > 0]
+    return RateRun(summarize(run.samples, run.context), shares, server, machine)
 
 
 def ceiling(
-    label: str, url: str, model: str, processes: int, args: argparse.Namespace, d: Path
+    label: str,
+    url: str,
+    model: str,
+    processes: int,
+    args: argparse.Namespace,
+    d: Path,
+    server_pid: int,
 ) -> float:
     print(f"\n{label}, {processes} process(es), {args.duration:g} s per rate:")
     best = 0.0
     for rate in args.rates:
-        s = one_rate(url, model, rate, processes, args, d)
+        r = one_rate(url, model, rate, processes, args, d, server_pid)
+        s = r.summary
         lag = s.generator.send_lag_ms
         p50 = lag.p50 if lag is not None and lag.p50 is not None else float("nan")
         p99 = lag.p99 if lag is not None and lag.p99 is not None else float("nan")
         ttft = s.latency.ttft_ms.p95 if s.latency.ttft_ms.p95 is not None else float("nan")
-        cpu = s.generator.cpu_share_max
         kept = p99 <= args.max_lag_ms and s.counts.errors == 0
+        generators = " ".join(f"{c:.2f}" for c in r.generator_cpu) or "-"
         print(
             f"  {rate:6g} req/s: sent {s.generator.sent_rate_rps:7.0f}/s, send lag p50"
-            f" {p50:6.2f} p99 {p99:7.2f} ms, failed {s.counts.errors}, TTFT p95 {ttft:6.1f} ms,"
-            f" busiest process CPU {cpu if cpu is not None else float('nan'):.2f}"
+            f" {p50:6.2f} p99 {p99:7.2f} ms, failed {s.counts.errors}, TTFT p95 {ttft:6.1f} ms;"
+            f" CPU: generator {generators}, server {r.server_cpu:.2f}, the rest"
+            f" {max(0.0, r.machine_cores - sum(r.generator_cpu) - r.server_cpu):.2f},"
+            f" machine {r.machine_cores:.2f} of {os.cpu_count()}"
             + ("" if kept else "  (missed its schedule)")
         )
         if not kept:
@@ -125,7 +220,9 @@ def main() -> None:
     figures: dict[str, float] = {}
     sim, sim_url = start_simulator(d)
     try:
-        figures["sim_1p_rps"] = ceiling("co-located simulator", sim_url, "sim-model", 1, args, d)
+        figures["sim_1p_rps"] = ceiling(
+            "co-located simulator", sim_url, "sim-model", 1, args, d, sim.pid
+        )
     finally:
         sim.terminate()
         sim.wait(timeout=10)
@@ -133,7 +230,7 @@ def main() -> None:
     try:
         for processes in (1, 2):
             figures[f"canned_{processes}p_rps"] = ceiling(
-                "nginx canned stream", nginx_url, "bench", processes, args, d
+                "nginx canned stream", nginx_url, "bench", processes, args, d, nginx.pid
             )
     finally:
         nginx.send_signal(signal.SIGQUIT)
