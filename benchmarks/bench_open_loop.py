@@ -42,8 +42,10 @@ from harness.clients.poll import poll_until  # noqa: E402
 from harness.load import clock  # noqa: E402
 from harness.load.runner import run_load  # noqa: E402
 from harness.measure.summary import LoadSummary, summarize  # noqa: E402
+from harness.observe.resources import TICKS, cpu_ticks  # noqa: E402
 from harness.spec.load import LoadSpec, OpenLoop, Workload  # noqa: E402
 from harness.stack.ports import free_ports  # noqa: E402
+from harness.stack.process import descendants  # noqa: E402
 from harness.tools import find_binary  # noqa: E402
 
 
@@ -74,30 +76,15 @@ def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def process_cpu_s(pid: int) -> float:
-    """CPU seconds of `pid` and its children (nginx's workers), from /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for p in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        out += [int(c) for c in task.read_text().split()]
-    return out
+    """CPU seconds of `pid` and its descendants (nginx's workers), from /proc."""
+    return sum(cpu_ticks(p) or 0 for p in (pid, *descendants(pid))) / TICKS
 
 
 def machine_busy_s() -> float:
     """Busy CPU seconds of the whole machine so far (every state but idle and iowait)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return (sum(values[:8]) - idle) / TICKS
 
 
 class CpuSampler:

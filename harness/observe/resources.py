@@ -17,11 +17,12 @@ from pydantic import BaseModel
 from harness.stack.process import descendants
 from harness.stack.provider import ServiceHandle
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def cpu_ticks(pid: int) -> int | None:
+    """User + system clock ticks of one process (`TICKS` a second), None when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
     except (OSError, IndexError):
@@ -61,7 +62,7 @@ class ResourceSampler:
             return None
         ticks = rss = 0
         for p in (pid, *descendants(pid)):
-            t, r = _cpu_ticks(p), rss_bytes(p)
+            t, r = cpu_ticks(p), rss_bytes(p)
             ticks += t or 0
             rss += r or 0
         return ticks, rss
@@ -79,7 +80,7 @@ class ResourceSampler:
                 if name in last:
                     t0, ticks0 = last[name]
                     if now > t0 and ticks >= ticks0:
-                        self._cpu[name].append((ticks - ticks0) / _TICKS / (now - t0) * 100.0)
+                        self._cpu[name].append((ticks - ticks0) / TICKS / (now - t0) * 100.0)
                 last[name] = (now, ticks)
             self._stop.wait(self.interval_s)
 

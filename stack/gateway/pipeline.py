@@ -480,13 +480,12 @@ class Gateway:
                         outcome.log.set(pii_hold_ms=round(hold * 1000, 2))
                 if chunks:  # one write for what one upstream read brought
                     yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                waited = time.perf_counter()  # the clock's waiting(), inline: once per read
                 try:
                     # A silence of stream_idle_timeout_s raises here (the upstream read timeout).
-                    batch = await anext(upstream.events, None)
+                    with clock.waiting():
+                        batch = await anext(upstream.events, None)
                 except Exception as e:  # stalled or broken upstream mid-stream
                     broken, batch = e, None
-                clock.waited_s += time.perf_counter() - waited
             if broken is not None:
                 outcome.failed = True
                 outcome.log.set(error=f"stream_broken:{type(broken).__name__}")
