@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/bench_gateway.py [--rounds 4] [--requests 40] [--levels 1,16,64]
 
 Brings up the simulated stack (llm-d-inference-sim, fixed TTFT; tests/fixtures/sim-stack.yaml)
-with one primary model server, one gateway replica and the rate limit lifted (still checked in
-Redis on every request), then sends the same streamed chat completions straight to one model
-server (A) and through nginx and the gateway (B), alternating A/B and B/A round by round, at
-each concurrency level (closed loop; the workers' first sends spread over --spread-ms).
+with one primary model server, one gateway replica (`--replicas 2`: the reference stack's two,
+behind the same nginx) and the rate limit lifted (still checked in Redis on every request), then
+sends the same streamed chat completions straight to one model server (A) and through nginx and
+the gateway (B), alternating A/B and B/A round by round, at each concurrency level (closed
+loop; the workers' first sends spread over --spread-ms).
 Then bursts of --simultaneous requests sent in the same moment (spread 0).
 `--no-pii` turns the gateway's PII filter off (it holds a word back until the next delta).
 It prints TTFT and end-to-end percentiles of both paths and what B adds, the gateway's own
@@ -66,6 +67,7 @@ class Sample:
 @dataclass
 class Phase:
     samples: list[Sample] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)  # bursts: each sample's place in the order sent
     lags_s: list[float] = field(default_factory=list)
     send_lags_s: list[float] = field(default_factory=list)
 
@@ -79,11 +81,11 @@ def percentile(xs: list[float], p: float) -> float:
     return math.nan if value is None else value
 
 
-def stack_spec(toxiproxy: bool, pii: bool) -> StackSpec:
+def stack_spec(toxiproxy: bool, pii: bool, replicas: int = 1) -> StackSpec:
     spec = load_yaml_model(StackSpec, SIM_STACK)
     data = spec.model_dump()
     data["name"] = "bench-gateway"
-    data["gateway"]["replicas"] = 1
+    data["gateway"]["replicas"] = replicas
     data["primary"]["replicas"] = 1  # the direct path and the gateway reach the same server
     data["gateway"]["settings"]["rate_limit"]["requests_per_minute"] = 10**9
     data["gateway"]["settings"]["pii"]["enabled"] = pii
@@ -186,6 +188,7 @@ async def bursts(
             phase.samples += await asyncio.gather(
                 *(one_request(client, url, key, payload, t0) for payload in payloads)
             )
+            phase.ranks += range(size)
 
     await with_ticker(phase, run)
 
@@ -230,17 +233,20 @@ def lag_note(phase: Phase, max_lag_ms: float) -> str:
     return f"lag p99 {lag:5.2f} ms" + (f", {errs} failed" if errs else "") + ("  !" if bad else "")
 
 
-async def pii_hold(client: aiohttp.ClientSession, gateway: str) -> tuple[float, float, float]:
+async def pii_hold(
+    client: aiohttp.ClientSession, gateways: list[str]
+) -> tuple[float, float, float]:
     """(streams, streams whose first text waited in the PII filter, seconds waited in all) so far,
-    from the gateway's llm_pii_filter_hold_seconds: the filter's wait, apart from its CPU."""
-    async with client.get(gateway + "/metrics") as resp:
-        text = await resp.text()
+    from the gateways' llm_pii_filter_hold_seconds: the filter's wait, apart from its CPU."""
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("llm_pii_filter_hold_seconds"):
-                key = sample.name + sample.labels.get("le", "")
-                found[key] = float(sample.value)
+    for gateway in gateways:
+        async with client.get(gateway + "/metrics") as resp:
+            text = await resp.text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("llm_pii_filter_hold_seconds"):
+                    key = sample.name + sample.labels.get("le", "")
+                    found[key] = found.get(key, 0.0) + float(sample.value)
     count = found.get("llm_pii_filter_hold_seconds_count", 0.0)
     at_once = found.get("llm_pii_filter_hold_seconds_bucket0.0005", 0.0)
     return count, count - at_once, found.get("llm_pii_filter_hold_seconds_sum", 0.0)
@@ -266,12 +272,27 @@ def report_level(name: str, a: Phase, b: Phase, args: argparse.Namespace) -> dic
     if ov:
         qs = "  ".join(f"p{p} {percentile(ov, p):.2f}" for p in QUANTILES)
         print(f"  X-Gateway-Overhead-Ms: {qs} ms")
+    if b.ranks:
+        print(f"  added TTFT p50 by place in the burst (order sent): {by_rank(a, b)}")
     lag_a, lag_b = lag_note(a, args.max_lag_ms), lag_note(b, args.max_lag_ms)
     print(f"  generator: direct {lag_a}; gateway {lag_b}")
     return {
         f"added_ttft_p{p}_ms": round((b.q("ttft_s", p) - a.q("ttft_s", p)) * 1000, 2)
         for p in (50, 95)
     }
+
+
+def by_rank(a: Phase, b: Phase) -> str:
+    """Added TTFT p50 of the 1st, 4th, 8th, 12th and last request of the bursts: a line that
+    rises with the place is work queued on one event loop, request after request."""
+    size = max(b.ranks) + 1
+
+    def p50(phase: Phase, rank: int) -> float:
+        pairs = zip(phase.samples, phase.ranks, strict=True)
+        return percentile([s.ttft_s for s, r in pairs if r == rank and s.ok], 50)
+
+    places = sorted({0, size // 4 - 1, size // 2 - 1, 3 * size // 4 - 1, size - 1} - {-1})
+    return ", ".join(f"#{r + 1} {ms(p50(b, r) - p50(a, r)).strip()}" for r in places)
 
 
 Runner = Callable[
@@ -299,7 +320,7 @@ async def alternating(
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    spec = stack_spec(args.toxiproxy, not args.no_pii)
+    spec = stack_spec(args.toxiproxy, not args.no_pii, args.replicas)
     run_dir = new_run_dir("bench-gateway")
     print(f"bench-gateway: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     figures: dict[str, float] = {}
@@ -309,7 +330,7 @@ async def main_async(args: argparse.Namespace) -> None:
         via = ep.nginx + "/v1/chat/completions"
         print(
             f"direct: {direct}  via: {via}  toxiproxy hops: {args.toxiproxy}"
-            f"  PII filter: {not args.no_pii}"
+            f"  PII filter: {not args.no_pii}  gateway replicas: {args.replicas}"
         )
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=30.0)
@@ -317,11 +338,11 @@ async def main_async(args: argparse.Namespace) -> None:
             for path in (direct, via):  # warm both paths and their keep-alive connections
                 await closed_loop(client, path, ep.api_key, 8, 32, args, Phase())
             for conc in args.levels:
-                hold_before = await pii_hold(client, ep.gateways[0])
+                hold_before = await pii_hold(client, ep.gateways)
                 a, b = await alternating(client, direct, via, ep.api_key, conc, closed_loop, args)
                 level = report_level(f"concurrency {conc}", a, b, args)
                 figures.update({f"c{conc}_{k}": v for k, v in level.items()})
-                print(hold_note(hold_before, await pii_hold(client, ep.gateways[0])))
+                print(hold_note(hold_before, await pii_hold(client, ep.gateways)))
             if size := args.simultaneous:
                 a, b = await alternating(client, direct, via, ep.api_key, size, bursts, args)
                 level = report_level(f"{size} simultaneous (bursts, spread 0)", a, b, args)
@@ -331,7 +352,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end; logs in {run_dir}")
     if not args.no_record:
         keep = ("levels", "simultaneous", "rounds", "requests", "max_tokens", "toxiproxy", "no_pii")
-        keep += ("rates",)
+        keep += ("rates", "replicas")
         record("bench_gateway", {k: getattr(args, k) for k in keep}, figures)
 
 
@@ -360,9 +381,9 @@ async def cache_hits(
 async def frontier(
     client: aiohttp.ClientSession, direct: str, via: str, key: str, args: argparse.Namespace
 ) -> dict[str, float]:
-    """The gateway's frontier as gateway benchmarks give it: the highest open-loop rate (one
-    replica) at which the added TTFT p99 stays under 1, 5 and 10 ms, each path run at each
-    rate in turn, rates rising until the added p99 passes 10 ms or a request fails."""
+    """The gateway's frontier as gateway benchmarks give it: the highest open-loop rate (for
+    the replicas run) at which the added TTFT p99 stays under 1, 5 and 10 ms, each path run at
+    each rate in turn, rates rising until the added p99 passes 10 ms or a request fails."""
     print(f"\nopen loop, {args.rate_duration:g} s per path and rate (added = gateway - direct):")
     bounds_ms = (1.0, 5.0, 10.0)
     best = dict.fromkeys(bounds_ms, 0.0)
@@ -431,6 +452,12 @@ def main() -> None:
         "--no-pii",
         action="store_true",
         help="PII filter off: no word held back until the next delta shows where it ends",
+    )
+    ap.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="gateway replicas behind nginx (1: what one replica adds; 2: the reference stack's)",
     )
     ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
     args = ap.parse_args()
