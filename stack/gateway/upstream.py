@@ -85,6 +85,9 @@ class UpstreamClient:
                     total=None, connect=10.0, sock_connect=2.0, sock_read=60.0
                 ),
                 auto_decompress=False,
+                # One session serves every client: a cookie a model server (or a balancer in
+                # front of it) set on one answer must not go out with another client's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
