@@ -14,31 +14,37 @@ gate: install
 TEST_WORKERS ?= 6
 PYTEST_PHASES := -p no:randomly
 
-# Lint, types and the dependency check first (seconds), then the suite in three phases:
+# The linters and the layering contract first (about a second), then the suite in three phases:
 # 1. every test that waits on real services (integration, chaos, docker), side by side;
-# 2. `make gate`'s own test alone, with the pure unit tests beside it in a session group of the
+# 2. `make gate`'s own test alone at normal weight and, beside it in a session group of the
 #    lowest weight (nice 19: they take only the CPU the gate leaves; the gate waits most of its
-#    six minutes on breaker recovery, looks and alerts);
+#    six minutes on breaker recovery, looks and alerts), the type and dependency checks, then
+#    the tests in LOW_BESIDE_GATE: they take CPU but judge no time (pure unit tests, fuzzing);
 # 3. the other tests that measure time, alone.
-UNIT_LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
+# The nice value goes to the group's autogroup (a session of its own: setsid): across sessions
+# the kernel weighs groups, not processes.
+LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
+LOW_BESIDE_GATE := tests/unit tests/integration/test_fuzz_gateway_schema.py \
+	tests/integration/test_fuzz_nginx.py
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy
-	$(BIN)/pip check
 	@# Every phase runs even when an earlier one fails (all results in one go); any failing fails.
 	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
-		--ignore=tests/unit --durations=15 --junitxml=reports/runs/suite-parallel.xml; \
-		parallel=$$?; \
-	$(UNIT_LOW) $(BIN)/pytest $(PYTEST_PHASES) -n 2 -q tests/unit \
-		--junitxml=reports/runs/suite-unit.xml > reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
+		$(addprefix --ignore=,$(LOW_BESIDE_GATE)) --durations=15 \
+		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
+	$(LOW) sh -c '$(BIN)/mypy; t=$$?; $(BIN)/pip check; d=$$?; "$$0" "$$@"; u=$$?; \
+		[ $$t -eq 0 ] && [ $$d -eq 0 ] && [ $$u -eq 0 ]' \
+		$(BIN)/pytest $(PYTEST_PHASES) -n 2 --dist loadgroup -q -m "not serial" \
+		$(LOW_BESIDE_GATE) --junitxml=reports/runs/suite-unit.xml \
+		> reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration/test_make_gate.py --durations=1 \
 		--junitxml=reports/runs/suite-gate.xml; gate=$$?; \
 	wait $$unit_pid; unit=$$?; \
-	[ $$unit -eq 0 ] && tail -n 3 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
+	[ $$unit -eq 0 ] && tail -n 4 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration \
 		--deselect tests/integration/test_make_gate.py \
 		--durations=5 --junitxml=reports/runs/suite-serial.xml; serial=$$?; \

@@ -212,6 +212,9 @@ class _LogPump(threading.Thread):
         self._c = container
         self._path = log_path
         self._done = threading.Event()
+        # The log exists from the launch, as a process's does: not only once this thread runs.
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.touch()
 
     def finish(self, timeout_s: float = 2.0) -> None:
         self._done.set()

@@ -72,11 +72,14 @@ def _headers_of(app: object) -> dict[bytes, bytes]:
 
 
 def test_server_timing_splits_the_gateways_time_from_its_wait_on_the_model_server() -> None:
+    t0 = time.perf_counter()
     headers = _headers_of(_app_that_waits)
+    wall_ms = (time.perf_counter() - t0) * 1000
     timing = durations(headers[SERVER_TIMING].decode())
     assert set(timing) == {"gw", "upstream"}
     assert timing["gw"] == float(headers[HEADER])  # one figure, two headers
-    assert WAIT_S * 1000 <= timing["upstream"] < WAIT_S * 1000 + 50
+    # The wait itself, within the call's own wall time (a fixed margin failed on a busy machine).
+    assert WAIT_S * 1000 <= timing["upstream"] <= wall_ms - timing["gw"] + 0.5
 
 
 def test_an_answer_without_a_model_server_call_has_no_upstream_entry() -> None:
