@@ -19,13 +19,15 @@ PYTEST_PHASES := -p no:randomly
 # 2. `make gate`'s own test alone at normal weight and, beside it in a session group of the
 #    lowest weight (nice 19: they take only the CPU the gate leaves; the gate waits most of its
 #    six minutes on breaker recovery, looks and alerts), the type and dependency checks, then
-#    the tests in LOW_BESIDE_GATE: they take CPU but judge no time (pure unit tests, fuzzing);
+#    the tests in LOW_BESIDE_GATE: they take CPU but judge no time (pure unit tests, fuzzing,
+#    functional checks of the gateway, the log store, a crash and the pytest plugin);
 # 3. the other tests that measure time, alone.
 # The nice value goes to the group's autogroup (a session of its own: setsid): across sessions
 # the kernel weighs groups, not processes.
 LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
-LOW_BESIDE_GATE := tests/unit tests/integration/test_fuzz_gateway_schema.py \
-	tests/integration/test_fuzz_nginx.py
+LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_schema.py \
+	test_fuzz_nginx.py test_gateway_api.py test_log_store.py test_gate_crash.py \
+	test_pytest_plugin.py)
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
