@@ -28,6 +28,8 @@ LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; e
 LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_schema.py \
 	test_fuzz_nginx.py test_gateway_api.py test_log_store.py test_gate_crash.py \
 	test_pytest_plugin.py)
+# The last phase's paths: SERIAL_HOMES in tests/conftest.py, the same (a unit test compares them).
+SERIAL_PATHS := tests/integration tests/unit/load/test_load_client.py
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
@@ -47,7 +49,7 @@ test: install
 		--junitxml=reports/runs/suite-gate.xml; gate=$$?; \
 	wait $$unit_pid; unit=$$?; \
 	[ $$unit -eq 0 ] && tail -n 4 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration \
+	$(BIN)/pytest $(PYTEST_PHASES) -m serial $(SERIAL_PATHS) \
 		--deselect tests/integration/test_make_gate.py \
 		--durations=5 --junitxml=reports/runs/suite-serial.xml; serial=$$?; \
 	[ $$parallel -eq 0 ] && [ $$unit -eq 0 ] && [ $$gate -eq 0 ] && [ $$serial -eq 0 ]

@@ -70,11 +70,12 @@ SPREAD_TEST_BY_TEST = (
 START_FIRST = ("tests/integration/test_nightly.py",)
 
 
-SERIAL_HOME = "tests/integration"
+# Where `make test`'s last phase collects (SERIAL_PATHS in the Makefile: the same paths).
+SERIAL_HOMES = ("tests/integration/", "tests/unit/load/test_load_client.py")
 
 
 def _serial_home(item: pytest.Item) -> bool:
-    return item.nodeid.startswith(SERIAL_HOME + "/")
+    return item.nodeid.startswith(SERIAL_HOMES)
 
 
 def _unit(nodeid: str) -> str:
@@ -90,13 +91,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """xdist's order of units (the most tests first, each unit's tests together and in their
     order), with `START_FIRST` ahead of them. Every worker sorts the same way.
 
-    `make test`'s last phase collects tests/integration alone (the whole suite's collection
-    took 10 s of it): a test marked serial elsewhere would run in no phase, so it is refused."""
+    `make test`'s last phase collects SERIAL_HOMES alone (the whole suite's collection took
+    10 s of it): a test marked serial elsewhere would run in no phase, so it is refused."""
     stray = [i.nodeid for i in items if i.get_closest_marker("serial") and not _serial_home(i)]
     if stray:
         raise pytest.UsageError(
-            f"tests marked serial must be in {SERIAL_HOME}/ (make test runs them from there): "
-            + ", ".join(stray)
+            f"tests marked serial must be in one of {', '.join(SERIAL_HOMES)} (make test runs "
+            "them from there): " + ", ".join(stray)
         )
     count = Counter(_unit(item.nodeid) for item in items)
     items.sort(

@@ -55,3 +55,16 @@ def test_every_test_module_has_a_basename_of_its_own() -> None:
     # collects both (the serial phase collects the whole tree), and collection stops.
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_the_serial_phase_collects_where_serial_tests_may_live() -> None:
+    # A test marked serial outside SERIAL_HOMES is refused at collection; a home the Makefile's
+    # last phase does not collect would run its serial tests in no phase at all.
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import SERIAL_HOMES
+
+    line = next(
+        x for x in (ROOT / "Makefile").read_text().splitlines() if x.startswith("SERIAL_PATHS")
+    )
+    paths = line.split(":=", 1)[1].split()
+    assert sorted(p.rstrip("/") for p in paths) == sorted(h.rstrip("/") for h in SERIAL_HOMES)
