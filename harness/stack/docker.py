@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from harness.errors import ServiceStartError, StackError
 from harness.images.catalog import TAG_PREFIX
@@ -204,7 +204,10 @@ class _LogPump(threading.Thread):
     """Copies the container's output into log_path as it comes, across restarts.
 
     A followed log stream ends when the container stops; after a restart (a new StartedAt) it
-    reattaches from that start time, so each line is written once.
+    reattaches. Lines are asked for with the engine's timestamps and a line is written only if
+    it is newer than the last one written, so each line is written once. (Not `since` the new
+    StartedAt: the engine records it after the process started, and on a busy machine a
+    restarted Redis had logged "Ready to accept connections" before it.)
     """
 
     def __init__(self, container: Container, log_path: Path) -> None:
@@ -212,6 +215,7 @@ class _LogPump(threading.Thread):
         self._c = container
         self._path = log_path
         self._done = threading.Event()
+        self._last_ns = -1  # the engine's stamp of the last line written
         # The log exists from the launch, as a process's does: not only once this thread runs.
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.touch()
@@ -236,29 +240,39 @@ class _LogPump(threading.Thread):
                     watched.reload()
                     started = str(watched.attrs["State"].get("StartedAt", ""))
                     if started != attached_start and not started.startswith("0001"):
-                        since = _epoch(started) if attached_start is not None else None
-                        previous, attached_start, wrote = attached_start, started, False
-                        try:
-                            for chunk in watched.logs(stream=True, follow=True, since=since):
-                                out.write(chunk)
-                                out.flush()
-                                wrote = True
-                        except Exception:
-                            if not wrote:  # nothing of this start came through: attach again
-                                attached_start = previous
-                            raise
+                        attached_start = None  # attached again after a failure, until it ends
+                        self._copy(watched, out)
+                        attached_start = started
                 except docker.errors.NotFound:
                     return
                 except Exception:  # engine hiccup, or the stream broke: attach again
                     pass
                 self._done.wait(0.25)
 
+    def _copy(self, watched: Container, out: BinaryIO) -> None:
+        """Follow the container's log until its stream ends, writing the lines not yet written."""
+        # Whole seconds: the lines of the last one written's second come again and are skipped.
+        since = self._last_ns // 1_000_000_000 if self._last_ns >= 0 else None
+        for chunk in watched.logs(stream=True, follow=True, since=since, timestamps=True):
+            # One log message a chunk, after its stamp ("2026-12-07T13:34:07.882569952Z ").
+            stamp, _, line = bytes(chunk).partition(b" ")
+            try:
+                ns = _stamp_ns(stamp.decode())
+            except ValueError:  # no stamp to go by: written as it came
+                ns, line = self._last_ns + 1, bytes(chunk)
+            if ns <= self._last_ns:
+                continue
+            out.write(line)
+            out.flush()
+            self._last_ns = ns
 
-def _epoch(started_at: str) -> float:
-    # Docker writes nanoseconds ("2024-05-01T10:00:00.123456789Z"); Python parses microseconds.
-    head, _, frac = started_at.rstrip("Z").partition(".")
-    stamp = f"{head}.{(frac or '0')[:6]}+00:00"
-    return datetime.fromisoformat(stamp).timestamp()
+
+def _stamp_ns(stamp: str) -> int:
+    """Nanoseconds since the epoch of the engine's RFC 3339 stamp (to the nanosecond, which
+    Python's datetime does not keep)."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(f"{head}+00:00").timestamp()
+    return int(seconds) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
 
 
 def _file_tail(path: Path, lines: int) -> str:

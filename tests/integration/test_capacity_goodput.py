@@ -89,11 +89,13 @@ def test_the_goodput_boundary_lies_in_the_reported_interval(
     assert passed["goodput_n"] >= 29  # a step's requests can show 0.9 at 95%
     # The simulator adds a few ms of its own to the configured 120 ms a request (125 ms
     # measured on an idle runner; beside the suite's other workers a busy runner slows it more,
-    # which the lowest rate's e2e p95 shows): the boundary lies between what the
-    # configured speed predicts and what the slowest measured speed does.
-    first = min(result["steps"], key=lambda step: step["rate_rps"])
-    assert first["e2e_p95_ms"] is not None, first
-    slowest_s = max(0.135, first["e2e_p95_ms"] / 1000)
+    # and by more later in the search: 133 ms at its first step and 149 ms at a later one, whose
+    # boundary then fell below what the first predicted): the boundary lies between what the
+    # configured speed predicts and what the slowest speed measured in a passed step (where
+    # requests barely queued) does.
+    e2e = [step["e2e_p95_ms"] for step in result["steps"] if step["outcome"] == "passed"]
+    assert e2e and None not in e2e, result["steps"]
+    slowest_s = max(0.135, max(e2e) / 1000)
     low, high = predicted_boundary(slowest_s), predicted_boundary(0.120)
     assert passed["rate_rps"] <= high and failed["rate_rps"] >= low, (passed, failed, low, high)
     # Converged, the interval is the search's precision apart; when the step budget ran out
