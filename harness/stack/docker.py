@@ -240,7 +240,7 @@ class _LogPump(threading.Thread):
                     watched.reload()
                     started = str(watched.attrs["State"].get("StartedAt", ""))
                     if started != attached_start and not started.startswith("0001"):
-                        attached_start = None  # attached again after a failure, until it ends
+                        attached_start = None  # until the stream ends: a broken one is retried
                         self._copy(watched, out)
                         attached_start = started
                 except docker.errors.NotFound:

@@ -60,8 +60,7 @@ def test_every_test_module_has_a_basename_of_its_own() -> None:
 def test_the_serial_phase_collects_where_serial_tests_may_live() -> None:
     # A test marked serial outside SERIAL_HOMES is refused at collection; a home the Makefile's
     # last phase does not collect would run its serial tests in no phase at all.
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import SERIAL_HOMES
+    from conftest import SERIAL_HOMES  # tests/conftest.py, on the path as pytest's rootdir conftest
 
     line = next(
         x for x in (ROOT / "Makefile").read_text().splitlines() if x.startswith("SERIAL_PATHS")

@@ -122,13 +122,16 @@ def plan(stream: bool = True):  # type: ignore[no-untyped-def]
     return WorkloadGenerator(Workload(stream=stream), "m", "sk-x", seed=1, worker=0).next()
 
 
+# The tests that compare the client's stamps with the server's at a tolerance of tens of ms run
+# in the serial phase: a starved process (nice 19 beside the gate) read a byte 50 ms late once.
+STAMPS_COMPARED = pytest.mark.serial
+
+
 def near(value: float | None, expected: float, tol: float = 40.0) -> bool:
     return value is not None and expected - 5 <= value <= expected + tol
 
 
-# Compares the client's stamps with the server's at a tolerance of tens of ms: runs in the
-# serial phase, since a starved process (nice 19 beside the gate) read a byte 50 ms late once.
-@pytest.mark.serial
+@STAMPS_COMPARED
 def test_scripted_stream_timings_are_stamped_when_bytes_arrive(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted(
         [
@@ -156,9 +159,7 @@ def test_scripted_stream_timings_are_stamped_when_bytes_arrive(scripted) -> None
     assert b"Authorization: Bearer sk-x" in srv.requests[0]
 
 
-# Compares the client's stamps with the server's at a tolerance of tens of ms: runs in the
-# serial phase, since a starved process (nice 19 beside the gate) read a byte 50 ms late once.
-@pytest.mark.serial
+@STAMPS_COMPARED
 def test_scripted_event_split_across_writes_counts_when_it_completes(scripted) -> None:  # type: ignore[no-untyped-def]
     event = sse("a")
     srv = scripted(
@@ -283,9 +284,7 @@ def test_scripted_stale_pooled_connections_are_retried_on_a_new_one(scripted) ->
     assert len(srv.requests) == 4  # the lost attempts never reached a live connection
 
 
-# Compares the client's stamps with the server's at a tolerance of tens of ms: runs in the
-# serial phase, since a starved process (nice 19 beside the gate) read a byte 50 ms late once.
-@pytest.mark.serial
+@STAMPS_COMPARED
 def test_the_stacks_own_timings_are_recorded_with_the_first_event(scripted) -> None:  # type: ignore[no-untyped-def]
     """Server-Timing (the gateway's gw and upstream) and llama.cpp's `timings` in the last
     chunk: read once per request, beside the first event the client saw."""
