@@ -5,7 +5,10 @@ rate it sends on schedule (send lag p99 <= --max-lag-ms, 10 by default) with no 
 
 Two targets, each rate tried in turn (5 s each by default) until one misses its schedule:
 - a co-located simulator (llm-d-inference-sim: TTFT 5 ms, 8 tokens 1 ms apart), one process,
-  as when the serving stack shares the machine with the generator;
+  as when the serving stack shares the machine with the generator: first with the scheduler
+  free to put either on any core, then with a core each (the generator and the harness on the
+  first, the simulator on the rest, by CPU affinity), as co-located benchmarks pin their load
+  generator and server so neither waits out the other's time slice;
 - nginx's canned stream (`bench_llm_user.py`'s), no model server on the same cores, one and two
   processes, so the gain of a second process reads apart from the server's share of the CPU.
 Each line gives the rate sent, the send lag p50 and p99, failures, TTFT p95, and where the CPU
@@ -26,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -49,7 +55,8 @@ from harness.stack.process import descendants  # noqa: E402
 from harness.tools import find_binary  # noqa: E402
 
 
-def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_simulator(d: Path, cpus: set[int] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The simulator, on `cpus` only when given (Go sizes its scheduler to them at start)."""
     port, zmq = free_ports(2)
     argv = [
         str(find_binary("llm-d-inference-sim")),
@@ -60,7 +67,12 @@ def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
         *("--zmq-endpoint", f"tcp://127.0.0.1:{zmq}"),
     ]
     with (d / "sim.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=None if cpus is None else partial(os.sched_setaffinity, 0, cpus),
+        )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -73,6 +85,17 @@ def start_simulator(d: Path) -> tuple[subprocess.Popen[bytes], str]:
         proc.kill()
         raise RuntimeError(f"the simulator did not start: {(d / 'sim.log').read_text()[-2000:]}")
     return proc, url
+
+
+@contextmanager
+def on_cpus(cpus: set[int]) -> Iterator[None]:
+    """This process, and the Locust processes it starts meanwhile, on `cpus` only."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -208,11 +231,30 @@ def main() -> None:
     sim, sim_url = start_simulator(d)
     try:
         figures["sim_1p_rps"] = ceiling(
-            "co-located simulator", sim_url, "sim-model", 1, args, d, sim.pid
+            "co-located simulator, cores shared", sim_url, "sim-model", 1, args, d, sim.pid
         )
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:
+        generator_cpus, server_cpus = {cores[0]}, set(cores[1:])
+        sim, sim_url = start_simulator(d, server_cpus)
+        try:
+            with on_cpus(generator_cpus):
+                figures["sim_1p_own_core_rps"] = ceiling(
+                    f"co-located simulator, a core each (generator on {sorted(generator_cpus)},"
+                    f" simulator on {sorted(server_cpus)})",
+                    sim_url,
+                    "sim-model",
+                    1,
+                    args,
+                    d,
+                    sim.pid,
+                )
+        finally:
+            sim.terminate()
+            sim.wait(timeout=10)
     nginx, nginx_url = start_nginx(d)
     try:
         for processes in (1, 2):
