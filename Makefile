@@ -89,7 +89,8 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_llm_user.py --users 32 --duration 10
 
-# The generator's open-loop ceiling: 1 process beside a simulator, 1 and 2 against nginx.
+# The generator's open-loop ceiling: 1 process beside a simulator (cores shared, then a core
+# each), 1 and 2 against nginx.
 bench-open-loop: install
 	$(BIN)/python benchmarks/bench_open_loop.py
 
