@@ -114,9 +114,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """With SUITE_CPU_LOG set (a file), each test's wall time and the CPU it cost: the worker's
-    own and that of the processes it started and reaped (their children's too), one JSON line
-    a test. How the suite's time is spent on a CPU-bound runner (docs/development.md)."""
+    """With SUITE_CPU_LOG set (a file), each test's wall time, start and worker, and the CPU it
+    cost: the worker's own and that of the processes it started and reaped (their children's
+    too), one JSON line a test. How the suite's time is spent on a CPU-bound runner
+    (docs/development.md)."""
     path = os.environ.get("SUITE_CPU_LOG")
     if not path:
         yield
@@ -126,10 +127,18 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
-    (me0, kids0), t0 = cpu(), time.monotonic()
+    (me0, kids0), t0, started = cpu(), time.monotonic(), time.time()
     yield
     (me1, kids1), wall = cpu(), time.monotonic() - t0
-    line = {"test": item.nodeid, "wall_s": round(wall, 2), "cpu_s": round(me1 - me0, 2)}
-    line["children_cpu_s"] = round(kids1 - kids0, 2)
+    # When and on which worker it ran: which tests overlapped (and, beside the machine's busy
+    # cores from /proc/stat over the same seconds, where a phase left the cores idle).
+    line = {
+        "test": item.nodeid,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+        "started": round(started, 2),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(me1 - me0, 2),
+        "children_cpu_s": round(kids1 - kids0, 2),
+    }
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")
