@@ -42,6 +42,10 @@ def invoke(*args: str) -> tuple[int, str, BaseException | None]:
     return r.exit_code, r.output, r.exception
 
 
+# It compares the search's boundary with the one the simulator's timing predicts: beside the
+# first phase's other workers the simulator slowed by more in some steps than in others (a first
+# step at 10 requests/s failed with TTFT p95 461 ms, then 9.4 passed), so it runs alone.
+@pytest.mark.serial
 def test_the_goodput_boundary_lies_in_the_reported_interval(
     simulator: SimFactory, tmp_path: Path
 ) -> None:

@@ -330,7 +330,7 @@ def test_a_scale_out_whose_replica_never_enters_rotation_fails(tmp_path: Path) -
         .replace("  serve_within_s: 15s\n", "  serve_within_s: 5s\n  put_in_rotation: false\n")
         .replace("from_capacity\n  capacity: {", "6\n  # capacity: {")
         .replace("spike_s: 16s", "spike_s: 12s")
-        .replace("duration_s: 34s", "duration_s: 22s")
+        .replace("duration_s: 42s", "duration_s: 22s")
     )
     r, report = _scale_out(tmp_path, profile)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
