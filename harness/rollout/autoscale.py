@@ -68,8 +68,10 @@ class Autoscaler:
             return None
         return got[0].value if got else None  # no series yet: no signal, not a zero
 
-    def run(self, until: Callable[[], bool]) -> None:
-        """Control until `until()` (the burst's load ended)."""
+    def run(self, until: Callable[[], bool], moves_until_s: float | None = None) -> None:
+        """Control until `until()` (the burst's load ended). After `moves_until_s` the signal is
+        still read but no replica is added or removed: a move there would settle after the
+        load's last request was sent, with none to show what it cost."""
         a = self.spec.autoscale
         above_since: float | None = None
         below_since: float | None = None
@@ -96,12 +98,13 @@ class Autoscaler:
                 )
                 up = above_since is not None and t - above_since >= a.scale_up_after_s
                 down = below_since is not None and t - below_since >= a.scale_down_after_s
-                if t >= quiet_until and up and started < a.max_replicas:
+                may_move = t >= quiet_until and (moves_until_s is None or t <= moves_until_s)
+                if may_move and up and started < a.max_replicas:
                     assert above_since is not None
                     self._scale_out(above_since, t)
                     above_since = None
                     quiet_until = now() + a.rate_window_s
-                elif t >= quiet_until and down and self.added:
+                elif may_move and down and self.added:
                     self._scale_in()
                     below_since = None
                 time.sleep(a.poll_s)

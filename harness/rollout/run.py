@@ -348,7 +348,10 @@ class _Rollout:
         self.scaler = Autoscaler(
             self.spec, self.stacks[BASELINE], launcher, launched, self.progress
         )
-        self.scaler.run(until=lambda: not self.loads[0].is_alive())
+        # The schedule began with the first request; no move in its last settle time.
+        began = min(s.meant_s for s in self.samples)
+        last_move = began + self.loads[0].spec.duration_s - self.spec.switch.settle_s
+        self.scaler.run(until=lambda: not self.loads[0].is_alive(), moves_until_s=last_move)
         self.moves += self.scaler.moves
         outs = [e for e in self.scaler.events if e.kind == "out"]
         self.stopped = f"the burst ran its course; {len(outs)} replica(s) added"
