@@ -54,7 +54,8 @@ class ScriptedAutoscaler(autoscale.Autoscaler):
     def _scale_out(self, crossed: float, decided: float) -> None:
         self.made.append(("out", decided))
         self.events.append(SimpleNamespace(kind="out"))  # type: ignore[arg-type]
-        self.added.append((f"primary-{len(self.added) + 2}", f"p{len(self.added) + 2}", None))  # type: ignore[arg-type]
+        n = len(self.added) + 2
+        self.added.append((f"primary-{n}", f"p{n}", None))  # type: ignore[arg-type]
 
     def _scale_in(self) -> None:
         self.made.append(("in", self.clock.t))
@@ -71,7 +72,8 @@ def _spec() -> RolloutSpec:
 def _run(monkeypatch: pytest.MonkeyPatch, moves_until_s: float | None) -> list[tuple[str, float]]:
     clock = _Clock()
     monkeypatch.setattr(autoscale, "now", clock.now)
-    monkeypatch.setattr(autoscale.time, "sleep", clock.sleep)
+    # Its module's `time` only: the global time.sleep stays the real one.
+    monkeypatch.setattr(autoscale, "time", SimpleNamespace(sleep=clock.sleep))
     monkeypatch.setattr(autoscale, "PrometheusClient", _NoPrometheus)
     monkeypatch.setattr(autoscale, "primary_urls", lambda _: ["p0", "p1"])
     # 30 requests/s from 5 s to 24 s (two replicas carry 10 at the target of 5), 3 before and after;
