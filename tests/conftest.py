@@ -65,9 +65,15 @@ SPREAD_TEST_BY_TEST = (
 )
 # Single tests of about two minutes: in xdist's order (units with the most tests first) they
 # started when the queue was nearly empty and ran on alone for a minute after the other workers
-# were done. They start first instead. (All the long tests first ran the heavy ones together:
-# each got slower and the phase took 100 s more.)
-START_FIRST = ("tests/integration/test_nightly.py",)
+# were done. They start first instead, in this order. (All the long tests first ran the heavy
+# ones together: each got slower and the phase took 100 s more.) Beside `make gate` the fault
+# experiments (30-120 s each) go before the thousand short unit tests for the same reason.
+START_FIRST = (
+    "tests/integration/test_nightly.py",
+    "tests/chaos/test_toxics_live.py",
+    "tests/chaos/",
+    "tests/integration/test_orphans.py",
+)
 
 
 # Where `make test`'s last phase collects (SERIAL_PATHS in the Makefile: the same paths).
@@ -89,7 +95,7 @@ def _unit(nodeid: str) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """xdist's order of units (the most tests first, each unit's tests together and in their
-    order), with `START_FIRST` ahead of them. Every worker sorts the same way.
+    order), with `START_FIRST`'s ahead of them in its order. Every worker sorts the same way.
 
     `make test`'s last phase collects SERIAL_HOMES alone (the whole suite's collection took
     10 s of it): a test marked serial elsewhere would run in no phase, so it is refused."""
@@ -100,8 +106,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "them from there): " + ", ".join(stray)
         )
     count = Counter(_unit(item.nodeid) for item in items)
-    items.sort(
-        key=lambda item: (not item.nodeid.startswith(START_FIRST), -count[_unit(item.nodeid)])
+    items.sort(key=lambda item: (_start_rank(item.nodeid), -count[_unit(item.nodeid)]))
+
+
+def _start_rank(nodeid: str) -> int:
+    """The place of the first `START_FIRST` prefix that `nodeid` has; after them all if none."""
+    return next(
+        (rank for rank, prefix in enumerate(START_FIRST) if nodeid.startswith(prefix)),
+        len(START_FIRST),
     )
 
 
