@@ -12,25 +12,22 @@ gate: install
 
 # Tests that wait run side by side; the few that measure time run after them, alone.
 TEST_WORKERS ?= 6
-BESIDE_WORKERS ?= 5
 PYTEST_PHASES := -p no:randomly
 
 # The linters and the layering contract first (about a second), then the suite in three phases:
 # 1. every test that waits on real services (integration, chaos, docker), side by side;
 # 2. `make gate`'s own test alone at normal weight and, beside it in a session group of the
 #    lowest weight (nice 19: they take only the CPU the gate leaves; the gate waits most of its
-#    six minutes on breaker recovery, looks and alerts, and keeps 0.4 of the 2 cores busy), the
-#    type and dependency checks, then the tests in LOW_BESIDE_GATE: those that take CPU but
-#    judge no time (pure unit tests, fuzzing, functional checks of the gateway, the log store,
-#    a crash and the pytest plugin) and those that mostly wait (the fault experiments on their
-#    own stacks, the interrupted runs) and judge outcomes, not speed;
+#    six minutes on breaker recovery, looks and alerts), the type and dependency checks, then
+#    the tests in LOW_BESIDE_GATE: they take CPU but judge no time (pure unit tests, fuzzing,
+#    functional checks of the gateway, the log store, a crash and the pytest plugin);
 # 3. the other tests that measure time, alone.
 # The nice value goes to the group's autogroup (a session of its own: setsid): across sessions
 # the kernel weighs groups, not processes.
 LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
-LOW_BESIDE_GATE := tests/unit tests/chaos $(addprefix tests/integration/,test_orphans.py \
-	test_fuzz_gateway_schema.py test_fuzz_nginx.py test_gateway_api.py test_log_store.py \
-	test_gate_crash.py test_pytest_plugin.py)
+LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_schema.py \
+	test_fuzz_nginx.py test_gateway_api.py test_log_store.py test_gate_crash.py \
+	test_pytest_plugin.py)
 # The last phase's paths: SERIAL_HOMES in tests/conftest.py, the same (a unit test compares them).
 SERIAL_PATHS := tests/integration tests/unit/load/test_load_client.py
 test: install
@@ -45,7 +42,7 @@ test: install
 		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
 	$(LOW) sh -c '$(BIN)/mypy; t=$$?; $(BIN)/pip check; d=$$?; "$$0" "$$@"; u=$$?; \
 		[ $$t -eq 0 ] && [ $$d -eq 0 ] && [ $$u -eq 0 ]' \
-		$(BIN)/pytest $(PYTEST_PHASES) -n $(BESIDE_WORKERS) --dist loadgroup -q -m "not serial" \
+		$(BIN)/pytest $(PYTEST_PHASES) -n 2 --dist loadgroup -q -m "not serial" \
 		$(LOW_BESIDE_GATE) --junitxml=reports/runs/suite-unit.xml \
 		> reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
 	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration/test_make_gate.py --durations=1 \

@@ -66,15 +66,13 @@ SPREAD_TEST_BY_TEST = (
 # Single tests of about two minutes: in xdist's order (units with the most tests first) they
 # started when the queue was nearly empty and ran on alone for a minute after the other workers
 # were done. They start first instead, in this order. (All the long tests first ran the heavy
-# ones together: each got slower and the phase took 100 s more.) Beside `make gate` the fault
-# experiments (30-120 s each) go before the thousand short unit tests for the same reason.
-START_FIRST = (
-    "tests/integration/test_nightly.py",
-    "tests/chaos/test_toxics_live.py",
-    "tests/chaos/",
-    "tests/integration/test_orphans.py",
-)
+# ones together: each got slower and the phase took 100 s more.)
+START_FIRST = ("tests/integration/test_nightly.py",)
 
+# Rollouts run two stacks each under 50-60 requests/s. In xdist's order they came last and ran
+# six at a time: the machine saturated and identical canaries stayed undecided through every
+# look, twice. They are spread evenly through the queue instead (after `START_FIRST`).
+SPREAD_THROUGH = ("tests/integration/test_rollout", "tests/integration/test_gate_rollout.py")
 
 # Where `make test`'s last phase collects (SERIAL_PATHS in the Makefile: the same paths).
 SERIAL_HOMES = ("tests/integration/", "tests/unit/load/test_load_client.py")
@@ -95,7 +93,8 @@ def _unit(nodeid: str) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """xdist's order of units (the most tests first, each unit's tests together and in their
-    order), with `START_FIRST`'s ahead of them in its order. Every worker sorts the same way.
+    order), with `START_FIRST`'s ahead of them in its order and the `SPREAD_THROUGH` units
+    spread evenly among the rest. Every worker sorts the same way.
 
     `make test`'s last phase collects SERIAL_HOMES alone (the whole suite's collection took
     10 s of it): a test marked serial elsewhere would run in no phase, so it is refused."""
@@ -107,6 +106,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
     count = Counter(_unit(item.nodeid) for item in items)
     items.sort(key=lambda item: (_start_rank(item.nodeid), -count[_unit(item.nodeid)]))
+    place = _places(list(dict.fromkeys(_unit(item.nodeid) for item in items)))
+    items.sort(key=lambda item: place[_unit(item.nodeid)])
+
+
+def _places(units: list[str]) -> dict[str, tuple[int, float]]:
+    """A sort key per unit: `START_FIRST`'s first, then the others in their order with the
+    `SPREAD_THROUGH` ones at even intervals among them (each kind keeps its own order)."""
+    rest = [u for u in units if _start_rank(u) == len(START_FIRST)]
+    heavy = [u for u in rest if u.startswith(SPREAD_THROUGH)]
+    light = [u for u in rest if not u.startswith(SPREAD_THROUGH)]
+    place = {u: (0, float(i)) for i, u in enumerate(units) if _start_rank(u) < len(START_FIRST)}
+    for kind in (light, heavy):
+        place.update({u: (1, (i + 0.5) / len(kind)) for i, u in enumerate(kind)})
+    return place
 
 
 def _start_rank(nodeid: str) -> int:

@@ -155,9 +155,9 @@ def test_a_burst_over_the_rate_limit_is_refused_on_its_key_alone(tmp_path: Path)
     checks = _burst_checks(report)
     assert all(c["outcome"] in ("pass", "warn") for c in checks.values()), checks
     burst = checks["burst refused over its budget"]["measured"]
-    # 25 a second for 8 s. On a busy machine (this test runs beside `make gate`'s, at nice 19)
-    # the last ones may fall past the window's end: 181 were sent once. Still well over the
-    # budget of 100, and all but about the budget (and the window's refill) refused.
+    # 25 a second for 8 s. On a busy machine the last ones may fall past the window's end: 181
+    # were sent once. Still well over the budget of 100, and all but about the budget (and the
+    # window's refill) refused.
     assert 150 < burst["sent"] <= 200 and burst["refused"] >= burst["sent"] - 120, burst
     assert checks["every 429 carried Retry-After"]["measured"]["retry_after_share"] == 1
     per_minute = checks["admitted within the budget per minute"]["measured"]

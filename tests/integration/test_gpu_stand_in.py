@@ -25,15 +25,17 @@ def test_the_gpu_profile_passes_on_the_stand_in_with_the_gpu_stacks_shape(tmp_pa
     profile = yaml.safe_load(GPU_PROFILE.read_text())
     stack = yaml.safe_load(VLLM_STACK.read_text())
     # Shortened for the suite only, everything else as shipped: the breaker's recovery (stack and
-    # policy alike: the probe waits it out), one 20 s look (about 160 requests, enough to decide
+    # policy alike: the probe waits it out), looks of 20 s (about 160 requests, enough to decide
     # every gating SLO at this rate; in a 10 s look the requests still in flight at its end, e2e
-    # up to 0.9 s on a busy runner, were 12% of those sent and failed "kept up"), and none of the
+    # up to 0.9 s on a busy runner, were 12% of those sent and failed "kept up") and at most
+    # three of them (one decides on a quiet machine; on a saturated one TTFT p95 172 ms was
+    # still undecided against 250 ms after one look, its upper bound at 332), and none of the
     # experiments (minutes of faults, run by the chaos tests on the simulated stack), nor the key
     # checks only they produce.
     stack["gateway"]["settings"]["breaker"]["recovery_timeout_s"] = 2
     profile["policy"]["breaker"]["recovery_timeout_s"] = 2
     profile["load"]["duration_s"] = "20s"
-    profile["confidence"]["max_duration_s"] = "20s"
+    profile["confidence"]["max_duration_s"] = "60s"
     del profile["experiments"]
     profile["key_checks"] = [k for k in profile["key_checks"] if ":" not in k and k != "alerts"]
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(stack))

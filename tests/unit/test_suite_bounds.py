@@ -67,3 +67,17 @@ def test_the_serial_phase_collects_where_serial_tests_may_live() -> None:
     )
     paths = line.split(":=", 1)[1].split()
     assert sorted(p.rstrip("/") for p in paths) == sorted(h.rstrip("/") for h in SERIAL_HOMES)
+
+
+def test_the_rollouts_are_spread_through_the_queue_after_the_first_ones() -> None:
+    # Run last, six at a time, they saturated the runner and identical canaries stayed undecided.
+    from conftest import _places
+
+    light = [f"tests/integration/test_gate.py::test_{i}" for i in range(6)]
+    heavy = [f"tests/integration/test_rollout.py::test_{i}" for i in range(3)]
+    units = [*light, *heavy, "tests/integration/test_nightly.py"]
+    order = sorted(units, key=_places(units).__getitem__)
+    assert order[0] == "tests/integration/test_nightly.py"  # START_FIRST stays first
+    kinds = "".join("H" if "rollout" in u else "L" for u in order[1:])
+    assert kinds == "LHLLHLLHL"
+    assert [u for u in order if "rollout" in u] == heavy  # each kind in its own order
