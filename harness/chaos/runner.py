@@ -332,7 +332,7 @@ def _run_experiment(
         figures = burst_figures(action.burst_answers)
         progress(
             f"  burst: {figures.sent} sent, {figures.admitted} admitted, {figures.refused} "
-            f"refused; admitted per minute {figures.admitted_per_minute}"
+            f"refused; admitted per minute {figures.per_minute_text()}"
         )
         result.checks += burst_checks(exp.title, figures, burst.per_minute, summaries)
     result.checks += alert_checks(exp, _alerts_notified(exp, stack, wall_start, wall_end))

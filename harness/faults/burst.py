@@ -189,6 +189,20 @@ class Burst(threading.Thread):
 
 
 @dataclass(frozen=True)
+class MinuteAdmissions:
+    """A clock minute's admissions as the client can bound them: the limiter decided somewhere
+    between the request's send and its answer, so one whose round trip crossed the minute's turn
+    may belong to either side."""
+
+    surely: int  # sent and answered inside the minute
+    possibly: int  # whose round trip overlaps the minute
+
+    def __str__(self) -> str:
+        extra = self.possibly - self.surely
+        return f"{self.surely}" + (f" (+{extra} across its turn)" if extra else "")
+
+
+@dataclass(frozen=True)
 class BurstFigures:
     sent: int
     admitted: int  # answered 200
@@ -197,18 +211,35 @@ class BurstFigures:
     # 429s whose Retry-After is whole seconds; None when there was no 429.
     retry_after_share: float | None
     retry_after_s: tuple[int, int] | None  # the smallest and largest Retry-After given
-    admitted_per_minute: dict[str, int]  # clock minute (UTC, HH:MM) -> admitted in it
-    most_admitted_in_60s: int  # over any 60 s, not only clock minutes
+    admitted_per_minute: dict[str, MinuteAdmissions]  # clock minute (UTC, HH:MM) -> admitted
+    # Each admission's first and last clock minute (minutes since the epoch) of its round trip.
+    admitted_spans: tuple[tuple[int, int], ...]
+    most_admitted_in_60s: int  # over any 60 s, not only clock minutes (round trips' midpoints)
+
+    def per_minute_text(self) -> str:
+        return ", ".join(f"{m} UTC: {n}" for m, n in self.admitted_per_minute.items()) or "none"
+
+
+def _minute(t: float) -> int:
+    return int(t // WINDOW_S)
 
 
 def burst_figures(answers: list[BurstAnswer]) -> BurstFigures:
     statuses = Counter(a.status for a in answers)
     refused = [a for a in answers if a.status == 429]
     given = [int(a.retry_after) for a in refused if a.retry_after and a.retry_after.isdigit()]
-    admitted = sorted(a.decided_at for a in answers if a.status == 200)
-    per_minute = Counter(
-        datetime.fromtimestamp(t - t % WINDOW_S, UTC).strftime("%H:%M") for t in admitted
+    spans = tuple(
+        sorted((_minute(a.sent_at), _minute(a.answered_at)) for a in answers if a.status == 200)
     )
+    surely = Counter(first for first, last in spans if first == last)
+    possibly = Counter(m for first, last in spans for m in range(first, last + 1))
+    per_minute = {
+        datetime.fromtimestamp(m * WINDOW_S, UTC).strftime("%H:%M"): MinuteAdmissions(
+            surely[m], possibly[m]
+        )
+        for m in sorted(possibly)
+    }
+    admitted = sorted(a.decided_at for a in answers if a.status == 200)
     most, lo = 0, 0
     for hi, t in enumerate(admitted):  # a sliding window over the admissions, in time order
         while t - admitted[lo] >= WINDOW_S:
@@ -221,7 +252,8 @@ def burst_figures(answers: list[BurstAnswer]) -> BurstFigures:
         other={s: n for s, n in sorted(statuses.items()) if s not in (200, 429)},
         retry_after_share=len(given) / len(refused) if refused else None,
         retry_after_s=(min(given), max(given)) if given else None,
-        admitted_per_minute=dict(sorted(per_minute.items())),
+        admitted_per_minute=per_minute,
+        admitted_spans=spans,
         most_admitted_in_60s=most,
     )
 

@@ -16,13 +16,20 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import ConfigError
-from harness.faults.burst import Burst, BurstAnswer, BurstPlan, burst_figures, plan_burst
+from harness.faults.burst import (
+    Burst,
+    BurstAnswer,
+    BurstPlan,
+    MinuteAdmissions,
+    burst_figures,
+    plan_burst,
+)
 from harness.measure.summary import LoadSummary
 from harness.spec.experiment import ExperimentSpec, Fault, TrafficBurst, unknown_targets
 from harness.spec.loader import load_yaml_model
 from harness.spec.stack import StackSpec
 from harness.stack import RunningStack
-from harness.verdict.burst import burst_checks
+from harness.verdict.burst import burst_checks, fits_budget
 
 FAULT = TypeAdapter(Fault)
 LOAD_KEY = "sk-load"
@@ -227,12 +234,63 @@ def test_figures_count_admissions_per_clock_minute_and_over_any_60s() -> None:
     # 100 admitted in the 5 s before 12:01, 8 in the 5 s after: a sliding-window limiter's turn.
     admitted = [55 + i * 0.05 for i in range(100)] + [60.5 + i * 0.5 for i in range(8)]
     fig = burst_figures(_answers(admitted, [59.9, 61.0]))
-    assert fig.admitted_per_minute == {"12:00": 100, "12:01": 8}
+    assert fig.admitted_per_minute == {
+        "12:00": MinuteAdmissions(100, 100),
+        "12:01": MinuteAdmissions(8, 8),
+    }
     assert fig.most_admitted_in_60s == 108
     checks = _outcomes(_answers(admitted, [59.9, 61.0]))
     assert all(c.outcome == "pass" for c in checks.values()), checks
     budget = checks["admitted within the budget per minute"].measured
     assert budget["most_admitted_per_minute"] == 100 and budget["most_admitted_in_60s"] == 108
+
+
+def test_an_admission_answered_across_the_minutes_turn_may_belong_to_either_minute() -> None:
+    # Seen on a busy runner: the limiter admitted 100 in its minute and 6 in the next, the 101st
+    # decided just after the turn but sent 10 ms before it, so its round trip's midpoint fell
+    # in the first minute. Either minute can hold it within the budget: a pass.
+    admitted = [5 + i * 0.05 for i in range(100)] + [61.0 + i * 0.6 for i in range(5)]
+    answers = [*_answers(admitted, [30.0]), BurstAnswer(T0 + 59.99, T0 + 60.004, 200)]
+    fig = burst_figures(answers)
+    assert fig.admitted_per_minute == {
+        "12:00": MinuteAdmissions(100, 101),
+        "12:01": MinuteAdmissions(5, 6),
+    }
+    assert str(fig.admitted_per_minute["12:00"]) == "100 (+1 across its turn)"
+    c = _outcomes(answers)["admitted within the budget per minute"]
+    assert c.outcome == "pass", c
+    assert c.measured["most_admitted_per_minute"] == 100
+    assert "12:00 UTC: 100 (+1 across its turn), 12:01 UTC: 5 (+1 across its turn)" in c.reasons[0]
+
+
+def test_admissions_across_the_turn_that_fit_in_no_minute_leave_the_check_undecided() -> None:
+    # A full minute each side: the two across the turn are over the budget in one of them, but
+    # the client cannot tell which, so it cannot show either minute over.
+    admitted = [1 + i * 0.5 for i in range(100)] + [61 + i * 0.5 for i in range(100)]
+    answers = _answers(admitted, []) + [BurstAnswer(T0 + 59.99, T0 + 60.01, 200)] * 2
+    c = _outcomes(answers)["admitted within the budget per minute"]
+    assert c.outcome == "warn" and c.measured["decision"] == "inconclusive", c
+    assert "cannot all be placed within it, nor shown over it" in c.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("spans", "budget", "fits"),
+    [
+        ([], 100, True),
+        ([(0, 0)] * 3, 3, True),
+        ([(0, 0)] * 4, 3, False),
+        ([(0, 0)] * 3 + [(0, 1)], 3, True),  # the one across the turn goes to the next minute
+        ([(0, 0)] * 3 + [(0, 1)] + [(1, 1)] * 3, 3, False),
+        ([(0, 1)] * 6, 3, True),
+        ([(0, 1)] * 6 + [(5, 5)] * 3, 3, True),  # a gap of empty minutes
+        ([(0, 2), (1, 1), (1, 1), (2, 2), (2, 2)], 2, True),  # the long one goes first
+        ([(0, 0)], 0, False),
+    ],
+)
+def test_the_admissions_fit_the_budget_when_each_can_be_given_a_minute(
+    spans: list[tuple[int, int]], budget: int, fits: bool
+) -> None:
+    assert fits_budget(spans, budget) is fits
 
 
 def test_a_limiter_admitting_over_the_budget_fails() -> None:
