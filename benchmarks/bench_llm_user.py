@@ -1,11 +1,14 @@
 """Benchmark (not a test): requests/s of one Locust process with the instrumented LLM user, beside
 Locust's plain FastHttpUser, against one trivial endpoint (nginx answering a canned SSE stream).
 
-    .venv/bin/python benchmarks/bench_llm_user.py [--users 32] [--duration 10]
+    .venv/bin/python benchmarks/bench_llm_user.py [--users 32] [--duration 10] [--rounds 3]
 
-Both run closed loop, no think time, one process each, one after the other; the printed ratio is
-instrumented / plain. It asserts nothing: the numbers depend on the machine and what else runs.
-Each run appends its figures to benchmarks/figures.jsonl (`--no-record`: not).
+Both run closed loop, no think time, one process each, one after the other, in rounds: each
+round runs the pair, in turn plain first and instrumented first, so that a machine speeding up or
+slowing down during the run favours neither. Each round's ratio is instrumented / plain; the
+figure is their median, printed with their range. It asserts nothing: the numbers depend on the
+machine and what else runs. Each run appends its figures to benchmarks/figures.jsonl
+(`--no-record`: not).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,32 +158,59 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=32)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3, help="pairs of runs, in alternating order")
     ap.add_argument("--no-record", action="store_true", help="do not append to figures.jsonl")
     args = ap.parse_args()
     d = Path(tempfile.mkdtemp(prefix="bench-llm-user-"))
     proc, url = start_nginx(d)
+    print(
+        f"endpoint: nginx return 200 (canned SSE, {len(CANNED)} bytes), {args.users} users, "
+        f"{args.duration:g}s a run, 1 process, {args.rounds} rounds"
+    )
+    rounds: list[tuple[float, float]] = []
     try:
-        inst = instrumented_rps(url, args.users, args.duration, d)
-        plain = plain_rps(url, args.users, args.duration, d)
+        for i in range(args.rounds):
+            runs = {
+                "instrumented": lambda: instrumented_rps(url, args.users, args.duration, d),
+                "plain": lambda: plain_rps(url, args.users, args.duration, d),
+            }
+            order = ["instrumented", "plain"] if i % 2 == 0 else ["plain", "instrumented"]
+            rps = {name: runs[name]() for name in order}
+            rounds.append((rps["instrumented"], rps["plain"]))
+            inst, plain = rounds[-1]
+            print(
+                f"  round {i + 1} ({order[0]} first): instrumented LLM user {inst:7.0f} req/s, "
+                f"plain FastHttpUser {plain:7.0f} req/s, ratio {inst / plain:.2f}"
+            )
     finally:
         proc.send_signal(signal.SIGQUIT)
         proc.wait(timeout=10)
         shutil.rmtree(d, ignore_errors=True)
+    ratios = [i / p for i, p in rounds]
+    inst = statistics.median(i for i, _ in rounds)
+    plain = statistics.median(p for _, p in rounds)
+    ratio = statistics.median(ratios)
+    print(f"  instrumented LLM user : {inst:9.0f} req/s (median of {len(rounds)})")
+    print(f"  plain FastHttpUser    : {plain:9.0f} req/s (median of {len(rounds)})")
     print(
-        f"endpoint: nginx return 200 (canned SSE, {len(CANNED)} bytes), {args.users} users, "
-        f"{args.duration:g}s, 1 process"
+        f"  ratio instrumented/plain: {ratio:.2f} (median of the rounds' ratios; "
+        f"{min(ratios):.2f}-{max(ratios):.2f})"
     )
-    print(f"  instrumented LLM user : {inst:9.0f} req/s")
-    print(f"  plain FastHttpUser    : {plain:9.0f} req/s")
-    print(f"  ratio instrumented/plain: {inst / plain:.2f}")
     if not args.no_record:
         record(
             "bench_llm_user",
-            {"users": args.users, "duration_s": args.duration, "processes": 1},
+            {
+                "users": args.users,
+                "duration_s": args.duration,
+                "processes": 1,
+                "rounds": args.rounds,
+            },
             {
                 "instrumented_rps": round(inst),
                 "plain_rps": round(plain),
-                "ratio": round(inst / plain, 3),
+                "ratio": round(ratio, 3),
+                "ratio_min": round(min(ratios), 3),
+                "ratio_max": round(max(ratios), 3),
             },
         )
 
