@@ -168,12 +168,12 @@ def main() -> None:
         f"{args.duration:g}s a run, 1 process, {args.rounds} rounds"
     )
     rounds: list[tuple[float, float]] = []
+    runs = {
+        "instrumented": lambda: instrumented_rps(url, args.users, args.duration, d),
+        "plain": lambda: plain_rps(url, args.users, args.duration, d),
+    }
     try:
         for i in range(args.rounds):
-            runs = {
-                "instrumented": lambda: instrumented_rps(url, args.users, args.duration, d),
-                "plain": lambda: plain_rps(url, args.users, args.duration, d),
-            }
             order = ["instrumented", "plain"] if i % 2 == 0 else ["plain", "instrumented"]
             rps = {name: runs[name]() for name in order}
             rounds.append((rps["instrumented"], rps["plain"]))

@@ -86,7 +86,6 @@ def budget_check(title: str, fig: BurstFigures, per_minute: int) -> CheckResult:
     """At most the budget in any clock minute. The client knows each decision's time only
     within its round trip: a minute fails on the admissions it surely holds, and passes when the
     ones across its turns can be placed within the budget; otherwise it is undecided."""
-    name = f"{title}: admitted within the budget per minute"
     minutes = fig.per_minute_text()
     measured: dict[str, float | int | str | None] = {
         "most_admitted_per_minute": max(
@@ -101,32 +100,24 @@ def budget_check(title: str, fig: BurstFigures, per_minute: int) -> CheckResult:
         for m, n in fig.admitted_per_minute.items()
         if n.surely > per_minute
     ]
+    summary = f"admitted per clock minute {minutes}; budget {per_minute}"
     if over:
-        return CheckResult(
-            name=name,
-            category="chaos",
-            outcome="fail",
-            reasons=over,
-            measured={**measured, "decision": "fail"},
-        )
-    if not fits_budget(fig.admitted_spans, per_minute):
-        return CheckResult(
-            name=name,
-            category="chaos",
-            outcome="warn",
-            reasons=[
-                f"admitted per clock minute {minutes}; budget {per_minute}: the admissions "
-                "answered across a minute's turn cannot all be placed within it, nor shown "
-                "over it (a decision's time is known only within its round trip): inconclusive"
-            ],
-            measured={**measured, "decision": "inconclusive"},
-        )
+        outcome, decision, reasons = "fail", "fail", over
+    elif fits_budget(fig.admitted_spans, per_minute):
+        outcome, decision, reasons = "pass", "pass", [summary]
+    else:
+        outcome, decision = "warn", "inconclusive"
+        reasons = [
+            f"{summary}: the admissions answered across a minute's turn cannot all be placed "
+            "within it, nor shown over it (a decision's time is known only within its round "
+            "trip): inconclusive"
+        ]
     return CheckResult(
-        name=name,
+        name=f"{title}: admitted within the budget per minute",
         category="chaos",
-        outcome="pass",
-        reasons=[f"admitted per clock minute {minutes}; budget {per_minute}"],
-        measured={**measured, "decision": "pass"},
+        outcome=outcome,
+        reasons=reasons,
+        measured={**measured, "decision": decision},
     )
 
 

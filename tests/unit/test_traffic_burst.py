@@ -246,9 +246,9 @@ def test_figures_count_admissions_per_clock_minute_and_over_any_60s() -> None:
 
 
 def test_an_admission_answered_across_the_minutes_turn_may_belong_to_either_minute() -> None:
-    # Seen on a busy runner: the limiter admitted 100 in its minute and 6 in the next, the 101st
-    # decided just after the turn but sent 10 ms before it, so its round trip's midpoint fell
-    # in the first minute. Either minute can hold it within the budget: a pass.
+    # As seen once on a busy runner (106 admitted, 101 of them in one minute by their round
+    # trips' midpoints): one sent 10 ms before the turn and answered 4 ms after it may have been
+    # decided on either side. Either minute can hold it within the budget: a pass.
     admitted = [5 + i * 0.05 for i in range(100)] + [61.0 + i * 0.6 for i in range(5)]
     answers = [*_answers(admitted, [30.0]), BurstAnswer(T0 + 59.99, T0 + 60.004, 200)]
     fig = burst_figures(answers)
