@@ -13,6 +13,9 @@ gate: install
 # Tests that wait run side by side; the few that measure time run after them, alone.
 TEST_WORKERS ?= 6
 PYTEST_PHASES := -p no:randomly
+# The phases without the fuzz tests leave schemathesis's plugin out (with hypothesis, about 0.5 s
+# of imports in every pytest process).
+NO_FUZZ := -p no:schemathesis
 
 # The linters and the layering contract first (about a second), then the suite in three phases:
 # 1. every test that waits on real services (integration, chaos, docker), side by side;
@@ -24,20 +27,28 @@ PYTEST_PHASES := -p no:randomly
 # 3. the other tests that measure time, alone.
 # The nice value goes to the group's autogroup (a session of its own: setsid): across sessions
 # the kernel weighs groups, not processes.
+# pytest rewrites the asserts of every test module and plugin package it imports (about 550
+# modules, schemathesis's and hypothesis's among them) and caches the result as bytecode, which
+# PYTHONDONTWRITEBYTECODE (set on some machines) forbids: then every pytest process rewrote and
+# compiled them again, 4.4 s of CPU against 1.8 s from the cache. The suite lets it write, and one
+# collection fills the cache before the six workers start.
 LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
 LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_schema.py \
 	test_fuzz_nginx.py test_gateway_api.py test_log_store.py test_gate_crash.py \
 	test_pytest_plugin.py)
 # The last phase's paths: SERIAL_HOMES in tests/conftest.py, the same (a unit test compares them).
 SERIAL_PATHS := tests/integration tests/unit/load/test_load_client.py
+test: export PYTHONDONTWRITEBYTECODE :=
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) --collect-only -q $(addprefix --ignore=,$(LOW_BESIDE_GATE)) \
+		> /dev/null
 	@# Every phase runs even when an earlier one fails (all results in one go); any failing fails.
-	$(BIN)/pytest $(PYTEST_PHASES) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
+	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
 		$(addprefix --ignore=,$(LOW_BESIDE_GATE)) --durations=15 \
 		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
 	$(LOW) sh -c '$(BIN)/mypy; t=$$?; $(BIN)/pip check; d=$$?; "$$0" "$$@"; u=$$?; \
@@ -45,11 +56,11 @@ test: install
 		$(BIN)/pytest $(PYTEST_PHASES) -n 2 --dist loadgroup -q -m "not serial" \
 		$(LOW_BESIDE_GATE) --junitxml=reports/runs/suite-unit.xml \
 		> reports/runs/suite-unit.log 2>&1 & unit_pid=$$!; \
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial tests/integration/test_make_gate.py --durations=1 \
+	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) -m serial tests/integration/test_make_gate.py --durations=1 \
 		--junitxml=reports/runs/suite-gate.xml; gate=$$?; \
 	wait $$unit_pid; unit=$$?; \
 	[ $$unit -eq 0 ] && tail -n 4 reports/runs/suite-unit.log || cat reports/runs/suite-unit.log; \
-	$(BIN)/pytest $(PYTEST_PHASES) -m serial $(SERIAL_PATHS) \
+	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) -m serial $(SERIAL_PATHS) \
 		--deselect tests/integration/test_make_gate.py \
 		--durations=5 --junitxml=reports/runs/suite-serial.xml; serial=$$?; \
 	[ $$parallel -eq 0 ] && [ $$unit -eq 0 ] && [ $$gate -eq 0 ] && [ $$serial -eq 0 ]
