@@ -17,7 +17,8 @@ PYTEST_PHASES := -p no:randomly
 # of imports in every pytest process).
 NO_FUZZ := -p no:schemathesis
 
-# The linters and the layering contract first (about a second), then the suite in three phases:
+# The linters and the layering contract first (about a second), one collection (it fills
+# pytest's cache, below), then the suite in three phases:
 # 1. every test that waits on real services (integration, chaos, docker), side by side;
 # 2. `make gate`'s own test alone at normal weight and, beside it in a session group of the
 #    lowest weight (nice 19: they take only the CPU the gate leaves; the gate waits most of its
@@ -27,18 +28,18 @@ NO_FUZZ := -p no:schemathesis
 # 3. the other tests that measure time, alone.
 # The nice value goes to the group's autogroup (a session of its own: setsid): across sessions
 # the kernel weighs groups, not processes.
-# pytest rewrites the asserts of every test module and plugin package it imports (about 550
-# modules, schemathesis's and hypothesis's among them) and caches the result as bytecode, which
-# PYTHONDONTWRITEBYTECODE (set on some machines) forbids: then every pytest process rewrote and
-# compiled them again, 4.4 s of CPU against 1.8 s from the cache. The suite lets it write, and one
-# collection fills the cache before the six workers start.
 LOW := setsid -w nice -n 19 sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$$0" "$$@"'
 LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_schema.py \
 	test_fuzz_nginx.py test_gateway_api.py test_log_store.py test_gate_crash.py \
 	test_pytest_plugin.py)
 # The last phase's paths: SERIAL_HOMES in tests/conftest.py, the same (a unit test compares them).
 SERIAL_PATHS := tests/integration tests/unit/load/test_load_client.py
-test: export PYTHONDONTWRITEBYTECODE :=
+# pytest rewrites the asserts of every test module and plugin package it imports (about 550
+# modules, schemathesis's and hypothesis's among them) and caches the result as bytecode, which
+# PYTHONDONTWRITEBYTECODE (set on some machines) forbids: then every pytest process rewrote and
+# compiled them again, 4.4 s of CPU against 1.8 s from the cache. The test targets let it write,
+# and in `make test` one collection fills the cache before the six workers start.
+test test-unit test-random: export PYTHONDONTWRITEBYTECODE :=
 test: install
 	$(BIN)/ruff check harness stack scenarios tests benchmarks
 	$(BIN)/ruff format --check harness stack scenarios tests benchmarks
