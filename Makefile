@@ -34,6 +34,8 @@ LOW_BESIDE_GATE := tests/unit $(addprefix tests/integration/,test_fuzz_gateway_s
 	test_pytest_plugin.py)
 # The last phase's paths: SERIAL_HOMES in tests/conftest.py, the same (a unit test compares them).
 SERIAL_PATHS := tests/integration tests/unit/load/test_load_client.py
+# The first phase's tests: everything but what runs beside the gate.
+FIRST_PHASE := $(addprefix --ignore=,$(LOW_BESIDE_GATE))
 # pytest rewrites the asserts of every test module and plugin package it imports (about 550
 # modules, schemathesis's and hypothesis's among them) and caches the result as bytecode, which
 # PYTHONDONTWRITEBYTECODE (set on some machines) forbids: then every pytest process rewrote and
@@ -46,11 +48,10 @@ test: install
 	.tools/bin/actionlint -shellcheck /usr/bin/shellcheck ci-templates/github-actions.yml
 	$(BIN)/mkdocs build --strict --quiet --site-dir reports/runs/site
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) --collect-only -q $(addprefix --ignore=,$(LOW_BESIDE_GATE)) \
-		> /dev/null
+	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) --collect-only -q $(FIRST_PHASE) > /dev/null
 	@# Every phase runs even when an earlier one fails (all results in one go); any failing fails.
 	$(BIN)/pytest $(PYTEST_PHASES) $(NO_FUZZ) -n $(TEST_WORKERS) --dist loadgroup -m "not serial" \
-		$(addprefix --ignore=,$(LOW_BESIDE_GATE)) --durations=15 \
+		$(FIRST_PHASE) --durations=15 \
 		--junitxml=reports/runs/suite-parallel.xml; parallel=$$?; \
 	$(LOW) sh -c '$(BIN)/mypy; t=$$?; $(BIN)/pip check; d=$$?; "$$0" "$$@"; u=$$?; \
 		[ $$t -eq 0 ] && [ $$d -eq 0 ] && [ $$u -eq 0 ]' \
